@@ -1,0 +1,3 @@
+from cronflow.cli import main
+
+main()

@@ -1,0 +1,496 @@
+"""Reading jobs.toml: the only module that sees raw TOML.
+
+`load()` turns a file into a validated `JobFile` or raises one `ConfigError` that lists every
+problem found, each with its line, job, key and a fix, so a user mends them all in one pass.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from cronflow import dag, schedule
+from cronflow.errors import ConfigError, Problem
+from cronflow.model import (
+    AlertEvent,
+    AlertSettings,
+    Cadence,
+    CatchUp,
+    Job,
+    JobFile,
+    Overlap,
+    RetryPolicy,
+    Settings,
+)
+
+JOBS_ENV_VAR = "CRONFLOW_JOBS"
+DEFAULT_JOBS_FILE = "jobs.toml"
+JOB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
+
+
+def find_jobs_file(explicit: Path | None, environ: Mapping[str, str], cwd: Path) -> Path:
+    """The jobs file to use: --jobs, else $CRONFLOW_JOBS, else ./jobs.toml."""
+    if explicit is not None:
+        return explicit
+    if environ.get(JOBS_ENV_VAR):
+        return Path(environ[JOBS_ENV_VAR])
+    return cwd / DEFAULT_JOBS_FILE
+
+
+def load(path: Path) -> JobFile:
+    """Read and validate a jobs file; raise ConfigError listing every problem found."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise _single(path, "the file does not exist",
+                      f"Create it (see jobs.toml.example), or point to yours with --jobs PATH "
+                      f"or ${JOBS_ENV_VAR}") from None
+    except UnicodeDecodeError as error:
+        raise _single(path, f"the file is not UTF-8 text (byte {error.start})",
+                      "Save it as UTF-8") from None
+    except OSError as error:
+        raise _single(path, f"the file cannot be read ({error.strerror})",
+                      "Check its permissions, or point to another file with --jobs PATH") from None
+    return parse(text, path)
+
+
+def parse(text: str, path: Path) -> JobFile:
+    """Validate the text of a jobs file; `path` locates it (relative paths start from its folder)."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(path, [_syntax_problem(error)]) from None
+    return _Validator(path, raw, _key_lines(text)).job_file()
+
+
+def _single(path: Path, problem: str, fix: str) -> ConfigError:
+    return ConfigError(path, [Problem(problem=problem, fix=fix)])
+
+
+def _syntax_problem(error: tomllib.TOMLDecodeError) -> Problem:
+    # On Python 3.11 the position is only in the message: "... (at line 3, column 10)".
+    match = re.search(r"\(at line (\d+), column (\d+)\)", str(error))
+    message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(error))
+    return Problem(problem=f"TOML syntax error: {message}",
+                   fix="Fix the syntax at that position (see https://toml.io)",
+                   line=int(match.group(1)) if match else None,
+                   column=int(match.group(2)) if match else None)
+
+
+class _Invalid(Exception):
+    """A value that cannot be used; carries the problem and its fix."""
+
+    def __init__(self, problem: str, fix: str) -> None:
+        super().__init__(problem)
+        self.problem, self.fix = problem, fix
+
+
+# ---- value converters: raw TOML value -> typed value, or _Invalid ------------------------------
+
+def _string(value: Any) -> str:
+    if not isinstance(value, str):
+        raise _Invalid(f"must be a string, not {_type_name(value)}", 'Quote the value: key = "..."')
+    return value
+
+
+def _non_empty_string(value: Any) -> str:
+    if not _string(value).strip():
+        raise _Invalid("is empty", "Give it a value")
+    return value
+
+
+def _integer(minimum: int) -> Callable[[Any], int]:
+    def convert(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _Invalid(f"must be a whole number, not {_type_name(value)}",
+                           f"Write a number such as {max(minimum, 3)}")
+        if value < minimum:
+            raise _Invalid(f"must be {minimum} or more, not {value}", f"Use a number >= {minimum}")
+        return value
+    return convert
+
+
+def _backoff(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _Invalid(f"must be a number, not {_type_name(value)}", "Write a number such as 2.0")
+    if value < 1:
+        raise _Invalid(f"must be 1 or more, not {value}",
+                       "Use 1 for equal delays, 2 to double the delay on each retry")
+    return float(value)
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|d|h|m|s)")
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: Any) -> timedelta:
+    """A duration from seconds (int or float) or text such as "45s", "10m", "1h30m", "2d"."""
+    fix = 'Write seconds (30) or text such as "45s", "10m", "1h30m", "2d"'
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise _Invalid(f"must be a duration, not {_type_name(value)}", fix)
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if re.fullmatch(r"\d+(\.\d+)?", text):
+            seconds = float(text)
+        elif text and re.fullmatch(f"(?:{_DURATION_PART.pattern})+", text):
+            seconds = sum(float(n) * _DURATION_UNITS[u] for n, u in _DURATION_PART.findall(text))
+        else:
+            raise _Invalid(f'"{value}" is not a duration', fix)
+    else:
+        seconds = float(value)
+    if seconds < 0:
+        raise _Invalid(f"must not be negative ({value})", fix)
+    return timedelta(seconds=seconds)
+
+
+def _timezone(value: Any) -> ZoneInfo:
+    name = _string(value)
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise _Invalid(f'"{name}" is not a known time zone',
+                       'Use an IANA name such as "UTC", "Europe/Berlin" or "America/New_York"') from None
+
+
+def _schedule(value: Any) -> str:
+    try:
+        return schedule.check(_string(value))
+    except schedule.ScheduleError as error:
+        raise _Invalid(str(error), 'Write 5 fields, e.g. "0 6 * * *" for 06:00 daily, '
+                       'or a macro such as "@hourly"; see crontab(5)') from None
+
+
+def _env(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise _Invalid(f"must be a table, not {_type_name(value)}",
+                       'Write env = { NAME = "value" }')
+    env = {}
+    for name, item in value.items():
+        if isinstance(item, bool) or not isinstance(item, str | int | float):
+            raise _Invalid(f'variable "{name}" must be a string or number, not {_type_name(item)}',
+                           f'Write {name} = "value"')
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise _Invalid(f'"{name}" is not a valid environment variable name',
+                           "Use letters, digits and _, not starting with a digit")
+        env[name] = str(item)
+    return env
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+        raise _Invalid(f"must be a job name or a list of job names, not {_type_name(value)}",
+                       'Write depends_on = ["extract"]')
+    return tuple(dict.fromkeys(items))
+
+
+def _choice(enum: type) -> Callable[[Any], Any]:
+    def convert(value: Any) -> Any:
+        try:
+            return enum(_string(value))
+        except ValueError:
+            valid = ", ".join(f'"{member.value}"' for member in enum)
+            raise _Invalid(f'"{value}" is not allowed', f"Use one of {valid}") from None
+    return convert
+
+
+def _choices(enum: type) -> Callable[[Any], tuple]:
+    one = _choice(enum)
+
+    def convert(value: Any) -> tuple:
+        if not isinstance(value, list):
+            raise _Invalid(f"must be a list, not {_type_name(value)}",
+                           f'Write a list such as ["{next(iter(enum)).value}"]')
+        return tuple(one(item) for item in value)
+    return convert
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise _Invalid(f"must be a list of strings, not {_type_name(value)}",
+                       'Write a list such as ["json://host/path"]')
+    return tuple(value)
+
+
+def _type_name(value: Any) -> str:
+    names = {str: "a string", bool: "true/false", int: "a number", float: "a number",
+             list: "a list", dict: "a table"}
+    return names.get(type(value), type(value).__name__)
+
+
+JOB_KEYS: dict[str, Callable[[Any], Any]] = {
+    "command": _non_empty_string,
+    "description": _string,
+    "schedule": _schedule,
+    "timezone": _timezone,
+    "cwd": _non_empty_string,
+    "env": _env,
+    "depends_on": _names,
+    "retries": _integer(0),
+    "retry_delay": parse_duration,
+    "retry_backoff": _backoff,
+    "retry_max_delay": parse_duration,
+    "timeout": parse_duration,
+    "kill_grace": parse_duration,
+    "catchup": _choice(CatchUp),
+    "overlap": _choice(Overlap),
+}
+NOT_IN_DEFAULTS = {"command", "depends_on", "description"}
+SETTINGS_KEYS: dict[str, Callable[[Any], Any]] = {
+    "timezone": _timezone,
+    "state_dir": _non_empty_string,
+    "max_parallel": _integer(1),
+}
+ALERT_KEYS: dict[str, Callable[[Any], Any]] = {
+    "urls": _strings,
+    "config": _non_empty_string,
+    "on": _choices(AlertEvent),
+}
+TABLES = ("cronflow", "defaults", "alerts", "jobs")
+# jobs.toml key -> model field, for keys that are copied as they are when present
+RETRY_FIELDS = {"retry_delay": "delay", "retry_backoff": "backoff", "retry_max_delay": "max_delay"}
+JOB_FIELDS = {key: key for key in ("description", "env", "depends_on", "kill_grace", "catchup",
+                                   "overlap")}
+
+
+def _present(values: dict[str, Any], fields: dict[str, str]) -> dict[str, Any]:
+    return {field: values[key] for key, field in fields.items() if key in values}
+
+
+@dataclass
+class _Validator:
+    """Collects every problem in a parsed jobs file while building its model."""
+
+    path: Path
+    raw: dict[str, Any]
+    lines: dict[tuple[str, ...], int]
+
+    def __post_init__(self) -> None:
+        self.problems: list[Problem] = []
+        self.folder = self.path.parent
+
+    def job_file(self) -> JobFile:
+        self._check_keys(self.raw, TABLES, ())
+        settings = self._settings()
+        alerts = self._alerts()
+        defaults = self._table(("defaults",), {k: v for k, v in JOB_KEYS.items()
+                                               if k not in NOT_IN_DEFAULTS})
+        jobs = self._jobs(defaults, settings)
+        if self.problems:
+            raise ConfigError(self.path, self.problems)
+        return JobFile(path=self.path, settings=settings, alerts=alerts, jobs=jobs)
+
+    # ---- tables ------------------------------------------------------------------------------
+
+    def _table(self, at: tuple[str, ...], converters: Mapping[str, Callable]) -> dict[str, Any]:
+        """The converted values of the table at `at`, reporting bad or unknown keys."""
+        table = self.raw
+        for part in at:
+            table = table.get(part, {})
+        if not isinstance(table, dict):
+            self._report(at, f"must be a table, not {_type_name(table)}",
+                         f"Write it as a [{'.'.join(at)}] table")
+            return {}
+        self._check_keys(table, converters, at)
+        values = {}
+        for key, value in table.items():
+            if key in converters:
+                try:
+                    values[key] = converters[key](value)
+                except _Invalid as invalid:
+                    self._report(at + (key,), invalid.problem, invalid.fix)
+        return values
+
+    def _check_keys(self, table: dict, known, at: tuple[str, ...]) -> None:
+        for key in table:
+            if key not in known:
+                close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+                fix = (f'Did you mean "{close[0]}"?' if close
+                       else f"Known keys: {', '.join(sorted(known))}")
+                where = f"[{'.'.join(at)}]" if at else "the top level"
+                self._report(at + (key,), f"unknown key in {where}", fix)
+
+    def _settings(self) -> Settings:
+        values = self._table(("cronflow",), SETTINGS_KEYS)
+        return Settings(timezone=values.get("timezone", ZoneInfo("UTC")),
+                        state_dir=self._resolve(values.get("state_dir", ".cronflow")),
+                        max_parallel=values.get("max_parallel", 4))
+
+    def _alerts(self) -> AlertSettings:
+        values = self._table(("alerts",), ALERT_KEYS)
+        defaults = AlertSettings()
+        config = values.get("config")
+        return AlertSettings(urls=values.get("urls", defaults.urls),
+                             config=self._resolve(config) if config else None,
+                             on=values.get("on", defaults.on))
+
+    def _jobs(self, defaults: dict[str, Any], settings: Settings) -> dict[str, Job]:
+        tables = self.raw.get("jobs", {})
+        if not isinstance(tables, dict) or not tables:
+            self._report(("jobs",), "no jobs are declared",
+                         'Add a job: [jobs.hello] with command = "echo hello"')
+            return {}
+        jobs = {}
+        for name, table in tables.items():
+            if not JOB_NAME.match(name):
+                self._report(("jobs", name), f'job name "{name}" is not allowed',
+                             "Use letters, digits, '_', '-' and '.', starting with a letter "
+                             "or digit", job=name)
+                continue
+            if not isinstance(table, dict):
+                self._report(("jobs", name), f"must be a table, not {_type_name(table)}",
+                             f'Write [jobs.{name}] followed by command = "..."', job=name)
+                continue
+            values = {**defaults, **self._table(("jobs", name), JOB_KEYS)}
+            if "env" in defaults and "env" in values:
+                values["env"] = {**defaults["env"], **values["env"]}
+            if "command" not in values:
+                if "command" not in table:
+                    self._report(("jobs", name), "has no command",
+                                 'Add command = "..." (run by /bin/sh -c)', job=name)
+                continue
+            jobs[name] = self._job(name, values, settings)
+        self._check_dependencies(jobs)
+        return jobs
+
+    def _job(self, name: str, values: dict[str, Any], settings: Settings) -> Job:
+        cwd = self._resolve(values.get("cwd", "."))
+        if "cwd" in values and not cwd.is_dir():
+            self._report(("jobs", name, "cwd"), f'"{cwd}" is not a directory',
+                         "Create it, or fix the path (relative paths start at the jobs file)")
+        timezone = values.get("timezone", settings.timezone)
+        retry = RetryPolicy(**_present(values, RETRY_FIELDS))
+        if "retries" in values:
+            retry = replace(retry, attempts=values["retries"] + 1)
+        job = Job(
+            name=name,
+            command=values["command"],
+            schedule=values.get("schedule"),
+            timezone=timezone,
+            cadence=Cadence(values.get("schedule"), timezone),
+            cwd=cwd,
+            retry=retry,
+            timeout=values.get("timeout") or None,  # 0 means no timeout
+            **_present(values, JOB_FIELDS),
+        )
+        return replace(job, config_hash=hashlib.sha256(repr(job).encode()).hexdigest()[:12])
+
+    # ---- the graph ---------------------------------------------------------------------------
+
+    def _check_dependencies(self, jobs: dict[str, Job]) -> None:
+        declared = set(self.raw.get("jobs", {}))
+        for job in jobs.values():
+            for upstream in job.depends_on:
+                if upstream not in declared:
+                    close = difflib.get_close_matches(upstream, sorted(declared), n=1)
+                    hint = f'Did you mean "{close[0]}"? ' if close else ""
+                    self._report(("jobs", job.name, "depends_on"),
+                                 f'depends on "{upstream}", which is not a job',
+                                 f"{hint}Fix the name or add [jobs.{upstream}]")
+        graph = {job.name: [u for u in job.depends_on if u in jobs] for job in jobs.values()}
+        cycle = dag.find_cycle(graph)
+        if cycle:
+            self._report(("jobs", cycle[0], "depends_on"),
+                         f"dependency cycle: {' -> '.join(cycle)}",
+                         "Remove one of these dependencies; a job cannot wait for itself")
+        else:
+            jobs.update(self._with_cadences(jobs, graph))
+
+    def _with_cadences(self, jobs: dict[str, Job], graph: dag.Graph) -> dict[str, Job]:
+        """Give every unscheduled job the cadence its upstreams share, or report the clash."""
+        jobs = dict(jobs)
+        for name in dag.topological_order(graph):
+            job = jobs[name]
+            upstreams = graph[name]
+            if job.schedule is not None or not upstreams:
+                continue
+            cadences = {jobs[upstream].cadence for upstream in upstreams}
+            if len(cadences) > 1:
+                listed = ", ".join(f"{u} runs {jobs[u].cadence.describe()}" for u in upstreams)
+                self._report(("jobs", name, "depends_on"),
+                             f"has no schedule and its upstreams run on different schedules "
+                             f"({listed})",
+                             "Give this job its own schedule; it then runs after the latest "
+                             "run of each upstream at or before its own time")
+                continue
+            jobs[name] = replace(job, cadence=cadences.pop())
+        return jobs
+
+    # ---- helpers -----------------------------------------------------------------------------
+
+    def _resolve(self, text: str) -> Path:
+        return (self.folder / os.path.expanduser(text)).absolute()
+
+    def _report(self, at: tuple[str, ...], problem: str, fix: str, job: str | None = None) -> None:
+        if job is None and len(at) >= 2 and at[0] == "jobs":
+            job = at[1]
+        if at[:1] == ("jobs",):
+            key = at[2] if len(at) >= 3 else None
+        else:
+            key = ".".join(at)  # e.g. "defaults.retries"
+        self.problems.append(Problem(problem=problem, fix=fix, line=self._line_of(at),
+                                     job=job, key=key))
+
+    def _line_of(self, at: tuple[str, ...]) -> int | None:
+        for length in range(len(at), 0, -1):
+            if at[:length] in self.lines:
+                return self.lines[at[:length]]
+        return None
+
+
+def _key_lines(text: str) -> dict[tuple[str, ...], int]:
+    """Where each table and key is first written: dotted path -> 1-based line number.
+
+    tomllib does not report positions, so this scans the text line by line, letting tomllib
+    parse each header and key on its own to get exactly the path TOML gives it.
+    """
+    lines: dict[tuple[str, ...], int] = {}
+    table: tuple[str, ...] = ()
+    open_string: str | None = None
+    for number, line in enumerate(text.splitlines(), start=1):
+        if open_string:
+            if line.count(open_string) % 2 == 1:
+                open_string = None
+            continue
+        stripped = line.strip()
+        if stripped.startswith("["):
+            table = _path_of(stripped) or table
+            _record(lines, table, number)
+            continue
+        match = re.match(r"\s*([^=#\s][^=]*?)\s*=(.*)", line)
+        if not match:
+            continue
+        key = _path_of(match.group(1) + " = 0")
+        if key:
+            _record(lines, table + key, number)
+        for quotes in ('"""', "'''"):
+            if match.group(2).count(quotes) % 2 == 1:
+                open_string = quotes
+    return lines
+
+
+def _path_of(fragment: str) -> tuple[str, ...] | None:
+    """The key path a lone header (`[jobs."a b"]`) or key (`env.A = 0`) stands for."""
+    try:
+        node: Any = tomllib.loads(fragment)
+    except tomllib.TOMLDecodeError:
+        return None
+    path = []
+    while isinstance(node, dict) and len(node) == 1:
+        key, node = next(iter(node.items()))
+        path.append(key)
+    return tuple(path) or None
+
+
+def _record(lines: dict[tuple[str, ...], int], path: tuple[str, ...], number: int) -> None:
+    for length in range(1, len(path) + 1):
+        lines.setdefault(path[:length], number)

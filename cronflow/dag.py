@@ -1,0 +1,57 @@
+"""The dependency graph between job names: cycles, order and closures. Pure functions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from graphlib import CycleError, TopologicalSorter
+
+Graph = Mapping[str, Iterable[str]]  # job -> the jobs it depends on
+
+
+def find_cycle(graph: Graph) -> list[str] | None:
+    """A list of jobs forming a cycle, first job repeated at the end (a -> b -> a), or None."""
+    try:
+        TopologicalSorter(graph).prepare()
+    except CycleError as error:
+        # graphlib reports the cycle walked against the dependency direction; reverse it so it
+        # reads "a depends on b depends on a".
+        return list(reversed(error.args[1]))
+    return None
+
+
+def topological_order(graph: Graph) -> list[str]:
+    """Every job after all the jobs it depends on; ties keep the graph's own order."""
+    sorter = TopologicalSorter(graph)
+    sorter.prepare()
+    order: list[str] = []
+    position = {name: index for index, name in enumerate(graph)}
+    while sorter.is_active():
+        ready = sorted(sorter.get_ready(), key=lambda name: position.get(name, len(position)))
+        order.extend(ready)
+        sorter.done(*ready)
+    return order
+
+
+def downstream_of(graph: Graph, names: Iterable[str]) -> set[str]:
+    """The given jobs and every job that depends on them, directly or not."""
+    dependents: dict[str, set[str]] = {}
+    for job, upstreams in graph.items():
+        for upstream in upstreams:
+            dependents.setdefault(upstream, set()).add(job)
+    return _closure(names, lambda name: dependents.get(name, ()))
+
+
+def upstream_of(graph: Graph, names: Iterable[str]) -> set[str]:
+    """The given jobs and every job they depend on, directly or not."""
+    return _closure(names, lambda name: graph.get(name, ()))
+
+
+def _closure(start: Iterable[str], neighbours) -> set[str]:
+    seen = set(start)
+    pending = list(seen)
+    while pending:
+        for neighbour in neighbours(pending.pop()):
+            if neighbour not in seen:
+                seen.add(neighbour)
+                pending.append(neighbour)
+    return seen

@@ -1,0 +1,65 @@
+"""The errors cronflow reports to users; each knows its exit status and prints as one paragraph."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+EXIT_BAD_INPUT = 2
+
+
+class CronflowError(Exception):
+    """Base of every error meant for the user rather than for a traceback."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Problem:
+    """One thing wrong with a jobs file, located as precisely as we can."""
+
+    problem: str
+    fix: str
+    line: int | None = None
+    column: int | None = None
+    job: str | None = None
+    key: str | None = None
+
+    def describe(self, path: Path) -> str:
+        """`jobs.toml:14: job "load", key "depends_on": <problem>. <fix>`"""
+        where = str(path)
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        subject = []
+        if self.job is not None:
+            subject.append(f'job "{self.job}"')
+        if self.key is not None:
+            subject.append(f'key "{self.key}"')
+        prefix = f"{where}: " + (", ".join(subject) + ": " if subject else "")
+        return f"{prefix}{self.problem}. {self.fix}"
+
+
+class ConfigError(CronflowError):
+    """A jobs file that cannot be used, with every problem found in it."""
+
+    def __init__(self, path: Path, problems: list[Problem]) -> None:
+        self.path = path
+        self.problems = sorted(problems, key=lambda p: (p.line or 0, p.job or "", p.key or ""))
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        count = len(self.problems)
+        head = f"{self.path}: {count} problem{'s' if count != 1 else ''} found; nothing was run."
+        return "\n".join([head, *(f"  {p.describe(self.path)}" for p in self.problems)])
+
+
+class UsageError(CronflowError):
+    """A command-line argument that names something that does not exist or cannot be parsed."""
+
+
+class StoreError(CronflowError):
+    """The run log or state directory cannot be written; the run is not started."""
+
+    exit_code = 1

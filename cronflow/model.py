@@ -1,0 +1,206 @@
+"""The typed model every module shares: jobs, settings, planned runs and log events. No I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+LOG_SCHEMA_VERSION = 1
+
+
+class CatchUp(StrEnum):
+    """What the scheduler does with ticks missed while cronflow was not running."""
+
+    LATEST = "latest"  # run only the most recent missed tick
+    ALL = "all"  # run every missed tick, oldest first
+    NONE = "none"  # run none of them; wait for the next tick
+
+
+class Overlap(StrEnum):
+    """What a newly due run does while the same job still runs from another invocation."""
+
+    SKIP = "skip"
+    QUEUE = "queue"
+    ALLOW = "allow"
+
+
+class AlertEvent(StrEnum):
+    FAILURE = "failure"
+    RECOVERY = "recovery"
+    RETRY = "retry"
+    MISSED = "missed"
+    SUCCESS = "success"
+
+
+class RunKind(StrEnum):
+    """Why a run happens; every run's process sees it as CRONFLOW_RUN_KIND."""
+
+    SCHEDULED = "scheduled"
+    CATCHUP = "catchup"
+    BACKFILL = "backfill"
+    MANUAL = "manual"
+
+
+class EventType(StrEnum):
+    """The kind of line in runs.jsonl."""
+
+    STARTED = "started"
+    FINISHED = "finished"
+    UPSTREAM_FAILED = "upstream_failed"
+    SKIPPED = "skipped"
+    MISSED = "missed"
+    ABANDONED = "abandoned"
+    ALERT = "alert"
+
+
+class RunStatus(StrEnum):
+    """The state of a run after an event; `running` only follows `started`."""
+
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    UPSTREAM_FAILED = "upstream_failed"
+    SKIPPED = "skipped"
+    MISSED = "missed"
+    ABANDONED = "abandoned"
+
+    @property
+    def is_failure(self) -> bool:
+        return self in (RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.UPSTREAM_FAILED)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryPolicy:
+    """How often a job is tried and how long it waits between tries."""
+
+    attempts: int = 1  # total tries, including the first
+    delay: timedelta = timedelta(seconds=30)
+    backoff: float = 2.0
+    max_delay: timedelta = timedelta(minutes=10)
+
+    def delay_before(self, attempt: int) -> timedelta:
+        """Delay before try number `attempt` (2 = first retry): delay * backoff**(attempt-2), capped."""
+        seconds = self.delay.total_seconds() * self.backoff ** (attempt - 2)
+        return min(timedelta(seconds=seconds), self.max_delay)
+
+
+@dataclass(frozen=True, slots=True)
+class Cadence:
+    """The ticks a job runs for: its own schedule, the one its upstreams share, or none.
+
+    `expression` None means an unscheduled job with no scheduled upstream: it runs only when
+    asked (`cronflow run --date`), for midnight of that date in `timezone`.
+    """
+
+    expression: str | None
+    timezone: ZoneInfo
+
+    def describe(self) -> str:
+        return f"{self.expression or 'unscheduled'} ({self.timezone.key})"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Job:
+    """One [jobs.NAME] table, with [defaults] applied and every value checked."""
+
+    name: str
+    command: str
+    schedule: str | None  # a 5-field cron expression (macros already expanded), or None
+    timezone: ZoneInfo
+    cadence: Cadence  # = (schedule, timezone) for a scheduled job, else inherited
+    cwd: Path
+    env: dict[str, str] = field(default_factory=dict)
+    depends_on: tuple[str, ...] = ()
+    retry: RetryPolicy = RetryPolicy()
+    timeout: timedelta | None = None
+    kill_grace: timedelta = timedelta(seconds=10)
+    catchup: CatchUp = CatchUp.LATEST
+    overlap: Overlap = Overlap.SKIP
+    description: str = ""
+    config_hash: str = ""  # changes whenever anything in this job's definition changes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    """The [cronflow] table."""
+
+    timezone: ZoneInfo
+    state_dir: Path
+    max_parallel: int = 4
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlertSettings:
+    """The [alerts] table: where failure alerts go and for which events."""
+
+    urls: tuple[str, ...] = ()
+    config: Path | None = None
+    on: tuple[AlertEvent, ...] = (AlertEvent.FAILURE, AlertEvent.RECOVERY)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobFile:
+    """A whole validated jobs.toml."""
+
+    path: Path
+    settings: Settings
+    alerts: AlertSettings
+    jobs: dict[str, Job]  # in the order the file declares them
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class RunKey:
+    """Identifies a run: one job at one logical time (an aware UTC instant)."""
+
+    job: str
+    logical_time: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlannedRun:
+    """A run the planner decided should happen, and why."""
+
+    key: RunKey
+    kind: RunKind
+
+    @property
+    def job(self) -> str:
+        return self.key.job
+
+    @property
+    def logical_time(self) -> datetime:
+        return self.key.logical_time
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunEvent:
+    """One line of runs.jsonl. Times are aware UTC datetimes."""
+
+    event: EventType
+    job: str
+    logical_time: datetime
+    run_id: str
+    status: RunStatus
+    kind: RunKind
+    attempt: int = 0
+    max_attempts: int = 0
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    duration_s: float | None = None
+    exit_code: int | None = None
+    signal: int | None = None
+    output: dict[str, str] = field(default_factory=dict)  # "stdout"/"stderr" -> path
+    stderr_tail: str = ""
+    reason: str = ""
+    host: str = ""
+    pid: int = 0
+    config_hash: str = ""
+    v: int = LOG_SCHEMA_VERSION
+
+    @property
+    def key(self) -> RunKey:
+        return RunKey(self.job, self.logical_time)

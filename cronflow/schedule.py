@@ -1,0 +1,203 @@
+"""Cron schedules evaluated in an explicit time zone, with Debian cron's DST rules.
+
+This is the only module that uses croniter. croniter iterates *wall-clock* (naive) times
+here; this module alone maps each wall time to real instants, so that the DST rules are
+ours and written down in one place:
+
+- A fixed-time job (neither the minute nor the hour field starts with `*`, cronie's rule)
+  whose wall time falls in a skipped hour (spring forward) runs once, at the instant the
+  clocks jump. Whose wall time occurs twice (fall back) runs once, on the first pass.
+- Any other job keeps its real cadence: a skipped wall time never happens, and a repeated
+  wall time happens twice.
+
+Every instant returned is an aware datetime in UTC.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+MACROS = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+
+# Wider than any daylight-saving shift the tz database has ever held (2 hours).
+_DST_MARGIN = timedelta(hours=3)
+# Far enough to find the next tick of any satisfiable expression (29 February on a Monday
+# recurs within 28 years).
+_HORIZON = timedelta(days=366 * 30)
+
+
+class ScheduleError(ValueError):
+    """An expression that is not a usable 5-field cron schedule."""
+
+
+def expand(expression: str) -> str:
+    """The 5-field form of an expression: macros expanded, whitespace normalised."""
+    text = " ".join(expression.split())
+    if text.startswith("@"):
+        if text.lower() not in MACROS:
+            valid = ", ".join(MACROS)
+            raise ScheduleError(f'"{expression}" is not a known macro (valid: {valid})')
+        return MACROS[text.lower()]
+    return text
+
+
+def check(expression: str) -> str:
+    """Validate an expression and return its 5-field form; raise ScheduleError saying why not."""
+    from croniter import CroniterBadCronError, CroniterBadDateError, croniter
+
+    fields = expand(expression)
+    if len(fields.split(" ")) != 5:
+        raise ScheduleError(
+            f'"{expression}" has {len(fields.split(" "))} fields; cron schedules have 5 '
+            "(minute hour day-of-month month day-of-week) or are a macro such as @daily"
+        )
+    try:
+        croniter(fields, datetime(2000, 1, 1)).get_next(datetime)
+    except CroniterBadDateError:
+        raise ScheduleError(f'"{expression}" never matches any date') from None
+    except (CroniterBadCronError, ValueError, KeyError) as error:
+        raise ScheduleError(f'"{expression}" is not a valid cron expression ({error})') from None
+    return fields
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """A checked 5-field cron expression in a time zone."""
+
+    expression: str
+    zone: ZoneInfo
+
+    @property
+    def is_fixed_time(self) -> bool:
+        """True when neither minute nor hour starts with `*` (cronie's test for DST handling)."""
+        minute, hour = self.expression.split(" ")[:2]
+        return not (minute.startswith("*") or hour.startswith("*"))
+
+    def ticks(self, start: datetime, end: datetime) -> list[datetime]:
+        """Ticks t with start < t <= end, oldest first, as aware UTC datetimes."""
+        _require_aware(start, end)
+        start, end = start.astimezone(UTC), end.astimezone(UTC)
+        if end <= start:
+            return []
+        result = []
+        for instant in self._instants(self._wall(start) - self._margin_near(start)):
+            if instant > end:  # instants come in increasing order
+                break
+            if instant > start:
+                result.append(instant)
+        return result
+
+    def ticks_on(self, day: date) -> list[datetime]:
+        """Ticks whose local date in this schedule's zone is `day`, oldest first."""
+        return self.ticks(_local_midnight(day, self.zone) - timedelta(microseconds=1),
+                          _local_midnight(day + timedelta(days=1), self.zone) - timedelta(microseconds=1))
+
+    def next_after(self, instant: datetime) -> datetime | None:
+        """The first tick strictly after `instant`, or None within the next 30 years."""
+        window = timedelta(days=1)
+        while window <= _HORIZON:
+            found = self.ticks(instant, instant + window)
+            if found:
+                return found[0]
+            window *= 4
+        return None
+
+    def latest_at_or_before(self, instant: datetime) -> datetime | None:
+        """The last tick at or before `instant`, or None within the previous 30 years."""
+        window = timedelta(days=1)
+        while window <= _HORIZON:
+            found = self.ticks(instant - window, instant)
+            if found:
+                return found[-1]
+            window *= 4
+        return None
+
+    def _wall(self, instant: datetime) -> datetime:
+        return instant.astimezone(self.zone).replace(tzinfo=None, fold=0)
+
+    def _margin_near(self, instant: datetime) -> timedelta:
+        """Extra wall-clock time to scan when a DST change is near `instant`."""
+        offsets = {(instant + delta).astimezone(self.zone).utcoffset()
+                   for delta in (-_DST_MARGIN, timedelta(0), _DST_MARGIN)}
+        return _DST_MARGIN if len(offsets) > 1 else timedelta(0)
+
+    def _instants(self, after_wall: datetime) -> Iterator[datetime]:
+        """Every tick instant from wall time `after_wall` on, in increasing UTC order."""
+        from croniter import croniter
+
+        walls = croniter(self.expression, after_wall, max_years_between_matches=30)
+        second_passes: list[datetime] = []  # repeated wall times, second occurrence
+        last: datetime | None = None
+        while True:
+            wall = walls.get_next(datetime)
+            for instant in self._instants_of_wall(wall, second_passes):
+                while second_passes and second_passes[0] < instant:
+                    yield (last := heapq.heappop(second_passes))
+                if last is None or instant > last:
+                    yield (last := instant)
+
+    def _instants_of_wall(self, wall: datetime, second_passes: list[datetime]) -> list[datetime]:
+        """The instant(s) a wall time stands for; second passes of repeated hours go to the heap."""
+        first = wall.replace(tzinfo=self.zone, fold=0)
+        second = wall.replace(tzinfo=self.zone, fold=1)
+        if first.utcoffset() == second.utcoffset():
+            return [first.astimezone(UTC)]
+        if _exists(first):  # a repeated wall time (fall back)
+            if not self.is_fixed_time:
+                heapq.heappush(second_passes, second.astimezone(UTC))
+            return [first.astimezone(UTC)]
+        # A skipped wall time (spring forward): only fixed-time jobs run, at the jump.
+        return [_jump_instant(first, second)] if self.is_fixed_time else []
+
+
+@lru_cache(maxsize=1024)
+def compile_schedule(expression: str, zone: ZoneInfo) -> Schedule:
+    """A Schedule for an expression already accepted by check()."""
+    return Schedule(expand(expression), zone)
+
+
+def _exists(local: datetime) -> bool:
+    """True when this wall time really occurs in its zone (is not in a DST gap)."""
+    round_trip = local.astimezone(UTC).astimezone(local.tzinfo)
+    return round_trip.replace(tzinfo=None) == local.replace(tzinfo=None)
+
+
+def _jump_instant(before_offset: datetime, after_offset: datetime) -> datetime:
+    """The instant clocks jump forward across the gap holding this wall time."""
+    low, high = after_offset.astimezone(UTC), before_offset.astimezone(UTC)
+    zone = before_offset.tzinfo
+    old_offset = low.astimezone(zone).utcoffset()
+    while high - low > timedelta(seconds=1):
+        middle = low + (high - low) / 2
+        if middle.astimezone(zone).utcoffset() == old_offset:
+            low = middle
+        else:
+            high = middle
+    return high.replace(microsecond=0)
+
+
+def _local_midnight(day: date, zone: ZoneInfo) -> datetime:
+    """The first instant of `day` in `zone` (after the jump, if midnight itself is skipped)."""
+    first = datetime.combine(day, time(0), tzinfo=zone)
+    if _exists(first):
+        return first.astimezone(UTC)
+    return _jump_instant(first, first.replace(fold=1))
+
+
+def _require_aware(*instants: datetime) -> None:
+    for instant in instants:
+        if instant.tzinfo is None:
+            raise ValueError(f"{instant!r} has no time zone; cronflow only handles aware times")
