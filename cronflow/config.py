@@ -277,6 +277,7 @@ class _Validator:
     def __post_init__(self) -> None:
         self.problems: list[Problem] = []
         self.folder = self.path.parent
+        self.zone_set: set[str] = set()  # jobs that set `timezone` (or get it from [defaults])
 
     def job_file(self) -> JobFile:
         self._check_keys(self.raw, TABLES, ())
@@ -351,6 +352,8 @@ class _Validator:
                              f'Write [jobs.{name}] followed by command = "..."', job=name)
                 continue
             values = {**defaults, **self._table(("jobs", name), JOB_KEYS)}
+            if "timezone" in values:
+                self.zone_set.add(name)
             if "env" in defaults and "env" in values:
                 values["env"] = {**defaults["env"], **values["env"]}
             if "command" not in values:
@@ -422,7 +425,9 @@ class _Validator:
                              "Give this job its own schedule; it then runs after the latest "
                              "run of each upstream at or before its own time")
                 continue
-            jobs[name] = replace(job, cadence=cadences.pop())
+            cadence = cadences.pop()
+            zone = job.timezone if name in self.zone_set else cadence.timezone
+            jobs[name] = replace(job, cadence=cadence, timezone=zone)
         return jobs
 
     # ---- helpers -----------------------------------------------------------------------------

@@ -27,6 +27,14 @@ class Overlap(StrEnum):
     ALLOW = "allow"
 
 
+class Rerun(StrEnum):
+    """Which already-recorded runs a backfill runs again."""
+
+    NONE = "none"  # only runs never tried
+    FAILED = "failed"  # also runs that did not succeed (the default)
+    ALL = "all"  # also runs that succeeded
+
+
 class AlertEvent(StrEnum):
     FAILURE = "failure"
     RECOVERY = "recovery"
@@ -162,10 +170,11 @@ class RunKey:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PlannedRun:
-    """A run the planner decided should happen, and why."""
+    """A run the planner decided should happen, why, and which runs it waits for."""
 
     key: RunKey
     kind: RunKind
+    upstreams: tuple[RunKey, ...] = ()
 
     @property
     def job(self) -> str:

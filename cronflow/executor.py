@@ -1,0 +1,194 @@
+"""Executing planned runs: dependency order, parallelism, locks, retries, and the record of it.
+
+Every step is written to the log before the next begins: `started` before a process is
+spawned, `finished` as soon as it ends, so a crash at any point leaves a truthful record.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from graphlib import TopologicalSorter
+
+from cronflow.clock import Clock
+from cronflow.lock import JobLocks
+from cronflow.model import (
+    EventType,
+    Job,
+    JobFile,
+    PlannedRun,
+    Rerun,
+    RunEvent,
+    RunKey,
+    RunStatus,
+)
+from cronflow.plan import should_run
+from cronflow.runner import ProcessResult, ProcessRunner, ProcessSpec
+from cronflow.store import Store, new_run_id
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Outcome:
+    """How one planned run ended in this invocation."""
+
+    key: RunKey
+    status: RunStatus
+    attempts: int = 0
+    already_done: bool = False  # it had succeeded before; nothing was run
+    reason: str = ""
+
+
+class Executor:
+    """Runs a plan with the collaborators it is given; holds no global state."""
+
+    def __init__(self, *, jobfile: JobFile, store: Store, locks: JobLocks, runner: ProcessRunner,
+                 clock: Clock, on_event: Callable[[RunEvent], None] | None = None,
+                 environ: dict[str, str] | None = None) -> None:
+        self.jobfile = jobfile
+        self.store = store
+        self.locks = locks
+        self.runner = runner
+        self.clock = clock
+        self.on_event = on_event or (lambda event: None)
+        self.environ = dict(os.environ if environ is None else environ)
+        self.host = socket.gethostname()
+        self.pid = os.getpid()
+
+    def execute(self, runs: Sequence[PlannedRun], rerun: Rerun = Rerun.FAILED) -> list[Outcome]:
+        """Run `runs` in dependency order, independent ones in parallel; one Outcome per run."""
+        by_key = {run.key: run for run in runs}
+        sorter = TopologicalSorter({run.key: [u for u in run.upstreams if u in by_key]
+                                    for run in runs})
+        sorter.prepare()
+        order = {run.key: index for index, run in enumerate(runs)}
+        outcomes: dict[RunKey, Outcome] = {}
+        running: dict[Future, RunKey] = {}
+        with ThreadPoolExecutor(max_workers=self.jobfile.settings.max_parallel,
+                                thread_name_prefix="cronflow-run") as pool:
+            while sorter.is_active():
+                ready = sorted(sorter.get_ready(), key=lambda k: (k.logical_time, order[k]))
+                for key in ready:
+                    blocker = self._blocking_upstream(by_key[key], outcomes)
+                    if blocker:
+                        outcomes[key] = self._record_upstream_failed(by_key[key], blocker)
+                        sorter.done(key)
+                    else:
+                        running[pool.submit(self._run, by_key[key], rerun)] = key
+                if not running:
+                    continue
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    key = running.pop(future)
+                    outcomes[key] = future.result()  # a StoreError stops everything here
+                    sorter.done(key)
+        return [outcomes[run.key] for run in runs]
+
+    # ---- one run -----------------------------------------------------------------------------
+
+    def _run(self, planned: PlannedRun, rerun: Rerun) -> Outcome:
+        job = self.jobfile.jobs[planned.job]
+        with self.locks.hold(job.name, wait=True):
+            # Decided again under the lock: another invocation may have just run it.
+            status = self.store.history().status(planned.key)
+            if not should_run(status, rerun):
+                return Outcome(key=planned.key, status=status, already_done=True,
+                               reason=f"already {status}")
+            return self._attempts(planned, job)
+
+    def _attempts(self, planned: PlannedRun, job: Job) -> Outcome:
+        run_id = new_run_id(planned.logical_time)
+        attempts = job.retry.attempts
+        for attempt in range(1, attempts + 1):
+            if attempt > 1:
+                self.clock.sleep(job.retry.delay_before(attempt).total_seconds())
+            status = self._attempt(planned, job, run_id, attempt)
+            if status is RunStatus.SUCCESS:
+                break
+        return Outcome(key=planned.key, status=status, attempts=attempt)
+
+    def _attempt(self, planned: PlannedRun, job: Job, run_id: str, attempt: int) -> RunStatus:
+        output = self.store.output_paths(planned.key, run_id, attempt)
+        started = self._record(planned, job, EventType.STARTED, RunStatus.RUNNING,
+                               run_id=run_id, attempt=attempt, started_at=self.clock.now(),
+                               output={name: str(path) for name, path in output.items()})
+        result = self.runner.run(ProcessSpec(
+            command=job.command, cwd=job.cwd, stdout=output["stdout"], stderr=output["stderr"],
+            env=self._environment(planned, job, run_id, attempt),
+            timeout=job.timeout.total_seconds() if job.timeout else None,
+            kill_grace=job.kill_grace.total_seconds()))
+        status = _status_of(result)
+        self._record(planned, job, EventType.FINISHED, status, run_id=run_id, attempt=attempt,
+                     started_at=started.started_at, ended_at=self.clock.now(),
+                     duration_s=result.duration_s, exit_code=result.exit_code,
+                     signal=result.signal, output=started.output,
+                     stderr_tail=result.stderr_tail, reason=_reason_of(result, job))
+        return status
+
+    def _environment(self, planned: PlannedRun, job: Job, run_id: str, attempt: int) -> dict[str, str]:
+        """cronflow's own environment, then the job's `env`, then the CRONFLOW_* variables."""
+        local_time = planned.logical_time.astimezone(job.timezone)
+        return {
+            **self.environ,
+            **job.env,
+            "CRONFLOW_JOB": job.name,
+            "CRONFLOW_LOGICAL_TIME": local_time.isoformat(),
+            "CRONFLOW_DATE": local_time.date().isoformat(),
+            "CRONFLOW_RUN_ID": run_id,
+            "CRONFLOW_ATTEMPT": str(attempt),
+            "CRONFLOW_RUN_KIND": planned.kind.value,
+        }
+
+    # ---- dependencies ------------------------------------------------------------------------
+
+    def _blocking_upstream(self, planned: PlannedRun, outcomes: dict[RunKey, Outcome]) -> str:
+        """Why this run cannot start (an upstream that has not succeeded), or ""."""
+        history = None
+        for upstream in planned.upstreams:
+            if upstream in outcomes:
+                status = outcomes[upstream].status
+            else:  # not part of this invocation: the log decides
+                if history is None:
+                    history = self.store.history()
+                status = history.status(upstream)
+            if status is not RunStatus.SUCCESS:
+                when = upstream.logical_time.astimezone(self.jobfile.jobs[upstream.job].timezone)
+                return (f"upstream {upstream.job} for {when.isoformat()} "
+                        f"{'has not run' if status is None else f'is {status}'}")
+        return ""
+
+    def _record_upstream_failed(self, planned: PlannedRun, reason: str) -> Outcome:
+        job = self.jobfile.jobs[planned.job]
+        self._record(planned, job, EventType.UPSTREAM_FAILED, RunStatus.UPSTREAM_FAILED,
+                     run_id=new_run_id(planned.logical_time), reason=reason,
+                     ended_at=self.clock.now())
+        return Outcome(key=planned.key, status=RunStatus.UPSTREAM_FAILED, reason=reason)
+
+    def _record(self, planned: PlannedRun, job: Job, event: EventType, status: RunStatus,
+                **fields) -> RunEvent:
+        record = RunEvent(event=event, job=job.name, logical_time=planned.logical_time,
+                          status=status, kind=planned.kind, max_attempts=job.retry.attempts,
+                          host=self.host, pid=self.pid, config_hash=job.config_hash, **fields)
+        self.store.append(record)
+        self.on_event(record)
+        return record
+
+
+def _status_of(result: ProcessResult) -> RunStatus:
+    if result.timed_out:
+        return RunStatus.TIMED_OUT
+    return RunStatus.SUCCESS if result.succeeded else RunStatus.FAILED
+
+
+def _reason_of(result: ProcessResult, job: Job) -> str:
+    if result.error:
+        return result.error
+    if result.timed_out:
+        return f"timed out after {job.timeout}"
+    if result.signal:
+        return f"killed by signal {result.signal}"
+    if result.exit_code:
+        return f"exit status {result.exit_code}"
+    return ""

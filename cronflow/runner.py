@@ -1,0 +1,156 @@
+"""Running one attempt of a job: a shell command in its own process group, output to files.
+
+Output goes straight to files, never to pipes, so a job that writes a lot cannot deadlock
+and a background grandchild holding the output open cannot hang cronflow.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from cronflow.store import OUTPUT_LIMIT_BYTES, STDERR_TAIL_BYTES, STDERR_TAIL_LINES
+
+_GROUP_POLL_SECONDS = 0.02
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProcessSpec:
+    """Everything needed to start one attempt."""
+
+    command: str
+    cwd: Path
+    env: dict[str, str]  # the complete environment of the process
+    stdout: Path
+    stderr: Path
+    timeout: float | None  # seconds, None for no limit
+    kill_grace: float  # seconds between SIGTERM and SIGKILL on timeout
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProcessResult:
+    """How an attempt ended."""
+
+    exit_code: int | None  # None when killed by a signal or never started
+    signal: int | None = None
+    timed_out: bool = False
+    duration_s: float = 0.0
+    error: str = ""  # why the process could not be started at all
+    stderr_tail: str = ""
+
+    @property
+    def succeeded(self) -> bool:
+        return self.exit_code == 0 and not self.timed_out
+
+
+class ProcessRunner(Protocol):
+    def run(self, spec: ProcessSpec) -> ProcessResult: ...
+
+
+class ShellRunner:
+    """Runs commands with /bin/sh -c, as cron does."""
+
+    def run(self, spec: ProcessSpec) -> ProcessResult:
+        started = time.monotonic()
+        try:
+            process = self._start(spec)
+        except OSError as error:
+            return ProcessResult(exit_code=None, error=f"could not start /bin/sh in {spec.cwd}: "
+                                 f"{error.strerror}")
+        timed_out = False
+        try:
+            process.wait(timeout=spec.timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            _stop_group(process, spec.kill_grace)
+        duration = time.monotonic() - started
+        for path in (spec.stdout, spec.stderr):
+            cap_file(path, OUTPUT_LIMIT_BYTES)
+        code = process.returncode
+        return ProcessResult(exit_code=code if code >= 0 else None,
+                             signal=-code if code < 0 else None,
+                             timed_out=timed_out, duration_s=round(duration, 3),
+                             stderr_tail=tail_of(spec.stderr))
+
+    @staticmethod
+    def _start(spec: ProcessSpec) -> subprocess.Popen:
+        with _open_output(spec.stdout) as stdout, _open_output(spec.stderr) as stderr:
+            return subprocess.Popen(
+                ["/bin/sh", "-c", spec.command],
+                stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
+                cwd=spec.cwd, env=spec.env,
+                start_new_session=True,  # its own process group, so a timeout can kill it all
+                close_fds=True,  # never let a job inherit cronflow's lock descriptors
+            )
+
+
+def _open_output(path: Path):
+    return open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600), "wb")
+
+
+def _stop_group(process: subprocess.Popen, grace: float) -> None:
+    """SIGTERM the whole process group, wait up to `grace` for it to empty, then SIGKILL it."""
+    group = process.pid  # start_new_session makes the shell the group leader
+    _signal_group(group, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        process.poll()  # reap the shell, so it does not count as a living member
+        if not _group_exists(group):
+            break
+        time.sleep(_GROUP_POLL_SECONDS)
+    # Always: the shell may have exited on SIGTERM while its background children live on.
+    _signal_group(group, signal.SIGKILL)
+    process.wait()
+
+
+def _signal_group(group: int, signum: int) -> None:
+    try:
+        os.killpg(group, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _group_exists(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def cap_file(path: Path, limit: int) -> None:
+    """Cut a file larger than `limit` to its first and last limit/2 bytes, marking the cut."""
+    try:
+        size = path.stat().st_size
+        if size <= limit:
+            return
+        half = limit // 2
+        with open(path, "r+b") as file:
+            file.seek(size - half)
+            tail = file.read(half)
+            file.seek(half)
+            file.write(f"\n[cronflow: {size - 2 * half} bytes cut here]\n".encode() + tail)
+            file.truncate()
+    except OSError:
+        pass  # the output is a convenience; never fail a run because it could not be trimmed
+
+
+def tail_of(path: Path, lines: int = STDERR_TAIL_LINES, limit: int = STDERR_TAIL_BYTES) -> str:
+    """The last `lines` lines of a file, at most `limit` bytes, decoded leniently."""
+    try:
+        with open(path, "rb") as file:
+            file.seek(0, os.SEEK_END)
+            size = file.tell()
+            file.seek(max(0, size - limit))
+            data = file.read()
+    except OSError:
+        return ""
+    text = data.decode("utf-8", errors="replace")
+    return "\n".join(text.rstrip("\n").split("\n")[-lines:])

@@ -1,0 +1,231 @@
+"""The state directory: runs.jsonl (the record of every run) and the per-attempt output files.
+
+Writing: every event is one JSON line, written with a single write() on an O_APPEND
+descriptor under a short flock, then fsynced, so concurrent writers never interleave and a
+line is on disk before the next step starts. Reading: tolerant; a torn last line (a writer
+killed mid-write) or a garbage line is skipped and counted, never rewritten.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from cronflow.errors import StoreError
+from cronflow.model import EventType, RunEvent, RunKey, RunKind, RunStatus
+
+LOG_NAME = "runs.jsonl"
+STDERR_TAIL_LINES = 20
+STDERR_TAIL_BYTES = 4096
+# Each output file is cut to this size after its attempt ends, keeping its head and tail.
+OUTPUT_LIMIT_BYTES = 10 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedLine:
+    """A line of the log that could not be read, and why."""
+
+    offset: int  # byte offset of the line's start
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class LogContents:
+    events: list[RunEvent]
+    skipped: list[SkippedLine] = field(default_factory=list)
+
+
+class Store:
+    """One state directory."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+        self.log_path = state_dir / LOG_NAME
+        self.output_dir = state_dir / "output"
+        self.lock_dir = state_dir / "locks"
+
+    def prepare(self) -> None:
+        """Create the state directory (0700: run output often holds secrets) if missing."""
+        try:
+            for directory in (self.state_dir, self.output_dir, self.lock_dir):
+                directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as error:
+            raise StoreError(f"cannot create the state directory {self.state_dir}: "
+                             f"{error.strerror}. Check its permissions, or set state_dir in "
+                             f"[cronflow]") from None
+
+    def append(self, event: RunEvent) -> None:
+        """Append one event as a single line and make it durable before returning."""
+        line = (json.dumps(event_to_json(event), ensure_ascii=False, separators=(",", ":"))
+                + "\n").encode("utf-8")
+        try:
+            descriptor = os.open(self.log_path,
+                                 os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as error:
+            raise self._write_error(error) from None
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            size = os.fstat(descriptor).st_size
+            if size and os.pread(descriptor, 1, size - 1) != b"\n":
+                line = b"\n" + line  # end a line torn by a killed writer; readers skip it
+            if os.write(descriptor, line) != len(line):
+                raise OSError(errno.ENOSPC, "short write (disk full?)")
+            os.fsync(descriptor)
+        except OSError as error:
+            raise self._write_error(error) from None
+        finally:
+            os.close(descriptor)  # also releases the flock
+
+    def read(self) -> LogContents:
+        """Every readable event, oldest first, and the lines that had to be skipped."""
+        try:
+            data = self.log_path.read_bytes()
+        except FileNotFoundError:
+            return LogContents([])
+        except OSError as error:
+            raise StoreError(f"cannot read the run log {self.log_path}: {error.strerror}. "
+                             "Check its permissions") from None
+        return parse_log(data)
+
+    def history(self) -> History:
+        return History(self.read().events)
+
+    def output_paths(self, key: RunKey, run_id: str, attempt: int) -> dict[str, Path]:
+        """Where an attempt's stdout and stderr go (the directory is created)."""
+        directory = self.output_dir / key.job / run_id
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return {stream: directory / f"attempt-{attempt}.{stream}" for stream in ("stdout", "stderr")}
+
+    def _write_error(self, error: OSError) -> StoreError:
+        return StoreError(f"cannot write the run log {self.log_path}: {error.strerror}. "
+                          "Nothing already recorded was changed; free disk space or fix "
+                          "permissions, then run again")
+
+
+def new_run_id(logical_time: datetime) -> str:
+    """A unique id for one execution of a run; its retries share it, a rerun gets a new one."""
+    return f"{logical_time:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+def parse_log(data: bytes) -> LogContents:
+    """Parse the bytes of a log, skipping (and reporting) lines that are torn or not events."""
+    events: list[RunEvent] = []
+    skipped: list[SkippedLine] = []
+    offset = 0
+    for raw in data.split(b"\n"):
+        start, offset = offset, offset + len(raw) + 1
+        if not raw.strip():
+            continue
+        if offset > len(data):  # no newline after it: a write still in progress or torn
+            skipped.append(SkippedLine(start, "incomplete last line"))
+            continue
+        try:
+            events.append(event_from_json(json.loads(raw)))
+        except (ValueError, TypeError, KeyError) as error:
+            skipped.append(SkippedLine(start, f"not a cronflow event ({error})"))
+    return LogContents(events, skipped)
+
+
+def event_to_json(event: RunEvent) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "v": event.v,
+        "event": event.event.value,
+        "job": event.job,
+        "logical_time": _time_to_json(event.logical_time),
+        "run_id": event.run_id,
+        "status": event.status.value,
+        "kind": event.kind.value,
+        "attempt": event.attempt,
+        "max_attempts": event.max_attempts,
+        "started_at": _time_to_json(event.started_at),
+        "ended_at": _time_to_json(event.ended_at),
+        "duration_s": event.duration_s,
+        "exit_code": event.exit_code,
+        "signal": event.signal,
+        "output": event.output,
+        "stderr_tail": event.stderr_tail,
+        "reason": event.reason,
+        "host": event.host,
+        "pid": event.pid,
+        "config_hash": event.config_hash,
+    }
+    return record
+
+
+def event_from_json(record: Any) -> RunEvent:
+    """The event a log record stands for; ValueError/KeyError/TypeError if it is not one."""
+    if not isinstance(record, dict):
+        raise ValueError("not a JSON object")
+    return RunEvent(
+        v=int(record["v"]),
+        event=EventType(record["event"]),
+        job=str(record["job"]),
+        logical_time=_time_from_json(record["logical_time"]),
+        run_id=str(record["run_id"]),
+        status=RunStatus(record["status"]),
+        kind=RunKind(record["kind"]),
+        attempt=int(record.get("attempt", 0)),
+        max_attempts=int(record.get("max_attempts", 0)),
+        started_at=_optional_time(record.get("started_at")),
+        ended_at=_optional_time(record.get("ended_at")),
+        duration_s=record.get("duration_s"),
+        exit_code=record.get("exit_code"),
+        signal=record.get("signal"),
+        output=dict(record.get("output") or {}),
+        stderr_tail=str(record.get("stderr_tail", "")),
+        reason=str(record.get("reason", "")),
+        host=str(record.get("host", "")),
+        pid=int(record.get("pid", 0)),
+        config_hash=str(record.get("config_hash", "")),
+    )
+
+
+def _time_to_json(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _time_from_json(value: Any) -> datetime:
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        raise ValueError(f"time {value!r} has no offset")
+    return parsed
+
+
+def _optional_time(value: Any) -> datetime | None:
+    return None if value is None else _time_from_json(value)
+
+
+class History:
+    """What the log says about each run: the latest event per (job, logical time)."""
+
+    def __init__(self, events: Iterable[RunEvent]) -> None:
+        self.latest_by_key: dict[RunKey, RunEvent] = {}
+        self._newest_time: dict[str, datetime] = {}
+        for event in events:
+            if event.event is EventType.ALERT:
+                continue
+            self.latest_by_key[event.key] = event
+            newest = self._newest_time.get(event.job)
+            if newest is None or event.logical_time > newest:
+                self._newest_time[event.job] = event.logical_time
+
+    def latest(self, key: RunKey) -> RunEvent | None:
+        """The last recorded event of this run, or None if it never ran."""
+        return self.latest_by_key.get(key)
+
+    def status(self, key: RunKey) -> RunStatus | None:
+        event = self.latest(key)
+        return None if event is None else event.status
+
+    def last_run(self, job: str) -> RunEvent | None:
+        """The latest event of the job's run with the newest logical time."""
+        newest = self._newest_time.get(job)
+        return None if newest is None else self.latest_by_key[RunKey(job, newest)]
