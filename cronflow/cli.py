@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections import Counter
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Optional
@@ -95,14 +96,17 @@ def _execute(jobfile: JobFile, runs_by_date, rerun: Rerun) -> bool:
     executor = Executor(jobfile=jobfile, store=store, locks=JobLocks(store.lock_dir),
                         runner=ShellRunner(), clock=SystemClock(),
                         on_event=lambda event: _print_event(jobfile, event))
-    all_succeeded = True
+    outcomes = []
     for _, runs in runs_by_date:
-        for outcome in executor.execute(runs, rerun):
-            if outcome.already_done:
-                print(f"  {_run_label(jobfile, outcome.key.job, outcome.key.logical_time)}: "
-                      f"skipped, {outcome.reason} (use --rerun all to run it again)")
-            all_succeeded &= outcome.status is RunStatus.SUCCESS
-    return all_succeeded
+        outcomes += executor.execute(runs, rerun)
+    for outcome in outcomes:
+        if outcome.already_done:
+            print(f"  {_run_label(jobfile, outcome.key.job, outcome.key.logical_time)}: "
+                  f"not run, {outcome.reason} (--rerun decides which runs run again)")
+    counts = Counter("already done" if o.already_done else o.status.value for o in outcomes)
+    print(f"{len(outcomes)} runs: "
+          + ", ".join(f"{count} {status}" for status, count in sorted(counts.items())))
+    return all(outcome.status is RunStatus.SUCCESS for outcome in outcomes)
 
 
 def _print_event(jobfile: JobFile, event: RunEvent) -> None:

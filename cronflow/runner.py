@@ -55,6 +55,9 @@ class ProcessRunner(Protocol):
 class ShellRunner:
     """Runs commands with /bin/sh -c, as cron does."""
 
+    def __init__(self, output_limit: int = OUTPUT_LIMIT_BYTES) -> None:
+        self.output_limit = output_limit
+
     def run(self, spec: ProcessSpec) -> ProcessResult:
         started = time.monotonic()
         try:
@@ -70,7 +73,7 @@ class ShellRunner:
             _stop_group(process, spec.kill_grace)
         duration = time.monotonic() - started
         for path in (spec.stdout, spec.stderr):
-            cap_file(path, OUTPUT_LIMIT_BYTES)
+            cap_file(path, self.output_limit)
         code = process.returncode
         return ProcessResult(exit_code=code if code >= 0 else None,
                              signal=-code if code < 0 else None,

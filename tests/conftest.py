@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from cronflow import config
+from cronflow.executor import Executor
+from cronflow.lock import JobLocks
+from cronflow.model import JobFile
+from cronflow.runner import ShellRunner
+from cronflow.store import Store
+from tests.fakes import FakeClock
+
+# A zone with a 45-minute offset and its own DST: nothing may depend on the machine's zone.
+CHILD_TZ = "Pacific/Chatham"
+
+
+@pytest.fixture
+def write_jobs(tmp_path: Path):
+    """Write a jobs.toml (dedented) into tmp_path and return its path."""
+
+    def write(text: str, name: str = "jobs.toml") -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text))
+        return path
+
+    return write
+
+
+def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None,
+            timeout: float = 60) -> subprocess.CompletedProcess:
+    """`python -m cronflow ARGS` in a real process, with no terminal and a strange TZ."""
+    inherited = {k: v for k, v in os.environ.items() if k != config.JOBS_ENV_VAR}
+    child_env = {**inherited, "TZ": CHILD_TZ, "CI": "true", "NO_COLOR": "1", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "cronflow", *args], cwd=cwd, env=child_env,
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(datetime(2026, 1, 15, 3, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+def make_executor(clock: FakeClock):
+    """An Executor over a real store, real locks and real shell processes, with a fake clock."""
+
+    def make(jobfile: JobFile, events: list | None = None) -> Executor:
+        store = Store(jobfile.settings.state_dir)
+        store.prepare()
+        return Executor(jobfile=jobfile, store=store, locks=JobLocks(store.lock_dir),
+                        runner=ShellRunner(), clock=clock,
+                        on_event=None if events is None else events.append)
+
+    return make
+
+
+def load(path: Path) -> JobFile:
+    return config.load(path)

@@ -1,0 +1,145 @@
+"""The cronflow command end to end, as real processes with no terminal."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from cronflow.store import Store
+from tests.conftest import CHILD_TZ, run_cli
+
+PIPELINE = """
+[jobs.extract]
+command = 'echo "extract $CRONFLOW_DATE" >> ran.txt'
+schedule = "0 6 * * *"
+timezone = "Europe/Berlin"
+[jobs.load]
+command = 'echo "load $CRONFLOW_DATE" >> ran.txt; test ! -e fail-load'
+depends_on = ["extract"]
+"""
+
+
+@pytest.fixture
+def project(tmp_path):
+    (tmp_path / "jobs.toml").write_text(PIPELINE)
+    return tmp_path
+
+
+def test_a_successful_run_exits_0_and_is_recorded(project):
+    result = run_cli("run", "--date", "2026-01-14", cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert (project / "ran.txt").read_text() == "extract 2026-01-14\nload 2026-01-14\n"
+    assert "2 runs: 2 success" in result.stdout
+    events = Store(project / ".cronflow").read().events
+    assert [(e.job, e.event.value, e.status.value) for e in events] == [
+        ("extract", "started", "running"), ("extract", "finished", "success"),
+        ("load", "started", "running"), ("load", "finished", "success")]
+
+
+def test_a_failed_run_exits_1_and_a_second_run_resumes(project):
+    (project / "fail-load").touch()
+    assert run_cli("run", "--date", "2026-01-14", cwd=project).returncode == 1
+    (project / "fail-load").unlink()
+    second = run_cli("run", "--date", "2026-01-14", cwd=project)
+    assert second.returncode == 0
+    assert "extract @ 2026-01-14T06:00:00+01:00: not run, already success" in second.stdout
+    assert (project / "ran.txt").read_text().splitlines() == [
+        "extract 2026-01-14", "load 2026-01-14", "load 2026-01-14"]
+
+
+def test_a_date_range_runs_oldest_first(project):
+    result = run_cli("run", "--date", "2026-01-30..2026-02-01", cwd=project)
+    assert result.returncode == 0
+    assert (project / "ran.txt").read_text().split("\n")[:-1] == [
+        "extract 2026-01-30", "load 2026-01-30", "extract 2026-01-31", "load 2026-01-31",
+        "extract 2026-02-01", "load 2026-02-01"]
+
+
+def test_dry_run_prints_the_plan_and_runs_nothing(project):
+    result = run_cli("run", "--date", "2026-01-14", "--dry-run", cwd=project)
+    assert result.returncode == 0
+    assert "extract @ 2026-01-14T06:00:00+01:00: run" in result.stdout
+    assert not (project / "ran.txt").exists()
+
+
+@pytest.mark.parametrize("args, words", [
+    (["run", "--date", "2026-13-01"], "is not a date"),
+    (["run", "--date", "2026-02-01..2026-01-01"], "ends before it starts"),
+    (["run", "--date", "2026-01-14", "--job", "lod"], 'did you mean "load"'),
+    (["run"], "needs --date"),
+    (["run", "--date", "2026-01-14", "--rerun", "some"], "--rerun"),
+    (["frobnicate"], "No such command"),
+])
+def test_bad_arguments_exit_2_without_a_traceback(project, args, words):
+    result = run_cli(*args, cwd=project)
+    assert result.returncode == 2
+    assert words in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (project / "ran.txt").exists()
+
+
+def test_status_json_reports_each_jobs_last_run(project):
+    (project / "fail-load").touch()
+    run_cli("run", "--date", "2026-01-14", cwd=project)
+    result = run_cli("status", "--json", cwd=project)
+    assert result.returncode == 0
+    document = json.loads(result.stdout)
+    assert document["v"] == 1
+    rows = {row["job"]: row for row in document["jobs"]}
+    assert rows["extract"]["status"] == "success"
+    assert rows["extract"]["last_logical_time"] == "2026-01-14T06:00:00+01:00"
+    assert rows["load"]["status"] == "failed" and rows["load"]["reason"] == "exit status 1"
+    assert rows["load"]["schedule"] == "after extract" and rows["load"]["attempt"] == 1
+
+
+def test_status_table_is_plain_text_without_a_terminal(project):
+    run_cli("run", "--date", "2026-01-14", cwd=project)
+    result = run_cli("status", cwd=project)
+    assert result.returncode == 0
+    assert "\x1b[" not in result.stdout
+    lines = [line.split() for line in result.stdout.splitlines() if line.strip()]
+    assert ["extract", "0", "6", "*", "*", "*", "Europe/Berlin", "2026-01-14", "06:00:00",
+            "success", "1/1"] == lines[2][:11]
+
+
+def test_status_of_a_job_that_never_ran(project):
+    result = run_cli("status", "--json", cwd=project)
+    assert [row["status"] for row in json.loads(result.stdout)["jobs"]] == [None, None]
+
+
+def test_status_skips_damaged_log_lines_and_says_so(project):
+    run_cli("run", "--date", "2026-01-14", cwd=project)
+    with open(project / ".cronflow" / "runs.jsonl", "ab") as log:
+        log.write(b"garbage\n{\"half")
+    result = run_cli("status", cwd=project)
+    assert result.returncode == 0 and "success" in result.stdout
+    assert "2 unreadable line(s)" in result.stderr
+
+
+def test_validate_lists_the_jobs(project):
+    result = run_cli("validate", cwd=project)
+    assert result.returncode == 0
+    assert "2 jobs, no problems" in result.stdout and "load: after extract" in result.stdout
+
+
+def test_python_dash_m_and_help(project):
+    result = run_cli("--help", cwd=project)
+    assert result.returncode == 0 and "validate" in result.stdout and "status" in result.stdout
+
+
+def test_two_invocations_at_once_run_each_run_only_once(tmp_path):
+    (tmp_path / "jobs.toml").write_text(
+        '[jobs.slow]\ncommand = "echo $$ >> ran.txt; sleep 0.5"\n'
+        '[jobs.after]\ncommand = "echo after >> ran.txt"\ndepends_on = ["slow"]\n')
+    env = {"PATH": "/usr/bin:/bin", "TZ": CHILD_TZ}
+    both = [subprocess.Popen([sys.executable, "-m", "cronflow", "run", "--date", "2026-01-14"],
+                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True)
+            for _ in range(2)]
+    outputs = "".join(process.communicate(timeout=60)[0] for process in both)
+    assert [process.returncode for process in both] == [0, 0]
+    ran = (tmp_path / "ran.txt").read_text().split()
+    assert len(ran) == 2 and ran[1] == "after", ran
+    assert outputs.count("already success") == 2  # each run was left to the other once

@@ -1,0 +1,62 @@
+"""Dependency graphs: order, closures and cycles, over random graphs."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from cronflow import dag
+
+
+@st.composite
+def acyclic_graphs(draw):
+    """Random DAGs: names in a random order, edges only from later to earlier names."""
+    names = draw(st.lists(st.text("abcdefgh", min_size=1, max_size=4), min_size=1, max_size=12,
+                          unique=True))
+    graph = {}
+    for index, name in enumerate(names):
+        graph[name] = draw(st.lists(st.sampled_from(names[:index]), unique=True)) if index else []
+    shuffled = draw(st.permutations(list(graph)))
+    return {name: graph[name] for name in shuffled}
+
+
+@given(acyclic_graphs())
+def test_topological_order_puts_every_job_after_its_dependencies(graph):
+    order = dag.topological_order(graph)
+    assert sorted(order) == sorted(graph)
+    position = {name: index for index, name in enumerate(order)}
+    for job, upstreams in graph.items():
+        assert all(position[upstream] < position[job] for upstream in upstreams)
+
+
+@given(acyclic_graphs())
+def test_an_acyclic_graph_has_no_cycle(graph):
+    assert dag.find_cycle(graph) is None
+
+
+@given(acyclic_graphs(), st.data())
+def test_a_back_edge_is_always_reported_as_a_real_cycle(graph, data):
+    order = dag.topological_order(graph)
+    later = data.draw(st.sampled_from(order))
+    reachable_up = dag.upstream_of(graph, [later])
+    earlier = data.draw(st.sampled_from(sorted(reachable_up)))
+    graph = {name: list(upstreams) for name, upstreams in graph.items()}
+    graph[earlier] = [*graph[earlier], later]  # earlier now also waits for later: a cycle
+    cycle = dag.find_cycle(graph)
+    assert cycle is not None and cycle[0] == cycle[-1]
+    for job, upstream in zip(cycle, cycle[1:]):
+        assert upstream in graph[job], f"{job} does not depend on {upstream}"
+
+
+@given(acyclic_graphs(), st.data())
+def test_downstream_closure_holds_everything_that_depends_on_it(graph, data):
+    start = data.draw(st.sampled_from(sorted(graph)))
+    downstream = dag.downstream_of(graph, [start])
+    for job, upstreams in graph.items():
+        if any(upstream in downstream for upstream in upstreams):
+            assert job in downstream
+    assert all(start in dag.upstream_of(graph, [job]) for job in downstream)
+
+
+def test_a_job_depending_on_itself_is_a_cycle():
+    assert dag.find_cycle({"a": ["a"]}) == ["a", "a"]

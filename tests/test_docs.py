@@ -1,0 +1,55 @@
+"""The README is the manual: it must cover every command, option and key, and its examples load."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import typer.main
+
+from cronflow import config
+from cronflow.cli import app
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+COMMANDS = typer.main.get_command(app).commands
+
+
+def toml_blocks() -> list[str]:
+    return re.findall(r"```toml\n(.*?)```", README, re.S)
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_every_command_is_documented_with_help_text(name):
+    assert f"### `cronflow {name}" in README
+    assert COMMANDS[name].help
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_every_option_is_documented(name):
+    for param in COMMANDS[name].params:
+        for option in param.opts:
+            assert option in README, f"cronflow {name} {option} is not in README.md"
+
+
+@pytest.mark.parametrize("key", sorted({*config.JOB_KEYS, *config.SETTINGS_KEYS,
+                                        *config.ALERT_KEYS}))
+def test_every_jobs_toml_key_is_in_the_reference(key):
+    assert f"| `{key}` |" in README
+
+
+def test_the_readme_has_toml_examples():
+    assert len(toml_blocks()) >= 2
+
+
+@pytest.mark.parametrize("index", range(len(toml_blocks())))
+def test_every_toml_block_in_the_readme_loads(tmp_path, index):
+    (tmp_path / "work").mkdir()
+    path = tmp_path / "jobs.toml"
+    path.write_text(toml_blocks()[index])
+    config.load(path)
+
+
+def test_the_readme_shows_the_two_setup_commands():
+    assert "make demo" in README and "make test" in README

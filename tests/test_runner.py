@@ -1,0 +1,87 @@
+"""ShellRunner with real processes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cronflow.runner import ProcessSpec, ShellRunner, cap_file, tail_of
+
+
+def spec(tmp_path: Path, command: str, **overrides) -> ProcessSpec:
+    values = dict(command=command, cwd=tmp_path, env={"PATH": os.environ["PATH"]},
+                  stdout=tmp_path / "out", stderr=tmp_path / "err", timeout=None,
+                  kill_grace=1.0)
+    return ProcessSpec(**{**values, **overrides})
+
+
+def is_alive(pid: int) -> bool:
+    """True if the process exists and is not a zombie waiting to be reaped."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+def test_exit_statuses_and_output_are_captured(tmp_path):
+    runner = ShellRunner()
+    ok = runner.run(spec(tmp_path, "echo out; echo err >&2"))
+    assert ok.succeeded and ok.exit_code == 0
+    assert (tmp_path / "out").read_text() == "out\n" and ok.stderr_tail == "err"
+    assert runner.run(spec(tmp_path, "exit 3")).exit_code == 3
+    missing = runner.run(spec(tmp_path, "no-such-command-here"))
+    assert missing.exit_code == 127 and "not found" in missing.stderr_tail
+
+
+def test_stdin_is_empty(tmp_path):
+    result = ShellRunner().run(spec(tmp_path, "cat; echo end"))
+    assert result.succeeded and (tmp_path / "out").read_text() == "end\n"
+
+
+def test_output_files_are_private(tmp_path):
+    ShellRunner().run(spec(tmp_path, "echo secret"))
+    assert (tmp_path / "out").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_timeout_kills_the_whole_process_group(tmp_path):
+    command = "sleep 100 & echo $! > pids; sh -c 'sleep 100 & echo $! >> pids; wait' & sleep 100"
+    result = ShellRunner().run(spec(tmp_path, command, timeout=0.3, kill_grace=0.3))
+    assert result.timed_out and result.signal == 15
+    pids = [int(p) for p in (tmp_path / "pids").read_text().split()]
+    assert len(pids) == 2
+    assert not [pid for pid in pids if is_alive(pid)]
+
+
+def test_a_job_ignoring_sigterm_is_killed_after_the_grace(tmp_path):
+    command = "trap '' TERM; sleep 100 & echo $! > pids; wait"
+    result = ShellRunner().run(spec(tmp_path, command, timeout=0.2, kill_grace=0.3))
+    assert result.timed_out and result.signal == 9
+    assert not is_alive(int((tmp_path / "pids").read_text()))
+
+
+def test_large_output_does_not_deadlock_and_is_capped(tmp_path):
+    result = ShellRunner(output_limit=100_000).run(spec(tmp_path, "head -c 3000000 /dev/zero | tr '\\0' x; "
+                                    "echo; echo the-end; exit 4"))
+    assert result.exit_code == 4
+    text = (tmp_path / "out").read_text()
+    assert len(text) < 100_200 and "bytes cut here" in text and text.endswith("the-end\n")
+
+
+def test_a_missing_working_directory_is_reported_not_raised(tmp_path):
+    result = ShellRunner().run(spec(tmp_path, "true", cwd=tmp_path / "gone"))
+    assert not result.succeeded and "could not start" in result.error
+
+
+def test_tail_of_keeps_the_last_lines(tmp_path):
+    path = tmp_path / "f"
+    path.write_bytes(b"".join(b"line %d\n" % i for i in range(100)) + b"\xff bad utf8\n")
+    tail = tail_of(path, lines=3)
+    assert tail.splitlines() == ["line 98", "line 99", "\ufffd bad utf8"]
+
+
+def test_cap_file_leaves_small_files_alone(tmp_path):
+    path = tmp_path / "f"
+    path.write_text("short")
+    cap_file(path, 100)
+    assert path.read_text() == "short"

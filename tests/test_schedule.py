@@ -1,0 +1,115 @@
+"""Schedules in explicit zones, with Debian cron's DST rules.
+
+Transitions used below (from the tz database):
+  America/New_York  2024-03-10 02:00 EST -> 03:00 EDT (07:00Z); 2024-11-03 02:00 EDT -> 01:00 EST (06:00Z)
+  Australia/Lord_Howe  2024-10-06 02:00 -> 02:30 (+10:30 -> +11, 30-minute shift)
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from croniter import croniter
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cronflow.schedule import ScheduleError, check, compile_schedule
+
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+def local_ticks(expression: str, day: date, zone=NEW_YORK) -> list[str]:
+    return [t.astimezone(zone).isoformat() for t in compile_schedule(expression, zone).ticks_on(day)]
+
+
+def test_a_fixed_time_in_the_skipped_hour_runs_once_at_the_jump():
+    assert local_ticks("30 2 * * *", date(2024, 3, 10)) == ["2024-03-10T03:00:00-04:00"]
+    assert local_ticks("30 2 * * *", date(2024, 3, 11)) == ["2024-03-11T02:30:00-04:00"]
+
+
+def test_a_fixed_time_in_the_repeated_hour_runs_once_on_the_first_pass():
+    assert local_ticks("30 1 * * *", date(2024, 11, 3)) == ["2024-11-03T01:30:00-04:00"]
+
+
+def test_wildcard_hours_keep_their_real_cadence_across_dst():
+    spring = local_ticks("0 * * * *", date(2024, 3, 10))
+    autumn = local_ticks("0 * * * *", date(2024, 11, 3))
+    assert len(spring) == 23 and "2024-03-10T02:00:00-04:00" not in spring
+    assert len(autumn) == 25
+    assert autumn[1:4] == ["2024-11-03T01:00:00-04:00", "2024-11-03T01:00:00-05:00",
+                           "2024-11-03T02:00:00-05:00"]
+
+
+def test_a_thirty_minute_dst_shift():
+    zone = ZoneInfo("Australia/Lord_Howe")
+    assert local_ticks("15 2 * * *", date(2024, 10, 6), zone) == ["2024-10-06T02:30:00+11:00"]
+
+
+def test_every_tick_is_in_utc():
+    [tick] = compile_schedule("0 6 * * *", ZoneInfo("Asia/Tokyo")).ticks_on(date(2026, 1, 14))
+    assert tick == datetime(2026, 1, 13, 21, 0, tzinfo=UTC) and tick.tzinfo is UTC
+
+
+def test_next_and_latest_tick():
+    schedule = compile_schedule("0 9 * * MON", NEW_YORK)
+    wednesday = datetime(2026, 1, 14, 12, tzinfo=UTC)
+    assert schedule.next_after(wednesday).astimezone(NEW_YORK).isoformat() == \
+        "2026-01-19T09:00:00-05:00"
+    assert schedule.latest_at_or_before(wednesday).astimezone(NEW_YORK).isoformat() == \
+        "2026-01-12T09:00:00-05:00"
+    exact = datetime(2026, 1, 12, 14, tzinfo=UTC)
+    assert schedule.latest_at_or_before(exact) == exact
+
+
+@pytest.mark.parametrize("expression, fields", [
+    ("@daily", "0 0 * * *"), ("@MIDNIGHT", "0 0 * * *"), ("@annually", "0 0 1 1 *"),
+    ("0  6 * *   MON-FRI", "0 6 * * MON-FRI"), ("0 0 L * *", "0 0 L * *"),
+    ("0 9 * * MON#2", "0 9 * * MON#2"), ("*/15 9-17 * JAN,JUL *", "*/15 9-17 * JAN,JUL *")])
+def test_valid_expressions(expression, fields):
+    assert check(expression) == fields
+
+
+@pytest.mark.parametrize("expression", ["0 0 31 2 *", "61 * * * *", "* * * *", "* * * * * *",
+                                        "@reboot", "0 0 * * 8", "H * * * *", ""])
+def test_invalid_expressions(expression):
+    with pytest.raises(ScheduleError):
+        check(expression)
+
+
+ZONES = [ZoneInfo(name) for name in ("UTC", "America/New_York", "Europe/Riga",
+                                     "Australia/Lord_Howe", "Pacific/Chatham")]
+EXPRESSIONS = ["0 * * * *", "30 1 * * *", "30 2 * * *", "*/20 * * * *", "0 3 * * SUN",
+               "15 2,14 * * *", "0 0 1 * *", "45 23 * * *"]
+instants = st.datetimes(min_value=datetime(2024, 1, 1), max_value=datetime(2026, 12, 31),
+                        timezones=st.just(UTC))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(EXPRESSIONS), st.sampled_from(ZONES), instants,
+       st.integers(1, 72 * 60), st.integers(1, 72 * 60))
+def test_split_invariance(expression, zone, start, first_minutes, second_minutes):
+    """Asking for (a, c] gives the same ticks as (a, b] then (b, c]: one-shot equals daemon."""
+    schedule = compile_schedule(expression, zone)
+    middle = start + timedelta(minutes=first_minutes)
+    end = middle + timedelta(minutes=second_minutes)
+    whole = schedule.ticks(start, end)
+    assert whole == schedule.ticks(start, middle) + schedule.ticks(middle, end)
+    assert whole == sorted(set(whole))
+    assert all(start < tick <= end and tick.tzinfo is UTC for tick in whole)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(EXPRESSIONS), st.sampled_from(ZONES), instants)
+def test_ticks_match_the_expression_unless_moved_to_a_dst_jump(expression, zone, start):
+    schedule = compile_schedule(expression, zone)
+    ticks = schedule.ticks(start, start + timedelta(days=3))
+    walls = [tick.astimezone(zone).replace(tzinfo=None) for tick in ticks]
+    for wall, tick in zip(walls, ticks):
+        if not croniter.match(schedule.expression, wall):
+            # Only a fixed-time job whose wall time was skipped moves, to the jump itself.
+            before = (tick - timedelta(seconds=1)).astimezone(zone).utcoffset()
+            assert schedule.is_fixed_time and tick.astimezone(zone).utcoffset() > before
+    if schedule.is_fixed_time:
+        assert len(walls) == len(set(walls)), "a fixed-time job fired twice at one wall time"
