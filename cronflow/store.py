@@ -13,6 +13,7 @@ import fcntl
 import json
 import os
 import secrets
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -51,6 +52,10 @@ class Store:
         self.log_path = state_dir / LOG_NAME
         self.output_dir = state_dir / "output"
         self.lock_dir = state_dir / "locks"
+        self._history = History([])
+        self._history_read_up_to = (None, 0)  # (inode, byte offset) already in _history
+        self._history_guard = threading.Lock()
+        self._output_dirs_made: set[str] = set()
 
     def prepare(self) -> None:
         """Create the state directory (0700: run output often holds secrets) if missing."""
@@ -96,13 +101,34 @@ class Store:
         return parse_log(data)
 
     def history(self) -> History:
-        return History(self.read().events)
+        """The history as the log says now; reads only what was appended since the last call."""
+        with self._history_guard:
+            try:
+                with open(self.log_path, "rb") as log:
+                    inode = os.fstat(log.fileno()).st_ino
+                    known_inode, offset = self._history_read_up_to
+                    if inode != known_inode or os.fstat(log.fileno()).st_size < offset:
+                        self._history, offset = History([]), 0  # a new or replaced log
+                    log.seek(offset)
+                    data = log.read()
+            except FileNotFoundError:
+                return History([])
+            except OSError as error:
+                raise StoreError(f"cannot read the run log {self.log_path}: {error.strerror}. "
+                                 "Check its permissions") from None
+            complete = data.rfind(b"\n") + 1  # a line still being written is read next time
+            for event in parse_log(data[:complete]).events:
+                self._history.add(event)
+            self._history_read_up_to = (inode, offset + complete)
+            return self._history
 
     def output_paths(self, key: RunKey, run_id: str, attempt: int) -> dict[str, Path]:
-        """Where an attempt's stdout and stderr go (the directory is created)."""
-        directory = self.output_dir / key.job / run_id
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        return {stream: directory / f"attempt-{attempt}.{stream}" for stream in ("stdout", "stderr")}
+        """Where an attempt's stdout and stderr go: output/<job>/<run_id>.<attempt>.<stream>."""
+        directory = self.output_dir / key.job
+        if key.job not in self._output_dirs_made:
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._output_dirs_made.add(key.job)
+        return {stream: directory / f"{run_id}.{attempt}.{stream}" for stream in ("stdout", "stderr")}
 
     def _write_error(self, error: OSError) -> StoreError:
         return StoreError(f"cannot write the run log {self.log_path}: {error.strerror}. "
@@ -210,12 +236,16 @@ class History:
         self.latest_by_key: dict[RunKey, RunEvent] = {}
         self._newest_time: dict[str, datetime] = {}
         for event in events:
-            if event.event is EventType.ALERT:
-                continue
-            self.latest_by_key[event.key] = event
-            newest = self._newest_time.get(event.job)
-            if newest is None or event.logical_time > newest:
-                self._newest_time[event.job] = event.logical_time
+            self.add(event)
+
+    def add(self, event: RunEvent) -> None:
+        """Take in the next event of the log."""
+        if event.event is EventType.ALERT:
+            return
+        self.latest_by_key[event.key] = event
+        newest = self._newest_time.get(event.job)
+        if newest is None or event.logical_time > newest:
+            self._newest_time[event.job] = event.logical_time
 
     def latest(self, key: RunKey) -> RunEvent | None:
         """The last recorded event of this run, or None if it never ran."""
