@@ -66,17 +66,24 @@ class Executor:
         order = {run.key: index for index, run in enumerate(runs)}
         outcomes: dict[RunKey, Outcome] = {}
         running: dict[Future, RunKey] = {}
+        waiting: list[RunKey] = []  # ready, but held back while their job runs (oldest first)
         with ThreadPoolExecutor(max_workers=self.jobfile.settings.max_parallel,
                                 thread_name_prefix="cronflow-run") as pool:
             while sorter.is_active():
-                ready = sorted(sorter.get_ready(), key=lambda k: (k.logical_time, order[k]))
-                for key in ready:
+                waiting = sorted([*waiting, *sorter.get_ready()],
+                                 key=lambda key: (key.logical_time, order[key]))
+                busy = {key.job for key in running.values()}
+                for key in list(waiting):
+                    if key.job in busy:
+                        continue  # runs of one job go one at a time, oldest first
+                    waiting.remove(key)
                     blocker = self._blocking_upstream(by_key[key], outcomes)
                     if blocker:
                         outcomes[key] = self._record_upstream_failed(by_key[key], blocker)
                         sorter.done(key)
                     else:
                         running[pool.submit(self._run, by_key[key], rerun)] = key
+                        busy.add(key.job)
                 if not running:
                     continue
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)

@@ -189,17 +189,17 @@ def test_a_job_sees_cronflow_variables_its_env_and_its_cwd(write_jobs, make_exec
     assert lines[-1] == str(workdir)
 
 
-def test_a_logical_date_with_several_ticks_runs_each_oldest_first(write_jobs, make_executor,
+def test_the_runs_of_one_job_on_a_date_go_one_at_a_time_oldest_first(write_jobs, make_executor,
                                                                   tmp_path):
     jobfile = load(write_jobs(f"""
-        [jobs.twice]
+        [jobs.often]
         command = 'echo "$CRONFLOW_LOGICAL_TIME" >> {tmp_path}/ticks'
-        schedule = "0 9,17 * * *"
+        schedule = "0 */3 * * *"
         timezone = "Europe/Berlin"
     """))
     make_executor(jobfile).execute(runs_of(jobfile))
     assert (tmp_path / "ticks").read_text().split() == [
-        "2026-01-14T09:00:00+01:00", "2026-01-14T17:00:00+01:00"]
+        f"2026-01-14T{hour:02d}:00:00+01:00" for hour in range(0, 24, 3)]
 
 
 def test_succeeded_runs_are_skipped_unless_rerun_all(write_jobs, make_executor, tmp_path):
