@@ -20,7 +20,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 
 demo: $(VENV)/.installed
 	$(BIN)/cronflow validate --jobs jobs.toml.example
-	$(BIN)/cronflow run --jobs jobs.toml.example --date $$(date +%Y-%m-%d) --rerun all
+	$(BIN)/cronflow run --jobs jobs.toml.example --date $$(date -u +%Y-%m-%d) --rerun all
 	$(BIN)/cronflow status --jobs jobs.toml.example
 
 test: $(VENV)/.installed-test

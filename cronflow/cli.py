@@ -116,6 +116,9 @@ def _print_event(jobfile: JobFile, event: RunEvent) -> None:
         print(f"  {label}: started, {attempt}", flush=True)
     elif event.event is EventType.FINISHED:
         detail = f", {event.reason}" if event.reason else ""
+        if event.status is not RunStatus.SUCCESS and event.attempt < event.max_attempts:
+            delay = jobfile.jobs[event.job].retry.delay_before(event.attempt + 1)
+            detail += f"; retrying in {delay.total_seconds():g}s"
         print(f"  {label}: {event.status}, {attempt}, {event.duration_s:.1f}s{detail}", flush=True)
     else:
         print(f"  {label}: {event.status}, {event.reason}", flush=True)

@@ -143,3 +143,12 @@ def test_two_invocations_at_once_run_each_run_only_once(tmp_path):
     ran = (tmp_path / "ran.txt").read_text().split()
     assert len(ran) == 2 and ran[1] == "after", ran
     assert outputs.count("already success") == 2  # each run was left to the other once
+
+
+def test_a_failed_try_says_when_it_will_be_retried(tmp_path):
+    (tmp_path / "jobs.toml").write_text(
+        '[jobs.flaky]\ncommand = "exit 5"\nretries = 1\nretry_delay = "250ms"\n')
+    result = run_cli("run", "--date", "2026-01-14", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "failed, attempt 1/2, 0.0s, exit status 5; retrying in 0.25s" in result.stdout
+    assert "failed, attempt 2/2, 0.0s, exit status 5\n" in result.stdout
