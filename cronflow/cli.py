@@ -6,6 +6,7 @@ import json
 import os
 import sys
 from collections import Counter
+from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Optional
@@ -15,6 +16,7 @@ import typer
 from cronflow import config
 from cronflow.errors import CronflowError, UsageError
 from cronflow.model import EventType, JobFile, Rerun, RunEvent, RunKind, RunStatus
+from cronflow.plan import describe_key
 
 app = typer.Typer(
     help="cron for jobs that depend on each other. See README.md for the jobs.toml reference.",
@@ -51,95 +53,203 @@ def run(
     jobs: JobsOption = None,
     dates: Annotated[Optional[str], typer.Option(
         "--date", metavar="YYYY-MM-DD[..YYYY-MM-DD]",
-        help="The logical date to run, or an inclusive range of dates, oldest run first.")] = None,
+        help="Run every tick on this date (or inclusive range of dates) instead of what is due "
+        "now: a backfill, oldest date first.")] = None,
     job: Annotated[Optional[list[str]], typer.Option(
-        "--job", help="Run only this job (repeatable).")] = None,
+        "--job", help="With --date: run only this job (repeatable).")] = None,
     downstream: Annotated[bool, typer.Option(
-        "--downstream", help="Also run every job that depends on the --job ones.")] = False,
+        "--downstream", help="With --date: also run every job that depends on the --job ones.")
+    ] = False,
     rerun: Annotated[Rerun, typer.Option(
-        "--rerun", help="Which recorded runs to run again: none, failed (those that did not "
-        "succeed) or all.")] = Rerun.FAILED,
+        "--rerun", help="With --date: which recorded runs run again: failed (those that did "
+        "not succeed), all, or none.")] = Rerun.FAILED,
     dry_run: Annotated[bool, typer.Option(
-        "--dry-run", help="Print the runs that would start, and run nothing.")] = False,
+        "--dry-run", help="Print what would run and why, and run nothing.")] = False,
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="Without --date: print every event, not only failures.")] = False,
 ) -> None:
-    """Run jobs for a logical date, in dependency order; exit 1 if any run did not succeed.
+    """Run what is due now (cron calls this each minute), or backfill --date; exit 1 if a run failed.
 
-    Example:  cronflow run --date 2026-01-14 --job load --downstream
+    Examples:  cronflow run          (in a crontab: * * * * * cronflow run --jobs /etc/cronflow/jobs.toml)
+               cronflow run --date 2026-01-01..2026-01-31 --job load --downstream
     """
-    from cronflow import plan
-
-    if dates is None:
-        raise UsageError("cronflow run needs --date YYYY-MM-DD (or a range A..B): running what "
-                         "is due by the clock is not available in this version yet.")
-    days = parse_dates(dates)
+    if dates is None and (job or downstream):
+        raise UsageError("--job and --downstream choose the runs of a --date. Without --date, "
+                         "cronflow runs whatever is due now.")
     jobfile = _load(jobs)
-    selected = plan.select_jobs(jobfile, job or [], downstream)
-    runs_by_date = [(day, plan.runs_for_date(jobfile, selected, day, RunKind.BACKFILL))
-                    for day in days]
-    if dry_run:
-        _print_plan(jobfile, runs_by_date, rerun)
-        return
-    if not _execute(jobfile, runs_by_date, rerun):
+    if dates is None:
+        succeeded = _run_due(jobfile, dry_run, verbose)
+    else:
+        succeeded = _run_dates(jobfile, parse_dates(dates), job or [], downstream, rerun, dry_run)
+    if not succeeded:
         raise typer.Exit(1)
 
 
-def _execute(jobfile: JobFile, runs_by_date, rerun: Rerun) -> bool:
-    """Run each date's plan in turn; True when every run succeeded."""
+def _run_due(jobfile: JobFile, dry_run: bool, verbose: bool) -> bool:
+    """One clock-driven invocation: quiet unless something fails, as cron users expect."""
+    reporter = _Reporter(jobfile, quiet=not verbose)
+    scheduler = _scheduler(jobfile, reporter)
+    if dry_run:
+        from cronflow import render
+
+        render.verdict_table(jobfile, scheduler.preview().verdicts)
+        return True
+    return _all_succeeded(reporter, scheduler.tick())
+
+
+def _run_dates(jobfile: JobFile, days: list[date], names: list[str], downstream: bool,
+               rerun: Rerun, dry_run: bool) -> bool:
+    from cronflow import plan
+
+    selected = plan.select_jobs(jobfile, names, downstream)
+    runs_by_date = [plan.runs_for_date(jobfile, selected, day, RunKind.BACKFILL) for day in days]
+    reporter = _Reporter(jobfile, quiet=False)
+    scheduler = _scheduler(jobfile, reporter)
+    if dry_run:
+        from cronflow import render
+
+        history = scheduler.store.history()
+        render.verdict_table(jobfile, [plan.backfill_verdict(run, history.status(run.key), rerun)
+                                       for runs in runs_by_date for run in runs])
+        return True
+    scheduler.record_abandoned()
+    outcomes = []
+    with reporter.progress(sum(len(runs) for runs in runs_by_date)):
+        for runs in runs_by_date:
+            outcomes += scheduler.executor.execute(runs, rerun)
+    return _all_succeeded(reporter, outcomes)
+
+
+def _scheduler(jobfile: JobFile, reporter: _Reporter):
     from cronflow.clock import SystemClock
     from cronflow.executor import Executor
-    from cronflow.lock import JobLocks
+    from cronflow.lock import Locks
     from cronflow.runner import ShellRunner
+    from cronflow.scheduler import Scheduler
     from cronflow.store import Store
 
     store = Store(jobfile.settings.state_dir)
     store.prepare()
-    executor = Executor(jobfile=jobfile, store=store, locks=JobLocks(store.lock_dir),
-                        runner=ShellRunner(), clock=SystemClock(),
-                        on_event=lambda event: _print_event(jobfile, event))
-    outcomes = []
-    for _, runs in runs_by_date:
-        outcomes += executor.execute(runs, rerun)
-    for outcome in outcomes:
-        if outcome.already_done:
-            print(f"  {_run_label(jobfile, outcome.key.job, outcome.key.logical_time)}: "
-                  f"not run, {outcome.reason} (--rerun decides which runs run again)")
-    counts = Counter("already done" if o.already_done else o.status.value for o in outcomes)
-    print(f"{len(outcomes)} runs: "
-          + ", ".join(f"{count} {status}" for status, count in sorted(counts.items())))
-    return all(outcome.status is RunStatus.SUCCESS for outcome in outcomes)
+    locks = Locks(store.lock_dir)
+    clock = SystemClock()
+    executor = Executor(jobfile=jobfile, store=store, locks=locks, runner=ShellRunner(),
+                        clock=clock, on_event=reporter.event, on_outcome=reporter.outcome)
+    return Scheduler(jobfile=jobfile, store=store, locks=locks, executor=executor, clock=clock)
 
 
-def _print_event(jobfile: JobFile, event: RunEvent) -> None:
-    label = _run_label(jobfile, event.job, event.logical_time)
+def _all_succeeded(reporter: _Reporter, outcomes) -> bool:
+    """Print the summary; True unless a run failed, timed out or was held back by a failure."""
+    reporter.summary(outcomes)
+    return not any(outcome.status in FAILURES for outcome in outcomes)
+
+
+FAILURES = {RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.UPSTREAM_FAILED,
+            RunStatus.ABANDONED}
+
+
+class _Reporter:
+    """Prints what the executor reports: every event, or (quiet) only failures, to stderr."""
+
+    def __init__(self, jobfile: JobFile, quiet: bool) -> None:
+        self.jobfile = jobfile
+        self.quiet = quiet
+        self._bar = None
+
+    def event(self, event: RunEvent) -> None:
+        failure = event.status in FAILURES
+        if self.quiet and not failure:
+            return
+        self._print(f"  {_event_line(self.jobfile, event)}", to_stderr=self.quiet)
+
+    def outcome(self, outcome) -> None:
+        if self._bar is not None:
+            self._bar.advance(self._task)
+        if outcome.already_done and not self.quiet:
+            self._print(f"  {describe_key(self.jobfile, outcome.key)}: not run, {outcome.reason}")
+
+    def summary(self, outcomes) -> None:
+        if self.quiet or not outcomes:
+            return
+        counts = Counter("not run" if o.already_done else o.status.value for o in outcomes)
+        print(f"{len(outcomes)} runs: "
+              + ", ".join(f"{count} {status}" for status, count in sorted(counts.items())))
+
+    @contextmanager
+    def progress(self, total: int):
+        """A progress bar over `total` runs, only in a terminal."""
+        if total < 2 or not sys.stdout.isatty():
+            yield
+            return
+        from cronflow import render
+
+        with render.progress_bar() as bar:
+            self._bar, self._task = bar, bar.add_task("backfill", total=total)
+            try:
+                yield
+            finally:
+                self._bar = None
+
+    def _print(self, line: str, to_stderr: bool = False) -> None:
+        if self._bar is not None:
+            self._bar.console.print(line, markup=False, highlight=False)
+        else:
+            print(line, file=sys.stderr if to_stderr else sys.stdout, flush=True)
+
+
+def _event_line(jobfile: JobFile, event: RunEvent) -> str:
+    label = describe_key(jobfile, event.key)
     attempt = f"attempt {event.attempt}/{event.max_attempts}"
     if event.event is EventType.STARTED:
-        print(f"  {label}: started, {attempt}", flush=True)
-    elif event.event is EventType.FINISHED:
+        return f"{label}: started, {attempt} ({event.kind})"
+    if event.event is EventType.FINISHED:
         detail = f", {event.reason}" if event.reason else ""
         if event.status is not RunStatus.SUCCESS and event.attempt < event.max_attempts:
             delay = jobfile.jobs[event.job].retry.delay_before(event.attempt + 1)
             detail += f"; retrying in {delay.total_seconds():g}s"
-        print(f"  {label}: {event.status}, {attempt}, {event.duration_s:.1f}s{detail}", flush=True)
-    else:
-        print(f"  {label}: {event.status}, {event.reason}", flush=True)
+        return f"{label}: {event.status}, {attempt}, {event.duration_s:.1f}s{detail}"
+    return f"{label}: {event.status}, {event.reason}"
 
 
-def _print_plan(jobfile: JobFile, runs_by_date, rerun: Rerun) -> None:
-    from cronflow.plan import should_run
-    from cronflow.store import Store
+@app.command("next")
+def next_ticks(
+    jobs: JobsOption = None,
+    job: Annotated[Optional[list[str]], typer.Option(
+        "--job", help="Only this job (repeatable).")] = None,
+    count: Annotated[int, typer.Option("--count", "-n", min=1,
+                                       help="Ticks per job.")] = 5,
+    start: Annotated[Optional[str], typer.Option(
+        "--from", metavar="TIME", help="Start after this ISO-8601 time instead of now "
+        "(without an offset it is read as UTC), e.g. 2026-03-08T00:00-05:00.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show the upcoming ticks of scheduled jobs, in their zone and in UTC, DST changes marked.
 
-    history = Store(jobfile.settings.state_dir).history()
-    for day, runs in runs_by_date:
-        print(f"{day}:")
-        for planned in runs:
-            status = history.status(planned.key)
-            verdict = "run" if should_run(status, rerun) else f"skip (already {status})"
-            print(f"  {_run_label(jobfile, planned.job, planned.logical_time)}: {verdict}")
+    Example:  cronflow next --job backup --count 3 --from 2026-03-29T00:00+01:00
+    """
+    from cronflow import plan
+    from cronflow.clock import SystemClock
 
-
-def _run_label(jobfile: JobFile, job: str, logical_time) -> str:
-    local = logical_time.astimezone(jobfile.jobs[job].timezone)
-    return f"{job} @ {local.isoformat()}"
+    jobfile = _load(jobs)
+    after = parse_time(start) if start else SystemClock().now()
+    rows = []
+    for name in plan.select_jobs(jobfile, job or [], downstream=False):
+        scheduled = jobfile.jobs[name]
+        if scheduled.schedule is None:
+            continue
+        schedule = plan.schedule_of(scheduled.cadence)
+        tick = after
+        for _ in range(count):
+            tick = schedule.next_after(tick)
+            if tick is None:
+                break
+            rows.append({"job": name, "logical_time": tick.astimezone(scheduled.timezone).isoformat(),
+                         "utc": tick.isoformat(), "dst": schedule.dst_note(tick)})
+    if as_json:
+        print(json.dumps({"v": 1, "ticks": rows}, indent=2))
+        return
+    for row in rows:
+        note = f"  [{row['dst']}]" if row["dst"] else ""
+        print(f"{row['job']:<20} {row['logical_time']:<26} {row['utc']}{note}")
 
 
 @app.command()
@@ -180,6 +290,18 @@ def parse_dates(text: str) -> list[date]:
     if end < start:
         raise UsageError(f'--date "{text}" ends before it starts. Put the earlier date first.')
     return [start + timedelta(days=offset) for offset in range((end - start).days + 1)]
+
+
+def parse_time(text: str):
+    """An aware instant from ISO-8601 text; no offset means UTC (never the host's zone)."""
+    from datetime import UTC, datetime
+
+    try:
+        parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f'--from "{text}" is not a time. Write ISO-8601, such as '
+                         "2026-03-08T00:00-05:00 or 2026-03-08T05:00Z.") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def main() -> None:

@@ -242,6 +242,7 @@ JOB_KEYS: dict[str, Callable[[Any], Any]] = {
     "timeout": parse_duration,
     "kill_grace": parse_duration,
     "catchup": _choice(CatchUp),
+    "max_catchup": _integer(1),
     "overlap": _choice(Overlap),
 }
 NOT_IN_DEFAULTS = {"command", "depends_on", "description"}
@@ -259,7 +260,7 @@ TABLES = ("cronflow", "defaults", "alerts", "jobs")
 # jobs.toml key -> model field, for keys that are copied as they are when present
 RETRY_FIELDS = {"retry_delay": "delay", "retry_backoff": "backoff", "retry_max_delay": "max_delay"}
 JOB_FIELDS = {key: key for key in ("description", "env", "depends_on", "kill_grace", "catchup",
-                                   "overlap")}
+                                   "max_catchup", "overlap")}
 
 
 def _present(values: dict[str, Any], fields: dict[str, str]) -> dict[str, Any]:

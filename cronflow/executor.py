@@ -14,20 +14,26 @@ from dataclasses import dataclass
 from graphlib import TopologicalSorter
 
 from cronflow.clock import Clock
-from cronflow.lock import JobLocks
+from cronflow.lock import Locks, run_lock_name
 from cronflow.model import (
     EventType,
     Job,
     JobFile,
+    Overlap,
     PlannedRun,
     Rerun,
     RunEvent,
     RunKey,
+    RunKind,
     RunStatus,
 )
-from cronflow.plan import should_run
+from cronflow.plan import describe_key, should_run
 from cronflow.runner import ProcessResult, ProcessRunner, ProcessSpec
 from cronflow.store import Store, new_run_id
+
+
+# Runs the clock asked for; they follow `overlap`, and wait for other-schedule upstreams.
+CLOCK_KINDS = (RunKind.SCHEDULED, RunKind.CATCHUP)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -37,15 +43,16 @@ class Outcome:
     key: RunKey
     status: RunStatus
     attempts: int = 0
-    already_done: bool = False  # it had succeeded before; nothing was run
+    already_done: bool = False  # nothing was run: it was done before, or is left to others
     reason: str = ""
 
 
 class Executor:
     """Runs a plan with the collaborators it is given; holds no global state."""
 
-    def __init__(self, *, jobfile: JobFile, store: Store, locks: JobLocks, runner: ProcessRunner,
+    def __init__(self, *, jobfile: JobFile, store: Store, locks: Locks, runner: ProcessRunner,
                  clock: Clock, on_event: Callable[[RunEvent], None] | None = None,
+                 on_outcome: Callable[[Outcome], None] | None = None,
                  environ: dict[str, str] | None = None) -> None:
         self.jobfile = jobfile
         self.store = store
@@ -53,6 +60,7 @@ class Executor:
         self.runner = runner
         self.clock = clock
         self.on_event = on_event or (lambda event: None)
+        self.on_outcome = on_outcome or (lambda outcome: None)
         self.environ = dict(os.environ if environ is None else environ)
         self.host = socket.gethostname()
         self.pid = os.getpid()
@@ -77,9 +85,10 @@ class Executor:
                     if key.job in busy:
                         continue  # runs of one job go one at a time, oldest first
                     waiting.remove(key)
-                    blocker = self._blocking_upstream(by_key[key], outcomes)
-                    if blocker:
-                        outcomes[key] = self._record_upstream_failed(by_key[key], blocker)
+                    held = self._held_back(by_key[key], outcomes)
+                    if held:
+                        outcomes[key] = held
+                        self.on_outcome(held)
                         sorter.done(key)
                     else:
                         running[pool.submit(self._run, by_key[key], rerun)] = key
@@ -90,6 +99,7 @@ class Executor:
                 for future in finished:
                     key = running.pop(future)
                     outcomes[key] = future.result()  # a StoreError stops everything here
+                    self.on_outcome(outcomes[key])
                     sorter.done(key)
         return [outcomes[run.key] for run in runs]
 
@@ -97,7 +107,14 @@ class Executor:
 
     def _run(self, planned: PlannedRun, rerun: Rerun) -> Outcome:
         job = self.jobfile.jobs[planned.job]
-        with self.locks.hold(job.name, wait=True):
+        by_clock = planned.kind in CLOCK_KINDS
+        if job.overlap is Overlap.ALLOW:  # runs of the job may overlap; one run may not
+            lock, wait = run_lock_name(planned.key), not by_clock
+        else:
+            lock, wait = job.name, not (by_clock and job.overlap is Overlap.SKIP)
+        with self.locks.hold(lock, wait=wait) as acquired:
+            if not acquired:
+                return self._busy(planned, job)
             # Decided again under the lock: another invocation may have just run it.
             status = self.store.history().status(planned.key)
             if not should_run(status, rerun):
@@ -105,11 +122,20 @@ class Executor:
                                reason=f"already {status}")
             return self._attempts(planned, job)
 
+    def _busy(self, planned: PlannedRun, job: Job) -> Outcome:
+        """The lock is held elsewhere: skip the due run, or leave the run to its holder."""
+        if job.overlap is Overlap.ALLOW:
+            return Outcome(key=planned.key, status=RunStatus.RUNNING, already_done=True,
+                           reason="running in another invocation")
+        reason = "the job is still running from another invocation (overlap = skip)"
+        self._record(planned, job, EventType.SKIPPED, RunStatus.SKIPPED, reason=reason,
+                     run_id=new_run_id(planned.logical_time), ended_at=self.clock.now())
+        return Outcome(key=planned.key, status=RunStatus.SKIPPED, reason=reason)
+
     def _attempts(self, planned: PlannedRun, job: Job) -> Outcome:
-        run_id = new_run_id(planned.logical_time)
-        attempts = job.retry.attempts
-        for attempt in range(1, attempts + 1):
-            if attempt > 1:
+        run_id = planned.run_id or new_run_id(planned.logical_time)
+        for attempt in range(planned.first_attempt, job.retry.attempts + 1):
+            if attempt > planned.first_attempt:
                 self.clock.sleep(job.retry.delay_before(attempt).total_seconds())
             status = self._attempt(planned, job, run_id, attempt)
             if status is RunStatus.SUCCESS:
@@ -150,28 +176,43 @@ class Executor:
 
     # ---- dependencies ------------------------------------------------------------------------
 
-    def _blocking_upstream(self, planned: PlannedRun, outcomes: dict[RunKey, Outcome]) -> str:
-        """Why this run cannot start (an upstream that has not succeeded), or ""."""
+    def _held_back(self, planned: PlannedRun, outcomes: dict[RunKey, Outcome]) -> Outcome | None:
+        """If an upstream has not succeeded, the recorded outcome of this run; else None."""
         history = None
+        job = self.jobfile.jobs[planned.job]
         for upstream in planned.upstreams:
             if upstream in outcomes:
-                status = outcomes[upstream].status
+                outcome = outcomes[upstream]
+                if outcome.status in (RunStatus.WAITING, RunStatus.RUNNING):
+                    # Taken up again, with this run, when that upstream's run is.
+                    return Outcome(key=planned.key, status=outcome.status, already_done=True,
+                                   reason=f"upstream {describe_key(self.jobfile, upstream)} "
+                                          f"is {outcome.status}")
+                status = outcome.status
             else:  # not part of this invocation: the log decides
                 if history is None:
                     history = self.store.history()
                 status = history.status(upstream)
-            if status is not RunStatus.SUCCESS:
-                when = upstream.logical_time.astimezone(self.jobfile.jobs[upstream.job].timezone)
-                return (f"upstream {upstream.job} for {when.isoformat()} "
-                        f"{'has not run' if status is None else f'is {status}'}")
-        return ""
+            if status is RunStatus.SUCCESS:
+                continue
+            reason = (f"upstream {describe_key(self.jobfile, upstream)} "
+                      f"{'has not run' if status is None else f'is {status}'}")
+            other_schedule = self.jobfile.jobs[upstream.job].cadence != job.cadence
+            if planned.kind in CLOCK_KINDS and other_schedule:
+                return self._record_waiting(planned, job, reason)
+            held = RunStatus.SKIPPED if status is RunStatus.SKIPPED else RunStatus.UPSTREAM_FAILED
+            self._record(planned, job, EventType(held.value), held, reason=reason,
+                         run_id=new_run_id(planned.logical_time), ended_at=self.clock.now())
+            return Outcome(key=planned.key, status=held, reason=reason)
+        return None
 
-    def _record_upstream_failed(self, planned: PlannedRun, reason: str) -> Outcome:
-        job = self.jobfile.jobs[planned.job]
-        self._record(planned, job, EventType.UPSTREAM_FAILED, RunStatus.UPSTREAM_FAILED,
-                     run_id=new_run_id(planned.logical_time), reason=reason,
-                     ended_at=self.clock.now())
-        return Outcome(key=planned.key, status=RunStatus.UPSTREAM_FAILED, reason=reason)
+    def _record_waiting(self, planned: PlannedRun, job: Job, reason: str) -> Outcome:
+        """Wait for a later invocation; recorded once, not on every invocation that checks."""
+        latest = self.store.history().latest(planned.key)
+        if latest is None or latest.status is not RunStatus.WAITING or latest.reason != reason:
+            self._record(planned, job, EventType.WAITING, RunStatus.WAITING, reason=reason,
+                         run_id=new_run_id(planned.logical_time), ended_at=self.clock.now())
+        return Outcome(key=planned.key, status=RunStatus.WAITING, reason=reason)
 
     def _record(self, planned: PlannedRun, job: Job, event: EventType, status: RunStatus,
                 **fields) -> RunEvent:

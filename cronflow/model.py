@@ -49,7 +49,6 @@ class RunKind(StrEnum):
     SCHEDULED = "scheduled"
     CATCHUP = "catchup"
     BACKFILL = "backfill"
-    MANUAL = "manual"
 
 
 class EventType(StrEnum):
@@ -61,6 +60,7 @@ class EventType(StrEnum):
     SKIPPED = "skipped"
     MISSED = "missed"
     ABANDONED = "abandoned"
+    WAITING = "waiting"  # a scheduled run whose other-schedule upstream has not succeeded yet
     ALERT = "alert"
 
 
@@ -75,10 +75,7 @@ class RunStatus(StrEnum):
     SKIPPED = "skipped"
     MISSED = "missed"
     ABANDONED = "abandoned"
-
-    @property
-    def is_failure(self) -> bool:
-        return self in (RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.UPSTREAM_FAILED)
+    WAITING = "waiting"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -127,6 +124,7 @@ class Job:
     timeout: timedelta | None = None
     kill_grace: timedelta = timedelta(seconds=10)
     catchup: CatchUp = CatchUp.LATEST
+    max_catchup: int = 100
     overlap: Overlap = Overlap.SKIP
     description: str = ""
     config_hash: str = ""  # changes whenever anything in this job's definition changes
@@ -175,6 +173,8 @@ class PlannedRun:
     key: RunKey
     kind: RunKind
     upstreams: tuple[RunKey, ...] = ()
+    first_attempt: int = 1  # > 1 when resuming a run whose earlier attempt was abandoned
+    run_id: str | None = None  # set when resuming; otherwise the executor makes a new one
 
     @property
     def job(self) -> str:
@@ -205,6 +205,7 @@ class RunEvent:
     output: dict[str, str] = field(default_factory=dict)  # "stdout"/"stderr" -> path
     stderr_tail: str = ""
     reason: str = ""
+    missed_ticks: int = 0  # on a `missed` event: how many ticks, ending at logical_time
     host: str = ""
     pid: int = 0
     config_hash: str = ""

@@ -1,18 +1,173 @@
-"""Pure decisions: which runs to make for a date, and what each must wait for."""
+"""Pure decisions: which runs are due now or on a date, and what each must wait for.
+
+Catch-up policy, written down where the decision is made: each scheduled job keeps a
+watermark, the newest tick already decided. A call decides the ticks in (watermark, now].
+The newest of them, if at most LATE_AFTER old, runs as `scheduled`. Older ones were missed
+(cronflow was not running): `catchup = "latest"` runs only the newest tick, `"all"` runs
+them all oldest first (at most `max_catchup`), `"none"` runs none that are late. Ticks not
+run are recorded `missed`. A job seen for the first time starts at now minus one minute, so
+installing cronflow never replays history.
+"""
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Sequence
-from datetime import date, datetime
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
 
 from cronflow import dag
 from cronflow.errors import UsageError
-from cronflow.model import Cadence, Job, JobFile, PlannedRun, Rerun, RunKey, RunKind, RunStatus
+from cronflow.model import (
+    Cadence,
+    CatchUp,
+    Job,
+    JobFile,
+    PlannedRun,
+    Rerun,
+    RunKey,
+    RunKind,
+    RunStatus,
+)
 from cronflow.schedule import Schedule, compile_schedule
+from cronflow.store import History
 
 # An unscheduled job with no scheduled upstream runs for midnight of the date it is run for.
 _MIDNIGHT = "0 0 * * *"
+FIRST_SIGHT = timedelta(minutes=1)
+# A tick decided later than this after it happened is a catch-up, not an on-time run. Cron
+# calls `cronflow run` each minute, so an on-time tick is seen within seconds.
+LATE_AFTER = timedelta(minutes=2)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Verdict:
+    """Why a job does or does not run now, for `cronflow run --dry-run`."""
+
+    job: str
+    logical_time: datetime | None
+    action: str  # run | not due | missed | already done | waiting | retry
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TickPlan:
+    """Everything one clock-driven invocation decided."""
+
+    runs: list[PlannedRun]  # scheduled, catch-up, resumed, and the unscheduled runs after them
+    missed: dict[str, list[datetime]] = field(default_factory=dict)  # job -> ticks not run
+    watermarks: dict[str, datetime] = field(default_factory=dict)  # job -> newest decided tick
+    verdicts: list[Verdict] = field(default_factory=list)
+
+
+def due_runs(jobfile: JobFile, history: History, watermarks: Mapping[str, datetime],
+             now: datetime) -> TickPlan:
+    """The runs due at `now`, given each job's watermark and what the log already holds."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    roots: list[PlannedRun] = []
+    missed: dict[str, list[datetime]] = {}
+    new_watermarks = dict(watermarks)
+    verdicts: list[Verdict] = []
+    for job in jobfile.jobs.values():
+        if job.schedule is None:
+            continue
+        schedule = schedule_of(job.cadence)
+        since = watermarks.get(job.name, now - FIRST_SIGHT)
+        ticks = schedule.ticks(since, now)
+        new_watermarks[job.name] = ticks[-1] if ticks else max(since, now - FIRST_SIGHT)
+        if not ticks:
+            verdicts.append(Verdict(job=job.name, logical_time=schedule.next_after(now),
+                                    action="not due", detail="next tick"))
+            continue
+        to_run, not_run = _apply_catchup(job, ticks, now)
+        if not_run:
+            missed[job.name] = not_run
+            verdicts.append(Verdict(job=job.name, logical_time=not_run[-1], action="missed",
+                                    detail=f"{len(not_run)} tick(s) not run "
+                                           f"(catchup = {job.catchup})"))
+        for tick in to_run:
+            key = RunKey(job.name, tick)
+            if history.status(key) is RunStatus.SUCCESS:
+                verdicts.append(Verdict(job=job.name, logical_time=tick, action="already done"))
+                continue
+            on_time = tick == ticks[-1] and now - tick <= LATE_AFTER
+            roots.append(PlannedRun(key=key, kind=RunKind.SCHEDULED if on_time
+                                    else RunKind.CATCHUP))
+    roots += _resumed(jobfile, history)
+    runs = _with_unscheduled_downstream(jobfile, roots, history)
+    verdicts += _run_verdicts(jobfile, runs, history)
+    return TickPlan(runs=runs, missed=missed, watermarks=new_watermarks, verdicts=verdicts)
+
+
+def _apply_catchup(job: Job, ticks: list[datetime], now: datetime) -> tuple[list, list]:
+    """Split due ticks into (run, missed) by the job's catch-up policy."""
+    newest_on_time = now - ticks[-1] <= LATE_AFTER
+    if job.catchup is CatchUp.ALL:
+        return ticks[-job.max_catchup:], ticks[:-job.max_catchup]
+    if job.catchup is CatchUp.NONE and not newest_on_time:
+        return [], ticks
+    return ticks[-1:], ticks[:-1]
+
+
+def _resumed(jobfile: JobFile, history: History) -> list[PlannedRun]:
+    """Runs to take up again: abandoned ones with tries left, and ones waiting for upstreams."""
+    resumed = []
+    for event in history.unfinished(RunStatus.ABANDONED, RunStatus.WAITING):
+        job = jobfile.jobs.get(event.job)
+        if job is None:
+            continue
+        if event.status is RunStatus.WAITING:
+            resumed.append(PlannedRun(key=event.key, kind=event.kind))
+        elif event.attempt < job.retry.attempts:
+            resumed.append(PlannedRun(key=event.key, kind=event.kind,
+                                      first_attempt=event.attempt + 1, run_id=event.run_id))
+    return resumed
+
+
+def _with_unscheduled_downstream(jobfile: JobFile, roots: list[PlannedRun],
+                                 history: History) -> list[PlannedRun]:
+    """The roots plus, for each, the unscheduled jobs after it at the same logical time.
+
+    Ordered by logical time, then dependency; each run lists the runs it waits for.
+    """
+    graph = dependency_graph(jobfile)
+    order = {name: index for index, name in enumerate(dag.topological_order(graph))}
+    wanted: dict[RunKey, PlannedRun] = {}
+    for root in roots:
+        wanted.setdefault(root.key, root)
+        for name in dag.downstream_of(graph, [root.job]) - {root.job}:
+            job = jobfile.jobs[name]
+            key = RunKey(name, root.logical_time)
+            if (job.schedule is None and job.cadence == jobfile.jobs[root.job].cadence
+                    and key not in wanted and history.status(key) is not RunStatus.SUCCESS):
+                wanted[key] = PlannedRun(key=key, kind=root.kind)
+    ordered = sorted(wanted.values(), key=lambda run: (run.logical_time, order[run.job]))
+    return [_with_upstreams(jobfile, run) for run in ordered]
+
+
+def _run_verdicts(jobfile: JobFile, runs: list[PlannedRun], history: History) -> list[Verdict]:
+    planned = {run.key for run in runs}
+    verdicts = []
+    for run in runs:
+        missing = [key for key in run.upstreams
+                   if key not in planned and history.status(key) is not RunStatus.SUCCESS]
+        if missing:
+            action, detail = "waiting", "for " + ", ".join(describe_key(jobfile, k) for k in missing)
+        elif run.first_attempt > 1:
+            action, detail = "retry", f"attempt {run.first_attempt} after an abandoned one"
+        else:
+            action, detail = "run", run.kind.value
+        verdicts.append(Verdict(job=run.job, logical_time=run.logical_time, action=action,
+                                detail=detail))
+    return verdicts
+
+
+def describe_key(jobfile: JobFile, key: RunKey) -> str:
+    """`load @ 2026-01-14T06:00:00+01:00`, in the job's zone."""
+    job = jobfile.jobs.get(key.job)
+    when = key.logical_time.astimezone(job.timezone) if job else key.logical_time
+    return f"{key.job} @ {when.isoformat()}"
 
 
 def select_jobs(jobfile: JobFile, names: Sequence[str], downstream: bool) -> list[str]:
@@ -34,15 +189,9 @@ def runs_for_date(jobfile: JobFile, jobs: Iterable[str], day: date, kind: RunKin
     same logical time of an upstream sharing its cadence, or else the upstream's latest tick
     at or before its own logical time.
     """
-    runs = []
-    for name in jobs:
-        job = jobfile.jobs[name]
-        for logical_time in schedule_of(job.cadence).ticks_on(day):
-            upstreams = tuple(_upstream_key(jobfile.jobs[u], job, logical_time)
-                              for u in job.depends_on)
-            runs.append(PlannedRun(key=RunKey(name, logical_time), kind=kind,
-                                   upstreams=tuple(key for key in upstreams if key is not None)))
-    return runs
+    return [_with_upstreams(jobfile, PlannedRun(key=RunKey(name, logical_time), kind=kind))
+            for name in jobs
+            for logical_time in schedule_of(jobfile.jobs[name].cadence).ticks_on(day)]
 
 
 def should_run(status: RunStatus | None, rerun: Rerun) -> bool:
@@ -54,12 +203,28 @@ def should_run(status: RunStatus | None, rerun: Rerun) -> bool:
     return status is not RunStatus.SUCCESS
 
 
+def backfill_verdict(run: PlannedRun, status: RunStatus | None, rerun: Rerun) -> Verdict:
+    """Whether a backfill run will run, and why, for `cronflow run --date ... --dry-run`."""
+    if not should_run(status, rerun):
+        return Verdict(job=run.job, logical_time=run.logical_time, action="skip",
+                       detail=f"already {status} (--rerun {rerun})")
+    detail = "never run" if status is None else f"was {status}, --rerun {rerun}"
+    return Verdict(job=run.job, logical_time=run.logical_time, action="run", detail=detail)
+
+
 def schedule_of(cadence: Cadence) -> Schedule:
     return compile_schedule(cadence.expression or _MIDNIGHT, cadence.timezone)
 
 
 def dependency_graph(jobfile: JobFile) -> dict[str, tuple[str, ...]]:
     return {name: job.depends_on for name, job in jobfile.jobs.items()}
+
+
+def _with_upstreams(jobfile: JobFile, run: PlannedRun) -> PlannedRun:
+    """The run, listing the upstream runs it waits for."""
+    job = jobfile.jobs[run.job]
+    keys = (_upstream_key(jobfile.jobs[name], job, run.logical_time) for name in job.depends_on)
+    return replace(run, upstreams=tuple(key for key in keys if key is not None))
 
 
 def _upstream_key(upstream: Job, job: Job, logical_time: datetime) -> RunKey | None:

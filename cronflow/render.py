@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from rich import box
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
+from cronflow.model import JobFile
+from cronflow.plan import Verdict
 from cronflow.report import JobStatus
 
 STATUS_STYLES = {
@@ -18,7 +21,10 @@ STATUS_STYLES = {
     "abandoned": "magenta",
     "skipped": "dim",
     "missed": "dim",
+    "waiting": "yellow",
 }
+VERDICT_STYLES = {"run": "green", "retry": "cyan", "waiting": "yellow", "missed": "red",
+                  "overlap": "yellow", "skip": "dim", "already done": "dim", "not due": "dim"}
 
 
 def make_console() -> Console:
@@ -54,3 +60,24 @@ def status_table(rows: list[JobStatus], console: Console | None = None) -> None:
 def _short_time(iso: str | None) -> str:
     """`2026-01-14T06:00:00+01:00` -> `2026-01-14 06:00:00` (the zone has its own column)."""
     return "-" if iso is None else iso[:19].replace("T", " ")
+
+
+def verdict_table(jobfile: JobFile, verdicts: list[Verdict], console: Console | None = None) -> None:
+    """Print what a run would do: one row per job or run, with the reason."""
+    console = console or make_console()
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("job", "logical time", "zone", "action", "why"):
+        table.add_column(column, no_wrap=column != "why")
+    for verdict in verdicts:
+        zone = jobfile.jobs[verdict.job].timezone
+        when = verdict.logical_time.astimezone(zone).isoformat() if verdict.logical_time else "-"
+        table.add_row(verdict.job, _short_time(when), zone.key,
+                      Text(verdict.action, style=VERDICT_STYLES.get(verdict.action, "")),
+                      verdict.detail)
+    console.print(table)
+
+
+def progress_bar() -> Progress:
+    """A progress bar for long backfills (only shown in a terminal)."""
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), transient=False)

@@ -125,6 +125,21 @@ class Schedule:
             window *= 4
         return None
 
+    def dst_note(self, tick: datetime) -> str:
+        """How daylight saving time shaped this tick, or "" when it did not."""
+        from croniter import croniter
+
+        local = tick.astimezone(self.zone)
+        wall = local.replace(tzinfo=None, fold=0)
+        if not croniter.match(self.expression, wall):
+            return "moved: its time did not exist (clocks jumped forward), runs at the jump"
+        first, second = (wall.replace(tzinfo=self.zone, fold=fold) for fold in (0, 1))
+        if first.utcoffset() == second.utcoffset():
+            return ""
+        if self.is_fixed_time:
+            return "once: this wall time happens twice (clocks go back), runs on the first"
+        return f"{'second' if local.fold else 'first'} of two {wall:%H:%M} (clocks go back)"
+
     def _wall(self, instant: datetime) -> datetime:
         return instant.astimezone(self.zone).replace(tzinfo=None, fold=0)
 

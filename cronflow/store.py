@@ -24,6 +24,7 @@ from cronflow.errors import StoreError
 from cronflow.model import EventType, RunEvent, RunKey, RunKind, RunStatus
 
 LOG_NAME = "runs.jsonl"
+WATERMARKS_NAME = "watermarks.json"
 STDERR_TAIL_LINES = 20
 STDERR_TAIL_BYTES = 4096
 # Each output file is cut to this size after its attempt ends, keeping its head and tail.
@@ -52,6 +53,7 @@ class Store:
         self.log_path = state_dir / LOG_NAME
         self.output_dir = state_dir / "output"
         self.lock_dir = state_dir / "locks"
+        self.watermarks_path = state_dir / WATERMARKS_NAME
         self._history = History([])
         self._history_read_up_to = (None, 0)  # (inode, byte offset) already in _history
         self._history_guard = threading.Lock()
@@ -99,6 +101,37 @@ class Store:
             raise StoreError(f"cannot read the run log {self.log_path}: {error.strerror}. "
                              "Check its permissions") from None
         return parse_log(data)
+
+    def read_watermarks(self) -> dict[str, datetime]:
+        """Each scheduled job's newest decided tick; {} if the file is missing or unreadable.
+
+        An unreadable file costs no run: the log still knows every recorded tick, and the
+        planner never runs a tick the log says succeeded.
+        """
+        try:
+            document = json.loads(self.watermarks_path.read_bytes())
+            return {job: _time_from_json(when) for job, when in document["jobs"].items()}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return {}
+
+    def write_watermarks(self, watermarks: dict[str, datetime]) -> None:
+        """Replace the watermarks file atomically (temporary file, fsync, rename)."""
+        document = {"v": 1, "jobs": {job: _time_to_json(when)
+                                     for job, when in sorted(watermarks.items())}}
+        temporary = self.watermarks_path.with_suffix(f".tmp.{os.getpid()}")
+        try:
+            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC,
+                                 0o600)
+            try:
+                os.write(descriptor, json.dumps(document, indent=1).encode())
+                os.fsync(descriptor)
+            finally:
+                os.close(descriptor)
+            os.replace(temporary, self.watermarks_path)
+        except OSError as error:
+            temporary.unlink(missing_ok=True)
+            raise StoreError(f"cannot write {self.watermarks_path}: {error.strerror}. Free disk "
+                             "space or fix permissions, then run again") from None
 
     def history(self) -> History:
         """The history as the log says now; reads only what was appended since the last call."""
@@ -179,6 +212,7 @@ def event_to_json(event: RunEvent) -> dict[str, Any]:
         "output": event.output,
         "stderr_tail": event.stderr_tail,
         "reason": event.reason,
+        "missed_ticks": event.missed_ticks,
         "host": event.host,
         "pid": event.pid,
         "config_hash": event.config_hash,
@@ -208,6 +242,7 @@ def event_from_json(record: Any) -> RunEvent:
         output=dict(record.get("output") or {}),
         stderr_tail=str(record.get("stderr_tail", "")),
         reason=str(record.get("reason", "")),
+        missed_ticks=int(record.get("missed_ticks", 0)),
         host=str(record.get("host", "")),
         pid=int(record.get("pid", 0)),
         config_hash=str(record.get("config_hash", "")),
@@ -229,12 +264,16 @@ def _optional_time(value: Any) -> datetime | None:
     return None if value is None else _time_from_json(value)
 
 
+UNFINISHED = frozenset({RunStatus.RUNNING, RunStatus.WAITING, RunStatus.ABANDONED})
+
+
 class History:
     """What the log says about each run: the latest event per (job, logical time)."""
 
     def __init__(self, events: Iterable[RunEvent]) -> None:
         self.latest_by_key: dict[RunKey, RunEvent] = {}
         self._newest_time: dict[str, datetime] = {}
+        self._unfinished: dict[RunKey, RunEvent] = {}  # latest status running/waiting/abandoned
         for event in events:
             self.add(event)
 
@@ -243,6 +282,10 @@ class History:
         if event.event is EventType.ALERT:
             return
         self.latest_by_key[event.key] = event
+        if event.status in UNFINISHED:
+            self._unfinished[event.key] = event
+        else:
+            self._unfinished.pop(event.key, None)
         newest = self._newest_time.get(event.job)
         if newest is None or event.logical_time > newest:
             self._newest_time[event.job] = event.logical_time
@@ -254,6 +297,10 @@ class History:
     def status(self, key: RunKey) -> RunStatus | None:
         event = self.latest(key)
         return None if event is None else event.status
+
+    def unfinished(self, *statuses: RunStatus) -> list[RunEvent]:
+        """Runs whose latest event has one of `statuses` (running, waiting or abandoned)."""
+        return [event for event in self._unfinished.values() if event.status in statuses]
 
     def last_run(self, job: str) -> RunEvent | None:
         """The latest event of the job's run with the newest logical time."""

@@ -11,7 +11,7 @@ import pytest
 
 from cronflow import config
 from cronflow.executor import Executor
-from cronflow.lock import JobLocks
+from cronflow.lock import Locks
 from cronflow.model import JobFile
 from cronflow.runner import ShellRunner
 from cronflow.store import Store
@@ -55,7 +55,7 @@ def make_executor(clock: FakeClock):
     def make(jobfile: JobFile, events: list | None = None) -> Executor:
         store = Store(jobfile.settings.state_dir)
         store.prepare()
-        return Executor(jobfile=jobfile, store=store, locks=JobLocks(store.lock_dir),
+        return Executor(jobfile=jobfile, store=store, locks=Locks(store.lock_dir),
                         runner=ShellRunner(), clock=clock,
                         on_event=None if events is None else events.append)
 

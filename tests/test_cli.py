@@ -61,7 +61,10 @@ def test_a_date_range_runs_oldest_first(project):
 def test_dry_run_prints_the_plan_and_runs_nothing(project):
     result = run_cli("run", "--date", "2026-01-14", "--dry-run", cwd=project)
     assert result.returncode == 0
-    assert "extract @ 2026-01-14T06:00:00+01:00: run" in result.stdout
+    rows = [line.split() for line in result.stdout.splitlines()[3:] if line.strip()]
+    assert rows == [
+        ["extract", "2026-01-14", "06:00:00", "Europe/Berlin", "run", "never", "run"],
+        ["load", "2026-01-14", "06:00:00", "Europe/Berlin", "run", "never", "run"]]
     assert not (project / "ran.txt").exists()
 
 
@@ -69,7 +72,7 @@ def test_dry_run_prints_the_plan_and_runs_nothing(project):
     (["run", "--date", "2026-13-01"], "is not a date"),
     (["run", "--date", "2026-02-01..2026-01-01"], "ends before it starts"),
     (["run", "--date", "2026-01-14", "--job", "lod"], 'did you mean "load"'),
-    (["run"], "needs --date"),
+    (["run", "--job", "load"], "Without --date"),
     (["run", "--date", "2026-01-14", "--rerun", "some"], "--rerun"),
     (["frobnicate"], "No such command"),
 ])

@@ -1,0 +1,101 @@
+"""One clock-driven invocation: decide what is due, record it, run it.
+
+`cronflow run` (called by cron each minute) and the daemon both go through `Scheduler.tick`,
+so they decide the same way. Deciding happens under the `@plan` lock and only takes
+milliseconds: it records abandoned and missed runs and advances the watermarks, so another
+invocation starting meanwhile sees those ticks as decided and never runs them twice.
+Running happens outside that lock, under per-job locks, so invocations do not block each
+other's unrelated jobs.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import datetime
+
+from cronflow import plan
+from cronflow.clock import Clock
+from cronflow.executor import Executor, Outcome
+from cronflow.lock import PLAN_LOCK, Locks, run_lock_name
+from cronflow.model import EventType, JobFile, RunEvent, RunKind, RunStatus
+from cronflow.store import Store, new_run_id
+
+
+class Scheduler:
+    def __init__(self, *, jobfile: JobFile, store: Store, locks: Locks, executor: Executor,
+                 clock: Clock) -> None:
+        self.jobfile = jobfile
+        self.store = store
+        self.locks = locks
+        self.executor = executor
+        self.clock = clock
+        self.host = socket.gethostname()
+
+    def tick(self) -> list[Outcome]:
+        """Decide what is due now and run it; one Outcome per run started or held back."""
+        return self.executor.execute(self.decide().runs)
+
+    def decide(self) -> plan.TickPlan:
+        """Decide what is due now, and record the decision before anything runs."""
+        with self.locks.hold(PLAN_LOCK, wait=True):
+            self.record_abandoned()
+            now = self.clock.now()
+            decided = plan.due_runs(self.jobfile, self.store.history(),
+                                    self.store.read_watermarks(), now)
+            for job, ticks in decided.missed.items():
+                self._record_missed(job, ticks)
+            self.store.write_watermarks(decided.watermarks)
+        return decided
+
+    def preview(self) -> plan.TickPlan:
+        """What `decide` would do now, changing nothing (for --dry-run)."""
+        decided = plan.due_runs(self.jobfile, self.store.history(), self.store.read_watermarks(),
+                                self.clock.now())
+        verdicts = [verdict if verdict.action != "run" or self.locks.is_free(verdict.job)
+                    else plan.Verdict(job=verdict.job, logical_time=verdict.logical_time,
+                                      action="overlap", detail="still running elsewhere; "
+                                      f"overlap = {self.jobfile.jobs[verdict.job].overlap}")
+                    for verdict in decided.verdicts]
+        return plan.TickPlan(runs=decided.runs, missed=decided.missed,
+                             watermarks=decided.watermarks, verdicts=verdicts)
+
+    def record_abandoned(self) -> list[RunEvent]:
+        """Record `abandoned` for runs started on this host whose process is gone.
+
+        A run is running exactly while its job lock or run lock is held, so a `started` run
+        whose locks are both free lost its cronflow (crash, kill -9, reboot). The planner then
+        retries it if it has tries left.
+        """
+        abandoned = []
+        for started in self.store.history().unfinished(RunStatus.RUNNING):
+            if started.host != self.host:
+                continue  # another machine's run: its locks are not ours to test
+            with (self.locks.hold(started.job, wait=False) as job_free,
+                  self.locks.hold(run_lock_name(started.key), wait=False) as run_free):
+                latest = self.store.history().latest(started.key)
+                if job_free and run_free and latest.status is RunStatus.RUNNING:
+                    abandoned.append(self._record_abandoned(latest))
+        return abandoned
+
+    def _record_abandoned(self, started: RunEvent) -> RunEvent:
+        event = RunEvent(
+            event=EventType.ABANDONED, job=started.job, logical_time=started.logical_time,
+            run_id=started.run_id, status=RunStatus.ABANDONED, kind=started.kind,
+            attempt=started.attempt, max_attempts=started.max_attempts,
+            started_at=started.started_at, ended_at=self.clock.now(), output=started.output,
+            reason=f"cronflow (pid {started.pid}) stopped while attempt {started.attempt} ran",
+            host=self.host, pid=os.getpid(), config_hash=started.config_hash)
+        self.store.append(event)
+        return event
+
+    def _record_missed(self, job_name: str, ticks: list[datetime]) -> None:
+        job = self.jobfile.jobs[job_name]
+        first, last = (tick.astimezone(job.timezone).isoformat() for tick in (ticks[0], ticks[-1]))
+        span = first if len(ticks) == 1 else f"{first} to {last}"
+        self.store.append(RunEvent(
+            event=EventType.MISSED, job=job_name, logical_time=ticks[-1],
+            run_id=new_run_id(ticks[-1]), status=RunStatus.MISSED, kind=RunKind.CATCHUP,
+            missed_ticks=len(ticks), ended_at=self.clock.now(),
+            reason=f"{len(ticks)} tick(s) not run, {span} (catchup = {job.catchup})",
+            host=self.host, pid=os.getpid(), config_hash=job.config_hash))
