@@ -167,6 +167,19 @@ class RunKey:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Watermark:
+    """How far the clock-driven scheduler got with one job.
+
+    `next_tick` is a cache of the job's first tick after `decided` (valid while `schedule`
+    still names the job's cadence), so an invocation with nothing due needs no cron maths.
+    """
+
+    decided: datetime  # the newest tick already decided (run, skipped or recorded missed)
+    next_tick: datetime | None
+    schedule: str  # "<cron expression>|<zone>" the cache was computed for
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PlannedRun:
     """A run the planner decided should happen, why, and which runs it waits for."""
 

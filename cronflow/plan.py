@@ -28,6 +28,7 @@ from cronflow.model import (
     RunKey,
     RunKind,
     RunStatus,
+    Watermark,
 )
 from cronflow.schedule import Schedule, compile_schedule
 from cronflow.store import History
@@ -56,13 +57,16 @@ class TickPlan:
 
     runs: list[PlannedRun]  # scheduled, catch-up, resumed, and the unscheduled runs after them
     missed: dict[str, list[datetime]] = field(default_factory=dict)  # job -> ticks not run
-    watermarks: dict[str, datetime] = field(default_factory=dict)  # job -> newest decided tick
-    verdicts: list[Verdict] = field(default_factory=list)
+    watermarks: dict[str, Watermark] = field(default_factory=dict)
+    verdicts: list[Verdict] = field(default_factory=list)  # only when asked to explain
 
 
-def due_runs(jobfile: JobFile, history: History, watermarks: Mapping[str, datetime],
-             now: datetime) -> TickPlan:
-    """The runs due at `now`, given each job's watermark and what the log already holds."""
+def due_runs(jobfile: JobFile, history: History, watermarks: Mapping[str, Watermark],
+             now: datetime, explain: bool = False) -> TickPlan:
+    """The runs due at `now`, given each job's watermark and what the log already holds.
+
+    With `explain`, also say for every job why it does or does not run (for --dry-run).
+    """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     roots: list[PlannedRun] = []
@@ -72,31 +76,45 @@ def due_runs(jobfile: JobFile, history: History, watermarks: Mapping[str, dateti
     for job in jobfile.jobs.values():
         if job.schedule is None:
             continue
+        fingerprint = f"{job.cadence.expression}|{job.cadence.timezone.key}"
+        mark = watermarks.get(job.name)
+        if mark and mark.schedule == fingerprint and mark.next_tick and mark.next_tick > now:
+            if explain:
+                verdicts.append(Verdict(job=job.name, logical_time=mark.next_tick,
+                                        action="not due", detail="next tick"))
+            continue
         schedule = schedule_of(job.cadence)
-        since = watermarks.get(job.name, now - FIRST_SIGHT)
+        since = mark.decided if mark else now - FIRST_SIGHT
         ticks = schedule.ticks(since, now)
-        new_watermarks[job.name] = ticks[-1] if ticks else max(since, now - FIRST_SIGHT)
+        decided = ticks[-1] if ticks else since
+        new_watermarks[job.name] = Watermark(decided=decided, next_tick=schedule.next_after(decided),
+                                             schedule=fingerprint)
         if not ticks:
-            verdicts.append(Verdict(job=job.name, logical_time=schedule.next_after(now),
-                                    action="not due", detail="next tick"))
+            if explain:
+                verdicts.append(Verdict(job=job.name, logical_time=new_watermarks[job.name].next_tick,
+                                        action="not due", detail="next tick"))
             continue
         to_run, not_run = _apply_catchup(job, ticks, now)
         if not_run:
             missed[job.name] = not_run
+        if not_run and explain:
             verdicts.append(Verdict(job=job.name, logical_time=not_run[-1], action="missed",
                                     detail=f"{len(not_run)} tick(s) not run "
                                            f"(catchup = {job.catchup})"))
         for tick in to_run:
             key = RunKey(job.name, tick)
             if history.status(key) is RunStatus.SUCCESS:
-                verdicts.append(Verdict(job=job.name, logical_time=tick, action="already done"))
+                if explain:
+                    verdicts.append(Verdict(job=job.name, logical_time=tick,
+                                            action="already done"))
                 continue
             on_time = tick == ticks[-1] and now - tick <= LATE_AFTER
             roots.append(PlannedRun(key=key, kind=RunKind.SCHEDULED if on_time
                                     else RunKind.CATCHUP))
     roots += _resumed(jobfile, history)
     runs = _with_unscheduled_downstream(jobfile, roots, history)
-    verdicts += _run_verdicts(jobfile, runs, history)
+    if explain:
+        verdicts += _run_verdicts(jobfile, runs, history)
     return TickPlan(runs=runs, missed=missed, watermarks=new_watermarks, verdicts=verdicts)
 
 

@@ -106,13 +106,17 @@ class Schedule:
                           _local_midnight(day + timedelta(days=1), self.zone) - timedelta(microseconds=1))
 
     def next_after(self, instant: datetime) -> datetime | None:
-        """The first tick strictly after `instant`, or None within the next 30 years."""
-        window = timedelta(days=1)
-        while window <= _HORIZON:
-            found = self.ticks(instant, instant + window)
-            if found:
-                return found[0]
-            window *= 4
+        """The first tick strictly after `instant`, or None if there is none within 30 years."""
+        _require_aware(instant)
+        instant = instant.astimezone(UTC)
+        from croniter import CroniterBadDateError
+
+        try:
+            for tick in self._instants(self._wall(instant) - self._margin_near(instant)):
+                if tick > instant:
+                    return tick
+        except CroniterBadDateError:
+            return None
         return None
 
     def latest_at_or_before(self, instant: datetime) -> datetime | None:

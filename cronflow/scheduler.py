@@ -41,17 +41,18 @@ class Scheduler:
         with self.locks.hold(PLAN_LOCK, wait=True):
             self.record_abandoned()
             now = self.clock.now()
-            decided = plan.due_runs(self.jobfile, self.store.history(),
-                                    self.store.read_watermarks(), now)
+            watermarks = self.store.read_watermarks()
+            decided = plan.due_runs(self.jobfile, self.store.history(), watermarks, now)
             for job, ticks in decided.missed.items():
                 self._record_missed(job, ticks)
-            self.store.write_watermarks(decided.watermarks)
+            if decided.watermarks != watermarks:
+                self.store.write_watermarks(decided.watermarks)
         return decided
 
     def preview(self) -> plan.TickPlan:
         """What `decide` would do now, changing nothing (for --dry-run)."""
         decided = plan.due_runs(self.jobfile, self.store.history(), self.store.read_watermarks(),
-                                self.clock.now())
+                                self.clock.now(), explain=True)
         verdicts = [verdict if verdict.action != "run" or self.locks.is_free(verdict.job)
                     else plan.Verdict(job=verdict.job, logical_time=verdict.logical_time,
                                       action="overlap", detail="still running elsewhere; "

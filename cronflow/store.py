@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from cronflow.errors import StoreError
-from cronflow.model import EventType, RunEvent, RunKey, RunKind, RunStatus
+from cronflow.model import EventType, RunEvent, RunKey, RunKind, RunStatus, Watermark
 
 LOG_NAME = "runs.jsonl"
 WATERMARKS_NAME = "watermarks.json"
@@ -102,22 +102,27 @@ class Store:
                              "Check its permissions") from None
         return parse_log(data)
 
-    def read_watermarks(self) -> dict[str, datetime]:
-        """Each scheduled job's newest decided tick; {} if the file is missing or unreadable.
+    def read_watermarks(self) -> dict[str, Watermark]:
+        """How far the scheduler got with each job; {} if the file is missing or unreadable.
 
-        An unreadable file costs no run: the log still knows every recorded tick, and the
-        planner never runs a tick the log says succeeded.
+        An unreadable file costs no run twice: the planner never runs a tick the log says
+        succeeded, and a job without a watermark starts again at now minus one minute.
         """
         try:
             document = json.loads(self.watermarks_path.read_bytes())
-            return {job: _time_from_json(when) for job, when in document["jobs"].items()}
+            return {job: Watermark(decided=_time_from_json(mark["decided"]),
+                                   next_tick=_optional_time(mark["next"]),
+                                   schedule=str(mark["schedule"]))
+                    for job, mark in document["jobs"].items()}
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return {}
 
-    def write_watermarks(self, watermarks: dict[str, datetime]) -> None:
+    def write_watermarks(self, watermarks: dict[str, Watermark]) -> None:
         """Replace the watermarks file atomically (temporary file, fsync, rename)."""
-        document = {"v": 1, "jobs": {job: _time_to_json(when)
-                                     for job, when in sorted(watermarks.items())}}
+        document = {"v": 1, "jobs": {
+            job: {"decided": _time_to_json(mark.decided), "next": _time_to_json(mark.next_tick),
+                  "schedule": mark.schedule}
+            for job, mark in sorted(watermarks.items())}}
         temporary = self.watermarks_path.with_suffix(f".tmp.{os.getpid()}")
         try:
             descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC,
