@@ -155,3 +155,104 @@ def test_a_failed_try_says_when_it_will_be_retried(tmp_path):
     assert result.returncode == 1
     assert "failed, attempt 1/2, 0.0s, exit status 5; retrying in 0.25s" in result.stdout
     assert "failed, attempt 2/2, 0.0s, exit status 5\n" in result.stdout
+
+
+GRAPH = """
+[jobs.extract]
+command = 'echo "$CRONFLOW_DATE extract" >> ran.txt'
+schedule = "0 2 * * *"
+timezone = "Europe/Berlin"
+[jobs.transform]
+command = 'echo "$CRONFLOW_DATE transform" >> ran.txt; ! grep -qx "$CRONFLOW_DATE" bad-days'
+depends_on = ["extract"]
+[jobs.load]
+command = 'echo "$CRONFLOW_DATE load" >> ran.txt'
+depends_on = ["transform"]
+[jobs.audit]
+command = 'echo "$CRONFLOW_DATE audit" >> ran.txt'
+schedule = "0 23 * * *"
+timezone = "Europe/Berlin"
+"""
+
+
+def started_count(project) -> int:
+    return sum(e.event.value == "started" for e in Store(project / ".cronflow").read().events)
+
+
+def test_a_31_day_backfill_runs_124_runs_in_date_order_and_only_once(tmp_path):
+    (tmp_path / "jobs.toml").write_text(GRAPH)
+    (tmp_path / "bad-days").write_text("")
+    result = run_cli("run", "--date", "2026-01-01..2026-01-31", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "124 runs: 124 success" in result.stdout
+    lines = (tmp_path / "ran.txt").read_text().splitlines()
+    assert len(lines) == 124
+    days = [line.split()[0] for line in lines]
+    assert days == sorted(days)
+    for day in {d for d in days}:
+        jobs = [line.split()[1] for line in lines if line.startswith(day)]
+        assert jobs.index("extract") < jobs.index("transform") < jobs.index("load")
+    again = run_cli("run", "--date", "2026-01-01..2026-01-31", cwd=tmp_path)
+    assert again.returncode == 0 and started_count(tmp_path) == 124
+    assert "124 runs: 124 not run" in again.stdout
+
+
+def test_rerun_failed_runs_only_the_runs_that_did_not_succeed(tmp_path):
+    (tmp_path / "jobs.toml").write_text(GRAPH)
+    (tmp_path / "bad-days").write_text("2026-01-07\n2026-01-17\n")
+    first = run_cli("run", "--date", "2026-01-01..2026-01-20", cwd=tmp_path)
+    assert first.returncode == 1
+    assert "2 failed" in first.stdout and "2 upstream_failed" in first.stdout
+    (tmp_path / "bad-days").write_text("")
+    (tmp_path / "ran.txt").write_text("")
+    again = run_cli("run", "--date", "2026-01-01..2026-01-20", "--rerun", "failed", cwd=tmp_path)
+    assert again.returncode == 0
+    assert sorted((tmp_path / "ran.txt").read_text().splitlines()) == [
+        "2026-01-07 load", "2026-01-07 transform", "2026-01-17 load", "2026-01-17 transform"]
+    everything = run_cli("run", "--date", "2026-01-01", "--rerun", "all", cwd=tmp_path)
+    assert "4 runs: 4 success" in everything.stdout
+
+
+def test_dry_run_without_a_date_explains_each_job(tmp_path):
+    (tmp_path / "jobs.toml").write_text(GRAPH)
+    result = run_cli("run", "--dry-run", cwd=tmp_path)
+    assert result.returncode == 0
+    rows = {line.split()[0]: line for line in result.stdout.splitlines()[3:] if line.strip()}
+    assert set(rows) == {"extract", "audit"} and "not due" in rows["extract"]
+    assert not (tmp_path / ".cronflow" / "watermarks.json").exists()
+
+
+def test_run_without_a_date_is_silent_when_nothing_fails(tmp_path):
+    (tmp_path / "jobs.toml").write_text('[jobs.tick]\ncommand = "echo hi"\nschedule = "* * * * *"\n')
+    result = run_cli("run", cwd=tmp_path)
+    assert result.returncode == 0 and result.stdout == "" and result.stderr == ""
+    assert started_count(tmp_path) == 1
+
+
+def test_run_without_a_date_reports_failures_on_stderr_and_exits_1(tmp_path):
+    (tmp_path / "jobs.toml").write_text('[jobs.tick]\ncommand = "exit 3"\nschedule = "* * * * *"\n')
+    result = run_cli("run", cwd=tmp_path)
+    assert result.returncode == 1 and result.stdout == ""
+    assert "tick @" in result.stderr and "failed, attempt 1/1" in result.stderr
+
+
+def test_next_marks_dst_adjusted_ticks(tmp_path):
+    (tmp_path / "jobs.toml").write_text(
+        '[cronflow]\ntimezone = "America/New_York"\n'
+        '[jobs.nightly]\ncommand = "true"\nschedule = "30 1 * * *"\n'
+        '[jobs.early]\ncommand = "true"\nschedule = "30 2 * * *"\n'
+        '[jobs.after]\ncommand = "true"\ndepends_on = ["nightly"]\n')
+    result = run_cli("next", "--from", "2024-11-03T04:00Z", "-n", "2", "--json", cwd=tmp_path)
+    ticks = json.loads(result.stdout)["ticks"]
+    assert [(t["job"], t["logical_time"], t["utc"], bool(t["dst"])) for t in ticks] == [
+        ("nightly", "2024-11-03T01:30:00-04:00", "2024-11-03T05:30:00+00:00", True),
+        ("nightly", "2024-11-04T01:30:00-05:00", "2024-11-04T06:30:00+00:00", False),
+        ("early", "2024-11-03T02:30:00-05:00", "2024-11-03T07:30:00+00:00", False),
+        ("early", "2024-11-04T02:30:00-05:00", "2024-11-04T07:30:00+00:00", False)]
+    spring = run_cli("next", "--job", "early", "--from", "2024-03-10T00:00-05:00", "-n", "1",
+                     cwd=tmp_path)
+    assert spring.stdout.split()[:3] == ["early", "2024-03-10T03:00:00-04:00",
+                                         "2024-03-10T07:00:00+00:00"]
+    assert "clocks jumped forward" in spring.stdout
+    bad = run_cli("next", "--from", "yesterday", cwd=tmp_path)
+    assert bad.returncode == 2 and "is not a time" in bad.stderr
