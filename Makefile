@@ -28,6 +28,8 @@ test: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/bench_chain.py
+	$(BIN)/python bench/bench_backfill.py
+	$(BIN)/python bench/bench_startup.py
 
 clean:
 	rm -rf $(VENV) .cronflow demo-data

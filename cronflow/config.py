@@ -69,7 +69,7 @@ def parse(text: str, path: Path) -> JobFile:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(path, [_syntax_problem(error)]) from None
-    return _Validator(path, raw, _key_lines(text)).job_file()
+    return _Validator(path, raw, text).job_file()
 
 
 def _single(path: Path, problem: str, fix: str) -> ConfigError:
@@ -273,9 +273,10 @@ class _Validator:
 
     path: Path
     raw: dict[str, Any]
-    lines: dict[tuple[str, ...], int]
+    text: str
 
     def __post_init__(self) -> None:
+        self._lines: dict[tuple[str, ...], int] | None = None  # mapped only if a problem needs it
         self.problems: list[Problem] = []
         self.folder = self.path.parent
         self.zone_set: set[str] = set()  # jobs that set `timezone` (or get it from [defaults])
@@ -447,9 +448,11 @@ class _Validator:
                                      job=job, key=key))
 
     def _line_of(self, at: tuple[str, ...]) -> int | None:
+        if self._lines is None:
+            self._lines = _key_lines(self.text)
         for length in range(len(at), 0, -1):
-            if at[:length] in self.lines:
-                return self.lines[at[:length]]
+            if at[:length] in self._lines:
+                return self._lines[at[:length]]
         return None
 
 

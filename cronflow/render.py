@@ -40,8 +40,8 @@ def status_table(rows: list[JobStatus], console: Console | None = None) -> None:
     console = console or make_console()
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     for column in ("job", "schedule", "zone", "last logical time", "status", "attempt",
-                   "duration", "ended"):
-        table.add_column(column, no_wrap=True)
+                   "duration", "ended", "why"):
+        table.add_column(column, no_wrap=column != "why")
     for row in rows:
         status = row.status or "never run"
         table.add_row(
@@ -53,6 +53,7 @@ def status_table(rows: list[JobStatus], console: Console | None = None) -> None:
             f"{row.attempt}/{row.max_attempts}" if row.attempt else "-",
             f"{row.duration_s:.1f}s" if row.duration_s is not None else "-",
             _short_time(row.ended_at),
+            row.reason,
         )
     console.print(table)
 

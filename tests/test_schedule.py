@@ -113,3 +113,54 @@ def test_ticks_match_the_expression_unless_moved_to_a_dst_jump(expression, zone,
             assert schedule.is_fixed_time and tick.astimezone(zone).utcoffset() > before
     if schedule.is_fixed_time:
         assert len(walls) == len(set(walls)), "a fixed-time job fired twice at one wall time"
+
+
+def croniter_accepts(fields: str) -> bool:
+    try:
+        croniter(fields, datetime(2000, 1, 1)).get_next(datetime)
+    except (ValueError, KeyError):
+        return False
+    return True
+
+
+field_item = st.one_of(
+    st.just("*"), st.integers(0, 70).map(str),
+    st.tuples(st.integers(0, 40), st.integers(0, 40)).map(lambda r: f"{r[0]}-{r[1]}"),
+    st.tuples(st.sampled_from(["*", "1-20", "3", "10-5"]), st.integers(0, 70)).map(
+        lambda s: f"{s[0]}/{s[1]}"),
+    st.sampled_from(["jan", "FEB", "mon", "Sun", "sat-sun", "mon-fri", "L", "1#2", "15W", "?",
+                     "jan-mar", "x", "", "-1", "1-", "5/"]),
+)
+field = st.lists(field_item, min_size=1, max_size=3).map(",".join)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.tuples(field, field, field, field, field).map(" ".join))
+def test_expressions_vouched_for_without_croniter_are_accepted_by_croniter(fields):
+    from cronflow.schedule import _plainly_valid
+
+    if _plainly_valid(fields):
+        assert croniter_accepts(fields), fields
+
+
+@pytest.mark.parametrize("fields", ["0 6 * * *", "*/15 9-17 * * MON-FRI", "0 0 29 2 *",
+                                    "30 1 1,15 * *", "0 0 * * 7", "5/15 * * * *"])
+def test_common_expressions_are_vouched_for_without_croniter(fields):
+    from cronflow.schedule import _plainly_valid
+
+    assert _plainly_valid(fields) and croniter_accepts(fields)
+
+
+def test_a_run_with_nothing_due_does_not_import_croniter(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "jobs.toml").write_text('[jobs.a]\ncommand = "true"\nschedule = "0 3 29 2 *"\n')
+    code = ("import sys; from cronflow.cli import main; sys.argv = ['cronflow', 'run']\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print('croniter loaded:', 'croniter' in sys.modules)")
+    run = [sys.executable, "-c", code]
+    first = subprocess.run(run, capture_output=True, text=True, cwd=tmp_path)
+    assert "croniter loaded: True" in first.stdout  # first sight computes the next tick
+    second = subprocess.run(run, capture_output=True, text=True, cwd=tmp_path)
+    assert "croniter loaded: False" in second.stdout, second.stdout + second.stderr

@@ -1,0 +1,73 @@
+"""Benchmark: a one-shot `cronflow run` with 100 scheduled jobs and nothing due.
+
+Against `python -c pass` and against a bare typer app with one command, all measured in this
+run as medians of repeated process starts. This is what cron pays every minute.
+
+    make bench        # or: .venv/bin/python bench/bench_startup.py [--repeat 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BARE_TYPER = """
+import typer
+app = typer.Typer()
+@app.command()
+def run(jobs: str = "jobs.toml") -> None:
+    pass
+app()
+"""
+
+
+def jobs_file(folder: Path, count: int) -> Path:
+    """100 jobs scheduled for 03:00 on 29 February, so none is due."""
+    path = folder / "jobs.toml"
+    path.write_text("\n".join(
+        f'[jobs.job_{i}]\ncommand = "true"\nschedule = "{i % 60} 3 29 2 *"\n'
+        f'timezone = "Europe/Berlin"\n' for i in range(count)))
+    return path
+
+
+def median_seconds(commands: dict[str, list[str]], repeat: int, cwd: Path) -> dict[str, float]:
+    """Median wall time of each command; the commands take turns, so drift hits all alike."""
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(repeat):
+        for name, command in commands.items():
+            started = time.perf_counter()
+            subprocess.run(command, cwd=cwd, check=True, stdout=subprocess.DEVNULL)
+            times[name].append(time.perf_counter() - started)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=100)
+    parser.add_argument("--repeat", type=int, default=30)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as name:
+        folder = Path(name)
+        jobs = jobs_file(folder, args.jobs)
+        (folder / "bare_typer.py").write_text(BARE_TYPER)
+        cronflow = [sys.executable, "-m", "cronflow", "run", "--jobs", str(jobs)]
+        subprocess.run(cronflow, check=True)  # first sight: writes the watermarks once
+        results = median_seconds({
+            "python -c pass": [sys.executable, "-c", "pass"],
+            "bare typer app, one command": [sys.executable, "bare_typer.py"],
+            f"cronflow run, {args.jobs} jobs, none due": cronflow,
+        }, args.repeat, folder)
+    python, typer_app = results["python -c pass"], results["bare typer app, one command"]
+    print(f"start-up, median of {args.repeat} runs (Python {sys.version.split()[0]})")
+    for name, seconds in results.items():
+        print(f"  {name:34} {seconds * 1000:7.1f} ms  x{seconds / python:5.2f} python"
+              f"  x{seconds / typer_app:5.2f} typer")
+
+
+if __name__ == "__main__":
+    main()
