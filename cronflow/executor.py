@@ -85,7 +85,8 @@ class Executor:
                     if key.job in busy:
                         continue  # runs of one job go one at a time, oldest first
                     waiting.remove(key)
-                    held = self._held_back(by_key[key], outcomes)
+                    held = (self._already_done(by_key[key], rerun)
+                            or self._held_back(by_key[key], outcomes))
                     if held:
                         outcomes[key] = held
                         self.on_outcome(held)
@@ -116,11 +117,14 @@ class Executor:
             if not acquired:
                 return self._busy(planned, job)
             # Decided again under the lock: another invocation may have just run it.
-            status = self.store.history().status(planned.key)
-            if not should_run(status, rerun):
-                return Outcome(key=planned.key, status=status, already_done=True,
-                               reason=f"already {status}")
-            return self._attempts(planned, job)
+            return self._already_done(planned, rerun) or self._attempts(planned, job)
+
+    def _already_done(self, planned: PlannedRun, rerun: Rerun) -> Outcome | None:
+        """The outcome of a run the log says need not run again (see --rerun), else None."""
+        status = self.store.history().status(planned.key)
+        if should_run(status, rerun):
+            return None
+        return Outcome(key=planned.key, status=status, already_done=True, reason=f"already {status}")
 
     def _busy(self, planned: PlannedRun, job: Job) -> Outcome:
         """The lock is held elsewhere: skip the due run, or leave the run to its holder."""

@@ -296,3 +296,44 @@ def test_a_daily_job_waits_for_its_hourly_upstreams_latest_tick(write_jobs, make
     assert outcomes[daily.key].status is RunStatus.UPSTREAM_FAILED
     assert not (tmp_path / "daily").exists()
     assert len((tmp_path / "hours").read_text().split()) == 24
+
+
+def test_rerun_none_records_nothing_for_a_run_already_recorded(
+        write_jobs, make_executor, tmp_path):
+    flag = tmp_path / "broken"
+    jobfile = load(write_jobs(f"""
+        [jobs.extract]
+        command = "test ! -e {flag}"
+        [jobs.load]
+        command = "true"
+        depends_on = ["extract"]
+    """))
+    executor = make_executor(jobfile)
+    executor.execute(runs_of(jobfile))
+    flag.touch()
+    executor.execute(runs_of(jobfile), Rerun.ALL)  # extract fails now: load is held back
+    history = Store(jobfile.settings.state_dir).history()
+    [_, load_run] = runs_of(jobfile)
+    assert history.status(load_run.key) is RunStatus.UPSTREAM_FAILED
+    executor.execute(runs_of(jobfile, ["extract"]))  # still failing
+    [outcome] = executor.execute(runs_of(jobfile, ["load"]), Rerun.NONE)
+    assert outcome.already_done and outcome.status is RunStatus.UPSTREAM_FAILED
+    assert [e.event.value for e in Store(jobfile.settings.state_dir).read().events
+            if e.job == "load"] == ["started", "finished", "upstream_failed"]
+
+
+def test_rerun_none_never_overwrites_a_recorded_success(write_jobs, make_executor, tmp_path):
+    flag = tmp_path / "broken"
+    jobfile = load(write_jobs(f"""
+        [jobs.extract]
+        command = "test ! -e {flag}"
+        [jobs.load]
+        command = "true"
+        depends_on = ["extract"]
+    """))
+    executor = make_executor(jobfile)
+    executor.execute(runs_of(jobfile))
+    flag.touch()
+    executor.execute(runs_of(jobfile, ["extract"]), Rerun.ALL)
+    [outcome] = executor.execute(runs_of(jobfile, ["load"]))
+    assert outcome.already_done and outcome.status is RunStatus.SUCCESS
