@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 import typer
 
 from cronflow import config
-from cronflow.errors import CronflowError, UsageError
+from cronflow.errors import ConfigError, CronflowError, Problem, UsageError
 from cronflow.model import EventType, JobFile, Rerun, RunEvent, RunKind, RunStatus
 from cronflow.plan import describe_key
 
@@ -41,6 +41,14 @@ def validate(jobs: JobsOption = None) -> None:
     Example:  cronflow validate --jobs /etc/cronflow/jobs.toml
     """
     jobfile = _load(jobs)
+    if jobfile.alerts.has_targets:
+        from cronflow.alerts import check_targets
+
+        problems = check_targets(jobfile.alerts)
+        if problems:
+            raise ConfigError(jobfile.path, [Problem(
+                problem=problem, key="alerts", fix="Fix it as the apprise wiki says for that "
+                "service: https://github.com/caronc/apprise/wiki") for problem in problems])
     print(f"{jobfile.path}: {len(jobfile.jobs)} jobs, no problems.")
     for job in jobfile.jobs.values():
         when = (f"{job.schedule} ({job.timezone.key})" if job.schedule
@@ -121,6 +129,7 @@ def _run_dates(jobfile: JobFile, days: list[date], names: list[str], downstream:
 
 
 def _scheduler(jobfile: JobFile, reporter: _Reporter):
+    from cronflow.alerts import Alerter
     from cronflow.clock import SystemClock
     from cronflow.executor import Executor
     from cronflow.lock import Locks
@@ -132,8 +141,10 @@ def _scheduler(jobfile: JobFile, reporter: _Reporter):
     store.prepare()
     locks = Locks(store.lock_dir)
     clock = SystemClock()
+    alerter = Alerter(jobfile=jobfile, store=store, clock=clock)
     executor = Executor(jobfile=jobfile, store=store, locks=locks, runner=ShellRunner(),
-                        clock=clock, on_event=reporter.event, on_outcome=reporter.outcome)
+                        clock=clock, on_event=reporter.event, on_outcome=reporter.outcome,
+                        alerter=alerter)
     return Scheduler(jobfile=jobfile, store=store, locks=locks, executor=executor, clock=clock)
 
 
@@ -276,6 +287,79 @@ def status(
     if contents.skipped:
         print(f"note: {len(contents.skipped)} unreadable line(s) in the run log were skipped "
               f"(first at byte {contents.skipped[0].offset}).", file=sys.stderr)
+
+
+@app.command()
+def logs(
+    job: Annotated[str, typer.Argument(help="The job whose output to print.")],
+    jobs: JobsOption = None,
+    day: Annotated[Optional[str], typer.Option(
+        "--date", metavar="YYYY-MM-DD", help="The run on this logical date (default: the "
+        "job's newest run).")] = None,
+    attempt: Annotated[Optional[int], typer.Option(
+        "--attempt", min=1, help="This try of the run (default: the last one).")] = None,
+    stderr_only: Annotated[bool, typer.Option("--stderr", help="Only stderr.")] = False,
+    stdout_only: Annotated[bool, typer.Option("--stdout", help="Only stdout.")] = False,
+) -> None:
+    """Print the captured stdout and stderr of a run.
+
+    Example:  cronflow logs load --date 2026-01-14 --attempt 1 --stderr
+    """
+    from cronflow import plan, report
+    from cronflow.store import Store
+
+    jobfile = _load(jobs)
+    plan.select_jobs(jobfile, [job], downstream=False)  # an unknown job is a clear error
+    events = Store(jobfile.settings.state_dir).read().events
+    started = report.attempt_output(jobfile, events, job, parse_dates(day)[0] if day else None,
+                                    attempt)
+    streams = ["stderr"] if stderr_only else ["stdout"] if stdout_only else ["stdout", "stderr"]
+    for stream in streams:
+        if len(streams) > 1:
+            print(f"==> {stream} of {describe_key(jobfile, started.key)}, attempt "
+                  f"{started.attempt} <==", flush=True)
+        try:
+            sys.stdout.buffer.write(Path(started.output[stream]).read_bytes())
+        except (OSError, KeyError):
+            print(f"(the {stream} file is gone: {started.output.get(stream)})", flush=True)
+        sys.stdout.buffer.flush()
+
+
+alerts_app = typer.Typer(help="Alert delivery through apprise.", no_args_is_help=True)
+app.add_typer(alerts_app, name="alerts")
+
+
+@alerts_app.command("test")
+def alerts_test(
+    jobs: JobsOption = None,
+    job: Annotated[Optional[str], typer.Option(
+        "--job", help="Send to the targets this job's alerts go to (its alert_tags).")] = None,
+) -> None:
+    """Send a test alert and say, per target, whether it arrived; exit 1 if one did not.
+
+    Example:  cronflow alerts test --job backup
+    """
+    from cronflow.alerts import AppriseNotifier, probe_message
+
+    jobfile = _load(jobs)
+    if job is not None and job not in jobfile.jobs:
+        from cronflow import plan
+
+        plan.select_jobs(jobfile, [job], downstream=False)  # raises, naming the close match
+    if not jobfile.alerts.has_targets:
+        raise UsageError(f"{jobfile.path}: [alerts] has no urls and no config, so there is "
+                         "nowhere to send. Add urls = [\"...\"] to [alerts].")
+    chosen = jobfile.jobs[job] if job else None
+    deliveries = AppriseNotifier(jobfile.alerts).send(probe_message(chosen),
+                                                      chosen.alert_tags if chosen else ())
+    if not deliveries:
+        raise UsageError(f"no alert target matches the tags of job {job}: "
+                         f"{', '.join(chosen.alert_tags)}. Tag a target in "
+                         f"{jobfile.alerts.config} with one of them.")
+    for delivery in deliveries:
+        print(f"{delivery.target}: {delivery.status}")
+    if any(delivery.status != "sent" for delivery in deliveries):
+        raise typer.Exit(1)
 
 
 def parse_dates(text: str) -> list[date]:

@@ -214,6 +214,39 @@ def _choices(enum: type) -> Callable[[Any], tuple]:
     return convert
 
 
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _Invalid(f"must be true or false, not {_type_name(value)}", "Write true or false")
+    return value
+
+
+def _repeat(value: Any) -> timedelta | None:
+    if value == "never":
+        return None
+    repeat = parse_duration(value)
+    if not repeat:
+        raise _Invalid("must be longer than 0", 'Write "never", or a duration such as "4h"')
+    return repeat
+
+
+def _positive_duration(value: Any) -> timedelta:
+    duration = parse_duration(value)
+    if not duration:
+        raise _Invalid("must be longer than 0", 'Write a duration such as "10s"')
+    return duration
+
+
+def _alert_urls(value: Any) -> tuple[str, ...]:
+    urls = _strings(value)
+    for url in urls:
+        if not re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", url):
+            # Never echo the value: alert URLs hold tokens and passwords.
+            raise _Invalid(f"entry {urls.index(url) + 1} is not a URL",
+                           'Write an apprise URL such as "json://host/path" or "mailto://..."; '
+                           "see https://github.com/caronc/apprise/wiki")
+    return urls
+
+
 def _strings(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise _Invalid(f"must be a list of strings, not {_type_name(value)}",
@@ -244,6 +277,9 @@ JOB_KEYS: dict[str, Callable[[Any], Any]] = {
     "catchup": _choice(CatchUp),
     "max_catchup": _integer(1),
     "overlap": _choice(Overlap),
+    "alerts": _boolean,
+    "alert_on": _choices(AlertEvent),
+    "alert_tags": _strings,
 }
 NOT_IN_DEFAULTS = {"command", "depends_on", "description"}
 SETTINGS_KEYS: dict[str, Callable[[Any], Any]] = {
@@ -252,15 +288,18 @@ SETTINGS_KEYS: dict[str, Callable[[Any], Any]] = {
     "max_parallel": _integer(1),
 }
 ALERT_KEYS: dict[str, Callable[[Any], Any]] = {
-    "urls": _strings,
+    "urls": _alert_urls,
     "config": _non_empty_string,
     "on": _choices(AlertEvent),
+    "repeat": _repeat,
+    "timeout": _positive_duration,
 }
 TABLES = ("cronflow", "defaults", "alerts", "jobs")
 # jobs.toml key -> model field, for keys that are copied as they are when present
 RETRY_FIELDS = {"retry_delay": "delay", "retry_backoff": "backoff", "retry_max_delay": "max_delay"}
 JOB_FIELDS = {key: key for key in ("description", "env", "depends_on", "kill_grace", "catchup",
-                                   "max_catchup", "overlap")}
+                                   "max_catchup", "overlap", "alerts", "alert_on", "alert_tags")}
+ALERT_FIELDS = {key: key for key in ("urls", "on", "repeat", "timeout")}
 
 
 def _present(values: dict[str, Any], fields: dict[str, str]) -> dict[str, Any]:
@@ -330,11 +369,15 @@ class _Validator:
 
     def _alerts(self) -> AlertSettings:
         values = self._table(("alerts",), ALERT_KEYS)
-        defaults = AlertSettings()
-        config = values.get("config")
-        return AlertSettings(urls=values.get("urls", defaults.urls),
-                             config=self._resolve(config) if config else None,
-                             on=values.get("on", defaults.on))
+        config = self._resolve(values["config"]) if "config" in values else None
+        if config is not None:
+            try:
+                config.read_bytes()
+            except OSError as error:
+                self._report(("alerts", "config"), f'"{config}" cannot be read ({error.strerror})',
+                             "Fix the path (relative paths start at the jobs file) or its "
+                             "permissions")
+        return AlertSettings(config=config, **_present(values, ALERT_FIELDS))
 
     def _jobs(self, defaults: dict[str, Any], settings: Settings) -> dict[str, Job]:
         tables = self.raw.get("jobs", {})

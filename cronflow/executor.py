@@ -13,6 +13,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from graphlib import TopologicalSorter
 
+from cronflow import dag
+from cronflow.alerts import Alerter
 from cronflow.clock import Clock
 from cronflow.lock import Locks, run_lock_name
 from cronflow.model import (
@@ -45,6 +47,7 @@ class Outcome:
     attempts: int = 0
     already_done: bool = False  # nothing was run: it was done before, or is left to others
     reason: str = ""
+    event: RunEvent | None = None  # the last `finished` event, when something ran
 
 
 class Executor:
@@ -53,6 +56,7 @@ class Executor:
     def __init__(self, *, jobfile: JobFile, store: Store, locks: Locks, runner: ProcessRunner,
                  clock: Clock, on_event: Callable[[RunEvent], None] | None = None,
                  on_outcome: Callable[[Outcome], None] | None = None,
+                 alerter: Alerter | None = None,
                  environ: dict[str, str] | None = None) -> None:
         self.jobfile = jobfile
         self.store = store
@@ -61,6 +65,7 @@ class Executor:
         self.clock = clock
         self.on_event = on_event or (lambda event: None)
         self.on_outcome = on_outcome or (lambda outcome: None)
+        self.alerter = alerter
         self.environ = dict(os.environ if environ is None else environ)
         self.host = socket.gethostname()
         self.pid = os.getpid()
@@ -68,8 +73,8 @@ class Executor:
     def execute(self, runs: Sequence[PlannedRun], rerun: Rerun = Rerun.FAILED) -> list[Outcome]:
         """Run `runs` in dependency order, independent ones in parallel; one Outcome per run."""
         by_key = {run.key: run for run in runs}
-        sorter = TopologicalSorter({run.key: [u for u in run.upstreams if u in by_key]
-                                    for run in runs})
+        graph = {run.key: [u for u in run.upstreams if u in by_key] for run in runs}
+        sorter = TopologicalSorter(graph)
         sorter.prepare()
         order = {run.key: index for index, run in enumerate(runs)}
         outcomes: dict[RunKey, Outcome] = {}
@@ -100,9 +105,21 @@ class Executor:
                 for future in finished:
                     key = running.pop(future)
                     outcomes[key] = future.result()  # a StoreError stops everything here
+                    self._alert_final(outcomes[key], graph)
                     self.on_outcome(outcomes[key])
                     sorter.done(key)
+        if self.alerter:
+            self.alerter.wait()
         return [outcomes[run.key] for run in runs]
+
+    def _alert_final(self, outcome: Outcome, graph: dict[RunKey, list[RunKey]]) -> None:
+        """Tell the alerter how a run ended; a failure names the runs it holds back."""
+        if self.alerter is None or outcome.event is None:
+            return
+        held_back = []
+        if outcome.status is not RunStatus.SUCCESS:
+            held_back = sorted(dag.downstream_of(graph, [outcome.key]) - {outcome.key})
+        self.alerter.finished(outcome.event, held_back)
 
     # ---- one run -----------------------------------------------------------------------------
 
@@ -141,12 +158,14 @@ class Executor:
         for attempt in range(planned.first_attempt, job.retry.attempts + 1):
             if attempt > planned.first_attempt:
                 self.clock.sleep(job.retry.delay_before(attempt).total_seconds())
-            status = self._attempt(planned, job, run_id, attempt)
-            if status is RunStatus.SUCCESS:
+            finished = self._attempt(planned, job, run_id, attempt)
+            if finished.status is RunStatus.SUCCESS:
                 break
-        return Outcome(key=planned.key, status=status, attempts=attempt)
+            if attempt < job.retry.attempts and self.alerter:
+                self.alerter.finished(finished)  # a try that will be retried
+        return Outcome(key=planned.key, status=finished.status, attempts=attempt, event=finished)
 
-    def _attempt(self, planned: PlannedRun, job: Job, run_id: str, attempt: int) -> RunStatus:
+    def _attempt(self, planned: PlannedRun, job: Job, run_id: str, attempt: int) -> RunEvent:
         output = self.store.output_paths(planned.key, run_id, attempt)
         started = self._record(planned, job, EventType.STARTED, RunStatus.RUNNING,
                                run_id=run_id, attempt=attempt, started_at=self.clock.now(),
@@ -156,13 +175,12 @@ class Executor:
             env=self._environment(planned, job, run_id, attempt),
             timeout=job.timeout.total_seconds() if job.timeout else None,
             kill_grace=job.kill_grace.total_seconds()))
-        status = _status_of(result)
-        self._record(planned, job, EventType.FINISHED, status, run_id=run_id, attempt=attempt,
-                     started_at=started.started_at, ended_at=self.clock.now(),
-                     duration_s=result.duration_s, exit_code=result.exit_code,
-                     signal=result.signal, output=started.output,
-                     stderr_tail=result.stderr_tail, reason=_reason_of(result, job))
-        return status
+        return self._record(planned, job, EventType.FINISHED, _status_of(result), run_id=run_id,
+                            attempt=attempt, started_at=started.started_at,
+                            ended_at=self.clock.now(), duration_s=result.duration_s,
+                            exit_code=result.exit_code, signal=result.signal,
+                            output=started.output, stderr_tail=result.stderr_tail,
+                            reason=_reason_of(result, job))
 
     def _environment(self, planned: PlannedRun, job: Job, run_id: str, attempt: int) -> dict[str, str]:
         """cronflow's own environment, then the job's `env`, then the CRONFLOW_* variables."""

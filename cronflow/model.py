@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 LOG_SCHEMA_VERSION = 1
@@ -127,6 +128,9 @@ class Job:
     max_catchup: int = 100
     overlap: Overlap = Overlap.SKIP
     description: str = ""
+    alerts: bool = True  # false silences every alert about this job
+    alert_on: tuple[AlertEvent, ...] | None = None  # None: the [alerts] `on` list
+    alert_tags: tuple[str, ...] = ()  # apprise tags: which config-file targets hear of it
     config_hash: str = ""  # changes whenever anything in this job's definition changes
 
 
@@ -143,9 +147,15 @@ class Settings:
 class AlertSettings:
     """The [alerts] table: where failure alerts go and for which events."""
 
-    urls: tuple[str, ...] = ()
-    config: Path | None = None
+    urls: tuple[str, ...] = ()  # apprise URLs; they may hold secrets, so never print them
+    config: Path | None = None  # an apprise config file (YAML or text), tags route per job
     on: tuple[AlertEvent, ...] = (AlertEvent.FAILURE, AlertEvent.RECOVERY)
+    repeat: timedelta | None = None  # None: one failure alert per failing streak
+    timeout: timedelta = timedelta(seconds=10)  # for one delivery
+
+    @property
+    def has_targets(self) -> bool:
+        return bool(self.urls or self.config)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -219,6 +229,7 @@ class RunEvent:
     stderr_tail: str = ""
     reason: str = ""
     missed_ticks: int = 0  # on a `missed` event: how many ticks, ending at logical_time
+    alert: dict[str, Any] = field(default_factory=dict)  # on an `alert` event: what and how
     host: str = ""
     pid: int = 0
     config_hash: str = ""

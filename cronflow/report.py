@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from cronflow.model import JobFile
+from datetime import date
+
+from cronflow.errors import UsageError
+from cronflow.model import EventType, JobFile, RunEvent
 from cronflow.store import History
 
 STATUS_SCHEMA_VERSION = 1
@@ -55,3 +58,29 @@ def status_json(jobfile: JobFile, rows: list[JobStatus]) -> dict[str, Any]:
 
 def _row_json(row: JobStatus) -> dict[str, Any]:
     return {name: getattr(row, name) for name in JobStatus.__dataclass_fields__}
+
+
+def attempt_output(jobfile: JobFile, events: list[RunEvent], job: str, day: date | None,
+                   attempt: int | None) -> RunEvent:
+    """The `started` event (it holds the output paths) of one attempt of a job's run.
+
+    The run is the job's newest logical time, or the newest one on `day` (in the job's zone);
+    the attempt is the last one unless `attempt` is given.
+    """
+    zone = jobfile.jobs[job].timezone
+    started = [e for e in events if e.job == job and e.event is EventType.STARTED
+               and (day is None or e.logical_time.astimezone(zone).date() == day)]
+    if not started:
+        when = f" on {day}" if day else ""
+        raise UsageError(f'job "{job}" has no recorded output{when}. `cronflow status` shows '
+                         "what ran.")
+    newest = max(started, key=lambda e: e.logical_time).logical_time
+    run_id = [e for e in started if e.logical_time == newest][-1].run_id
+    tries = [e for e in started if e.run_id == run_id]
+    if attempt is None:
+        return tries[-1]
+    for event in tries:
+        if event.attempt == attempt:
+            return event
+    raise UsageError(f'run {run_id} of job "{job}" has attempts '
+                     f"{', '.join(str(e.attempt) for e in tries)}, not {attempt}.")

@@ -77,6 +77,9 @@ class Scheduler:
                 latest = self.store.history().latest(started.key)
                 if job_free and run_free and latest.status is RunStatus.RUNNING:
                     abandoned.append(self._record_abandoned(latest))
+        if self.executor.alerter:
+            for event in abandoned:
+                self.executor.alerter.finished(event)
         return abandoned
 
     def _record_abandoned(self, started: RunEvent) -> RunEvent:
@@ -94,9 +97,12 @@ class Scheduler:
         job = self.jobfile.jobs[job_name]
         first, last = (tick.astimezone(job.timezone).isoformat() for tick in (ticks[0], ticks[-1]))
         span = first if len(ticks) == 1 else f"{first} to {last}"
-        self.store.append(RunEvent(
+        event = RunEvent(
             event=EventType.MISSED, job=job_name, logical_time=ticks[-1],
             run_id=new_run_id(ticks[-1]), status=RunStatus.MISSED, kind=RunKind.CATCHUP,
             missed_ticks=len(ticks), ended_at=self.clock.now(),
             reason=f"{len(ticks)} tick(s) not run, {span} (catchup = {job.catchup})",
-            host=self.host, pid=os.getpid(), config_hash=job.config_hash))
+            host=self.host, pid=os.getpid(), config_hash=job.config_hash)
+        self.store.append(event)
+        if self.executor.alerter:
+            self.executor.alerter.missed(event)

@@ -218,6 +218,7 @@ def event_to_json(event: RunEvent) -> dict[str, Any]:
         "stderr_tail": event.stderr_tail,
         "reason": event.reason,
         "missed_ticks": event.missed_ticks,
+        "alert": event.alert,
         "host": event.host,
         "pid": event.pid,
         "config_hash": event.config_hash,
@@ -248,6 +249,7 @@ def event_from_json(record: Any) -> RunEvent:
         stderr_tail=str(record.get("stderr_tail", "")),
         reason=str(record.get("reason", "")),
         missed_ticks=int(record.get("missed_ticks", 0)),
+        alert=dict(record.get("alert") or {}),
         host=str(record.get("host", "")),
         pid=int(record.get("pid", 0)),
         config_hash=str(record.get("config_hash", "")),
@@ -279,13 +281,21 @@ class History:
         self.latest_by_key: dict[RunKey, RunEvent] = {}
         self._newest_time: dict[str, datetime] = {}
         self._unfinished: dict[RunKey, RunEvent] = {}  # latest status running/waiting/abandoned
+        self._failure_alerted_at: dict[str, datetime] = {}  # in the job's current failing streak
+        self._owes_recovery: set[str] = set()  # succeeded after a failure alert, not yet told
         for event in events:
             self.add(event)
 
     def add(self, event: RunEvent) -> None:
         """Take in the next event of the log."""
         if event.event is EventType.ALERT:
+            self._add_alert(event)
             return
+        if event.event is EventType.FINISHED and event.status is RunStatus.SUCCESS:
+            if self._failure_alerted_at.pop(event.job, None) is not None:
+                self._owes_recovery.add(event.job)
+            else:
+                self._owes_recovery.discard(event.job)
         self.latest_by_key[event.key] = event
         if event.status in UNFINISHED:
             self._unfinished[event.key] = event
@@ -302,6 +312,21 @@ class History:
     def status(self, key: RunKey) -> RunStatus | None:
         event = self.latest(key)
         return None if event is None else event.status
+
+    def _add_alert(self, event: RunEvent) -> None:
+        if event.alert.get("on") == "failure" and event.alert.get("delivered"):
+            self._failure_alerted_at[event.job] = event.ended_at or event.logical_time
+            self._owes_recovery.discard(event.job)
+        elif event.alert.get("on") == "recovery":
+            self._owes_recovery.discard(event.job)
+
+    def failure_alerted_at(self, job: str) -> datetime | None:
+        """When a failure alert about the job's current failing streak last reached someone."""
+        return self._failure_alerted_at.get(job)
+
+    def owes_recovery(self, job: str) -> bool:
+        """True when the job succeeded after a failure alert and no recovery alert followed."""
+        return job in self._owes_recovery
 
     def unfinished(self, *statuses: RunStatus) -> list[RunEvent]:
         """Runs whose latest event has one of `statuses` (running, waiting or abandoned)."""

@@ -64,3 +64,15 @@ def make_executor(clock: FakeClock):
 
 def load(path: Path) -> JobFile:
     return config.load(path)
+
+
+@pytest.fixture
+def receiver():
+    """A real HTTP server on 127.0.0.1 that records the alerts it receives."""
+    from tests.receivers import start_receiver
+
+    started = start_receiver()
+    yield started
+    started.release.set()
+    started.server.shutdown()
+    started.server.server_close()

@@ -46,6 +46,8 @@ def test_the_readme_has_toml_examples():
 @pytest.mark.parametrize("index", range(len(toml_blocks())))
 def test_every_toml_block_in_the_readme_loads(tmp_path, index):
     (tmp_path / "work").mkdir()
+    [apprise_yml] = re.findall(r"```yaml\n(.*?)```", README, re.S)
+    (tmp_path / "apprise.yml").write_text(apprise_yml)
     path = tmp_path / "jobs.toml"
     path.write_text(toml_blocks()[index])
     config.load(path)

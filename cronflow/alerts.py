@@ -1,0 +1,318 @@
+"""Alerts: which outcomes call for one, what it says, and its delivery through apprise.
+
+Deciding and formatting are pure; `AppriseNotifier` is the only code that imports apprise,
+and only when an alert is actually sent (importing it costs ~100 ms). A delivery that fails
+is recorded as an `alert` event and changes nothing else: not the run, not the exit status.
+Alert URLs hold tokens and passwords, so a target is only ever shown as `scheme://host:port`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import socket
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+from urllib.parse import urlsplit
+
+from cronflow.clock import Clock
+from cronflow.model import (
+    AlertEvent,
+    AlertSettings,
+    EventType,
+    Job,
+    JobFile,
+    RunEvent,
+    RunKey,
+    RunStatus,
+)
+from cronflow.store import Store
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlertMessage:
+    on: AlertEvent
+    title: str
+    body: str  # Markdown: apprise renders it in chat, and as HTML in mail
+    severity: str  # an apprise notify type: info | success | warning | failure
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Delivery:
+    target: str  # scheme://host[:port], never the whole URL
+    status: str  # sent | failed | timeout
+
+
+class Notifier(Protocol):
+    def send(self, message: AlertMessage, tags: Sequence[str]) -> list[Delivery]: ...
+
+
+def redact(url: str) -> str:
+    """`scheme://host[:port]` of a URL; everything that may be secret is dropped.
+
+    Many apprise services put a token where a host would be (`slack://TokenA/...`,
+    `tgram://bot-id:token/...`), so the host is shown only when it looks like a real host
+    name or address; otherwise `***` stands for it.
+    """
+    parts = urlsplit(url)
+    netloc = parts.netloc.rpartition("@")[2]  # never the user:password part
+    name, colon, port = netloc.rpartition(":")
+    if not (colon and port.isdigit()):
+        name, port = netloc, ""
+    looks_like_host = name == "localhost" or "." in name or name.startswith("[")
+    if not (looks_like_host and _HOST.fullmatch(name)):
+        name = "***"
+    return f"{parts.scheme}://{name}" + (f":{port}" if port else "")
+
+
+_HOST = re.compile(r"[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]")  # a name, IPv4 or [IPv6]
+
+
+# ---- what each alert says -----------------------------------------------------------------
+
+def failure_message(job: Job, event: RunEvent, held_back: Sequence[RunKey]) -> AlertMessage:
+    local = event.logical_time.astimezone(job.timezone)
+    verb = "timed out" if event.status is RunStatus.TIMED_OUT else str(event.status)
+    lines = _run_lines(job, event)
+    if held_back:
+        names = ", ".join(sorted({key.job for key in held_back}))
+        lines.append(f"**Held back:** {names} (not started: upstream_failed)")
+    lines += _stderr_lines(event)
+    lines.append(f"Full output: `cronflow logs {job.name} --date {local.date()}`")
+    return AlertMessage(on=AlertEvent.FAILURE, severity="failure",
+                        title=f"cronflow: {job.name} {verb} ({local.date()})",
+                        body="\n".join(lines))
+
+
+def retry_message(job: Job, event: RunEvent) -> AlertMessage:
+    local = event.logical_time.astimezone(job.timezone)
+    delay = job.retry.delay_before(event.attempt + 1)
+    lines = _run_lines(job, event) + [f"**Next try:** in {delay}"] + _stderr_lines(event)
+    return AlertMessage(on=AlertEvent.RETRY, severity="warning",
+                        title=f"cronflow: {job.name} try {event.attempt} {event.status}, "
+                              f"retrying ({local.date()})", body="\n".join(lines))
+
+
+def recovery_message(job: Job, event: RunEvent) -> AlertMessage:
+    local = event.logical_time.astimezone(job.timezone)
+    return AlertMessage(on=AlertEvent.RECOVERY, severity="success",
+                        title=f"cronflow: {job.name} recovered ({local.date()})",
+                        body="\n".join(_run_lines(job, event)))
+
+
+def success_message(job: Job, event: RunEvent) -> AlertMessage:
+    local = event.logical_time.astimezone(job.timezone)
+    return AlertMessage(on=AlertEvent.SUCCESS, severity="success",
+                        title=f"cronflow: {job.name} succeeded ({local.date()})",
+                        body="\n".join(_run_lines(job, event)))
+
+
+def missed_message(job: Job, event: RunEvent) -> AlertMessage:
+    return AlertMessage(on=AlertEvent.MISSED, severity="warning",
+                        title=f"cronflow: {job.name} missed {event.missed_ticks} tick(s)",
+                        body=f"**Job:** {job.name}\n**Missed:** {event.reason}\n"
+                             f"**Host:** {event.host}")
+
+
+def probe_message(job: Job | None) -> AlertMessage:
+    about = f" for job {job.name}" if job else ""
+    return AlertMessage(on=AlertEvent.FAILURE, severity="info",
+                        title=f"cronflow: test alert{about}",
+                        body=f"A test from `cronflow alerts test` on {socket.gethostname()}. "
+                             "If you read this, alerts reach you.")
+
+
+def _run_lines(job: Job, event: RunEvent) -> list[str]:
+    local = event.logical_time.astimezone(job.timezone)
+    lines = [f"**Job:** {job.name}",
+             f"**Logical time:** {local.isoformat()} ({job.timezone.key})",
+             f"**Attempt:** {event.attempt} of {event.max_attempts}"]
+    if event.status is RunStatus.TIMED_OUT:
+        lines.append(f"**Result:** timed out after {job.timeout}")
+    elif event.exit_code is not None:
+        lines.append(f"**Result:** exit status {event.exit_code}")
+    elif event.reason:
+        lines.append(f"**Result:** {event.reason}")
+    if event.duration_s is not None:
+        lines.append(f"**Duration:** {event.duration_s:.1f}s")
+    lines.append(f"**Host:** {event.host}")
+    return lines
+
+
+def _stderr_lines(event: RunEvent) -> list[str]:
+    if not event.stderr_tail:
+        return []
+    return ["**Last lines of stderr:**", "```", event.stderr_tail.replace("```", "'''"), "```"]
+
+
+# ---- deciding, sending and recording ------------------------------------------------------
+
+class Alerter:
+    """Turns run outcomes into alerts, as [alerts] and each job's alert keys ask.
+
+    Decisions are made at once, in the caller's thread; deliveries run in the background
+    (each bounded by [alerts] timeout) and are recorded as `alert` events when they end.
+    Call `wait()` before exiting.
+    """
+
+    def __init__(self, *, jobfile: JobFile, store: Store, clock: Clock,
+                 notifier: Notifier | None = None) -> None:
+        self.jobfile = jobfile
+        self.settings = jobfile.alerts
+        self.store = store
+        self.clock = clock
+        self.notifier = notifier or AppriseNotifier(jobfile.alerts)
+        self._streaks: dict[str, datetime] = {}  # failure alerts decided in this process
+        self._guard = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: list[Future] = []
+
+    def finished(self, event: RunEvent, held_back: Sequence[RunKey] = ()) -> None:
+        """A try ended (`finished`), or a run was given up (`abandoned` with no tries left)."""
+        job = self.jobfile.jobs.get(event.job)
+        if job is None:
+            return
+        if event.status is RunStatus.SUCCESS:
+            self._succeeded(job, event)
+        elif event.attempt < event.max_attempts:
+            if self._wants(job, AlertEvent.RETRY):
+                self._send(job, event, retry_message(job, event))
+        elif self._wants(job, AlertEvent.FAILURE) and self._failure_is_news(job):
+            self._send(job, event, failure_message(job, event, held_back))
+
+    def missed(self, event: RunEvent) -> None:
+        job = self.jobfile.jobs.get(event.job)
+        if job is not None and self._wants(job, AlertEvent.MISSED):
+            self._send(job, event, missed_message(job, event))
+
+    def wait(self) -> None:
+        """Wait for every delivery in flight to end (and be recorded)."""
+        with self._guard:
+            pending, self._pending = self._pending, []
+        for future in pending:
+            future.result()
+
+    def _succeeded(self, job: Job, event: RunEvent) -> None:
+        with self._guard:
+            alerted_here = self._streaks.pop(job.name, None) is not None
+        if self._wants(job, AlertEvent.SUCCESS):
+            self._send(job, event, success_message(job, event))
+        owed = alerted_here or self.store.history().owes_recovery(job.name)
+        if owed and self._wants(job, AlertEvent.RECOVERY):
+            self._send(job, event, recovery_message(job, event))
+
+    def _failure_is_news(self, job: Job) -> bool:
+        """True for the first failure of a streak, or when a `repeat` reminder is due."""
+        now = self.clock.now()
+        with self._guard:
+            last = max(filter(None, (self._streaks.get(job.name),
+                                     self.store.history().failure_alerted_at(job.name))),
+                       default=None)
+            news = last is None or (self.settings.repeat is not None
+                                    and now - last >= self.settings.repeat)
+            if news:
+                self._streaks[job.name] = now
+            return news
+
+    def _wants(self, job: Job, on: AlertEvent) -> bool:
+        events = job.alert_on if job.alert_on is not None else self.settings.on
+        return self.settings.has_targets and job.alerts and on in events
+
+    def _send(self, job: Job, about: RunEvent, message: AlertMessage) -> None:
+        with self._guard:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="cronflow-alert")
+            self._pending.append(self._pool.submit(self._deliver, job, about, message))
+
+    def _deliver(self, job: Job, about: RunEvent, message: AlertMessage) -> None:
+        try:
+            deliveries = self.notifier.send(message, job.alert_tags)
+        except Exception as error:  # an alert must never take cronflow down with it
+            deliveries = [Delivery(target="(apprise)", status=f"failed: {type(error).__name__}")]
+        sent = sum(delivery.status == "sent" for delivery in deliveries)
+        self.store.append(RunEvent(
+            event=EventType.ALERT, job=about.job, logical_time=about.logical_time,
+            run_id=about.run_id, status=about.status, kind=about.kind, attempt=about.attempt,
+            max_attempts=about.max_attempts, ended_at=self.clock.now(),
+            reason=f"{message.on} alert: {sent} of {len(deliveries)} target(s) reached",
+            alert={"on": message.on.value, "title": message.title, "delivered": sent,
+                   "targets": [{"target": d.target, "delivery": d.status} for d in deliveries]},
+            host=socket.gethostname(), pid=os.getpid(), config_hash=job.config_hash))
+
+
+class AppriseNotifier:
+    """Sends through apprise to the [alerts] URLs and the config file's targets."""
+
+    def __init__(self, settings: AlertSettings) -> None:
+        self.settings = settings
+
+    def send(self, message: AlertMessage, tags: Sequence[str]) -> list[Delivery]:
+        """Send to every matching target at once; one Delivery per target."""
+        targets = self.targets(tags)
+        if not targets:
+            return []
+        with ThreadPoolExecutor(max_workers=len(targets)) as pool:
+            return list(pool.map(lambda target: self._send_one(message, *target), targets))
+
+    def targets(self, tags: Sequence[str]) -> list[tuple[str, object]]:
+        """(shown name, apprise service) of each target: every URL, and the config file's
+        targets that carry one of `tags` (all of them when there are no tags)."""
+        apprise = _import_apprise()
+        targets = []
+        for url in self.settings.urls:
+            service = apprise.Apprise.instantiate(url)
+            targets.append((redact(url), service))
+        if self.settings.config is not None:
+            from_file = apprise.Apprise()
+            config = apprise.AppriseConfig()
+            config.add(str(self.settings.config))
+            from_file.add(config)
+            for service in from_file.find(tag=list(tags) if tags else "all"):
+                targets.append((redact(service.url(privacy=True)), service))
+        return targets
+
+    def _send_one(self, message: AlertMessage, shown: str, service: object) -> Delivery:
+        apprise = _import_apprise()
+        if service is None:
+            return Delivery(target=shown, status="failed: not an apprise URL")
+        client = apprise.Apprise()
+        client.add(service)
+        result = client.notify(body=message.body, title=message.title,
+                               notify_type=message.severity,
+                               body_format=apprise.NotifyFormat.MARKDOWN,
+                               timeout=self.settings.timeout.total_seconds())
+        status = {"SUCCESS": "sent", "TIMEOUT": "timeout"}.get(result.status.name, "failed")
+        return Delivery(target=shown, status=status)
+
+
+def check_targets(settings: AlertSettings) -> list[str]:
+    """What apprise cannot use in [alerts] (for `cronflow validate`); targets shown redacted."""
+    apprise = _import_apprise()
+    problems = []
+    for number, url in enumerate(settings.urls, start=1):
+        if apprise.Apprise.instantiate(url) is None:
+            problems.append(f"urls entry {number} ({redact(url)}) is not a URL apprise "
+                            "understands")
+    if settings.config is not None:
+        from_file = apprise.Apprise()
+        config = apprise.AppriseConfig()
+        config.add(str(settings.config))
+        from_file.add(config)
+        if len(from_file) == 0:
+            problems.append(f"the apprise config {settings.config} holds no usable target")
+    return problems
+
+
+def _import_apprise():
+    import apprise  # heavy; only imported when an alert is actually sent or checked
+
+    # apprise logs failed deliveries with their URLs, secrets included: keep it quiet.
+    quiet = logging.getLogger("apprise")
+    quiet.handlers[:] = [logging.NullHandler()]
+    quiet.propagate = False
+    return apprise

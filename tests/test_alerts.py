@@ -1,0 +1,284 @@
+"""Alerts through apprise to a real HTTP receiver on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from cronflow import plan
+from cronflow.alerts import Alerter, redact
+from cronflow.executor import Executor
+from cronflow.lock import Locks
+from cronflow.model import EventType, RunKind, RunStatus
+from cronflow.runner import ShellRunner
+from cronflow.store import Store
+from tests.conftest import load, run_cli
+from tests.fakes import FakeClock
+
+DAY = date(2026, 1, 14)
+
+
+@pytest.fixture
+def run_date(clock):
+    """Run every job of a jobs file for DAY with real processes, alerts and a fake clock."""
+
+    def run(jobfile, names=(), day=DAY):
+        store = Store(jobfile.settings.state_dir)
+        store.prepare()
+        executor = Executor(jobfile=jobfile, store=store, locks=Locks(store.lock_dir),
+                            runner=ShellRunner(), clock=clock,
+                            alerter=Alerter(jobfile=jobfile, store=store, clock=clock))
+        runs = plan.runs_for_date(jobfile, plan.select_jobs(jobfile, list(names), False), day,
+                                  RunKind.BACKFILL)
+        return executor.execute(runs)
+
+    return run
+
+
+def alert_events(jobfile):
+    return [e for e in Store(jobfile.settings.state_dir).read().events
+            if e.event is EventType.ALERT]
+
+
+PIPELINE = """
+    [alerts]
+    urls = ["{url}"]
+    {extra}
+    [jobs.extract]
+    command = "true"
+    schedule = "0 6 * * *"
+    timezone = "Europe/Berlin"
+    [jobs.load]
+    command = 'echo "connection refused on try $CRONFLOW_ATTEMPT" >&2; test -e {ok}'
+    depends_on = ["extract"]
+    retries = 2
+    retry_delay = "1m"
+    {load_extra}
+    [jobs.report]
+    command = "true"
+    depends_on = ["load"]
+    [jobs.publish]
+    command = "true"
+    depends_on = ["report"]
+"""
+
+
+def pipeline(write_jobs, receiver, tmp_path, extra="", load_extra="", url=None):
+    return load(write_jobs(PIPELINE.format(url=url or receiver.url(), ok=tmp_path / "ok",
+                                           extra=extra, load_extra=load_extra)))
+
+
+def test_a_job_that_fails_all_its_tries_alerts_once_with_what_to_act_on(
+        write_jobs, receiver, run_date, tmp_path):
+    jobfile = pipeline(write_jobs, receiver, tmp_path)
+    run_date(jobfile)
+    [message] = receiver.messages()
+    assert message.path == "/hook"
+    assert message.body["type"] == "failure"
+    assert message.body["title"] == "cronflow: load failed (2026-01-14)"
+    body = message.body["message"]
+    for expected in ["**Job:** load", "2026-01-14T06:00:00+01:00 (Europe/Berlin)",
+                     "**Attempt:** 3 of 3", "**Result:** exit status 1", "**Duration:**",
+                     f"**Host:** {socket.gethostname()}", "**Held back:** publish, report",
+                     "connection refused on try 3", "cronflow logs load --date 2026-01-14"]:
+        assert expected in body, expected
+    assert "connection refused on try 2" not in body
+    [event] = alert_events(jobfile)
+    assert event.alert["on"] == "failure" and event.alert["delivered"] == 1
+    assert event.alert["targets"] == [{"target": f"json://127.0.0.1:{receiver.port}",
+                                       "delivery": "sent"}]
+
+
+def test_a_failure_then_a_success_sends_failure_then_recovery(write_jobs, receiver, run_date,
+                                                               tmp_path):
+    jobfile = pipeline(write_jobs, receiver, tmp_path)
+    run_date(jobfile)
+    (tmp_path / "ok").touch()
+    run_date(jobfile, day=DAY + timedelta(days=1))
+    run_date(jobfile, day=DAY + timedelta(days=2))  # a second success is no news
+    titles = [m.body["title"] for m in receiver.messages()]
+    assert titles == ["cronflow: load failed (2026-01-14)",
+                      "cronflow: load recovered (2026-01-15)"]
+
+
+def test_a_failing_streak_alerts_once_unless_repeat_says_so(write_jobs, receiver, run_date,
+                                                           tmp_path, clock):
+    jobfile = pipeline(write_jobs, receiver, tmp_path)
+    for offset in range(3):
+        run_date(jobfile, day=DAY + timedelta(days=offset))
+    assert len(receiver.messages()) == 1
+
+    reminders = tmp_path / "reminders"
+    reminders.mkdir()
+    jobfile = load(write_jobs(PIPELINE.format(url=receiver.url(), ok=tmp_path / "ok",
+                                              extra='repeat = "1h"', load_extra=""),
+                              name="reminders/jobs.toml"))
+    run_date(jobfile)
+    run_date(jobfile, day=DAY + timedelta(days=1))  # 2 minutes of retries later: too soon
+    clock.advance(timedelta(hours=1))
+    run_date(jobfile, day=DAY + timedelta(days=2))
+    assert [m.body["title"] for m in receiver.messages()] == [
+        "cronflow: load failed (2026-01-14)", "cronflow: load failed (2026-01-16)"]
+
+
+def test_a_silenced_job_sends_nothing(write_jobs, receiver, run_date, tmp_path):
+    jobfile = pipeline(write_jobs, receiver, tmp_path, load_extra="alerts = false")
+    run_date(jobfile)
+    assert receiver.messages() == [] and alert_events(jobfile) == []
+
+
+def test_retry_and_success_alerts_when_asked_for(write_jobs, receiver, run_date, tmp_path):
+    jobfile = pipeline(write_jobs, receiver, tmp_path,
+                       load_extra='alert_on = ["retry", "success"]')
+    run_date(jobfile, ["load"])  # extract never ran: load is held back, no alert
+    run_date(jobfile, ["extract"])
+    run_date(jobfile, ["load"])
+    assert [m.body["title"] for m in receiver.messages()] == [
+        "cronflow: load try 1 failed, retrying (2026-01-14)",
+        "cronflow: load try 2 failed, retrying (2026-01-14)"]
+    (tmp_path / "ok").touch()
+    run_date(jobfile, ["load"])
+    assert [(m.body["title"], m.body["type"]) for m in receiver.messages()] == [
+        ("cronflow: load succeeded (2026-01-14)", "success")]
+
+
+def test_tags_route_two_jobs_to_two_receivers(write_jobs, receiver, run_date, tmp_path):
+    from tests.receivers import start_receiver
+
+    other = start_receiver()
+    try:
+        (tmp_path / "apprise.yml").write_text(
+            f"urls:\n  - {receiver.url('form', 'team-a')}:\n      tag: team-a\n"
+            f"  - {other.url('json', 'team-b')}:\n      tag: team-b\n")
+        jobfile = load(write_jobs("""
+            [alerts]
+            config = "apprise.yml"
+            [jobs.a]
+            command = "exit 1"
+            alert_tags = ["team-a"]
+            [jobs.b]
+            command = "exit 2"
+            alert_tags = ["team-b"]
+        """))
+        run_date(jobfile)
+        [to_a], [to_b] = receiver.messages(), other.messages()
+        assert to_a.path == "/team-a" and to_a.body["title"] == "cronflow: a failed (2026-01-14)"
+        assert to_b.path == "/team-b" and to_b.body["title"] == "cronflow: b failed (2026-01-14)"
+    finally:
+        other.server.shutdown()
+
+
+@pytest.mark.parametrize("mode", ["error", "closed", "hang"])
+def test_a_failed_delivery_is_recorded_and_changes_nothing_else(write_jobs, receiver, tmp_path,
+                                                                mode):
+    url = receiver.url()
+    if mode == "closed":
+        receiver.server.shutdown()
+        receiver.server.server_close()
+    receiver.mode = mode
+    (tmp_path / "jobs.toml").write_text(
+        f'[alerts]\nurls = ["{url}"]\ntimeout = "1s"\n'
+        '[jobs.broken]\ncommand = "exit 3"\n[jobs.fine]\ncommand = "true"\n')
+    started = time.monotonic()
+    result = run_cli("run", "--date", "2026-01-14", cwd=tmp_path)
+    assert time.monotonic() - started < 20
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    events = Store(tmp_path / ".cronflow").read().events
+    finished = {e.job: e.status for e in events if e.event is EventType.FINISHED}
+    assert finished == {"broken": RunStatus.FAILED, "fine": RunStatus.SUCCESS}
+    [alert] = [e for e in events if e.event is EventType.ALERT]
+    assert alert.alert["delivered"] == 0
+    assert alert.alert["targets"][0]["delivery"] == ("timeout" if mode == "hang" else "failed")
+    ok = run_cli("run", "--date", "2026-01-14", "--job", "fine", "--rerun", "all", cwd=tmp_path)
+    assert ok.returncode == 0
+
+
+def test_a_missed_alert_when_catch_up_leaves_ticks_unrun(write_jobs, receiver):
+    from cronflow.scheduler import Scheduler
+
+    jobfile = load(write_jobs(f"""
+        [alerts]
+        urls = ["{receiver.url()}"]
+        on = ["missed"]
+        [jobs.hourly]
+        command = "true"
+        schedule = "0 * * * *"
+    """))
+    clock = FakeClock(datetime(2026, 1, 14, 6, 0, tzinfo=UTC))
+    store = Store(jobfile.settings.state_dir)
+    store.prepare()
+    locks = Locks(store.lock_dir)
+
+    def tick():
+        executor = Executor(jobfile=jobfile, store=store, locks=locks, runner=ShellRunner(),
+                            clock=clock, alerter=Alerter(jobfile=jobfile, store=store, clock=clock))
+        Scheduler(jobfile=jobfile, store=store, locks=locks, executor=executor,
+                  clock=clock).tick()
+
+    tick()
+    clock.advance(timedelta(hours=5))
+    tick()
+    [message] = receiver.messages()
+    assert message.body["title"] == "cronflow: hourly missed 4 tick(s)"
+    assert "2026-01-14T07:00:00+00:00 to 2026-01-14T10:00:00+00:00" in message.body["message"]
+
+
+SECRETS = ["hunter2", "HDRSECRET", "GETSECRET", "PATHTOKEN"]
+
+
+def test_secrets_in_alert_urls_never_appear_in_any_output_or_the_log(receiver, tmp_path):
+    urls = [f"json://admin:hunter2@127.0.0.1:{receiver.port}/hook?+X-Token=HDRSECRET",
+            f"form://127.0.0.1:{receiver.port}/PATHTOKEN?-token=GETSECRET",
+            "json://admin:hunter2@127.0.0.1:1/closed?+X-Token=HDRSECRET"]
+    (tmp_path / "jobs.toml").write_text(
+        f"[alerts]\nurls = {json.dumps(urls)}\ntimeout = \"2s\"\n"
+        '[jobs.broken]\ncommand = "exit 3"\nschedule = "* * * * *"\n')
+    outputs = [run_cli(*args, cwd=tmp_path) for args in (
+        ["validate"], ["run", "--date", "2026-01-14"], ["run", "--verbose"], ["status"],
+        ["status", "--json"], ["run", "--dry-run"], ["next"], ["logs", "broken"],
+        ["alerts", "test"])]
+    assert len(receiver.messages()) >= 2  # the alerts did go out, secrets and all
+    texts = [o.stdout + o.stderr for o in outputs]
+    texts += [path.read_text(errors="replace") for path in (tmp_path / ".cronflow").rglob("*")
+              if path.is_file()]
+    for text in texts:
+        for secret in SECRETS:
+            assert secret not in text
+    assert f"json://127.0.0.1:{receiver.port}: sent" in outputs[-1].stdout
+
+
+def test_redact_keeps_only_scheme_host_and_port():
+    assert redact("json://u:p@example.org:8080/x?+H=1&-q=2") == "json://example.org:8080"
+    assert redact("mailto://user:pass@gmail.com") == "mailto://gmail.com"
+    assert redact("tgram://123456:ABCDEF/42") == "tgram://***"
+    assert redact("slack://TokenA/TokenB/TokenC/#channel") == "slack://***"
+    assert redact("ntfy://localhost:8080/topic") == "ntfy://localhost:8080"
+    assert redact("json://[::1]:9000/x") == "json://[::1]:9000"
+
+
+def test_alerts_test_reports_each_target(receiver, tmp_path):
+    (tmp_path / "jobs.toml").write_text(
+        f'[alerts]\nurls = ["{receiver.url()}", "json://127.0.0.1:1/closed"]\ntimeout = "2s"\n'
+        '[jobs.a]\ncommand = "true"\n')
+    result = run_cli("alerts", "test", "--job", "a", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [f"json://127.0.0.1:{receiver.port}: sent",
+                                          "json://127.0.0.1:1: failed"]
+    [message] = receiver.messages()
+    assert message.body["title"] == "cronflow: test alert for job a"
+
+
+@pytest.mark.parametrize("alerts, words", [
+    ('urls = ["bogus://SECRETVALUE@host/x"]', "not a URL apprise understands"),
+    ('urls = ["no scheme SECRETVALUE"]', "entry 1 is not a URL"),
+    ('config = "missing.yml"', "cannot be read"),
+])
+def test_bad_alert_targets_are_config_errors(tmp_path, alerts, words):
+    (tmp_path / "jobs.toml").write_text(f'[alerts]\n{alerts}\n[jobs.a]\ncommand = "true"\n')
+    result = run_cli("validate", cwd=tmp_path)
+    assert result.returncode == 2 and words in result.stderr
+    assert "SECRETVALUE" not in result.stderr and "Traceback" not in result.stderr
