@@ -175,8 +175,8 @@ class Alerter:
     def finished(self, event: RunEvent, held_back: Sequence[RunKey] = ()) -> None:
         """A try ended (`finished`), or a run was given up (`abandoned` with no tries left)."""
         job = self.jobfile.jobs.get(event.job)
-        if job is None:
-            return
+        if job is None or event.status is RunStatus.INTERRUPTED:
+            return  # cronflow's own stop: the next start takes the run up again
         if event.status is RunStatus.SUCCESS:
             self._succeeded(job, event)
         elif event.attempt < event.max_attempts:

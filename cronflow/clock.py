@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import threading
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -12,8 +12,8 @@ class Clock(Protocol):
         """The current instant, aware, in UTC."""
         ...
 
-    def sleep(self, seconds: float) -> None:
-        """Wait this long (retries wait through here, so tests can see the waits)."""
+    def sleep_until(self, when: datetime, wake: threading.Event) -> None:
+        """Wait until `when`, or less if `wake` is set (a stop or reload request)."""
         ...
 
 
@@ -21,5 +21,7 @@ class SystemClock:
     def now(self) -> datetime:
         return datetime.now(UTC)
 
-    def sleep(self, seconds: float) -> None:
-        time.sleep(max(0.0, seconds))
+    def sleep_until(self, when: datetime, wake: threading.Event) -> None:
+        # Event.wait uses a monotonic clock: a wall-clock jump neither cuts nor stretches it,
+        # and the daemon wakes at least every minute to notice such jumps.
+        wake.wait(timeout=max(0.0, (when - self.now()).total_seconds()))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -56,7 +57,7 @@ class Executor:
     def __init__(self, *, jobfile: JobFile, store: Store, locks: Locks, runner: ProcessRunner,
                  clock: Clock, on_event: Callable[[RunEvent], None] | None = None,
                  on_outcome: Callable[[Outcome], None] | None = None,
-                 alerter: Alerter | None = None,
+                 alerter: Alerter | None = None, stop: threading.Event | None = None,
                  environ: dict[str, str] | None = None) -> None:
         self.jobfile = jobfile
         self.store = store
@@ -66,6 +67,7 @@ class Executor:
         self.on_event = on_event or (lambda event: None)
         self.on_outcome = on_outcome or (lambda outcome: None)
         self.alerter = alerter
+        self.stop = stop or threading.Event()  # once set: start nothing more, retry nothing
         self.environ = dict(os.environ if environ is None else environ)
         self.host = socket.gethostname()
         self.pid = os.getpid()
@@ -83,10 +85,17 @@ class Executor:
         with ThreadPoolExecutor(max_workers=self.jobfile.settings.max_parallel,
                                 thread_name_prefix="cronflow-run") as pool:
             while sorter.is_active():
+                if self.stop.is_set() and not running:
+                    for planned in runs:
+                        if planned.key not in outcomes:
+                            outcomes[planned.key] = self._record_interrupted(
+                                planned, attempt=0, run_id=planned.run_id,
+                                reason="cronflow stopped before it could start")
+                    break
                 waiting = sorted([*waiting, *sorter.get_ready()],
                                  key=lambda key: (key.logical_time, order[key]))
                 busy = {key.job for key in running.values()}
-                for key in list(waiting):
+                for key in [] if self.stop.is_set() else list(waiting):
                     if key.job in busy:
                         continue  # runs of one job go one at a time, oldest first
                     waiting.remove(key)
@@ -157,9 +166,13 @@ class Executor:
         run_id = planned.run_id or new_run_id(planned.logical_time)
         for attempt in range(planned.first_attempt, job.retry.attempts + 1):
             if attempt > planned.first_attempt:
-                self.clock.sleep(job.retry.delay_before(attempt).total_seconds())
+                delay = job.retry.delay_before(attempt)
+                self.clock.sleep_until(self.clock.now() + delay, self.stop)
+            if self.stop.is_set():
+                return self._record_interrupted(planned, attempt=attempt - 1, run_id=run_id,
+                                                reason=f"cronflow stopped before try {attempt}")
             finished = self._attempt(planned, job, run_id, attempt)
-            if finished.status is RunStatus.SUCCESS:
+            if finished.status in (RunStatus.SUCCESS, RunStatus.INTERRUPTED):
                 break
             if attempt < job.retry.attempts and self.alerter:
                 self.alerter.finished(finished)  # a try that will be retried
@@ -228,6 +241,16 @@ class Executor:
             return Outcome(key=planned.key, status=held, reason=reason)
         return None
 
+    def _record_interrupted(self, planned: PlannedRun, attempt: int, run_id: str | None,
+                            reason: str) -> Outcome:
+        """A run cut short by cronflow's own stop; the next start takes it up again."""
+        job = self.jobfile.jobs[planned.job]
+        self._record(planned, job, EventType.INTERRUPTED, RunStatus.INTERRUPTED, reason=reason,
+                     attempt=attempt, run_id=run_id or new_run_id(planned.logical_time),
+                     ended_at=self.clock.now())
+        return Outcome(key=planned.key, status=RunStatus.INTERRUPTED, attempts=attempt,
+                       reason=reason)
+
     def _record_waiting(self, planned: PlannedRun, job: Job, reason: str) -> Outcome:
         """Wait for a later invocation; recorded once, not on every invocation that checks."""
         latest = self.store.history().latest(planned.key)
@@ -247,6 +270,8 @@ class Executor:
 
 
 def _status_of(result: ProcessResult) -> RunStatus:
+    if result.interrupted:
+        return RunStatus.INTERRUPTED
     if result.timed_out:
         return RunStatus.TIMED_OUT
     return RunStatus.SUCCESS if result.succeeded else RunStatus.FAILED
@@ -255,6 +280,8 @@ def _status_of(result: ProcessResult) -> RunStatus:
 def _reason_of(result: ProcessResult, job: Job) -> str:
     if result.error:
         return result.error
+    if result.interrupted:
+        return "cronflow stopped and killed it"
     if result.timed_out:
         return f"timed out after {job.timeout}"
     if result.signal:

@@ -62,6 +62,7 @@ class EventType(StrEnum):
     MISSED = "missed"
     ABANDONED = "abandoned"
     WAITING = "waiting"  # a scheduled run whose other-schedule upstream has not succeeded yet
+    INTERRUPTED = "interrupted"  # cronflow stopped before the run could start or retry
     ALERT = "alert"
 
 
@@ -77,6 +78,7 @@ class RunStatus(StrEnum):
     MISSED = "missed"
     ABANDONED = "abandoned"
     WAITING = "waiting"
+    INTERRUPTED = "interrupted"  # stopped by cronflow's own shutdown; retried at the next start
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -129,9 +129,11 @@ def _apply_catchup(job: Job, ticks: list[datetime], now: datetime) -> tuple[list
 
 
 def _resumed(jobfile: JobFile, history: History) -> list[PlannedRun]:
-    """Runs to take up again: abandoned ones with tries left, and ones waiting for upstreams."""
+    """Runs to take up again: abandoned or interrupted ones with tries left, and ones waiting
+    for upstreams."""
     resumed = []
-    for event in history.unfinished(RunStatus.ABANDONED, RunStatus.WAITING):
+    for event in history.unfinished(RunStatus.ABANDONED, RunStatus.INTERRUPTED,
+                                    RunStatus.WAITING):
         job = jobfile.jobs.get(event.job)
         if job is None:
             continue
@@ -172,8 +174,8 @@ def _run_verdicts(jobfile: JobFile, runs: list[PlannedRun], history: History) ->
                    if key not in planned and history.status(key) is not RunStatus.SUCCESS]
         if missing:
             action, detail = "waiting", "for " + ", ".join(describe_key(jobfile, k) for k in missing)
-        elif run.first_attempt > 1:
-            action, detail = "retry", f"attempt {run.first_attempt} after an abandoned one"
+        elif run.run_id is not None:
+            action, detail = "retry", f"attempt {run.first_attempt}, resuming {run.run_id}"
         else:
             action, detail = "run", run.kind.value
         verdicts.append(Verdict(job=run.job, logical_time=run.logical_time, action=action,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,7 @@ class ProcessResult:
     timed_out: bool = False
     duration_s: float = 0.0
     error: str = ""  # why the process could not be started at all
+    interrupted: bool = False  # stopped by `interrupt()`, not by itself or a timeout
     stderr_tail: str = ""
 
     @property
@@ -51,12 +53,19 @@ class ProcessResult:
 class ProcessRunner(Protocol):
     def run(self, spec: ProcessSpec) -> ProcessResult: ...
 
+    def interrupt(self, grace: float) -> None:
+        """Stop every process still running: SIGTERM its group, `grace`, SIGKILL."""
+        ...
+
 
 class ShellRunner:
     """Runs commands with /bin/sh -c, as cron does."""
 
     def __init__(self, output_limit: int = OUTPUT_LIMIT_BYTES) -> None:
         self.output_limit = output_limit
+        self._live: dict[int, subprocess.Popen] = {}
+        self._interrupted: set[int] = set()
+        self._guard = threading.Lock()
 
     def run(self, spec: ProcessSpec) -> ProcessResult:
         started = time.monotonic()
@@ -71,25 +80,43 @@ class ShellRunner:
         except subprocess.TimeoutExpired:
             timed_out = True
             _stop_group(process, spec.kill_grace)
+        finally:
+            with self._guard:
+                self._live.pop(process.pid, None)
+                interrupted = process.pid in self._interrupted
+                self._interrupted.discard(process.pid)
         duration = time.monotonic() - started
         for path in (spec.stdout, spec.stderr):
             cap_file(path, self.output_limit)
         code = process.returncode
         return ProcessResult(exit_code=code if code >= 0 else None,
                              signal=-code if code < 0 else None,
-                             timed_out=timed_out, duration_s=round(duration, 3),
-                             stderr_tail=tail_of(spec.stderr))
+                             timed_out=timed_out and not interrupted, interrupted=interrupted,
+                             duration_s=round(duration, 3), stderr_tail=tail_of(spec.stderr))
 
-    @staticmethod
-    def _start(spec: ProcessSpec) -> subprocess.Popen:
-        with _open_output(spec.stdout) as stdout, _open_output(spec.stderr) as stderr:
-            return subprocess.Popen(
+    def interrupt(self, grace: float) -> None:
+        """Stop every running process group at once: SIGTERM, up to `grace`, SIGKILL."""
+        with self._guard:
+            processes = list(self._live.values())
+            self._interrupted.update(process.pid for process in processes)
+        stoppers = [threading.Thread(target=_stop_group, args=(process, grace))
+                    for process in processes]
+        for stopper in stoppers:
+            stopper.start()
+        for stopper in stoppers:
+            stopper.join()
+
+    def _start(self, spec: ProcessSpec) -> subprocess.Popen:
+        with self._guard, _open_output(spec.stdout) as stdout, _open_output(spec.stderr) as stderr:
+            process = subprocess.Popen(
                 ["/bin/sh", "-c", spec.command],
                 stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
                 cwd=spec.cwd, env=spec.env,
                 start_new_session=True,  # its own process group, so a timeout can kill it all
                 close_fds=True,  # never let a job inherit cronflow's lock descriptors
             )
+            self._live[process.pid] = process  # under the guard: interrupt() cannot miss it
+            return process
 
 
 def _open_output(path: Path):

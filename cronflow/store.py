@@ -271,7 +271,8 @@ def _optional_time(value: Any) -> datetime | None:
     return None if value is None else _time_from_json(value)
 
 
-UNFINISHED = frozenset({RunStatus.RUNNING, RunStatus.WAITING, RunStatus.ABANDONED})
+UNFINISHED = frozenset({RunStatus.RUNNING, RunStatus.WAITING, RunStatus.ABANDONED,
+                        RunStatus.INTERRUPTED})
 
 
 class History:
