@@ -7,6 +7,7 @@ import os
 import sys
 from collections import Counter
 from contextlib import contextmanager
+from enum import Enum
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Optional
@@ -129,23 +130,17 @@ def _run_dates(jobfile: JobFile, days: list[date], names: list[str], downstream:
 
 
 def _scheduler(jobfile: JobFile, reporter: _Reporter):
-    from cronflow.alerts import Alerter
     from cronflow.clock import SystemClock
-    from cronflow.executor import Executor
     from cronflow.lock import Locks
     from cronflow.runner import ShellRunner
-    from cronflow.scheduler import Scheduler
+    from cronflow.scheduler import build_scheduler
     from cronflow.store import Store
 
     store = Store(jobfile.settings.state_dir)
     store.prepare()
-    locks = Locks(store.lock_dir)
-    clock = SystemClock()
-    alerter = Alerter(jobfile=jobfile, store=store, clock=clock)
-    executor = Executor(jobfile=jobfile, store=store, locks=locks, runner=ShellRunner(),
-                        clock=clock, on_event=reporter.event, on_outcome=reporter.outcome,
-                        alerter=alerter)
-    return Scheduler(jobfile=jobfile, store=store, locks=locks, executor=executor, clock=clock)
+    return build_scheduler(jobfile, store=store, locks=Locks(store.lock_dir), clock=SystemClock(),
+                           runner=ShellRunner(), on_event=reporter.event,
+                           on_outcome=reporter.outcome)
 
 
 def _all_succeeded(reporter: _Reporter, outcomes) -> bool:
@@ -219,6 +214,95 @@ def _event_line(jobfile: JobFile, event: RunEvent) -> str:
             detail += f"; retrying in {delay.total_seconds():g}s"
         return f"{label}: {event.status}, {attempt}, {event.duration_s:.1f}s{detail}"
     return f"{label}: {event.status}, {event.reason}"
+
+
+@app.command()
+def daemon(
+    jobs: JobsOption = None,
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="Also log every decision and sleep.")] = False,
+) -> None:
+    """Run jobs as they come due, until SIGTERM or SIGINT; reload jobs.toml on SIGHUP or edit.
+
+    Example:  cronflow daemon --jobs /etc/cronflow/jobs.toml   (or: cronflow systemd install)
+    """
+    import signal
+
+    from cronflow.clock import SystemClock
+    from cronflow.daemon import Daemon
+    from cronflow.runner import ShellRunner
+
+    service = Daemon(jobs_path=config.find_jobs_file(jobs, os.environ, Path.cwd()).absolute(),
+                     clock=SystemClock(), runner=ShellRunner(), log=_log_line, verbose=verbose,
+                     on_event=lambda jobfile, event: _log_line(_event_line(jobfile, event)))
+    signal.signal(signal.SIGTERM, lambda *_: service.request_stop())
+    signal.signal(signal.SIGINT, lambda *_: service.request_stop())
+    signal.signal(signal.SIGHUP, lambda *_: service.request_reload())
+    service.serve()
+
+
+systemd_app = typer.Typer(help="Run cronflow as a systemd service or timer.",
+                          no_args_is_help=True)
+app.add_typer(systemd_app, name="systemd")
+
+
+class Mode(str, Enum):
+    daemon = "daemon"
+    timer = "timer"
+
+
+@systemd_app.command("install")
+def systemd_install(
+    jobs: JobsOption = None,
+    user: Annotated[bool, typer.Option(
+        "--user", help="Units for `systemctl --user` (in ~/.config/systemd/user).")] = False,
+    mode: Annotated[Mode, typer.Option(
+        "--mode", help="daemon: `cronflow daemon` as a service; timer: `cronflow run` every "
+        "minute from a timer.")] = Mode.daemon,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Print the units and where they would go; write nothing.")] = False,
+) -> None:
+    """Write systemd units that run this cronflow on this jobs file, and say how to enable them.
+
+    Example:  sudo cronflow systemd install --jobs /etc/cronflow/jobs.toml
+    """
+    from cronflow import systemd
+
+    jobfile = _load(jobs)  # never install a service for a jobs file that does not load
+    files = systemd.units(mode=mode.value, user=user, command=_own_command(),
+                          jobs=jobfile.path.absolute(),
+                          shutdown_grace=jobfile.settings.shutdown_grace)
+    directory = systemd.unit_directory(user)
+    if dry_run:
+        for name, text in files.items():
+            print(f"# {directory / name}\n{text}")
+    else:
+        try:
+            for path in systemd.install(files, directory):
+                print(f"wrote {path}")
+        except OSError as error:
+            raise UsageError(f"cannot write to {directory}: {error.strerror}. Run as root "
+                             "(sudo), or install for your user with --user.") from None
+    print("then enable it with:")
+    for command in systemd.enable_commands(mode.value, user):
+        print(f"  {'sudo ' if not user else ''}{command}")
+
+
+def _own_command() -> list[str]:
+    """The absolute command that runs this very cronflow."""
+    script = Path(sys.argv[0])
+    if script.name == "cronflow" and script.is_file():
+        return [str(script.absolute())]
+    return [sys.executable, "-m", "cronflow"]
+
+
+def _log_line(line: str) -> None:
+    """One line on stderr; journald adds its own time stamp, a terminal gets ours."""
+    if not os.environ.get("JOURNAL_STREAM"):
+        from datetime import UTC, datetime
+
+        line = f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ} {line}"
+    print(line, file=sys.stderr, flush=True)
 
 
 @app.command("next")

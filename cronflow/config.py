@@ -286,6 +286,7 @@ SETTINGS_KEYS: dict[str, Callable[[Any], Any]] = {
     "timezone": _timezone,
     "state_dir": _non_empty_string,
     "max_parallel": _integer(1),
+    "shutdown_grace": parse_duration,
 }
 ALERT_KEYS: dict[str, Callable[[Any], Any]] = {
     "urls": _alert_urls,
@@ -365,7 +366,8 @@ class _Validator:
         values = self._table(("cronflow",), SETTINGS_KEYS)
         return Settings(timezone=values.get("timezone", ZoneInfo("UTC")),
                         state_dir=self._resolve(values.get("state_dir", ".cronflow")),
-                        max_parallel=values.get("max_parallel", 4))
+                        **_present(values, {"max_parallel": "max_parallel",
+                                            "shutdown_grace": "shutdown_grace"}))
 
     def _alerts(self) -> AlertSettings:
         values = self._table(("alerts",), ALERT_KEYS)

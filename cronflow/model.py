@@ -143,6 +143,7 @@ class Settings:
     timezone: ZoneInfo
     state_dir: Path
     max_parallel: int = 4
+    shutdown_grace: timedelta = timedelta(seconds=30)  # the daemon's wait for running jobs
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

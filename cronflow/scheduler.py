@@ -12,14 +12,29 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
+from collections.abc import Callable
 from datetime import datetime
 
 from cronflow import plan
+from cronflow.alerts import Alerter
 from cronflow.clock import Clock
 from cronflow.executor import Executor, Outcome
 from cronflow.lock import PLAN_LOCK, Locks, run_lock_name
 from cronflow.model import EventType, JobFile, RunEvent, RunKind, RunStatus
+from cronflow.runner import ProcessRunner
 from cronflow.store import Store, new_run_id
+
+
+def build_scheduler(jobfile: JobFile, *, store: Store, locks: Locks, clock: Clock,
+                    runner: ProcessRunner, on_event: Callable[[RunEvent], None] | None = None,
+                    on_outcome: Callable[[Outcome], None] | None = None,
+                    stop: threading.Event | None = None) -> Scheduler:
+    """A Scheduler with its Executor and Alerter, wired the way cronflow runs for real."""
+    alerter = Alerter(jobfile=jobfile, store=store, clock=clock)
+    executor = Executor(jobfile=jobfile, store=store, locks=locks, runner=runner, clock=clock,
+                        on_event=on_event, on_outcome=on_outcome, alerter=alerter, stop=stop)
+    return Scheduler(jobfile=jobfile, store=store, locks=locks, executor=executor, clock=clock)
 
 
 class Scheduler:

@@ -1,0 +1,225 @@
+"""`cronflow daemon`: run jobs as they come due, sleeping until the next tick.
+
+Each wake-up does exactly what a one-shot `cronflow run` does (`Scheduler.decide`), then
+hands the runs to a thread of their own, so runs of different ticks go on side by side
+while the loop sleeps again: until the next tick, and never longer than a minute, to notice
+clock jumps and edits of jobs.toml. The same locks and log as one-shot runs and backfills
+keep them from ever running a run twice.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from cronflow import config
+from cronflow.alerts import AlertMessage, AppriseNotifier
+from cronflow.clock import Clock
+from cronflow.errors import ConfigError, CronflowError, Problem
+from cronflow.lock import Locks
+from cronflow.model import AlertEvent, JobFile, RunEvent
+from cronflow.runner import ProcessRunner
+from cronflow.scheduler import Scheduler, build_scheduler
+from cronflow.store import Store
+
+DAEMON_LOCK = "@daemon"
+MAX_SLEEP = timedelta(seconds=60)
+# After the shutdown grace, how long a job's process group gets between SIGTERM and SIGKILL.
+STOP_KILL_GRACE = 5.0
+
+
+class DaemonRunning(CronflowError):
+    """Another daemon holds this state directory."""
+
+
+class Daemon:
+    """The loop behind `cronflow daemon`; signals reach it through request_stop/request_reload."""
+
+    def __init__(self, *, jobs_path: Path, clock: Clock, runner: ProcessRunner,
+                 log: Callable[[str], None],
+                 on_event: Callable[[JobFile, RunEvent], None] | None = None,
+                 verbose: bool = False) -> None:
+        self.jobs_path = jobs_path
+        self.clock = clock
+        self.runner = runner
+        self.log = log
+        self.on_event = on_event
+        self.verbose = verbose
+        self.stop = threading.Event()  # set: start no more runs, then shut down
+        self.hurry = threading.Event()  # set: do not wait for running jobs
+        self.wake = threading.Event()  # set: end the current sleep early
+        self._reload_requested = False
+        self._executions: list[threading.Thread] = []
+
+    # ---- what signal handlers call ------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """First call: stop gracefully. Second call: stop at once."""
+        if self.stop.is_set():
+            self.hurry.set()
+        self.stop.set()
+        self.wake.set()
+
+    def request_reload(self) -> None:
+        self._reload_requested = True
+        self.wake.set()
+
+    # ---- the service --------------------------------------------------------------------------
+
+    def serve(self) -> None:
+        """Run until asked to stop; raises ConfigError or DaemonRunning if it cannot start."""
+        jobfile = config.load(self.jobs_path)
+        store = Store(jobfile.settings.state_dir)
+        store.prepare()
+        locks = Locks(store.lock_dir)
+        with locks.hold(DAEMON_LOCK, wait=False) as alone:
+            if not alone:
+                raise DaemonRunning(_already_running_message(store))
+            _write_pid(store)
+            self.log(f"cronflow daemon started (pid {os.getpid()}): {len(jobfile.jobs)} jobs "
+                     f"from {jobfile.path}, state in {store.state_dir}")
+            notify_systemd("READY=1")
+            self._loop(jobfile, store, locks)
+            notify_systemd("STOPPING=1")
+            self._shut_down(jobfile)
+
+    def _loop(self, jobfile: JobFile, store: Store, locks: Locks) -> None:
+        seen = _modified(self.jobs_path)
+        scheduler = self._scheduler(jobfile, store, locks)
+        while not self.stop.is_set():
+            if self._reload_requested or _modified(self.jobs_path) != seen:
+                self._reload_requested = False
+                seen = _modified(self.jobs_path)
+                scheduler = self._reloaded(scheduler, store, locks)
+            self.wake.clear()
+            decided = scheduler.decide()
+            if decided.runs:
+                self._execute(scheduler, decided.runs)
+            self._executions = [thread for thread in self._executions if thread.is_alive()]
+            wake_at = self.next_wake(decided.watermarks.values(), self.clock.now())
+            if self.verbose:
+                self.log(f"sleeping until {wake_at.isoformat()}")
+            if not self.stop.is_set():
+                self.clock.sleep_until(wake_at, self.wake)
+
+    @staticmethod
+    def next_wake(watermarks, now: datetime) -> datetime:
+        """The next tick of any job, but no later than a minute from now."""
+        ticks = [mark.next_tick for mark in watermarks if mark.next_tick is not None]
+        return min([now + MAX_SLEEP, *ticks])
+
+    def _scheduler(self, jobfile: JobFile, store: Store, locks: Locks) -> Scheduler:
+        on_event = self.on_event
+        return build_scheduler(jobfile, store=store, locks=locks, clock=self.clock,
+                               runner=self.runner, stop=self.stop,
+                               on_event=on_event and (lambda event: on_event(jobfile, event)))
+
+    def _execute(self, scheduler: Scheduler, runs) -> None:
+        thread = threading.Thread(target=scheduler.executor.execute, args=(runs,),
+                                  name=f"cronflow-tick-{len(self._executions)}")
+        thread.start()
+        self._executions.append(thread)
+
+    # ---- reloading ------------------------------------------------------------------------
+
+    def _reloaded(self, current: Scheduler, store: Store, locks: Locks) -> Scheduler:
+        """The scheduler for the edited jobs file, or the current one if the edit is broken."""
+        try:
+            jobfile = config.load(self.jobs_path)
+            if jobfile.settings.state_dir != store.state_dir:
+                raise ConfigError(self.jobs_path, [Problem(
+                    problem="state_dir changed", key="cronflow.state_dir",
+                    fix="Restart the daemon to move to another state directory")])
+        except ConfigError as error:
+            self.log(f"error: {self.jobs_path} was edited but cannot be used; still running the "
+                     f"last good version.\n{error}")
+            self._alert_broken_config(current.jobfile, error)
+            return current
+        self.log(f"reloaded {jobfile.path}: {len(jobfile.jobs)} jobs")
+        return self._scheduler(jobfile, store, locks)
+
+    def _alert_broken_config(self, jobfile: JobFile, error: ConfigError) -> None:
+        if not jobfile.alerts.has_targets:
+            return
+        message = AlertMessage(on=AlertEvent.FAILURE, severity="failure",
+                               title=f"cronflow: {self.jobs_path.name} has errors on "
+                                     f"{socket.gethostname()}",
+                               body=f"The daemon keeps running the last good version.\n\n"
+                                    f"```\n{error}\n```")
+
+        def send() -> None:
+            for delivery in AppriseNotifier(jobfile.alerts).send(message, ()):
+                self.log(f"config alert to {delivery.target}: {delivery.status}")
+
+        threading.Thread(target=send, daemon=True).start()
+
+    # ---- stopping -----------------------------------------------------------------------------
+
+    def _shut_down(self, jobfile: JobFile) -> None:
+        """Wait up to shutdown_grace for running jobs, then stop them; all get recorded."""
+        running = [thread for thread in self._executions if thread.is_alive()]
+        if running:
+            grace = jobfile.settings.shutdown_grace.total_seconds()
+            self.log(f"stopping: waiting up to {grace:g}s for running jobs "
+                     "(stop again to stop them at once)")
+            self._wait_for(running, deadline=time.monotonic() + grace)
+            if any(thread.is_alive() for thread in running):
+                self.log("stopping: stopping the jobs still running")
+                self.runner.interrupt(STOP_KILL_GRACE)
+            for thread in running:
+                thread.join()
+        self.log("cronflow daemon stopped")
+
+    def _wait_for(self, threads: list[threading.Thread], deadline: float) -> None:
+        """Until every thread ends, the deadline passes, or a second stop request."""
+        for thread in threads:
+            while thread.is_alive() and not self.hurry.is_set():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                thread.join(timeout=min(remaining, 0.2))
+
+
+def notify_systemd(state: str) -> bool:
+    """Send `state` (e.g. READY=1) to systemd through $NOTIFY_SOCKET; False if not under it."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return False
+    if address.startswith("@"):
+        address = "\0" + address[1:]  # an abstract socket
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sender:
+        sender.connect(address)
+        sender.sendall(state.encode())
+    return True
+
+
+def _modified(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
+
+
+def _pid_path(store: Store) -> Path:
+    return store.state_dir / "daemon.pid"
+
+
+def _write_pid(store: Store) -> None:
+    descriptor = os.open(_pid_path(store), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with open(descriptor, "w") as pid_file:
+        pid_file.write(f"{os.getpid()}\n")
+
+
+def _already_running_message(store: Store) -> str:
+    try:
+        pid = _pid_path(store).read_text().strip()
+    except OSError:
+        pid = "unknown"
+    return (f"another cronflow daemon (pid {pid}) already runs with state directory "
+            f"{store.state_dir}. Stop it first (systemctl stop cronflow), or give this one "
+            "another state_dir.")

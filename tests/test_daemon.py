@@ -1,0 +1,244 @@
+"""The daemon: a real `cronflow daemon` process for signals and crashes; the same loop with a
+fake clock for what it sleeps for.
+
+New York 2024 fall back: 2024-11-03 02:00 EDT -> 01:00 EST, at 06:00Z.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from cronflow import plan
+from cronflow.daemon import MAX_SLEEP, Daemon, notify_systemd
+from cronflow.model import EventType, RunStatus
+from cronflow.runner import ShellRunner
+from cronflow.store import Store
+from tests.conftest import CHILD_TZ, load
+from tests.fakes import FakeClock
+from tests.test_runner import is_alive
+
+
+class DaemonProcess:
+    """`cronflow daemon` in a real process; `expect` reads its log up to a line (a handshake)."""
+
+    def __init__(self, folder: Path, env: dict[str, str] | None = None) -> None:
+        self.folder = folder
+        self.lines: list[str] = []
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "cronflow", "daemon", "--verbose"], cwd=folder,
+            env={"PATH": os.environ["PATH"], "TZ": CHILD_TZ, **(env or {})},
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            text=True)
+
+    def expect(self, words: str, timeout_lines: int = 500) -> str:
+        for _ in range(timeout_lines):
+            line = self.process.stderr.readline()
+            if not line:
+                raise AssertionError(f"daemon ended before {words!r}: {self.lines}")
+            self.lines.append(line)
+            if words in line:
+                return line
+        raise AssertionError(f"no {words!r} in {self.lines}")
+
+    def job_started(self) -> int:
+        """Wait until the long job has written its pid (a handshake, not a sleep); return it."""
+        self.expect("long @")
+        pid_file = self.folder / "long.pid"
+        while self.process.poll() is None and not pid_file.read_text().strip() \
+                if pid_file.exists() else self.process.poll() is None:
+            time.sleep(0.01)
+        return int(pid_file.read_text())
+
+    def finish(self, timeout: float = 60) -> int:
+        _, rest = self.process.communicate(timeout=timeout)
+        self.lines += rest.splitlines(keepends=True)
+        return self.process.returncode
+
+
+LONG_JOB = """
+[cronflow]
+shutdown_grace = "{grace}"
+[jobs.long]
+command = 'echo $$ > long.pid; exec sleep 30'
+schedule = "* * * * *"
+retries = 1
+"""
+
+
+def events(folder: Path):
+    return Store(folder / ".cronflow").read().events
+
+
+def test_sigterm_waits_the_grace_then_stops_and_records_interrupted(tmp_path):
+    (tmp_path / "jobs.toml").write_text(LONG_JOB.format(grace="1s"))
+    daemon = DaemonProcess(tmp_path)
+    job = daemon.job_started()
+    daemon.process.send_signal(signal.SIGTERM)
+    assert daemon.finish() == 0
+    log = "".join(daemon.lines)
+    assert "waiting up to 1s for running jobs" in log and "cronflow daemon stopped" in log
+    [finished] = [e for e in events(tmp_path) if e.event is EventType.FINISHED]
+    assert finished.status is RunStatus.INTERRUPTED and finished.signal == signal.SIGTERM
+    assert not is_alive(job)
+
+
+def test_a_second_sigint_stops_at_once(tmp_path):
+    (tmp_path / "jobs.toml").write_text(LONG_JOB.format(grace="1h"))
+    daemon = DaemonProcess(tmp_path)
+    daemon.expect("long @")
+    daemon.process.send_signal(signal.SIGINT)
+    daemon.expect("waiting up to 3600s")
+    daemon.process.send_signal(signal.SIGINT)
+    assert daemon.finish(timeout=30) == 0
+    assert [e.status for e in events(tmp_path) if e.event is EventType.FINISHED] == [
+        RunStatus.INTERRUPTED]
+
+
+def test_an_interrupted_run_is_retried_at_the_next_start(tmp_path):
+    (tmp_path / "jobs.toml").write_text(LONG_JOB.format(grace="0s"))
+    daemon = DaemonProcess(tmp_path)
+    daemon.expect("long @")
+    daemon.process.send_signal(signal.SIGTERM)
+    daemon.finish()
+    interrupted_key = events(tmp_path)[0].key
+    again = DaemonProcess(tmp_path)
+    again.expect("attempt 2/2")
+    again.process.send_signal(signal.SIGTERM)
+    again.finish()
+    trail = [(e.event.value, e.attempt) for e in events(tmp_path) if e.key == interrupted_key]
+    assert trail[:3] == [("started", 1), ("finished", 1), ("started", 2)]
+
+
+def test_kill_9_then_restart_records_abandoned_and_retries(tmp_path):
+    (tmp_path / "jobs.toml").write_text(LONG_JOB.format(grace="0s"))
+    daemon = DaemonProcess(tmp_path)
+    orphan = daemon.job_started()
+    daemon.process.kill()
+    daemon.process.wait()
+    try:
+        again = DaemonProcess(tmp_path)
+        again.expect("attempt 2/2")
+        again.process.send_signal(signal.SIGTERM)
+        again.finish()
+    finally:
+        os.kill(orphan, signal.SIGKILL)
+    first_key = events(tmp_path)[0].key
+    trail = [(e.event.value, e.attempt) for e in events(tmp_path) if e.key == first_key]
+    assert trail[:3] == [("started", 1), ("abandoned", 1), ("started", 2)]
+
+
+def test_only_one_daemon_per_state_directory(tmp_path):
+    (tmp_path / "jobs.toml").write_text(LONG_JOB.format(grace="0s"))
+    daemon = DaemonProcess(tmp_path)
+    daemon.expect("cronflow daemon started")
+    second = subprocess.run([sys.executable, "-m", "cronflow", "daemon"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=30)
+    assert second.returncode == 2
+    assert f"another cronflow daemon (pid {daemon.process.pid})" in second.stderr
+    daemon.process.send_signal(signal.SIGTERM)
+    daemon.finish()
+
+
+def test_sighup_reloads_an_edit_and_keeps_the_last_good_config_on_a_broken_one(tmp_path):
+    jobs = tmp_path / "jobs.toml"
+    jobs.write_text('[jobs.first]\ncommand = "true"\nschedule = "0 0 1 1 *"\n')
+    daemon = DaemonProcess(tmp_path)
+    daemon.expect("cronflow daemon started (pid")
+    jobs.write_text('[jobs.first]\ncommand = "true"\nschedule = "0 0 1 1 *"\n'
+                    '[jobs.second]\ncommand = "true"\nschedule = "0 0 1 1 *"\n')
+    daemon.process.send_signal(signal.SIGHUP)
+    daemon.expect("reloaded")
+    jobs.write_text('[jobs.first\ncommand = "true"\n')
+    daemon.process.send_signal(signal.SIGHUP)
+    error = daemon.expect("cannot be used; still running the last good version")
+    assert "error:" in error
+    daemon.expect("TOML syntax error")
+    daemon.process.send_signal(signal.SIGTERM)
+    assert daemon.finish() == 0
+    assert "Traceback" not in "".join(daemon.lines)
+
+
+def test_ready_is_sent_to_the_notify_socket(tmp_path):
+    (tmp_path / "jobs.toml").write_text('[jobs.a]\ncommand = "true"\nschedule = "0 0 1 1 *"\n')
+    address = str(tmp_path / "notify.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+        listener.bind(address)
+        listener.settimeout(30)
+        daemon = DaemonProcess(tmp_path, env={"NOTIFY_SOCKET": address})
+        assert listener.recv(100) == b"READY=1"
+        daemon.process.send_signal(signal.SIGTERM)
+        assert listener.recv(100) == b"STOPPING=1"
+        assert daemon.finish() == 0
+
+
+def test_notify_does_nothing_outside_systemd(monkeypatch):
+    monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
+    assert notify_systemd("READY=1") is False
+
+
+class DayClock(FakeClock):
+    """Stops the daemon once a sleep would pass `end`."""
+
+    def __init__(self, start: datetime, end: datetime, daemon_stop) -> None:
+        super().__init__(start)
+        self.end = end
+        self.daemon_stop = daemon_stop
+
+    def sleep_until(self, when, wake) -> None:
+        if when > self.end:
+            self.daemon_stop()
+            return
+        super().sleep_until(when, wake)
+
+
+THREE_SCHEDULES = """
+[cronflow]
+timezone = "America/New_York"
+[jobs.fixed]
+command = "true"
+schedule = "30 1 * * *"
+[jobs.hourly]
+command = "true"
+schedule = "0 * * * *"
+[jobs.quarter]
+command = "true"
+schedule = "7,22,37,52 * * * *"
+"""
+
+
+def test_over_a_dst_day_the_daemon_sleeps_until_each_tick_or_a_minute(write_jobs):
+    path = write_jobs(THREE_SCHEDULES)
+    jobfile = load(path)
+    start = datetime(2024, 11, 3, 0, 0, 30, tzinfo=ZoneInfo("America/New_York")).astimezone(UTC)
+    end = start + timedelta(hours=25)  # fall-back day: 25 real hours
+    holder: list[Daemon] = []
+    clock = DayClock(start, end, lambda: holder[0].request_stop())
+    daemon = Daemon(jobs_path=path, clock=clock, runner=ShellRunner(), log=lambda line: None)
+    holder.append(daemon)
+    daemon.serve()
+    wakes = clock.wake_times
+    ticks = sorted({tick for job in jobfile.jobs.values()
+                    for tick in plan.schedule_of(job.cadence).ticks(start, end)})
+    previous = start
+    for wake in wakes:
+        next_tick = min((t for t in ticks if t > previous), default=end)
+        assert wake == min(next_tick, previous + MAX_SLEEP), (previous, wake)
+        previous = wake
+    assert set(ticks) <= set(wakes)
+    assert len(wakes) == len(set(wakes))  # never twice for one instant: no busy wait
+    # Every tick was run, or (if the stop at the end came first) handed to the next start.
+    taken = {e.key for e in Store(jobfile.settings.state_dir).read().events
+             if e.event in (EventType.STARTED, EventType.INTERRUPTED)}
+    counts = {name: sum(key.job == name for key in taken) for name in jobfile.jobs}
+    # 25 real hours, plus the 00:00 tick seen at first sight (30 s before the start)
+    assert counts == {"fixed": 1, "hourly": 26, "quarter": 100}
