@@ -30,6 +30,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/bench_chain.py
 	$(BIN)/python bench/bench_backfill.py
 	$(BIN)/python bench/bench_startup.py
+	$(BIN)/python bench/bench_daemon.py
 
 clean:
 	rm -rf $(VENV) .cronflow demo-data

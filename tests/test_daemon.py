@@ -7,10 +7,12 @@ New York 2024 fall back: 2024-11-03 02:00 EDT -> 01:00 EST, at 06:00Z.
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -242,3 +244,60 @@ def test_over_a_dst_day_the_daemon_sleeps_until_each_tick_or_a_minute(write_jobs
     counts = {name: sum(key.job == name for key in taken) for name in jobfile.jobs}
     # 25 real hours, plus the 00:00 tick seen at first sight (30 s before the start)
     assert counts == {"fixed": 1, "hourly": 26, "quarter": 100}
+
+
+class StepClock(FakeClock):
+    """Each sleep waits for the test to say `step()`: the daemon moves one wake-up at a time."""
+
+    def __init__(self, start: datetime) -> None:
+        super().__init__(start)
+        self.asleep: queue.Queue = queue.Queue()
+        self._go = threading.Semaphore(0)
+
+    def sleep_until(self, when, wake) -> None:
+        self.asleep.put(when)
+        self._go.acquire()
+        super().sleep_until(when, wake)
+
+    def step(self) -> None:
+        self.release()
+        self.asleep.get(timeout=30)  # the daemon went round its loop and sleeps again
+
+    def release(self) -> None:
+        self._go.release()
+
+
+def test_an_edit_is_noticed_by_its_modification_time(write_jobs, receiver):
+    path = write_jobs(f"""
+        [alerts]
+        urls = ["{receiver.url()}"]
+        [jobs.first]
+        command = "true"
+        schedule = "0 0 1 1 *"
+    """)
+    clock = StepClock(datetime(2026, 1, 14, 12, 0, tzinfo=UTC))
+    lines: list[str] = []
+    daemon = Daemon(jobs_path=path, clock=clock, runner=ShellRunner(), log=lines.append)
+    serving = threading.Thread(target=daemon.serve)
+    serving.start()
+    try:
+        clock.asleep.get(timeout=30)
+        path.write_text(path.read_text() + '[jobs.second]\ncommand = "true"\n')
+        os.utime(path, (1, 1))  # a different modification time, whatever the file system
+        clock.step()
+        assert [line for line in lines if line.startswith("reloaded")] == [
+            f"reloaded {path}: 2 jobs"]
+        path.write_text("[jobs.second\n")
+        os.utime(path, (2, 2))
+        clock.step()
+        clock.step()  # no new edit: no second error, no second alert
+        errors = [line for line in lines if line.startswith("error:")]
+        assert len(errors) == 1 and "still running the last good version" in errors[0]
+        alert = receiver.received.get(timeout=30)
+        assert alert.body["title"].startswith("cronflow: jobs.toml has errors on ")
+        assert "TOML syntax error" in alert.body["message"]
+        assert receiver.received.empty()
+    finally:
+        daemon.request_stop()
+        clock.release()
+        serving.join(timeout=30)
