@@ -7,8 +7,8 @@ import os
 import sys
 from collections import Counter
 from contextlib import contextmanager
-from enum import Enum
 from datetime import date, timedelta
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -350,27 +350,82 @@ def next_ticks(
 @app.command()
 def status(
     jobs: JobsOption = None,
+    job: Annotated[Optional[list[str]], typer.Option(
+        "--job", help="Only this job (repeatable).")] = None,
+    show_all: Annotated[bool, typer.Option("--all", help="Include disabled jobs.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (schema in README).")] = False,
+    check: Annotated[bool, typer.Option(
+        "--check", help="Exit 1 if any job's latest run failed (for monitoring).")] = False,
 ) -> None:
-    """Show every job's last run: logical time, status, attempts, duration and end.
+    """Show every job at a glance: last run, next due, failing streak, a strip of recent runs.
 
-    Example:  cronflow status --json
+    Example:  cronflow status --check || echo "something failed"
     """
-    from cronflow import report
+    from cronflow import plan, report
+    from cronflow.clock import SystemClock
     from cronflow.store import History, Store
 
     jobfile = _load(jobs)
-    contents = Store(jobfile.settings.state_dir).read()
-    rows = report.summarise(jobfile, History(contents.events))
+    if job:
+        plan.select_jobs(jobfile, job, downstream=False)  # unknown names are a clear error
+    store = Store(jobfile.settings.state_dir)
+    contents = store.read()
+    now = SystemClock().now()
+    rows = report.summarise(jobfile, History(contents.events), store.read_watermarks(), now,
+                            include_disabled=show_all, jobs=job or ())
+    summary = report.overview(jobfile, rows, store.last_heartbeat(), now)
     if as_json:
-        print(json.dumps(report.status_json(jobfile, rows), indent=2))
-        return
-    from cronflow import render
+        print(json.dumps(report.status_json(jobfile, rows, summary, now), indent=2))
+    else:
+        from cronflow import render
 
-    render.status_table(rows)
+        render.status_table(rows, summary, now)
     if contents.skipped:
         print(f"note: {len(contents.skipped)} unreadable line(s) in the run log were skipped "
               f"(first at byte {contents.skipped[0].offset}).", file=sys.stderr)
+    if check and any(row.status in FAILURES for row in rows):
+        raise typer.Exit(1)
+
+
+@app.command()
+def history(
+    jobs: JobsOption = None,
+    job: Annotated[Optional[list[str]], typer.Option(
+        "--job", help="Only this job (repeatable).")] = None,
+    since: Annotated[Optional[str], typer.Option(
+        "--since", metavar="YYYY-MM-DD", help="Only runs whose logical date is this day or "
+        "later.")] = None,
+    run_status: Annotated[Optional[str], typer.Option(
+        "--status", metavar="STATUS", help="Only runs that ended so: success, failed, timed_out, "
+        "upstream_failed, skipped, missed, waiting, abandoned, interrupted, running.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many runs.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List runs, newest first: logical time, status, tries, duration, exit status, kind.
+
+    Example:  cronflow history --job load --status failed --since 2026-01-01
+    """
+    from cronflow import plan, report
+    from cronflow.model import RunStatus as Status
+    from cronflow.store import Store
+
+    jobfile = _load(jobs)
+    if job:
+        plan.select_jobs(jobfile, job, downstream=False)
+    if run_status is not None and run_status not in {status.value for status in Status}:
+        raise UsageError(f'--status "{run_status}" is not a status. Use one of: '
+                         f"{', '.join(status.value for status in Status)}.")
+    runs = report.run_history(jobfile, Store(jobfile.settings.state_dir).read().events,
+                              jobs=job or (), since=parse_dates(since)[0] if since else None,
+                              status=run_status, limit=limit)
+    if as_json:
+        from dataclasses import asdict
+
+        print(json.dumps({"v": 1, "runs": [asdict(run) for run in runs]}, indent=2))
+        return
+    from cronflow import render
+
+    render.history_table(runs)
 
 
 @app.command()
@@ -380,10 +435,15 @@ def logs(
     day: Annotated[Optional[str], typer.Option(
         "--date", metavar="YYYY-MM-DD", help="The run on this logical date (default: the "
         "job's newest run).")] = None,
+    run_id: Annotated[Optional[str], typer.Option(
+        "--run", metavar="RUN_ID", help="The run with this id (see cronflow history).")] = None,
     attempt: Annotated[Optional[int], typer.Option(
         "--attempt", min=1, help="This try of the run (default: the last one).")] = None,
     stderr_only: Annotated[bool, typer.Option("--stderr", help="Only stderr.")] = False,
     stdout_only: Annotated[bool, typer.Option("--stdout", help="Only stdout.")] = False,
+    follow: Annotated[bool, typer.Option(
+        "--follow", "-f", help="Keep printing a running attempt's output until it ends "
+        "(stdout, or stderr with --stderr).")] = False,
 ) -> None:
     """Print the captured stdout and stderr of a run.
 
@@ -394,9 +454,12 @@ def logs(
 
     jobfile = _load(jobs)
     plan.select_jobs(jobfile, [job], downstream=False)  # an unknown job is a clear error
-    events = Store(jobfile.settings.state_dir).read().events
-    started = report.attempt_output(jobfile, events, job, parse_dates(day)[0] if day else None,
-                                    attempt)
+    store = Store(jobfile.settings.state_dir)
+    started = report.attempt_output(jobfile, store.read().events, job,
+                                    parse_dates(day)[0] if day else None, attempt, run_id)
+    if follow:
+        _follow(store, started, "stderr" if stderr_only else "stdout")
+        return
     streams = ["stderr"] if stderr_only else ["stdout"] if stdout_only else ["stdout", "stderr"]
     for stream in streams:
         if len(streams) > 1:
@@ -407,6 +470,124 @@ def logs(
         except (OSError, KeyError):
             print(f"(the {stream} file is gone: {started.output.get(stream)})", flush=True)
         sys.stdout.buffer.flush()
+
+
+def _follow(store, started: RunEvent, stream: str) -> None:
+    """Print an output file as it grows, until the attempt that writes it has ended."""
+    import time
+
+    position = 0
+    while True:
+        still_running = _attempt_running(store, started)
+        with open(started.output[stream], "rb") as output:
+            output.seek(position)
+            chunk = output.read()
+        position += len(chunk)
+        sys.stdout.buffer.write(chunk)
+        sys.stdout.buffer.flush()
+        if not still_running:
+            return
+        time.sleep(0.25)  # following a live file: poll it, as tail -f does
+
+
+def _attempt_running(store, started: RunEvent) -> bool:
+    latest = store.history().latest(started.key)
+    return (latest is not None and latest.run_id == started.run_id
+            and latest.attempt == started.attempt and latest.status is RunStatus.RUNNING)
+
+
+class GraphFormat(str, Enum):
+    text = "text"
+    dot = "dot"
+    mermaid = "mermaid"
+
+
+@app.command()
+def graph(
+    jobs: JobsOption = None,
+    output_format: Annotated[GraphFormat, typer.Option(
+        "--format", help="text (a tree per flow), dot (Graphviz) or mermaid.")] = GraphFormat.text,
+) -> None:
+    """Draw the dependency graph with schedules, as a tree, Graphviz DOT or Mermaid.
+
+    Example:  cronflow graph --format dot | dot -Tsvg > jobs.svg
+    """
+    from cronflow import graph as drawing
+
+    jobfile = _load(jobs)
+    draw = {"text": drawing.as_text, "dot": drawing.as_dot, "mermaid": drawing.as_mermaid}
+    sys.stdout.write(draw[output_format.value](jobfile))
+
+
+@app.command("import-crontab")
+def import_crontab(
+    source: Annotated[str, typer.Argument(
+        metavar="[FILE|-]", help="A crontab file, or - for standard input (crontab -l | ...).")
+    ] = "-",
+    system: Annotated[Optional[bool], typer.Option(
+        "--system/--user-format", help="Lines name a user before the command (/etc/crontab, "
+        "/etc/cron.d/*). Default: yes for files under /etc, no otherwise.")] = None,
+    output: Annotated[Optional[Path], typer.Option(
+        "--output", "-o", dir_okay=False, help="Write the jobs file here (it must not exist) "
+        "instead of to standard output.")] = None,
+) -> None:
+    """Translate a crontab into a jobs.toml; list on stderr what could not be translated.
+
+    Example:  crontab -l | cronflow import-crontab -o jobs.toml && cronflow validate
+    """
+    from cronflow import crontab
+
+    if source == "-":
+        text, name = sys.stdin.read(), "standard input"
+    else:
+        try:
+            text, name = Path(source).read_text(), source
+        except (OSError, UnicodeDecodeError) as error:
+            raise UsageError(f"cannot read {source}: {getattr(error, 'strerror', error)}. "
+                             "Give a crontab file, or - to read standard input.") from None
+    if system is None:
+        system = source.startswith("/etc/")
+    translation = crontab.translate(text, system=system)
+    if not translation.document["jobs"]:
+        raise UsageError(f"{name} holds no job cronflow can run. Not translated: "
+                         + "; ".join(translation.untranslated or ["(nothing)"]))
+    rendered = crontab.render(translation, name)
+    if output is None:
+        sys.stdout.write(rendered)
+    else:
+        _write_new(output, rendered)
+        print(f"wrote {output} ({len(translation.document['jobs'])} jobs)", file=sys.stderr)
+    for line in translation.untranslated:
+        print(f"not translated: {line}", file=sys.stderr)
+    for line in translation.notes:
+        print(f"check: {line}", file=sys.stderr)
+
+
+@app.command()
+def init(
+    path: Annotated[Path, typer.Argument(help="Where to write it.", dir_okay=False)
+                    ] = Path("jobs.toml"),
+) -> None:
+    """Write a commented starter jobs.toml (it must not exist yet).
+
+    Example:  cronflow init && cronflow validate && cronflow run --date $(date +%F)
+    """
+    from cronflow.starter import STARTER
+
+    _write_new(path, STARTER)
+    print(f"wrote {path}; edit it, then run: cronflow validate --jobs {path}")
+
+
+def _write_new(path: Path, text: str) -> None:
+    """Create `path` with `text`; never overwrite a file the user already has."""
+    try:
+        with open(path, "x") as new_file:
+            new_file.write(text)
+    except FileExistsError:
+        raise UsageError(f"{path} already exists; cronflow does not overwrite it. Choose "
+                         "another path or move it away.") from None
+    except OSError as error:
+        raise UsageError(f"cannot write {path}: {error.strerror}.") from None
 
 
 alerts_app = typer.Typer(help="Alert delivery through apprise.", no_args_is_help=True)

@@ -277,6 +277,7 @@ JOB_KEYS: dict[str, Callable[[Any], Any]] = {
     "catchup": _choice(CatchUp),
     "max_catchup": _integer(1),
     "overlap": _choice(Overlap),
+    "enabled": _boolean,
     "alerts": _boolean,
     "alert_on": _choices(AlertEvent),
     "alert_tags": _strings,
@@ -299,7 +300,8 @@ TABLES = ("cronflow", "defaults", "alerts", "jobs")
 # jobs.toml key -> model field, for keys that are copied as they are when present
 RETRY_FIELDS = {"retry_delay": "delay", "retry_backoff": "backoff", "retry_max_delay": "max_delay"}
 JOB_FIELDS = {key: key for key in ("description", "env", "depends_on", "kill_grace", "catchup",
-                                   "max_catchup", "overlap", "alerts", "alert_on", "alert_tags")}
+                                   "max_catchup", "overlap", "enabled", "alerts", "alert_on",
+                                   "alert_tags")}
 ALERT_FIELDS = {key: key for key in ("urls", "on", "repeat", "timeout")}
 
 

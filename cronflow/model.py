@@ -130,6 +130,7 @@ class Job:
     max_catchup: int = 100
     overlap: Overlap = Overlap.SKIP
     description: str = ""
+    enabled: bool = True  # false: never run by the clock, nor by a backfill that does not name it
     alerts: bool = True  # false silences every alert about this job
     alert_on: tuple[AlertEvent, ...] | None = None  # None: the [alerts] `on` list
     alert_tags: tuple[str, ...] = ()  # apprise tags: which config-file targets hear of it

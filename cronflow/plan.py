@@ -74,7 +74,7 @@ def due_runs(jobfile: JobFile, history: History, watermarks: Mapping[str, Waterm
     new_watermarks = dict(watermarks)
     verdicts: list[Verdict] = []
     for job in jobfile.jobs.values():
-        if job.schedule is None:
+        if job.schedule is None or not job.enabled:
             continue
         fingerprint = f"{job.cadence.expression}|{job.cadence.timezone.key}"
         mark = watermarks.get(job.name)
@@ -159,7 +159,8 @@ def _with_unscheduled_downstream(jobfile: JobFile, roots: list[PlannedRun],
         for name in dag.downstream_of(graph, [root.job]) - {root.job}:
             job = jobfile.jobs[name]
             key = RunKey(name, root.logical_time)
-            if (job.schedule is None and job.cadence == jobfile.jobs[root.job].cadence
+            if (job.schedule is None and job.enabled
+                    and job.cadence == jobfile.jobs[root.job].cadence
                     and key not in wanted and history.status(key) is not RunStatus.SUCCESS):
                 wanted[key] = PlannedRun(key=key, kind=root.kind)
     ordered = sorted(wanted.values(), key=lambda run: (run.logical_time, order[run.job]))
@@ -191,14 +192,16 @@ def describe_key(jobfile: JobFile, key: RunKey) -> str:
 
 
 def select_jobs(jobfile: JobFile, names: Sequence[str], downstream: bool) -> list[str]:
-    """The jobs to run, in dependency order: all of them, or `names` (plus their downstream)."""
+    """The jobs to run, in dependency order: every enabled job, or `names` (plus the enabled
+    jobs downstream of them)."""
     graph = dependency_graph(jobfile)
     unknown = [name for name in names if name not in jobfile.jobs]
     if unknown:
         raise UsageError(_unknown_jobs_message(jobfile, unknown))
-    chosen = set(names) if names else set(jobfile.jobs)
+    chosen = set(names) if names else {name for name, job in jobfile.jobs.items() if job.enabled}
     if downstream:
-        chosen = dag.downstream_of(graph, chosen)
+        chosen = {name for name in dag.downstream_of(graph, chosen)
+                  if jobfile.jobs[name].enabled or name in names}
     return [name for name in dag.topological_order(graph) if name in chosen]
 
 

@@ -10,7 +10,7 @@ from rich.text import Text
 
 from cronflow.model import JobFile
 from cronflow.plan import Verdict
-from cronflow.report import JobStatus
+from cronflow.report import JobStatus, Overview, RunSummary
 
 STATUS_STYLES = {
     "success": "green",
@@ -35,32 +35,103 @@ def make_console() -> Console:
     return console
 
 
-def status_table(rows: list[JobStatus], console: Console | None = None) -> None:
-    """Print one row per job: schedule, last logical time and status, attempts, duration, end."""
+STRIP_CELLS = {  # status -> (letter for plain text, colour)
+    "success": (".", "green"), "failed": ("F", "bold red"), "timed_out": ("T", "bold red"),
+    "upstream_failed": ("U", "yellow"), "skipped": ("S", "dim"), "missed": ("M", "dim"),
+    "running": ("R", "cyan"), "waiting": ("W", "yellow"), "abandoned": ("A", "magenta"),
+    "interrupted": ("I", "magenta"),
+}
+
+
+def status_table(rows: list[JobStatus], summary: Overview, now, console: Console | None = None
+                 ) -> None:
+    """The header line, then one row per job grouped by flow, with a strip of recent runs."""
     console = console or make_console()
+    plain = console.no_color or not console.is_terminal
+    console.print(_header(summary, now), highlight=False)
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    for column in ("job", "schedule", "zone", "last logical time", "status", "attempt",
-                   "duration", "ended", "why"):
+    for column in ("job", "schedule", "zone", "last logical time", "status", "try", "took",
+                   "next due", "streak", "recent", "why"):
         table.add_column(column, no_wrap=column != "why")
+    flow = None
     for row in rows:
+        if flow is not None and row.flow != flow:
+            table.add_section()
+        flow = row.flow
         status = row.status or "never run"
         table.add_row(
-            row.job,
-            row.schedule,
+            row.job + ("" if row.enabled else " (disabled)"),
+            row.schedule_words or row.schedule,
             row.timezone,
             _short_time(row.last_logical_time),
             Text(status, style=STATUS_STYLES.get(status, "dim")),
             f"{row.attempt}/{row.max_attempts}" if row.attempt else "-",
             f"{row.duration_s:.1f}s" if row.duration_s is not None else "-",
-            _short_time(row.ended_at),
+            _short_time(row.next_due),
+            str(row.failing_streak) if row.failing_streak else "-",
+            _strip(row, plain),
             row.reason,
         )
     console.print(table)
+    if plain:
+        console.print("recent: . success  F failed  T timed out  U upstream failed  S skipped  "
+                      "M missed  R running  W waiting  A abandoned  I interrupted",
+                      highlight=False)
+
+
+def _header(summary: Overview, now) -> Text:
+    text = Text(f"{summary.failing} failing, {summary.running} running, "
+                f"{summary.healthy} healthy. ")
+    if summary.last_ran_at is None:
+        text.append("cronflow has not decided what is due yet")
+    else:
+        text.append(f"cronflow last ran {_ago(now - summary.last_ran_at)} ago "
+                    f"({summary.last_ran_at:%Y-%m-%d %H:%M:%S}Z)")
+    if summary.stale:
+        text.append(".\nwarning: no tick for a while: is the cron line or the daemon still "
+                    "running? (cronflow run / cronflow daemon)", style="bold yellow")
+    return text
+
+
+def _ago(delta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    if seconds < 172800:
+        return f"{seconds // 3600}h {seconds % 3600 // 60}m"
+    return f"{seconds // 86400}d"
+
+
+def _strip(row: JobStatus, plain: bool) -> Text:
+    strip = Text()
+    for cell in row.recent:
+        letter, colour = STRIP_CELLS.get(cell.status, ("?", ""))
+        strip.append(letter if plain else "■", style=None if plain else colour)
+    return strip
 
 
 def _short_time(iso: str | None) -> str:
     """`2026-01-14T06:00:00+01:00` -> `2026-01-14 06:00:00` (the zone has its own column)."""
     return "-" if iso is None else iso[:19].replace("T", " ")
+
+
+def history_table(runs: list[RunSummary], console: Console | None = None) -> None:
+    """One row per run execution, newest first."""
+    console = console or make_console()
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("job", "logical time", "status", "tries", "took", "exit", "kind", "ended",
+                   "run id", "why"):
+        table.add_column(column, no_wrap=column != "why")
+    for run in runs:
+        table.add_row(run.job, _short_time(run.logical_time),
+                      Text(run.status, style=STATUS_STYLES.get(run.status, "")),
+                      f"{run.attempts}/{run.max_attempts}" if run.attempts else "-",
+                      f"{run.duration_s:.1f}s" if run.duration_s is not None else "-",
+                      "-" if run.exit_code is None else str(run.exit_code), run.kind,
+                      _short_time(run.ended_at), run.run_id, run.reason)
+    console.print(table)
 
 
 def verdict_table(jobfile: JobFile, verdicts: list[Verdict], console: Console | None = None) -> None:

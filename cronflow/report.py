@@ -1,24 +1,42 @@
-"""What `status` shows, as data: one summary per job, built from the log. Pure."""
+"""What `status`, `history` and `logs` show, as data built from the log. Pure."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from datetime import date
-
+from cronflow import dag
 from cronflow.errors import UsageError
-from cronflow.model import EventType, JobFile, RunEvent
+from cronflow.model import EventType, Job, JobFile, RunEvent, RunStatus, Watermark
+from cronflow.plan import dependency_graph, schedule_of
 from cronflow.store import History
 
-STATUS_SCHEMA_VERSION = 1
+STATUS_SCHEMA_VERSION = 2
+STRIP_LENGTH = 12
+# Without a tick recorded for this long, the one-shot cron line or the daemon seems stopped
+# (both decide at least once a minute).
+STALE_AFTER = timedelta(minutes=5)
+HEALTHY = {"success", "skipped", "missed"}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunCell:
+    """One run in a job's strip of recent runs."""
+
+    logical_time: str  # ISO-8601 in the job's zone
+    status: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JobStatus:
     job: str
+    flow: int  # jobs joined by dependencies share a flow number (1, 2, ...)
     schedule: str  # the cron expression, "after <upstreams>", or "manual"
+    schedule_words: str  # the schedule said in English where it is a common one
     timezone: str
+    enabled: bool
     last_logical_time: str | None  # ISO-8601 in the job's zone
     status: str | None  # None: never run
     attempt: int
@@ -26,54 +44,225 @@ class JobStatus:
     duration_s: float | None
     ended_at: str | None  # ISO-8601 in the job's zone
     reason: str
+    next_due: str | None  # ISO-8601 in the job's zone; None when not scheduled
+    failing_streak: int  # runs in a row, newest first, that did not succeed
+    recent: list[RunCell]  # oldest first
 
 
-def summarise(jobfile: JobFile, history: History) -> list[JobStatus]:
-    """One JobStatus per job, in the order the jobs file declares them."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Overview:
+    """The header line of `status`."""
+
+    failing: int
+    running: int
+    healthy: int
+    last_ran_at: datetime | None  # when cronflow last decided what was due
+    stale: bool  # scheduled jobs exist but cronflow has not decided for STALE_AFTER
+
+
+def summarise(jobfile: JobFile, history: History, watermarks: Mapping[str, Watermark],
+              now: datetime, include_disabled: bool = False,
+              jobs: Sequence[str] = ()) -> list[JobStatus]:
+    """One JobStatus per job, grouped by flow, each flow in dependency order."""
     rows = []
-    for job in jobfile.jobs.values():
-        last = history.last_run(job.name)
-        zone = job.timezone
-        rows.append(JobStatus(
-            job=job.name,
-            schedule=job.schedule or (f"after {', '.join(job.depends_on)}" if job.depends_on
-                                      else "manual"),
-            timezone=zone.key,
-            last_logical_time=last and last.logical_time.astimezone(zone).isoformat(),
-            status=last and last.status.value,
-            attempt=last.attempt if last else 0,
-            max_attempts=job.retry.attempts,
-            duration_s=last and last.duration_s,
-            ended_at=last and last.ended_at and last.ended_at.astimezone(zone).isoformat(),
-            reason=last.reason if last else "",
-        ))
+    for flow, names in enumerate(flows(jobfile), start=1):
+        for name in names:
+            job = jobfile.jobs[name]
+            if (jobs and name not in jobs) or (not job.enabled and not include_disabled):
+                continue
+            rows.append(_job_status(job, flow, history, watermarks.get(name), now))
     return rows
 
 
-def status_json(jobfile: JobFile, rows: list[JobStatus]) -> dict[str, Any]:
+def overview(jobfile: JobFile, rows: list[JobStatus], last_ran_at: datetime | None,
+             now: datetime) -> Overview:
+    scheduled = any(job.schedule and job.enabled for job in jobfile.jobs.values())
+    failing = sum(row.failing_streak > 0 for row in rows)
+    running = sum(row.status == "running" for row in rows)
+    return Overview(failing=failing, running=running, healthy=len(rows) - failing - running,
+                    last_ran_at=last_ran_at,
+                    stale=scheduled and (last_ran_at is None or now - last_ran_at > STALE_AFTER))
+
+
+def flows(jobfile: JobFile) -> list[list[str]]:
+    """Groups of jobs joined by dependencies, each in dependency order, in file order."""
+    graph = dependency_graph(jobfile)
+    order = dag.topological_order(graph)
+    group_of: dict[str, int] = {}
+    groups: list[list[str]] = []
+    for name in jobfile.jobs:
+        if name in group_of:
+            continue
+        members = _connected(graph, name)
+        groups.append([job for job in order if job in members])
+        group_of.update({member: len(groups) for member in members})
+    return groups
+
+
+def _connected(graph, start: str) -> set[str]:
+    linked: dict[str, set[str]] = {}
+    for job, upstreams in graph.items():
+        for upstream in upstreams:
+            linked.setdefault(job, set()).add(upstream)
+            linked.setdefault(upstream, set()).add(job)
+    seen, pending = {start}, [start]
+    while pending:
+        for other in linked.get(pending.pop(), ()):
+            if other not in seen:
+                seen.add(other)
+                pending.append(other)
+    return seen
+
+
+def _job_status(job: Job, flow: int, history: History, mark: Watermark | None,
+                now: datetime) -> JobStatus:
+    zone = job.timezone
+    recent = history.recent_runs(job.name, max(STRIP_LENGTH, 50))
+    last = recent[-1] if recent else None
+    return JobStatus(
+        job=job.name, flow=flow,
+        schedule=job.schedule or (f"after {', '.join(job.depends_on)}" if job.depends_on
+                                  else "manual"),
+        schedule_words=describe_schedule(job.schedule) if job.schedule else "",
+        timezone=zone.key, enabled=job.enabled,
+        last_logical_time=_local(last.logical_time, zone) if last else None,
+        status=last.status.value if last else None,
+        attempt=last.attempt if last else 0, max_attempts=job.retry.attempts,
+        duration_s=last.duration_s if last else None,
+        ended_at=_local(last.ended_at, zone) if last and last.ended_at else None,
+        reason=last.reason if last else "",
+        next_due=_local(_next_due(job, mark, now), zone) if job.schedule and job.enabled else None,
+        failing_streak=_failing_streak(recent),
+        recent=[RunCell(logical_time=_local(event.logical_time, zone), status=event.status.value)
+                for event in recent[-STRIP_LENGTH:]],
+    )
+
+
+def _next_due(job: Job, mark: Watermark | None, now: datetime) -> datetime | None:
+    if mark and mark.next_tick and mark.schedule == f"{job.schedule}|{job.timezone.key}":
+        return mark.next_tick  # includes a tick that is due but not yet decided
+    return schedule_of(job.cadence).next_after(now)
+
+
+def _failing_streak(recent: list[RunEvent]) -> int:
+    """How many of the newest runs in a row ended without success (running ones are skipped)."""
+    streak = 0
+    for event in reversed(recent):
+        if event.status in (RunStatus.RUNNING, RunStatus.WAITING):
+            continue
+        if event.status.value in HEALTHY:
+            break
+        streak += 1
+    return streak
+
+
+def describe_schedule(expression: str) -> str:
+    """Common cron expressions in words ("daily at 06:00"); others as they are."""
+    minute, hour, day, month, weekday = expression.split(" ")
+    at = f"{int(hour):02d}:{int(minute):02d}" if minute.isdigit() and hour.isdigit() else None
+    if (minute, hour, day, month, weekday) == ("*", "*", "*", "*", "*"):
+        return "every minute"
+    if minute.startswith("*/") and (hour, day, month, weekday) == ("*", "*", "*", "*"):
+        return f"every {minute[2:]} minutes"
+    if minute.isdigit() and (hour, day, month, weekday) == ("*", "*", "*", "*"):
+        return f"hourly at :{int(minute):02d}"
+    if minute.isdigit() and hour.startswith("*/") and (day, month, weekday) == ("*", "*", "*"):
+        return f"every {hour[2:]} hours at :{int(minute):02d}"
+    if at and (day, month) == ("*", "*"):
+        return f"daily at {at}" if weekday == "*" else f"{weekday} at {at}"
+    if at and day.isdigit() and (month, weekday) == ("*", "*"):
+        return f"monthly on day {day} at {at}"
+    return expression
+
+
+def status_json(jobfile: JobFile, rows: list[JobStatus], summary: Overview,
+                now: datetime) -> dict[str, Any]:
     """The documented `cronflow status --json` document (schema version in "v")."""
-    return {"v": STATUS_SCHEMA_VERSION, "jobs_file": str(jobfile.path),
-            "jobs": [_row_json(row) for row in rows]}
+    return {
+        "v": STATUS_SCHEMA_VERSION,
+        "jobs_file": str(jobfile.path),
+        "generated_at": now.isoformat(),
+        "cronflow": {"last_ran_at": summary.last_ran_at and summary.last_ran_at.isoformat(),
+                     "stale": summary.stale},
+        "summary": {"failing": summary.failing, "running": summary.running,
+                    "healthy": summary.healthy},
+        "jobs": [asdict(row) for row in rows],
+    }
 
 
-def _row_json(row: JobStatus) -> dict[str, Any]:
-    return {name: getattr(row, name) for name in JobStatus.__dataclass_fields__}
+def _local(instant: datetime | None, zone) -> str | None:
+    return None if instant is None else instant.astimezone(zone).isoformat()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunSummary:
+    """One execution of a run (one run id), for `cronflow history`."""
+
+    job: str
+    logical_time: str  # ISO-8601 in the job's zone
+    run_id: str
+    kind: str
+    status: str
+    attempts: int
+    max_attempts: int
+    started_at: str | None
+    ended_at: str | None
+    duration_s: float | None  # of all its tries together
+    exit_code: int | None
+    reason: str
+
+
+def run_history(jobfile: JobFile, events: list[RunEvent], *, jobs: Sequence[str] = (),
+                since: date | None = None, status: str | None = None,
+                limit: int = 50) -> list[RunSummary]:
+    """The newest `limit` executions of runs, newest first, filtered as asked."""
+    by_run: dict[str, list[RunEvent]] = {}
+    for event in events:
+        if event.event is not EventType.ALERT and (not jobs or event.job in jobs):
+            by_run.setdefault(event.run_id, []).append(event)
+    summaries = []
+    for run_events in reversed(list(by_run.values())):  # dicts keep insertion order
+        summary = _run_summary(jobfile, run_events)
+        if status and summary.status != status:
+            continue
+        if since and date.fromisoformat(summary.logical_time[:10]) < since:
+            continue
+        summaries.append(summary)
+        if len(summaries) == limit:
+            break
+    return summaries
+
+
+def _run_summary(jobfile: JobFile, events: list[RunEvent]) -> RunSummary:
+    last = events[-1]
+    job = jobfile.jobs.get(last.job)
+    zone = job.timezone if job else last.logical_time.tzinfo
+    durations = [e.duration_s for e in events if e.event is EventType.FINISHED and e.duration_s]
+    started = next((e.started_at for e in events if e.started_at), None)
+    return RunSummary(
+        job=last.job, logical_time=_local(last.logical_time, zone), run_id=last.run_id,
+        kind=last.kind.value, status=last.status.value,
+        attempts=max(e.attempt for e in events), max_attempts=last.max_attempts,
+        started_at=_local(started, zone), ended_at=_local(last.ended_at, zone),
+        duration_s=round(sum(durations), 3) if durations else None,
+        exit_code=last.exit_code, reason=last.reason)
 
 
 def attempt_output(jobfile: JobFile, events: list[RunEvent], job: str, day: date | None,
-                   attempt: int | None) -> RunEvent:
+                   attempt: int | None, run_id: str | None = None) -> RunEvent:
     """The `started` event (it holds the output paths) of one attempt of a job's run.
 
-    The run is the job's newest logical time, or the newest one on `day` (in the job's zone);
-    the attempt is the last one unless `attempt` is given.
+    The run is `run_id`, or the job's newest logical time, or the newest one on `day` (in the
+    job's zone); the attempt is the last one unless `attempt` is given.
     """
     zone = jobfile.jobs[job].timezone
     started = [e for e in events if e.job == job and e.event is EventType.STARTED
-               and (day is None or e.logical_time.astimezone(zone).date() == day)]
+               and (day is None or e.logical_time.astimezone(zone).date() == day)
+               and (run_id is None or e.run_id == run_id)]
     if not started:
-        when = f" on {day}" if day else ""
-        raise UsageError(f'job "{job}" has no recorded output{when}. `cronflow status` shows '
-                         "what ran.")
+        which = f" on {day}" if day else f" in run {run_id}" if run_id else ""
+        raise UsageError(f'job "{job}" has no recorded output{which}. `cronflow history '
+                         f'--job {job}` lists its runs.')
     newest = max(started, key=lambda e: e.logical_time).logical_time
     run_id = [e for e in started if e.logical_time == newest][-1].run_id
     tries = [e for e in started if e.run_id == run_id]

@@ -62,6 +62,7 @@ class Scheduler:
                 self._record_missed(job, ticks)
             if decided.watermarks != watermarks:
                 self.store.write_watermarks(decided.watermarks)
+            self.store.record_heartbeat(now)
         return decided
 
     def preview(self) -> plan.TickPlan:

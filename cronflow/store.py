@@ -54,6 +54,7 @@ class Store:
         self.output_dir = state_dir / "output"
         self.lock_dir = state_dir / "locks"
         self.watermarks_path = state_dir / WATERMARKS_NAME
+        self.heartbeat_path = state_dir / "last-tick"
         self._history = History([])
         self._history_read_up_to = (None, 0)  # (inode, byte offset) already in _history
         self._history_guard = threading.Lock()
@@ -137,6 +138,19 @@ class Store:
             temporary.unlink(missing_ok=True)
             raise StoreError(f"cannot write {self.watermarks_path}: {error.strerror}. Free disk "
                              "space or fix permissions, then run again") from None
+
+    def record_heartbeat(self, now: datetime) -> None:
+        """Note that cronflow decided what was due at `now` (status warns when this gets old)."""
+        try:
+            self.heartbeat_path.write_text(now.isoformat() + "\n")
+        except OSError:
+            pass  # only status's staleness warning depends on it
+
+    def last_heartbeat(self) -> datetime | None:
+        try:
+            return _time_from_json(self.heartbeat_path.read_text().strip())
+        except (OSError, ValueError):
+            return None
 
     def history(self) -> History:
         """The history as the log says now; reads only what was appended since the last call."""
@@ -284,6 +298,8 @@ class History:
         self._unfinished: dict[RunKey, RunEvent] = {}  # latest status running/waiting/abandoned
         self._failure_alerted_at: dict[str, datetime] = {}  # in the job's current failing streak
         self._owes_recovery: set[str] = set()  # succeeded after a failure alert, not yet told
+        self._times_by_job: dict[str, set[datetime]] = {}
+        self.last_activity: datetime | None = None  # when anything was last recorded
         for event in events:
             self.add(event)
 
@@ -298,6 +314,10 @@ class History:
             else:
                 self._owes_recovery.discard(event.job)
         self.latest_by_key[event.key] = event
+        self._times_by_job.setdefault(event.job, set()).add(event.logical_time)
+        when = event.ended_at or event.started_at
+        if when and (self.last_activity is None or when > self.last_activity):
+            self.last_activity = when
         if event.status in UNFINISHED:
             self._unfinished[event.key] = event
         else:
@@ -332,6 +352,11 @@ class History:
     def unfinished(self, *statuses: RunStatus) -> list[RunEvent]:
         """Runs whose latest event has one of `statuses` (running, waiting or abandoned)."""
         return [event for event in self._unfinished.values() if event.status in statuses]
+
+    def recent_runs(self, job: str, count: int) -> list[RunEvent]:
+        """The latest event of each of the job's `count` newest runs, oldest first."""
+        times = sorted(self._times_by_job.get(job, ()))[-count:]
+        return [self.latest_by_key[RunKey(job, when)] for when in times]
 
     def last_run(self, job: str) -> RunEvent | None:
         """The latest event of the job's run with the newest logical time."""

@@ -90,7 +90,7 @@ def test_status_json_reports_each_jobs_last_run(project):
     result = run_cli("status", "--json", cwd=project)
     assert result.returncode == 0
     document = json.loads(result.stdout)
-    assert document["v"] == 1
+    assert document["v"] == 2
     rows = {row["job"]: row for row in document["jobs"]}
     assert rows["extract"]["status"] == "success"
     assert rows["extract"]["last_logical_time"] == "2026-01-14T06:00:00+01:00"
@@ -103,9 +103,11 @@ def test_status_table_is_plain_text_without_a_terminal(project):
     result = run_cli("status", cwd=project)
     assert result.returncode == 0
     assert "\x1b[" not in result.stdout
-    lines = [line.split() for line in result.stdout.splitlines() if line.strip()]
-    assert ["extract", "0", "6", "*", "*", "*", "Europe/Berlin", "2026-01-14", "06:00:00",
-            "success", "1/1"] == lines[2][:11]
+    [extract] = [line.split() for line in result.stdout.splitlines()
+                 if line.split()[:1] == ["extract"]]
+    assert extract[:9] == ["extract", "daily", "at", "06:00", "Europe/Berlin", "2026-01-14",
+                           "06:00:00", "success", "1/1"]
+    assert extract[-2:] == ["-", "."]  # no failing streak; one success in the strip
 
 
 def test_status_of_a_job_that_never_ran(project):

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 CORE = ["model", "errors", "config", "schedule", "dag", "plan", "executor", "store", "lock",
-        "clock", "runner", "report"]
+        "clock", "runner", "report", "scheduler", "alerts", "daemon", "systemd"]
 
 
 @pytest.mark.parametrize("module", CORE)

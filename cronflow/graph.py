@@ -1,0 +1,75 @@
+"""The dependency graph drawn as text, Graphviz DOT or Mermaid. Pure."""
+
+from __future__ import annotations
+
+import json
+
+from cronflow.model import Job, JobFile
+from cronflow.report import describe_schedule, flows
+
+
+def _label(job: Job) -> str:
+    if job.schedule:
+        return f"{describe_schedule(job.schedule)} ({job.timezone.key})"
+    return "manual" if not job.depends_on else "after upstreams"
+
+
+def as_text(jobfile: JobFile) -> str:
+    """Each flow as a tree from its roots; a job reached twice is drawn once, then referred to."""
+    dependents = _dependents(jobfile)
+    lines: list[str] = []
+    for flow in flows(jobfile):
+        drawn: set[str] = set()
+        for root in (name for name in flow if not jobfile.jobs[name].depends_on):
+            _draw(jobfile, dependents, root, "", "", drawn, lines)
+        lines.append("")
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _draw(jobfile: JobFile, dependents: dict[str, list[str]], name: str, prefix: str,
+          connector: str, drawn: set[str], lines: list[str]) -> None:
+    """One job, then (indented under it) the jobs that depend on it."""
+    if name in drawn:
+        lines.append(f"{prefix}{connector}{name} (see above)")
+        return
+    drawn.add(name)
+    job = jobfile.jobs[name]
+    also = f", after {', '.join(job.depends_on)}" if len(job.depends_on) > 1 else ""
+    lines.append(f"{prefix}{connector}{name}  [{_label(job)}{also}]")
+    children = dependents.get(name, [])
+    deeper = prefix + {"": "", "├── ": "│   ", "└── ": "    "}[connector]
+    for index, child in enumerate(children):
+        last = index == len(children) - 1
+        _draw(jobfile, dependents, child, deeper, "└── " if last else "├── ", drawn, lines)
+
+
+def as_dot(jobfile: JobFile) -> str:
+    lines = ["digraph cronflow {", "  rankdir=LR;", "  node [shape=box];"]
+    for job in jobfile.jobs.values():
+        label = json.dumps(f"{job.name}\n{_label(job)}")
+        lines.append(f"  {json.dumps(job.name)} [label={label}];")
+    for job in jobfile.jobs.values():
+        for upstream in job.depends_on:
+            lines.append(f"  {json.dumps(upstream)} -> {json.dumps(job.name)};")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def as_mermaid(jobfile: JobFile) -> str:
+    ids = {name: f"j{index}" for index, name in enumerate(jobfile.jobs)}
+    lines = ["flowchart LR"]
+    for job in jobfile.jobs.values():
+        text = f"{job.name}<br/>{_label(job)}".replace('"', "#quot;")
+        lines.append(f'  {ids[job.name]}["{text}"]')
+    for job in jobfile.jobs.values():
+        for upstream in job.depends_on:
+            lines.append(f"  {ids[upstream]} --> {ids[job.name]}")
+    return "\n".join(lines) + "\n"
+
+
+def _dependents(jobfile: JobFile) -> dict[str, list[str]]:
+    dependents: dict[str, list[str]] = {}
+    for job in jobfile.jobs.values():
+        for upstream in job.depends_on:
+            dependents.setdefault(upstream, []).append(job.name)
+    return dependents
