@@ -11,7 +11,7 @@ from cronflow.report import describe_schedule, flows
 def _label(job: Job) -> str:
     if job.schedule:
         return f"{describe_schedule(job.schedule)} ({job.timezone.key})"
-    return "manual" if not job.depends_on else "after upstreams"
+    return f"after {', '.join(job.depends_on)}" if job.depends_on else "manual"
 
 
 def as_text(jobfile: JobFile) -> str:
@@ -33,9 +33,7 @@ def _draw(jobfile: JobFile, dependents: dict[str, list[str]], name: str, prefix:
         lines.append(f"{prefix}{connector}{name} (see above)")
         return
     drawn.add(name)
-    job = jobfile.jobs[name]
-    also = f", after {', '.join(job.depends_on)}" if len(job.depends_on) > 1 else ""
-    lines.append(f"{prefix}{connector}{name}  [{_label(job)}{also}]")
+    lines.append(f"{prefix}{connector}{name}  [{_label(jobfile.jobs[name])}]")
     children = dependents.get(name, [])
     deeper = prefix + {"": "", "├── ": "│   ", "└── ": "    "}[connector]
     for index, child in enumerate(children):

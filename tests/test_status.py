@@ -1,0 +1,207 @@
+"""status, history, logs and graph on real logs written by real runs."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime, timedelta
+
+from cronflow import config, graph, report
+from cronflow.store import History, Store
+from tests.conftest import run_cli
+
+SCENARIO = """
+[cronflow]
+shutdown_grace = "0s"
+[jobs.extract]
+command = 'echo "out $CRONFLOW_ATTEMPT"; echo "err $CRONFLOW_ATTEMPT" >&2; [ "$CRONFLOW_ATTEMPT" -ge 2 ]'
+schedule = "0 6 * * *"
+retries = 1
+retry_delay = 0
+[jobs.transform]
+command = "test ! -e {flag}"
+depends_on = ["extract"]
+[jobs.load]
+command = "true"
+depends_on = ["transform"]
+[jobs.slow]
+command = "sleep 5"
+timeout = "0.2s"
+kill_grace = "0.1s"
+[jobs.hourly]
+command = "true"
+schedule = "*/15 * * * *"
+[jobs.paused]
+command = "true"
+enabled = false
+"""
+
+
+def scenario(tmp_path):
+    flag = tmp_path / "transform-fails"
+    (tmp_path / "jobs.toml").write_text(SCENARIO.format(flag=flag))
+    run_cli("run", "--date", "2026-01-13", "--job", "extract", "--job", "transform",
+            "--job", "load", cwd=tmp_path)
+    flag.touch()
+    run_cli("run", "--date", "2026-01-14", cwd=tmp_path)
+    return config.load(tmp_path / "jobs.toml")
+
+
+def test_status_rows_strip_and_json_for_a_busy_scenario(tmp_path):
+    jobfile = scenario(tmp_path)
+    result = run_cli("status", "--json", cwd=tmp_path)
+    document = json.loads(result.stdout)
+    rows = {row["job"]: row for row in document["jobs"]}
+    assert list(rows) == ["extract", "transform", "load", "slow", "hourly"]  # flows; no paused
+    assert [row["flow"] for row in rows.values()] == [1, 1, 1, 2, 3]
+    assert rows["extract"]["status"] == "success" and rows["extract"]["attempt"] == 2
+    assert [c["status"] for c in rows["extract"]["recent"]] == ["success", "success"]
+    assert rows["transform"]["failing_streak"] == 1
+    assert [c["status"] for c in rows["transform"]["recent"]] == ["success", "failed"]
+    assert rows["load"]["status"] == "upstream_failed"
+    assert rows["slow"]["status"] == "timed_out" and "timed out" in rows["slow"]["reason"]
+    assert rows["hourly"]["schedule_words"] == "every 15 minutes"
+    assert len(rows["hourly"]["recent"]) == 12  # 96 runs that day: the strip keeps 12
+    assert rows["extract"]["next_due"].endswith("06:00:00+00:00")
+    assert rows["load"]["next_due"] is None
+    assert document["summary"] == {"failing": 3, "running": 0, "healthy": 2}
+    plain = run_cli("status", cwd=tmp_path).stdout
+    [transform] = [line.split() for line in plain.splitlines()
+                   if line.split()[:1] == ["transform"]]
+    assert transform[-5:] == ["1", ".F", "exit", "status", "1"]  # streak, strip, why
+    assert "\x1b[" not in plain
+    everything = json.loads(run_cli("status", "--json", "--all", cwd=tmp_path).stdout)
+    assert [row["job"] for row in everything["jobs"]][-1] == "paused"
+
+
+def test_status_check_exits_1_only_when_a_latest_run_failed(tmp_path):
+    scenario(tmp_path)
+    assert run_cli("status", "--check", cwd=tmp_path).returncode == 1
+    assert run_cli("status", "--check", "--job", "hourly", "--job", "extract",
+                   cwd=tmp_path).returncode == 0
+
+
+def test_a_missed_tick_a_waiting_and_a_running_run_show_in_the_strip(tmp_path):
+    from cronflow.model import EventType, RunEvent, RunKind, RunStatus
+
+    (tmp_path / "jobs.toml").write_text('[jobs.a]\ncommand = "true"\nschedule = "@hourly"\n')
+    store = Store(tmp_path / ".cronflow")
+    store.prepare()
+    base = datetime(2026, 1, 14, tzinfo=UTC)
+    for hour, (event, status) in enumerate([(EventType.FINISHED, RunStatus.SUCCESS),
+                                            (EventType.MISSED, RunStatus.MISSED),
+                                            (EventType.STARTED, RunStatus.RUNNING)]):
+        store.append(RunEvent(event=event, job="a", logical_time=base + timedelta(hours=hour),
+                              run_id=str(hour), status=status, kind=RunKind.SCHEDULED))
+    document = json.loads(run_cli("status", "--json", cwd=tmp_path).stdout)
+    [row] = document["jobs"]
+    assert [c["status"] for c in row["recent"]] == ["success", "missed", "running"]
+    assert document["summary"]["running"] == 1 and row["failing_streak"] == 0
+    plain = run_cli("status", cwd=tmp_path).stdout
+    assert ".MR" in plain
+
+
+def test_the_stale_warning_follows_the_injected_clock(tmp_path):
+    (tmp_path / "jobs.toml").write_text('[jobs.a]\ncommand = "true"\nschedule = "@hourly"\n')
+    jobfile = config.load(tmp_path / "jobs.toml")
+    store = Store(tmp_path / ".cronflow")
+    store.prepare()
+    ticked = datetime(2026, 1, 14, 6, 0, tzinfo=UTC)
+    store.record_heartbeat(ticked)
+    rows = report.summarise(jobfile, History([]), {}, ticked)
+    fresh = report.overview(jobfile, rows, store.last_heartbeat(), ticked + timedelta(minutes=4))
+    stale = report.overview(jobfile, rows, store.last_heartbeat(), ticked + timedelta(minutes=6))
+    assert (fresh.stale, stale.stale) == (False, True)
+    assert stale.last_ran_at == ticked
+    shown = run_cli("status", cwd=tmp_path).stdout
+    assert "warning: no tick for a while" in shown  # the real clock is long past 2026-01-14
+
+
+def test_history_lists_runs_newest_first_and_filters(tmp_path):
+    scenario(tmp_path)
+    document = json.loads(run_cli("history", "--json", "--job", "extract", cwd=tmp_path).stdout)
+    runs = document["runs"]
+    assert [(r["logical_time"][:10], r["status"], r["attempts"]) for r in runs] == [
+        ("2026-01-14", "success", 2), ("2026-01-13", "success", 2)]
+    assert runs[0]["exit_code"] == 0 and runs[0]["kind"] == "backfill"
+    failed = json.loads(run_cli("history", "--json", "--status", "failed",
+                                cwd=tmp_path).stdout)["runs"]
+    assert [r["job"] for r in failed] == ["transform"]
+    recent = json.loads(run_cli("history", "--json", "--since", "2026-01-14", "--limit", "3",
+                                cwd=tmp_path).stdout)["runs"]
+    assert len(recent) == 3 and all(r["logical_time"] >= "2026-01-14" for r in recent)
+    bad = run_cli("history", "--status", "broken", cwd=tmp_path)
+    assert bad.returncode == 2 and "is not a status" in bad.stderr
+
+
+def test_logs_of_each_attempt_and_by_run_id(tmp_path):
+    scenario(tmp_path)
+    first = run_cli("logs", "extract", "--date", "2026-01-14", "--attempt", "1", cwd=tmp_path)
+    assert first.stdout.splitlines() == [
+        "==> stdout of extract @ 2026-01-14T06:00:00+00:00, attempt 1 <==", "out 1",
+        "==> stderr of extract @ 2026-01-14T06:00:00+00:00, attempt 1 <==", "err 1"]
+    last = run_cli("logs", "extract", "--stderr", cwd=tmp_path)
+    assert last.stdout == "err 2\n"
+    runs = json.loads(run_cli("history", "--json", "--job", "extract", cwd=tmp_path).stdout)
+    older = runs["runs"][1]["run_id"]
+    by_id = run_cli("logs", "extract", "--run", older, "--stdout", cwd=tmp_path)
+    assert by_id.stdout == "out 2\n"
+    missing = run_cli("logs", "extract", "--attempt", "3", cwd=tmp_path)
+    assert missing.returncode == 2 and "has attempts 1, 2, not 3" in missing.stderr
+
+
+def test_logs_follow_prints_a_running_attempt_until_it_ends(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "jobs.toml").write_text(
+        "[jobs.ticker]\ncommand = 'for i in 1 2 3; do echo line $i; "
+        "while [ ! -e go-$i ]; do sleep 0.05; done; done'\n")
+    runner = subprocess.Popen([sys.executable, "-m", "cronflow", "run", "--date", "2026-01-14"],
+                              cwd=tmp_path, stdout=subprocess.DEVNULL)
+    output = tmp_path / ".cronflow" / "output" / "ticker"
+    while runner.poll() is None and not list(output.glob("*.stdout")):
+        pass  # until the job has started
+    follower = subprocess.Popen([sys.executable, "-m", "cronflow", "logs", "ticker", "--follow"],
+                                cwd=tmp_path, stdout=subprocess.PIPE, text=True)
+    seen = []
+    for step in (1, 2, 3):
+        seen.append(follower.stdout.readline())
+        (tmp_path / f"go-{step}").touch()
+    rest, _ = follower.communicate(timeout=30)
+    runner.wait(timeout=30)
+    assert seen + ([rest] if rest else []) == ["line 1\n", "line 2\n", "line 3\n"]
+    assert follower.returncode == 0
+
+
+def test_graph_in_every_format(tmp_path):
+    (tmp_path / "jobs.toml").write_text(SCENARIO.format(flag="x"))
+    jobfile = config.load(tmp_path / "jobs.toml")
+    text = run_cli("graph", cwd=tmp_path).stdout
+    assert text.splitlines()[:3] == ["extract  [daily at 06:00 (UTC)]",
+                                     "└── transform  [after extract]",
+                                     "    └── load  [after transform]"]
+    dot = run_cli("graph", "--format", "dot", cwd=tmp_path).stdout
+    edges = set(re.findall(r'"([^"]+)" -> "([^"]+)";', dot))
+    nodes = set(re.findall(r'^  "([^"]+)" \[label=', dot, re.M))
+    assert edges == {("extract", "transform"), ("transform", "load")}
+    assert nodes == set(jobfile.jobs)
+    assert dot.startswith("digraph cronflow {") and dot.rstrip().endswith("}")
+    mermaid = run_cli("graph", "--format", "mermaid", cwd=tmp_path).stdout
+    ids = dict(re.findall(r'^  (j\d+)\["([^<]+)<br/>', mermaid, re.M))
+    arrows = {(ids[a], ids[b]) for a, b in re.findall(r"^  (j\d+) --> (j\d+)$", mermaid, re.M)}
+    assert mermaid.startswith("flowchart LR") and arrows == edges
+
+
+def test_a_diamond_draws_the_shared_job_once():
+    from pathlib import Path
+
+    jobfile = config.parse('[jobs.a]\ncommand="x"\n[jobs.b]\ncommand="x"\ndepends_on=["a"]\n'
+                           '[jobs.c]\ncommand="x"\ndepends_on=["a"]\n'
+                           '[jobs.d]\ncommand="x"\ndepends_on=["b","c"]\n', Path("/tmp/j.toml"))
+    assert graph.as_text(jobfile).splitlines() == [
+        "a  [manual]",
+        "├── b  [after a]",
+        "│   └── d  [after b, c]",
+        "└── c  [after a]",
+        "    └── d (see above)"]
