@@ -363,15 +363,15 @@ def status(
     """
     from cronflow import plan, report
     from cronflow.clock import SystemClock
-    from cronflow.store import History, Store
+    from cronflow.store import Store
 
     jobfile = _load(jobs)
     if job:
         plan.select_jobs(jobfile, job, downstream=False)  # unknown names are a clear error
     store = Store(jobfile.settings.state_dir)
-    contents = store.read()
+    history = store.history()
     now = SystemClock().now()
-    rows = report.summarise(jobfile, History(contents.events), store.read_watermarks(), now,
+    rows = report.summarise(jobfile, history, store.read_watermarks(), now,
                             include_disabled=show_all, jobs=job or ())
     summary = report.overview(jobfile, rows, store.last_heartbeat(), now)
     if as_json:
@@ -380,9 +380,9 @@ def status(
         from cronflow import render
 
         render.status_table(rows, summary, now)
-    if contents.skipped:
-        print(f"note: {len(contents.skipped)} unreadable line(s) in the run log were skipped "
-              f"(first at byte {contents.skipped[0].offset}).", file=sys.stderr)
+    if history.skipped_lines:
+        print(f"note: {history.skipped_lines} unreadable line(s) in the run log were skipped.",
+              file=sys.stderr)
     if check and any(row.status in FAILURES for row in rows):
         raise typer.Exit(1)
 

@@ -31,7 +31,7 @@ from cronflow.model import (
     Watermark,
 )
 from cronflow.schedule import Schedule, compile_schedule
-from cronflow.store import History
+from cronflow.history import History
 
 # An unscheduled job with no scheduled upstream runs for midnight of the date it is run for.
 _MIDNIGHT = "0 0 * * *"

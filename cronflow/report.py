@@ -11,7 +11,7 @@ from cronflow import dag
 from cronflow.errors import UsageError
 from cronflow.model import EventType, Job, JobFile, RunEvent, RunStatus, Watermark
 from cronflow.plan import dependency_graph, schedule_of
-from cronflow.store import History
+from cronflow.history import History
 
 STATUS_SCHEMA_VERSION = 2
 STRIP_LENGTH = 12

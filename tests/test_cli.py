@@ -121,7 +121,8 @@ def test_status_skips_damaged_log_lines_and_says_so(project):
         log.write(b"garbage\n{\"half")
     result = run_cli("status", cwd=project)
     assert result.returncode == 0 and "success" in result.stdout
-    assert "2 unreadable line(s)" in result.stderr
+    # The line without a newline may still be being written: it counts once it is ended.
+    assert "1 unreadable line(s)" in result.stderr
 
 
 def test_validate_lists_the_jobs(project):

@@ -20,7 +20,8 @@ from cronflow import plan
 from cronflow.lock import Locks
 from cronflow.model import EventType, RunKind, RunStatus, Watermark
 from cronflow.scheduler import Scheduler
-from cronflow.store import History, Store
+from cronflow.history import History
+from cronflow.store import Store
 from tests.conftest import load
 from tests.fakes import FakeClock
 

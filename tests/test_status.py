@@ -7,7 +7,8 @@ import re
 from datetime import UTC, datetime, timedelta
 
 from cronflow import config, graph, report
-from cronflow.store import History, Store
+from cronflow.history import History
+from cronflow.store import Store
 from tests.conftest import run_cli
 
 SCENARIO = """

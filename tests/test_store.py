@@ -14,7 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cronflow.model import EventType, RunEvent, RunKind, RunStatus
-from cronflow.store import History, Store, event_from_json, event_to_json, parse_log
+from cronflow.history import History
+from cronflow.records import event_from_json, event_to_json, parse_log
+from cronflow.store import Store
 
 T0 = datetime(2026, 1, 14, 6, 0, tzinfo=UTC)
 

@@ -1,0 +1,279 @@
+"""What the log says about each run: the latest event of every (job, logical time).
+
+Kept in SQLite, so that `status` and the planner answer from an index instead of reading the
+whole log. `History.open(path)` keeps one in the state directory (`index.sqlite3`) and
+`sync()` brings it up to date by reading only what was appended to runs.jsonl since. The index
+is derived data: missing, from another log, or corrupt, it is rebuilt from the log; the log
+stays the record. `History(events)` builds a throwaway one in memory (for plans and tests).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cronflow.model import EventType, RunEvent, RunKey, RunStatus
+from cronflow.records import event_from_json, event_to_json, parse_log
+
+SCHEMA_VERSION = "1"
+UNFINISHED = frozenset({RunStatus.RUNNING, RunStatus.WAITING, RunStatus.ABANDONED,
+                        RunStatus.INTERRUPTED})
+_UNFINISHED_SQL = ", ".join(f"'{status.value}'" for status in sorted(UNFINISHED))
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    job TEXT NOT NULL,
+    at INTEGER NOT NULL,          -- logical time, microseconds since the epoch (UTC)
+    status TEXT NOT NULL,
+    event TEXT NOT NULL,          -- the latest event of the run, compact JSON
+    PRIMARY KEY (job, at)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS unfinished_runs ON runs (status) WHERE status IN ({_UNFINISHED_SQL});
+CREATE TABLE IF NOT EXISTS jobs (
+    job TEXT PRIMARY KEY,
+    failure_alerted_at TEXT,      -- a failure alert reached someone in the current streak
+    owes_recovery INTEGER NOT NULL DEFAULT 0,
+    last_activity TEXT            -- UTC ISO-8601 of its newest event
+);
+"""
+_CHUNK = 8 * 1024 * 1024  # bytes of log read at a time while catching up
+
+
+class History:
+    """The latest event per run, the alert state per job, and when anything last happened."""
+
+    def __init__(self, events: Iterable[RunEvent] = (), *, path: Path | None = None) -> None:
+        self.path = path
+        self._lock = threading.RLock()
+        self._db = _connect(path)
+        self.add_all(events)
+
+    @classmethod
+    def open(cls, path: Path) -> History:
+        """The index at `path`; a corrupt or foreign file is replaced by an empty one."""
+        try:
+            history = cls(path=path)
+            if history._meta("schema") not in (None, SCHEMA_VERSION):
+                raise sqlite3.DatabaseError("index from another cronflow version")
+            return history
+        except sqlite3.DatabaseError:
+            _remove_index(path)
+            return cls(path=path)
+
+    # ---- keeping up with the log --------------------------------------------------------------
+
+    def sync(self, log_path: Path) -> None:
+        """Take in what was appended to the log since the last sync (all of it, the first time)."""
+        with self._lock:
+            try:
+                self._catch_up(log_path)
+            except sqlite3.DatabaseError:
+                if self.path is None:
+                    raise
+                self._db.close()  # corrupt under our feet: start again from the log
+                _remove_index(self.path)
+                self._db = _connect(self.path)
+                self._catch_up(log_path)
+
+    def _catch_up(self, log_path: Path) -> None:
+        try:
+            log = open(log_path, "rb")
+        except FileNotFoundError:
+            return
+        with log:
+            inode = str(os.fstat(log.fileno()).st_ino)
+            while True:
+                self._db.execute("BEGIN IMMEDIATE")  # one catcher-up at a time, across processes
+                try:
+                    done = self._apply_chunk(log, inode)
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                if done:
+                    return
+
+    def _apply_chunk(self, log, inode: str) -> bool:
+        """Apply the next chunk of whole lines; True when the log holds no more of them."""
+        offset = int(self._meta("log_offset") or 0)
+        size = os.fstat(log.fileno()).st_size
+        if self._meta("log_inode") != inode or size < offset:  # another or a rewritten log
+            self._reset()
+            self._set_meta("log_inode", inode)
+            offset = 0
+        log.seek(offset)
+        data = log.read(_CHUNK)
+        whole = data.rfind(b"\n") + 1  # a line still being written is taken next time
+        contents = parse_log(data[:whole])
+        self._apply(contents.events)
+        if contents.skipped:
+            self._set_meta("skipped", str(self.skipped_lines + len(contents.skipped)))
+        self._set_meta("log_offset", str(offset + whole))
+        return len(data) < _CHUNK or whole == 0
+
+    @property
+    def skipped_lines(self) -> int:
+        """How many lines of the log were unreadable (torn or not events)."""
+        return int(self._meta("skipped") or 0)
+
+    # ---- taking in events -----------------------------------------------------------------
+
+    def add(self, event: RunEvent) -> None:
+        self.add_all([event])
+
+    def add_all(self, events: Iterable[RunEvent]) -> None:
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._apply(events)
+            self._db.execute("COMMIT")
+
+    def _apply(self, events: Iterable[RunEvent]) -> None:
+        for event in events:
+            self._touch(event)
+            if event.event is EventType.ALERT:
+                self._apply_alert(event)
+                continue
+            if event.event is EventType.FINISHED and event.status is RunStatus.SUCCESS:
+                # A success after a failure alert owes a recovery alert; any success ends the
+                # failing streak.
+                self._db.execute(
+                    "UPDATE jobs SET owes_recovery = failure_alerted_at IS NOT NULL, "
+                    "failure_alerted_at = NULL WHERE job = ?", (event.job,))
+            self._db.execute("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?)",
+                             (event.job, _micros(event.logical_time), event.status.value,
+                              _compact(event)))
+
+    def _apply_alert(self, event: RunEvent) -> None:
+        if event.alert.get("on") == "failure" and event.alert.get("delivered"):
+            when = (event.ended_at or event.logical_time).astimezone(UTC).isoformat()
+            self._db.execute("UPDATE jobs SET failure_alerted_at = ?, owes_recovery = 0 "
+                             "WHERE job = ?", (when, event.job))
+        elif event.alert.get("on") == "recovery":
+            self._db.execute("UPDATE jobs SET owes_recovery = 0 WHERE job = ?", (event.job,))
+
+    def _touch(self, event: RunEvent) -> None:
+        when = event.ended_at or event.started_at
+        self._db.execute("INSERT INTO jobs (job) VALUES (?) ON CONFLICT DO NOTHING", (event.job,))
+        if when is not None:
+            self._db.execute("UPDATE jobs SET last_activity = max(coalesce(last_activity, ''), ?) "
+                             "WHERE job = ?", (when.astimezone(UTC).isoformat(), event.job))
+
+    # ---- questions --------------------------------------------------------------------------
+
+    def latest(self, key: RunKey) -> RunEvent | None:
+        """The last recorded event of this run, or None if it never ran."""
+        row = self._one("SELECT event FROM runs WHERE job = ? AND at = ?",
+                        (key.job, _micros(key.logical_time)))
+        return None if row is None else _expand(row[0])
+
+    def status(self, key: RunKey) -> RunStatus | None:
+        row = self._one("SELECT status FROM runs WHERE job = ? AND at = ?",
+                        (key.job, _micros(key.logical_time)))
+        return None if row is None else RunStatus(row[0])
+
+    def unfinished(self, *statuses: RunStatus) -> list[RunEvent]:
+        """Runs whose latest event has one of `statuses` (running, waiting, abandoned...)."""
+        wanted = [status.value for status in statuses if status in UNFINISHED]
+        if not wanted:
+            return []
+        marks = ", ".join("?" * len(wanted))
+        return [_expand(row[0]) for row in self._all(
+            f"SELECT event FROM runs WHERE status IN ({_UNFINISHED_SQL}) AND status IN ({marks})",
+            wanted)]
+
+    def recent_runs(self, job: str, count: int) -> list[RunEvent]:
+        """The latest event of each of the job's `count` newest runs, oldest first."""
+        rows = self._all("SELECT event FROM runs WHERE job = ? ORDER BY at DESC LIMIT ?",
+                         (job, count))
+        return [_expand(row[0]) for row in reversed(rows)]
+
+    def last_run(self, job: str) -> RunEvent | None:
+        """The latest event of the job's run with the newest logical time."""
+        recent = self.recent_runs(job, 1)
+        return recent[0] if recent else None
+
+    def failure_alerted_at(self, job: str) -> datetime | None:
+        """When a failure alert about the job's current failing streak last reached someone."""
+        row = self._one("SELECT failure_alerted_at FROM jobs WHERE job = ?", (job,))
+        return datetime.fromisoformat(row[0]) if row and row[0] else None
+
+    def owes_recovery(self, job: str) -> bool:
+        """True when the job succeeded after a failure alert and no recovery alert followed."""
+        row = self._one("SELECT owes_recovery FROM jobs WHERE job = ?", (job,))
+        return bool(row and row[0])
+
+    @property
+    def last_activity(self) -> datetime | None:
+        """When anything was last recorded."""
+        row = self._one("SELECT max(last_activity) FROM jobs", ())
+        return datetime.fromisoformat(row[0]) if row and row[0] else None
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def run_count(self) -> int:
+        return self._one("SELECT count(*) FROM runs", ())[0]
+
+    # ---- plumbing -----------------------------------------------------------------------------
+
+    def _one(self, sql: str, parameters) -> tuple | None:
+        with self._lock:
+            return self._db.execute(sql, parameters).fetchone()
+
+    def _all(self, sql: str, parameters) -> list[tuple]:
+        with self._lock:
+            return self._db.execute(sql, parameters).fetchall()
+
+    def _meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def _reset(self) -> None:
+        for table in ("runs", "jobs", "meta"):
+            self._db.execute(f"DELETE FROM {table}")
+        self._set_meta("schema", SCHEMA_VERSION)
+
+
+def _connect(path: Path | None) -> sqlite3.Connection:
+    if path is not None and not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))  # private, like the log
+    db = sqlite3.connect(":memory:" if path is None else str(path), timeout=60,
+                         isolation_level=None, check_same_thread=False)
+    if path is not None:
+        db.execute("PRAGMA journal_mode = WAL")  # readers never wait for the one writer
+        db.execute("PRAGMA synchronous = NORMAL")  # derived data: a lost tail is re-read
+    db.executescript(_SCHEMA)
+    db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+    return db
+
+
+def _remove_index(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def _micros(instant: datetime) -> int:
+    return round(instant.timestamp() * 1_000_000)
+
+
+def _compact(event: RunEvent) -> str:
+    """The event without what the index never needs: empty fields, stderr, finished outputs."""
+    record = {key: value for key, value in event_to_json(event).items() if value not in
+              (None, "", 0, {}, [])}
+    record.pop("stderr_tail", None)
+    if event.status is not RunStatus.RUNNING:
+        record.pop("output", None)  # only an abandoned run copies its outputs
+    return json.dumps(record, separators=(",", ":"), ensure_ascii=False)
+
+
+def _expand(text: str) -> RunEvent:
+    return event_from_json(json.loads(text))
