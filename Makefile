@@ -31,6 +31,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/bench_backfill.py
 	$(BIN)/python bench/bench_startup.py
 	$(BIN)/python bench/bench_daemon.py
+	$(BIN)/python bench/bench_status.py
 
 clean:
 	rm -rf $(VENV) .cronflow demo-data

@@ -401,7 +401,7 @@ def history(
     limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many runs.")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """List runs, newest first: logical time, status, tries, duration, exit status, kind.
+    """List runs, the most recently active first: logical time, status, tries, duration, kind.
 
     Example:  cronflow history --job load --status failed --since 2026-01-01
     """
@@ -415,7 +415,7 @@ def history(
     if run_status is not None and run_status not in {status.value for status in Status}:
         raise UsageError(f'--status "{run_status}" is not a status. Use one of: '
                          f"{', '.join(status.value for status in Status)}.")
-    runs = report.run_history(jobfile, Store(jobfile.settings.state_dir).read().events,
+    runs = report.run_history(jobfile, Store(jobfile.settings.state_dir).history(),
                               jobs=job or (), since=parse_dates(since)[0] if since else None,
                               status=run_status, limit=limit)
     if as_json:
@@ -426,6 +426,25 @@ def history(
     from cronflow import render
 
     render.history_table(runs)
+
+
+@app.command()
+def reindex(jobs: JobsOption = None) -> None:
+    """Rebuild the run index (state_dir/index.sqlite3) from the whole log.
+
+    cronflow keeps the index up to date and rebuilds it by itself when it is missing or
+    damaged; this is for when you want to be sure. Example:  cronflow reindex
+    """
+    from cronflow.store import Store
+
+    jobfile = _load(jobs)
+    store = Store(jobfile.settings.state_dir)
+    if not store.log_path.exists():
+        raise UsageError(f"there is no run log at {store.log_path} yet: nothing to index.")
+    history = store.reindex()
+    print(f"indexed {history.run_count()} runs from {store.log_path}"
+          + (f" ({history.skipped_lines} unreadable lines skipped)" if history.skipped_lines
+             else ""))
 
 
 @app.command()

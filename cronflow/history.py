@@ -20,7 +20,7 @@ from pathlib import Path
 from cronflow.model import EventType, RunEvent, RunKey, RunStatus
 from cronflow.records import event_from_json, event_to_json, parse_log
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 UNFINISHED = frozenset({RunStatus.RUNNING, RunStatus.WAITING, RunStatus.ABANDONED,
                         RunStatus.INTERRUPTED})
 _UNFINISHED_SQL = ", ".join(f"'{status.value}'" for status in sorted(UNFINISHED))
@@ -30,10 +30,12 @@ CREATE TABLE IF NOT EXISTS runs (
     job TEXT NOT NULL,
     at INTEGER NOT NULL,          -- logical time, microseconds since the epoch (UTC)
     status TEXT NOT NULL,
+    ended INTEGER NOT NULL,       -- when its latest event happened (µs), for newest-first lists
     event TEXT NOT NULL,          -- the latest event of the run, compact JSON
     PRIMARY KEY (job, at)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS unfinished_runs ON runs (status) WHERE status IN ({_UNFINISHED_SQL});
+CREATE INDEX IF NOT EXISTS runs_by_end ON runs (ended);
 CREATE TABLE IF NOT EXISTS jobs (
     job TEXT PRIMARY KEY,
     failure_alerted_at TEXT,      -- a failure alert reached someone in the current streak
@@ -133,35 +135,31 @@ class History:
             self._db.execute("COMMIT")
 
     def _apply(self, events: Iterable[RunEvent]) -> None:
+        """Take in events, in log order, with one write per run and per job touched."""
+        latest: dict[tuple[str, int], RunEvent] = {}
+        jobs: dict[str, list] = {}  # job -> [failure_alerted_at, owes_recovery, last_activity]
         for event in events:
-            self._touch(event)
+            state = jobs.get(event.job) or jobs.setdefault(event.job, self._job_state(event.job))
+            when = event.ended_at or event.started_at
+            if when is not None:
+                state[2] = max(state[2] or "", when.astimezone(UTC).isoformat())
             if event.event is EventType.ALERT:
-                self._apply_alert(event)
+                _take_alert(state, event)
                 continue
             if event.event is EventType.FINISHED and event.status is RunStatus.SUCCESS:
-                # A success after a failure alert owes a recovery alert; any success ends the
-                # failing streak.
-                self._db.execute(
-                    "UPDATE jobs SET owes_recovery = failure_alerted_at IS NOT NULL, "
-                    "failure_alerted_at = NULL WHERE job = ?", (event.job,))
-            self._db.execute("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?)",
-                             (event.job, _micros(event.logical_time), event.status.value,
-                              _compact(event)))
+                # A success after a failure alert owes a recovery alert, and ends the streak.
+                state[0], state[1] = None, state[0] is not None
+            latest[(event.job, _micros(event.logical_time))] = event
+        self._db.executemany("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?)",
+                             [(job, at, event.status.value, _micros(_when(event)), _compact(event))
+                              for (job, at), event in latest.items()])
+        self._db.executemany("INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?)",
+                             [(job, *state) for job, state in jobs.items()])
 
-    def _apply_alert(self, event: RunEvent) -> None:
-        if event.alert.get("on") == "failure" and event.alert.get("delivered"):
-            when = (event.ended_at or event.logical_time).astimezone(UTC).isoformat()
-            self._db.execute("UPDATE jobs SET failure_alerted_at = ?, owes_recovery = 0 "
-                             "WHERE job = ?", (when, event.job))
-        elif event.alert.get("on") == "recovery":
-            self._db.execute("UPDATE jobs SET owes_recovery = 0 WHERE job = ?", (event.job,))
-
-    def _touch(self, event: RunEvent) -> None:
-        when = event.ended_at or event.started_at
-        self._db.execute("INSERT INTO jobs (job) VALUES (?) ON CONFLICT DO NOTHING", (event.job,))
-        if when is not None:
-            self._db.execute("UPDATE jobs SET last_activity = max(coalesce(last_activity, ''), ?) "
-                             "WHERE job = ?", (when.astimezone(UTC).isoformat(), event.job))
+    def _job_state(self, job: str) -> list:
+        row = self._db.execute("SELECT failure_alerted_at, owes_recovery, last_activity "
+                               "FROM jobs WHERE job = ?", (job,)).fetchone()
+        return list(row) if row else [None, False, None]
 
     # ---- questions --------------------------------------------------------------------------
 
@@ -191,6 +189,21 @@ class History:
         rows = self._all("SELECT event FROM runs WHERE job = ? ORDER BY at DESC LIMIT ?",
                          (job, count))
         return [_expand(row[0]) for row in reversed(rows)]
+
+    def newest_first(self, *, jobs=(), statuses=(), since: datetime | None = None,
+                     limit: int = 50) -> list[RunEvent]:
+        """The latest event of runs, the most recently active first, filtered as asked."""
+        where, parameters = [], []
+        for column, values in (("job", list(jobs)), ("status", list(statuses))):
+            if values:
+                where.append(f"{column} IN ({', '.join('?' * len(values))})")
+                parameters += values
+        if since is not None:
+            where.append("at >= ?")
+            parameters.append(_micros(since))
+        sql = ("SELECT event FROM runs" + (" WHERE " + " AND ".join(where) if where else "")
+               + " ORDER BY ended DESC LIMIT ?")
+        return [_expand(row[0]) for row in self._all(sql, [*parameters, limit])]
 
     def last_run(self, job: str) -> RunEvent | None:
         """The latest event of the job's run with the newest logical time."""
@@ -243,6 +256,14 @@ class History:
         self._set_meta("schema", SCHEMA_VERSION)
 
 
+def _take_alert(state: list, event: RunEvent) -> None:
+    if event.alert.get("on") == "failure" and event.alert.get("delivered"):
+        state[0] = (event.ended_at or event.logical_time).astimezone(UTC).isoformat()
+        state[1] = False
+    elif event.alert.get("on") == "recovery":
+        state[1] = False
+
+
 def _connect(path: Path | None) -> sqlite3.Connection:
     if path is not None and not path.exists():
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))  # private, like the log
@@ -261,14 +282,18 @@ def _remove_index(path: Path) -> None:
         Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
+def _when(event: RunEvent) -> datetime:
+    return event.ended_at or event.started_at or event.logical_time
+
+
 def _micros(instant: datetime) -> int:
     return round(instant.timestamp() * 1_000_000)
 
 
 def _compact(event: RunEvent) -> str:
     """The event without what the index never needs: empty fields, stderr, finished outputs."""
-    record = {key: value for key, value in event_to_json(event).items() if value not in
-              (None, "", 0, {}, [])}
+    record = {key: value for key, value in event_to_json(event).items()
+              if value is not None and value != "" and value != {}}
     record.pop("stderr_tail", None)
     if event.status is not RunStatus.RUNNING:
         record.pop("output", None)  # only an abandoned run copies its outputs

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from cronflow import dag
@@ -196,7 +196,7 @@ def _local(instant: datetime | None, zone) -> str | None:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunSummary:
-    """One execution of a run (one run id), for `cronflow history`."""
+    """A run as it last ended (its latest try), for `cronflow history`."""
 
     job: str
     logical_time: str  # ISO-8601 in the job's zone
@@ -207,45 +207,42 @@ class RunSummary:
     max_attempts: int
     started_at: str | None
     ended_at: str | None
-    duration_s: float | None  # of all its tries together
+    duration_s: float | None  # of its last try
     exit_code: int | None
     reason: str
 
 
-def run_history(jobfile: JobFile, events: list[RunEvent], *, jobs: Sequence[str] = (),
+def run_history(jobfile: JobFile, history: History, *, jobs: Sequence[str] = (),
                 since: date | None = None, status: str | None = None,
                 limit: int = 50) -> list[RunSummary]:
-    """The newest `limit` executions of runs, newest first, filtered as asked."""
-    by_run: dict[str, list[RunEvent]] = {}
-    for event in events:
-        if event.event is not EventType.ALERT and (not jobs or event.job in jobs):
-            by_run.setdefault(event.run_id, []).append(event)
+    """The `limit` most recently active runs, newest first, filtered as asked."""
+    # `since` is a local date of each job; ask the index from a day earlier, then be exact.
+    start = (datetime.combine(since, time(0), tzinfo=UTC) - timedelta(days=1)
+             if since else None)
     summaries = []
-    for run_events in reversed(list(by_run.values())):  # dicts keep insertion order
-        summary = _run_summary(jobfile, run_events)
-        if status and summary.status != status:
-            continue
-        if since and date.fromisoformat(summary.logical_time[:10]) < since:
-            continue
-        summaries.append(summary)
-        if len(summaries) == limit:
-            break
-    return summaries
+    while True:
+        events = history.newest_first(jobs=jobs, statuses=[status] if status else [],
+                                      since=start, limit=limit + len(summaries) + 100)
+        summaries = [_run_summary(jobfile, event) for event in events
+                     if since is None or _local_date(jobfile, event) >= since]
+        if len(summaries) >= limit or len(events) < limit + 100:
+            return summaries[:limit]
 
 
-def _run_summary(jobfile: JobFile, events: list[RunEvent]) -> RunSummary:
-    last = events[-1]
-    job = jobfile.jobs.get(last.job)
-    zone = job.timezone if job else last.logical_time.tzinfo
-    durations = [e.duration_s for e in events if e.event is EventType.FINISHED and e.duration_s]
-    started = next((e.started_at for e in events if e.started_at), None)
+def _local_date(jobfile: JobFile, event: RunEvent) -> date:
+    job = jobfile.jobs.get(event.job)
+    return event.logical_time.astimezone(job.timezone if job else UTC).date()
+
+
+def _run_summary(jobfile: JobFile, event: RunEvent) -> RunSummary:
+    job = jobfile.jobs.get(event.job)
+    zone = job.timezone if job else UTC
     return RunSummary(
-        job=last.job, logical_time=_local(last.logical_time, zone), run_id=last.run_id,
-        kind=last.kind.value, status=last.status.value,
-        attempts=max(e.attempt for e in events), max_attempts=last.max_attempts,
-        started_at=_local(started, zone), ended_at=_local(last.ended_at, zone),
-        duration_s=round(sum(durations), 3) if durations else None,
-        exit_code=last.exit_code, reason=last.reason)
+        job=event.job, logical_time=_local(event.logical_time, zone), run_id=event.run_id,
+        kind=event.kind.value, status=event.status.value, attempts=event.attempt,
+        max_attempts=event.max_attempts, started_at=_local(event.started_at, zone),
+        ended_at=_local(event.ended_at, zone), duration_s=event.duration_s,
+        exit_code=event.exit_code, reason=event.reason)
 
 
 def attempt_output(jobfile: JobFile, events: list[RunEvent], job: str, day: date | None,

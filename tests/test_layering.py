@@ -8,6 +8,7 @@ import sys
 import pytest
 
 CORE = ["model", "errors", "config", "schedule", "dag", "plan", "executor", "store", "lock",
+        "records", "history", "graph", "crontab",
         "clock", "runner", "report", "scheduler", "alerts", "daemon", "systemd"]
 
 

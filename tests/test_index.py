@@ -1,0 +1,83 @@
+"""The run index: rebuilt when missing, damaged or from another log; equal to a full scan."""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+from pathlib import Path
+
+import pytest
+
+from cronflow.history import History
+from cronflow.model import RunStatus
+from cronflow.store import Store
+from tests.conftest import run_cli
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+from make_log import JOBS, write_log  # noqa: E402  (the generator lives with the benchmarks)
+
+
+def status_of(folder: Path) -> list[dict]:
+    result = run_cli("status", "--json", "--jobs", "jobs.toml", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    return [{k: v for k, v in row.items() if k != "next_due"}
+            for row in json.loads(result.stdout)["jobs"]]
+
+
+@pytest.fixture
+def logged(tmp_path):
+    write_log(tmp_path / "state", 20_000)
+    return tmp_path
+
+
+@pytest.mark.parametrize("damage", ["delete", "truncate", "garbage", "other log"])
+def test_a_lost_or_damaged_index_is_rebuilt_with_the_same_answers(logged, damage):
+    before = status_of(logged)
+    index = logged / "state" / "index.sqlite3"
+    log = logged / "state" / "runs.jsonl"
+    if damage == "delete":
+        index.unlink()
+    elif damage == "truncate":
+        index.write_bytes(index.read_bytes()[: index.stat().st_size // 2])
+    elif damage == "garbage":
+        index.write_bytes(b"this is not a database" * 1000)
+    else:  # the log was replaced by a copy: another inode, same lines
+        copy = log.with_suffix(".copy")
+        copy.write_bytes(log.read_bytes())
+        copy.replace(log)
+    assert status_of(logged) == before
+
+
+def test_cronflow_reindex_rebuilds_it(logged):
+    before = status_of(logged)
+    result = run_cli("reindex", "--jobs", "jobs.toml", cwd=logged)
+    assert result.returncode == 0 and "indexed" in result.stdout
+    assert status_of(logged) == before
+
+
+def test_the_index_follows_appends_without_rereading(logged):
+    store = Store(logged / "state")
+    history = store.history()
+    write_log(logged / "more", 10)  # a separate log, to borrow its lines
+    lines = (logged / "more" / "runs.jsonl").read_bytes()
+    with open(store.log_path, "ab") as log:
+        log.write(lines)
+    offset = int(history._meta("log_offset"))
+    assert store.history() is history
+    assert int(history._meta("log_offset")) == offset + len(lines)
+
+
+def test_a_big_log_gives_the_same_answers_as_a_full_scan(tmp_path):
+    write_log(tmp_path / "state", 200_000)
+    store = Store(tmp_path / "state")
+    indexed = store.history()
+    full = History(store.read().events)
+    chance = random.Random(3)
+    keys = [event.key for event in full.recent_runs(JOBS[0], 10_000)]
+    for key in chance.sample(keys, 200):
+        assert indexed.latest(key) == full.latest(key)
+    for job in JOBS:
+        assert indexed.recent_runs(job, 50) == full.recent_runs(job, 50)
+    assert indexed.unfinished(*RunStatus) == full.unfinished(*RunStatus)
+    assert indexed.last_activity == full.last_activity
