@@ -363,7 +363,7 @@ def status(
     """
     from cronflow import plan, report
     from cronflow.clock import SystemClock
-    from cronflow.store import Store
+    from cronflow.store import HEARTBEAT, Store
 
     jobfile = _load(jobs)
     if job:
@@ -373,7 +373,7 @@ def status(
     now = SystemClock().now()
     rows = report.summarise(jobfile, history, store.read_watermarks(), now,
                             include_disabled=show_all, jobs=job or ())
-    summary = report.overview(jobfile, rows, store.last_heartbeat(), now)
+    summary = report.overview(jobfile, rows, store.read_stamp(HEARTBEAT), now)
     if as_json:
         print(json.dumps(report.status_json(jobfile, rows, summary, now), indent=2))
     else:

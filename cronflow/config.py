@@ -288,6 +288,8 @@ SETTINGS_KEYS: dict[str, Callable[[Any], Any]] = {
     "state_dir": _non_empty_string,
     "max_parallel": _integer(1),
     "shutdown_grace": parse_duration,
+    "keep_days": _integer(0),
+    "keep_runs": _integer(1),
 }
 ALERT_KEYS: dict[str, Callable[[Any], Any]] = {
     "urls": _alert_urls,
@@ -368,8 +370,8 @@ class _Validator:
         values = self._table(("cronflow",), SETTINGS_KEYS)
         return Settings(timezone=values.get("timezone", ZoneInfo("UTC")),
                         state_dir=self._resolve(values.get("state_dir", ".cronflow")),
-                        **_present(values, {"max_parallel": "max_parallel",
-                                            "shutdown_grace": "shutdown_grace"}))
+                        **_present(values, {key: key for key in ("max_parallel", "shutdown_grace",
+                                                                 "keep_days", "keep_runs")}))
 
     def _alerts(self) -> AlertSettings:
         values = self._table(("alerts",), ALERT_KEYS)

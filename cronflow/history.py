@@ -205,6 +205,14 @@ class History:
                + " ORDER BY ended DESC LIMIT ?")
         return [_expand(row[0]) for row in self._all(sql, [*parameters, limit])]
 
+    def run_ids_to_keep(self, newest: int) -> set[str]:
+        """Run ids of each job's `newest` runs, and of every unfinished run."""
+        rows = self._all(
+            "SELECT event FROM (SELECT event, status, row_number() OVER "
+            "(PARTITION BY job ORDER BY at DESC) AS place FROM runs) "
+            f"WHERE place <= ? OR status IN ({_UNFINISHED_SQL})", (newest,))
+        return {json.loads(row[0])["run_id"] for row in rows}
+
     def last_run(self, job: str) -> RunEvent | None:
         """The latest event of the job's run with the newest logical time."""
         recent = self.recent_runs(job, 1)

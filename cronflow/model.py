@@ -145,6 +145,8 @@ class Settings:
     state_dir: Path
     max_parallel: int = 4
     shutdown_grace: timedelta = timedelta(seconds=30)  # the daemon's wait for running jobs
+    keep_days: int = 30  # keep run output at least this long (0: forever)
+    keep_runs: int = 100  # and always that of each job's newest runs
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

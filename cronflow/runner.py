@@ -65,12 +65,15 @@ class ShellRunner:
         self.output_limit = output_limit
         self._live: dict[int, subprocess.Popen] = {}
         self._interrupted: set[int] = set()
+        self._stopping = False  # set by interrupt(): start nothing more
         self._guard = threading.Lock()
 
     def run(self, spec: ProcessSpec) -> ProcessResult:
         started = time.monotonic()
         try:
             process = self._start(spec)
+        except _Stopping:
+            return ProcessResult(exit_code=None, interrupted=True)
         except OSError as error:
             return ProcessResult(exit_code=None, error=f"could not start /bin/sh in {spec.cwd}: "
                                  f"{error.strerror}")
@@ -97,6 +100,7 @@ class ShellRunner:
     def interrupt(self, grace: float) -> None:
         """Stop every running process group at once: SIGTERM, up to `grace`, SIGKILL."""
         with self._guard:
+            self._stopping = True
             processes = list(self._live.values())
             self._interrupted.update(process.pid for process in processes)
         stoppers = [threading.Thread(target=_stop_group, args=(process, grace))
@@ -108,6 +112,8 @@ class ShellRunner:
 
     def _start(self, spec: ProcessSpec) -> subprocess.Popen:
         with self._guard, _open_output(spec.stdout) as stdout, _open_output(spec.stderr) as stderr:
+            if self._stopping:  # interrupt() came between the decision and the start
+                raise _Stopping
             process = subprocess.Popen(
                 ["/bin/sh", "-c", spec.command],
                 stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
@@ -117,6 +123,10 @@ class ShellRunner:
             )
             self._live[process.pid] = process  # under the guard: interrupt() cannot miss it
             return process
+
+
+class _Stopping(Exception):
+    """The runner was interrupted before this process could start."""
 
 
 def _open_output(path: Path):

@@ -14,7 +14,7 @@ import os
 import socket
 import threading
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from cronflow import plan
 from cronflow.alerts import Alerter
@@ -23,7 +23,7 @@ from cronflow.executor import Executor, Outcome
 from cronflow.lock import PLAN_LOCK, Locks, run_lock_name
 from cronflow.model import EventType, JobFile, RunEvent, RunKind, RunStatus
 from cronflow.runner import ProcessRunner
-from cronflow.store import Store, new_run_id
+from cronflow.store import HEARTBEAT, PRUNED, Store, new_run_id
 
 
 def build_scheduler(jobfile: JobFile, *, store: Store, locks: Locks, clock: Clock,
@@ -35,6 +35,9 @@ def build_scheduler(jobfile: JobFile, *, store: Store, locks: Locks, clock: Cloc
     executor = Executor(jobfile=jobfile, store=store, locks=locks, runner=runner, clock=clock,
                         on_event=on_event, on_outcome=on_outcome, alerter=alerter, stop=stop)
     return Scheduler(jobfile=jobfile, store=store, locks=locks, executor=executor, clock=clock)
+
+
+PRUNE_EVERY = timedelta(hours=1)
 
 
 class Scheduler:
@@ -49,7 +52,20 @@ class Scheduler:
 
     def tick(self) -> list[Outcome]:
         """Decide what is due now and run it; one Outcome per run started or held back."""
-        return self.executor.execute(self.decide().runs)
+        outcomes = self.executor.execute(self.decide().runs)
+        self.prune_if_due()
+        return outcomes
+
+    def prune_if_due(self) -> int:
+        """At most once an hour: delete run output past retention (keep_days, keep_runs)."""
+        settings = self.jobfile.settings
+        now = self.clock.now()
+        last = self.store.read_stamp(PRUNED)
+        if settings.keep_days == 0 or (last is not None and now - last < PRUNE_EVERY):
+            return 0
+        self.store.write_stamp(PRUNED, now)
+        keep = self.store.history().run_ids_to_keep(settings.keep_runs)
+        return self.store.prune(keep, older_than=now - timedelta(days=settings.keep_days))
 
     def decide(self) -> plan.TickPlan:
         """Decide what is due now, and record the decision before anything runs."""
@@ -62,7 +78,7 @@ class Scheduler:
                 self._record_missed(job, ticks)
             if decided.watermarks != watermarks:
                 self.store.write_watermarks(decided.watermarks)
-            self.store.record_heartbeat(now)
+            self.store.write_stamp(HEARTBEAT, now)
         return decided
 
     def preview(self) -> plan.TickPlan:

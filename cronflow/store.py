@@ -30,6 +30,8 @@ from cronflow.records import (
 )
 
 LOG_NAME = "runs.jsonl"
+HEARTBEAT = "last-tick"  # when cronflow last decided what was due (status warns when old)
+PRUNED = "last-prune"  # when run output was last pruned
 WATERMARKS_NAME = "watermarks.json"
 STDERR_TAIL_LINES = 20
 STDERR_TAIL_BYTES = 4096
@@ -46,7 +48,6 @@ class Store:
         self.output_dir = state_dir / "output"
         self.lock_dir = state_dir / "locks"
         self.watermarks_path = state_dir / WATERMARKS_NAME
-        self.heartbeat_path = state_dir / "last-tick"
         self.index_path = state_dir / "index.sqlite3"
         self._history: History | None = None  # opened on first use
         self._history_guard = threading.Lock()
@@ -131,16 +132,16 @@ class Store:
             raise StoreError(f"cannot write {self.watermarks_path}: {error.strerror}. Free disk "
                              "space or fix permissions, then run again") from None
 
-    def record_heartbeat(self, now: datetime) -> None:
-        """Note that cronflow decided what was due at `now` (status warns when this gets old)."""
+    def write_stamp(self, name: str, now: datetime) -> None:
+        """Remember when something last happened (HEARTBEAT: a decision; PRUNED: a prune)."""
         try:
-            self.heartbeat_path.write_text(now.isoformat() + "\n")
+            (self.state_dir / name).write_text(now.isoformat() + "\n")
         except OSError:
-            pass  # only status's staleness warning depends on it
+            pass  # a stamp only steers warnings and how often to prune
 
-    def last_heartbeat(self) -> datetime | None:
+    def read_stamp(self, name: str) -> datetime | None:
         try:
-            return time_from_json(self.heartbeat_path.read_text().strip())
+            return time_from_json((self.state_dir / name).read_text().strip())
         except (OSError, ValueError):
             return None
 
@@ -163,6 +164,22 @@ class Store:
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{self.index_path}{suffix}").unlink(missing_ok=True)
         return self.history()
+
+    def prune(self, keep: set[str], older_than: datetime) -> int:
+        """Delete output files (and run locks) last written before `older_than`, except those
+        of the run ids in `keep`; return how many files went."""
+        removed = 0
+        cutoff = older_than.timestamp()
+        candidates = [*self.output_dir.glob("*/*.std*"), *self.lock_dir.glob("*@*.lock")]
+        for path in candidates:
+            run_id = path.name.split(".", 1)[0]
+            try:
+                if run_id not in keep and path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+            except OSError:
+                continue  # gone already, or not ours to remove: try again next time
+        return removed
 
     def output_paths(self, key: RunKey, run_id: str, attempt: int) -> dict[str, Path]:
         """Where an attempt's stdout and stderr go: output/<job>/<run_id>.<attempt>.<stream>."""

@@ -41,30 +41,41 @@ class DaemonProcess:
             env={"PATH": os.environ["PATH"], "TZ": CHILD_TZ, **(env or {})},
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             text=True)
+        self._incoming: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
 
-    def expect(self, words: str, timeout_lines: int = 500) -> str:
-        for _ in range(timeout_lines):
-            line = self.process.stderr.readline()
-            if not line:
+    def _read(self) -> None:
+        for line in self.process.stderr:
+            self._incoming.put(line)
+        self._incoming.put(None)  # the log ended
+
+    def expect(self, words: str, within: float = 90) -> str:
+        """Read the log until a line holds `words`; fail after `within` seconds."""
+        deadline = time.monotonic() + within
+        while True:
+            try:
+                line = self._incoming.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no {words!r} within {within}s in {self.lines}") from None
+            if line is None:
                 raise AssertionError(f"daemon ended before {words!r}: {self.lines}")
             self.lines.append(line)
             if words in line:
                 return line
-        raise AssertionError(f"no {words!r} in {self.lines}")
 
     def job_started(self) -> int:
         """Wait until the long job has written its pid (a handshake, not a sleep); return it."""
         self.expect("long @")
         pid_file = self.folder / "long.pid"
-        while self.process.poll() is None and not pid_file.read_text().strip() \
-                if pid_file.exists() else self.process.poll() is None:
+        while self.process.poll() is None and not (pid_file.exists() and pid_file.read_text()):
             time.sleep(0.01)
         return int(pid_file.read_text())
 
     def finish(self, timeout: float = 60) -> int:
-        _, rest = self.process.communicate(timeout=timeout)
-        self.lines += rest.splitlines(keepends=True)
-        return self.process.returncode
+        code = self.process.wait(timeout=timeout)
+        while (line := self._incoming.get(timeout=timeout)) is not None:
+            self.lines.append(line)
+        return code
 
 
 LONG_JOB = """

@@ -81,3 +81,48 @@ def test_a_big_log_gives_the_same_answers_as_a_full_scan(tmp_path):
         assert indexed.recent_runs(job, 50) == full.recent_runs(job, 50)
     assert indexed.unfinished(*RunStatus) == full.unfinished(*RunStatus)
     assert indexed.last_activity == full.last_activity
+
+
+def test_retention_prunes_old_output_but_keeps_what_status_needs(write_jobs, tmp_path):
+    import os
+    from datetime import UTC, datetime, timedelta
+
+    from cronflow import config
+    from cronflow.lock import Locks
+    from cronflow.runner import ShellRunner
+    from cronflow.scheduler import build_scheduler
+    from tests.fakes import FakeClock
+
+    path = write_jobs("""
+        [cronflow]
+        keep_days = 7
+        keep_runs = 2
+        [jobs.daily]
+        command = "echo hello"
+    """)
+    jobfile = config.load(path)
+    store = Store(jobfile.settings.state_dir)
+    store.prepare()
+    clock = FakeClock(datetime(2026, 1, 20, tzinfo=UTC))
+    scheduler = build_scheduler(jobfile, store=store, locks=Locks(store.lock_dir), clock=clock,
+                                runner=ShellRunner())
+    from cronflow import plan
+    from cronflow.model import RunKind
+
+    for day in range(1, 6):
+        scheduler.executor.execute(plan.runs_for_date(
+            jobfile, ["daily"], datetime(2026, 1, day).date(), RunKind.BACKFILL))
+    outputs = sorted((store.output_dir / "daily").iterdir())
+    assert len(outputs) == 10  # 5 runs x stdout, stderr
+    month_ago = (clock.now() - timedelta(days=30)).timestamp()
+    for output in outputs:
+        os.utime(output, (month_ago, month_ago))
+    before = json.loads(run_cli("status", "--json", cwd=tmp_path).stdout)
+    assert scheduler.prune_if_due() == 6  # the 3 oldest runs' files; the newest 2 stay
+    kept = {path.name.split(".")[0] for path in (store.output_dir / "daily").iterdir()}
+    assert len(kept) == 2 and kept == {e.run_id for e in store.history().recent_runs("daily", 2)}
+    assert scheduler.prune_if_due() == 0  # at most once an hour
+    after = json.loads(run_cli("status", "--json", cwd=tmp_path).stdout)
+    assert after["jobs"] == before["jobs"]
+    gone = run_cli("logs", "daily", "--date", "2026-01-01", cwd=tmp_path)
+    assert "is gone" in gone.stdout

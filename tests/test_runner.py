@@ -85,3 +85,27 @@ def test_cap_file_leaves_small_files_alone(tmp_path):
     path.write_text("short")
     cap_file(path, 100)
     assert path.read_text() == "short"
+
+
+def test_after_interrupt_nothing_more_starts(tmp_path):
+    runner = ShellRunner()
+    runner.interrupt(grace=0.1)
+    result = runner.run(spec(tmp_path, "touch started"))
+    assert result.interrupted and not result.succeeded
+    assert not (tmp_path / "started").exists()
+
+
+def test_interrupt_stops_a_running_process_group(tmp_path):
+    import threading
+
+    runner = ShellRunner()
+    results = []
+    worker = threading.Thread(target=lambda: results.append(
+        runner.run(spec(tmp_path, "echo $$ > pid; sleep 30 & wait"))))
+    worker.start()
+    while not (tmp_path / "pid").exists() or not (tmp_path / "pid").read_text():
+        pass  # the job has started
+    runner.interrupt(grace=0.5)
+    worker.join(timeout=10)
+    [result] = results
+    assert result.interrupted and result.signal == 15 and not result.timed_out

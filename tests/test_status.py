@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from cronflow import config, graph, report
 from cronflow.history import History
-from cronflow.store import Store
+from cronflow.store import HEARTBEAT, Store
 from tests.conftest import run_cli
 
 SCENARIO = """
@@ -108,10 +108,10 @@ def test_the_stale_warning_follows_the_injected_clock(tmp_path):
     store = Store(tmp_path / ".cronflow")
     store.prepare()
     ticked = datetime(2026, 1, 14, 6, 0, tzinfo=UTC)
-    store.record_heartbeat(ticked)
+    store.write_stamp(HEARTBEAT, ticked)
     rows = report.summarise(jobfile, History([]), {}, ticked)
-    fresh = report.overview(jobfile, rows, store.last_heartbeat(), ticked + timedelta(minutes=4))
-    stale = report.overview(jobfile, rows, store.last_heartbeat(), ticked + timedelta(minutes=6))
+    fresh = report.overview(jobfile, rows, store.read_stamp(HEARTBEAT), ticked + timedelta(minutes=4))
+    stale = report.overview(jobfile, rows, store.read_stamp(HEARTBEAT), ticked + timedelta(minutes=6))
     assert (fresh.stale, stale.stale) == (False, True)
     assert stale.last_ran_at == ticked
     shown = run_cli("status", cwd=tmp_path).stdout
