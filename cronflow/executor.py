@@ -99,8 +99,7 @@ class Executor:
                     if key.job in busy:
                         continue  # runs of one job go one at a time, oldest first
                     waiting.remove(key)
-                    held = (self._already_done(by_key[key], rerun)
-                            or self._held_back(by_key[key], outcomes))
+                    held = self._held_back(by_key[key], outcomes, rerun)
                     if held:
                         outcomes[key] = held
                         self.on_outcome(held)
@@ -211,8 +210,10 @@ class Executor:
 
     # ---- dependencies ------------------------------------------------------------------------
 
-    def _held_back(self, planned: PlannedRun, outcomes: dict[RunKey, Outcome]) -> Outcome | None:
-        """If an upstream has not succeeded, the recorded outcome of this run; else None."""
+    def _held_back(self, planned: PlannedRun, outcomes: dict[RunKey, Outcome],
+                   rerun: Rerun) -> Outcome | None:
+        """If an upstream has not succeeded, the outcome of this run (recorded unless the log
+        says it need not run at all); else None."""
         history = None
         job = self.jobfile.jobs[planned.job]
         for upstream in planned.upstreams:
@@ -230,6 +231,9 @@ class Executor:
                 status = history.status(upstream)
             if status is RunStatus.SUCCESS:
                 continue
+            done = self._already_done(planned, rerun)
+            if done:
+                return done  # never record a hold over a run that need not run again
             reason = (f"upstream {describe_key(self.jobfile, upstream)} "
                       f"{'has not run' if status is None else f'is {status}'}")
             other_schedule = self.jobfile.jobs[upstream.job].cadence != job.cadence

@@ -51,6 +51,7 @@ class History:
 
     def __init__(self, events: Iterable[RunEvent] = (), *, path: Path | None = None) -> None:
         self.path = path
+        self._synced_to: tuple[int, int] | None = None  # (inode, size) of the log last taken in
         self._lock = threading.RLock()
         self._db = _connect(path)
         self.add_all(events)
@@ -88,7 +89,10 @@ class History:
         except FileNotFoundError:
             return
         with log:
-            inode = str(os.fstat(log.fileno()).st_ino)
+            status = os.fstat(log.fileno())
+            if self._synced_to == (status.st_ino, status.st_size):
+                return  # nothing appended since our last look: no transaction needed
+            inode = str(status.st_ino)
             while True:
                 self._db.execute("BEGIN IMMEDIATE")  # one catcher-up at a time, across processes
                 try:
@@ -98,6 +102,7 @@ class History:
                     self._db.execute("ROLLBACK")
                     raise
                 if done:
+                    self._synced_to = (status.st_ino, int(self._meta("log_offset")))
                     return
 
     def _apply_chunk(self, log, inode: str) -> bool:
