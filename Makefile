@@ -22,6 +22,7 @@ demo: $(VENV)/.installed
 	$(BIN)/cronflow validate --jobs jobs.toml.example
 	$(BIN)/cronflow run --jobs jobs.toml.example --date $$(date -u +%Y-%m-%d) --rerun all
 	$(BIN)/cronflow status --jobs jobs.toml.example
+	$(BIN)/cronflow logs report --stdout --jobs jobs.toml.example
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest

@@ -83,7 +83,8 @@ def _header(summary: Overview, now) -> Text:
     text = Text(f"{summary.failing} failing, {summary.running} running, "
                 f"{summary.healthy} healthy. ")
     if summary.last_ran_at is None:
-        text.append("cronflow has not decided what is due yet")
+        text.append("cronflow has not run by the clock here yet (put `* * * * * cronflow run` "
+                    "in a crontab, or run `cronflow daemon`)")
     else:
         text.append(f"cronflow last ran {_ago(now - summary.last_ran_at)} ago "
                     f"({summary.last_ran_at:%Y-%m-%d %H:%M:%S}Z)")

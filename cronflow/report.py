@@ -57,7 +57,7 @@ class Overview:
     running: int
     healthy: int
     last_ran_at: datetime | None  # when cronflow last decided what was due
-    stale: bool  # scheduled jobs exist but cronflow has not decided for STALE_AFTER
+    stale: bool  # it did decide, but not for STALE_AFTER, and scheduled jobs exist
 
 
 def summarise(jobfile: JobFile, history: History, watermarks: Mapping[str, Watermark],
@@ -81,7 +81,8 @@ def overview(jobfile: JobFile, rows: list[JobStatus], last_ran_at: datetime | No
     running = sum(row.status == "running" for row in rows)
     return Overview(failing=failing, running=running, healthy=len(rows) - failing - running,
                     last_ran_at=last_ran_at,
-                    stale=scheduled and (last_ran_at is None or now - last_ran_at > STALE_AFTER))
+                    stale=scheduled and last_ran_at is not None
+                    and now - last_ran_at > STALE_AFTER)
 
 
 def flows(jobfile: JobFile) -> list[list[str]]:

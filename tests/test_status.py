@@ -116,6 +116,8 @@ def test_the_stale_warning_follows_the_injected_clock(tmp_path):
     assert stale.last_ran_at == ticked
     shown = run_cli("status", cwd=tmp_path).stdout
     assert "warning: no tick for a while" in shown  # the real clock is long past 2026-01-14
+    never = report.overview(jobfile, rows, None, ticked)
+    assert not never.stale and never.last_ran_at is None  # not stale: it never ran yet
 
 
 def test_history_lists_runs_newest_first_and_filters(tmp_path):
