@@ -13,6 +13,7 @@ import fcntl
 import json
 import os
 import secrets
+import sqlite3
 import threading
 from datetime import datetime
 from pathlib import Path
@@ -150,9 +151,14 @@ class Store:
         if not self.state_dir.exists():
             return History()
         with self._history_guard:
-            if self._history is None:
-                self._history = History.open(self.index_path)
-            self._history.sync(self.log_path)
+            try:
+                if self._history is None:
+                    self._history = History.open(self.index_path)
+                self._history.sync(self.log_path)
+            except (sqlite3.Error, OSError) as error:
+                raise StoreError(f"cannot bring the run index {self.index_path} up to date "
+                                 f"({error}). The log is untouched; free disk space or fix "
+                                 "permissions, then run again") from None
             return self._history
 
     def reindex(self) -> History:

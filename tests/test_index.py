@@ -126,3 +126,13 @@ def test_retention_prunes_old_output_but_keeps_what_status_needs(write_jobs, tmp
     assert after["jobs"] == before["jobs"]
     gone = run_cli("logs", "daily", "--date", "2026-01-01", cwd=tmp_path)
     assert "is gone" in gone.stdout
+
+
+def test_an_index_that_cannot_be_opened_is_a_clear_error_and_the_log_is_untouched(logged):
+    log = logged / "state" / "runs.jsonl"
+    before = log.read_bytes()
+    (logged / "state" / "index.sqlite3").mkdir()  # something cronflow cannot replace
+    result = run_cli("status", "--jobs", "jobs.toml", cwd=logged)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "cannot bring the run index" in result.stderr and "log is untouched" in result.stderr
+    assert log.read_bytes() == before
