@@ -70,49 +70,73 @@ class History:
 
     # ---- keeping up with the log --------------------------------------------------------------
 
-    def sync(self, log_path: Path) -> None:
-        """Take in what was appended to the log since the last sync (all of it, the first time)."""
+    def sync(self, log_files: list[Path]) -> None:
+        """Take in what was appended since the last sync (all of it, the first time).
+
+        `log_files` are the log's segments, oldest first, then the log being written.
+        """
         with self._lock:
             try:
-                self._catch_up(log_path)
+                self._catch_up(log_files)
             except sqlite3.DatabaseError:
                 if self.path is None:
                     raise
                 self._db.close()  # corrupt under our feet: start again from the log
                 _remove_index(self.path)
                 self._db = _connect(self.path)
-                self._catch_up(log_path)
+                self._catch_up(log_files)
 
-    def _catch_up(self, log_path: Path) -> None:
+    def _catch_up(self, log_files: list[Path]) -> None:
+        stats = [_stat(path) for path in log_files]
+        inodes = [stat and stat.st_ino for stat in stats]
+        if stats[-1] and self._synced_to == (stats[-1].st_ino, stats[-1].st_size):
+            return  # nothing appended since our last look: no transaction needed
+        self._db.execute("BEGIN IMMEDIATE")  # one catcher-up at a time, across processes
         try:
-            log = open(log_path, "rb")
+            start = self._resume_point(stats)
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        for path, inode in list(zip(log_files, inodes))[start:]:
+            if inode is not None:
+                self._read_file(path, str(inode))
+        self._synced_to = (inodes[-1], int(self._meta("log_offset") or 0))
+
+    def _resume_point(self, stats: list[os.stat_result | None]) -> int:
+        """Which file to go on reading: the one read last time, or (after a rebuild) the first."""
+        known, offset = self._meta("log_inode"), int(self._meta("log_offset") or 0)
+        for position, stat in enumerate(stats):
+            if stat is not None and str(stat.st_ino) == known and stat.st_size >= offset:
+                return position
+        self._reset()  # another log, a rewritten one, or its files are gone: read it all again
+        return 0
+
+    def _read_file(self, path: Path, inode: str) -> None:
+        try:
+            log = open(path, "rb")
         except FileNotFoundError:
-            return
+            return  # rolled over while we looked: the next sync finds it among the segments
         with log:
-            status = os.fstat(log.fileno())
-            if self._synced_to == (status.st_ino, status.st_size):
-                return  # nothing appended since our last look: no transaction needed
-            inode = str(status.st_ino)
+            if self._meta("log_inode") != inode:  # moving on to the next file
+                self._db.execute("BEGIN IMMEDIATE")
+                self._set_meta("log_inode", inode)
+                self._set_meta("log_offset", "0")
+                self._db.execute("COMMIT")
             while True:
-                self._db.execute("BEGIN IMMEDIATE")  # one catcher-up at a time, across processes
+                self._db.execute("BEGIN IMMEDIATE")
                 try:
-                    done = self._apply_chunk(log, inode)
+                    done = self._apply_chunk(log)
                     self._db.execute("COMMIT")
                 except BaseException:
                     self._db.execute("ROLLBACK")
                     raise
                 if done:
-                    self._synced_to = (status.st_ino, int(self._meta("log_offset")))
                     return
 
-    def _apply_chunk(self, log, inode: str) -> bool:
-        """Apply the next chunk of whole lines; True when the log holds no more of them."""
+    def _apply_chunk(self, log) -> bool:
+        """Apply the next chunk of whole lines; True when the file holds no more of them."""
         offset = int(self._meta("log_offset") or 0)
-        size = os.fstat(log.fileno()).st_size
-        if self._meta("log_inode") != inode or size < offset:  # another or a rewritten log
-            self._reset()
-            self._set_meta("log_inode", inode)
-            offset = 0
         log.seek(offset)
         data = log.read(_CHUNK)
         whole = data.rfind(b"\n") + 1  # a line still being written is taken next time
@@ -293,6 +317,13 @@ def _connect(path: Path | None) -> sqlite3.Connection:
 def _remove_index(path: Path) -> None:
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def _stat(path: Path) -> os.stat_result | None:
+    try:
+        return path.stat()
+    except FileNotFoundError:
+        return None
 
 
 def _when(event: RunEvent) -> datetime:

@@ -31,6 +31,9 @@ from cronflow.records import (
 )
 
 LOG_NAME = "runs.jsonl"
+# runs.jsonl rolls over into runs-000001.jsonl, runs-000002.jsonl, ... at this size; all kept.
+SEGMENT_BYTES = 64 * 1024 * 1024
+SEGMENT_GLOB = "runs-[0-9][0-9][0-9][0-9][0-9][0-9].jsonl"
 HEARTBEAT = "last-tick"  # when cronflow last decided what was due (status warns when old)
 PRUNED = "last-prune"  # when run output was last pruned
 WATERMARKS_NAME = "watermarks.json"
@@ -43,8 +46,9 @@ OUTPUT_LIMIT_BYTES = 10 * 1024 * 1024
 class Store:
     """One state directory."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, segment_bytes: int = SEGMENT_BYTES) -> None:
         self.state_dir = state_dir
+        self.segment_bytes = segment_bytes
         self.log_path = state_dir / LOG_NAME
         self.output_dir = state_dir / "output"
         self.lock_dir = state_dir / "locks"
@@ -68,34 +72,64 @@ class Store:
         """Append one event as a single line and make it durable before returning."""
         line = (json.dumps(event_to_json(event), ensure_ascii=False, separators=(",", ":"))
                 + "\n").encode("utf-8")
+        while True:
+            try:
+                descriptor = os.open(self.log_path,
+                                     os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            except OSError as error:
+                raise self._write_error(error) from None
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX)
+                if self._appended(descriptor, line):
+                    return
+            except OSError as error:
+                raise self._write_error(error) from None
+            finally:
+                os.close(descriptor)  # also releases the flock
+
+    def _appended(self, descriptor: int, line: bytes) -> bool:
+        """Write `line` to the locked log; False if it was rolled into a segment meanwhile
+        (or is now), so the caller opens the new log and tries again."""
         try:
-            descriptor = os.open(self.log_path,
-                                 os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        except OSError as error:
-            raise self._write_error(error) from None
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX)
-            size = os.fstat(descriptor).st_size
-            if size and os.pread(descriptor, 1, size - 1) != b"\n":
-                line = b"\n" + line  # end a line torn by a killed writer; readers skip it
-            if os.write(descriptor, line) != len(line):
-                raise OSError(errno.ENOSPC, "short write (disk full?)")
-            os.fsync(descriptor)
-        except OSError as error:
-            raise self._write_error(error) from None
-        finally:
-            os.close(descriptor)  # also releases the flock
+            if os.stat(self.log_path).st_ino != os.fstat(descriptor).st_ino:
+                return False  # another writer rolled it while we waited for the lock
+        except FileNotFoundError:
+            return False
+        size = os.fstat(descriptor).st_size
+        if size and size + len(line) > self.segment_bytes:
+            os.rename(self.log_path, self._new_segment_path())
+            return False
+        if size and os.pread(descriptor, 1, size - 1) != b"\n":
+            line = b"\n" + line  # end a line torn by a killed writer; readers skip it
+        if os.write(descriptor, line) != len(line):
+            raise OSError(errno.ENOSPC, "short write (disk full?)")
+        os.fsync(descriptor)
+        return True
+
+    def segments(self) -> list[Path]:
+        """The rolled-over parts of the log, oldest first (runs.jsonl itself comes after)."""
+        return sorted(self.state_dir.glob(SEGMENT_GLOB))
+
+    def _new_segment_path(self) -> Path:
+        """The next segment's name: numbered, so their order never depends on a clock."""
+        numbers = [int(path.stem.split("-")[1]) for path in self.segments()]
+        return self.state_dir / f"runs-{max(numbers, default=0) + 1:06d}.jsonl"
 
     def read(self) -> LogContents:
-        """Every readable event, oldest first, and the lines that had to be skipped."""
-        try:
-            data = self.log_path.read_bytes()
-        except FileNotFoundError:
-            return LogContents([])
-        except OSError as error:
-            raise StoreError(f"cannot read the run log {self.log_path}: {error.strerror}. "
-                             "Check its permissions") from None
-        return parse_log(data)
+        """Every readable event of every segment and the log, oldest first, and the lines
+        that had to be skipped."""
+        events, skipped = [], []
+        for path in [*self.segments(), self.log_path]:
+            try:
+                contents = parse_log(path.read_bytes())
+            except FileNotFoundError:
+                continue
+            except OSError as error:
+                raise StoreError(f"cannot read the run log {path}: {error.strerror}. "
+                                 "Check its permissions") from None
+            events += contents.events
+            skipped += contents.skipped
+        return LogContents(events, skipped)
 
     def read_watermarks(self) -> dict[str, Watermark]:
         """How far the scheduler got with each job; {} if the file is missing or unreadable.
@@ -154,7 +188,7 @@ class Store:
             try:
                 if self._history is None:
                     self._history = History.open(self.index_path)
-                self._history.sync(self.log_path)
+                self._history.sync([*self.segments(), self.log_path])
             except (sqlite3.Error, OSError) as error:
                 raise StoreError(f"cannot bring the run index {self.index_path} up to date "
                                  f"({error}). The log is untouched; free disk space or fix "

@@ -136,3 +136,59 @@ def test_an_index_that_cannot_be_opened_is_a_clear_error_and_the_log_is_untouche
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "cannot bring the run index" in result.stderr and "log is untouched" in result.stderr
     assert log.read_bytes() == before
+
+
+def test_the_log_rolls_into_segments_and_nothing_is_lost(tmp_path):
+    from datetime import UTC, datetime
+
+    from cronflow.model import EventType, RunEvent, RunKind
+
+    store = Store(tmp_path / "state", segment_bytes=4096)
+    store.prepare()
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    written = []
+    for minute in range(200):
+        event = RunEvent(event=EventType.FINISHED, job="tick", run_id=str(minute),
+                         logical_time=start.replace(hour=minute // 60, minute=minute % 60),
+                         status=RunStatus.SUCCESS, kind=RunKind.SCHEDULED)
+        store.append(event)
+        written.append(event)
+        if minute == 100:
+            halfway = store.history()  # an index that has seen part of it, then goes on
+            assert halfway.run_count() == 101
+    segments = store.segments()
+    assert len(segments) >= 5 and all(p.stat().st_size <= 4096 for p in segments)
+    assert store.read().events == written
+    assert store.history().run_count() == 200
+    assert [e.run_id for e in store.history().recent_runs("tick", 3)] == ["197", "198", "199"]
+    rebuilt = Store(tmp_path / "state").reindex()
+    assert rebuilt.run_count() == 200
+
+
+APPEND_MANY = """
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from cronflow.model import EventType, RunEvent, RunKind, RunStatus
+from cronflow.store import Store
+store = Store(Path(sys.argv[1]), segment_bytes=20_000)
+name = sys.argv[2]
+for i in range(500):
+    store.append(RunEvent(event=EventType.FINISHED, job=name, run_id=str(i),
+                          logical_time=datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=i),
+                          status=RunStatus.SUCCESS, kind=RunKind.SCHEDULED))
+"""
+
+
+def test_writers_racing_a_roll_over_lose_nothing(tmp_path):
+    import subprocess
+
+    writers = [subprocess.Popen([sys.executable, "-c", APPEND_MANY, str(tmp_path), name])
+               for name in ("a", "b", "c")]
+    for writer in writers:
+        assert writer.wait(timeout=120) == 0
+    contents = Store(tmp_path).read()
+    assert contents.skipped == []
+    for name in ("a", "b", "c"):
+        assert sorted(int(e.run_id) for e in contents.events if e.job == name) == list(range(500))
+    assert len(Store(tmp_path).segments()) > 3
