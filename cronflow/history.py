@@ -13,7 +13,8 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -91,13 +92,8 @@ class History:
         inodes = [stat and stat.st_ino for stat in stats]
         if stats[-1] and self._synced_to == (stats[-1].st_ino, stats[-1].st_size):
             return  # nothing appended since our last look: no transaction needed
-        self._db.execute("BEGIN IMMEDIATE")  # one catcher-up at a time, across processes
-        try:
+        with self._transaction():
             start = self._resume_point(stats)
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
         for path, inode in list(zip(log_files, inodes))[start:]:
             if inode is not None:
                 self._read_file(path, str(inode))
@@ -119,20 +115,25 @@ class History:
             return  # rolled over while we looked: the next sync finds it among the segments
         with log:
             if self._meta("log_inode") != inode:  # moving on to the next file
-                self._db.execute("BEGIN IMMEDIATE")
-                self._set_meta("log_inode", inode)
-                self._set_meta("log_offset", "0")
-                self._db.execute("COMMIT")
+                with self._transaction():
+                    self._set_meta("log_inode", inode)
+                    self._set_meta("log_offset", "0")
             while True:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
+                with self._transaction():
                     done = self._apply_chunk(log)
-                    self._db.execute("COMMIT")
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
                 if done:
                     return
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """A write transaction; IMMEDIATE, so that one process at a time catches up."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def _apply_chunk(self, log) -> bool:
         """Apply the next chunk of whole lines; True when the file holds no more of them."""
@@ -158,10 +159,8 @@ class History:
         self.add_all([event])
 
     def add_all(self, events: Iterable[RunEvent]) -> None:
-        with self._lock:
-            self._db.execute("BEGIN")
+        with self._lock, self._transaction():
             self._apply(events)
-            self._db.execute("COMMIT")
 
     def _apply(self, events: Iterable[RunEvent]) -> None:
         """Take in events, in log order, with one write per run and per job touched."""
