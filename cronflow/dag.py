@@ -38,20 +38,11 @@ def downstream_of(graph: Graph, names: Iterable[str]) -> set[str]:
     for job, upstreams in graph.items():
         for upstream in upstreams:
             dependents.setdefault(upstream, set()).add(job)
-    return _closure(names, lambda name: dependents.get(name, ()))
-
-
-def upstream_of(graph: Graph, names: Iterable[str]) -> set[str]:
-    """The given jobs and every job they depend on, directly or not."""
-    return _closure(names, lambda name: graph.get(name, ()))
-
-
-def _closure(start: Iterable[str], neighbours) -> set[str]:
-    seen = set(start)
+    seen = set(names)
     pending = list(seen)
     while pending:
-        for neighbour in neighbours(pending.pop()):
-            if neighbour not in seen:
-                seen.add(neighbour)
-                pending.append(neighbour)
+        for dependent in dependents.get(pending.pop(), ()):
+            if dependent not in seen:
+                seen.add(dependent)
+                pending.append(dependent)
     return seen

@@ -155,9 +155,6 @@ class History:
 
     # ---- taking in events -----------------------------------------------------------------
 
-    def add(self, event: RunEvent) -> None:
-        self.add_all([event])
-
     def add_all(self, events: Iterable[RunEvent]) -> None:
         with self._lock, self._transaction():
             self._apply(events)
