@@ -20,10 +20,10 @@ from pathlib import Path
 
 from cronflow import config, plan
 from cronflow.clock import SystemClock
-from cronflow.executor import Executor
 from cronflow.lock import Locks
 from cronflow.model import RunKind, RunStatus
 from cronflow.runner import ShellRunner
+from cronflow.scheduler import build_scheduler
 from cronflow.store import Store
 
 
@@ -48,8 +48,8 @@ def time_executor(jobs_path: Path) -> float:
     jobfile = config.load(jobs_path)
     store = Store(jobs_path.parent / f".state-{time.monotonic_ns()}")
     store.prepare()
-    executor = Executor(jobfile=jobfile, store=store, locks=Locks(store.lock_dir),
-                        runner=ShellRunner(), clock=SystemClock())
+    executor = build_scheduler(jobfile, store=store, locks=Locks(store.lock_dir),
+                               clock=SystemClock(), runner=ShellRunner()).executor
     runs = plan.runs_for_date(jobfile, plan.select_jobs(jobfile, [], False), date(2026, 1, 14),
                               RunKind.BACKFILL)
     started = time.perf_counter()

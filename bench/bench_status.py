@@ -10,7 +10,6 @@ cost is printed apart. After it, status reads only what was appended.
 from __future__ import annotations
 
 import argparse
-import resource
 import statistics
 import subprocess
 import sys

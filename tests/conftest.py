@@ -14,6 +14,7 @@ from cronflow.executor import Executor
 from cronflow.lock import Locks
 from cronflow.model import JobFile
 from cronflow.runner import ShellRunner
+from cronflow.scheduler import build_scheduler
 from cronflow.store import Store
 from tests.fakes import FakeClock
 
@@ -60,6 +61,14 @@ def make_executor(clock: FakeClock):
                         on_event=None if events is None else events.append)
 
     return make
+
+
+def real_scheduler(jobfile: JobFile, clock):
+    """A Scheduler wired as cronflow runs for real (store, locks, shell runner, alerter)."""
+    store = Store(jobfile.settings.state_dir)
+    store.prepare()
+    return build_scheduler(jobfile, store=store, locks=Locks(store.lock_dir), clock=clock,
+                           runner=ShellRunner())
 
 
 def load(path: Path) -> JobFile:

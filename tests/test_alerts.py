@@ -10,13 +10,10 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from cronflow import plan
-from cronflow.alerts import Alerter, redact
-from cronflow.executor import Executor
-from cronflow.lock import Locks
+from cronflow.alerts import redact
 from cronflow.model import EventType, RunKind, RunStatus
-from cronflow.runner import ShellRunner
 from cronflow.store import Store
-from tests.conftest import load, run_cli
+from tests.conftest import load, real_scheduler, run_cli
 from tests.fakes import FakeClock
 
 DAY = date(2026, 1, 14)
@@ -27,14 +24,9 @@ def run_date(clock):
     """Run every job of a jobs file for DAY with real processes, alerts and a fake clock."""
 
     def run(jobfile, names=(), day=DAY):
-        store = Store(jobfile.settings.state_dir)
-        store.prepare()
-        executor = Executor(jobfile=jobfile, store=store, locks=Locks(store.lock_dir),
-                            runner=ShellRunner(), clock=clock,
-                            alerter=Alerter(jobfile=jobfile, store=store, clock=clock))
         runs = plan.runs_for_date(jobfile, plan.select_jobs(jobfile, list(names), False), day,
                                   RunKind.BACKFILL)
-        return executor.execute(runs)
+        return real_scheduler(jobfile, clock).executor.execute(runs)
 
     return run
 
@@ -199,8 +191,6 @@ def test_a_failed_delivery_is_recorded_and_changes_nothing_else(write_jobs, rece
 
 
 def test_a_missed_alert_when_catch_up_leaves_ticks_unrun(write_jobs, receiver):
-    from cronflow.scheduler import Scheduler
-
     jobfile = load(write_jobs(f"""
         [alerts]
         urls = ["{receiver.url()}"]
@@ -210,19 +200,9 @@ def test_a_missed_alert_when_catch_up_leaves_ticks_unrun(write_jobs, receiver):
         schedule = "0 * * * *"
     """))
     clock = FakeClock(datetime(2026, 1, 14, 6, 0, tzinfo=UTC))
-    store = Store(jobfile.settings.state_dir)
-    store.prepare()
-    locks = Locks(store.lock_dir)
-
-    def tick():
-        executor = Executor(jobfile=jobfile, store=store, locks=locks, runner=ShellRunner(),
-                            clock=clock, alerter=Alerter(jobfile=jobfile, store=store, clock=clock))
-        Scheduler(jobfile=jobfile, store=store, locks=locks, executor=executor,
-                  clock=clock).tick()
-
-    tick()
+    real_scheduler(jobfile, clock).tick()
     clock.advance(timedelta(hours=5))
-    tick()
+    real_scheduler(jobfile, clock).tick()
     [message] = receiver.messages()
     assert message.body["title"] == "cronflow: hourly missed 4 tick(s)"
     assert "2026-01-14T07:00:00+00:00 to 2026-01-14T10:00:00+00:00" in message.body["message"]

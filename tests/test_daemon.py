@@ -18,7 +18,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import pytest
 
 from cronflow import plan
 from cronflow.daemon import MAX_SLEEP, Daemon, notify_systemd

@@ -298,8 +298,8 @@ def test_a_daily_job_waits_for_its_hourly_upstreams_latest_tick(write_jobs, make
     assert len((tmp_path / "hours").read_text().split()) == 24
 
 
-def test_rerun_none_records_nothing_for_a_run_already_recorded(
-        write_jobs, make_executor, tmp_path):
+def ran_then_broke(write_jobs, make_executor, tmp_path):
+    """extract -> load both succeed once; then extract starts failing."""
     flag = tmp_path / "broken"
     jobfile = load(write_jobs(f"""
         [jobs.extract]
@@ -311,6 +311,12 @@ def test_rerun_none_records_nothing_for_a_run_already_recorded(
     executor = make_executor(jobfile)
     executor.execute(runs_of(jobfile))
     flag.touch()
+    return jobfile, executor
+
+
+def test_rerun_none_records_nothing_for_a_run_already_recorded(
+        write_jobs, make_executor, tmp_path):
+    jobfile, executor = ran_then_broke(write_jobs, make_executor, tmp_path)
     executor.execute(runs_of(jobfile), Rerun.ALL)  # extract fails now: load is held back
     history = Store(jobfile.settings.state_dir).history()
     [_, load_run] = runs_of(jobfile)
@@ -322,18 +328,27 @@ def test_rerun_none_records_nothing_for_a_run_already_recorded(
             if e.job == "load"] == ["started", "finished", "upstream_failed"]
 
 
-def test_rerun_none_never_overwrites_a_recorded_success(write_jobs, make_executor, tmp_path):
-    flag = tmp_path / "broken"
-    jobfile = load(write_jobs(f"""
-        [jobs.extract]
-        command = "test ! -e {flag}"
-        [jobs.load]
-        command = "true"
-        depends_on = ["extract"]
-    """))
-    executor = make_executor(jobfile)
-    executor.execute(runs_of(jobfile))
-    flag.touch()
+def test_a_succeeded_run_is_not_recorded_held_back_when_its_upstream_fails_later(
+        write_jobs, make_executor, tmp_path):
+    jobfile, executor = ran_then_broke(write_jobs, make_executor, tmp_path)
     executor.execute(runs_of(jobfile, ["extract"]), Rerun.ALL)
     [outcome] = executor.execute(runs_of(jobfile, ["load"]))
     assert outcome.already_done and outcome.status is RunStatus.SUCCESS
+
+
+def test_a_disabled_job_runs_only_when_named(write_jobs, make_executor, tmp_path):
+    jobfile = load(write_jobs(f"""
+        [jobs.active]
+        command = "echo active >> {tmp_path}/ran"
+        [jobs.paused]
+        command = "echo paused >> {tmp_path}/ran"
+        enabled = false
+        [jobs.after_active]
+        command = "echo after >> {tmp_path}/ran"
+        depends_on = ["active"]
+    """))
+    assert plan.select_jobs(jobfile, [], downstream=False) == ["active", "after_active"]
+    make_executor(jobfile).execute(runs_of(jobfile))
+    assert (tmp_path / "ran").read_text().split() == ["active", "after"]
+    make_executor(jobfile).execute(runs_of(jobfile, ["paused"]))
+    assert (tmp_path / "ran").read_text().split() == ["active", "after", "paused"]

@@ -88,9 +88,7 @@ def test_retention_prunes_old_output_but_keeps_what_status_needs(write_jobs, tmp
     from datetime import UTC, datetime, timedelta
 
     from cronflow import config
-    from cronflow.lock import Locks
-    from cronflow.runner import ShellRunner
-    from cronflow.scheduler import build_scheduler
+    from tests.conftest import real_scheduler
     from tests.fakes import FakeClock
 
     path = write_jobs("""
@@ -101,11 +99,9 @@ def test_retention_prunes_old_output_but_keeps_what_status_needs(write_jobs, tmp
         command = "echo hello"
     """)
     jobfile = config.load(path)
-    store = Store(jobfile.settings.state_dir)
-    store.prepare()
     clock = FakeClock(datetime(2026, 1, 20, tzinfo=UTC))
-    scheduler = build_scheduler(jobfile, store=store, locks=Locks(store.lock_dir), clock=clock,
-                                runner=ShellRunner())
+    scheduler = real_scheduler(jobfile, clock)
+    store = scheduler.store
     from cronflow import plan
     from cronflow.model import RunKind
 

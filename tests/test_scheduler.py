@@ -17,12 +17,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from cronflow import plan
-from cronflow.lock import Locks
 from cronflow.model import EventType, RunKind, RunStatus, Watermark
-from cronflow.scheduler import Scheduler
 from cronflow.history import History
 from cronflow.store import Store
-from tests.conftest import load
+from tests.conftest import load, real_scheduler
 from tests.fakes import FakeClock
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -79,19 +77,7 @@ def test_minute_by_minute_across_a_dst_day_runs_each_job_as_cronie_does(write_jo
 def scheduler_for(tmp_path):
     """A Scheduler over a real state directory and real shell jobs, driven by a fake clock."""
 
-    def make(jobfile, clock: FakeClock):
-        from cronflow.executor import Executor
-        from cronflow.runner import ShellRunner
-
-        store = Store(jobfile.settings.state_dir)
-        store.prepare()
-        locks = Locks(store.lock_dir)
-        executor = Executor(jobfile=jobfile, store=store, locks=locks, runner=ShellRunner(),
-                            clock=clock)
-        return Scheduler(jobfile=jobfile, store=store, locks=locks, executor=executor,
-                         clock=clock)
-
-    return make
+    return real_scheduler
 
 
 def events_of(jobfile, *types):
@@ -338,3 +324,13 @@ def test_overlap_allow_runs_alongside(write_jobs, scheduler_for, lock_holder, tm
     lock_holder(jobfile, "long")
     [outcome] = scheduler_for(jobfile, FakeClock(T0)).tick()
     assert outcome.status is RunStatus.SUCCESS and out.exists()
+
+
+def test_the_clock_never_runs_a_disabled_job(write_jobs, scheduler_for, tmp_path):
+    out = tmp_path / "ran.txt"
+    jobfile = load(write_jobs(HOURLY.format(out=out, policy="all", cap=100)
+                              + "    enabled = false\n"))
+    clock = FakeClock(T0 - timedelta(seconds=30))
+    scheduler_for(jobfile, clock).tick()
+    clock.advance(timedelta(hours=3))
+    assert scheduler_for(jobfile, clock).tick() == [] and not out.exists()

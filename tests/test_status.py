@@ -49,7 +49,7 @@ def scenario(tmp_path):
 
 
 def test_status_rows_strip_and_json_for_a_busy_scenario(tmp_path):
-    jobfile = scenario(tmp_path)
+    scenario(tmp_path)
     result = run_cli("status", "--json", cwd=tmp_path)
     document = json.loads(result.stdout)
     rows = {row["job"]: row for row in document["jobs"]}
