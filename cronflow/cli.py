@@ -609,6 +609,46 @@ def _write_new(path: Path, text: str) -> None:
         raise UsageError(f"cannot write {path}: {error.strerror}.") from None
 
 
+export_app = typer.Typer(help="Move the jobs to another scheduler.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
+
+
+@export_app.command("airflow")
+def export_airflow(
+    jobs: JobsOption = None,
+    out: Annotated[Path, typer.Option(
+        "--out", file_okay=False, help="Directory to write the DAG files into (Airflow's "
+        "dags folder, or a place to review them first).")] = Path("dags"),
+    dag_id_prefix: Annotated[str, typer.Option(
+        "--dag-id-prefix", help="Put this in front of every DAG id (and file name), e.g. "
+        "\"sales_\", to keep several jobs files apart in one Airflow.")] = "",
+) -> None:
+    """Write one Apache Airflow 3 DAG file per flow; warn about what does not translate exactly.
+
+    Example:  cronflow export airflow --jobs jobs.toml --out ~/airflow/dags
+    """
+    from cronflow.airflow_export import export_airflow as export, write_dag_files
+    from cronflow.clock import SystemClock
+    from cronflow.store import Store
+
+    jobfile = _load(jobs)
+    watermarks = Store(jobfile.settings.state_dir).read_watermarks()
+    files = export(jobfile, now=SystemClock().now(), dag_id_prefix=dag_id_prefix,
+                   decided={job: mark.decided for job, mark in watermarks.items()})
+    try:
+        written, stale = write_dag_files(files, out, jobfile.path)
+    except OSError as error:
+        raise UsageError(f"cannot write to {out}: {error.strerror}. Choose another --out.") from None
+    for dag_file, path in zip(files, written):
+        count = len(dag_file.tasks)
+        print(f"wrote {path} (DAG {dag_file.dag_id}: {count} task{'s' if count != 1 else ''})")
+        for warning in dag_file.warnings:
+            print(f"warning: {path.name}: {warning}", file=sys.stderr)
+    for path in stale:
+        print(f"warning: {path} was exported from {jobfile.path} earlier but holds no flow of "
+              "it now; delete it if that flow is gone.", file=sys.stderr)
+
+
 alerts_app = typer.Typer(help="Alert delivery through apprise.", no_args_is_help=True)
 app.add_typer(alerts_app, name="alerts")
 
