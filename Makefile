@@ -35,4 +35,4 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/bench_status.py
 
 clean:
-	rm -rf $(VENV) .cronflow demo-data
+	rm -rf $(VENV) .venv-airflow .cronflow demo-data

@@ -22,6 +22,7 @@ from cronflow.report import describe_schedule
 from cronflow.schedule import compile_schedule
 
 DAG_ID_PREFIX = re.compile(r"[A-Za-z0-9_.-]*\Z")  # what Airflow allows in a dag_id
+LINE_LENGTH = 88  # the generated files are formatted as ruff and black format them
 SENSOR_POKE_INTERVAL = 60  # seconds between an ExternalTaskSensor's checks
 _JINJA_MARKERS = ("{{", "{%", "{#")
 _SENSOR = "sensor:"  # key prefix of a sensor's task in _variable_names
@@ -33,7 +34,7 @@ _CALLBACKS = {AlertEvent.FAILURE: "on_failure_callback", AlertEvent.RETRY: "on_r
 _RESERVED = {"BashOperator", "CronTriggerTimetable", "DAG", "ExternalTaskSensor", "ZoneInfo",
              "annotations", "apprise_alert", "croniter", "cronflow_env", "cronflow_run_kind",
              "cronflow_time", "dag", "datetime", "latest_tick", "timedelta", "ALERT_URLS",
-             "ALERT_CONFIG", "ALERT_TIMEOUT"}
+             "ALERT_CONFIG", "ALERT_TIMEOUT", "ZONES", "socket"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,17 +101,13 @@ def _flows(jobfile: JobFile, prefix: str) -> list[_Flow]:
     jobs = jobfile.jobs
     graph = {name: list(job.depends_on) for name, job in jobs.items()}
     order = dag.topological_order(graph)
-    linked: dict[str, set[str]] = {name: set() for name in jobs}
-    for name, job in jobs.items():
-        for upstream in job.depends_on:
-            if jobs[upstream].cadence == job.cadence:
-                linked[name].add(upstream)
-                linked[upstream].add(name)
+    same_cadence = {name: [u for u in job.depends_on if jobs[u].cadence == job.cadence]
+                    for name, job in jobs.items()}
     flows, placed = [], set()
     for name in jobs:
         if name in placed:
             continue
-        members = _reachable(linked, name)
+        members = dag.connected(same_cadence, name)
         placed |= members
         ordered = [jobs[member] for member in order if member in members]
         external = {job.name: [jobs[u] for u in job.depends_on if u not in members]
@@ -118,15 +115,6 @@ def _flows(jobfile: JobFile, prefix: str) -> list[_Flow]:
         flows.append(_Flow(dag_id=prefix + ordered[0].name, jobs=ordered,
                            external={name: ups for name, ups in external.items() if ups}))
     return flows
-
-
-def _reachable(linked: dict[str, set[str]], start: str) -> set[str]:
-    seen, pending = {start}, [start]
-    while pending:
-        for other in linked[pending.pop()] - seen:
-            seen.add(other)
-            pending.append(other)
-    return seen
 
 
 # ---- what does not translate exactly ----------------------------------------------------
@@ -245,13 +233,12 @@ def _render(jobfile: JobFile, flow: _Flow, dag_of: dict[str, str],
     warnings = _differences(jobfile, flow)
     names = _variable_names(flow)
     has_alerts = any(_alert_events(jobfile, job) for job in flow.jobs)
-    sections = [
-        _header(jobfile, flow, warnings),
-        _imports(flow, has_alerts),
-        _helpers(flow, jobfile if has_alerts else None),
-        _dag_block(jobfile, flow, names, dag_of, start),
-    ]
-    text = sections[0] + "\n\n" + "\n\n\n".join(filter(None, sections[1:])) + "\n"
+    body = "\n\n\n".join([_helpers(flow, jobfile if has_alerts else None),
+                           _dag_block(jobfile, flow, names, dag_of, start)])
+    # isort's rule: one blank line after the imports before a constant, two before a def
+    after_imports = "\n\n\n" if body.startswith("def ") else "\n\n"
+    text = (_header(jobfile, flow, warnings) + "\n\n" + _imports(flow, body) + after_imports
+            + body + "\n")
     tasks = [_sensor_task_id(flow, upstream) for upstream in flow.sensors]
     return DagFile(dag_id=flow.dag_id, filename=f"{flow.dag_id}.py",
                    tasks=tuple(tasks + [job.name for job in flow.jobs]), text=text,
@@ -274,7 +261,7 @@ def _header(jobfile: JobFile, flow: _Flow, warnings: list[str]) -> str:
     return "\n".join(lines)
 
 
-def _comment(text: str, bullet: bool = False, width: int = 88) -> list[str]:
+def _comment(text: str, bullet: bool = False, width: int = LINE_LENGTH) -> list[str]:
     """`text` as wrapped comment lines, optionally as a "- " bullet."""
     import textwrap
 
@@ -283,9 +270,12 @@ def _comment(text: str, bullet: bool = False, width: int = 88) -> list[str]:
                          break_long_words=False, break_on_hyphens=False)
 
 
-def _imports(flow: _Flow, has_alerts: bool) -> str:
-    stdlib = ["from datetime import datetime, timedelta", "from zoneinfo import ZoneInfo"]
-    if has_alerts:
+def _imports(flow: _Flow, body: str) -> str:
+    """The import block, sorted as isort does, importing only what `body` uses."""
+    uses_timedelta = "timedelta(" in body
+    stdlib = [f"from datetime import datetime{', timedelta' if uses_timedelta else ''}",
+              "from zoneinfo import ZoneInfo"]
+    if "socket." in body:
         stdlib.insert(0, "import socket")
     third_party = ["from airflow.providers.standard.operators.bash import BashOperator",
                    "from airflow.sdk import DAG" + (
@@ -331,8 +321,10 @@ def latest_tick(cron: str, zone: str):
     time, the run cronflow waits for when a job depends on one with another schedule."""
 
     def at_or_before(logical_date: datetime, **context) -> datetime:
-        local = logical_date.astimezone(ZoneInfo(zone)) + timedelta(seconds=1)
-        return croniter(cron, local).get_prev(datetime)
+        wall = logical_date.astimezone(ZoneInfo(zone)).replace(tzinfo=None)
+        tick = croniter(cron, wall + timedelta(seconds=1)).get_prev(datetime)
+        # fold=1: a repeated wall time means its second pass, as Airflow schedules it
+        return tick.replace(tzinfo=ZoneInfo(zone), fold=1).astimezone(ZoneInfo("UTC"))
 
     return at_or_before
 '''.strip("\n")
@@ -356,7 +348,11 @@ def apprise_alert(on: str, tags: list[str]):
             for service in from_file.find(tag=tags or "all"):
                 targets.add(service)
         local = cronflow_time(context["dag_run"], ZONES[ti.task_id])
-        verb = {"failure": "failed", "retry": "failed, will retry", "success": "succeeded"}[on]
+        verb = {
+            "failure": "failed",
+            "retry": "failed, will retry",
+            "success": "succeeded",
+        }[on]
         body = [
             f"**Job:** {ti.task_id} (Airflow DAG {ti.dag_id})",
             f"**Logical time:** {local.isoformat()}",
@@ -387,8 +383,8 @@ def _helpers(flow: _Flow, alerting: JobFile | None) -> str:
             f"ALERT_URLS = {_list_literal(settings.urls)}",
             f"ALERT_CONFIG = {_literal(str(settings.config)) if settings.config else None}",
             f"ALERT_TIMEOUT = {settings.timeout.total_seconds():g}  # seconds per delivery",
-            "ZONES = {" + ", ".join(f"{_literal(job.name)}: {_literal(job.timezone.key)}"
-                                    for job in flow.jobs) + "}",
+            "ZONES = " + _dict_literal({_literal(job.name): _literal(job.timezone.key)
+                                        for job in flow.jobs}, indent=0, start=len("ZONES = ")),
         ]
         parts.insert(0, "\n".join(constants))
         parts.append(_ALERT_HELPER)
@@ -410,8 +406,9 @@ def _dag_block(jobfile: JobFile, flow: _Flow, names: dict[str, str],
         arguments.append(("schedule", "None"))
     arguments += [
         ("max_active_tasks", str(jobfile.settings.max_parallel)),
-        ("user_defined_macros",
-         '{"cronflow_time": cronflow_time, "cronflow_run_kind": cronflow_run_kind}'),
+        ("user_defined_macros", _dict_literal({'"cronflow_time"': "cronflow_time",
+                                               '"cronflow_run_kind"': "cronflow_run_kind"},
+                                              indent=4, start=len("    user_defined_macros="))),
         ("tags", '["cronflow"]'),
     ]
     if not any(job.enabled for job in flow.jobs):
@@ -432,8 +429,8 @@ def _task(jobfile: JobFile, job: Job, variable: str) -> str:
         command += " "  # else BashOperator would load the command as a template file
     env = "cronflow_env(" + _literal(job.name) + ", " + _literal(job.timezone.key) + ")"
     if job.env:
-        pairs = [f"{_literal(k)}: {_literal(_verbatim(v))}" for k, v in job.env.items()]
-        env = "{" + ", ".join(pairs) + ", **" + env + "}"
+        pairs = {_literal(name): _literal(_verbatim(value)) for name, value in job.env.items()}
+        env = _dict_literal({**pairs, "**": env}, indent=8, start=len("        env="))
     arguments = [
         ("task_id", _literal(job.name)),
         ("bash_command", _literal(command)),
@@ -549,6 +546,18 @@ def _literal(text: str) -> str:
     if literal.startswith("'") and '"' not in text:
         literal = '"' + literal[1:-1].replace("\\'", "'") + '"'
     return literal
+
+
+def _dict_literal(pairs: dict[str, str], indent: int, start: int) -> str:
+    """A dict display of already-written keys and values, on one line when it fits in
+    LINE_LENGTH after `start` columns, else one item per line as a formatter would put it;
+    the key "**" unpacks its value."""
+    items = [f"**{value}" if key == "**" else f"{key}: {value}" for key, value in pairs.items()]
+    one_line = "{" + ", ".join(items) + "}"
+    if start + len(one_line) + 1 <= LINE_LENGTH:
+        return one_line
+    inner = " " * (indent + 4)
+    return "{\n" + "".join(f"{inner}{item},\n" for item in items) + " " * indent + "}"
 
 
 def _list_literal(items) -> str:

@@ -46,3 +46,19 @@ def downstream_of(graph: Graph, names: Iterable[str]) -> set[str]:
                 seen.add(dependent)
                 pending.append(dependent)
     return seen
+
+
+def connected(graph: Graph, start: str) -> set[str]:
+    """`start` and every job joined to it by dependencies, in either direction."""
+    linked: dict[str, set[str]] = {}
+    for job, upstreams in graph.items():
+        for upstream in upstreams:
+            linked.setdefault(job, set()).add(upstream)
+            linked.setdefault(upstream, set()).add(job)
+    seen, pending = {start}, [start]
+    while pending:
+        for other in linked.get(pending.pop(), ()):
+            if other not in seen:
+                seen.add(other)
+                pending.append(other)
+    return seen

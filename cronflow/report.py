@@ -94,25 +94,10 @@ def flows(jobfile: JobFile) -> list[list[str]]:
     for name in jobfile.jobs:
         if name in group_of:
             continue
-        members = _connected(graph, name)
+        members = dag.connected(graph, name)
         groups.append([job for job in order if job in members])
         group_of.update({member: len(groups) for member in members})
     return groups
-
-
-def _connected(graph, start: str) -> set[str]:
-    linked: dict[str, set[str]] = {}
-    for job, upstreams in graph.items():
-        for upstream in upstreams:
-            linked.setdefault(job, set()).add(upstream)
-            linked.setdefault(upstream, set()).add(job)
-    seen, pending = {start}, [start]
-    while pending:
-        for other in linked.get(pending.pop(), ()):
-            if other not in seen:
-                seen.add(other)
-                pending.append(other)
-    return seen
 
 
 def _job_status(job: Job, flow: int, history: History, mark: Watermark | None,

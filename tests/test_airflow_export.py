@@ -1,0 +1,351 @@
+"""The Airflow DAG generator, read back with Python's own parser (no Airflow needed here;
+tests/test_airflow_integration.py loads and runs the files with a real Airflow)."""
+
+from __future__ import annotations
+
+import ast
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from cronflow import config
+from cronflow.airflow_export import _literal, export_airflow
+from cronflow.errors import UsageError
+from tests.conftest import run_cli
+
+NOW = datetime(2026, 11, 24, 16, 41, 27, tzinfo=UTC)
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def export(path: Path, **options):
+    return {f.dag_id: f for f in export_airflow(config.load(path), now=NOW,
+                                                decided=options.pop("decided", {}), **options)}
+
+
+class DagSource:
+    """A generated file, parsed: the DAG's arguments, each task's arguments and the edges."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        module = ast.parse(text)
+        block = next(node for node in module.body if isinstance(node, ast.With))
+        self.dag = self._arguments(block.items[0].context_expr)
+        self.tasks: dict[str, dict[str, ast.expr]] = {}
+        self.operator: dict[str, str] = {}
+        variables: dict[str, str] = {}
+        for statement in block.body:
+            if isinstance(statement, ast.Assign):
+                arguments = self._arguments(statement.value)
+                task_id = ast.literal_eval(arguments["task_id"])
+                self.tasks[task_id] = arguments
+                self.operator[task_id] = statement.value.func.id
+                variables[statement.targets[0].id] = task_id
+        self.edges = set()
+        for statement in block.body:
+            if isinstance(statement, ast.Expr) and isinstance(statement.value, ast.BinOp):
+                left, right = statement.value.left, statement.value.right
+                for upstream in (left.elts if isinstance(left, ast.List) else [left]):
+                    self.edges.add((variables[upstream.id], variables[right.id]))
+
+    @staticmethod
+    def _arguments(call: ast.Call) -> dict[str, ast.expr]:
+        return {keyword.arg: keyword.value for keyword in call.keywords}
+
+    def value(self, task: str, argument: str):
+        """A task argument's value, for literals and timedelta(...)."""
+        node = self.tasks[task][argument]
+        return eval(compile(ast.Expression(node), "<arg>", "eval"), {"timedelta": timedelta})
+
+    def source(self, task: str, argument: str) -> str | None:
+        node = self.tasks[task].get(argument)
+        return None if node is None else ast.unparse(node)
+
+    def dag_source(self, argument: str) -> str | None:
+        node = self.dag.get(argument)
+        return None if node is None else ast.unparse(node)
+
+
+@pytest.fixture
+def example():
+    return export(ROOT / "jobs.toml.example")
+
+
+def test_the_example_becomes_one_dag_per_flow(example):
+    assert list(example) == ["extract", "disk_check"]
+    assert example["extract"].tasks == ("extract", "transform", "load", "report")
+    sales = DagSource(example["extract"].text)
+    assert sales.edges == {("extract", "transform"), ("transform", "load"), ("load", "report")}
+    assert sales.dag_source("schedule") == "CronTriggerTimetable('15 6 * * *', timezone='UTC')"
+    assert sales.dag_source("catchup") == "False"  # catchup = "latest"
+    assert sales.dag_source("max_active_tasks") == "4"
+    assert sales.dag_source("tags") == "['cronflow']"
+
+
+def test_each_job_keeps_command_cwd_env_retries_and_timeout(example):
+    jobfile = config.load(ROOT / "jobs.toml.example")
+    sales = DagSource(example["extract"].text)
+    for name in ("extract", "transform", "load", "report"):
+        job = jobfile.jobs[name]
+        assert sales.operator[name] == "BashOperator"
+        assert sales.value(name, "bash_command") == job.command
+        assert sales.value(name, "cwd") == str(job.cwd)
+        assert sales.value(name, "retries") == 2
+        assert sales.value(name, "retry_delay") == timedelta(seconds=2)
+        assert sales.value(name, "retry_exponential_backoff") == 2.0
+        assert sales.value(name, "max_retry_delay") == timedelta(minutes=10)
+        assert sales.value(name, "execution_timeout") == timedelta(minutes=5)
+        assert sales.value(name, "skip_on_exit_code") is None
+        assert sales.value(name, "append_env") is True
+        assert sales.source(name, "env") == (
+            f"{{'DATA_DIR': 'demo-data', **cronflow_env({name!r}, 'UTC')}}")
+        assert sales.value(name, "doc") == job.description
+    disk = DagSource(example["disk_check"].text)
+    assert disk.value("disk_check", "retries") == 0
+    assert disk.source("disk_check", "retry_delay") is None  # no retries: no retry settings
+    assert disk.value("disk_check", "execution_timeout") == timedelta(seconds=30)
+
+
+def test_the_cronflow_variables_come_from_airflow_templates(example):
+    text = example["extract"].text
+    assert "(dag_run.logical_date or dag_run.run_after).astimezone(ZoneInfo(zone))" in text
+    assert '"CRONFLOW_ATTEMPT": "{{ ti.try_number }}"' in text
+    assert '"CRONFLOW_RUN_ID": "{{ run_id }}"' in text
+    assert '"CRONFLOW_LOGICAL_TIME": "{{ " + when + ".isoformat() }}"' in text
+    assert DagSource(text).dag_source("user_defined_macros") == (
+        "{'cronflow_time': cronflow_time, 'cronflow_run_kind': cronflow_run_kind}")
+
+
+def test_generated_files_are_deterministic_and_valid_python(example):
+    again = export(ROOT / "jobs.toml.example")
+    for dag_id, dag_file in example.items():
+        assert again[dag_id].text == dag_file.text
+        compile(dag_file.text, dag_file.filename, "exec")
+
+
+FEATURES = """
+    [cronflow]
+    timezone = "Europe/Berlin"
+    max_parallel = 2
+
+    [defaults]
+    retry_backoff = 1.0
+
+    [alerts]
+    urls = ["json://127.0.0.1:9/hook?token=s3cret"]
+    on = ["failure", "retry", "recovery", "missed", "success"]
+    repeat = "1h"
+
+    [jobs.hourly]
+    schedule = "5 * * * *"
+    command = "echo hourly"
+    overlap = "queue"
+
+    [jobs.nightly]
+    schedule = "30 2 * * *"
+    depends_on = ["hourly"]
+    command = "./nightly.sh"
+    retries = 3
+    retry_delay = "1m"
+    catchup = "all"
+    alert_tags = ["ops"]
+
+    [jobs."summary-2"]
+    depends_on = ["nightly"]
+    timezone = "America/New_York"
+    command = 'x=ab; echo "${#x} {{ not jinja }}"'
+    env = { GREETING = "{% raw %}" }
+    overlap = "allow"
+    enabled = false
+
+    [jobs.morning]
+    schedule = "0 7 * * *"
+    depends_on = ["hourly"]
+    command = "echo endraw {{ x }}"
+    catchup = "none"
+    alerts = false
+
+    [jobs.by_hand]
+    command = "echo by hand"
+    enabled = false
+"""
+
+
+@pytest.fixture
+def features(write_jobs):
+    return export(write_jobs(FEATURES))
+
+
+def test_a_dependency_on_another_schedule_becomes_a_sensor(features):
+    assert list(features) == ["hourly", "nightly", "morning", "by_hand"]
+    nightly = DagSource(features["nightly"].text)
+    assert nightly.operator["wait_for_hourly"] == "ExternalTaskSensor"
+    assert nightly.value("wait_for_hourly", "external_dag_id") == "hourly"
+    assert nightly.value("wait_for_hourly", "external_task_id") == "hourly"
+    assert nightly.source("wait_for_hourly", "execution_date_fn") == (
+        "latest_tick('5 * * * *', 'Europe/Berlin')")
+    assert nightly.value("wait_for_hourly", "mode") == "reschedule"
+    assert nightly.edges == {("wait_for_hourly", "nightly"), ("nightly", "summary-2")}
+    morning = DagSource(features["morning"].text)
+    assert morning.edges == {("wait_for_hourly", "morning")}
+
+
+def test_schedules_catchup_and_start(features):
+    nightly = DagSource(features["nightly"].text)
+    assert nightly.dag_source("schedule") == (
+        "CronTriggerTimetable('30 2 * * *', timezone='Europe/Berlin')")
+    assert nightly.dag_source("catchup") == "True"
+    # Never run by cronflow: Airflow starts at the export's minute and replays nothing.
+    assert nightly.dag_source("start_date") == "datetime.fromisoformat('2026-11-24T16:41:00+00:00')"
+    assert DagSource(features["morning"].text).dag_source("catchup") == "False"
+    by_hand = DagSource(features["by_hand"].text)
+    assert by_hand.dag_source("schedule") == "None"
+    assert by_hand.dag_source("is_paused_upon_creation") == "True"
+    assert DagSource(features["nightly"].text).dag_source("is_paused_upon_creation") is None
+
+
+def test_a_catching_up_dag_starts_at_the_first_tick_cronflow_has_not_decided(write_jobs):
+    decided = {"nightly": datetime(2026, 11, 20, 1, 30, tzinfo=UTC)}  # 02:30 Berlin
+    nightly = DagSource(export(write_jobs(FEATURES), decided=decided)["nightly"].text)
+    assert nightly.dag_source("start_date") == "datetime.fromisoformat('2026-11-21T01:30:00+00:00')"
+
+
+def test_overlap_retries_alerts_and_zones_per_task(features):
+    hourly = DagSource(features["hourly"].text)
+    assert hourly.value("hourly", "max_active_tis_per_dag") == 1  # queue
+    assert hourly.source("hourly", "retry_exponential_backoff") is None  # backoff 1: constant
+    nightly = DagSource(features["nightly"].text)
+    assert nightly.value("nightly", "max_active_tis_per_dag") == 1  # skip
+    assert nightly.value("nightly", "retries") == 3
+    assert nightly.value("nightly", "retry_delay") == timedelta(minutes=1)
+    assert nightly.source("nightly", "on_failure_callback") == (
+        "apprise_alert('failure', tags=['ops'])")
+    assert nightly.source("nightly", "on_retry_callback") == "apprise_alert('retry', tags=['ops'])"
+    assert nightly.source("nightly", "on_success_callback") == (
+        "apprise_alert('success', tags=['ops'])")
+    assert nightly.source("summary-2", "max_active_tis_per_dag") is None  # allow
+    assert nightly.source("summary-2", "env") == (
+        "{'GREETING': '{% raw %}{% raw %}{% endraw %}', "
+        "**cronflow_env('summary-2', 'America/New_York')}")
+    assert "ALERT_URLS = [\"json://127.0.0.1:9/hook?token=s3cret\"]" in features["nightly"].text
+    morning = DagSource(features["morning"].text)
+    assert morning.source("morning", "on_failure_callback") is None  # alerts = false
+
+
+def test_commands_reach_the_shell_exactly(features):
+    nightly = DagSource(features["nightly"].text)
+    assert nightly.value("nightly", "bash_command") == "./nightly.sh "  # not a template file
+    assert nightly.value("summary-2", "bash_command") == (
+        '{% raw %}x=ab; echo "${#x} {{ not jinja }}"{% endraw %}')
+    morning = DagSource(features["morning"].text)
+    assert morning.value("morning", "bash_command") == '{{ "echo endraw {{ x }}" }}'
+
+
+def test_task_variables_are_valid_names_for_any_job_name(features):
+    assert "    summary_2 = BashOperator(" in features["nightly"].text
+    assert "    nightly >> summary_2" in features["nightly"].text
+
+
+def warning_about(dag_file, start: str) -> str:
+    found = [warning for warning in dag_file.warnings if warning.startswith(start)]
+    assert len(found) == 1, f"{start!r} not among {dag_file.warnings}"
+    assert all(word in dag_file.text for word in found[0].split()[:4])
+    return found[0]
+
+
+def test_every_difference_is_warned_and_heads_the_file(features):
+    hourly, nightly, morning = features["hourly"], features["nightly"], features["morning"]
+    assert "oldest first" in warning_about(hourly, 'overlap = "queue" (hourly)')
+    assert "wait for it instead" in warning_about(nightly, 'overlap = "skip" (nightly)')
+    assert "max_catchup = 100" in warning_about(nightly, 'catchup = "all"')
+    assert "newest missed tick" in warning_about(morning, 'catchup = "none"')
+    assert "second pass" in warning_about(nightly, 'DST: "30 2 * * *" in Europe/Berlin')
+    assert "per-task switch" in warning_about(nightly, "enabled = false (summary-2)")
+    assert "secrets" in warning_about(nightly, "env (summary-2)")
+    assert "not sent" in warning_about(nightly, "alerts on missed, recovery")
+    assert "every 1 hour" in warning_about(nightly, "failure alerts")
+    assert "secrets" in warning_about(nightly, "alert URLs")
+    assert "# Not translated exactly" in nightly.text
+    for dag_file in features.values():
+        for warning in dag_file.warnings:
+            assert " ".join(warning.split()[:6]) in " ".join(
+                line.lstrip("# -") for line in dag_file.text.splitlines()[:40]).replace("  ", " ")
+
+
+def test_what_translates_exactly_is_not_warned(features, example):
+    assert not [w for w in features["hourly"].warnings if w.startswith(("DST", "retry_backoff"))]
+    assert not [w for w in features["morning"].warnings if w.startswith(("DST", "alert"))]
+    assert not [w for w in features["by_hand"].warnings if w.startswith("enabled")]
+    assert not [w for w in example["disk_check"].warnings if w.startswith("DST")]
+    assert "spreads each backed-off retry delay" in warning_about(
+        example["extract"], "retry_backoff (extract, transform, load, report)")
+    assert "SIGTERM" in warning_about(example["extract"], "kill_grace (extract,")
+
+
+@pytest.mark.parametrize(("schedule", "zone", "warned"), [
+    ("30 2 * * *", "Europe/Berlin", True),  # in the spring gap and the autumn repeat
+    ("0 */2 * * *", "Europe/Berlin", True),  # 02:00 is skipped once a year
+    ("30 * * * *", "Europe/Berlin", False),  # hour "*": both keep the real cadence
+    ("0 12 * * *", "Europe/Berlin", False),
+    ("30 2 * * *", "UTC", False),
+    ("0 2 * * *", "Australia/Lord_Howe", True),  # a 30-minute DST shift
+])
+def test_the_dst_warning_only_where_ticks_meet_a_dst_change(write_jobs, schedule, zone, warned):
+    dag_file = export(write_jobs(f"""
+        [jobs.job]
+        schedule = "{schedule}"
+        timezone = "{zone}"
+        command = "true"
+        overlap = "allow"
+    """))["job"]
+    assert any(w.startswith("DST") for w in dag_file.warnings) is warned
+
+
+def test_a_prefix_names_dags_files_and_sensor_targets(write_jobs):
+    files = export(write_jobs(FEATURES), dag_id_prefix="team.a-")
+    assert list(files) == ["team.a-hourly", "team.a-nightly", "team.a-morning", "team.a-by_hand"]
+    assert files["team.a-nightly"].filename == "team.a-nightly.py"
+    nightly = DagSource(files["team.a-nightly"].text)
+    assert nightly.value("wait_for_hourly", "external_dag_id") == "team.a-hourly"
+    with pytest.raises(UsageError, match="letters, digits"):
+        export(write_jobs(FEATURES), dag_id_prefix="team a/")
+
+
+@given(st.text())
+def test_any_text_round_trips_through_a_python_literal(text):
+    assert ast.literal_eval(_literal(text)) == text
+
+
+def test_the_command_writes_files_warns_and_names_stale_ones(write_jobs, tmp_path):
+    jobs = write_jobs(FEATURES)
+    result = run_cli("export", "airflow", "--jobs", str(jobs), "--out", "dags", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "wrote dags/hourly.py (DAG hourly: 1 task)",
+        "wrote dags/nightly.py (DAG nightly: 3 tasks)",
+        "wrote dags/morning.py (DAG morning: 2 tasks)",
+        "wrote dags/by_hand.py (DAG by_hand: 1 task)",
+    ]
+    assert 'warning: hourly.py: overlap = "queue" (hourly)' in result.stderr
+    assert "s3cret" not in result.stdout + result.stderr
+    assert not (tmp_path / ".cronflow").exists()  # exporting records nothing
+    unchanged = (tmp_path / "dags" / "hourly.py").stat().st_mtime_ns
+
+    jobs.write_text(FEATURES.replace("[jobs.by_hand]", "[jobs.manual]"))
+    again = run_cli("export", "airflow", "--jobs", str(jobs), "--out", "dags", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert (tmp_path / "dags" / "hourly.py").stat().st_mtime_ns == unchanged
+    assert (f"warning: dags/by_hand.py was exported from {jobs} earlier but holds no flow "
+            "of it now") in again.stderr
+    assert (tmp_path / "dags" / "by_hand.py").exists()  # named, never deleted
+
+
+def test_a_bad_prefix_is_a_clear_error(write_jobs, tmp_path):
+    result = run_cli("export", "airflow", "--jobs", str(write_jobs(FEATURES)),
+                     "--dag-id-prefix", "a b", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "--dag-id-prefix 'a b' holds characters Airflow does not allow" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "dags").exists()
