@@ -38,14 +38,7 @@ def downstream_of(graph: Graph, names: Iterable[str]) -> set[str]:
     for job, upstreams in graph.items():
         for upstream in upstreams:
             dependents.setdefault(upstream, set()).add(job)
-    seen = set(names)
-    pending = list(seen)
-    while pending:
-        for dependent in dependents.get(pending.pop(), ()):
-            if dependent not in seen:
-                seen.add(dependent)
-                pending.append(dependent)
-    return seen
+    return _reachable(dependents, names)
 
 
 def connected(graph: Graph, start: str) -> set[str]:
@@ -55,9 +48,14 @@ def connected(graph: Graph, start: str) -> set[str]:
         for upstream in upstreams:
             linked.setdefault(job, set()).add(upstream)
             linked.setdefault(upstream, set()).add(job)
-    seen, pending = {start}, [start]
+    return _reachable(linked, [start])
+
+
+def _reachable(links: Mapping[str, set[str]], starts: Iterable[str]) -> set[str]:
+    seen = set(starts)
+    pending = list(seen)
     while pending:
-        for other in linked.get(pending.pop(), ()):
+        for other in links.get(pending.pop(), ()):
             if other not in seen:
                 seen.add(other)
                 pending.append(other)
