@@ -32,7 +32,10 @@ JobsOption = Annotated[Optional[Path], typer.Option(
 
 
 def _load(jobs: Path | None) -> JobFile:
-    return config.load(config.find_jobs_file(jobs, os.environ, Path.cwd()))
+    jobfile = config.load(config.find_jobs_file(jobs, os.environ, Path.cwd()))
+    for warning in jobfile.warnings:
+        print(f"cronflow: warning: {warning}", file=sys.stderr)
+    return jobfile
 
 
 @app.command()
@@ -138,6 +141,9 @@ def _scheduler(jobfile: JobFile, reporter: _Reporter):
 
     store = Store(jobfile.settings.state_dir)
     store.prepare()
+    exposure = store.exposure_warning()
+    if exposure:
+        print(f"cronflow: warning: {exposure}", file=sys.stderr)
     return build_scheduler(jobfile, store=store, locks=Locks(store.lock_dir), clock=SystemClock(),
                            runner=ShellRunner(), on_event=reporter.event,
                            on_outcome=reporter.outcome)

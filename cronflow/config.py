@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from cronflow import dag, schedule
+from cronflow import dag, envfile, safety, schedule
 from cronflow.errors import ConfigError, Problem
 from cronflow.model import (
     AlertEvent,
@@ -46,8 +46,12 @@ def find_jobs_file(explicit: Path | None, environ: Mapping[str, str], cwd: Path)
     return cwd / DEFAULT_JOBS_FILE
 
 
-def load(path: Path) -> JobFile:
-    """Read and validate a jobs file; raise ConfigError listing every problem found."""
+def load(path: Path, euid: int | None = None) -> JobFile:
+    """Read and validate a jobs file; raise ConfigError listing every problem found.
+
+    `euid` is who cronflow runs as (default: this process): as root, files that others could
+    change are refused and jobs may name a `user`; otherwise such files only warn.
+    """
     try:
         text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:
@@ -60,16 +64,16 @@ def load(path: Path) -> JobFile:
     except OSError as error:
         raise _single(path, f"the file cannot be read ({error.strerror})",
                       "Check its permissions, or point to another file with --jobs PATH") from None
-    return parse(text, path)
+    return parse(text, path, euid)
 
 
-def parse(text: str, path: Path) -> JobFile:
+def parse(text: str, path: Path, euid: int | None = None) -> JobFile:
     """Validate the text of a jobs file; `path` locates it (relative paths start from its folder)."""
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(path, [_syntax_problem(error)]) from None
-    return _Validator(path, raw, text).job_file()
+    return _Validator(path, raw, text, os.geteuid() if euid is None else euid).job_file()
 
 
 def _single(path: Path, problem: str, fix: str) -> ConfigError:
@@ -185,6 +189,14 @@ def _env(value: Any) -> dict[str, str]:
     return env
 
 
+def _paths(value: Any) -> tuple[str, ...]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(item, str) and item for item in items):
+        raise _Invalid(f"must be a path or a list of paths, not {_type_name(value)}",
+                       'Write env_file = "secrets.env" (relative to the jobs file)')
+    return tuple(items)
+
+
 def _names(value: Any) -> tuple[str, ...]:
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
@@ -267,6 +279,9 @@ JOB_KEYS: dict[str, Callable[[Any], Any]] = {
     "timezone": _timezone,
     "cwd": _non_empty_string,
     "env": _env,
+    "env_file": _paths,
+    "user": _non_empty_string,
+    "group": _non_empty_string,
     "depends_on": _names,
     "retries": _integer(0),
     "retry_delay": parse_duration,
@@ -303,7 +318,7 @@ TABLES = ("cronflow", "defaults", "alerts", "jobs")
 RETRY_FIELDS = {"retry_delay": "delay", "retry_backoff": "backoff", "retry_max_delay": "max_delay"}
 JOB_FIELDS = {key: key for key in ("description", "env", "depends_on", "kill_grace", "catchup",
                                    "max_catchup", "overlap", "enabled", "alerts", "alert_on",
-                                   "alert_tags")}
+                                   "alert_tags", "user", "group")}
 ALERT_FIELDS = {key: key for key in ("urls", "on", "repeat", "timeout")}
 
 
@@ -318,6 +333,7 @@ class _Validator:
     path: Path
     raw: dict[str, Any]
     text: str
+    euid: int  # who cronflow runs as: root may run jobs as other users, and trusts less
 
     def __post_init__(self) -> None:
         self._lines: dict[tuple[str, ...], int] | None = None  # mapped only if a problem needs it
@@ -332,9 +348,11 @@ class _Validator:
         defaults = self._table(("defaults",), {k: v for k, v in JOB_KEYS.items()
                                                if k not in NOT_IN_DEFAULTS})
         jobs = self._jobs(defaults, settings)
+        warnings = self._check_trust(alerts, jobs)
         if self.problems:
             raise ConfigError(self.path, self.problems)
-        return JobFile(path=self.path, settings=settings, alerts=alerts, jobs=jobs)
+        return JobFile(path=self.path, settings=settings, alerts=alerts, jobs=jobs,
+                       warnings=tuple(warnings))
 
     # ---- tables ------------------------------------------------------------------------------
 
@@ -421,6 +439,11 @@ class _Validator:
         if "cwd" in values and not cwd.is_dir():
             self._report(("jobs", name, "cwd"), f'"{cwd}" is not a directory',
                          "Create it, or fix the path (relative paths start at the jobs file)")
+        env_files = tuple(self._resolve(text) for text in values.get("env_file", ()))
+        for env_file in env_files:
+            self._check_env_file(name, env_file)
+        if "user" in values or "group" in values:
+            self._check_account(name, values)
         timezone = values.get("timezone", settings.timezone)
         retry = RetryPolicy(**_present(values, RETRY_FIELDS))
         if "retries" in values:
@@ -432,11 +455,74 @@ class _Validator:
             timezone=timezone,
             cadence=Cadence(values.get("schedule"), timezone),
             cwd=cwd,
+            env_files=env_files,
             retry=retry,
             timeout=values.get("timeout") or None,  # 0 means no timeout
             **_present(values, JOB_FIELDS),
         )
         return replace(job, config_hash=hashlib.sha256(repr(job).encode()).hexdigest()[:12])
+
+    def _check_env_file(self, name: str, path: Path) -> None:
+        """The file must be readable and well-formed now (it is read again at each run)."""
+        at = ("jobs", name, "env_file")
+        try:
+            envfile.read_env_file(path)
+        except OSError as error:
+            self._report(at, f'"{path}" cannot be read ({error.strerror})',
+                         "Create it with chmod 600, or fix the path (relative paths start at "
+                         "the jobs file)")
+        except UnicodeDecodeError:
+            self._report(at, f'"{path}" is not UTF-8 text', "Save it as UTF-8")
+        except envfile.EnvFileError as error:
+            self._report(at, f'"{path}": {error}',
+                         "Write one NAME=value per line; quote values with spaces")
+
+    def _check_account(self, name: str, values: dict[str, Any]) -> None:
+        at = ("jobs", name, "user")
+        if "user" not in values:
+            self._report(("jobs", name, "group"), "group is set without user",
+                         'Add user = "name" too; the job then runs as that user and group')
+        elif self.euid != 0:
+            self._report(at, f'user = "{values["user"]}" needs cronflow to run as root, and '
+                         f"it runs as {safety.user_name(self.euid)}",
+                         "Run cronflow as root (e.g. the system service), or remove user")
+        else:
+            try:
+                safety.account(values["user"], values.get("group"))
+            except safety.UnknownAccount as error:
+                self._report(("jobs", name, error.key), str(error),
+                             f"Create it ({error.key}add), or fix the name")
+
+    def _check_trust(self, alerts: AlertSettings, jobs: dict[str, Job]) -> list[str]:
+        """As cron does with a crontab: as root, refuse files that others could change
+        (reported as problems); as anyone else, warn about them."""
+        files: list[tuple[str, Path, tuple[str, ...]]] = [("the jobs file", self.path, ())]
+        if alerts.config is not None:
+            files.append((f"the apprise config {alerts.config}", alerts.config,
+                          ("alerts", "config")))
+        for job in jobs.values():
+            files += [(f'the env_file {path} of job "{job.name}"', path,
+                       ("jobs", job.name, "env_file")) for path in job.env_files]
+        warnings, seen = [], set()
+        for what, path, at in files:
+            for finding in safety.untrusted(path, self.euid):
+                if (finding.path, finding.problem) in seen:
+                    continue  # a directory above several files: say it once
+                seen.add((finding.path, finding.problem))
+                subject = (what if finding.path == path.resolve()
+                           else f"{finding.path}, a directory above {what},")
+                if self.euid != 0:
+                    warnings.append(f"{subject} {finding.problem}; as root cronflow would "
+                                    f"refuse it. Fix: {finding.fix}")
+                elif at:
+                    self._report(at, f"cronflow runs as root and {subject} {finding.problem}",
+                                 f"Run: {finding.fix} (another user could change what root "
+                                 "runs)")
+                else:
+                    self.problems.append(Problem(
+                        problem=f"cronflow runs as root and {subject} {finding.problem}",
+                        fix=f"Run: {finding.fix} (another user could change what root runs)"))
+        return warnings
 
     # ---- the graph ---------------------------------------------------------------------------
 

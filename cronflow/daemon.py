@@ -73,9 +73,12 @@ class Daemon:
 
     def serve(self) -> None:
         """Run until asked to stop; raises ConfigError or DaemonRunning if it cannot start."""
-        jobfile = config.load(self.jobs_path)
+        jobfile = self._load()
         store = Store(jobfile.settings.state_dir)
         store.prepare()
+        exposure = store.exposure_warning()
+        if exposure:
+            self.log(f"warning: {exposure}")
         locks = Locks(store.lock_dir)
         with locks.hold(DAEMON_LOCK, wait=False) as alone:
             if not alone:
@@ -127,10 +130,16 @@ class Daemon:
 
     # ---- reloading ------------------------------------------------------------------------
 
+    def _load(self) -> JobFile:
+        jobfile = config.load(self.jobs_path)
+        for warning in jobfile.warnings:
+            self.log(f"warning: {warning}")
+        return jobfile
+
     def _reloaded(self, current: Scheduler, store: Store, locks: Locks) -> Scheduler:
         """The scheduler for the edited jobs file, or the current one if the edit is broken."""
         try:
-            jobfile = config.load(self.jobs_path)
+            jobfile = self._load()
             if jobfile.settings.state_dir != store.state_dir:
                 raise ConfigError(self.jobs_path, [Problem(
                     problem="state_dir changed", key="cronflow.state_dir",

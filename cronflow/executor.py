@@ -14,7 +14,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from graphlib import TopologicalSorter
 
-from cronflow import dag
+from cronflow import dag, envfile, safety
 from cronflow.alerts import Alerter
 from cronflow.clock import Clock
 from cronflow.lock import Locks, run_lock_name
@@ -49,6 +49,38 @@ class Outcome:
     already_done: bool = False  # nothing was run: it was done before, or is left to others
     reason: str = ""
     event: RunEvent | None = None  # the last `finished` event, when something ran
+
+
+@dataclass(frozen=True, slots=True)
+class Launch:
+    """How one attempt's process starts."""
+
+    env: dict[str, str]
+    account: safety.Account | None
+    secrets: tuple[str, ...]
+
+
+class CannotStart(Exception):
+    """Why an attempt could not start (its env_file or account); the attempt fails with it."""
+
+
+def read_env_files(job: Job) -> dict[str, str]:
+    """The variables of the job's env_files, read now; refused as root when others could
+    change one (it was trusted when the jobs file loaded, but files change)."""
+    values: dict[str, str] = {}
+    for path in job.env_files:
+        if os.geteuid() == 0:
+            for finding in safety.untrusted(path, 0):
+                raise CannotStart(f"env_file {path}: {finding.path} {finding.problem}; "
+                                  f"refused as root. Run: {finding.fix}")
+        try:
+            values |= envfile.read_env_file(path)
+        except OSError as error:
+            raise CannotStart(f"env_file {path} cannot be read ({error.strerror})") from None
+        except (UnicodeDecodeError, envfile.EnvFileError) as error:
+            problem = error if isinstance(error, envfile.EnvFileError) else "not UTF-8 text"
+            raise CannotStart(f"env_file {path}: {problem}") from None
+    return values
 
 
 class Executor:
@@ -182,11 +214,17 @@ class Executor:
         started = self._record(planned, job, EventType.STARTED, RunStatus.RUNNING,
                                run_id=run_id, attempt=attempt, started_at=self.clock.now(),
                                output={name: str(path) for name, path in output.items()})
-        result = self.runner.run(ProcessSpec(
-            command=job.command, cwd=job.cwd, stdout=output["stdout"], stderr=output["stderr"],
-            env=self._environment(planned, job, run_id, attempt),
-            timeout=job.timeout.total_seconds() if job.timeout else None,
-            kill_grace=job.kill_grace.total_seconds()))
+        try:
+            launch = self._launch(planned, job, run_id, attempt)
+        except CannotStart as problem:
+            result = ProcessResult(exit_code=None, error=str(problem))
+        else:
+            result = self.runner.run(ProcessSpec(
+                command=job.command, cwd=job.cwd, stdout=output["stdout"],
+                stderr=output["stderr"], env=launch.env, account=launch.account,
+                secrets=launch.secrets,
+                timeout=job.timeout.total_seconds() if job.timeout else None,
+                kill_grace=job.kill_grace.total_seconds()))
         return self._record(planned, job, EventType.FINISHED, _status_of(result), run_id=run_id,
                             attempt=attempt, started_at=started.started_at,
                             ended_at=self.clock.now(), duration_s=result.duration_s,
@@ -194,11 +232,26 @@ class Executor:
                             output=started.output, stderr_tail=result.stderr_tail,
                             reason=_reason_of(result, job))
 
-    def _environment(self, planned: PlannedRun, job: Job, run_id: str, attempt: int) -> dict[str, str]:
-        """cronflow's own environment, then the job's `env`, then the CRONFLOW_* variables."""
+    def _launch(self, planned: PlannedRun, job: Job, run_id: str, attempt: int) -> Launch:
+        """Who the attempt runs as, its environment and the secrets to mask in its output:
+        cronflow's environment (only PATH, locale and TZ for a job with `user`, as cron gives),
+        that user's HOME, USER and LOGNAME, the env_files, `env`, then CRONFLOW_*."""
+        account = None
+        base = self.environ
+        if job.user is not None:
+            try:
+                account = safety.account(job.user, job.group)
+            except safety.UnknownAccount as error:
+                raise CannotStart(f"{error}; fix user/group of job {job.name}") from None
+            base = {name: value for name, value in self.environ.items()
+                    if name in ("PATH", "TZ", "LANG") or name.startswith("LC_")}
+            base |= {"HOME": account.home, "USER": account.name, "LOGNAME": account.name,
+                     "SHELL": "/bin/sh"}
+        from_files = read_env_files(job)
         local_time = planned.logical_time.astimezone(job.timezone)
-        return {
-            **self.environ,
+        env = {
+            **base,
+            **from_files,
             **job.env,
             "CRONFLOW_JOB": job.name,
             "CRONFLOW_LOGICAL_TIME": local_time.isoformat(),
@@ -207,6 +260,8 @@ class Executor:
             "CRONFLOW_ATTEMPT": str(attempt),
             "CRONFLOW_RUN_KIND": planned.kind.value,
         }
+        return Launch(env=env, account=account,
+                      secrets=safety.secrets_of(job.env, from_files.values()))
 
     # ---- dependencies ------------------------------------------------------------------------
 

@@ -122,6 +122,9 @@ class Job:
     cadence: Cadence  # = (schedule, timezone) for a scheduled job, else inherited
     cwd: Path
     env: dict[str, str] = field(default_factory=dict)
+    env_files: tuple[Path, ...] = ()  # dotenv files read at each run, before `env`
+    user: str | None = None  # run as this user (cronflow must run as root)
+    group: str | None = None  # and this group instead of the user's own
     depends_on: tuple[str, ...] = ()
     retry: RetryPolicy = RetryPolicy()
     timeout: timedelta | None = None
@@ -172,6 +175,7 @@ class JobFile:
     settings: Settings
     alerts: AlertSettings
     jobs: dict[str, Job]  # in the order the file declares them
+    warnings: tuple[str, ...] = ()  # what is unsafe but allowed, as cronflow does not run as root
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from cronflow.safety import Account, mask_file
 from cronflow.store import OUTPUT_LIMIT_BYTES, STDERR_TAIL_BYTES, STDERR_TAIL_LINES
 
 _GROUP_POLL_SECONDS = 0.02
@@ -31,6 +32,8 @@ class ProcessSpec:
     stderr: Path
     timeout: float | None  # seconds, None for no limit
     kill_grace: float  # seconds between SIGTERM and SIGKILL on timeout
+    account: Account | None = None  # run as this user (cronflow runs as root), else as cronflow
+    secrets: tuple[str, ...] = ()  # masked as *** in the captured output when the attempt ends
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -91,6 +94,7 @@ class ShellRunner:
         duration = time.monotonic() - started
         for path in (spec.stdout, spec.stderr):
             cap_file(path, self.output_limit)
+            mask_file(path, spec.secrets)
         code = process.returncode
         return ProcessResult(exit_code=code if code >= 0 else None,
                              signal=-code if code < 0 else None,
@@ -114,12 +118,20 @@ class ShellRunner:
         with self._guard, _open_output(spec.stdout) as stdout, _open_output(spec.stderr) as stderr:
             if self._stopping:  # interrupt() came between the decision and the start
                 raise _Stopping
+            identity = {}
+            if spec.account is not None:
+                account = spec.account
+                for output in (stdout, stderr):
+                    os.fchown(output.fileno(), account.uid, account.gid)  # the job's own files
+                identity = {"user": account.uid, "group": account.gid,
+                            "extra_groups": list(account.groups)}
             process = subprocess.Popen(
                 ["/bin/sh", "-c", spec.command],
                 stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
                 cwd=spec.cwd, env=spec.env,
                 start_new_session=True,  # its own process group, so a timeout can kill it all
                 close_fds=True,  # never let a job inherit cronflow's lock descriptors
+                **identity,
             )
             self._live[process.pid] = process  # under the guard: interrupt() cannot miss it
             return process

@@ -14,6 +14,7 @@ import json
 import os
 import secrets
 import sqlite3
+import stat
 import threading
 from datetime import datetime
 from pathlib import Path
@@ -31,6 +32,7 @@ from cronflow.records import (
 )
 
 LOG_NAME = "runs.jsonl"
+EXPOSURE_WARNED = "exposure-warned"  # the state directory mode last warned about
 # runs.jsonl rolls over into runs-000001.jsonl, runs-000002.jsonl, ... at this size; all kept.
 SEGMENT_BYTES = 64 * 1024 * 1024
 SEGMENT_GLOB = "runs-[0-9][0-9][0-9][0-9][0-9][0-9].jsonl"
@@ -169,15 +171,28 @@ class Store:
 
     def write_stamp(self, name: str, now: datetime) -> None:
         """Remember when something last happened (HEARTBEAT: a decision; PRUNED: a prune)."""
+        _write_private(self.state_dir / name, now.isoformat() + "\n")
+
+    def exposure_warning(self) -> str | None:
+        """A warning the first time the state directory is found open to group or others
+        (for each mode it is found with): run output often holds secrets. cronflow never
+        changes the permissions of a directory that already exists."""
         try:
-            (self.state_dir / name).write_text(now.isoformat() + "\n")
+            mode = stat.S_IMODE(self.state_dir.stat().st_mode)
         except OSError:
-            pass  # a stamp only steers warnings and how often to prune
+            return None
+        stamp = self.state_dir / EXPOSURE_WARNED
+        if not mode & 0o077 or _read_text(stamp) == f"{mode:04o}":
+            return None
+        _write_private(stamp, f"{mode:04o}")
+        return (f"the state directory {self.state_dir} is open to group or others (mode "
+                f"{mode:04o}), and run output and the log often hold secrets; cronflow leaves "
+                f"permissions you set alone. Fix: chmod 700 {self.state_dir}")
 
     def read_stamp(self, name: str) -> datetime | None:
         try:
-            return time_from_json((self.state_dir / name).read_text().strip())
-        except (OSError, ValueError):
+            return time_from_json((_read_text(self.state_dir / name) or "").strip())
+        except ValueError:
             return None
 
     def history(self) -> History:
@@ -233,6 +248,23 @@ class Store:
         return StoreError(f"cannot write the run log {self.log_path}: {error.strerror}. "
                           "Nothing already recorded was changed; free disk space or fix "
                           "permissions, then run again")
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Replace a small state file, readable by its owner only, whatever the umask."""
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        with open(descriptor, "w") as file:
+            file.write(text)
+    except OSError:
+        pass  # stamps only steer warnings and how often to prune
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except OSError:
+        return None
 
 
 def new_run_id(logical_time: datetime) -> str:

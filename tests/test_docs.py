@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -47,12 +48,25 @@ def test_the_readme_has_toml_examples():
 
 @pytest.mark.parametrize("index", range(len(toml_blocks())))
 def test_every_toml_block_in_the_readme_loads(tmp_path, index):
+    if "user = " in toml_blocks()[index] and os.geteuid() != 0:
+        pytest.skip("this example runs a job as another user, which needs cronflow as root")
     (tmp_path / "work").mkdir()
     [apprise_yml] = re.findall(r"```yaml\n(.*?)```", README, re.S)
     (tmp_path / "apprise.yml").write_text(apprise_yml)
+    [env_file] = re.findall(r"```text\n(# secrets\.env.*?)```", README, re.S)
+    (tmp_path / "secrets.env").write_text(env_file)
     path = tmp_path / "jobs.toml"
     path.write_text(toml_blocks()[index])
     config.load(path)
+
+
+def test_the_readme_env_file_example_parses():
+    from cronflow.envfile import parse_env
+
+    [env_file] = re.findall(r"```text\n(# secrets\.env.*?)```", README, re.S)
+    assert parse_env(env_file) == {
+        "DB_PASSWORD": "s3cret with spaces", "API_TOKEN": "abc123",
+        "PRIVATE_KEY": "-----BEGIN KEY-----\nMIIB...\n-----END KEY-----"}
 
 
 def test_the_readme_shows_the_two_setup_commands():
