@@ -475,6 +475,7 @@ def logs(
     Example:  cronflow logs load --date 2026-01-14 --attempt 1 --stderr
     """
     from cronflow import plan, report
+    from cronflow.safety import mask_bytes
     from cronflow.store import Store
 
     jobfile = _load(jobs)
@@ -482,8 +483,9 @@ def logs(
     store = Store(jobfile.settings.state_dir)
     started = report.attempt_output(jobfile, store.read().events, job,
                                     parse_dates(day)[0] if day else None, attempt, run_id)
+    secrets = _secrets_of(jobfile.jobs[job])
     if follow:
-        _follow(store, started, "stderr" if stderr_only else "stdout")
+        _follow(store, started, "stderr" if stderr_only else "stdout", secrets)
         return
     streams = ["stderr"] if stderr_only else ["stdout"] if stdout_only else ["stdout", "stderr"]
     for stream in streams:
@@ -491,15 +493,30 @@ def logs(
             print(f"==> {stream} of {describe_key(jobfile, started.key)}, attempt "
                   f"{started.attempt} <==", flush=True)
         try:
-            sys.stdout.buffer.write(Path(started.output[stream]).read_bytes())
+            sys.stdout.buffer.write(mask_bytes(Path(started.output[stream]).read_bytes(),
+                                               secrets))
         except (OSError, KeyError):
             print(f"(the {stream} file is gone: {started.output.get(stream)})", flush=True)
         sys.stdout.buffer.flush()
 
 
-def _follow(store, started: RunEvent, stream: str) -> None:
-    """Print an output file as it grows, until the attempt that writes it has ended."""
+def _secrets_of(job) -> tuple[str, ...]:
+    """What to mask in a job's output; an env_file that cannot be read now masks nothing."""
+    from cronflow.executor import CannotStart, read_env_files
+    from cronflow.safety import secrets_of
+
+    try:
+        return secrets_of(job.env, read_env_files(job).values())
+    except CannotStart:
+        return secrets_of(job.env)
+
+
+def _follow(store, started: RunEvent, stream: str, secrets: tuple[str, ...]) -> None:
+    """Print an output file as it grows, until the attempt that writes it has ended. Whole
+    lines only while it runs, so a secret is never split across two reads unmasked."""
     import time
+
+    from cronflow.safety import mask_bytes
 
     position = 0
     while True:
@@ -507,8 +524,10 @@ def _follow(store, started: RunEvent, stream: str) -> None:
         with open(started.output[stream], "rb") as output:
             output.seek(position)
             chunk = output.read()
+        if still_running:
+            chunk = chunk[:chunk.rfind(b"\n") + 1]
         position += len(chunk)
-        sys.stdout.buffer.write(chunk)
+        sys.stdout.buffer.write(mask_bytes(chunk, secrets))
         sys.stdout.buffer.flush()
         if not still_running:
             return

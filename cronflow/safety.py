@@ -110,10 +110,10 @@ def secrets_of(env: Mapping[str, str], env_file_values: Iterable[str] = ()) -> t
     return tuple(sorted((v for v in values if len(v) >= MIN_SECRET_LENGTH), key=len, reverse=True))
 
 
-def mask(text: str, secrets: Iterable[str]) -> str:
+def mask_bytes(data: bytes, secrets: Iterable[str]) -> bytes:
     for secret in secrets:
-        text = text.replace(secret, MASK)
-    return text
+        data = data.replace(secret.encode(), MASK.encode())
+    return data
 
 
 def mask_file(path: Path, secrets: tuple[str, ...]) -> None:
@@ -123,9 +123,7 @@ def mask_file(path: Path, secrets: tuple[str, ...]) -> None:
     try:
         with open(path, "r+b") as file:
             data = file.read()
-            masked = data
-            for secret in secrets:
-                masked = masked.replace(secret.encode(), MASK.encode())
+            masked = mask_bytes(data, secrets)
             if masked != data:
                 file.seek(0)
                 file.write(masked)

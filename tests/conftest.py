@@ -35,13 +35,13 @@ def write_jobs(tmp_path: Path):
 
 
 def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None,
-            timeout: float = 60) -> subprocess.CompletedProcess:
+            timeout: float = 60, umask: int = -1) -> subprocess.CompletedProcess:
     """`python -m cronflow ARGS` in a real process, with no terminal and a strange TZ."""
     inherited = {k: v for k, v in os.environ.items() if k != config.JOBS_ENV_VAR}
     child_env = {**inherited, "TZ": CHILD_TZ, "CI": "true", "NO_COLOR": "1", **(env or {})}
     return subprocess.run([sys.executable, "-m", "cronflow", *args], cwd=cwd, env=child_env,
                           stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, umask=umask)
 
 
 @pytest.fixture
