@@ -36,6 +36,7 @@ class _Job:
     env: dict[str, str]
     timezone: str | None
     description: str
+    user: str | None = None  # the system crontab's user field, when not root
 
 
 def translate(text: str, system: bool) -> Translation:
@@ -101,14 +102,14 @@ def _job_line(line: str, number: int, system: bool, env: dict[str, str], comment
     shell = env.get("SHELL", _CRON_SHELL)
     if shell != _CRON_SHELL:
         command = f"{shell} -c {shlex.quote(command)}"
-    description = " ".join(comments)
-    if user is not None and user != "root":
-        result.notes.append(f"line {number}: ran as user {user}; cronflow runs it as the user "
-                            "cronflow runs as")
-        description = (description + " " if description else "") + f"(cron ran it as {user})"
+    if user == "root":
+        user = None
+    if user is not None:
+        result.notes.append(f'line {number}: runs as user {user} (user = "{user}"), which '
+                            "needs cronflow to run as root, as cron did")
     job_env = {name: value for name, value in env.items() if name not in ("SHELL", "CRON_TZ")}
-    return _Job(name=name, schedule=expression, command=command,
-                env=job_env, timezone=env.get("CRON_TZ"), description=description)
+    return _Job(name=name, schedule=expression, command=command, env=job_env,
+                timezone=env.get("CRON_TZ"), description=" ".join(comments), user=user)
 
 
 def _document(jobs: list[_Job], mailto: str | None, result: Translation) -> dict:
@@ -140,6 +141,8 @@ def _job_table(job: _Job, shared_env: dict[str, str], document: dict) -> dict:
         table["description"] = job.description
     if job.timezone and "cronflow" not in document:
         table["timezone"] = job.timezone
+    if job.user:
+        table["user"] = job.user
     own_env = {name: value for name, value in job.env.items() if shared_env.get(name) != value}
     if own_env:
         table["env"] = own_env
