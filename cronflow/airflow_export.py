@@ -155,6 +155,14 @@ def _differences(jobfile: JobFile, flow: _Flow) -> list[str]:
     about([j for j in flow.jobs if j.env],
           "env ({jobs}): the values are written into this file, and Airflow shows DAG source "
           "in its UI; keep secrets in Airflow Variables or a secrets backend instead.")
+    about([j for j in flow.jobs if j.env_files],
+          "env_file ({jobs}): Airflow has no env_file; these tasks run without its variables. "
+          "Put them in Airflow Variables or a secrets backend.")
+    about([j for j in flow.jobs if j.user],
+          "user ({jobs}): becomes run_as_user, which Airflow runs through sudo: the workers' "
+          "Airflow user needs passwordless sudo to that user.")
+    about([j for j in flow.jobs if j.group],
+          "group ({jobs}): Airflow has no per-task group; the task runs with its user's own.")
     disabled = [j for j in flow.jobs if not j.enabled]
     if disabled and len(disabled) < len(flow.jobs):
         about(disabled, "enabled = false ({jobs}): Airflow has no per-task switch; these tasks "
@@ -450,6 +458,8 @@ def _task(jobfile: JobFile, job: Job, variable: str) -> str:
         arguments.append(("execution_timeout", _timedelta_literal(job.timeout)))
     if job.overlap is not Overlap.ALLOW:
         arguments.append(("max_active_tis_per_dag", "1"))
+    if job.user:
+        arguments.append(("run_as_user", _literal(job.user)))
     for on in _alert_events(jobfile, job):
         if on in _CALLBACKS:
             arguments.append((_CALLBACKS[on],

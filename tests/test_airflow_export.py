@@ -4,6 +4,7 @@ tests/test_airflow_integration.py loads and runs the files with a real Airflow).
 from __future__ import annotations
 
 import ast
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -349,3 +350,22 @@ def test_a_bad_prefix_is_a_clear_error(write_jobs, tmp_path):
     assert "--dag-id-prefix 'a b' holds characters Airflow does not allow" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "dags").exists()
+
+
+def test_users_and_env_files_are_carried_or_warned(write_jobs, tmp_path):
+    (tmp_path / "job.env").write_text("TOKEN=abc\n")
+    if os.geteuid() != 0:
+        pytest.skip("user needs cronflow as root to load")
+    files = export(write_jobs("""
+        [jobs.backup]
+        command = "true"
+        user = "nobody"
+        group = "daemon"
+        env_file = "job.env"
+    """))
+    backup = files["backup"]
+    assert DagSource(backup.text).value("backup", "run_as_user") == "nobody"
+    assert "passwordless sudo" in warning_about(backup, "user (backup)")
+    assert "user's own" in warning_about(backup, "group (backup)")
+    assert "run without its variables" in warning_about(backup, "env_file (backup)")
+    assert "abc" not in backup.text  # the env_file's values are never copied
