@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench dist clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@ $(VENV)/.installed
 
+$(VENV)/.installed-dist: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dist]'
+	touch $@ $(VENV)/.installed
+
 demo: $(VENV)/.installed
 	$(BIN)/cronflow validate --jobs jobs.toml.example
 	$(BIN)/cronflow run --jobs jobs.toml.example --date $$(date -u +%Y-%m-%d) --rerun all
@@ -27,12 +31,19 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest
 
-bench: $(VENV)/.installed
+# dist/: the wheel and sdist (for pip, pipx, uv) and cronflow.pyz (one file to copy to a server).
+dist: $(VENV)/.installed-dist
+	rm -rf dist build
+	$(BIN)/python -m build --outdir dist .
+	$(BIN)/python tools/build_pyz.py dist
+
+bench: dist
 	$(BIN)/python bench/bench_chain.py
 	$(BIN)/python bench/bench_backfill.py
 	$(BIN)/python bench/bench_startup.py
 	$(BIN)/python bench/bench_daemon.py
 	$(BIN)/python bench/bench_status.py
+	$(BIN)/python bench/bench_pyz.py
 
 clean:
-	rm -rf $(VENV) .venv-airflow .cronflow demo-data
+	rm -rf $(VENV) .venv-airflow .cronflow demo-data dist build

@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from cronflow import config
+from cronflow import __version__, config
 from cronflow.errors import ConfigError, CronflowError, Problem, UsageError
 from cronflow.model import EventType, JobFile, Rerun, RunEvent, RunKind, RunStatus
 from cronflow.plan import describe_key
@@ -22,9 +22,33 @@ from cronflow.plan import describe_key
 app = typer.Typer(
     help="cron for jobs that depend on each other. See README.md for the jobs.toml reference.",
     pretty_exceptions_show_locals=False,  # locals may hold secrets (env values, alert URLs)
-    add_completion=False,
     no_args_is_help=True,
 )
+
+
+def _complete_job(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Shell completion: the job names of the jobs file this command line points at."""
+    try:
+        jobfile = config.load(config.find_jobs_file(ctx.params.get("jobs"), os.environ,
+                                                    Path.cwd()))
+    except CronflowError:
+        return []
+    return [name for name in jobfile.jobs if name.startswith(incomplete)]
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        print(f"cronflow {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option(
+        "--version", is_eager=True, callback=_print_version,
+        help="Print cronflow's version and exit.")] = False,
+) -> None:
+    """cron for jobs that depend on each other. See README.md for the jobs.toml reference."""
 
 JobsOption = Annotated[Optional[Path], typer.Option(
     "--jobs", envvar=config.JOBS_ENV_VAR, show_envvar=True, dir_okay=False,
@@ -68,7 +92,8 @@ def run(
         help="Run every tick on this date (or inclusive range of dates) instead of what is due "
         "now: a backfill, oldest date first.")] = None,
     job: Annotated[Optional[list[str]], typer.Option(
-        "--job", help="With --date: run only this job (repeatable).")] = None,
+        "--job", autocompletion=_complete_job,
+        help="With --date: run only this job (repeatable).")] = None,
     downstream: Annotated[bool, typer.Option(
         "--downstream", help="With --date: also run every job that depends on the --job ones.")
     ] = False,
@@ -295,10 +320,13 @@ def systemd_install(
 
 
 def _own_command() -> list[str]:
-    """The absolute command that runs this very cronflow."""
+    """The absolute command that runs this very cronflow: the installed script, the single
+    file (cronflow.pyz, run by this same Python), or this Python with -m cronflow."""
     script = Path(sys.argv[0])
     if script.name == "cronflow" and script.is_file():
         return [str(script.absolute())]
+    if script.suffix == ".pyz" and script.is_file():
+        return [sys.executable, str(script.absolute())]
     return [sys.executable, "-m", "cronflow"]
 
 
@@ -315,7 +343,7 @@ def _log_line(line: str) -> None:
 def next_ticks(
     jobs: JobsOption = None,
     job: Annotated[Optional[list[str]], typer.Option(
-        "--job", help="Only this job (repeatable).")] = None,
+        "--job", autocompletion=_complete_job, help="Only this job (repeatable).")] = None,
     count: Annotated[int, typer.Option("--count", "-n", min=1,
                                        help="Ticks per job.")] = 5,
     start: Annotated[Optional[str], typer.Option(
@@ -357,7 +385,7 @@ def next_ticks(
 def status(
     jobs: JobsOption = None,
     job: Annotated[Optional[list[str]], typer.Option(
-        "--job", help="Only this job (repeatable).")] = None,
+        "--job", autocompletion=_complete_job, help="Only this job (repeatable).")] = None,
     show_all: Annotated[bool, typer.Option("--all", help="Include disabled jobs.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (schema in README).")] = False,
     check: Annotated[bool, typer.Option(
@@ -397,7 +425,7 @@ def status(
 def history(
     jobs: JobsOption = None,
     job: Annotated[Optional[list[str]], typer.Option(
-        "--job", help="Only this job (repeatable).")] = None,
+        "--job", autocompletion=_complete_job, help="Only this job (repeatable).")] = None,
     since: Annotated[Optional[str], typer.Option(
         "--since", metavar="YYYY-MM-DD", help="Only runs whose logical date is this day or "
         "later.")] = None,
@@ -455,7 +483,8 @@ def reindex(jobs: JobsOption = None) -> None:
 
 @app.command()
 def logs(
-    job: Annotated[str, typer.Argument(help="The job whose output to print.")],
+    job: Annotated[str, typer.Argument(help="The job whose output to print.",
+                                       autocompletion=_complete_job)],
     jobs: JobsOption = None,
     day: Annotated[Optional[str], typer.Option(
         "--date", metavar="YYYY-MM-DD", help="The run on this logical date (default: the "
@@ -682,7 +711,8 @@ app.add_typer(alerts_app, name="alerts")
 def alerts_test(
     jobs: JobsOption = None,
     job: Annotated[Optional[str], typer.Option(
-        "--job", help="Send to the targets this job's alerts go to (its alert_tags).")] = None,
+        "--job", autocompletion=_complete_job,
+        help="Send to the targets this job's alerts go to (its alert_tags).")] = None,
 ) -> None:
     """Send a test alert and say, per target, whether it arrived; exit 1 if one did not.
 
@@ -740,7 +770,7 @@ def parse_time(text: str):
 def main() -> None:
     """Entry point: run the app, turning cronflow's errors into a message and an exit status."""
     try:
-        app()
+        app(prog_name="cronflow")  # also when run as python -m cronflow or cronflow.pyz
     except CronflowError as error:
         print(f"cronflow: {error}", file=sys.stderr)
         sys.exit(error.exit_code)

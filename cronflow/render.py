@@ -8,6 +8,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from cronflow import __version__
 from cronflow.model import JobFile
 from cronflow.plan import Verdict
 from cronflow.report import JobStatus, Overview, RunSummary
@@ -80,8 +81,8 @@ def status_table(rows: list[JobStatus], summary: Overview, now, console: Console
 
 
 def _header(summary: Overview, now) -> Text:
-    text = Text(f"{summary.failing} failing, {summary.running} running, "
-                f"{summary.healthy} healthy. ")
+    text = Text(f"cronflow {__version__}: {summary.failing} failing, {summary.running} "
+                f"running, {summary.healthy} healthy. ")
     if summary.last_ran_at is None:
         text.append("cronflow has not run by the clock here yet (put `* * * * * cronflow run` "
                     "in a crontab, or run `cronflow daemon`)")

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from cronflow import dag
+from cronflow import __version__, dag
 from cronflow.errors import UsageError
 from cronflow.model import EventType, Job, JobFile, RunEvent, RunStatus, Watermark
 from cronflow.plan import dependency_graph, schedule_of
@@ -168,7 +168,8 @@ def status_json(jobfile: JobFile, rows: list[JobStatus], summary: Overview,
         "v": STATUS_SCHEMA_VERSION,
         "jobs_file": str(jobfile.path),
         "generated_at": now.isoformat(),
-        "cronflow": {"last_ran_at": summary.last_ran_at and summary.last_ran_at.isoformat(),
+        "cronflow": {"version": __version__,
+                     "last_ran_at": summary.last_ran_at and summary.last_ran_at.isoformat(),
                      "stale": summary.stale},
         "summary": {"failing": summary.failing, "running": summary.running,
                     "healthy": summary.healthy},

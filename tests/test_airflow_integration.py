@@ -290,14 +290,14 @@ def test_jobs_see_the_same_cronflow_variables_under_airflow(world, tmp_path):
         "wait_for_hourly": "success", "nightly": "success", "summary": "success"}
     assert run["tasks"]["nightly"]["try_number"] == 2
 
-    cronflow_jobs = write_feature_dir(tmp_path / "cronflow", alerts="")
+    cronflow_jobs = write_feature_dir(tmp_path / "under-cronflow", alerts="")
     under_cronflow = run_cli("run", "--jobs", str(cronflow_jobs), "--date", "2026-01-14",
                              "--job", "hourly", "--downstream", cwd=tmp_path)
     assert under_cronflow.returncode == 0, under_cronflow.stderr
     for seen in ("hourly-2026-01-14T02:05:00+01:00", "nightly-2026-01-14T02:30:00+01:00",
                  "summary-2026-01-13T20:30:00-05:00"):
         airflow_values = variables(world.features / "seen" / seen)
-        cronflow_values = variables(tmp_path / "cronflow" / "seen" / seen)
+        cronflow_values = variables(tmp_path / "under-cronflow" / "seen" / seen)
         assert airflow_values.pop("CRONFLOW_RUN_ID") and cronflow_values.pop("CRONFLOW_RUN_ID")
         assert airflow_values == cronflow_values
     assert variables(world.features / "seen" / "nightly-2026-01-14T02:30:00+01:00") == {
