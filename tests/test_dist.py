@@ -213,3 +213,19 @@ def test_the_version_is_in_status(three_jobs, tmp_path):
 
     document = json.loads(run_cli("status", "--json", cwd=tmp_path).stdout)
     assert document["cronflow"]["version"] == __version__
+
+
+def test_the_installed_bash_completion_completes_job_names_in_bash(three_jobs, tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    command = Path(sys.executable).parent / "cronflow"
+    env = {**os.environ, "HOME": str(home), "PATH": f"{command.parent}:{os.environ['PATH']}"}
+    installed = subprocess.run([str(command), "--install-completion", "bash"], env=env,
+                               capture_output=True, text=True)
+    assert installed.returncode == 0, installed.stderr
+    script = home / ".bash_completions" / "cronflow.sh"
+    in_bash = subprocess.run(
+        ["bash", "-c", f'source "{script}"; COMP_WORDS=(cronflow logs ex); COMP_CWORD=2; '
+                       '_cronflow_completion cronflow; printf "%s\\n" "${COMPREPLY[@]}"'],
+        cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert in_bash.stdout.split() == ["extract", "export_csv"], in_bash.stderr
