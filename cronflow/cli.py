@@ -531,12 +531,12 @@ def logs(
 
 def _secrets_of(job) -> tuple[str, ...]:
     """What to mask in a job's output; an env_file that cannot be read now masks nothing."""
-    from cronflow.executor import CannotStart, read_env_files
+    from cronflow.envfile import Unusable, read_job_env_files
     from cronflow.safety import secrets_of
 
     try:
-        return secrets_of(job.env, read_env_files(job).values())
-    except CannotStart:
+        return secrets_of(job.env, read_job_env_files(job).values())
+    except Unusable:
         return secrets_of(job.env)
 
 

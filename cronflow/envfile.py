@@ -8,8 +8,12 @@ expanded: `$OTHER` stays as written. Errors name the line, never the value.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
+
+from cronflow import safety
+from cronflow.model import Job
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "$": "$"}
@@ -17,6 +21,30 @@ _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "$": "$"}
 
 class EnvFileError(ValueError):
     """A line that is not `NAME=value`; the message names the line, not its text."""
+
+
+class Unusable(Exception):
+    """A job's env_file cannot be used right now; the message says which and why."""
+
+
+def read_job_env_files(job: Job) -> dict[str, str]:
+    """The variables of the job's env_files, read now; refused as root when others could
+    change one (it was trusted when the jobs file loaded, but files change)."""
+    values: dict[str, str] = {}
+    for path in job.env_files:
+        if os.geteuid() == 0:
+            for finding in safety.untrusted(path, 0):
+                raise Unusable(f"env_file {path}: {finding.path} {finding.problem}; refused "
+                               f"as root. Run: {finding.fix}")
+        try:
+            values |= read_env_file(path)
+        except OSError as error:
+            raise Unusable(f"env_file {path} cannot be read ({error.strerror})") from None
+        except UnicodeDecodeError:
+            raise Unusable(f"env_file {path}: not UTF-8 text") from None
+        except EnvFileError as error:
+            raise Unusable(f"env_file {path}: {error}") from None
+    return values
 
 
 def read_env_file(path: Path) -> dict[str, str]:

@@ -64,25 +64,6 @@ class CannotStart(Exception):
     """Why an attempt could not start (its env_file or account); the attempt fails with it."""
 
 
-def read_env_files(job: Job) -> dict[str, str]:
-    """The variables of the job's env_files, read now; refused as root when others could
-    change one (it was trusted when the jobs file loaded, but files change)."""
-    values: dict[str, str] = {}
-    for path in job.env_files:
-        if os.geteuid() == 0:
-            for finding in safety.untrusted(path, 0):
-                raise CannotStart(f"env_file {path}: {finding.path} {finding.problem}; "
-                                  f"refused as root. Run: {finding.fix}")
-        try:
-            values |= envfile.read_env_file(path)
-        except OSError as error:
-            raise CannotStart(f"env_file {path} cannot be read ({error.strerror})") from None
-        except (UnicodeDecodeError, envfile.EnvFileError) as error:
-            problem = error if isinstance(error, envfile.EnvFileError) else "not UTF-8 text"
-            raise CannotStart(f"env_file {path}: {problem}") from None
-    return values
-
-
 class Executor:
     """Runs a plan with the collaborators it is given; holds no global state."""
 
@@ -247,7 +228,10 @@ class Executor:
                     if name in ("PATH", "TZ", "LANG") or name.startswith("LC_")}
             base |= {"HOME": account.home, "USER": account.name, "LOGNAME": account.name,
                      "SHELL": "/bin/sh"}
-        from_files = read_env_files(job)
+        try:
+            from_files = envfile.read_job_env_files(job)
+        except envfile.Unusable as problem:
+            raise CannotStart(str(problem)) from None
         local_time = planned.logical_time.astimezone(job.timezone)
         env = {
             **base,
