@@ -220,8 +220,9 @@ def test_the_installed_bash_completion_completes_job_names_in_bash(three_jobs, t
     home.mkdir()
     command = Path(sys.executable).parent / "cronflow"
     env = {**os.environ, "HOME": str(home), "PATH": f"{command.parent}:{os.environ['PATH']}"}
-    installed = subprocess.run([str(command), "--install-completion", "bash"], env=env,
-                               capture_output=True, text=True)
+    installed = subprocess.run(  # typer installs for the shell it runs under: bash here
+        ["bash", "-c", f'"{command}" --install-completion; exit $?'], env=env,
+        capture_output=True, text=True)
     assert installed.returncode == 0, installed.stderr
     script = home / ".bash_completions" / "cronflow.sh"
     in_bash = subprocess.run(
