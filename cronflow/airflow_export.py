@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import keyword
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -119,6 +120,34 @@ def _flows(jobfile: JobFile, prefix: str) -> list[_Flow]:
 
 # ---- what does not translate exactly ----------------------------------------------------
 
+# What Airflow does differently for a job, by the jobs it applies to ({jobs} lists them).
+_JOB_DIFFERENCES: tuple[tuple[Callable[[Job], bool], str], ...] = (
+    (lambda job: job.overlap is Overlap.SKIP,
+     'overlap = "skip" ({jobs}): Airflow cannot skip a run while the previous one still '
+     "runs; max_active_tis_per_dag=1 makes it wait for it instead."),
+    (lambda job: job.overlap is Overlap.QUEUE,
+     'overlap = "queue" ({jobs}): max_active_tis_per_dag=1 makes a run wait for the '
+     "previous one, but Airflow does not promise to start waiting runs oldest first."),
+    (lambda job: job.retry.attempts > 1 and job.retry.backoff != 1,
+     "retry_backoff ({jobs}): Airflow spreads each backed-off retry delay by up to 100% "
+     "more (delay x backoff^n to twice that), still capped by max_retry_delay."),
+    (lambda job: job.timeout is not None,
+     "kill_grace ({jobs}): on timeout Airflow sends SIGTERM to the job's process group; "
+     "cronflow's kill_grace and final SIGKILL have no per-task equivalent."),
+    (lambda job: bool(job.env),
+     "env ({jobs}): the values are written into this file, and Airflow shows DAG source "
+     "in its UI; keep secrets in Airflow Variables or a secrets backend instead."),
+    (lambda job: bool(job.env_files),
+     "env_file ({jobs}): Airflow has no env_file; these tasks run without its variables. "
+     "Put them in Airflow Variables or a secrets backend."),
+    (lambda job: job.user is not None,
+     "user ({jobs}): becomes run_as_user, which Airflow runs through sudo: the workers' "
+     "Airflow user needs passwordless sudo to that user."),
+    (lambda job: job.group is not None,
+     "group ({jobs}): Airflow has no per-task group; the task runs with its user's own."),
+)
+
+
 def _differences(jobfile: JobFile, flow: _Flow) -> list[str]:
     """One sentence per thing Airflow will do differently from cronflow for this flow."""
     notes: list[str] = []
@@ -140,29 +169,8 @@ def _differences(jobfile: JobFile, flow: _Flow) -> list[str]:
                          "ticks in a skipped or repeated hour. cronflow runs them as cronie does "
                          "(`cronflow next` shows each); Airflow runs a skipped time after the "
                          "jump by the gap's length and a repeated time once, on its second pass.")
-    about([j for j in flow.jobs if j.overlap is Overlap.SKIP],
-          'overlap = "skip" ({jobs}): Airflow cannot skip a run while the previous one still '
-          "runs; max_active_tis_per_dag=1 makes it wait for it instead.")
-    about([j for j in flow.jobs if j.overlap is Overlap.QUEUE],
-          'overlap = "queue" ({jobs}): max_active_tis_per_dag=1 makes a run wait for the '
-          "previous one, but Airflow does not promise to start waiting runs oldest first.")
-    about([j for j in flow.jobs if j.retry.attempts > 1 and j.retry.backoff != 1],
-          "retry_backoff ({jobs}): Airflow spreads each backed-off retry delay by up to 100% "
-          "more (delay x backoff^n to twice that), still capped by max_retry_delay.")
-    about([j for j in flow.jobs if j.timeout is not None],
-          "kill_grace ({jobs}): on timeout Airflow sends SIGTERM to the job's process group; "
-          "cronflow's kill_grace and final SIGKILL have no per-task equivalent.")
-    about([j for j in flow.jobs if j.env],
-          "env ({jobs}): the values are written into this file, and Airflow shows DAG source "
-          "in its UI; keep secrets in Airflow Variables or a secrets backend instead.")
-    about([j for j in flow.jobs if j.env_files],
-          "env_file ({jobs}): Airflow has no env_file; these tasks run without its variables. "
-          "Put them in Airflow Variables or a secrets backend.")
-    about([j for j in flow.jobs if j.user],
-          "user ({jobs}): becomes run_as_user, which Airflow runs through sudo: the workers' "
-          "Airflow user needs passwordless sudo to that user.")
-    about([j for j in flow.jobs if j.group],
-          "group ({jobs}): Airflow has no per-task group; the task runs with its user's own.")
+    for applies, text in _JOB_DIFFERENCES:
+        about([job for job in flow.jobs if applies(job)], text)
     disabled = [j for j in flow.jobs if not j.enabled]
     if disabled and len(disabled) < len(flow.jobs):
         about(disabled, "enabled = false ({jobs}): Airflow has no per-task switch; these tasks "

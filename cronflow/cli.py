@@ -48,7 +48,8 @@ def _options(
         "--version", is_eager=True, callback=_print_version,
         help="Print cronflow's version and exit.")] = False,
 ) -> None:
-    """cron for jobs that depend on each other. See README.md for the jobs.toml reference."""
+    """Options of cronflow itself, before any command (the app's help text is set above)."""
+
 
 JobsOption = Annotated[Optional[Path], typer.Option(
     "--jobs", envvar=config.JOBS_ENV_VAR, show_envvar=True, dir_okay=False,

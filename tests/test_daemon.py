@@ -10,6 +10,7 @@ import os
 import queue
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -178,6 +179,25 @@ def test_sighup_reloads_an_edit_and_keeps_the_last_good_config_on_a_broken_one(t
     daemon.process.send_signal(signal.SIGTERM)
     assert daemon.finish() == 0
     assert "Traceback" not in "".join(daemon.lines)
+
+
+def test_the_daemon_warns_of_an_open_state_directory_and_refuses_an_unsafe_edit(tmp_path):
+    jobs = tmp_path / "jobs.toml"
+    jobs.write_text('[jobs.first]\ncommand = "true"\nschedule = "0 0 1 1 *"\n')
+    state = tmp_path / ".cronflow"
+    state.mkdir()
+    state.chmod(0o755)
+    daemon = DaemonProcess(tmp_path)
+    daemon.expect(f"warning: the state directory {state} is open to group or others (mode 0755)")
+    daemon.expect("cronflow daemon started (pid")
+    if os.geteuid() == 0:  # only root refuses a jobs file others could change
+        jobs.chmod(0o664)
+        daemon.process.send_signal(signal.SIGHUP)
+        daemon.expect("cannot be used; still running the last good version")
+        daemon.expect(f"the jobs file is writable by group (mode 0664). Run: chmod go-w {jobs}")
+    daemon.process.send_signal(signal.SIGTERM)
+    assert daemon.finish() == 0
+    assert stat.S_IMODE(state.stat().st_mode) == 0o755
 
 
 def test_ready_is_sent_to_the_notify_socket(tmp_path):

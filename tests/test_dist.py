@@ -89,6 +89,9 @@ def test_the_single_file_runs_on_a_plain_python_in_an_empty_folder(dist, tmp_pat
     logs = plain(python, "cronflow.pyz", "logs", "hello", "--jobs", str(jobs), cwd=empty, home=home)
     assert logs.stdout.startswith("==> stdout of hello @ 2026-01-14")
     assert "hello from hello on 2026-01-14" in logs.stdout
+    unit = plain(python, "cronflow.pyz", "systemd", "install", "--dry-run", "--jobs", str(jobs),
+                 cwd=empty, home=home)
+    assert f"ExecStart={python} {empty / 'cronflow.pyz'} daemon --jobs {jobs}" in unit.stdout
     unpacked = [path for path in (home / ".shiv").iterdir() if path.is_dir()]
     assert [path.name.split("_")[0] for path in unpacked] == ["cronflow.pyz"]  # ~/.shiv
     assert sorted(path.name for path in empty.iterdir()) == ["cronflow.pyz"]

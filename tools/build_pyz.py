@@ -90,7 +90,8 @@ def with_fast_main(pyz: Path) -> None:
             if entry.filename == "__main__.py":
                 data = FAST_MAIN.format(build_id=build_id).encode()
             copy.writestr(entry, data)
-    shebang = pyz.read_bytes()[:pyz.read_bytes().index(b"\n") + 1]
+    with open(pyz, "rb") as original:
+        shebang = original.readline()
     pyz.write_bytes(shebang + rebuilt.read_bytes())
     rebuilt.unlink()
 
