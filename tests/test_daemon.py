@@ -218,8 +218,17 @@ def test_notify_does_nothing_outside_systemd(monkeypatch):
     assert notify_systemd("READY=1") is False
 
 
+def wait_for_handed_off_runs() -> None:
+    """Join the daemon's execution threads: real time passes while real jobs run, so a fake
+    clock must not jump past a tick while the previous tick's process still holds its lock."""
+    for thread in threading.enumerate():
+        if thread.name.startswith("cronflow-tick-"):
+            thread.join(timeout=60)
+            assert not thread.is_alive(), f"{thread.name} still runs after 60 s"
+
+
 class DayClock(FakeClock):
-    """Stops the daemon once a sleep would pass `end`."""
+    """Stops the daemon once a sleep would pass `end`; moves only once handed-off runs ended."""
 
     def __init__(self, start: datetime, end: datetime, daemon_stop) -> None:
         super().__init__(start)
@@ -230,6 +239,7 @@ class DayClock(FakeClock):
         if when > self.end:
             self.daemon_stop()
             return
+        wait_for_handed_off_runs()
         super().sleep_until(when, wake)
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
+import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 from cronflow.runner import ProcessSpec, ShellRunner, cap_file, tail_of
@@ -53,11 +56,38 @@ def test_a_timeout_kills_the_whole_process_group(tmp_path):
     assert not [pid for pid in pids if is_alive(pid)]
 
 
+@contextmanager
+def sigterm_ignored_from_birth():
+    """Children started in the block ignore SIGTERM from their first instruction (an ignored
+    disposition survives fork and exec), so no timeout can come before a `trap` would."""
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def living_processes_marked(marker: str) -> list[int]:
+    """Pids of live (not zombie) processes whose environment holds `marker`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and marker.encode() in (entry / "environ").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue  # ended while we looked, or not ours to read
+    return [pid for pid in found if is_alive(pid)]
+
+
 def test_a_job_ignoring_sigterm_is_killed_after_the_grace(tmp_path):
-    command = "trap '' TERM; sleep 100 & echo $! > pids; wait"
-    result = ShellRunner().run(spec(tmp_path, command, timeout=0.2, kill_grace=0.3))
+    marker = f"CRONFLOW_TEST_MARK={uuid.uuid4().hex}"
+    name, value = marker.split("=")
+    env = {"PATH": os.environ["PATH"], name: value}
+    with sigterm_ignored_from_birth():
+        result = ShellRunner().run(spec(tmp_path, "sleep 100 & sleep 100", env=env,
+                                        timeout=0.2, kill_grace=0.3))
     assert result.timed_out and result.signal == 9
-    assert not is_alive(int((tmp_path / "pids").read_text()))
+    assert living_processes_marked(marker) == []
 
 
 def test_large_output_does_not_deadlock_and_is_capped(tmp_path):
