@@ -13,7 +13,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,61 +52,93 @@ class History:
 
     def __init__(self, events: Iterable[RunEvent] = (), *, path: Path | None = None) -> None:
         self.path = path
-        self._synced_to: tuple[int, int] | None = None  # (inode, size) of the log last taken in
+        self._synced_to: tuple | None = None  # (inode, size) of the log last taken in
         self._lock = threading.RLock()
         self._db = _connect(path)
+        self._opened = None if path is None else _inode(path)
         self.add_all(events)
 
     @classmethod
-    def open(cls, path: Path) -> History:
-        """The index at `path`; a corrupt or foreign file is replaced by an empty one."""
+    def open(cls, path: Path, log_files: Callable[[], list[Path]]) -> History:
+        """The index at `path`; a corrupt or foreign file is rebuilt aside and swapped in."""
         try:
             history = cls(path=path)
             if history._meta("schema") not in (None, SCHEMA_VERSION):
                 raise sqlite3.DatabaseError("index from another cronflow version")
             return history
-        except sqlite3.DatabaseError:
-            _remove_index(path)
-            return cls(path=path)
+        except sqlite3.DatabaseError as error:
+            if isinstance(error, sqlite3.OperationalError):
+                raise  # locked, read-only, disk full: not a damaged index
+            return cls.rebuild(path, log_files)
+
+    @classmethod
+    def rebuild(cls, path: Path, log_files: Callable[[], list[Path]]) -> History:
+        """Build the index from the whole log in a file of its own, then swap it in: nobody
+        ever opens an empty or half-built index in its place."""
+        aside = path.with_name(f"{path.name}.rebuild-{os.getpid()}-{threading.get_ident()}")
+        _remove_index(aside)
+        built = cls(path=aside)
+        try:
+            built.sync(log_files)
+        finally:
+            built.close()  # the last connection: SQLite folds the WAL into the file
+        for suffix in ("-wal", "-shm"):  # the old file's; they must never meet the new one
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        os.replace(aside, path)
+        return cls(path=path)
 
     # ---- keeping up with the log --------------------------------------------------------------
 
-    def sync(self, log_files: list[Path]) -> None:
+    def sync(self, log_files: Callable[[], list[Path]]) -> None:
         """Take in what was appended since the last sync (all of it, the first time).
 
-        `log_files` are the log's segments, oldest first, then the log being written.
+        `log_files()` lists the log's segments, oldest first, then the log being written; it
+        is asked under the index's write lock, so a roll-over cannot hide a file from us.
         """
         with self._lock:
+            self._follow_swapped_file()
+            if self._synced_to is not None and self._synced_to == _extent(log_files()[-1]):
+                return  # nothing appended since our last look: no transaction needed
             try:
-                self._catch_up(log_files)
-            except sqlite3.DatabaseError:
-                if self.path is None:
-                    raise
-                self._db.close()  # corrupt under our feet: start again from the log
-                _remove_index(self.path)
-                self._db = _connect(self.path)
-                self._catch_up(log_files)
+                with self._transaction():
+                    self._catch_up(log_files)
+            except sqlite3.DatabaseError as error:
+                if self.path is None or isinstance(error, sqlite3.OperationalError):
+                    raise  # locked, read-only, disk full: not a damaged index
+                self._db.close()  # corrupt under our feet: build it again from the log
+                rebuilt = History.rebuild(self.path, log_files)
+                self._db, self._opened = rebuilt._db, rebuilt._opened
+                self._synced_to = rebuilt._synced_to
 
-    def _catch_up(self, log_files: list[Path]) -> None:
-        stats = [_stat(path) for path in log_files]
-        inodes = [stat and stat.st_ino for stat in stats]
-        if stats[-1] and self._synced_to == (stats[-1].st_ino, stats[-1].st_size):
-            return  # nothing appended since our last look: no transaction needed
-        with self._transaction():
+    def _catch_up(self, log_files: Callable[[], list[Path]]) -> None:
+        """Read on from where the index stopped, in one transaction: others see the index
+        as it was or with all of this, and it only ever grows while the log does."""
+        for _ in range(3):  # a roll-over between listing and looking: list again
+            files = log_files()
+            stats = [_stat(path) for path in files]
             start = self._resume_point(stats)
-        for path, inode in list(zip(log_files, inodes))[start:]:
-            if inode is not None:
-                self._read_file(path, str(inode))
-        self._synced_to = (inodes[-1], int(self._meta("log_offset") or 0))
+            if start is not None:
+                break
+        else:  # another log, a rewritten one, or its files are gone: read it all again
+            self._reset()
+            start = 0
+        for path, stat in list(zip(files, stats))[start:]:
+            if stat is not None:
+                self._read_file(path, str(stat.st_ino))
+        self._synced_to = (self._meta("log_inode"), int(self._meta("log_offset") or 0))
 
-    def _resume_point(self, stats: list[os.stat_result | None]) -> int:
-        """Which file to go on reading: the one read last time, or (after a rebuild) the first."""
+    def _resume_point(self, stats: list[os.stat_result | None]) -> int | None:
+        """Which file to go on reading: the one read last time; None if it is not there.
+
+        Called under the write lock, so nobody took in more of the log since we looked: a
+        file shorter than what was read of it really was rewritten."""
         known, offset = self._meta("log_inode"), int(self._meta("log_offset") or 0)
+        if known is None:
+            return 0  # a new index
         for position, stat in enumerate(stats):
             if stat is not None and str(stat.st_ino) == known and stat.st_size >= offset:
                 return position
-        self._reset()  # another log, a rewritten one, or its files are gone: read it all again
-        return 0
+        return None
 
     def _read_file(self, path: Path, inode: str) -> None:
         try:
@@ -115,14 +147,18 @@ class History:
             return  # rolled over while we looked: the next sync finds it among the segments
         with log:
             if self._meta("log_inode") != inode:  # moving on to the next file
-                with self._transaction():
-                    self._set_meta("log_inode", inode)
-                    self._set_meta("log_offset", "0")
-            while True:
-                with self._transaction():
-                    done = self._apply_chunk(log)
-                if done:
-                    return
+                self._set_meta("log_inode", inode)
+                self._set_meta("log_offset", "0")
+            while not self._apply_chunk(log):
+                pass
+
+    def _follow_swapped_file(self) -> None:
+        """Reopen the index when another process swapped a rebuilt file in."""
+        if self.path is not None and _inode(self.path) != self._opened:
+            self._db.close()
+            self._db = _connect(self.path)
+            self._opened = _inode(self.path)
+            self._synced_to = None
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -320,6 +356,17 @@ def _stat(path: Path) -> os.stat_result | None:
         return path.stat()
     except FileNotFoundError:
         return None
+
+
+def _extent(path: Path) -> tuple[str, int] | None:
+    """(inode, size) of a log file, as the index records how far it read it."""
+    stat = _stat(path)
+    return None if stat is None else (str(stat.st_ino), stat.st_size)
+
+
+def _inode(path: Path) -> int | None:
+    stat = _stat(path)
+    return None if stat is None else stat.st_ino
 
 
 def _when(event: RunEvent) -> datetime:

@@ -16,6 +16,8 @@ import secrets
 import sqlite3
 import stat
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -199,26 +201,32 @@ class Store:
         """The index of the log, brought up to date (only new lines are read)."""
         if not self.state_dir.exists():
             return History()
-        with self._history_guard:
-            try:
-                if self._history is None:
-                    self._history = History.open(self.index_path)
-                self._history.sync([*self.segments(), self.log_path])
-            except (sqlite3.Error, OSError) as error:
-                raise StoreError(f"cannot bring the run index {self.index_path} up to date "
-                                 f"({error}). The log is untouched; free disk space or fix "
-                                 "permissions, then run again") from None
+        with self._history_guard, self._index_errors():
+            if self._history is None:
+                self._history = History.open(self.index_path, self.log_files)
+            self._history.sync(self.log_files)
             return self._history
 
     def reindex(self) -> History:
-        """Throw the index away and build it again from the whole log."""
-        with self._history_guard:
+        """Build the index again from the whole log, aside, and swap it in."""
+        with self._history_guard, self._index_errors():
             if self._history is not None:
                 self._history.close()
-            self._history = None
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{self.index_path}{suffix}").unlink(missing_ok=True)
-        return self.history()
+            self._history = History.rebuild(self.index_path, self.log_files)
+            return self._history
+
+    def log_files(self) -> list[Path]:
+        """The segments, oldest first, then the log being written."""
+        return [*self.segments(), self.log_path]
+
+    @contextmanager
+    def _index_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except (sqlite3.Error, OSError) as error:
+            raise StoreError(f"cannot bring the run index {self.index_path} up to date "
+                             f"({error}). The log is untouched; free disk space or fix "
+                             "permissions, then run again") from None
 
     def prune(self, keep: set[str], older_than: datetime) -> int:
         """Delete output files (and run locks) last written before `older_than`, except those

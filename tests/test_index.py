@@ -188,3 +188,52 @@ def test_writers_racing_a_roll_over_lose_nothing(tmp_path):
     for name in ("a", "b", "c"):
         assert sorted(int(e.run_id) for e in contents.events if e.job == name) == list(range(500))
     assert len(Store(tmp_path).segments()) > 3
+
+
+APPEND_AND_ASK = """
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from cronflow.model import EventType, RunEvent, RunKind, RunStatus
+from cronflow.store import Store
+store = Store(Path(sys.argv[1]), segment_bytes=int(sys.argv[3]))
+name = sys.argv[2]
+for i in range(400):
+    key_time = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=i)
+    store.append(RunEvent(event=EventType.FINISHED, job=name, run_id=str(i),
+                          logical_time=key_time, status=RunStatus.SUCCESS,
+                          kind=RunKind.SCHEDULED))
+    history = store.history()
+    for j in range(i + 1):  # what this process appended, the index must always know
+        latest = history.status(RunEvent(event=EventType.FINISHED, job=name, run_id="",
+            logical_time=datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=j),
+            status=RunStatus.SUCCESS, kind=RunKind.SCHEDULED).key)
+        if latest is not RunStatus.SUCCESS:
+            sys.exit(f"{name}: run {j} succeeded, the index said {latest}")
+"""
+
+
+@pytest.mark.parametrize("segment_bytes", [64 * 1024 * 1024, 30_000], ids=["one file", "rolling"])
+def test_processes_syncing_side_by_side_never_see_the_index_shrink(tmp_path, segment_bytes):
+    """Five processes append and sync at once (on a log that rolls over, too) while a reader
+    polls the index: its run count never goes down, and no process is ever told a run it
+    saw succeed never ran."""
+    import sqlite3
+    import subprocess
+
+    state = tmp_path / "state"
+    store = Store(state)
+    store.prepare()
+    store.history()  # the index exists before the race starts
+    writers = [subprocess.Popen([sys.executable, "-c", APPEND_AND_ASK, str(state), f"w{n}",
+                                 str(segment_bytes)], stderr=subprocess.PIPE, text=True)
+               for n in range(5)]
+    reader = sqlite3.connect(f"file:{state / 'index.sqlite3'}?mode=ro", uri=True, timeout=60)
+    counts = []
+    while any(writer.poll() is None for writer in writers):
+        counts.append(reader.execute("SELECT count(*) FROM runs").fetchone()[0])
+    errors = [writer.stderr.read() for writer in writers]
+    assert [writer.returncode for writer in writers] == [0] * 5, errors
+    drops = [(before, after) for before, after in zip(counts, counts[1:]) if after < before]
+    assert drops == [] and len(counts) > 10
+    assert Store(state).history().run_count() == 5 * 400
