@@ -24,7 +24,7 @@ $(VENV)/.installed-dist: pyproject.toml | $(BIN)/python
 
 demo: $(VENV)/.installed
 	$(BIN)/cronflow validate --jobs jobs.toml.example
-	$(BIN)/cronflow run --jobs jobs.toml.example --date $$(date -u +%Y-%m-%d) --rerun all
+	$(BIN)/cronflow run --jobs jobs.toml.example --date $$(date -u -d yesterday +%Y-%m-%d) --rerun all
 	$(BIN)/cronflow status --jobs jobs.toml.example
 	$(BIN)/cronflow logs report --stdout --jobs jobs.toml.example
 

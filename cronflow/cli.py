@@ -139,22 +139,24 @@ def _run_dates(jobfile: JobFile, days: list[date], names: list[str], downstream:
                rerun: Rerun, dry_run: bool) -> bool:
     from cronflow import plan
 
-    selected = plan.select_jobs(jobfile, names, downstream)
-    runs_by_date = [plan.runs_for_date(jobfile, selected, day, RunKind.BACKFILL) for day in days]
     reporter = _Reporter(jobfile, quiet=False)
     scheduler = _scheduler(jobfile, reporter)
+    selected = plan.select_jobs(jobfile, names, downstream)
+    chosen = plan.backfill(jobfile, selected, days, scheduler.clock.now())
     if dry_run:
         from cronflow import render
 
         history = scheduler.store.history()
         render.verdict_table(jobfile, [plan.backfill_verdict(run, history.status(run.key), rerun)
-                                       for runs in runs_by_date for run in runs])
+                                       for runs in chosen.by_date for run in runs]
+                             + [plan.not_yet_due_verdict(run) for run in chosen.not_yet_due])
         return True
-    scheduler.record_abandoned()
+    scheduler.settle_orphans()
     outcomes = []
-    with reporter.progress(sum(len(runs) for runs in runs_by_date)):
-        for runs in runs_by_date:
+    with reporter.progress(sum(len(runs) for runs in chosen.by_date)):
+        for runs in chosen.by_date:
             outcomes += scheduler.executor.execute(runs, rerun)
+    reporter.not_yet_due = len(chosen.not_yet_due)
     return _all_succeeded(reporter, outcomes)
 
 
@@ -191,6 +193,7 @@ class _Reporter:
     def __init__(self, jobfile: JobFile, quiet: bool) -> None:
         self.jobfile = jobfile
         self.quiet = quiet
+        self.not_yet_due = 0  # ticks a backfill left to the scheduler
         self._bar = None
 
     def event(self, event: RunEvent) -> None:
@@ -206,11 +209,14 @@ class _Reporter:
             self._print(f"  {describe_key(self.jobfile, outcome.key)}: not run, {outcome.reason}")
 
     def summary(self, outcomes) -> None:
-        if self.quiet or not outcomes:
+        if self.quiet or not (outcomes or self.not_yet_due):
             return
         counts = Counter("not run" if o.already_done else o.status.value for o in outcomes)
-        print(f"{len(outcomes)} runs: "
-              + ", ".join(f"{count} {status}" for status, count in sorted(counts.items())))
+        if outcomes:
+            print(f"{len(outcomes)} runs: "
+                  + ", ".join(f"{count} {status}" for status, count in sorted(counts.items())))
+        if self.not_yet_due:
+            print(f"{self.not_yet_due} tick(s) not yet due: left to the scheduler")
 
     @contextmanager
     def progress(self, total: int):

@@ -1,7 +1,10 @@
 """Executing planned runs: dependency order, parallelism, locks, retries, and the record of it.
 
-Every step is written to the log before the next begins: `started` before a process is
-spawned, `finished` as soon as it ends, so a crash at any point leaves a truthful record.
+Every step is written to the log before the next begins: `started` (with the job's process)
+before its command begins, `finished` as soon as it ends, so a crash at any point leaves a
+truthful record. Whether a run may start is decided under its run lock, from the log: a run
+recorded as running whose cronflow died is first settled (`settle`): still running while its
+processes live, else finished as its exit status file says, else abandoned.
 """
 
 from __future__ import annotations
@@ -11,17 +14,21 @@ import socket
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from contextlib import ExitStack
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from graphlib import TopologicalSorter
+from pathlib import Path
 
-from cronflow import dag, envfile, safety
+from cronflow import dag, envfile, liveness, safety
 from cronflow.alerts import Alerter
 from cronflow.clock import Clock
-from cronflow.lock import Locks, run_lock_name
+from cronflow.lock import Locks
 from cronflow.model import (
     EventType,
     Job,
     JobFile,
+    JobProcess,
     Overlap,
     PlannedRun,
     Rerun,
@@ -31,12 +38,20 @@ from cronflow.model import (
     RunStatus,
 )
 from cronflow.plan import describe_key, should_run
-from cronflow.runner import ProcessResult, ProcessRunner, ProcessSpec
+from cronflow.runner import (
+    ProcessResult,
+    ProcessRunner,
+    ProcessSpec,
+    read_exit_status,
+    tail_of,
+)
 from cronflow.store import Store, new_run_id
 
 
 # Runs the clock asked for; they follow `overlap`, and wait for other-schedule upstreams.
 CLOCK_KINDS = (RunKind.SCHEDULED, RunKind.CATCHUP)
+# A run in one of these states goes on with its run id and next attempt, if it has tries left.
+RESUMABLE = (RunStatus.ABANDONED, RunStatus.INTERRUPTED, RunStatus.FAILED, RunStatus.TIMED_OUT)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -147,34 +162,102 @@ class Executor:
     def _run(self, planned: PlannedRun, rerun: Rerun) -> Outcome:
         job = self.jobfile.jobs[planned.job]
         by_clock = planned.kind in CLOCK_KINDS
-        if job.overlap is Overlap.ALLOW:  # runs of the job may overlap; one run may not
-            lock, wait = run_lock_name(planned.key), not by_clock
-        else:
-            lock, wait = job.name, not (by_clock and job.overlap is Overlap.SKIP)
-        with self.locks.hold(lock, wait=wait) as acquired:
-            if not acquired:
-                return self._busy(planned, job)
-            # Decided again under the lock: another invocation may have just run it.
-            return self._already_done(planned, rerun) or self._attempts(planned, job)
+        with ExitStack() as held:
+            if job.overlap is not Overlap.ALLOW:  # runs of the job go one at a time
+                # A resumed run never waits: the job may be busy retrying that very run.
+                resumed = planned.run_id is not None
+                wait = not (by_clock and job.overlap is Overlap.SKIP) and not resumed
+                if not held.enter_context(self.locks.hold(job.name, wait=wait)):
+                    return self._busy(planned, job)
+            run_lock = held.enter_context(self.locks.hold_run(planned.key))
+            if run_lock is None:
+                return self._running_elsewhere(planned)
+            # Decided again under the locks: another invocation may have just run it.
+            latest = self._settled(self.store.history().latest(planned.key))
+            done = self._already_done(planned, rerun, latest)
+            if done:
+                return done
+            return self._attempts(_continued(planned, latest, job), job, run_lock)
 
-    def _already_done(self, planned: PlannedRun, rerun: Rerun) -> Outcome | None:
-        """The outcome of a run the log says need not run again (see --rerun), else None."""
-        status = self.store.history().status(planned.key)
+    def _already_done(self, planned: PlannedRun, rerun: Rerun,
+                      latest: RunEvent | None) -> Outcome | None:
+        """The outcome of a run the log says need not (or must not) run now, else None."""
+        if latest is not None and latest.status is RunStatus.RUNNING:
+            return self._running_elsewhere(planned, latest)
+        status = None if latest is None else latest.status
         if should_run(status, rerun):
             return None
         return Outcome(key=planned.key, status=status, already_done=True, reason=f"already {status}")
 
+    def _running_elsewhere(self, planned: PlannedRun, latest: RunEvent | None = None) -> Outcome:
+        latest = latest or self.store.history().latest(planned.key)
+        running = latest is not None and latest.status is RunStatus.RUNNING
+        return Outcome(key=planned.key, status=RunStatus.RUNNING, already_done=True,
+                       reason=liveness.describe_running(latest) if running
+                       else "running in another invocation")
+
     def _busy(self, planned: PlannedRun, job: Job) -> Outcome:
-        """The lock is held elsewhere: skip the due run, or leave the run to its holder."""
-        if job.overlap is Overlap.ALLOW:
+        """The job's lock is held elsewhere: skip the due run, or leave a resumed one for later."""
+        if planned.run_id is not None:
             return Outcome(key=planned.key, status=RunStatus.RUNNING, already_done=True,
-                           reason="running in another invocation")
+                           reason="the job is running elsewhere; taken up again later")
         reason = "the job is still running from another invocation (overlap = skip)"
         self._record(planned, job, EventType.SKIPPED, RunStatus.SKIPPED, reason=reason,
                      run_id=new_run_id(planned.logical_time), ended_at=self.clock.now())
         return Outcome(key=planned.key, status=RunStatus.SKIPPED, reason=reason)
 
-    def _attempts(self, planned: PlannedRun, job: Job) -> Outcome:
+    # ---- runs whose cronflow died ------------------------------------------------------------
+
+    def _settled(self, latest: RunEvent | None) -> RunEvent | None:
+        """The latest event of a run, after settling it if it was left running."""
+        if latest is None or latest.status is not RunStatus.RUNNING:
+            return latest
+        return self.settle(latest) or latest
+
+    def settle(self, started: RunEvent) -> RunEvent | None:
+        """Record the truth about a run left `running` by a cronflow that is gone, once none
+        of its processes lives: its exit status if its wrapper wrote one, else that it never
+        began, else that it was abandoned. None while it still runs (or on another host).
+        Call with its run lock held, so no live cronflow is running it."""
+        if started.host != self.host:
+            return None  # another machine's processes: not ours to look at
+        if started.process is not None and liveness.still_running(started.process):
+            return None
+        exit_status = read_exit_status(Path(started.output["exit"])) if "exit" in started.output \
+            else None
+        who = f"cronflow (pid {started.pid}) stopped"
+        common = dict(job=started.job, logical_time=started.logical_time, run_id=started.run_id,
+                      kind=started.kind, max_attempts=started.max_attempts,
+                      started_at=started.started_at, output=started.output, host=self.host,
+                      pid=self.pid, config_hash=started.config_hash)
+        if isinstance(exit_status, int):
+            ended = _modified(Path(started.output["exit"])) or self.clock.now()
+            status = RunStatus.SUCCESS if exit_status == 0 else RunStatus.FAILED
+            stderr = Path(started.output.get("stderr", ""))
+            event = RunEvent(event=EventType.FINISHED, status=status, attempt=started.attempt,
+                             ended_at=ended, exit_code=exit_status,
+                             duration_s=round((ended - started.started_at).total_seconds(), 3)
+                             if started.started_at else None,
+                             stderr_tail=tail_of(stderr),
+                             reason=f"{who} while it ran; its shell recorded exit status "
+                                    f"{exit_status}", **common)
+        elif exit_status == "cancelled":
+            event = RunEvent(event=EventType.INTERRUPTED, status=RunStatus.INTERRUPTED,
+                             attempt=started.attempt - 1, ended_at=self.clock.now(),
+                             reason=f"{who} before try {started.attempt} began", **common)
+        else:
+            event = RunEvent(event=EventType.ABANDONED, status=RunStatus.ABANDONED,
+                             attempt=started.attempt, ended_at=self.clock.now(),
+                             reason=f"{who} while attempt {started.attempt} ran, and its "
+                                    "processes ended without an exit status (killed, or the "
+                                    "machine restarted)", **common)
+        self.store.append(event)
+        self.on_event(event)
+        if self.alerter and event.event is not EventType.INTERRUPTED:
+            self.alerter.finished(event)
+        return event
+
+    def _attempts(self, planned: PlannedRun, job: Job, run_lock: int) -> Outcome:
         run_id = planned.run_id or new_run_id(planned.logical_time)
         for attempt in range(planned.first_attempt, job.retry.attempts + 1):
             if attempt > planned.first_attempt:
@@ -183,34 +266,43 @@ class Executor:
             if self.stop.is_set():
                 return self._record_interrupted(planned, attempt=attempt - 1, run_id=run_id,
                                                 reason=f"cronflow stopped before try {attempt}")
-            finished = self._attempt(planned, job, run_id, attempt)
+            finished = self._attempt(planned, job, run_id, attempt, run_lock)
             if finished.status in (RunStatus.SUCCESS, RunStatus.INTERRUPTED):
                 break
             if attempt < job.retry.attempts and self.alerter:
                 self.alerter.finished(finished)  # a try that will be retried
         return Outcome(key=planned.key, status=finished.status, attempts=attempt, event=finished)
 
-    def _attempt(self, planned: PlannedRun, job: Job, run_id: str, attempt: int) -> RunEvent:
+    def _attempt(self, planned: PlannedRun, job: Job, run_id: str, attempt: int,
+                 run_lock: int) -> RunEvent:
         output = self.store.output_paths(planned.key, run_id, attempt)
-        started = self._record(planned, job, EventType.STARTED, RunStatus.RUNNING,
-                               run_id=run_id, attempt=attempt, started_at=self.clock.now(),
-                               output={name: str(path) for name, path in output.items()})
+        recorded = {name: str(path) for name, path in output.items()}
+        started: list[RunEvent] = []
+
+        def record_started(process: JobProcess | None = None) -> None:
+            started.append(self._record(planned, job, EventType.STARTED, RunStatus.RUNNING,
+                                        run_id=run_id, attempt=attempt,
+                                        started_at=self.clock.now(), output=recorded,
+                                        process=process))
         try:
             launch = self._launch(planned, job, run_id, attempt)
         except CannotStart as problem:
+            record_started()
             result = ProcessResult(exit_code=None, error=str(problem))
         else:
             result = self.runner.run(ProcessSpec(
                 command=job.command, cwd=job.cwd, stdout=output["stdout"],
-                stderr=output["stderr"], env=launch.env, account=launch.account,
-                secrets=launch.secrets,
+                stderr=output["stderr"], exit_status=output["exit"], env=launch.env,
+                account=launch.account, secrets=launch.secrets, inherit=(run_lock,),
                 timeout=job.timeout.total_seconds() if job.timeout else None,
-                kill_grace=job.kill_grace.total_seconds()))
+                kill_grace=job.kill_grace.total_seconds()), on_start=record_started)
+            if not started:  # it could not be started at all
+                record_started()
         return self._record(planned, job, EventType.FINISHED, _status_of(result), run_id=run_id,
-                            attempt=attempt, started_at=started.started_at,
+                            attempt=attempt, started_at=started[0].started_at,
                             ended_at=self.clock.now(), duration_s=result.duration_s,
                             exit_code=result.exit_code, signal=result.signal,
-                            output=started.output, stderr_tail=result.stderr_tail,
+                            output=recorded, stderr_tail=result.stderr_tail,
                             reason=_reason_of(result, job))
 
     def _launch(self, planned: PlannedRun, job: Job, run_id: str, attempt: int) -> Launch:
@@ -270,7 +362,7 @@ class Executor:
                 status = history.status(upstream)
             if status is RunStatus.SUCCESS:
                 continue
-            done = self._already_done(planned, rerun)
+            done = self._already_done(planned, rerun, self.store.history().latest(planned.key))
             if done:
                 return done  # never record a hold over a run that need not run again
             reason = (f"upstream {describe_key(self.jobfile, upstream)} "
@@ -310,6 +402,21 @@ class Executor:
         self.store.append(record)
         self.on_event(record)
         return record
+
+
+def _continued(planned: PlannedRun, latest: RunEvent | None, job: Job) -> PlannedRun:
+    """A run cut short (abandoned, interrupted, or failed by a cronflow that died before its
+    retry) goes on with the same run id and the next attempt while it has tries left."""
+    if latest is None or latest.status not in RESUMABLE or latest.attempt >= job.retry.attempts:
+        return replace(planned, run_id=None, first_attempt=1)
+    return replace(planned, run_id=latest.run_id, first_attempt=latest.attempt + 1)
+
+
+def _modified(path: Path) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(path.stat().st_mtime, UTC)
+    except OSError:
+        return None
 
 
 def _status_of(result: ProcessResult) -> RunStatus:

@@ -13,6 +13,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -21,7 +22,7 @@ from pathlib import Path
 from cronflow.model import EventType, RunEvent, RunKey, RunStatus
 from cronflow.records import event_from_json, event_to_json, parse_log
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 UNFINISHED = frozenset({RunStatus.RUNNING, RunStatus.WAITING, RunStatus.ABANDONED,
                         RunStatus.INTERRUPTED})
 _UNFINISHED_SQL = ", ".join(f"'{status.value}'" for status in sorted(UNFINISHED))
@@ -33,8 +34,10 @@ CREATE TABLE IF NOT EXISTS runs (
     status TEXT NOT NULL,
     ended INTEGER NOT NULL,       -- when its latest event happened (µs), for newest-first lists
     event TEXT NOT NULL,          -- the latest event of the run, compact JSON
+    tries_left INTEGER NOT NULL,  -- > 0: it failed, and a try is still owed to it
     PRIMARY KEY (job, at)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS owed_tries ON runs (tries_left) WHERE tries_left > 0;
 CREATE INDEX IF NOT EXISTS unfinished_runs ON runs (status) WHERE status IN ({_UNFINISHED_SQL});
 CREATE INDEX IF NOT EXISTS runs_by_end ON runs (ended);
 CREATE TABLE IF NOT EXISTS jobs (
@@ -113,19 +116,23 @@ class History:
     def _catch_up(self, log_files: Callable[[], list[Path]]) -> None:
         """Read on from where the index stopped, in one transaction: others see the index
         as it was or with all of this, and it only ever grows while the log does."""
+        while True:
+            files, stats, start = self._where_to_resume(log_files)
+            if all(self._read_file(path, stat.st_ino)
+                   for path, stat in list(zip(files, stats))[start:] if stat is not None):
+                break  # else a file rolled over under us: look again, and go on from there
+        self._synced_to = (self._meta("log_inode"), int(self._meta("log_offset") or 0))
+
+    def _where_to_resume(self, log_files: Callable[[], list[Path]]) -> tuple[list, list, int]:
+        """The log's files, their stats, and which of them to go on reading."""
         for _ in range(3):  # a roll-over between listing and looking: list again
             files = log_files()
             stats = [_stat(path) for path in files]
             start = self._resume_point(stats)
             if start is not None:
-                break
-        else:  # another log, a rewritten one, or its files are gone: read it all again
-            self._reset()
-            start = 0
-        for path, stat in list(zip(files, stats))[start:]:
-            if stat is not None:
-                self._read_file(path, str(stat.st_ino))
-        self._synced_to = (self._meta("log_inode"), int(self._meta("log_offset") or 0))
+                return files, stats, start
+        self._reset()  # another log, a rewritten one, or its files are gone: read it all again
+        return files, stats, 0
 
     def _resume_point(self, stats: list[os.stat_result | None]) -> int | None:
         """Which file to go on reading: the one read last time; None if it is not there.
@@ -140,17 +147,21 @@ class History:
                 return position
         return None
 
-    def _read_file(self, path: Path, inode: str) -> None:
+    def _read_file(self, path: Path, inode: int) -> bool:
+        """Take in the whole lines of the file; False if `path` is no longer that file."""
         try:
             log = open(path, "rb")
         except FileNotFoundError:
-            return  # rolled over while we looked: the next sync finds it among the segments
+            return False  # rolled over while we looked
         with log:
-            if self._meta("log_inode") != inode:  # moving on to the next file
-                self._set_meta("log_inode", inode)
+            if os.fstat(log.fileno()).st_ino != inode:
+                return False  # rolled over, and a new log begun in its place
+            if self._meta("log_inode") != str(inode):  # moving on to the next file
+                self._set_meta("log_inode", str(inode))
                 self._set_meta("log_offset", "0")
             while not self._apply_chunk(log):
                 pass
+        return True
 
     def _follow_swapped_file(self) -> None:
         """Reopen the index when another process swapped a rebuilt file in."""
@@ -211,8 +222,9 @@ class History:
                 # A success after a failure alert owes a recovery alert, and ends the streak.
                 state[0], state[1] = None, state[0] is not None
             latest[(event.job, _micros(event.logical_time))] = event
-        self._db.executemany("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?)",
-                             [(job, at, event.status.value, _micros(_when(event)), _compact(event))
+        self._db.executemany("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?)",
+                             [(job, at, event.status.value, _micros(_when(event)), _compact(event),
+                               _tries_left(event))
                               for (job, at), event in latest.items()])
         self._db.executemany("INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?)",
                              [(job, *state) for job, state in jobs.items()])
@@ -244,6 +256,12 @@ class History:
         return [_expand(row[0]) for row in self._all(
             f"SELECT event FROM runs WHERE status IN ({_UNFINISHED_SQL}) AND status IN ({marks})",
             wanted)]
+
+    def owed_retries(self) -> list[RunEvent]:
+        """Runs whose latest event is a failed try with tries left: normally retried by the
+        invocation that ran it, unless that one died before the next try."""
+        return [_expand(row[0]) for row in self._all(
+            "SELECT event FROM runs WHERE tries_left > 0", ())]
 
     def recent_runs(self, job: str, count: int) -> list[RunEvent]:
         """The latest event of each of the job's `count` newest runs, oldest first."""
@@ -339,11 +357,25 @@ def _connect(path: Path | None) -> sqlite3.Connection:
     db = sqlite3.connect(":memory:" if path is None else str(path), timeout=60,
                          isolation_level=None, check_same_thread=False)
     if path is not None:
-        db.execute("PRAGMA journal_mode = WAL")  # readers never wait for the one writer
+        _use_wal(db)  # readers never wait for the one writer
         db.execute("PRAGMA synchronous = NORMAL")  # derived data: a lost tail is re-read
     db.executescript(_SCHEMA)
     db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
     return db
+
+
+def _use_wal(db: sqlite3.Connection, patience: float = 60) -> None:
+    """Switch to WAL, waiting while another process does the same: SQLite answers "locked"
+    at once there, without its busy handler."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _remove_index(path: Path) -> None:
@@ -367,6 +399,13 @@ def _extent(path: Path) -> tuple[str, int] | None:
 def _inode(path: Path) -> int | None:
     stat = _stat(path)
     return None if stat is None else stat.st_ino
+
+
+def _tries_left(event: RunEvent) -> int:
+    if event.event is EventType.FINISHED and event.status in (RunStatus.FAILED,
+                                                              RunStatus.TIMED_OUT):
+        return max(0, event.max_attempts - event.attempt)
+    return 0
 
 
 def _when(event: RunEvent) -> datetime:

@@ -6,12 +6,18 @@ file, so this process keeps exactly one FileLock object per path. A lock is held
 thread: another thread of this process sees it as busy, like another process does.
 
 Names: a job's own name (held while it runs, for `overlap = skip | queue`), `JOB@TICK` for
-one run (held while it runs, for `overlap = allow`), and `@plan` (held while an invocation
+one run (held while it runs, whatever `overlap` says), and `@plan` (held while an invocation
 decides what is due). Job names cannot contain "@", so these never clash.
+
+A run's lock is a plain flock() on a descriptor of our own, not a FileLock: the job's
+processes inherit it, as with flock(1), so the run stays locked while any of them lives,
+even after cronflow itself was killed; releasing it only closes our copy.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +25,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from cronflow.errors import StoreError
 from cronflow.model import RunKey
 
 PLAN_LOCK = "@plan"
@@ -45,10 +52,33 @@ class Locks:
         except Timeout:
             yield False
             return
+        except OSError as error:
+            raise self._error(name, error) from None
         try:
             yield True
         finally:
             lock.release()
+
+    @contextmanager
+    def hold_run(self, key: RunKey) -> Iterator[int | None]:
+        """Hold one run's lock for the block, never waiting; yields the locked descriptor (to
+        hand to the job's processes), or None when the run is locked elsewhere: by another
+        invocation running it, or by the processes of a run whose cronflow died."""
+        name = run_lock_name(key)
+        try:
+            descriptor = _flock_current(self.directory / f"{name}.lock")
+        except OSError as error:
+            raise self._error(name, error) from None
+        try:
+            yield descriptor
+        finally:
+            if descriptor is not None:
+                os.close(descriptor)  # never LOCK_UN: whoever inherited it keeps it locked
+
+    def _error(self, name: str, error: OSError) -> StoreError:
+        return StoreError(f"cannot take the lock {name!r} in {self.directory}: "
+                          f"{error.strerror}. cronflow needs to write its state directory; "
+                          "fix its permissions or free disk space, then run again")
 
     def is_free(self, name: str) -> bool:
         """True when nobody (no process, no other thread) holds the lock right now."""
@@ -60,3 +90,27 @@ class Locks:
             if name not in self._locks:
                 self._locks[name] = FileLock(self.directory / f"{name}.lock", mode=0o600)
             return self._locks[name]
+
+
+def _flock_current(path) -> int | None:
+    """A descriptor holding an exclusive flock on the file now at `path`, or None if busy.
+
+    Locking a file that was removed or replaced meanwhile would lock nothing anyone else
+    looks at, so the lock is taken again on the current file."""
+    while True:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(descriptor)
+            return None
+        except BaseException:
+            os.close(descriptor)
+            raise
+        try:
+            current = os.stat(path).st_ino == os.fstat(descriptor).st_ino
+        except FileNotFoundError:
+            current = False
+        if current:
+            return descriptor
+        os.close(descriptor)

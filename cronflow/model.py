@@ -219,6 +219,16 @@ class PlannedRun:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class JobProcess:
+    """The process an attempt runs as, told apart from any later process reusing its pid."""
+
+    pid: int  # the job's shell; it leads a session and process group of its own
+    pgid: int
+    start_ticks: int  # field 22 of /proc/PID/stat: clock ticks after boot when it started
+    boot_id: str  # /proc/sys/kernel/random/boot_id: which boot the ticks count from
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RunEvent:
     """One line of runs.jsonl. Times are aware UTC datetimes."""
 
@@ -241,7 +251,8 @@ class RunEvent:
     missed_ticks: int = 0  # on a `missed` event: how many ticks, ending at logical_time
     alert: dict[str, Any] = field(default_factory=dict)  # on an `alert` event: what and how
     host: str = ""
-    pid: int = 0
+    pid: int = 0  # the cronflow process that recorded the event
+    process: JobProcess | None = None  # on `started`: the job's own process
     config_hash: str = ""
     v: int = LOG_SCHEMA_VERSION
 

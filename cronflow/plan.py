@@ -26,6 +26,7 @@ from cronflow.model import (
     PlannedRun,
     Rerun,
     RunKey,
+    RunEvent,
     RunKind,
     RunStatus,
     Watermark,
@@ -111,7 +112,7 @@ def due_runs(jobfile: JobFile, history: History, watermarks: Mapping[str, Waterm
             on_time = tick == ticks[-1] and now - tick <= LATE_AFTER
             roots.append(PlannedRun(key=key, kind=RunKind.SCHEDULED if on_time
                                     else RunKind.CATCHUP))
-    roots += _resumed(jobfile, history)
+    roots += _resumed(jobfile, history, now)
     runs = _with_unscheduled_downstream(jobfile, roots, history)
     if explain:
         verdicts += _run_verdicts(jobfile, runs, history)
@@ -128,21 +129,28 @@ def _apply_catchup(job: Job, ticks: list[datetime], now: datetime) -> tuple[list
     return ticks[-1:], ticks[:-1]
 
 
-def _resumed(jobfile: JobFile, history: History) -> list[PlannedRun]:
-    """Runs to take up again: abandoned or interrupted ones with tries left, and ones waiting
-    for upstreams."""
+def _resumed(jobfile: JobFile, history: History, now: datetime) -> list[PlannedRun]:
+    """Runs to take up again: abandoned or interrupted ones with tries left, failed ones
+    whose next try is due (their cronflow died before it), and ones waiting for upstreams."""
     resumed = []
-    for event in history.unfinished(RunStatus.ABANDONED, RunStatus.INTERRUPTED,
-                                    RunStatus.WAITING):
+    for event in [*history.unfinished(RunStatus.ABANDONED, RunStatus.INTERRUPTED,
+                                      RunStatus.WAITING), *history.owed_retries()]:
         job = jobfile.jobs.get(event.job)
         if job is None:
             continue
         if event.status is RunStatus.WAITING:
             resumed.append(PlannedRun(key=event.key, kind=event.kind))
-        elif event.attempt < job.retry.attempts:
+        elif event.attempt < job.retry.attempts and _retry_due(job, event, now):
             resumed.append(PlannedRun(key=event.key, kind=event.kind,
                                       first_attempt=event.attempt + 1, run_id=event.run_id))
     return resumed
+
+
+def _retry_due(job: Job, event: RunEvent, now: datetime) -> bool:
+    """A failed try is retried once its retry delay has passed; a cut-off one at once."""
+    if event.status not in (RunStatus.FAILED, RunStatus.TIMED_OUT) or event.ended_at is None:
+        return True
+    return now >= event.ended_at + job.retry.delay_before(event.attempt + 1)
 
 
 def _with_unscheduled_downstream(jobfile: JobFile, roots: list[PlannedRun],
@@ -215,6 +223,49 @@ def runs_for_date(jobfile: JobFile, jobs: Iterable[str], day: date, kind: RunKin
     return [_with_upstreams(jobfile, PlannedRun(key=RunKey(name, logical_time), kind=kind))
             for name in jobs
             for logical_time in schedule_of(jobfile.jobs[name].cadence).ticks_on(day)]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Backfill:
+    """The runs of `cronflow run --date`: by date, oldest first, and the ticks left out."""
+
+    by_date: list[list[PlannedRun]]
+    not_yet_due: list[PlannedRun]  # later than now: left to the scheduler, run when they come
+
+
+def backfill(jobfile: JobFile, jobs: Sequence[str], days: Sequence[date],
+             now: datetime) -> Backfill:
+    """Every run of `jobs` on `days` whose tick has come. A backfill never runs a tick later
+    than now: run early, it would stand for a time that has not happened (its data is not
+    there yet), and the scheduler would then find it done and run nothing when it comes.
+    UsageError if every tick of the range is still to come."""
+    by_date, not_yet_due = [], []
+    for day in days:
+        runs = runs_for_date(jobfile, jobs, day, RunKind.BACKFILL)
+        by_date.append([run for run in runs if run.logical_time <= now])
+        not_yet_due += [run for run in runs if run.logical_time > now]
+    if not_yet_due and not any(by_date):
+        first = min(not_yet_due, key=lambda run: run.logical_time)
+        raise UsageError(
+            f"--date {days[0]}{'..' + str(days[-1]) if len(days) > 1 else ''} is still to "
+            f"come: its first tick, {describe_key(jobfile, first.key)}, is "
+            f"{_wait_words(first.logical_time - now)} from now. A backfill runs only ticks "
+            "that have come; the scheduler runs the others when they come.")
+    return Backfill(by_date=by_date, not_yet_due=not_yet_due)
+
+
+def _wait_words(wait: timedelta) -> str:
+    minutes = int(wait.total_seconds() // 60)
+    if minutes < 120:
+        return f"{max(1, minutes)} minute(s)"
+    if minutes < 48 * 60:
+        return f"{minutes // 60} hour(s)"
+    return f"{minutes // (24 * 60)} day(s)"
+
+
+def not_yet_due_verdict(run: PlannedRun) -> Verdict:
+    return Verdict(job=run.job, logical_time=run.logical_time, action="not yet due",
+                   detail="later than now: left to the scheduler")
 
 
 def should_run(status: RunStatus | None, rerun: Rerun) -> bool:

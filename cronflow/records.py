@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from cronflow.model import EventType, RunEvent, RunKind, RunStatus
+from cronflow.model import EventType, JobProcess, RunEvent, RunKind, RunStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,37 +68,71 @@ def event_to_json(event: RunEvent) -> dict[str, Any]:
         "pid": event.pid,
         "config_hash": event.config_hash,
     }
+    if event.process is not None:
+        process = event.process
+        record["process"] = {"pid": process.pid, "pgid": process.pgid,
+                             "start_ticks": process.start_ticks, "boot_id": process.boot_id}
     return record
 
 
 def event_from_json(record: Any) -> RunEvent:
-    """The event a log record stands for; ValueError/KeyError/TypeError if it is not one."""
+    """The event a log record stands for; ValueError/KeyError/TypeError if it is not one.
+
+    Every field's type is checked, so a damaged line is skipped here rather than crashing
+    whoever reads the event later."""
     if not isinstance(record, dict):
         raise ValueError("not a JSON object")
+    output = _typed(record, "output", dict, {})
+    if not all(isinstance(value, str) for value in output.values()):
+        raise TypeError('"output" holds a path that is not text')
     return RunEvent(
-        v=int(record["v"]),
-        event=EventType(record["event"]),
-        job=str(record["job"]),
-        logical_time=time_from_json(record["logical_time"]),
-        run_id=str(record["run_id"]),
-        status=RunStatus(record["status"]),
-        kind=RunKind(record["kind"]),
-        attempt=int(record.get("attempt", 0)),
-        max_attempts=int(record.get("max_attempts", 0)),
-        started_at=optional_time(record.get("started_at")),
-        ended_at=optional_time(record.get("ended_at")),
-        duration_s=record.get("duration_s"),
-        exit_code=record.get("exit_code"),
-        signal=record.get("signal"),
-        output=dict(record.get("output") or {}),
-        stderr_tail=str(record.get("stderr_tail", "")),
-        reason=str(record.get("reason", "")),
-        missed_ticks=int(record.get("missed_ticks", 0)),
-        alert=dict(record.get("alert") or {}),
-        host=str(record.get("host", "")),
-        pid=int(record.get("pid", 0)),
-        config_hash=str(record.get("config_hash", "")),
+        v=_typed(record, "v", int),
+        event=EventType(_typed(record, "event", str)),
+        job=_typed(record, "job", str),
+        logical_time=time_from_json(_typed(record, "logical_time", str)),
+        run_id=_typed(record, "run_id", str),
+        status=RunStatus(_typed(record, "status", str)),
+        kind=RunKind(_typed(record, "kind", str)),
+        attempt=_typed(record, "attempt", int, 0),
+        max_attempts=_typed(record, "max_attempts", int, 0),
+        started_at=optional_time(_typed(record, "started_at", str, None)),
+        ended_at=optional_time(_typed(record, "ended_at", str, None)),
+        duration_s=_typed(record, "duration_s", (int, float), None),
+        exit_code=_typed(record, "exit_code", int, None),
+        signal=_typed(record, "signal", int, None),
+        output=output,
+        stderr_tail=_typed(record, "stderr_tail", str, ""),
+        reason=_typed(record, "reason", str, ""),
+        missed_ticks=_typed(record, "missed_ticks", int, 0),
+        alert=_typed(record, "alert", dict, {}),
+        host=_typed(record, "host", str, ""),
+        pid=_typed(record, "pid", int, 0),
+        process=_process(_typed(record, "process", dict, None)),
+        config_hash=_typed(record, "config_hash", str, ""),
     )
+
+
+_REQUIRED = object()
+
+
+def _typed(record: dict, key: str, kind, default: Any = _REQUIRED) -> Any:
+    """record[key] if it has type `kind` (a missing or null value gives `default`)."""
+    value = record.get(key)
+    if value is None:
+        if default is _REQUIRED:
+            raise KeyError(key)
+        return default
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise TypeError(f'"{key}" is {type(value).__name__} {value!r}')
+    return value
+
+
+def _process(record: dict | None) -> JobProcess | None:
+    if record is None:
+        return None
+    return JobProcess(pid=_typed(record, "pid", int), pgid=_typed(record, "pgid", int),
+                      start_ticks=_typed(record, "start_ticks", int),
+                      boot_id=_typed(record, "boot_id", str))
 
 
 def time_to_json(value: datetime | None) -> str | None:

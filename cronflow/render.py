@@ -25,7 +25,8 @@ STATUS_STYLES = {
     "waiting": "yellow",
 }
 VERDICT_STYLES = {"run": "green", "retry": "cyan", "waiting": "yellow", "missed": "red",
-                  "overlap": "yellow", "skip": "dim", "already done": "dim", "not due": "dim"}
+                  "overlap": "yellow", "skip": "dim", "already done": "dim", "not due": "dim",
+                  "not yet due": "dim"}
 
 
 def make_console() -> Console:

@@ -1,4 +1,5 @@
-"""What `status`, `history` and `logs` show, as data built from the log. Pure."""
+"""What `status`, `history` and `logs` show, as data built from the log. Pure, but for
+looking up whether the cronflow of a running run still lives."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from cronflow import __version__, dag
+from cronflow import __version__, dag, liveness
 from cronflow.errors import UsageError
 from cronflow.model import EventType, Job, JobFile, RunEvent, RunStatus, Watermark
 from cronflow.plan import dependency_graph, schedule_of
@@ -116,12 +117,20 @@ def _job_status(job: Job, flow: int, history: History, mark: Watermark | None,
         attempt=last.attempt if last else 0, max_attempts=job.retry.attempts,
         duration_s=last.duration_s if last else None,
         ended_at=_local(last.ended_at, zone) if last and last.ended_at else None,
-        reason=last.reason if last else "",
+        reason=_reason(last),
         next_due=_local(_next_due(job, mark, now), zone) if job.schedule and job.enabled else None,
         failing_streak=_failing_streak(recent),
         recent=[RunCell(logical_time=_local(event.logical_time, zone), status=event.status.value)
                 for event in recent[-STRIP_LENGTH:]],
     )
+
+
+def _reason(last: RunEvent | None) -> str:
+    if last is None:
+        return ""
+    if last.status is RunStatus.RUNNING:
+        return liveness.describe_running(last)
+    return last.reason
 
 
 def _next_due(job: Job, mark: Watermark | None, now: datetime) -> datetime | None:

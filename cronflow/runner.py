@@ -2,6 +2,13 @@
 
 Output goes straight to files, never to pipes, so a job that writes a lot cannot deadlock
 and a background grandchild holding the output open cannot hang cronflow.
+
+The command runs under a small shell wrapper (`_WRAPPER`) that outlives nothing and adds
+two things cron lacks. A gate: the wrapper waits until cronflow has recorded the attempt as
+started, with the process's identity, and runs nothing if cronflow dies first. And an exit
+status file: the wrapper writes the command's exit status into a file of the attempt, so the
+outcome of a job whose cronflow was killed is known when it ends. The job's processes also
+inherit the run's lock descriptor (as flock(1) does), so the run stays locked while they live.
 """
 
 from __future__ import annotations
@@ -11,14 +18,30 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from cronflow import liveness
+from cronflow.model import JobProcess
 from cronflow.safety import Account, mask_file
 from cronflow.store import OUTPUT_LIMIT_BYTES, STDERR_TAIL_BYTES, STDERR_TAIL_LINES
 
 _GROUP_POLL_SECONDS = 0.02
+# $1 the command, $2 the gate's descriptor, $3 the exit status file's descriptor. Traps only
+# note a signal (the command, in the same group, gets it too); once the command ended, the
+# wrapper dies of that same signal, so cronflow sees how the attempt really ended.
+_WRAPPER = """\
+read -r go < /proc/self/fd/$2 || { echo cancelled 1<> /proc/self/fd/$3; exit 125; }
+trap 'caught=TERM' TERM; trap 'caught=INT' INT; trap 'caught=HUP' HUP
+/bin/sh -c "$1"
+status=$?
+echo "exit $status" 1<> /proc/self/fd/$3
+if [ -n "${caught-}" ]; then trap - "$caught"; kill -s "$caught" $$; fi
+exit $status
+"""
+EXIT_FILE_BYTES = 64  # preallocated, so the status fits even on a full disk
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -32,8 +55,10 @@ class ProcessSpec:
     stderr: Path
     timeout: float | None  # seconds, None for no limit
     kill_grace: float  # seconds between SIGTERM and SIGKILL on timeout
+    exit_status: Path  # where the wrapper writes the command's exit status
     account: Account | None = None  # run as this user (cronflow runs as root), else as cronflow
     secrets: tuple[str, ...] = ()  # masked as *** in the captured output when the attempt ends
+    inherit: tuple[int, ...] = ()  # descriptors the job keeps open (the run's lock)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,7 +79,11 @@ class ProcessResult:
 
 
 class ProcessRunner(Protocol):
-    def run(self, spec: ProcessSpec) -> ProcessResult: ...
+    def run(self, spec: ProcessSpec,
+            on_start: Callable[[JobProcess], None] = lambda process: None) -> ProcessResult:
+        """Run one attempt; `on_start` is told the process before the command begins (if it
+        raises, the command never begins and the error propagates)."""
+        ...
 
     def interrupt(self, grace: float) -> None:
         """Stop every process still running: SIGTERM its group, `grace`, SIGKILL."""
@@ -71,15 +100,21 @@ class ShellRunner:
         self._stopping = False  # set by interrupt(): start nothing more
         self._guard = threading.Lock()
 
-    def run(self, spec: ProcessSpec) -> ProcessResult:
+    def run(self, spec: ProcessSpec,
+            on_start: Callable[[JobProcess], None] = lambda process: None) -> ProcessResult:
         started = time.monotonic()
         try:
-            process = self._start(spec)
+            process, gate = self._start(spec)
         except _Stopping:
             return ProcessResult(exit_code=None, interrupted=True)
         except OSError as error:
             return ProcessResult(exit_code=None, error=f"could not start /bin/sh in {spec.cwd}: "
                                  f"{error.strerror}")
+        try:
+            _open_gate(process, gate, on_start)
+        except BaseException:
+            self._forget(process)
+            raise
         timed_out = False
         try:
             process.wait(timeout=spec.timeout)
@@ -87,10 +122,7 @@ class ShellRunner:
             timed_out = True
             _stop_group(process, spec.kill_grace)
         finally:
-            with self._guard:
-                self._live.pop(process.pid, None)
-                interrupted = process.pid in self._interrupted
-                self._interrupted.discard(process.pid)
+            interrupted = self._forget(process)
         duration = time.monotonic() - started
         for path in (spec.stdout, spec.stderr):
             cap_file(path, self.output_limit)
@@ -100,6 +132,14 @@ class ShellRunner:
                              signal=-code if code < 0 else None,
                              timed_out=timed_out and not interrupted, interrupted=interrupted,
                              duration_s=round(duration, 3), stderr_tail=tail_of(spec.stderr))
+
+    def _forget(self, process: subprocess.Popen) -> bool:
+        """Stop tracking an ended process; True if interrupt() had stopped it."""
+        with self._guard:
+            self._live.pop(process.pid, None)
+            interrupted = process.pid in self._interrupted
+            self._interrupted.discard(process.pid)
+        return interrupted
 
     def interrupt(self, grace: float) -> None:
         """Stop every running process group at once: SIGTERM, up to `grace`, SIGKILL."""
@@ -114,27 +154,67 @@ class ShellRunner:
         for stopper in stoppers:
             stopper.join()
 
-    def _start(self, spec: ProcessSpec) -> subprocess.Popen:
-        with self._guard, _open_output(spec.stdout) as stdout, _open_output(spec.stderr) as stderr:
+    def _start(self, spec: ProcessSpec) -> tuple[subprocess.Popen, int]:
+        """Start the wrapper, held at its gate; return it and the gate's write end."""
+        with (self._guard, _open_output(spec.stdout) as stdout,
+              _open_output(spec.stderr) as stderr, _open_exit_file(spec.exit_status) as status):
             if self._stopping:  # interrupt() came between the decision and the start
                 raise _Stopping
+            gate_out, gate_in = os.pipe2(os.O_CLOEXEC)
             identity = {}
             if spec.account is not None:
                 account = spec.account
-                for output in (stdout, stderr):
-                    os.fchown(output.fileno(), account.uid, account.gid)  # the job's own files
+                for descriptor in (stdout.fileno(), stderr.fileno(), status.fileno(), gate_out):
+                    os.fchown(descriptor, account.uid, account.gid)  # the job's own files
                 identity = {"user": account.uid, "group": account.gid,
                             "extra_groups": list(account.groups)}
-            process = subprocess.Popen(
-                ["/bin/sh", "-c", spec.command],
-                stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
-                cwd=spec.cwd, env=spec.env,
-                start_new_session=True,  # its own process group, so a timeout can kill it all
-                close_fds=True,  # never let a job inherit cronflow's lock descriptors
-                **identity,
-            )
+            try:
+                process = subprocess.Popen(
+                    ["/bin/sh", "-c", _WRAPPER, "cronflow", spec.command, str(gate_out),
+                     str(status.fileno())],
+                    stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
+                    cwd=spec.cwd, env=spec.env,
+                    start_new_session=True,  # its own process group, so a timeout can kill it all
+                    close_fds=True,  # nothing of cronflow's but what is passed on purpose
+                    pass_fds=(gate_out, status.fileno(), *spec.inherit),
+                    **identity,
+                )
+            except BaseException:
+                os.close(gate_in)
+                raise
+            finally:
+                os.close(gate_out)
             self._live[process.pid] = process  # under the guard: interrupt() cannot miss it
-            return process
+            return process, gate_in
+
+
+def _open_gate(process: subprocess.Popen, gate: int, on_start: Callable[[JobProcess], None]) -> None:
+    """Tell `on_start` who the process is, then let the command begin. If that fails, the
+    gate closes unopened: the wrapper records `cancelled` and exits without running it."""
+    try:
+        identity = liveness.identify(process.pid) or JobProcess(
+            pid=process.pid, pgid=process.pid, start_ticks=0, boot_id=liveness.boot_id())
+        on_start(identity)
+        os.write(gate, b"go\n")
+    except BaseException:
+        os.close(gate)
+        process.wait()
+        raise
+    os.close(gate)
+
+
+def read_exit_status(path: Path) -> int | str | None:
+    """What an attempt's wrapper wrote: the exit status, "cancelled" (its command never
+    began), or None (nothing: it still runs, or was killed before its command ended)."""
+    try:
+        words = path.read_bytes().split(b"\0")[0].split()
+    except OSError:
+        return None
+    if words == [b"cancelled"]:
+        return "cancelled"
+    if len(words) == 2 and words[0] == b"exit" and words[1].isdigit():
+        return int(words[1])
+    return None
 
 
 class _Stopping(Exception):
@@ -143,6 +223,16 @@ class _Stopping(Exception):
 
 def _open_output(path: Path):
     return open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600), "wb")
+
+
+def _open_exit_file(path: Path):
+    """The empty exit status file, its blocks reserved: a full disk cannot keep the status out."""
+    file = _open_output(path)
+    try:
+        os.posix_fallocate(file.fileno(), 0, EXIT_FILE_BYTES)
+    except OSError:
+        pass  # a file system without fallocate, or already full: the status may still fit
+    return file
 
 
 def _stop_group(process: subprocess.Popen, grace: float) -> None:

@@ -20,7 +20,7 @@ from cronflow import plan
 from cronflow.alerts import Alerter
 from cronflow.clock import Clock
 from cronflow.executor import Executor, Outcome
-from cronflow.lock import PLAN_LOCK, Locks, run_lock_name
+from cronflow.lock import PLAN_LOCK, Locks
 from cronflow.model import EventType, JobFile, RunEvent, RunKind, RunStatus
 from cronflow.runner import ProcessRunner
 from cronflow.store import HEARTBEAT, PRUNED, Store, new_run_id
@@ -70,7 +70,7 @@ class Scheduler:
     def decide(self) -> plan.TickPlan:
         """Decide what is due now, and record the decision before anything runs."""
         with self.locks.hold(PLAN_LOCK, wait=True):
-            self.record_abandoned()
+            self.settle_orphans()
             now = self.clock.now()
             watermarks = self.store.read_watermarks()
             decided = plan.due_runs(self.jobfile, self.store.history(), watermarks, now)
@@ -93,37 +93,21 @@ class Scheduler:
         return plan.TickPlan(runs=decided.runs, missed=decided.missed,
                              watermarks=decided.watermarks, verdicts=verdicts)
 
-    def record_abandoned(self) -> list[RunEvent]:
-        """Record `abandoned` for runs started on this host whose process is gone.
-
-        A run is running exactly while its job lock or run lock is held, so a `started` run
-        whose locks are both free lost its cronflow (crash, kill -9, reboot). The planner then
-        retries it if it has tries left.
-        """
-        abandoned = []
+    def settle_orphans(self) -> list[RunEvent]:
+        """Settle every run left `running` on this host whose run lock is free (its cronflow
+        died: crash, kill -9, reboot): see Executor.settle. The planner then retries an
+        abandoned or interrupted one if it has tries left."""
+        settled = []
         for started in self.store.history().unfinished(RunStatus.RUNNING):
             if started.host != self.host:
                 continue  # another machine's run: its locks are not ours to test
-            with (self.locks.hold(started.job, wait=False) as job_free,
-                  self.locks.hold(run_lock_name(started.key), wait=False) as run_free):
+            with self.locks.hold_run(started.key) as free:
                 latest = self.store.history().latest(started.key)
-                if job_free and run_free and latest.status is RunStatus.RUNNING:
-                    abandoned.append(self._record_abandoned(latest))
-        if self.executor.alerter:
-            for event in abandoned:
-                self.executor.alerter.finished(event)
-        return abandoned
-
-    def _record_abandoned(self, started: RunEvent) -> RunEvent:
-        event = RunEvent(
-            event=EventType.ABANDONED, job=started.job, logical_time=started.logical_time,
-            run_id=started.run_id, status=RunStatus.ABANDONED, kind=started.kind,
-            attempt=started.attempt, max_attempts=started.max_attempts,
-            started_at=started.started_at, ended_at=self.clock.now(), output=started.output,
-            reason=f"cronflow (pid {started.pid}) stopped while attempt {started.attempt} ran",
-            host=self.host, pid=os.getpid(), config_hash=started.config_hash)
-        self.store.append(event)
-        return event
+                if free is not None and latest.status is RunStatus.RUNNING:
+                    event = self.executor.settle(latest)
+                    if event is not None:
+                        settled.append(event)
+        return settled
 
     def _record_missed(self, job_name: str, ticks: list[datetime]) -> None:
         job = self.jobfile.jobs[job_name]

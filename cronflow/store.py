@@ -41,6 +41,10 @@ SEGMENT_GLOB = "runs-[0-9][0-9][0-9][0-9][0-9][0-9].jsonl"
 HEARTBEAT = "last-tick"  # when cronflow last decided what was due (status warns when old)
 PRUNED = "last-prune"  # when run output was last pruned
 WATERMARKS_NAME = "watermarks.json"
+# Space held back in the state directory and given up when the disk is full, so the records
+# that end runs still fit: an outcome that happened is never lost for want of a few blocks.
+RESERVE_NAME = "reserve"
+RESERVE_BYTES = 1024 * 1024
 STDERR_TAIL_LINES = 20
 STDERR_TAIL_BYTES = 4096
 # Each output file is cut to this size after its attempt ends, keeping its head and tail.
@@ -71,23 +75,57 @@ class Store:
             raise StoreError(f"cannot create the state directory {self.state_dir}: "
                              f"{error.strerror}. Check its permissions, or set state_dir in "
                              f"[cronflow]") from None
+        if not os.access(self.state_dir, os.W_OK):
+            raise StoreError(f"cannot write the state directory {self.state_dir}: it is "
+                             "read-only to this user. cronflow records every run there; fix "
+                             "its permissions (or mount), or set state_dir in [cronflow]")
+        self.keep_reserve()
+
+    def keep_reserve(self) -> None:
+        """Make sure the reserve exists (once it was given up, when space has come back)."""
+        path = self.state_dir / RESERVE_NAME
+        if path.exists():
+            return
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError:
+            return
+        try:
+            os.posix_fallocate(descriptor, 0, RESERVE_BYTES)
+        except OSError:
+            path.unlink(missing_ok=True)  # still no room: try again next time
+        finally:
+            os.close(descriptor)
+
+    def _give_up_reserve(self) -> bool:
+        try:
+            (self.state_dir / RESERVE_NAME).unlink()
+        except OSError:
+            return False
+        return True
 
     def append(self, event: RunEvent) -> None:
         """Append one event as a single line and make it durable before returning."""
         line = (json.dumps(event_to_json(event), ensure_ascii=False, separators=(",", ":"))
                 + "\n").encode("utf-8")
-        while True:
+        try:
+            self._append_line(line)
+        except OSError as error:
+            if error.errno not in (errno.ENOSPC, errno.EDQUOT) or not self._give_up_reserve():
+                raise self._write_error(error) from None
             try:
-                descriptor = os.open(self.log_path,
-                                     os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                self._append_line(line)  # into the space the reserve held
             except OSError as error:
                 raise self._write_error(error) from None
+
+    def _append_line(self, line: bytes) -> None:
+        while True:
+            descriptor = os.open(self.log_path,
+                                 os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
             try:
                 fcntl.flock(descriptor, fcntl.LOCK_EX)
                 if self._appended(descriptor, line):
                     return
-            except OSError as error:
-                raise self._write_error(error) from None
             finally:
                 os.close(descriptor)  # also releases the flock
 
@@ -233,7 +271,8 @@ class Store:
         of the run ids in `keep`; return how many files went."""
         removed = 0
         cutoff = older_than.timestamp()
-        candidates = [*self.output_dir.glob("*/*.std*"), *self.lock_dir.glob("*@*.lock")]
+        candidates = [*self.output_dir.glob("*/*.std*"), *self.output_dir.glob("*/*.exit"),
+                      *self.lock_dir.glob("*@*.lock")]
         for path in candidates:
             run_id = path.name.split(".", 1)[0]
             try:
@@ -245,12 +284,14 @@ class Store:
         return removed
 
     def output_paths(self, key: RunKey, run_id: str, attempt: int) -> dict[str, Path]:
-        """Where an attempt's stdout and stderr go: output/<job>/<run_id>.<attempt>.<stream>."""
+        """Where an attempt's stdout and stderr go, and the exit status its wrapper writes:
+        output/<job>/<run_id>.<attempt>.<stdout|stderr|exit>."""
         directory = self.output_dir / key.job
         if key.job not in self._output_dirs_made:
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             self._output_dirs_made.add(key.job)
-        return {stream: directory / f"{run_id}.{attempt}.{stream}" for stream in ("stdout", "stderr")}
+        return {name: directory / f"{run_id}.{attempt}.{name}"
+                for name in ("stdout", "stderr", "exit")}
 
     def _write_error(self, error: OSError) -> StoreError:
         return StoreError(f"cannot write the run log {self.log_path}: {error.strerror}. "

@@ -259,3 +259,26 @@ def test_next_marks_dst_adjusted_ticks(tmp_path):
     assert "clocks jumped forward" in spring.stdout
     bad = run_cli("next", "--from", "yesterday", cwd=tmp_path)
     assert bad.returncode == 2 and "is not a time" in bad.stderr
+
+
+def test_a_backfill_never_runs_a_tick_still_to_come(tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    (tmp_path / "jobs.toml").write_text(
+        '[jobs.noon]\ncommand = \'echo "$CRONFLOW_LOGICAL_TIME" >> ran.txt\'\n'
+        'schedule = "0 12 * * *"\n')
+    today = datetime.now(UTC).date()
+    yesterday, tomorrow = today - timedelta(days=1), today + timedelta(days=1)
+    dry = run_cli("run", "--date", f"{yesterday}..{tomorrow}", "--dry-run", cwd=tmp_path)
+    assert dry.returncode == 0 and "not yet due" in dry.stdout
+    result = run_cli("run", "--date", f"{yesterday}..{tomorrow}", cwd=tmp_path)
+    finished = datetime.now(UTC)
+    assert result.returncode == 0, result.stderr
+    assert "not yet due: left to the scheduler" in result.stdout
+    ran = [datetime.fromisoformat(line) for line in (tmp_path / "ran.txt").read_text().split()]
+    assert ran[0] == datetime(yesterday.year, yesterday.month, yesterday.day, 12, tzinfo=UTC)
+    assert all(tick <= finished for tick in ran) and len(ran) in (1, 2)
+    future = run_cli("run", "--date", str(tomorrow), cwd=tmp_path)
+    assert future.returncode == 2 and "Traceback" not in future.stderr
+    assert f"its first tick, noon @ {tomorrow}T12:00:00+00:00, is" in future.stderr
+    assert len((tmp_path / "ran.txt").read_text().split()) == len(ran)  # nothing more ran

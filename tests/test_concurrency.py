@@ -10,7 +10,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from cronflow.model import EventType, RunStatus
+from cronflow.model import EventType
 from cronflow.store import Store
 from tests.conftest import CHILD_TZ, run_cli
 
@@ -53,30 +53,53 @@ command = '''
 echo "$CRONFLOW_ATTEMPT $$" >> attempts.txt
 [ "$CRONFLOW_ATTEMPT" -ge 2 ] || exec sleep 60
 '''
-schedule = "* * * * *"
 retries = 2
+retry_delay = "0s"
 """
 
 
-def test_a_run_whose_cronflow_was_killed_is_abandoned_then_retried(tmp_path):
+def wait_for(condition, what: str, within: float = 30) -> None:
+    """A handshake: poll `condition` until true, failing after `within` seconds."""
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, f"no {what} within {within}s"
+        time.sleep(0.01)
+
+
+def test_a_killed_cronflows_job_is_never_run_beside_itself_and_its_outcome_is_kept(tmp_path):
+    """kill -9 of cronflow leaves its job running: later invocations leave that run alone
+    (status says orphaned) until its processes end, then record how it really ended and
+    retry it with the same run id and the next attempt."""
     (tmp_path / "jobs.toml").write_text(KILLED)
     attempts = tmp_path / "attempts.txt"
-    first = start_cli("run", cwd=tmp_path)
-    while first.poll() is None and not attempts.exists():
-        time.sleep(0.01)  # wait for the job to have started (a readiness handshake)
+    first = start_cli("run", "--date", "2026-01-14", cwd=tmp_path)
+    wait_for(lambda: attempts.exists() and attempts.read_text().endswith("\n"), "first attempt")
     orphan = int(attempts.read_text().split()[1])
+    group = os.getpgid(orphan)
     os.kill(first.pid, signal.SIGKILL)
     first.wait()
     try:
-        second = run_cli("run", "--verbose", cwd=tmp_path)
-        assert second.returncode == 0, second.stderr
+        for command in (("run",), ("run", "--date", "2026-01-14")):
+            again = run_cli(*command, cwd=tmp_path)
+            assert again.returncode == 0, again.stderr
+        assert attempts.read_text().count("\n") == 1  # never started beside the orphan
+        status = run_cli("status", "--json", cwd=tmp_path)
+        assert f"orphaned: its cronflow (pid {first.pid}) is gone; the job (pid {group}) runs on" \
+            in status.stdout
     finally:
-        os.kill(orphan, signal.SIGKILL)  # the job itself outlives a killed cronflow
+        os.kill(orphan, signal.SIGKILL)  # the job ends (killed): its wrapper writes 137
+    started = [e for e in Store(tmp_path / ".cronflow").read().events
+               if e.event is EventType.STARTED][0]
+    exit_file = Path(started.output["exit"])
+    wait_for(lambda: exit_file.read_bytes().startswith(b"exit"), "exit status of the orphan")
+    third = run_cli("run", "--verbose", cwd=tmp_path)
+    assert third.returncode == 0, third.stderr
     events = Store(tmp_path / ".cronflow").read().events
-    killed_key = events[0].key
-    trail = [(e.event.value, e.attempt) for e in events if e.key == killed_key]
-    assert trail == [("started", 1), ("abandoned", 1), ("started", 2), ("finished", 2)]
-    assert len({e.run_id for e in events if e.key == killed_key}) == 1
-    abandoned = [e for e in events if e.event is EventType.ABANDONED][0]
-    assert f"pid {first.pid}" in abandoned.reason
-    assert [e.status for e in events if e.key == killed_key][-1] is RunStatus.SUCCESS
+    trail = [(e.event.value, e.attempt, e.exit_code) for e in events if e.key == started.key]
+    assert trail == [("started", 1, None), ("finished", 1, 137), ("started", 2, None),
+                     ("finished", 2, 0)]
+    assert len({e.run_id for e in events if e.key == started.key}) == 1
+    recovered = [e for e in events if e.event is EventType.FINISHED][0]
+    assert f"cronflow (pid {first.pid}) stopped" in recovered.reason
+    assert started.process is not None and started.process.pgid == group
+    assert attempts.read_text().split()[::2] == ["1", "2"]  # the effect: one try each

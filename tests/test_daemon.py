@@ -85,6 +85,7 @@ shutdown_grace = "{grace}"
 command = 'echo $$ > long.pid; exec sleep 30'
 schedule = "* * * * *"
 retries = 1
+retry_delay = "0s"
 """
 
 
@@ -132,22 +133,32 @@ def test_an_interrupted_run_is_retried_at_the_next_start(tmp_path):
     assert trail[:3] == [("started", 1), ("finished", 1), ("started", 2)]
 
 
-def test_kill_9_then_restart_records_abandoned_and_retries(tmp_path):
+def test_after_kill_9_a_restarted_daemon_leaves_the_orphan_then_records_and_retries_it(tmp_path):
     (tmp_path / "jobs.toml").write_text(LONG_JOB.format(grace="0s"))
     daemon = DaemonProcess(tmp_path)
     orphan = daemon.job_started()
     daemon.process.kill()
     daemon.process.wait()
+    again = DaemonProcess(tmp_path)
     try:
-        again = DaemonProcess(tmp_path)
-        again.expect("attempt 2/2")
-        again.process.send_signal(signal.SIGTERM)
-        again.finish()
+        again.expect("sleeping until")  # it decided once, with the orphan still running
+        assert not any("attempt 2/2" in line for line in again.lines)
+        assert is_alive(orphan)
     finally:
         os.kill(orphan, signal.SIGKILL)
-    first_key = events(tmp_path)[0].key
-    trail = [(e.event.value, e.attempt) for e in events(tmp_path) if e.key == first_key]
-    assert trail[:3] == [("started", 1), ("abandoned", 1), ("started", 2)]
+    [started] = [e for e in events(tmp_path) if e.event is EventType.STARTED]
+    exit_file = Path(started.output["exit"])
+    deadline = time.monotonic() + 30
+    while not exit_file.read_bytes().startswith(b"exit"):  # the orphan's wrapper recorded it
+        assert time.monotonic() < deadline, "the orphan's exit status never came"
+        time.sleep(0.01)
+    again.process.send_signal(signal.SIGHUP)  # wake it now rather than within a minute
+    again.expect("attempt 2/2")
+    again.process.send_signal(signal.SIGTERM)
+    again.finish()
+    trail = [(e.event.value, e.attempt) for e in events(tmp_path) if e.key == started.key]
+    assert trail[:3] == [("started", 1), ("finished", 1), ("started", 2)]
+    assert [e.exit_code for e in events(tmp_path) if e.key == started.key][1] == 137
 
 
 def test_only_one_daemon_per_state_directory(tmp_path):

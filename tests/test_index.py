@@ -109,12 +109,12 @@ def test_retention_prunes_old_output_but_keeps_what_status_needs(write_jobs, tmp
         scheduler.executor.execute(plan.runs_for_date(
             jobfile, ["daily"], datetime(2026, 1, day).date(), RunKind.BACKFILL))
     outputs = sorted((store.output_dir / "daily").iterdir())
-    assert len(outputs) == 10  # 5 runs x stdout, stderr
+    assert len(outputs) == 15  # 5 runs x stdout, stderr, exit status
     month_ago = (clock.now() - timedelta(days=30)).timestamp()
     for output in outputs:
         os.utime(output, (month_ago, month_ago))
     before = json.loads(run_cli("status", "--json", cwd=tmp_path).stdout)
-    assert scheduler.prune_if_due() == 6  # the 3 oldest runs' files; the newest 2 stay
+    assert scheduler.prune_if_due() == 9  # the 3 oldest runs' files; the newest 2 stay
     kept = {path.name.split(".")[0] for path in (store.output_dir / "daily").iterdir()}
     assert len(kept) == 2 and kept == {e.run_id for e in store.history().recent_runs("daily", 2)}
     assert scheduler.prune_if_due() == 0  # at most once an hour

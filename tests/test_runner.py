@@ -13,7 +13,8 @@ from cronflow.runner import ProcessSpec, ShellRunner, cap_file, tail_of
 
 def spec(tmp_path: Path, command: str, **overrides) -> ProcessSpec:
     values = dict(command=command, cwd=tmp_path, env={"PATH": os.environ["PATH"]},
-                  stdout=tmp_path / "out", stderr=tmp_path / "err", timeout=None,
+                  stdout=tmp_path / "out", stderr=tmp_path / "err", exit_status=tmp_path / "exit",
+                  timeout=None,
                   kill_grace=1.0)
     return ProcessSpec(**{**values, **overrides})
 

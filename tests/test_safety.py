@@ -23,6 +23,7 @@ from cronflow.envfile import EnvFileError, parse_env
 from cronflow.errors import ConfigError
 from cronflow.model import RunKind, RunStatus
 from cronflow.plan import runs_for_date
+from cronflow.runner import read_exit_status
 from tests.conftest import run_cli
 
 IS_ROOT = os.geteuid() == 0
@@ -199,7 +200,9 @@ user = "nobody"
     assert identity == f"{NOBODY.pw_dir}|nobody|nobody"
     assert leaked == "unset"  # root's environment is not handed to the user
     outputs = list((open_folder / ".cronflow" / "output" / "who").iterdir())
-    assert len(outputs) == 2
+    assert sorted(path.suffix for path in outputs) == [".exit", ".stderr", ".stdout"]
+    [exit_file] = [path for path in outputs if path.suffix == ".exit"]
+    assert read_exit_status(exit_file) == 0  # written by the wrapper, running as nobody
     assert {(path.stat().st_uid, path.stat().st_gid) for path in outputs} == {
         (NOBODY.pw_uid, NOBODY.pw_gid)}
 

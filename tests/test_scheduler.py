@@ -334,3 +334,30 @@ def test_the_clock_never_runs_a_disabled_job(write_jobs, scheduler_for, tmp_path
     scheduler_for(jobfile, clock).tick()
     clock.advance(timedelta(hours=3))
     assert scheduler_for(jobfile, clock).tick() == [] and not out.exists()
+
+
+FIVE_MINUTES = """
+    [jobs.five]
+    command = 'echo "$CRONFLOW_LOGICAL_TIME $CRONFLOW_RUN_KIND" >> {out}'
+    schedule = "*/5 * * * *"
+"""
+
+
+def test_a_backfill_of_today_leaves_ticks_still_to_come_to_the_scheduler(
+        write_jobs, scheduler_for, tmp_path):
+    """At 23:04 a backfill of today runs the ticks up to 23:00; at 23:05 the scheduler runs
+    23:05 itself, rather than finding it done hours early."""
+    out = tmp_path / "ran.txt"
+    jobfile = load(write_jobs(FIVE_MINUTES.format(out=out)))
+    clock = FakeClock(datetime(2026, 1, 14, 23, 4, tzinfo=UTC))
+    scheduler = scheduler_for(jobfile, clock)
+    chosen = plan.backfill(jobfile, ["five"], [clock.now().date()], clock.now())
+    scheduler.executor.execute(chosen.by_date[0])
+    assert [run.logical_time.strftime("%H:%M") for run in chosen.not_yet_due] == [
+        "23:05", "23:10", "23:15", "23:20", "23:25", "23:30", "23:35", "23:40", "23:45",
+        "23:50", "23:55"]
+    ran = out.read_text().splitlines()
+    assert len(ran) == 277 and ran[-1] == "2026-01-14T23:00:00+00:00 backfill"
+    clock.advance(timedelta(minutes=1))
+    scheduler_for(jobfile, clock).tick()
+    assert out.read_text().splitlines()[-1] == "2026-01-14T23:05:00+00:00 scheduled"

@@ -1,0 +1,80 @@
+"""Whether a job's processes still live, told by the kernel rather than by cronflow's locks.
+
+A `started` event records the job's process (pid, process group, start time, boot id). A
+cronflow that dies (kill -9, a crash) leaves its job running; a later invocation must see
+that run as running until every process of its group has ended. A pid alone proves nothing
+(pids are reused), nor does a free lock (its file may have been removed): a process counts
+only if it belongs to the job's group and started no earlier than the job, on this boot.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import NamedTuple
+
+from cronflow.model import JobProcess, RunEvent
+
+_PROC = Path("/proc")
+
+
+def boot_id() -> str:
+    try:
+        return (_PROC / "sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def identify(pid: int) -> JobProcess | None:
+    """The identity of a live process that leads its own group, or None if it is gone."""
+    fields = _stat_fields(pid)
+    if fields is None:
+        return None
+    return JobProcess(pid=pid, pgid=fields.pgid, start_ticks=fields.start_ticks,
+                      boot_id=boot_id())
+
+
+def still_running(process: JobProcess) -> bool:
+    """True while any process of the job's group lives (zombies do not count)."""
+    if process.boot_id != boot_id():
+        return False  # the machine restarted since: nothing of it can live
+    for entry in _PROC.iterdir():
+        if not entry.name.isdigit():
+            continue
+        fields = _stat_fields(int(entry.name))
+        if (fields is not None and fields.pgid == process.pgid and fields.state != "Z"
+                and fields.start_ticks >= process.start_ticks):
+            return True
+    return False
+
+
+def pid_exists(pid: int) -> bool:
+    """Whether a live (not zombie) process has this pid, for telling users a run's cronflow
+    is gone."""
+    fields = _stat_fields(pid)
+    return fields is not None and fields.state != "Z"
+
+
+def describe_running(started: RunEvent) -> str:
+    """Who runs a run recorded as running: a live cronflow, or the orphan of a dead one."""
+    job = f"the job (pid {started.process.pid})" if started.process else "the job"
+    if started.host == socket.gethostname() and not pid_exists(started.pid):
+        return f"orphaned: its cronflow (pid {started.pid}) is gone; {job} runs on"
+    return f"running: cronflow pid {started.pid} on {started.host} runs {job}"
+
+
+class _Stat(NamedTuple):
+    state: str
+    pgid: int
+    start_ticks: int
+
+
+def _stat_fields(pid: int) -> _Stat | None:
+    """State, process group and start time from /proc/PID/stat (see proc(5))."""
+    try:
+        text = (_PROC / str(pid) / "stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after its last ")".
+    rest = text.rpartition(")")[2].split()
+    return _Stat(state=rest[0], pgid=int(rest[2]), start_ticks=int(rest[19]))
