@@ -92,13 +92,17 @@ class Locks:
             return self._locks[name]
 
 
-def _flock_current(path) -> int | None:
+def _flock_current(path: Path) -> int | None:
     """A descriptor holding an exclusive flock on the file now at `path`, or None if busy.
 
     Locking a file that was removed or replaced meanwhile would lock nothing anyone else
     looks at, so the lock is taken again on the current file."""
     while True:
-        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except FileNotFoundError:  # the lock directory was removed: make it again
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            continue
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

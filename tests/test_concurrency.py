@@ -10,7 +10,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from cronflow.model import EventType
+import pytest
+
+from cronflow.model import EventType, RunStatus
 from cronflow.store import Store
 from tests.conftest import CHILD_TZ, run_cli
 
@@ -103,3 +105,74 @@ def test_a_killed_cronflows_job_is_never_run_beside_itself_and_its_outcome_is_ke
     assert f"cronflow (pid {first.pid}) stopped" in recovered.reason
     assert started.process is not None and started.process.pgid == group
     assert attempts.read_text().split()[::2] == ["1", "2"]  # the effect: one try each
+
+
+HELD_OPEN = """
+[jobs.held]
+command = 'echo began >> effects.txt; while [ ! -e release ]; do sleep 0.02; done'
+"""
+
+
+def test_removing_the_lock_directory_never_lets_a_running_run_start_again(tmp_path):
+    """Free locks prove nothing: the job's process group still lives, so it still runs."""
+    import shutil
+
+    (tmp_path / "jobs.toml").write_text(HELD_OPEN)
+    effects = tmp_path / "effects.txt"
+    first = start_cli("run", "--date", "2026-01-14", cwd=tmp_path)
+    try:
+        wait_for(effects.exists, "the job to begin")
+        shutil.rmtree(tmp_path / ".cronflow" / "locks")
+        for rerun in ("failed", "all"):
+            again = run_cli("run", "--date", "2026-01-14", "--rerun", rerun, cwd=tmp_path)
+            assert again.returncode == 0, again.stderr
+            assert "not run, running: cronflow pid" in again.stdout
+        assert effects.read_text() == "began\n"
+    finally:
+        (tmp_path / "release").touch()
+    assert first.wait(timeout=60) == 0
+    assert effects.read_text() == "began\n"
+
+
+FILLS_THE_DISK = """
+[cronflow]
+state_dir = "state"
+[jobs.filler]
+command = '''
+echo ran >> {effects}
+cat /dev/zero > {state}/filler 2>/dev/null
+true
+'''
+"""
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 4 MiB tmpfs as the state directory: a disk that really fills up."""
+    state = tmp_path / "state"
+    state.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=700", "tmpfs",
+                              str(state)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs to fill up ({mounted.stderr.strip()}); "
+                    "this needs root with CAP_SYS_ADMIN")
+    yield state
+    subprocess.run(["umount", "-l", str(state)], check=True)
+
+
+def test_a_run_that_succeeded_on_a_full_disk_is_never_run_again(tmp_path, small_disk):
+    """The job fills the disk, then succeeds: its outcome is kept (a clear error where the
+    index cannot follow), and once space is back nothing runs again."""
+    effects = tmp_path / "effects.txt"
+    (tmp_path / "jobs.toml").write_text(FILLS_THE_DISK.format(effects=effects, state=small_disk))
+    first = run_cli("run", "--date", "2026-01-14", cwd=tmp_path)
+    assert "Traceback" not in first.stderr
+    assert first.returncode == 0 or (first.returncode == 1 and "free disk space" in first.stderr)
+    (small_disk / "filler").unlink()
+    for _ in range(2):
+        again = run_cli("run", "--date", "2026-01-14", cwd=tmp_path)
+        assert again.returncode == 0, again.stderr
+    assert effects.read_text() == "ran\n"
+    finished = [e for e in Store(small_disk).read().events if e.event is EventType.FINISHED]
+    assert [(e.status, e.exit_code) for e in finished] == [(RunStatus.SUCCESS, 0)]
+    assert (small_disk / "reserve").exists()  # held back again once space came back

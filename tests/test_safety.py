@@ -393,3 +393,24 @@ def test_what_cronflow_knows_reaches_the_job_only_through_its_environment(write_
     """)
     assert run_cli("run", "--date", "2026-01-14", cwd=tmp_path).returncode == 0
     assert (tmp_path / "seen").read_text() == "odd.name-1|2026-01-14"
+
+
+@needs_root
+def test_every_command_on_an_unwritable_state_directory_says_so_in_one_paragraph(open_folder):
+    import subprocess
+    import sys
+
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv (util-linux) is needed to run cronflow as nobody")
+    (open_folder / "jobs.toml").write_text('[jobs.a]\ncommand = "true"\nschedule = "* * * * *"\n')
+    assert run_cli("run", "--date", "2026-01-14", cwd=open_folder).returncode == 0
+    (open_folder / ".cronflow").chmod(0o755)  # readable, but not writable, by nobody
+    for command in (["run"], ["run", "--date", "2026-01-14"], ["status"], ["history"],
+                    ["reindex"]):
+        result = subprocess.run(
+            ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+             sys.executable, "-m", "cronflow", *command], cwd=open_folder,
+            capture_output=True, text=True, timeout=60,
+            env={"PATH": os.environ["PATH"], "HOME": "/tmp"})
+        assert result.returncode == 1, (command, result.stderr)
+        assert result.stderr.startswith("cronflow: cannot ") and result.stderr.count("\n") == 1

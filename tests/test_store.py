@@ -161,3 +161,25 @@ def test_any_event_round_trips_through_json(job, tail, reason, status, kind, exi
                         duration_s=duration)
     line = json.dumps(event_to_json(original), ensure_ascii=False)
     assert event_from_json(json.loads(line)) == original
+
+
+def test_a_line_with_a_field_of_the_wrong_type_is_skipped_not_a_crash(tmp_path):
+    import json as json_module
+
+    from tests.conftest import run_cli
+
+    (tmp_path / "jobs.toml").write_text('[jobs.a]\ncommand = "true"\n')
+    assert run_cli("run", "--date", "2026-01-14", cwd=tmp_path).returncode == 0
+    log = tmp_path / ".cronflow" / "runs.jsonl"
+    good = json_module.loads(log.read_text().splitlines()[-1])
+    damaged = [{**good, "logical_time": "2026-01-15T00:00:00+00:00", field: value}
+               for field, value in (("duration_s", "fast"), ("attempt", "1"), ("output", [1]),
+                                    ("exit_code", 0.5), ("process", {"pid": "x"}))]
+    with open(log, "a") as appending:
+        for record in damaged:
+            appending.write(json_module.dumps(record) + "\n")
+    for command in (("status",), ("history",), ("status", "--json")):
+        result = run_cli(*command, cwd=tmp_path)
+        assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert len(Store(tmp_path / ".cronflow").read().skipped) == len(damaged)
+    assert Store(tmp_path / ".cronflow").history().skipped_lines == len(damaged)
