@@ -140,6 +140,8 @@ state_dir = "state"
 [jobs.filler]
 command = '''
 echo ran >> {effects}
+for line in $(seq 20); do printf '%0200d\\n' 0 >&2; done
+{remove_reserve}
 cat /dev/zero > {state}/filler 2>/dev/null
 true
 '''
@@ -160,14 +162,23 @@ def small_disk(tmp_path):
     subprocess.run(["umount", "-l", str(state)], check=True)
 
 
-def test_a_run_that_succeeded_on_a_full_disk_is_never_run_again(tmp_path, small_disk):
-    """The job fills the disk, then succeeds: its outcome is kept (a clear error where the
-    index cannot follow), and once space is back nothing runs again."""
+@pytest.mark.parametrize("reserve", ["kept", "taken by the job"])
+def test_a_run_that_succeeded_on_a_full_disk_is_never_run_again(tmp_path, small_disk, reserve):
+    """The job fills the disk, then succeeds, with 4 KB of stderr that its `finished` line
+    carries (more than the log's last page holds). With the reserve, the line is written;
+    without it, a clear error, and the exit status file keeps the truth. Either way, once
+    space is back, it never runs again."""
     effects = tmp_path / "effects.txt"
-    (tmp_path / "jobs.toml").write_text(FILLS_THE_DISK.format(effects=effects, state=small_disk))
+    (tmp_path / "jobs.toml").write_text(FILLS_THE_DISK.format(
+        effects=effects, state=small_disk,
+        remove_reserve=f"rm {small_disk}/reserve" if reserve != "kept" else ""))
     first = run_cli("run", "--date", "2026-01-14", cwd=tmp_path)
     assert "Traceback" not in first.stderr
-    assert first.returncode == 0 or (first.returncode == 1 and "free disk space" in first.stderr)
+    if reserve == "kept":
+        assert first.returncode == 0 or "cannot bring the run index" in first.stderr
+        assert any(e.event is EventType.FINISHED for e in Store(small_disk).read().events)
+    else:
+        assert first.returncode == 1 and "cannot write the run log" in first.stderr
     (small_disk / "filler").unlink()
     for _ in range(2):
         again = run_cli("run", "--date", "2026-01-14", cwd=tmp_path)
