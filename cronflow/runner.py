@@ -3,8 +3,8 @@
 Output goes straight to files, never to pipes, so a job that writes a lot cannot deadlock
 and a background grandchild holding the output open cannot hang cronflow.
 
-The command runs under a small shell wrapper (`_WRAPPER`) that outlives nothing and adds
-two things cron lacks. A gate: the wrapper waits until cronflow has recorded the attempt as
+The command runs under a small shell wrapper (`_WRAPPER`) that ends with it and adds two
+things cron lacks. A gate: the wrapper waits until cronflow has recorded the attempt as
 started, with the process's identity, and runs nothing if cronflow dies first. And an exit
 status file: the wrapper writes the command's exit status into a file of the attempt, so the
 outcome of a job whose cronflow was killed is known when it ends. The job's processes also

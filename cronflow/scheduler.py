@@ -70,6 +70,7 @@ class Scheduler:
     def decide(self) -> plan.TickPlan:
         """Decide what is due now, and record the decision before anything runs."""
         with self.locks.hold(PLAN_LOCK, wait=True):
+            self.store.keep_reserve()  # taken back once space has returned (the daemon too)
             self.settle_orphans()
             now = self.clock.now()
             watermarks = self.store.read_watermarks()

@@ -361,3 +361,13 @@ def test_a_backfill_of_today_leaves_ticks_still_to_come_to_the_scheduler(
     clock.advance(timedelta(minutes=1))
     scheduler_for(jobfile, clock).tick()
     assert out.read_text().splitlines()[-1] == "2026-01-14T23:05:00+00:00 scheduled"
+
+
+def test_each_decision_takes_back_a_reserve_given_up_on_a_full_disk(write_jobs, scheduler_for):
+    """The daemon prepares its state directory once; it still holds space back again."""
+    jobfile = load(write_jobs(FIVE_MINUTES.format(out="/dev/null")))
+    scheduler = scheduler_for(jobfile, FakeClock(datetime(2026, 1, 14, 23, 4, tzinfo=UTC)))
+    reserve = jobfile.settings.state_dir / "reserve"
+    reserve.unlink()  # as Store.append does when the disk is full
+    scheduler.decide()
+    assert reserve.stat().st_size == 1024 * 1024
