@@ -119,6 +119,13 @@ def missed_message(job: Job, event: RunEvent) -> AlertMessage:
                              f"**Host:** {event.host}")
 
 
+def clock_message(event: RunEvent) -> AlertMessage:
+    return AlertMessage(on=AlertEvent.CLOCK, severity="warning",
+                        title=f"cronflow: the clock went back on {event.host}",
+                        body=f"**Host:** {event.host}\n**What happened:** {event.reason}\n"
+                             "Check the time source (NTP, the hardware clock).")
+
+
 def probe_message(job: Job | None) -> AlertMessage:
     about = f" for job {job.name}" if job else ""
     return AlertMessage(on=AlertEvent.FAILURE, severity="info",
@@ -190,6 +197,11 @@ class Alerter:
         if job is not None and self._wants(job, AlertEvent.MISSED):
             self._send(job, event, missed_message(job, event))
 
+    def clock_set_back(self, event: RunEvent) -> None:
+        """The clock went back behind decided ticks (a `clock` event, about no job)."""
+        if self.settings.has_targets and AlertEvent.CLOCK in self.settings.on:
+            self._send(None, event, clock_message(event))
+
     def wait(self) -> None:
         """Wait for every delivery in flight to end (and be recorded)."""
         with self._guard:
@@ -223,15 +235,16 @@ class Alerter:
         events = job.alert_on if job.alert_on is not None else self.settings.on
         return self.settings.has_targets and job.alerts and on in events
 
-    def _send(self, job: Job, about: RunEvent, message: AlertMessage) -> None:
+    def _send(self, job: Job | None, about: RunEvent, message: AlertMessage) -> None:
         with self._guard:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="cronflow-alert")
             self._pending.append(self._pool.submit(self._deliver, job, about, message))
 
-    def _deliver(self, job: Job, about: RunEvent, message: AlertMessage) -> None:
+    def _deliver(self, job: Job | None, about: RunEvent, message: AlertMessage) -> None:
+        """Send, then record the delivery; alerts about no job go to every target."""
         try:
-            deliveries = self.notifier.send(message, job.alert_tags)
+            deliveries = self.notifier.send(message, job.alert_tags if job else ())
         except Exception as error:  # an alert must never take cronflow down with it
             deliveries = [Delivery(target="(apprise)", status=f"failed: {type(error).__name__}")]
         sent = sum(delivery.status == "sent" for delivery in deliveries)
@@ -242,7 +255,7 @@ class Alerter:
             reason=f"{message.on} alert: {sent} of {len(deliveries)} target(s) reached",
             alert={"on": message.on.value, "title": message.title, "delivered": sent,
                    "targets": [{"target": d.target, "delivery": d.status} for d in deliveries]},
-            host=socket.gethostname(), pid=os.getpid(), config_hash=job.config_hash))
+            host=socket.gethostname(), pid=os.getpid(), config_hash=job.config_hash if job else ""))
 
 
 class AppriseNotifier:

@@ -414,7 +414,8 @@ def status(
     now = SystemClock().now()
     rows = report.summarise(jobfile, history, store.read_watermarks(), now,
                             include_disabled=show_all, jobs=job or ())
-    summary = report.overview(jobfile, rows, store.read_stamp(HEARTBEAT), now)
+    summary = report.overview(jobfile, rows, store.read_stamp(HEARTBEAT), now,
+                              history.clock_set_back())
     if as_json:
         print(json.dumps(report.status_json(jobfile, rows, summary, now), indent=2))
     else:

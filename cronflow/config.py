@@ -205,18 +205,24 @@ def _names(value: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
 
-def _choice(enum: type) -> Callable[[Any], Any]:
+def _choice(enum: type, allowed: tuple | None = None) -> Callable[[Any], Any]:
+    """A member of `enum` (of `allowed` only, when given) named by its value."""
+    allowed = tuple(enum) if allowed is None else allowed
+
     def convert(value: Any) -> Any:
         try:
-            return enum(_string(value))
+            member = enum(_string(value))
+            if member not in allowed:
+                raise ValueError(member)
+            return member
         except ValueError:
-            valid = ", ".join(f'"{member.value}"' for member in enum)
+            valid = ", ".join(f'"{member.value}"' for member in allowed)
             raise _Invalid(f'"{value}" is not allowed', f"Use one of {valid}") from None
     return convert
 
 
-def _choices(enum: type) -> Callable[[Any], tuple]:
-    one = _choice(enum)
+def _choices(enum: type, allowed: tuple | None = None) -> Callable[[Any], tuple]:
+    one = _choice(enum, allowed)
 
     def convert(value: Any) -> tuple:
         if not isinstance(value, list):
@@ -294,7 +300,8 @@ JOB_KEYS: dict[str, Callable[[Any], Any]] = {
     "overlap": _choice(Overlap),
     "enabled": _boolean,
     "alerts": _boolean,
-    "alert_on": _choices(AlertEvent),
+    # `clock` is about cronflow, not a job: only [alerts] `on` can name it
+    "alert_on": _choices(AlertEvent, tuple(on for on in AlertEvent if on is not AlertEvent.CLOCK)),
     "alert_tags": _strings,
 }
 NOT_IN_DEFAULTS = {"command", "depends_on", "description"}

@@ -211,6 +211,11 @@ class History:
         latest: dict[tuple[str, int], RunEvent] = {}
         jobs: dict[str, list] = {}  # job -> [failure_alerted_at, owes_recovery, last_activity]
         for event in events:
+            if event.event is EventType.CLOCK:
+                self._set_meta("clock_set_back", json.dumps(event_to_json(event)))
+                continue
+            if not event.job:
+                continue  # about no job: the alert about a clock set back
             state = jobs.get(event.job) or jobs.setdefault(event.job, self._job_state(event.job))
             when = event.ended_at or event.started_at
             if when is not None:
@@ -306,6 +311,11 @@ class History:
         """True when the job succeeded after a failure alert and no recovery alert followed."""
         row = self._one("SELECT owes_recovery FROM jobs WHERE job = ?", (job,))
         return bool(row and row[0])
+
+    def clock_set_back(self) -> RunEvent | None:
+        """The latest `clock` event: when the clock last went back behind decided ticks."""
+        row = self._one("SELECT value FROM meta WHERE key = 'clock_set_back'", ())
+        return None if row is None else _expand(row[0])
 
     @property
     def last_activity(self) -> datetime | None:

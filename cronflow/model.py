@@ -42,6 +42,7 @@ class AlertEvent(StrEnum):
     RETRY = "retry"
     MISSED = "missed"
     SUCCESS = "success"
+    CLOCK = "clock"  # the system clock went back past ticks already decided (not about a job)
 
 
 class RunKind(StrEnum):
@@ -64,6 +65,7 @@ class EventType(StrEnum):
     WAITING = "waiting"  # a scheduled run whose other-schedule upstream has not succeeded yet
     INTERRUPTED = "interrupted"  # cronflow stopped before the run could start or retry
     ALERT = "alert"
+    CLOCK = "clock"  # the clock went back past decided ticks; about no job (job and run_id "")
 
 
 class RunStatus(StrEnum):
@@ -158,7 +160,7 @@ class AlertSettings:
 
     urls: tuple[str, ...] = ()  # apprise URLs; they may hold secrets, so never print them
     config: Path | None = None  # an apprise config file (YAML or text), tags route per job
-    on: tuple[AlertEvent, ...] = (AlertEvent.FAILURE, AlertEvent.RECOVERY)
+    on: tuple[AlertEvent, ...] = (AlertEvent.FAILURE, AlertEvent.RECOVERY, AlertEvent.CLOCK)
     repeat: timedelta | None = None  # None: one failure alert per failing streak
     timeout: timedelta = timedelta(seconds=10)  # for one delivery
 

@@ -40,6 +40,9 @@ FIRST_SIGHT = timedelta(minutes=1)
 # A tick decided later than this after it happened is a catch-up, not an on-time run. Cron
 # calls `cronflow run` each minute, so an on-time tick is seen within seconds.
 LATE_AFTER = timedelta(minutes=2)
+# A watermark is never ahead of the clock that decided it. One ahead of now by more than this
+# means the clock was set back (a small NTP step just delays the next decision a little).
+CLOCK_TOLERANCE = timedelta(minutes=1)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -119,6 +122,22 @@ def due_runs(jobfile: JobFile, history: History, watermarks: Mapping[str, Waterm
     return TickPlan(runs=runs, missed=missed, watermarks=new_watermarks, verdicts=verdicts)
 
 
+def clock_set_back(watermarks: Mapping[str, Watermark], now: datetime) -> datetime | None:
+    """The newest decided tick when the clock has since gone back behind it (beyond
+    CLOCK_TOLERANCE), else None. Nothing would be due until the clock got there again, so
+    the caller decides again from now: `rewound` drops the watermarks ahead of it, and runs
+    that already succeeded are still never run twice (they are `already done`)."""
+    newest = max((mark.decided for mark in watermarks.values()), default=None)
+    if newest is None or newest - now <= CLOCK_TOLERANCE:
+        return None
+    return newest
+
+
+def rewound(watermarks: Mapping[str, Watermark], now: datetime) -> dict[str, Watermark]:
+    """The watermarks not ahead of `now`; jobs without one start again at now (FIRST_SIGHT)."""
+    return {job: mark for job, mark in watermarks.items() if mark.decided <= now}
+
+
 def _apply_catchup(job: Job, ticks: list[datetime], now: datetime) -> tuple[list, list]:
     """Split due ticks into (run, missed) by the job's catch-up policy."""
     newest_on_time = now - ticks[-1] <= LATE_AFTER
@@ -147,8 +166,11 @@ def _resumed(jobfile: JobFile, history: History, now: datetime) -> list[PlannedR
 
 
 def _retry_due(job: Job, event: RunEvent, now: datetime) -> bool:
-    """A failed try is retried once its retry delay has passed; a cut-off one at once."""
+    """A failed try is retried once its retry delay has passed; a cut-off one at once, and so
+    is one that ended "later" than now (the clock went back: the delay cannot be measured)."""
     if event.status not in (RunStatus.FAILED, RunStatus.TIMED_OUT) or event.ended_at is None:
+        return True
+    if event.ended_at - now > CLOCK_TOLERANCE:
         return True
     return now >= event.ended_at + job.retry.delay_before(event.attempt + 1)
 

@@ -87,12 +87,17 @@ def _header(summary: Overview, now) -> Text:
     if summary.last_ran_at is None:
         text.append("cronflow has not run by the clock here yet (put `* * * * * cronflow run` "
                     "in a crontab, or run `cronflow daemon`)")
+    elif summary.last_ran_at > now:
+        text.append(f"cronflow last ran at {summary.last_ran_at:%Y-%m-%d %H:%M:%S}Z, later than "
+                    "now by this machine's clock")
     else:
         text.append(f"cronflow last ran {_ago(now - summary.last_ran_at)} ago "
                     f"({summary.last_ran_at:%Y-%m-%d %H:%M:%S}Z)")
     if summary.stale:
         text.append(".\nwarning: no tick for a while: is the cron line or the daemon still "
                     "running? (cronflow run / cronflow daemon)", style="bold yellow")
+    if summary.clock_warning:
+        text.append(f".\nwarning: {summary.clock_warning}", style="bold yellow")
     return text
 
 

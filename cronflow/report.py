@@ -19,6 +19,7 @@ STRIP_LENGTH = 12
 # Without a tick recorded for this long, the one-shot cron line or the daemon seems stopped
 # (both decide at least once a minute).
 STALE_AFTER = timedelta(minutes=5)
+CLOCK_NOTE_FOR = timedelta(days=1)
 HEALTHY = {"success", "skipped", "missed"}
 
 
@@ -59,6 +60,7 @@ class Overview:
     healthy: int
     last_ran_at: datetime | None  # when cronflow last decided what was due
     stale: bool  # it did decide, but not for STALE_AFTER, and scheduled jobs exist
+    clock_warning: str = ""  # the clock went back recently (see `clock_note`)
 
 
 def summarise(jobfile: JobFile, history: History, watermarks: Mapping[str, Watermark],
@@ -76,14 +78,23 @@ def summarise(jobfile: JobFile, history: History, watermarks: Mapping[str, Water
 
 
 def overview(jobfile: JobFile, rows: list[JobStatus], last_ran_at: datetime | None,
-             now: datetime) -> Overview:
+             now: datetime, clock_event: RunEvent | None = None) -> Overview:
     scheduled = any(job.schedule and job.enabled for job in jobfile.jobs.values())
     failing = sum(row.failing_streak > 0 for row in rows)
     running = sum(row.status == "running" for row in rows)
     return Overview(failing=failing, running=running, healthy=len(rows) - failing - running,
                     last_ran_at=last_ran_at,
                     stale=scheduled and last_ran_at is not None
-                    and now - last_ran_at > STALE_AFTER)
+                    and now - last_ran_at > STALE_AFTER,
+                    clock_warning=clock_note(clock_event, now))
+
+
+def clock_note(event: RunEvent | None, now: datetime) -> str:
+    """What status says about the clock having gone back, until a day after it is back
+    where it had been (the runs it had already made come round again meanwhile)."""
+    if event is None or event.ended_at is None or now > event.logical_time + CLOCK_NOTE_FOR:
+        return ""
+    return f"{event.reason} (noticed at {event.ended_at:%Y-%m-%d %H:%M:%S}Z)"
 
 
 def flows(jobfile: JobFile) -> list[list[str]]:
@@ -179,7 +190,7 @@ def status_json(jobfile: JobFile, rows: list[JobStatus], summary: Overview,
         "generated_at": now.isoformat(),
         "cronflow": {"version": __version__,
                      "last_ran_at": summary.last_ran_at and summary.last_ran_at.isoformat(),
-                     "stale": summary.stale},
+                     "stale": summary.stale, "clock_warning": summary.clock_warning or None},
         "summary": {"failing": summary.failing, "running": summary.running,
                     "healthy": summary.healthy},
         "jobs": [asdict(row) for row in rows],

@@ -61,7 +61,7 @@ class Scheduler:
         settings = self.jobfile.settings
         now = self.clock.now()
         last = self.store.read_stamp(PRUNED)
-        if settings.keep_days == 0 or (last is not None and now - last < PRUNE_EVERY):
+        if settings.keep_days == 0 or (last is not None and timedelta(0) <= now - last < PRUNE_EVERY):
             return 0
         self.store.write_stamp(PRUNED, now)
         keep = self.store.history().run_ids_to_keep(settings.keep_runs)
@@ -74,7 +74,8 @@ class Scheduler:
             self.settle_orphans()
             now = self.clock.now()
             watermarks = self.store.read_watermarks()
-            decided = plan.due_runs(self.jobfile, self.store.history(), watermarks, now)
+            decided = plan.due_runs(self.jobfile, self.store.history(),
+                                    self._after_clock_check(watermarks, now), now)
             for job, ticks in decided.missed.items():
                 self._record_missed(job, ticks)
             if decided.watermarks != watermarks:
@@ -84,8 +85,11 @@ class Scheduler:
 
     def preview(self) -> plan.TickPlan:
         """What `decide` would do now, changing nothing (for --dry-run)."""
-        decided = plan.due_runs(self.jobfile, self.store.history(), self.store.read_watermarks(),
-                                self.clock.now(), explain=True)
+        now = self.clock.now()
+        watermarks = self.store.read_watermarks()
+        if plan.clock_set_back(watermarks, now):
+            watermarks = plan.rewound(watermarks, now)
+        decided = plan.due_runs(self.jobfile, self.store.history(), watermarks, now, explain=True)
         verdicts = [verdict if verdict.action != "run" or self.locks.is_free(verdict.job)
                     else plan.Verdict(job=verdict.job, logical_time=verdict.logical_time,
                                       action="overlap", detail="still running elsewhere; "
@@ -110,6 +114,27 @@ class Scheduler:
                         settled.append(event)
         return settled
 
+    def _after_clock_check(self, watermarks: dict[str, Watermark], now: datetime
+                           ) -> dict[str, Watermark]:
+        """The watermarks to decide from: when the clock went back behind ticks already
+        decided, record one `clock` event, alert, and decide those jobs again from now."""
+        reached = plan.clock_set_back(watermarks, now)
+        if reached is None:
+            return watermarks
+        rewound = plan.rewound(watermarks, now)
+        event = RunEvent(
+            event=EventType.CLOCK, job="", logical_time=reached, run_id="",
+            status=RunStatus.SKIPPED, kind=RunKind.SCHEDULED, ended_at=now,
+            reason=f"the clock went back at least {_rounded(reached - now)}: ticks up to "
+                   f"{reached.isoformat()} were already decided; "
+                   f"{len(watermarks) - len(rewound)} job(s) decide their ticks again from "
+                   f"now, and runs that already succeeded do not run again",
+            host=self.host, pid=os.getpid())
+        self.store.append(event)
+        if self.executor.alerter:
+            self.executor.alerter.clock_set_back(event)
+        return rewound
+
     def _record_missed(self, job_name: str, ticks: list[datetime]) -> None:
         job = self.jobfile.jobs[job_name]
         first, last = (tick.astimezone(job.timezone).isoformat() for tick in (ticks[0], ticks[-1]))
@@ -123,3 +148,7 @@ class Scheduler:
         self.store.append(event)
         if self.executor.alerter:
             self.executor.alerter.missed(event)
+
+
+def _rounded(delta: timedelta) -> timedelta:
+    return timedelta(seconds=round(delta.total_seconds()))

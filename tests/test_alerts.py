@@ -208,6 +208,54 @@ def test_a_missed_alert_when_catch_up_leaves_ticks_unrun(write_jobs, receiver):
     assert "2026-01-14T07:00:00+00:00 to 2026-01-14T10:00:00+00:00" in message.body["message"]
 
 
+def test_a_clock_put_right_after_a_jump_ahead_alerts_warns_and_runs_again(
+        write_jobs, receiver, tmp_path):
+    """The clock runs three days ahead, then is put right: the ticks from now on run again
+    (not three days later), once each, and the step back is recorded, alerted and shown."""
+    out = tmp_path / "ran.txt"
+    jobfile = load(write_jobs(f"""
+        [alerts]
+        urls = ["{receiver.url()}"]
+        [jobs.quarterly]
+        command = 'echo "$CRONFLOW_LOGICAL_TIME" >> {out}'
+        schedule = "*/15 * * * *"
+    """))
+    now = datetime.now(UTC)  # status in a real process reads the real clock
+    quarter = now.replace(minute=now.minute - now.minute % 15, second=0, microsecond=0)
+    clock = FakeClock(quarter + timedelta(seconds=30))
+    real_scheduler(jobfile, clock).tick()  # runs `quarter`
+    clock.advance(timedelta(days=3))
+    real_scheduler(jobfile, clock).tick()  # catches up: runs quarter + 3 days
+    clock.advance(timedelta(days=-3, minutes=15))
+    real_scheduler(jobfile, clock).tick()  # put right: quarter + 15 min is due now
+    assert [message.body["title"] for message in receiver.messages()] == [
+        f"cronflow: the clock went back on {socket.gethostname()}"]
+    [step] = [e for e in Store(jobfile.settings.state_dir).read().events
+              if e.event is EventType.CLOCK]
+    assert step.logical_time == quarter + timedelta(days=3)
+    shown = run_cli("status", cwd=tmp_path)
+    words = " ".join(shown.stdout.split())
+    assert "warning: the clock went back at least 2 days, 23:44:30" in words
+    assert "later than now by this machine's clock" in words
+    as_json = json.loads(run_cli("status", "--json", cwd=tmp_path).stdout)
+    assert "went back" in as_json["cronflow"]["clock_warning"]
+    clock.advance(timedelta(days=3, minutes=-15))
+    real_scheduler(jobfile, clock).tick()  # quarter + 3 days comes again: already done
+    ran = [datetime.fromisoformat(line) for line in out.read_text().split()]
+    assert ran == [quarter, quarter + timedelta(days=3), quarter + timedelta(minutes=15)]
+
+
+def test_a_job_cannot_ask_for_clock_alerts(write_jobs, tmp_path):
+    path = write_jobs("""
+        [jobs.one]
+        command = "true"
+        alert_on = ["clock"]
+    """)
+    result = run_cli("validate", "--jobs", str(path), cwd=tmp_path)
+    assert result.returncode == 2
+    assert '"clock" is not allowed' in result.stderr and "alert_on" in result.stderr
+
+
 SECRETS = ["hunter2", "HDRSECRET", "GETSECRET", "PATHTOKEN"]
 
 

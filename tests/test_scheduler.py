@@ -173,16 +173,40 @@ def test_a_tick_is_never_decided_twice(write_jobs, scheduler_for, tmp_path):
     assert out.read_text() == "2026-01-10T12:00:00+00:00 scheduled\n"
 
 
-def test_the_clock_going_back_runs_nothing_twice(write_jobs, scheduler_for, tmp_path):
+def test_the_clock_going_back_decides_again_from_now_and_runs_nothing_twice(
+        write_jobs, scheduler_for, tmp_path):
     out = tmp_path / "ran.txt"
     jobfile = load(write_jobs(HOURLY.format(out=out, policy="all", cap=100)))
     clock = FakeClock(T0 - timedelta(seconds=30))
     scheduler_for(jobfile, clock).tick()
     clock.advance(timedelta(minutes=1))
-    scheduler_for(jobfile, clock).tick()
+    scheduler_for(jobfile, clock).tick()  # 12:00 runs
     clock.advance(timedelta(hours=-1))
+    scheduler_for(jobfile, clock).tick()  # 11:00:30: the 11:00 tick is due again
+    clock.advance(timedelta(hours=1))
+    scheduler_for(jobfile, clock).tick()  # 12:00:30 again: 12:00 already succeeded
+    assert out.read_text() == ("2026-01-10T12:00:00+00:00 scheduled\n"
+                               "2026-01-10T11:00:00+00:00 scheduled\n")
+    [step] = events_of(jobfile, EventType.CLOCK)
+    assert step.logical_time == T0 and step.ended_at == T0 - timedelta(minutes=59, seconds=30)
+    assert "went back at least 0:59:30" in step.reason
+    assert Store(jobfile.settings.state_dir).history().clock_set_back() == step
+
+
+def test_a_small_step_back_of_the_clock_is_not_a_clock_event(write_jobs, scheduler_for,
+                                                              tmp_path):
+    out = tmp_path / "ran.txt"
+    jobfile = load(write_jobs(HOURLY.format(out=out, policy="all", cap=100)))
+    clock = FakeClock(T0 - timedelta(seconds=30))
+    scheduler_for(jobfile, clock).tick()
+    clock.advance(timedelta(seconds=40))
+    scheduler_for(jobfile, clock).tick()  # 12:00:10 runs 12:00
+    clock.advance(timedelta(seconds=-50))  # an NTP step to 11:59:20
+    scheduler_for(jobfile, clock).tick()
+    clock.advance(timedelta(minutes=1))
     scheduler_for(jobfile, clock).tick()
     assert out.read_text() == "2026-01-10T12:00:00+00:00 scheduled\n"
+    assert events_of(jobfile, EventType.CLOCK) == []
 
 
 CROSS = """
