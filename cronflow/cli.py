@@ -264,8 +264,6 @@ def daemon(
 
     Example:  cronflow daemon --jobs /etc/cronflow/jobs.toml   (or: cronflow systemd install)
     """
-    import signal
-
     from cronflow.clock import SystemClock
     from cronflow.daemon import Daemon
     from cronflow.runner import ShellRunner
@@ -273,9 +271,7 @@ def daemon(
     service = Daemon(jobs_path=config.find_jobs_file(jobs, os.environ, Path.cwd()).absolute(),
                      clock=SystemClock(), runner=ShellRunner(), log=_log_line, verbose=verbose,
                      on_event=lambda jobfile, event: _log_line(_event_line(jobfile, event)))
-    signal.signal(signal.SIGTERM, lambda *_: service.request_stop())
-    signal.signal(signal.SIGINT, lambda *_: service.request_stop())
-    signal.signal(signal.SIGHUP, lambda *_: service.request_reload())
+    service.take_over_process()
     service.serve()
 
 

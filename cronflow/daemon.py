@@ -10,6 +10,7 @@ keep them from ever running a run twice.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import threading
 import time
@@ -31,6 +32,7 @@ DAEMON_LOCK = "@daemon"
 MAX_SLEEP = timedelta(seconds=60)
 # After the shutdown grace, how long a job's process group gets between SIGTERM and SIGKILL.
 STOP_KILL_GRACE = 5.0
+PR_SET_CHILD_SUBREAPER = 36  # prctl(2): orphaned descendants are re-parented to the caller
 
 
 class DaemonRunning(CronflowError):
@@ -55,6 +57,19 @@ class Daemon:
         self.wake = threading.Event()  # set: end the current sleep early
         self._reload_requested = False
         self._executions: list[threading.Thread] = []
+        self._children_ended = threading.Event()  # set by SIGCHLD: there may be orphans to reap
+        self._reaping = False
+
+    def take_over_process(self) -> None:
+        """Make this process the daemon (from its main thread; `cronflow daemon` does it):
+        stop on SIGTERM/SIGINT, reload on SIGHUP, and reap orphaned descendants on SIGCHLD.
+        A job's background process that outlives it is re-parented to the daemon (it is a
+        child subreaper, or PID 1 in a container) and reaped when it ends: no zombies pile up."""
+        signal.signal(signal.SIGTERM, lambda *_: self.request_stop())
+        signal.signal(signal.SIGINT, lambda *_: self.request_stop())
+        signal.signal(signal.SIGHUP, lambda *_: self.request_reload())
+        signal.signal(signal.SIGCHLD, lambda *_: self._children_ended.set())
+        self._reaping = become_subreaper()
 
     # ---- what signal handlers call ------------------------------------------------------------
 
@@ -87,6 +102,8 @@ class Daemon:
             self.log(f"cronflow daemon started (pid {os.getpid()}): {len(jobfile.jobs)} jobs "
                      f"from {jobfile.path}, state in {store.state_dir}")
             notify_systemd("READY=1")
+            if self._reaping:
+                threading.Thread(target=self._reap, daemon=True, name="cronflow-reaper").start()
             self._loop(jobfile, store, locks)
             notify_systemd("STOPPING=1")
             self._shut_down(jobfile)
@@ -127,6 +144,13 @@ class Daemon:
                                   name=f"cronflow-tick-{len(self._executions)}")
         thread.start()
         self._executions.append(thread)
+
+    def _reap(self) -> None:
+        """Reap orphans whenever a child ended; the runner leaves its own jobs' shells alone."""
+        while True:
+            self._children_ended.wait()
+            self._children_ended.clear()
+            self.runner.reap_orphans()
 
     # ---- reloading ------------------------------------------------------------------------
 
@@ -192,6 +216,16 @@ class Daemon:
                 if remaining <= 0:
                     return
                 thread.join(timeout=min(remaining, 0.2))
+
+
+def become_subreaper() -> bool:
+    """Have orphaned descendants re-parented to this process, as they are to PID 1."""
+    if os.getpid() == 1:
+        return True
+    import ctypes  # only the daemon needs it
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
 
 
 def notify_systemd(state: str) -> bool:

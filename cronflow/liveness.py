@@ -63,18 +63,30 @@ def describe_running(started: RunEvent) -> str:
     return f"running: cronflow pid {started.pid} on {started.host} runs {job}"
 
 
+def zombie_children(parent: int) -> list[int]:
+    """Pids of `parent`'s children that have ended and wait to be reaped."""
+    zombies = []
+    for entry in _PROC.iterdir():
+        if entry.name.isdigit():
+            fields = _stat_fields(int(entry.name))
+            if fields is not None and fields.state == "Z" and fields.ppid == parent:
+                zombies.append(int(entry.name))
+    return zombies
+
+
 class _Stat(NamedTuple):
     state: str
+    ppid: int
     pgid: int
     start_ticks: int
 
 
 def _stat_fields(pid: int) -> _Stat | None:
-    """State, process group and start time from /proc/PID/stat (see proc(5))."""
+    """State, parent, process group and start time from /proc/PID/stat (see proc(5))."""
     try:
         text = (_PROC / str(pid) / "stat").read_text()
     except OSError:
         return None
     # The command name (field 2) may hold spaces and parentheses: split after its last ")".
     rest = text.rpartition(")")[2].split()
-    return _Stat(state=rest[0], pgid=int(rest[2]), start_ticks=int(rest[19]))
+    return _Stat(state=rest[0], ppid=int(rest[1]), pgid=int(rest[2]), start_ticks=int(rest[19]))

@@ -89,6 +89,10 @@ class ProcessRunner(Protocol):
         """Stop every process still running: SIGTERM its group, `grace`, SIGKILL."""
         ...
 
+    def reap_orphans(self) -> int:
+        """Reap ended children that are not attempts this runner waits for; how many."""
+        ...
+
 
 class ShellRunner:
     """Runs commands with /bin/sh -c, as cron does."""
@@ -153,6 +157,23 @@ class ShellRunner:
             stopper.start()
         for stopper in stoppers:
             stopper.join()
+
+    def reap_orphans(self) -> int:
+        """Reap ended children that are not this runner's attempts: the orphaned descendants
+        the kernel hands to cronflow when it is PID 1 or a child subreaper (a job's background
+        process that outlived it). An attempt's own shell is left to the thread waiting for
+        its exit status; the guard keeps a shell just started from being taken for an orphan."""
+        reaped = 0
+        with self._guard:
+            for pid in liveness.zombie_children(os.getpid()):
+                if pid in self._live:
+                    continue
+                try:
+                    os.waitpid(pid, os.WNOHANG)
+                    reaped += 1
+                except ChildProcessError:
+                    pass  # reaped meanwhile by whoever started it
+        return reaped
 
     def _start(self, spec: ProcessSpec) -> tuple[subprocess.Popen, int]:
         """Start the wrapper, held at its gate; return it and the gate's write end."""

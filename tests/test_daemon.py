@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import queue
+import shutil
 import signal
 import socket
 import stat
@@ -19,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
 
 from cronflow import plan
 from cronflow.daemon import MAX_SLEEP, Daemon, notify_systemd
@@ -27,6 +29,7 @@ from cronflow.runner import ShellRunner
 from cronflow.store import Store
 from tests.conftest import CHILD_TZ, load
 from tests.fakes import FakeClock
+from tests.test_concurrency import wait_for
 from tests.test_runner import is_alive
 
 
@@ -352,3 +355,81 @@ def test_an_edit_is_noticed_by_its_modification_time(write_jobs, receiver):
         daemon.request_stop()
         clock.release()
         serving.join(timeout=30)
+
+
+REAPED = """
+[cronflow]
+state_dir = "state"
+[jobs.leaves_a_child]
+command = 'sleep 1 & echo "$CRONFLOW_LOGICAL_TIME" >> ran.txt'
+schedule = "* * * * *"
+overlap = "queue"
+[jobs.fails_leaving_a_child]
+command = 'sleep 1 & exit 3'
+schedule = "* * * * *"
+overlap = "queue"
+"""
+
+
+def children_of(parent: int) -> list[tuple[int, str, str]]:
+    """(pid, command name, state) of every process whose parent is `parent`, from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            text = (entry / "stat").read_text() if entry.name.isdigit() else ""
+        except OSError:
+            continue
+        if text:
+            name, rest = text[text.index("(") + 1:text.rindex(")")], text.rpartition(")")[2]
+            state, ppid = rest.split()[:2]
+            if int(ppid) == parent:
+                found.append((int(entry.name), name, state))
+    return found
+
+
+def namespaces_work() -> str:
+    """Why a PID namespace cannot be made here, or "" when it can."""
+    if shutil.which("unshare") is None:
+        subprocess.run(["apt-get", "install", "-y", "-q", "util-linux"], capture_output=True)
+    if shutil.which("unshare") is None:
+        return "unshare(1) is missing and apt-get could not install util-linux"
+    trial = subprocess.run(["unshare", "--fork", "--pid", "--mount-proc", "true"],
+                           capture_output=True, text=True)
+    return "" if trial.returncode == 0 else f"unshare cannot make a PID namespace: {trial.stderr}"
+
+
+@pytest.mark.parametrize("as_pid_1", [True, False], ids=["pid-1-of-a-namespace", "subreaper"])
+def test_the_daemon_reaps_the_background_processes_its_jobs_leave(tmp_path, as_pid_1):
+    """Nine runs each leave a `sleep 1` behind. They are handed to the daemon (PID 1 of a
+    container, or a child subreaper), which reaps each when it ends: no zombie stays."""
+    if as_pid_1 and (why := namespaces_work()):
+        pytest.skip(why)
+    (tmp_path / "jobs.toml").write_text(REAPED)
+    command = [sys.executable, "-m", "tests.fast_daemon", str(tmp_path / "jobs.toml"), "8"]
+    process = subprocess.Popen(
+        ["unshare", "--fork", "--pid", "--mount-proc", *command] if as_pid_1 else command,
+        cwd=Path(__file__).parent.parent, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, env={**os.environ, "TZ": CHILD_TZ})
+    try:
+        daemon = process.pid
+        if as_pid_1:  # the namespace's PID 1 is unshare's only child
+            wait_for(lambda: children_of(process.pid), "the daemon in its namespace")
+            [(daemon, _, _)] = children_of(process.pid)
+        ran, adopted = tmp_path / "ran.txt", set()
+
+        def all_ran_and_reaped() -> bool:
+            children = children_of(daemon)
+            adopted.update(pid for pid, name, _ in children if name == "sleep")
+            return ran.exists() and len(ran.read_text().split()) == 9 and not children
+
+        # 06:00 at the start, then one run per minute passing
+        wait_for(all_ran_and_reaped, "nine runs and no child of the daemon left", within=60)
+        assert len(adopted) >= 1  # the leftovers were the daemon's to reap (not init's)
+    finally:
+        os.kill(daemon, signal.SIGTERM)
+        _, errors = process.communicate(timeout=60)
+    assert process.returncode == 0, errors.decode()
+    # The reaper never took a job's own exit status: each failure kept its 3.
+    failed = [event.exit_code for event in Store(tmp_path / "state").read().events
+              if event.event is EventType.FINISHED and event.job == "fails_leaving_a_child"]
+    assert failed == [3] * 9
