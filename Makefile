@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test bench dist clean
+.PHONY: demo test torture bench dist clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,12 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest
+
+# Not part of `make test`: every kind of invocation at once, killed with SIGKILL at random, for
+# MINUTES minutes; prints runs, duplicates, lost runs and orphans seen (tests/torture.py).
+MINUTES ?= 10
+torture: $(VENV)/.installed-test
+	$(BIN)/python -m tests.torture --minutes $(MINUTES) --kill
 
 # dist/: the wheel and sdist (for pip, pipx, uv) and cronflow.pyz (one file to copy to a server).
 dist: $(VENV)/.installed-dist

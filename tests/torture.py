@@ -1,0 +1,268 @@
+"""Every kind of cronflow invocation at once on one state directory, optionally killed at random.
+
+    python -m tests.torture --minutes 10 --kill      (what `make torture` runs)
+
+A daemon, cron's one-shot `cronflow run`s and overlapping `run --date` backfills run side by
+side in a loop, while a reader polls the index's run count. With `--kill`, every so often one
+of them, of any kind, is killed with SIGKILL (its jobs run on, orphaned). At the end the
+invocations stop, a last backfill settles what is left, and the effects are counted: each job
+appends one line per execution to effects.txt, so exactly-once is judged by what the jobs did,
+not by what cronflow recorded. `tests/test_stress.py` runs the same without kills, briefly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from cronflow.model import EventType, RunKey, RunStatus
+from cronflow.store import Store
+
+JOBS = """
+[cronflow]
+state_dir = "state"
+max_parallel = 4
+
+[defaults]
+retries = 2
+retry_delay = "0s"
+
+[jobs.extract]
+command = 'echo "$CRONFLOW_JOB $CRONFLOW_LOGICAL_TIME" >> effects.txt; sleep 0.2'
+schedule = "*/20 * * * *"
+
+[jobs.load]
+command = 'echo "$CRONFLOW_JOB $CRONFLOW_LOGICAL_TIME" >> effects.txt'
+depends_on = ["extract"]
+
+[jobs.report]
+command = 'echo "$CRONFLOW_JOB $CRONFLOW_LOGICAL_TIME" >> effects.txt; sleep 0.02'
+depends_on = ["load"]
+
+[jobs.every_minute]
+command = 'echo "$CRONFLOW_JOB $CRONFLOW_LOGICAL_TIME" >> effects.txt; sleep 0.2'
+schedule = "* * * * *"
+"""
+BACKFILLED = ("extract", "load", "report")
+TICKS_PER_DAY = 72  # extract's */20, and the jobs after it
+FIRST_DAY = date(2026, 1, 1)
+
+
+@dataclass
+class Figures:
+    invocations: Counter = field(default_factory=Counter)  # kind -> started
+    killed: Counter = field(default_factory=Counter)  # kind -> killed with SIGKILL
+    index_polls: int = 0
+    index_shrank: int = 0  # polls that saw fewer indexed runs than an earlier poll
+    index_most: int = 0
+    runs: int = 0  # distinct (job, logical time) executed
+    effects: int = 0
+    duplicates: int = 0  # executions beyond the first of a run
+    lost: int = 0  # backfilled runs never executed, or not recorded as succeeded
+    unbacked: int = 0  # runs recorded as succeeded whose job left no effect
+    orphans: int = 0  # attempts finished (recorded) by another invocation than started them
+    abandoned: int = 0
+
+    @property
+    def clean(self) -> bool:
+        return not (self.duplicates or self.lost or self.unbacked or self.index_shrank)
+
+    def report(self, seconds: float, kill: bool) -> str:
+        kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(self.invocations.items()))
+        killed = ", ".join(f"{kind} {count}" for kind, count in sorted(self.killed.items()))
+        return "\n".join([
+            f"torture: {seconds / 60:.1f} min, kill -9 {'on' if kill else 'off'}",
+            f"  invocations: {kinds}",
+            f"  killed with SIGKILL: {killed or 'none'}",
+            f"  runs {self.runs} (effects {self.effects}), duplicates {self.duplicates}, "
+            f"lost {self.lost}, recorded success without effect {self.unbacked}",
+            f"  orphans seen {self.orphans} (finished by another invocation), abandoned "
+            f"{self.abandoned}",
+            f"  index: {self.index_polls} polls, most runs {self.index_most}, shrank "
+            f"{self.index_shrank} times",
+            "  verdict: " + ("exactly once" if self.clean else "BROKEN"),
+        ])
+
+
+class Torture:
+    def __init__(self, folder: Path, days: int, kill: bool, seed: int | None = None) -> None:
+        self.folder = folder
+        self.days = [FIRST_DAY + timedelta(days=offset) for offset in range(days)]
+        self.kill = kill
+        self.random = random.Random(seed)
+        self.figures = Figures()
+        self.stop = threading.Event()
+        self._live: dict[int, tuple[str, subprocess.Popen]] = {}
+        self._guard = threading.Lock()
+        (folder / "jobs.toml").write_text(JOBS)
+
+    # ---- the invocations ----------------------------------------------------------------------
+
+    def run(self, seconds: float, backfillers: int = 3) -> Figures:
+        started = time.monotonic()
+        workers = [threading.Thread(target=self._keep_daemon),
+                   threading.Thread(target=self._repeat, args=("one-shot", lambda: ["run"])),
+                   threading.Thread(target=self._read_index)]
+        workers += [threading.Thread(target=self._repeat, args=("backfill", self._backfill))
+                    for _ in range(backfillers)]
+        if self.kill:
+            workers.append(threading.Thread(target=self._kill_at_random))
+        for worker in workers:
+            worker.start()
+        self.stop.wait(seconds)
+        self.stop.set()
+        self._terminate_daemon()
+        for worker in workers:
+            worker.join()
+        self._settle(deadline=time.monotonic() + 180)
+        self._count()
+        return self.figures
+
+    def _start(self, kind: str, args: list[str]) -> subprocess.Popen:
+        process = subprocess.Popen([sys.executable, "-m", "cronflow", *args], cwd=self.folder,
+                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL,
+                                   env={**os.environ, "CI": "true", "NO_COLOR": "1"})
+        with self._guard:
+            self._live[process.pid] = (kind, process)
+            self.figures.invocations[kind] += 1
+        return process
+
+    def _wait(self, process: subprocess.Popen) -> int:
+        code = process.wait()
+        with self._guard:
+            self._live.pop(process.pid, None)
+        return code
+
+    def _repeat(self, kind: str, arguments) -> None:
+        while not self.stop.is_set():
+            self._wait(self._start(kind, arguments()))
+
+    def _keep_daemon(self) -> None:
+        while not self.stop.is_set():
+            daemon = self._start("daemon", ["daemon"])
+            self._wait(daemon)  # ends when killed, or stopped at the end
+            self.stop.wait(0.1)  # a daemon still shutting down holds the state directory
+
+    def _terminate_daemon(self) -> None:
+        with self._guard:
+            daemons = [process for kind, process in self._live.values() if kind == "daemon"]
+        for daemon in daemons:
+            daemon.send_signal(signal.SIGTERM)
+
+    def _backfill(self) -> list[str]:
+        first = self.random.randrange(len(self.days))
+        last = min(len(self.days) - 1, first + self.random.randrange(3))
+        span = f"{self.days[first]}..{self.days[last]}" if last > first else str(self.days[first])
+        return ["run", "--date", span, "--job", "extract", "--downstream"]
+
+    def _kill_at_random(self) -> None:
+        while not self.stop.wait(self.random.uniform(0.2, 1.5)):
+            with self._guard:
+                if not self._live:
+                    continue
+                kind, victim = self._live[self.random.choice(list(self._live))]
+            try:
+                victim.send_signal(signal.SIGKILL)
+                self.figures.killed[kind] += 1
+            except ProcessLookupError:
+                pass
+
+    def _read_index(self) -> None:
+        """Poll the index's run count as another reader would; it must never go down."""
+        index = self.folder / "state" / "index.sqlite3"
+        while not self.stop.wait(0.05):
+            try:
+                reader = sqlite3.connect(f"file:{index}?mode=ro", uri=True, timeout=5)
+                try:
+                    [count] = reader.execute("SELECT count(*) FROM runs").fetchone()
+                finally:
+                    reader.close()
+            except sqlite3.Error:
+                continue  # not made yet, or busy: no answer is not a wrong answer
+            self.figures.index_polls += 1
+            if count < self.figures.index_most:
+                self.figures.index_shrank += 1
+            self.figures.index_most = max(self.figures.index_most, count)
+
+    # ---- settling and counting ----------------------------------------------------------------
+
+    def _settle(self, deadline: float) -> None:
+        """Backfill every day once more, unkilled, until it all succeeded: orphans are waited
+        for and recorded, runs abandoned with no tries left are run (they never executed)."""
+        span = f"{self.days[0]}..{self.days[-1]}"
+        while True:
+            backfill = subprocess.run(
+                [sys.executable, "-m", "cronflow", "run", "--date", span, "--job", "extract",
+                 "--downstream"], cwd=self.folder, capture_output=True, text=True,
+                env={**os.environ, "CI": "true"})
+            if backfill.returncode == 0:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the last backfill still fails:\n{backfill.stderr}")
+            time.sleep(0.5)  # an orphan still runs: give it time to end
+        subprocess.run([sys.executable, "-m", "cronflow", "run"], cwd=self.folder,
+                       capture_output=True, env={**os.environ, "CI": "true"})
+
+    def _count(self) -> None:
+        effects_file = self.folder / "effects.txt"
+        lines = effects_file.read_text().splitlines() if effects_file.exists() else []
+        effects = Counter((job, datetime.fromisoformat(at)) for job, at in
+                          (line.split() for line in lines))
+        figures = self.figures
+        figures.effects = len(lines)
+        figures.runs = len(effects)
+        figures.duplicates = sum(count - 1 for count in effects.values())
+        store = Store(self.folder / "state")
+        history = store.history()
+        events = store.read().events
+        starters = {(e.run_id, e.attempt): e.pid for e in events if e.event is EventType.STARTED}
+        figures.orphans = sum(1 for e in events if e.event is EventType.FINISHED
+                              and starters.get((e.run_id, e.attempt), e.pid) != e.pid)
+        figures.abandoned = sum(e.event is EventType.ABANDONED for e in events)
+        for day in self.days:
+            midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
+            for tick in range(TICKS_PER_DAY):
+                at = midnight + timedelta(minutes=20 * tick)
+                figures.lost += sum(effects[(job, at)] == 0 or history.status(RunKey(job, at))
+                                    is not RunStatus.SUCCESS for job in BACKFILLED)
+        succeeded = {(e.job, e.logical_time) for e in events
+                     if e.event is EventType.FINISHED and e.status is RunStatus.SUCCESS}
+        figures.unbacked = sum(1 for key in succeeded if effects[key] == 0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=10)
+    parser.add_argument("--days", type=int, default=None,
+                        help="days of history to backfill (default: 3 per minute)")
+    parser.add_argument("--kill", action="store_true", help="SIGKILL invocations at random")
+    parser.add_argument("--folder", type=Path, default=None,
+                        help="where to run (default: a new temporary folder)")
+    parser.add_argument("--seed", type=int, default=None)
+    options = parser.parse_args()
+    folder = options.folder or Path(tempfile.mkdtemp(prefix="cronflow-torture-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    days = options.days or max(2, round(3 * options.minutes))
+    torture = Torture(folder, days=days, kill=options.kill, seed=options.seed)
+    began = time.monotonic()
+    figures = torture.run(options.minutes * 60)
+    print(figures.report(time.monotonic() - began, options.kill))
+    print(f"  state directory: {folder / 'state'}")
+    sys.exit(0 if figures.clean else 1)
+
+
+if __name__ == "__main__":
+    main()
