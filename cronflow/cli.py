@@ -453,9 +453,9 @@ def history(
     if run_status is not None and run_status not in {status.value for status in Status}:
         raise UsageError(f'--status "{run_status}" is not a status. Use one of: '
                          f"{', '.join(status.value for status in Status)}.")
+    first_day = parse_dates(since, "--since")[0] if since else None
     runs = report.run_history(jobfile, Store(jobfile.settings.state_dir).history(),
-                              jobs=job or (), since=parse_dates(since)[0] if since else None,
-                              status=run_status, limit=limit)
+                              jobs=job or (), since=first_day, status=run_status, limit=limit)
     if as_json:
         from dataclasses import asdict
 
@@ -745,17 +745,25 @@ def alerts_test(
         raise typer.Exit(1)
 
 
-def parse_dates(text: str) -> list[date]:
+# Logical dates cronflow takes: wide enough for any history, and far enough from the ends of
+# Python's calendar that every zone's midnight of them is an instant.
+EARLIEST_DATE, LATEST_DATE = date(1900, 1, 1), date(9998, 12, 31)
+
+
+def parse_dates(text: str, option: str = "--date") -> list[date]:
     """`2026-01-14` or an inclusive range `2026-01-01..2026-01-31`, as a list of dates."""
     first, _, last = text.partition("..")
     try:
         start = date.fromisoformat(first.strip())
         end = date.fromisoformat(last.strip()) if last else start
     except ValueError:
-        raise UsageError(f'--date "{text}" is not a date. Write YYYY-MM-DD, or a range '
+        raise UsageError(f'{option} "{text}" is not a date. Write YYYY-MM-DD, or a range '
                          "YYYY-MM-DD..YYYY-MM-DD.") from None
     if end < start:
-        raise UsageError(f'--date "{text}" ends before it starts. Put the earlier date first.')
+        raise UsageError(f'{option} "{text}" ends before it starts. Put the earlier date first.')
+    if start < EARLIEST_DATE or end > LATEST_DATE:
+        raise UsageError(f'{option} "{text}" is out of range: cronflow takes dates from '
+                         f"{EARLIEST_DATE} to {LATEST_DATE}.")
     return [start + timedelta(days=offset) for offset in range((end - start).days + 1)]
 
 
@@ -768,6 +776,9 @@ def parse_time(text: str):
     except ValueError:
         raise UsageError(f'--from "{text}" is not a time. Write ISO-8601, such as '
                          "2026-03-08T00:00-05:00 or 2026-03-08T05:00Z.") from None
+    if not EARLIEST_DATE <= parsed.date() <= LATEST_DATE:
+        raise UsageError(f'--from "{text}" is out of range: cronflow takes times from '
+                         f"{EARLIEST_DATE} to {LATEST_DATE}.")
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import math
 import os
 import re
 import tomllib
@@ -35,6 +36,13 @@ from cronflow.model import (
 JOBS_ENV_VAR = "CRONFLOW_JOBS"
 DEFAULT_JOBS_FILE = "jobs.toml"
 JOB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
+# Limits that keep every value usable where it ends up (file names, argv, timedelta, the
+# clock): a job name is part of lock and output file names (255 bytes at most on Linux); a
+# command is one argument to /bin/sh and an env entry one string of the environment (Linux's
+# MAX_ARG_STRLEN, 128 KiB, each).
+MAX_NAME = 100
+MAX_ARGUMENT_BYTES = 128 * 1024 - 1
+MAX_DURATION = timedelta(days=365)
 
 
 def find_jobs_file(explicit: Path | None, environ: Mapping[str, str], cwd: Path) -> Path:
@@ -73,7 +81,28 @@ def parse(text: str, path: Path, euid: int | None = None) -> JobFile:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(path, [_syntax_problem(error)]) from None
+    except RecursionError:
+        raise _single(path, "arrays or tables are nested too deeply to read",
+                      "No jobs.toml key takes more than a list of strings or a table of "
+                      "values: remove the nesting") from None
+    if nul := _holding_nul(raw, ()):
+        where = ".".join(nul).replace("\0", "\\0")
+        raise _single(path, f"{where} holds a NUL character (\\0), which no command, path or "
+                      "variable can carry", "Remove it")
     return _Validator(path, raw, text, os.geteuid() if euid is None else euid).job_file()
+
+
+def _holding_nul(value: Any, at: tuple[str, ...]) -> tuple[str, ...] | None:
+    """Where the first NUL character is, in a key or a text value, else None."""
+    if isinstance(value, str):
+        return at if "\0" in value else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) \
+        if isinstance(value, list) else ()
+    for key, item in items:
+        found = (at + (str(key),)) if "\0" in str(key) else _holding_nul(item, at + (str(key),))
+        if found:
+            return found
+    return None
 
 
 def _single(path: Path, problem: str, fix: str) -> ConfigError:
@@ -112,13 +141,23 @@ def _non_empty_string(value: Any) -> str:
     return value
 
 
-def _integer(minimum: int) -> Callable[[Any], int]:
+def _command(value: Any) -> str:
+    command = _non_empty_string(value)
+    if len(command.encode()) > MAX_ARGUMENT_BYTES:
+        raise _Invalid(f"is {len(command.encode()):,} bytes long; a command can be at most "
+                       f"{MAX_ARGUMENT_BYTES:,} (Linux's limit for one argument)",
+                       "Put the script in a file and run that file")
+    return command
+
+
+def _integer(minimum: int, maximum: int) -> Callable[[Any], int]:
     def convert(value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise _Invalid(f"must be a whole number, not {_type_name(value)}",
                            f"Write a number such as {max(minimum, 3)}")
-        if value < minimum:
-            raise _Invalid(f"must be {minimum} or more, not {value}", f"Use a number >= {minimum}")
+        if not minimum <= value <= maximum:
+            raise _Invalid(f"must be from {minimum} to {maximum:,}, not {value:,}",
+                           f"Use a number from {minimum} to {maximum:,}")
         return value
     return convert
 
@@ -126,8 +165,8 @@ def _integer(minimum: int) -> Callable[[Any], int]:
 def _backoff(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _Invalid(f"must be a number, not {_type_name(value)}", "Write a number such as 2.0")
-    if value < 1:
-        raise _Invalid(f"must be 1 or more, not {value}",
+    if not 1 <= value <= 100:  # also false for nan
+        raise _Invalid(f"must be from 1 to 100, not {value}",
                        "Use 1 for equal delays, 2 to double the delay on each retry")
     return float(value)
 
@@ -153,6 +192,9 @@ def parse_duration(value: Any) -> timedelta:
         seconds = float(value)
     if seconds < 0:
         raise _Invalid(f"must not be negative ({value})", fix)
+    if not seconds <= MAX_DURATION.total_seconds():  # also true for nan
+        raise _Invalid(f"is longer than {MAX_DURATION.days} days ({value})",
+                       f"Use at most {MAX_DURATION.days} days (\"{MAX_DURATION.days}d\")")
     return timedelta(seconds=seconds)
 
 
@@ -185,7 +227,13 @@ def _env(value: Any) -> dict[str, str]:
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
             raise _Invalid(f'"{name}" is not a valid environment variable name',
                            "Use letters, digits and _, not starting with a digit")
+        if isinstance(item, float) and not math.isfinite(item):
+            raise _Invalid(f'variable "{name}" is {item}', f'Write {name} = "value" as text')
         env[name] = str(item)
+        if len(f"{name}={env[name]}".encode()) > MAX_ARGUMENT_BYTES:
+            raise _Invalid(f'variable "{name}" is longer than {MAX_ARGUMENT_BYTES:,} bytes '
+                           "(Linux's limit for one environment entry)",
+                           "Put the value in a file and read it from the job")
     return env
 
 
@@ -279,24 +327,25 @@ def _type_name(value: Any) -> str:
 
 
 JOB_KEYS: dict[str, Callable[[Any], Any]] = {
-    "command": _non_empty_string,
+    "command": _command,
     "description": _string,
     "schedule": _schedule,
     "timezone": _timezone,
     "cwd": _non_empty_string,
+    "shell": _non_empty_string,
     "env": _env,
     "env_file": _paths,
     "user": _non_empty_string,
     "group": _non_empty_string,
     "depends_on": _names,
-    "retries": _integer(0),
+    "retries": _integer(0, 100),
     "retry_delay": parse_duration,
     "retry_backoff": _backoff,
     "retry_max_delay": parse_duration,
     "timeout": parse_duration,
     "kill_grace": parse_duration,
     "catchup": _choice(CatchUp),
-    "max_catchup": _integer(1),
+    "max_catchup": _integer(1, 100_000),
     "overlap": _choice(Overlap),
     "enabled": _boolean,
     "alerts": _boolean,
@@ -308,10 +357,10 @@ NOT_IN_DEFAULTS = {"command", "depends_on", "description"}
 SETTINGS_KEYS: dict[str, Callable[[Any], Any]] = {
     "timezone": _timezone,
     "state_dir": _non_empty_string,
-    "max_parallel": _integer(1),
+    "max_parallel": _integer(1, 1000),
     "shutdown_grace": parse_duration,
-    "keep_days": _integer(0),
-    "keep_runs": _integer(1),
+    "keep_days": _integer(0, 36_500),
+    "keep_runs": _integer(1, 1_000_000),
 }
 ALERT_KEYS: dict[str, Callable[[Any], Any]] = {
     "urls": _alert_urls,
@@ -325,7 +374,7 @@ TABLES = ("cronflow", "defaults", "alerts", "jobs")
 RETRY_FIELDS = {"retry_delay": "delay", "retry_backoff": "backoff", "retry_max_delay": "max_delay"}
 JOB_FIELDS = {key: key for key in ("description", "env", "depends_on", "kill_grace", "catchup",
                                    "max_catchup", "overlap", "enabled", "alerts", "alert_on",
-                                   "alert_tags", "user", "group")}
+                                   "alert_tags", "user", "group", "shell")}
 ALERT_FIELDS = {key: key for key in ("urls", "on", "repeat", "timeout")}
 
 
@@ -393,8 +442,12 @@ class _Validator:
 
     def _settings(self) -> Settings:
         values = self._table(("cronflow",), SETTINGS_KEYS)
+        state_dir = self._resolve(values.get("state_dir", ".cronflow"))
+        if state_dir.exists() and not state_dir.is_dir():
+            self._report(("cronflow", "state_dir"), f'"{state_dir}" is a file, not a directory',
+                         "Name a directory (cronflow creates it), or move that file away")
         return Settings(timezone=values.get("timezone", ZoneInfo("UTC")),
-                        state_dir=self._resolve(values.get("state_dir", ".cronflow")),
+                        state_dir=state_dir,
                         **_present(values, {key: key for key in ("max_parallel", "shutdown_grace",
                                                                  "keep_days", "keep_runs")}))
 
@@ -423,6 +476,11 @@ class _Validator:
                              "Use letters, digits, '_', '-' and '.', starting with a letter "
                              "or digit", job=name)
                 continue
+            if len(name) > MAX_NAME:
+                self._report(("jobs", name), f"job name is {len(name)} characters long",
+                             f"Use at most {MAX_NAME} (it names lock and output files)",
+                             job=name[:MAX_NAME] + "…")
+                continue
             if not isinstance(table, dict):
                 self._report(("jobs", name), f"must be a table, not {_type_name(table)}",
                              f'Write [jobs.{name}] followed by command = "..."', job=name)
@@ -446,6 +504,8 @@ class _Validator:
         if "cwd" in values and not cwd.is_dir():
             self._report(("jobs", name, "cwd"), f'"{cwd}" is not a directory',
                          "Create it, or fix the path (relative paths start at the jobs file)")
+        if "shell" in values:
+            self._check_shell(name, values["shell"])
         env_files = tuple(self._resolve(text) for text in values.get("env_file", ()))
         for env_file in env_files:
             self._check_env_file(name, env_file)
@@ -468,6 +528,16 @@ class _Validator:
             **_present(values, JOB_FIELDS),
         )
         return replace(job, config_hash=hashlib.sha256(repr(job).encode()).hexdigest()[:12])
+
+    def _check_shell(self, name: str, shell: str) -> None:
+        """The shell must be an absolute path to an executable file, as cron's SHELL= is."""
+        if not shell.startswith("/"):
+            self._report(("jobs", name, "shell"), f'"{shell}" is not an absolute path',
+                         'Write the full path, such as "/bin/bash" (see `command -v bash`)',
+                         job=name)
+        elif not (os.path.isfile(shell) and os.access(shell, os.X_OK)):
+            self._report(("jobs", name, "shell"), f'"{shell}" is not an executable file here',
+                         "Install that shell, or name another one", job=name)
 
     def _check_env_file(self, name: str, path: Path) -> None:
         """The file must be readable and well-formed now (it is read again at each run)."""

@@ -291,7 +291,7 @@ class Executor:
             result = ProcessResult(exit_code=None, error=str(problem))
         else:
             result = self.runner.run(ProcessSpec(
-                command=job.command, cwd=job.cwd, stdout=output["stdout"],
+                command=job.command, shell=job.shell, cwd=job.cwd, stdout=output["stdout"],
                 stderr=output["stderr"], exit_status=output["exit"], env=launch.env,
                 account=launch.account, secrets=launch.secrets, inherit=(run_lock,),
                 timeout=job.timeout.total_seconds() if job.timeout else None,

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 
 from cronflow.model import Job, JobFile
-from cronflow.report import describe_schedule, flows
+from cronflow.report import flows
+from cronflow.schedule import describe
 
 
 def _label(job: Job) -> str:
     if job.schedule:
-        return f"{describe_schedule(job.schedule)} ({job.timezone.key})"
+        return f"{describe(job.schedule)} ({job.timezone.key})"
     return f"after {', '.join(job.depends_on)}" if job.depends_on else "manual"
 
 

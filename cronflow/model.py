@@ -123,6 +123,7 @@ class Job:
     timezone: ZoneInfo
     cadence: Cadence  # = (schedule, timezone) for a scheduled job, else inherited
     cwd: Path
+    shell: str = "/bin/sh"  # runs the command as SHELL -c COMMAND, as cron's SHELL= does
     env: dict[str, str] = field(default_factory=dict)
     env_files: tuple[Path, ...] = ()  # dotenv files read at each run, before `env`
     user: str | None = None  # run as this user (cronflow must run as root)

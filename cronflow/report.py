@@ -12,6 +12,7 @@ from cronflow import __version__, dag, liveness
 from cronflow.errors import UsageError
 from cronflow.model import EventType, Job, JobFile, RunEvent, RunStatus, Watermark
 from cronflow.plan import dependency_graph, schedule_of
+from cronflow.schedule import describe
 from cronflow.history import History
 
 STATUS_SCHEMA_VERSION = 2
@@ -36,7 +37,7 @@ class JobStatus:
     job: str
     flow: int  # jobs joined by dependencies share a flow number (1, 2, ...)
     schedule: str  # the cron expression, "after <upstreams>", or "manual"
-    schedule_words: str  # the schedule said in English where it is a common one
+    schedule_words: str  # the schedule in English ("at 04:15 on Mondays")
     timezone: str
     enabled: bool
     last_logical_time: str | None  # ISO-8601 in the job's zone
@@ -121,7 +122,7 @@ def _job_status(job: Job, flow: int, history: History, mark: Watermark | None,
         job=job.name, flow=flow,
         schedule=job.schedule or (f"after {', '.join(job.depends_on)}" if job.depends_on
                                   else "manual"),
-        schedule_words=describe_schedule(job.schedule) if job.schedule else "",
+        schedule_words=describe(job.schedule) if job.schedule else "",
         timezone=zone.key, enabled=job.enabled,
         last_logical_time=_local(last.logical_time, zone) if last else None,
         status=last.status.value if last else None,
@@ -160,25 +161,6 @@ def _failing_streak(recent: list[RunEvent]) -> int:
             break
         streak += 1
     return streak
-
-
-def describe_schedule(expression: str) -> str:
-    """Common cron expressions in words ("daily at 06:00"); others as they are."""
-    minute, hour, day, month, weekday = expression.split(" ")
-    at = f"{int(hour):02d}:{int(minute):02d}" if minute.isdigit() and hour.isdigit() else None
-    if (minute, hour, day, month, weekday) == ("*", "*", "*", "*", "*"):
-        return "every minute"
-    if minute.startswith("*/") and (hour, day, month, weekday) == ("*", "*", "*", "*"):
-        return f"every {minute[2:]} minutes"
-    if minute.isdigit() and (hour, day, month, weekday) == ("*", "*", "*", "*"):
-        return f"hourly at :{int(minute):02d}"
-    if minute.isdigit() and hour.startswith("*/") and (day, month, weekday) == ("*", "*", "*"):
-        return f"every {hour[2:]} hours at :{int(minute):02d}"
-    if at and (day, month) == ("*", "*"):
-        return f"daily at {at}" if weekday == "*" else f"{weekday} at {at}"
-    if at and day.isdigit() and (month, weekday) == ("*", "*"):
-        return f"monthly on day {day} at {at}"
-    return expression
 
 
 def status_json(jobfile: JobFile, rows: list[JobStatus], summary: Overview,

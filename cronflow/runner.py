@@ -29,13 +29,13 @@ from cronflow.safety import Account, mask_file
 from cronflow.store import OUTPUT_LIMIT_BYTES, STDERR_TAIL_BYTES, STDERR_TAIL_LINES
 
 _GROUP_POLL_SECONDS = 0.02
-# $1 the command, $2 the gate's descriptor, $3 the exit status file's descriptor. Traps only
+# $1 the command, $2 the gate's descriptor, $3 the exit status file's descriptor, $4 the shell. Traps only
 # note a signal (the command, in the same group, gets it too); once the command ended, the
 # wrapper dies of that same signal, so cronflow sees how the attempt really ended.
 _WRAPPER = """\
 read -r go < /proc/self/fd/$2 || { echo cancelled 1<> /proc/self/fd/$3; exit 125; }
 trap 'caught=TERM' TERM; trap 'caught=INT' INT; trap 'caught=HUP' HUP
-/bin/sh -c "$1"
+"$4" -c "$1"
 status=$?
 echo "exit $status" 1<> /proc/self/fd/$3
 if [ -n "${caught-}" ]; then trap - "$caught"; kill -s "$caught" $$; fi
@@ -59,6 +59,7 @@ class ProcessSpec:
     account: Account | None = None  # run as this user (cronflow runs as root), else as cronflow
     secrets: tuple[str, ...] = ()  # masked as *** in the captured output when the attempt ends
     inherit: tuple[int, ...] = ()  # descriptors the job keeps open (the run's lock)
+    shell: str = "/bin/sh"  # the command runs as SHELL -c COMMAND
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -192,7 +193,7 @@ class ShellRunner:
             try:
                 process = subprocess.Popen(
                     ["/bin/sh", "-c", _WRAPPER, "cronflow", spec.command, str(gate_out),
-                     str(status.fileno())],
+                     str(status.fileno()), spec.shell],
                     stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
                     cwd=spec.cwd, env=spec.env,
                     start_new_session=True,  # its own process group, so a timeout can kill it all

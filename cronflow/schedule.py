@@ -67,12 +67,22 @@ def check(expression: str) -> str:
     from croniter import CroniterBadCronError, CroniterBadDateError, croniter
 
     try:
-        croniter(fields, datetime(2000, 1, 1)).get_next(datetime)
+        croniter(_for_croniter(fields), datetime(2000, 1, 1),
+                 day_or=days_or(fields)).get_next(datetime)
     except CroniterBadDateError:
         raise ScheduleError(f'"{expression}" never matches any date') from None
     except (CroniterBadCronError, ValueError, KeyError) as error:
         raise ScheduleError(f'"{expression}" is not a valid cron expression ({error})') from None
     return fields
+
+
+def days_or(fields: str) -> bool:
+    """Whether a day matches by day-of-month OR day-of-week (else AND), as in Vixie and Debian
+    cron: OR only when neither field starts with `*`. So `0 0 */2 * 1` is the odd days that
+    are Mondays, and `0 0 1,15 * 1` is the 1st, the 15th and every Monday. (croniter alone
+    would OR `*/2` with `1`.)"""
+    parts = fields.split(" ")
+    return not (parts[2].startswith("*") or parts[4].startswith("*"))
 
 
 # (lowest, highest, names) of each field, as croniter reads them (day-of-week 7 is Sunday).
@@ -99,8 +109,8 @@ def _plainly_valid(fields: str) -> bool:
         if chosen is None:
             return False
         values.append(chosen)
-    days, months, weekdays = values[2], values[3], fields.split(" ")[4]
-    return weekdays != "*" or any(day <= _LONGEST_MONTH[month - 1]
+    days, months = values[2], values[3]
+    return days_or(fields) or any(day <= _LONGEST_MONTH[month - 1]
                                   for day in days for month in months)
 
 
@@ -122,6 +132,27 @@ def _field_values(text: str, low: int, high: int, names: tuple[str, ...]) -> set
                 last = high  # "5/15" means 5-high/15
         chosen.update(range(first, last + 1, step))
     return chosen
+
+
+@lru_cache(maxsize=1024)
+def _for_croniter(fields: str) -> str:
+    """The expression as croniter should read it: every field this module can parse spelled
+    out as a plain list of numbers, others (`L`, `#`, ...) left to croniter.
+
+    croniter misreads some valid fields (`0-0` in the hour field fires every hour), so it is
+    given only the values; how the day fields combine is passed to it apart (`days_or`),
+    because spelling them out would hide which of them started with `*`.
+    """
+    spelled = []
+    for text, (low, high, names) in zip(fields.split(" "), _FIELDS):
+        values = None if text == "*" else _field_values(text.lower(), low, high, names)
+        if values is None:
+            spelled.append(text)
+        else:
+            if high == 7:  # day-of-week: 7 is Sunday, as is 0
+                values = {value % 7 for value in values}
+            spelled.append(",".join(str(value) for value in sorted(values)))
+    return " ".join(spelled)
 
 
 def _value(text: str, names: tuple[str, ...], low: int) -> int | None:
@@ -194,7 +225,8 @@ class Schedule:
 
         local = tick.astimezone(self.zone)
         wall = local.replace(tzinfo=None, fold=0)
-        if not croniter.match(self.expression, wall):
+        if not croniter.match(_for_croniter(self.expression), wall,
+                              day_or=days_or(self.expression)):
             return "moved: its time did not exist (clocks jumped forward), runs at the jump"
         first, second = (wall.replace(tzinfo=self.zone, fold=fold) for fold in (0, 1))
         if first.utcoffset() == second.utcoffset():
@@ -216,7 +248,8 @@ class Schedule:
         """Every tick instant from wall time `after_wall` on, in increasing UTC order."""
         from croniter import croniter
 
-        walls = croniter(self.expression, after_wall, max_years_between_matches=30)
+        walls = croniter(_for_croniter(self.expression), after_wall,
+                         max_years_between_matches=30, day_or=days_or(self.expression))
         second_passes: list[datetime] = []  # repeated wall times, second occurrence
         last: datetime | None = None
         while True:
@@ -279,3 +312,132 @@ def _require_aware(*instants: datetime) -> None:
     for instant in instants:
         if instant.tzinfo is None:
             raise ValueError(f"{instant!r} has no time zone; cronflow only handles aware times")
+
+
+# ---- in words --------------------------------------------------------------------------------
+
+_DAY_NAMES = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
+_MONTH_NAMES = ("January", "February", "March", "April", "May", "June", "July", "August",
+                "September", "October", "November", "December")
+
+
+def describe(expression: str) -> str:
+    """The schedule in English: `15 4 * * 1` is "at 04:15 on Mondays", `0 0 */2 * 1` "at
+    00:00 on Mondays falling on odd days". Extensions cron lacks (L, #, W) are shown as
+    written."""
+    fields = expand(expression)
+    parts = fields.split(" ")
+    values = [_field_values(text.lower(), low, high, names)
+              for text, (low, high, names) in zip(parts, _FIELDS)]
+    if len(parts) != 5 or any(chosen is None for chosen in values):
+        return fields
+    minutes, hours, days, months, weekdays = (sorted(chosen) for chosen in values)
+    weekdays = sorted({day % 7 for day in weekdays}, key=lambda day: (day + 6) % 7)  # Monday first
+    when, clock_times = _times(minutes if parts[0] != "*" else list(range(60)),
+                               hours if parts[1] != "*" else list(range(24)))
+    on = _days(days, weekdays, months, [text != "*" for text in parts[2:]], days_or(fields))
+    if clock_times and not on.startswith("on "):
+        return f"daily {when} {on}".strip()
+    return f"{when} {on}".strip()
+
+
+def _times(minutes: list[int], hours: list[int]) -> tuple[str, bool]:
+    """The times of day in words, and whether they are plain clock times ("at 06:00")."""
+    every_hour = hours == list(range(24))
+    if minutes == list(range(60)):
+        return ("every minute" if every_hour else f"every minute {_hour_span(hours)}"), False
+    if (step := _step(minutes)) and step[0] == 0 and minutes[-1] + step[1] == 60:
+        every = f"every {step[1]} minutes"
+        return (every if every_hour else f"{every} {_hour_span(hours)}"), False
+    past = _join([f":{minute:02d}" for minute in minutes])
+    if every_hour:
+        return f"hourly at {past}", False
+    if len(minutes) * len(hours) <= 4:
+        return "at " + _join([f"{hour:02d}:{minute:02d}" for hour in hours
+                              for minute in minutes]), True
+    if _contiguous(hours):
+        return f"hourly at {past} {_hour_span(hours)}", False
+    if step := _step(hours):
+        first, last = hours[0], hours[-1]
+        span = "" if first == 0 and last + step[1] >= 24 else \
+            f" from {first:02d}{past[:3] if len(minutes) == 1 else ':00'} to " \
+            f"{last:02d}{past[:3] if len(minutes) == 1 else ':59'}"
+        return f"every {step[1]} hours at {past}{span}", False
+    return f"at {past} {_hour_span(hours)}", False
+
+
+def _hour_span(hours: list[int]) -> str:
+    if hours == list(range(hours[0], hours[-1] + 1)):
+        return f"from {hours[0]:02d}:00 to {hours[-1]:02d}:59"
+    return f"during hours {_join([f'{hour:02d}' for hour in hours])}"
+
+
+def _days(days: list[int], weekdays: list[int], months: list[int], restricted: list[bool],
+          either: bool) -> str:
+    some_days, some_months, some_weekdays = restricted
+    some_days = some_days and days != list(range(1, 32))
+    some_weekdays = some_weekdays and weekdays != list(range(7))
+    some_months = some_months and months != list(range(1, 13))
+    in_months = _month_phrase(months) if some_months else ""
+    if some_days:
+        on_days = f"on {_day_phrase(days)}" + (f" of {in_months}" if in_months else "")
+        in_months = ""
+    else:
+        on_days = ""
+    on_weekdays = f"on {_weekday_phrase(weekdays)}" if some_weekdays else ""
+    if on_days and on_weekdays:
+        on = (f"{on_days} and {on_weekdays}" if either
+              else f"{on_weekdays} falling {on_days}")
+    else:
+        on = on_days or on_weekdays
+    if in_months:
+        on = f"{on} {'from' if _contiguous(months) else 'in'} {in_months}".strip()
+    return on
+
+
+def _day_phrase(days: list[int]) -> str:
+    if days == list(range(1, 32, 2)):
+        return "odd days"
+    if (step := _step(days)) and step[0] + step[1] > 1 and days[-1] + step[1] > 31:
+        return f"every {_ordinal(step[1])} day from the {_ordinal(step[0])}"
+    if _contiguous(days):
+        return f"the {_ordinal(days[0])} to {_ordinal(days[-1])}"
+    return "the " + _join([_ordinal(day) for day in days])
+
+
+def _weekday_phrase(weekdays: list[int]) -> str:
+    if weekdays == [1, 2, 3, 4, 5]:
+        return "weekdays (Monday to Friday)"
+    if _contiguous(weekdays):
+        return f"{_DAY_NAMES[weekdays[0]]} to {_DAY_NAMES[weekdays[-1]]}"
+    return _join([f"{_DAY_NAMES[day]}s" for day in weekdays])
+
+
+def _month_phrase(months: list[int]) -> str:
+    if _contiguous(months):
+        return f"{_MONTH_NAMES[months[0] - 1]} to {_MONTH_NAMES[months[-1] - 1]}"
+    return _join([_MONTH_NAMES[month - 1] for month in months])
+
+
+def _step(values: list[int]) -> tuple[int, int] | None:
+    """(first, step) when the values are first, first+step, ... (at least three, step > 1):
+    what `*/n` and `a-b/n` spell."""
+    if len(values) < 3:
+        return None
+    step = values[1] - values[0]
+    if step < 2 or any(b - a != step for a, b in zip(values, values[1:])):
+        return None
+    return values[0], step
+
+
+def _contiguous(values: list[int]) -> bool:
+    return len(values) >= 3 and values == list(range(values[0], values[-1] + 1))
+
+
+def _ordinal(number: int) -> str:
+    suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    return f"{number}{suffix}"
+
+
+def _join(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]

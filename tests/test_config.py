@@ -39,6 +39,14 @@ BAD_FILES = [
     ("no command", '[jobs.a]\nschedule = "@daily"\n', "jobs.toml:1:", "has no command"),
     ("bad choice", '[jobs.a]\ncommand = "x"\novelap = "skip"\ncatchup = "some"\n', "jobs.toml:4:",
      'Use one of "latest", "all", "none"'),
+    ("relative shell", '[jobs.a]\ncommand = "x"\nshell = "bash"\n', "jobs.toml:3:",
+     "is not an absolute path"),
+    ("missing shell", '[jobs.a]\ncommand = "x"\nshell = "/no/such/shell"\n', "jobs.toml:3:",
+     "is not an executable file"),
+    ("duration too long", '[jobs.a]\ncommand = "x"\ntimeout = "400d"\n', "jobs.toml:3:",
+     "is longer than 365 days"),
+    ("too many retries", '[jobs.a]\ncommand = "x"\nretries = 1000\n', "jobs.toml:3:",
+     "must be from 0 to 100"),
     ("clashing upstream schedules", '[jobs.a]\ncommand = "x"\nschedule = "@daily"\n'
      '[jobs.b]\ncommand = "x"\nschedule = "@hourly"\n[jobs.c]\ncommand = "x"\n'
      'depends_on = ["a", "b"]\n', "jobs.toml:9:", "upstreams run on different schedules"),

@@ -352,3 +352,15 @@ def test_a_disabled_job_runs_only_when_named(write_jobs, make_executor, tmp_path
     assert (tmp_path / "ran").read_text().split() == ["active", "after"]
     make_executor(jobfile).execute(runs_of(jobfile, ["paused"]))
     assert (tmp_path / "ran").read_text().split() == ["active", "after", "paused"]
+
+
+def test_a_job_runs_in_its_own_shell(write_jobs, make_executor, tmp_path):
+    jobfile = load(write_jobs(f"""
+        [jobs.bashism]
+        command = '[[ "$BASH_VERSION" ]] && echo "in bash" > {tmp_path / "out"}'
+        shell = "/bin/bash"
+    """))
+    [outcome] = make_executor(jobfile).execute(plan.runs_for_date(
+        jobfile, ["bashism"], date(2026, 1, 14), RunKind.BACKFILL))
+    assert outcome.status is RunStatus.SUCCESS
+    assert (tmp_path / "out").read_text() == "in bash\n"

@@ -38,6 +38,18 @@ def test_exit_statuses_and_output_are_captured(tmp_path):
     assert missing.exit_code == 127 and "not found" in missing.stderr_tail
 
 
+def test_the_command_runs_as_sh_c_would_run_it(tmp_path):
+    """No positional parameters, none of the wrapper's variables, $0 /bin/sh, its own exit
+    status (a syntax error is 2, as with sh -c), a command of several lines, and $$ is the
+    command's own shell: `kill $$` ends the command, not the wrapper."""
+    runner = ShellRunner()
+    shown = runner.run(spec(tmp_path, 'echo "$0|$#|$1|${go-unset}|${status-unset}"'))
+    assert (tmp_path / "out").read_text() == "/bin/sh|0||unset|unset\n" and shown.succeeded
+    assert runner.run(spec(tmp_path, "if then fi")).exit_code == 2
+    assert runner.run(spec(tmp_path, "x=1\nexit $((x + 6))")).exit_code == 7
+    assert runner.run(spec(tmp_path, "kill -s TERM $$; sleep 5")).exit_code == 128 + 15
+
+
 def test_stdin_is_empty(tmp_path):
     result = ShellRunner().run(spec(tmp_path, "cat; echo end"))
     assert result.succeeded and (tmp_path / "out").read_text() == "end\n"

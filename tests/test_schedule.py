@@ -15,7 +15,7 @@ from croniter import croniter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cronflow.schedule import ScheduleError, check, compile_schedule
+from cronflow.schedule import ScheduleError, check, compile_schedule, describe
 
 NEW_YORK = ZoneInfo("America/New_York")
 
@@ -164,3 +164,41 @@ def test_a_run_with_nothing_due_does_not_import_croniter(tmp_path):
     assert "croniter loaded: True" in first.stdout  # first sight computes the next tick
     second = subprocess.run(run, capture_output=True, text=True, cwd=tmp_path)
     assert "croniter loaded: False" in second.stdout, second.stdout + second.stderr
+
+
+@pytest.mark.parametrize("expression, words", [
+    ("* * * * *", "every minute"),
+    ("*/5 * * * *", "every 5 minutes"),
+    ("15 * * * *", "hourly at :15"),
+    ("0,30 * * * *", "hourly at :00 and :30"),
+    ("30 */2 * * *", "every 2 hours at :30"),
+    ("0 1-23/2 * * *", "every 2 hours at :00 from 01:00 to 23:00"),
+    ("0 8-18 * * *", "hourly at :00 from 08:00 to 18:59"),
+    ("* 9 * * *", "every minute from 09:00 to 09:59"),
+    ("0 6 * * *", "daily at 06:00"),
+    ("0 6,18 * * *", "daily at 06:00 and 18:00"),
+    ("15 4 * * 1", "at 04:15 on Mondays"),
+    ("15 4 * * MON", "at 04:15 on Mondays"),
+    ("@weekly", "at 00:00 on Sundays"),
+    ("0 0 * * 7", "at 00:00 on Sundays"),
+    ("5 4 * * sun", "at 04:05 on Sundays"),
+    ("0 9 * * 1-5", "at 09:00 on weekdays (Monday to Friday)"),
+    ("0 9 * * mon-wed", "at 09:00 on Monday to Wednesday"),
+    ("0 9 * * mon,wed,fri", "at 09:00 on Mondays, Wednesdays and Fridays"),
+    ("0 10 * * 6,0", "at 10:00 on Saturdays and Sundays"),
+    ("@monthly", "at 00:00 on the 1st"),
+    ("0 0 1,15 * *", "at 00:00 on the 1st and 15th"),
+    ("0 0 22 * *", "at 00:00 on the 22nd"),
+    ("0 0 1-7 * *", "at 00:00 on the 1st to 7th"),
+    ("0 0 */3 * *", "at 00:00 on every 3rd day from the 1st"),
+    ("@yearly", "at 00:00 on the 1st of January"),
+    ("0 0 1 1,4,7,10 *", "at 00:00 on the 1st of January, April, July and October"),
+    ("0 3 * 6-8 *", "daily at 03:00 from June to August"),
+    ("0 12 * jan *", "daily at 12:00 in January"),
+    ("0 0 */2 * 1", "at 00:00 on Mondays falling on odd days"),
+    ("0 0 1,15 * 1", "at 00:00 on the 1st and 15th and on Mondays"),
+    ("*/10 9-17 * * 1-5", "every 10 minutes from 09:00 to 17:59 on weekdays (Monday to Friday)"),
+    ("0 0 L * *", "0 0 L * *"),  # not cron's: said as written
+])
+def test_schedules_are_described_in_english(expression, words):
+    assert describe(expression) == words
