@@ -603,7 +603,7 @@ def import_crontab(
     ] = "-",
     system: Annotated[Optional[bool], typer.Option(
         "--system/--user-format", help="Lines name a user before the command (/etc/crontab, "
-        "/etc/cron.d/*). Default: yes for files under /etc, no otherwise.")] = None,
+        "/etc/cron.d/*), or not (crontab -e). Default: told from the content.")] = None,
     output: Annotated[Optional[Path], typer.Option(
         "--output", "-o", dir_okay=False, help="Write the jobs file here (it must not exist) "
         "instead of to standard output.")] = None,
@@ -622,22 +622,88 @@ def import_crontab(
         except (OSError, UnicodeDecodeError) as error:
             raise UsageError(f"cannot read {source}: {getattr(error, 'strerror', error)}. "
                              "Give a crontab file, or - to read standard input.") from None
+    host = _cron_host()
     if system is None:
-        system = source.startswith("/etc/")
-    translation = crontab.translate(text, system=system)
+        try:
+            system = crontab.detect_format(text, host)
+        except crontab.FormatUnknown as unknown:
+            raise UsageError(f"cannot tell what kind of crontab {name} is: {unknown}. Give "
+                             "--system if each line names a user before the command "
+                             "(/etc/crontab, /etc/cron.d/*), else --user-format (crontab -e)."
+                             ) from None
+    format_used = ("a system crontab: a user name before each command" if system
+                   else "a user crontab: no user name before the commands")
+    translation = crontab.translate(text, system=system, host=host)
     if not translation.document["jobs"]:
         raise UsageError(f"{name} holds no job cronflow can run. Not translated: "
                          + "; ".join(translation.untranslated or ["(nothing)"]))
-    rendered = crontab.render(translation, name)
+    rendered = crontab.render(translation, name, format_used)
     if output is None:
         sys.stdout.write(rendered)
     else:
         _write_new(output, rendered)
         print(f"wrote {output} ({len(translation.document['jobs'])} jobs)", file=sys.stderr)
+    print(f"read {name} as {format_used}", file=sys.stderr)
     for line in translation.untranslated:
         print(f"not translated: {line}", file=sys.stderr)
     for line in translation.notes:
         print(f"check: {line}", file=sys.stderr)
+
+
+def _cron_host():
+    """What cron would take from this machine: its zone, home folders, accounts, commands."""
+    import pwd
+    import shutil
+
+    from cronflow import crontab
+
+    def home_of(user: str | None) -> str | None:
+        try:
+            entry = pwd.getpwuid(os.geteuid()) if user is None else pwd.getpwnam(user)
+        except KeyError:
+            return None
+        return entry.pw_dir if os.path.isdir(entry.pw_dir) else None
+
+    def is_account(name: str) -> bool:
+        try:
+            pwd.getpwnam(name)
+            return True
+        except KeyError:
+            return name in crontab.COMMON_ACCOUNTS
+
+    def is_command(name: str) -> bool:
+        return name in _SHELL_WORDS or shutil.which(name) is not None
+
+    return crontab.Host(zone=_host_zone(), home_of=home_of, is_account=is_account,
+                        is_command=is_command)
+
+
+_SHELL_WORDS = frozenset({"cd", "test", "[", "[[", "if", "for", "while", "case", "export", "echo",
+                          "exec", "true", "false", ":", ".", "source", "eval", "set", "umask",
+                          "ulimit", "command", "time", "printf", "read", "kill", "wait"})
+
+
+def _host_zone() -> str | None:
+    """The zone cron reads schedules in: $TZ when it names a zone, else /etc/localtime."""
+    from zoneinfo import ZoneInfo
+
+    candidates = [os.environ.get("TZ", "").lstrip(":")]
+    try:
+        candidates.append(os.readlink("/etc/localtime").split("zoneinfo/", 1)[1])
+    except (OSError, IndexError):
+        pass
+    try:
+        candidates.append(Path("/etc/timezone").read_text().strip())
+    except OSError:
+        pass
+    for candidate in candidates:
+        try:
+            if candidate and "/" not in candidate[:1]:
+                ZoneInfo(candidate)
+                return candidate
+        except (ValueError, OSError, KeyError):
+            continue
+    return None
 
 
 @app.command()

@@ -57,21 +57,37 @@ class Daemon:
         self.wake = threading.Event()  # set: end the current sleep early
         self._reload_requested = False
         self._executions: list[threading.Thread] = []
-        self._children_ended = threading.Event()  # set by SIGCHLD: there may be orphans to reap
-        self._reaping = False
+        self._reaping = False  # a child subreaper: orphaned descendants are ours to reap
 
     def take_over_process(self) -> None:
         """Make this process the daemon (from its main thread; `cronflow daemon` does it):
         stop on SIGTERM/SIGINT, reload on SIGHUP, and reap orphaned descendants on SIGCHLD.
         A job's background process that outlives it is re-parented to the daemon (it is a
-        child subreaper, or PID 1 in a container) and reaped when it ends: no zombies pile up."""
-        signal.signal(signal.SIGTERM, lambda *_: self.request_stop())
-        signal.signal(signal.SIGINT, lambda *_: self.request_stop())
-        signal.signal(signal.SIGHUP, lambda *_: self.request_reload())
-        signal.signal(signal.SIGCHLD, lambda *_: self._children_ended.set())
-        self._reaping = become_subreaper()
+        child subreaper, or PID 1 in a container) and reaped when it ends: no zombies pile up.
 
-    # ---- what signal handlers call ------------------------------------------------------------
+        The signals are only written to a pipe (Python's wakeup fd, by the C-level handler)
+        and acted on by a thread of their own: a Python handler that took a lock (setting an
+        Event does) could deadlock when a signal arrives while that lock is held, as a burst
+        of SIGCHLD from ending jobs does."""
+        arrived, self._signals = os.pipe2(os.O_CLOEXEC)
+        os.set_blocking(self._signals, False)
+        signal.set_wakeup_fd(self._signals, warn_on_full_buffer=False)
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
+            signal.signal(signum, lambda *_: None)  # the byte in the pipe is what counts
+        self._reaping = become_subreaper()
+        threading.Thread(target=self._act_on_signals, args=(arrived,), daemon=True,
+                         name="cronflow-signals").start()
+
+    def _act_on_signals(self, arrived: int) -> None:
+        """Stop, reload or reap as each signal arrives (the bytes are signal numbers)."""
+        while True:
+            for signum in os.read(arrived, 512):
+                if signum in (signal.SIGTERM, signal.SIGINT):
+                    self.request_stop()
+                elif signum == signal.SIGHUP:
+                    self.request_reload()
+                elif signum == signal.SIGCHLD and self._reaping:
+                    self.runner.reap_orphans()
 
     def request_stop(self) -> None:
         """First call: stop gracefully. Second call: stop at once."""
@@ -102,8 +118,6 @@ class Daemon:
             self.log(f"cronflow daemon started (pid {os.getpid()}): {len(jobfile.jobs)} jobs "
                      f"from {jobfile.path}, state in {store.state_dir}")
             notify_systemd("READY=1")
-            if self._reaping:
-                threading.Thread(target=self._reap, daemon=True, name="cronflow-reaper").start()
             self._loop(jobfile, store, locks)
             notify_systemd("STOPPING=1")
             self._shut_down(jobfile)
@@ -144,13 +158,6 @@ class Daemon:
                                   name=f"cronflow-tick-{len(self._executions)}")
         thread.start()
         self._executions.append(thread)
-
-    def _reap(self) -> None:
-        """Reap orphans whenever a child ended; the runner leaves its own jobs' shells alone."""
-        while True:
-            self._children_ended.wait()
-            self._children_ended.clear()
-            self.runner.reap_orphans()
 
     # ---- reloading ------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import os
+import shlex
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -369,3 +370,32 @@ def test_users_and_env_files_are_carried_or_warned(write_jobs, tmp_path):
     assert "user's own" in warning_about(backup, "group (backup)")
     assert "run without its variables" in warning_about(backup, "env_file (backup)")
     assert "abc" not in backup.text  # the env_file's values are never copied
+
+
+@pytest.mark.parametrize("schedule, warned", [
+    ("0 0 */2 * 1", True),  # cron: odd days that are Mondays; croniter ORs them
+    ("0 0 1-7 * */2", True),
+    ("0 0 1,15 * 1", False),  # both restricted, neither starts with *: OR in both
+    ("0 0 * * 1", False),
+    ("0 0 */2 * *", False),
+])
+def test_the_day_rule_is_warned_where_airflow_would_or_the_days(write_jobs, schedule, warned):
+    dag_file = export(write_jobs(f"""
+        [jobs.job]
+        schedule = "{schedule}"
+        command = "true"
+        overlap = "allow"
+    """))["job"]
+    assert any(w.startswith("day fields") for w in dag_file.warnings) is warned
+
+
+def test_a_job_with_its_own_shell_runs_in_it_under_airflow(write_jobs):
+    dag_file = export(write_jobs("""
+        [jobs.job]
+        schedule = "0 6 * * *"
+        command = "echo 'it''s' $0"
+        shell = "/bin/dash"
+        overlap = "allow"
+    """))["job"]
+    assert DagSource(dag_file.text).value("job", "bash_command") == (
+        "/bin/dash -c " + shlex.quote("echo 'it''s' $0"))
