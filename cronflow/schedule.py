@@ -352,6 +352,10 @@ def _times(minutes: list[int], hours: list[int]) -> tuple[str, bool]:
     past = _join([f":{minute:02d}" for minute in minutes])
     if every_hour:
         return f"hourly at {past}", False
+    step = _step(hours)
+    if step and len(minutes) == 1 and step[0] < step[1] and hours[-1] + step[1] >= 24:
+        start = f" from {step[0]:02d}:{minutes[0]:02d}" if step[0] else ""
+        return f"every {step[1]} hours at {past}{start}", False  # all day long: */6, 1-23/2
     if len(minutes) * len(hours) <= 4:
         return "at " + _join([f"{hour:02d}:{minute:02d}" for hour in hours
                               for minute in minutes]), True
