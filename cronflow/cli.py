@@ -16,7 +16,7 @@ import typer
 
 from cronflow import __version__, config
 from cronflow.errors import ConfigError, CronflowError, Problem, UsageError
-from cronflow.model import EventType, JobFile, Rerun, RunEvent, RunKind, RunStatus
+from cronflow.model import EventType, JobFile, Rerun, RunEvent, RunStatus
 from cronflow.plan import describe_key
 
 app = typer.Typer(

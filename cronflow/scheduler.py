@@ -21,7 +21,7 @@ from cronflow.alerts import Alerter
 from cronflow.clock import Clock
 from cronflow.executor import Executor, Outcome
 from cronflow.lock import PLAN_LOCK, Locks
-from cronflow.model import EventType, JobFile, RunEvent, RunKind, RunStatus
+from cronflow.model import EventType, JobFile, RunEvent, RunKind, RunStatus, Watermark
 from cronflow.runner import ProcessRunner
 from cronflow.store import HEARTBEAT, PRUNED, Store, new_run_id
 

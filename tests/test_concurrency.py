@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 from cronflow.model import EventType, RunStatus
 from cronflow.store import Store
 from tests.conftest import CHILD_TZ, run_cli
+from tests.waiting import wait_for
 
 EVERY_MINUTE = """
 [jobs.a]
@@ -58,14 +58,6 @@ echo "$CRONFLOW_ATTEMPT $$" >> attempts.txt
 retries = 2
 retry_delay = "0s"
 """
-
-
-def wait_for(condition, what: str, within: float = 30) -> None:
-    """A handshake: poll `condition` until true, failing after `within` seconds."""
-    deadline = time.monotonic() + within
-    while not condition():
-        assert time.monotonic() < deadline, f"no {what} within {within}s"
-        time.sleep(0.01)
 
 
 def test_a_killed_cronflows_job_is_never_run_beside_itself_and_its_outcome_is_kept(tmp_path):

@@ -9,7 +9,7 @@ among them) from random instants across decades, and every fire time must agree.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from itertools import islice
 from zoneinfo import ZoneInfo
 

@@ -29,7 +29,7 @@ from cronflow.runner import ShellRunner
 from cronflow.store import Store
 from tests.conftest import CHILD_TZ, load
 from tests.fakes import FakeClock
-from tests.test_concurrency import wait_for
+from tests.waiting import wait_for
 from tests.test_runner import is_alive
 
 

@@ -111,7 +111,6 @@ class Torture:
     # ---- the invocations ----------------------------------------------------------------------
 
     def run(self, seconds: float, backfillers: int = 3) -> Figures:
-        started = time.monotonic()
         workers = [threading.Thread(target=self._keep_daemon),
                    threading.Thread(target=self._repeat, args=("one-shot", lambda: ["run"])),
                    threading.Thread(target=self._read_index)]
