@@ -20,11 +20,11 @@ from pathlib import Path
 
 from cronflow import config, plan
 from cronflow.clock import SystemClock
-from cronflow.lock import Locks
+from cronflow.state.locks import Locks
 from cronflow.model import RunKind, RunStatus
 from cronflow.runner import ShellRunner
-from cronflow.scheduler import build_scheduler
-from cronflow.store import Store
+from cronflow.invocation import build_scheduler
+from cronflow.state.store import Store
 
 
 def chain_file(folder: Path, count: int) -> Path:

@@ -31,7 +31,7 @@ from cronflow.model import (
     RunKey,
     RunStatus,
 )
-from cronflow.store import Store
+from cronflow.state.store import Store
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -162,10 +162,10 @@ def _run_dates(jobfile: JobFile, days: list[date], names: list[str], downstream:
 
 def _scheduler(jobfile: JobFile, reporter: _Reporter):
     from cronflow.clock import SystemClock
-    from cronflow.lock import Locks
+    from cronflow.state.locks import Locks
     from cronflow.runner import ShellRunner
-    from cronflow.scheduler import build_scheduler
-    from cronflow.store import Store
+    from cronflow.invocation import build_scheduler
+    from cronflow.state.store import Store
 
     store = Store(jobfile.settings.state_dir)
     store.prepare()
@@ -300,7 +300,7 @@ def systemd_install(
 
     Example:  sudo cronflow systemd install --jobs /etc/cronflow/jobs.toml
     """
-    from cronflow import systemd
+    from cronflow.interop import systemd
 
     jobfile = _load(jobs)  # never install a service for a jobs file that does not load
     files = systemd.units(mode=mode.value, user=user, command=_own_command(),
@@ -400,7 +400,7 @@ def status(
     """
     from cronflow import plan, report
     from cronflow.clock import SystemClock
-    from cronflow.store import HEARTBEAT, Store
+    from cronflow.state.store import HEARTBEAT, Store
 
     jobfile = _load(jobs)
     if job:
@@ -445,7 +445,7 @@ def history(
     """
     from cronflow import plan, report
     from cronflow.model import RunStatus as Status
-    from cronflow.store import Store
+    from cronflow.state.store import Store
 
     jobfile = _load(jobs)
     if job:
@@ -473,7 +473,7 @@ def reindex(jobs: JobsOption = None) -> None:
     cronflow keeps the index up to date and rebuilds it by itself when it is missing or
     damaged; this is for when you want to be sure. Example:  cronflow reindex
     """
-    from cronflow.store import Store
+    from cronflow.state.store import Store
 
     jobfile = _load(jobs)
     store = Store(jobfile.settings.state_dir)
@@ -508,8 +508,8 @@ def logs(
     Example:  cronflow logs load --date 2026-01-14 --attempt 1 --stderr
     """
     from cronflow import plan, report
-    from cronflow.safety import mask_bytes
-    from cronflow.store import Store
+    from cronflow.masking import mask_bytes
+    from cronflow.state.store import Store
 
     jobfile = _load(jobs)
     plan.select_jobs(jobfile, [job], downstream=False)  # an unknown job is a clear error
@@ -536,7 +536,7 @@ def logs(
 def _secrets_of(job) -> tuple[str, ...]:
     """What to mask in a job's output; an env_file that cannot be read now masks nothing."""
     from cronflow.envfile import Unusable, read_job_env_files
-    from cronflow.safety import secrets_of
+    from cronflow.masking import secrets_of
 
     try:
         return secrets_of(job.env, read_job_env_files(job).values())
@@ -549,7 +549,7 @@ def _follow(store, started: RunEvent, stream: str, secrets: tuple[str, ...]) -> 
     lines only while it runs, so a secret is never split across two reads unmasked."""
     import time
 
-    from cronflow.safety import mask_bytes
+    from cronflow.masking import mask_bytes
 
     position = 0
     while True:
@@ -589,7 +589,7 @@ def graph(
 
     Example:  cronflow graph --format dot | dot -Tsvg > jobs.svg
     """
-    from cronflow import graph as drawing
+    from cronflow import drawing
 
     jobfile = _load(jobs)
     draw = {"text": drawing.as_text, "dot": drawing.as_dot, "mermaid": drawing.as_mermaid}
@@ -612,7 +612,7 @@ def import_crontab(
 
     Example:  crontab -l | cronflow import-crontab -o jobs.toml && cronflow validate
     """
-    from cronflow import crontab
+    from cronflow.interop import crontab
 
     if source == "-":
         text, name = sys.stdin.read(), "standard input"
@@ -655,7 +655,7 @@ def _cron_host():
     import pwd
     import shutil
 
-    from cronflow import crontab
+    from cronflow.interop import crontab
 
     def home_of(user: str | None) -> str | None:
         try:
@@ -715,7 +715,7 @@ def init(
 
     Example:  cronflow init && cronflow validate && cronflow run --date $(date +%F)
     """
-    from cronflow.starter import STARTER
+    from cronflow.interop.init_template import STARTER
 
     _write_new(path, STARTER)
     print(f"wrote {path}; edit it, then run: cronflow validate --jobs {path}")
@@ -751,9 +751,9 @@ def export_airflow(
 
     Example:  cronflow export airflow --jobs jobs.toml --out ~/airflow/dags
     """
-    from cronflow.airflow_export import export_airflow as export, write_dag_files
+    from cronflow.interop.airflow import export_airflow as export, write_dag_files
     from cronflow.clock import SystemClock
-    from cronflow.store import Store
+    from cronflow.state.store import Store
 
     jobfile = _load(jobs)
     watermarks = Store(jobfile.settings.state_dir).read_watermarks()

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from cronflow import dag, envfile, safety, schedule
+from cronflow import accounts, dag, envfile, schedule, trust
 from cronflow.errors import ConfigError, Problem
 from cronflow.model import (
     AlertEvent,
@@ -141,6 +141,16 @@ def _non_empty_string(value: Any) -> str:
     return value
 
 
+def _path(value: Any) -> str:
+    """A path the system can use: each name at most 255 bytes, the whole at most 4,095."""
+    path = _non_empty_string(value)
+    longest = max(len(part.encode()) for part in path.split("/"))
+    if longest > 255 or len(path.encode()) > 4095:
+        raise _Invalid("is too long for a path (a name in it may have 255 bytes, the whole "
+                       "path 4,095)", "Use a shorter path")
+    return path
+
+
 def _command(value: Any) -> str:
     command = _non_empty_string(value)
     if len(command.encode()) > MAX_ARGUMENT_BYTES:
@@ -202,8 +212,8 @@ def _timezone(value: Any) -> ZoneInfo:
     name = _string(value)
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise _Invalid(f'"{name}" is not a known time zone',
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a path
+        raise _Invalid(f'"{name[:60]}" is not a known time zone',
                        'Use an IANA name such as "UTC", "Europe/Berlin" or "America/New_York"') from None
 
 
@@ -242,7 +252,7 @@ def _paths(value: Any) -> tuple[str, ...]:
     if not isinstance(items, list) or not all(isinstance(item, str) and item for item in items):
         raise _Invalid(f"must be a path or a list of paths, not {_type_name(value)}",
                        'Write env_file = "secrets.env" (relative to the jobs file)')
-    return tuple(items)
+    return tuple(_path(item) for item in items)
 
 
 def _names(value: Any) -> tuple[str, ...]:
@@ -331,8 +341,8 @@ JOB_KEYS: dict[str, Callable[[Any], Any]] = {
     "description": _string,
     "schedule": _schedule,
     "timezone": _timezone,
-    "cwd": _non_empty_string,
-    "shell": _non_empty_string,
+    "cwd": _path,
+    "shell": _path,
     "env": _env,
     "env_file": _paths,
     "user": _non_empty_string,
@@ -356,7 +366,7 @@ JOB_KEYS: dict[str, Callable[[Any], Any]] = {
 NOT_IN_DEFAULTS = {"command", "depends_on", "description"}
 SETTINGS_KEYS: dict[str, Callable[[Any], Any]] = {
     "timezone": _timezone,
-    "state_dir": _non_empty_string,
+    "state_dir": _path,
     "max_parallel": _integer(1, 1000),
     "shutdown_grace": parse_duration,
     "keep_days": _integer(0, 36_500),
@@ -364,7 +374,7 @@ SETTINGS_KEYS: dict[str, Callable[[Any], Any]] = {
 }
 ALERT_KEYS: dict[str, Callable[[Any], Any]] = {
     "urls": _alert_urls,
-    "config": _non_empty_string,
+    "config": _path,
     "on": _choices(AlertEvent),
     "repeat": _repeat,
     "timeout": _positive_duration,
@@ -561,12 +571,12 @@ class _Validator:
                          'Add user = "name" too; the job then runs as that user and group')
         elif self.euid != 0:
             self._report(at, f'user = "{values["user"]}" needs cronflow to run as root, and '
-                         f"it runs as {safety.user_name(self.euid)}",
+                         f"it runs as {trust.user_name(self.euid)}",
                          "Run cronflow as root (e.g. the system service), or remove user")
         else:
             try:
-                safety.account(values["user"], values.get("group"))
-            except safety.UnknownAccount as error:
+                accounts.account(values["user"], values.get("group"))
+            except accounts.UnknownAccount as error:
                 self._report(("jobs", name, error.key), str(error),
                              f"Create it ({error.key}add), or fix the name")
 
@@ -582,7 +592,7 @@ class _Validator:
                        ("jobs", job.name, "env_file")) for path in job.env_files]
         warnings, seen = [], set()
         for what, path, at in files:
-            for finding in safety.untrusted(path, self.euid):
+            for finding in trust.untrusted(path, self.euid):
                 if (finding.path, finding.problem) in seen:
                     continue  # a directory above several files: say it once
                 seen.add((finding.path, finding.problem))

@@ -22,11 +22,11 @@ from cronflow import config
 from cronflow.alerts import AlertMessage, AppriseNotifier
 from cronflow.clock import Clock
 from cronflow.errors import ConfigError, CronflowError, Problem
-from cronflow.lock import Locks
+from cronflow.state.locks import Locks
 from cronflow.model import AlertEvent, JobFile, RunEvent
 from cronflow.runner import ProcessRunner
-from cronflow.scheduler import Scheduler, build_scheduler
-from cronflow.store import Store
+from cronflow.invocation import Scheduler, build_scheduler
+from cronflow.state.store import Store
 
 DAEMON_LOCK = "@daemon"
 MAX_SLEEP = timedelta(seconds=60)

@@ -12,7 +12,7 @@ import os
 import re
 from pathlib import Path
 
-from cronflow import safety
+from cronflow import trust
 from cronflow.model import Job
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -33,7 +33,7 @@ def read_job_env_files(job: Job) -> dict[str, str]:
     values: dict[str, str] = {}
     for path in job.env_files:
         if os.geteuid() == 0:
-            for finding in safety.untrusted(path, 0):
+            for finding in trust.untrusted(path, 0):
                 raise Unusable(f"env_file {path}: {finding.path} {finding.problem}; refused "
                                f"as root. Run: {finding.fix}")
         try:

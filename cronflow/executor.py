@@ -20,10 +20,10 @@ from datetime import UTC, datetime
 from graphlib import TopologicalSorter
 from pathlib import Path
 
-from cronflow import dag, envfile, liveness, safety
+from cronflow import accounts, dag, envfile, liveness, masking
 from cronflow.alerts import Alerter
 from cronflow.clock import Clock
-from cronflow.lock import Locks
+from cronflow.state.locks import Locks
 from cronflow.model import (
     EventType,
     Job,
@@ -45,7 +45,7 @@ from cronflow.runner import (
     read_exit_status,
     tail_of,
 )
-from cronflow.store import Store, new_run_id
+from cronflow.state.store import Store, new_run_id
 
 
 # Runs the clock asked for; they follow `overlap`, and wait for other-schedule upstreams.
@@ -71,7 +71,7 @@ class Launch:
     """How one attempt's process starts."""
 
     env: dict[str, str]
-    account: safety.Account | None
+    account: accounts.Account | None
     secrets: tuple[str, ...]
 
 
@@ -313,8 +313,8 @@ class Executor:
         base = self.environ
         if job.user is not None:
             try:
-                account = safety.account(job.user, job.group)
-            except safety.UnknownAccount as error:
+                account = accounts.account(job.user, job.group)
+            except accounts.UnknownAccount as error:
                 raise CannotStart(f"{error}; fix user/group of job {job.name}") from None
             base = {name: value for name, value in self.environ.items()
                     if name in ("PATH", "TZ", "LANG") or name.startswith("LC_")}
@@ -337,7 +337,7 @@ class Executor:
             "CRONFLOW_RUN_KIND": planned.kind.value,
         }
         return Launch(env=env, account=account,
-                      secrets=safety.secrets_of(job.env, from_files.values()))
+                      secrets=masking.secrets_of(job.env, from_files.values()))
 
     # ---- dependencies ------------------------------------------------------------------------
 

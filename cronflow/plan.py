@@ -32,7 +32,7 @@ from cronflow.model import (
     Watermark,
 )
 from cronflow.schedule import Schedule, compile_schedule
-from cronflow.history import History
+from cronflow.state.index import History
 
 # An unscheduled job with no scheduled upstream runs for midnight of the date it is run for.
 _MIDNIGHT = "0 0 * * *"

@@ -13,7 +13,7 @@ from cronflow.errors import UsageError
 from cronflow.model import EventType, Job, JobFile, RunEvent, RunStatus, Watermark
 from cronflow.plan import dependency_graph, schedule_of
 from cronflow.schedule import describe
-from cronflow.history import History
+from cronflow.state.index import History
 
 STATUS_SCHEMA_VERSION = 2
 STRIP_LENGTH = 12

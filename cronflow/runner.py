@@ -25,8 +25,9 @@ from typing import Protocol
 
 from cronflow import liveness
 from cronflow.model import JobProcess
-from cronflow.safety import Account, mask_file
-from cronflow.store import OUTPUT_LIMIT_BYTES, STDERR_TAIL_BYTES, STDERR_TAIL_LINES
+from cronflow.accounts import Account
+from cronflow.masking import mask_file
+from cronflow.state.store import OUTPUT_LIMIT_BYTES, STDERR_TAIL_BYTES, STDERR_TAIL_LINES
 
 _GROUP_POLL_SECONDS = 0.02
 # $1 the command, $2 the gate's descriptor, $3 the exit status file's descriptor, $4 the shell. Traps only

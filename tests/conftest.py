@@ -11,11 +11,11 @@ import pytest
 
 from cronflow import config
 from cronflow.executor import Executor
-from cronflow.lock import Locks
+from cronflow.state.locks import Locks
 from cronflow.model import JobFile
 from cronflow.runner import ShellRunner
-from cronflow.scheduler import build_scheduler
-from cronflow.store import Store
+from cronflow.invocation import build_scheduler
+from cronflow.state.store import Store
 from tests.fakes import FakeClock
 
 # A zone with a 45-minute offset and its own DST: nothing may depend on the machine's zone.

@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cronflow import config
-from cronflow.airflow_export import _literal, export_airflow
+from cronflow.interop.airflow import _literal, export_airflow
 from cronflow.errors import UsageError
 from tests.conftest import run_cli
 

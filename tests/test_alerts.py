@@ -12,7 +12,7 @@ import pytest
 from cronflow import plan
 from cronflow.alerts import redact
 from cronflow.model import EventType, RunKind, RunStatus
-from cronflow.store import Store
+from cronflow.state.store import Store
 from tests.conftest import load, real_scheduler, run_cli
 from tests.fakes import FakeClock
 

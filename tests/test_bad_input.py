@@ -42,6 +42,8 @@ GOOD_JOB = '[jobs.one]\ncommand = "true"\nschedule = "0 6 * * *"\n'
     ("a = " + "[" * 100_000 + "]" * 100_000 + "\n" + GOOD_JOB, ["validate"]),
     (f'[jobs.one]\ncommand = "{"x" * 5_000_000}"\n', ["validate"]),
     ('[cronflow]\nstate_dir = "a-file"\n' + GOOD_JOB, ["validate"]),
+    (f'[cronflow]\ntimezone = "{"x" * 300}"\n' + GOOD_JOB, ["validate"]),  # found by the test below
+    (f'[jobs.one]\ncommand = "true"\ncwd = "/tmp/{"x" * 300}"\n', ["validate"]),
     (GOOD_JOB, ["run", "--date", "0001-01-01"]),
     (GOOD_JOB, ["run", "--date", "9999-12-31"]),
     (GOOD_JOB, ["history", "--since", "0001-01-01"]),

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from cronflow.store import Store
+from cronflow.state.store import Store
 from tests.conftest import CHILD_TZ, run_cli
 
 PIPELINE = """

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from cronflow.model import EventType, RunStatus
-from cronflow.store import Store
+from cronflow.state.store import Store
 from tests.conftest import CHILD_TZ, run_cli
 from tests.waiting import wait_for
 

@@ -15,7 +15,7 @@ import pytest
 from croniter import croniter
 
 from cronflow import config
-from cronflow.crontab import FormatUnknown, Host, detect_format, translate
+from cronflow.interop.crontab import FormatUnknown, Host, detect_format, translate
 from tests.conftest import run_cli
 
 HOST = Host(zone="Europe/Paris", home_of=lambda user: f"/home/{user or 'me'}",

@@ -26,7 +26,7 @@ from cronflow import plan
 from cronflow.daemon import MAX_SLEEP, Daemon, notify_systemd
 from cronflow.model import EventType, RunStatus
 from cronflow.runner import ShellRunner
-from cronflow.store import Store
+from cronflow.state.store import Store
 from tests.conftest import CHILD_TZ, load
 from tests.fakes import FakeClock
 from tests.waiting import wait_for

@@ -6,7 +6,7 @@ from datetime import date
 
 from cronflow import plan
 from cronflow.model import EventType, Rerun, RunKind, RunStatus
-from cronflow.store import Store
+from cronflow.state.store import Store
 from tests.conftest import load
 
 DAY = date(2026, 1, 14)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from cronflow.history import History
+from cronflow.state.index import History
 from cronflow.model import RunStatus
-from cronflow.store import Store
+from cronflow.state.store import Store
 from tests.conftest import run_cli
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
@@ -166,7 +166,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from cronflow.model import EventType, RunEvent, RunKind, RunStatus
-from cronflow.store import Store
+from cronflow.state.store import Store
 store = Store(Path(sys.argv[1]), segment_bytes=20_000)
 name = sys.argv[2]
 for i in range(500):
@@ -195,7 +195,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from cronflow.model import EventType, RunEvent, RunKind, RunStatus
-from cronflow.store import Store
+from cronflow.state.store import Store
 store = Store(Path(sys.argv[1]), segment_bytes=int(sys.argv[3]))
 name = sys.argv[2]
 for i in range(400):

@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-CORE = ["model", "errors", "config", "schedule", "dag", "plan", "executor", "store", "lock",
-        "records", "history", "graph", "crontab",
-        "clock", "runner", "report", "scheduler", "alerts", "daemon", "systemd"]
+CORE = ["model", "errors", "config", "schedule", "dag", "plan", "executor", "state.store",
+        "state.locks", "state.codec", "state.index", "drawing", "interop.crontab",
+        "clock", "runner", "report", "invocation", "alerts", "daemon", "interop.systemd"]
 
 
 @pytest.mark.parametrize("module", CORE)

@@ -18,8 +18,8 @@ import pytest
 
 from cronflow import plan
 from cronflow.model import EventType, RunKind, RunStatus, Watermark
-from cronflow.history import History
-from cronflow.store import Store
+from cronflow.state.index import History
+from cronflow.state.store import Store
 from tests.conftest import load, real_scheduler
 from tests.fakes import FakeClock
 

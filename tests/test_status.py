@@ -6,9 +6,9 @@ import json
 import re
 from datetime import UTC, datetime, timedelta
 
-from cronflow import config, graph, report
-from cronflow.history import History
-from cronflow.store import HEARTBEAT, Store
+from cronflow import config, drawing, report
+from cronflow.state.index import History
+from cronflow.state.store import HEARTBEAT, Store
 from tests.conftest import run_cli
 
 SCENARIO = """
@@ -202,7 +202,7 @@ def test_a_diamond_draws_the_shared_job_once():
     jobfile = config.parse('[jobs.a]\ncommand="x"\n[jobs.b]\ncommand="x"\ndepends_on=["a"]\n'
                            '[jobs.c]\ncommand="x"\ndepends_on=["a"]\n'
                            '[jobs.d]\ncommand="x"\ndepends_on=["b","c"]\n', Path("/tmp/j.toml"))
-    assert graph.as_text(jobfile).splitlines() == [
+    assert drawing.as_text(jobfile).splitlines() == [
         "a  [manual]",
         "├── b  [after a]",
         "│   └── d  [after b, c]",

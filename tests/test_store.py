@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cronflow.model import EventType, RunEvent, RunKind, RunStatus
-from cronflow.history import History
-from cronflow.records import event_from_json, event_to_json, parse_log
-from cronflow.store import Store
+from cronflow.state.index import History
+from cronflow.state.codec import event_from_json, event_to_json, parse_log
+from cronflow.state.store import Store
 
 T0 = datetime(2026, 1, 14, 6, 0, tzinfo=UTC)
 
@@ -94,7 +94,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from cronflow.model import EventType, RunEvent, RunKind, RunStatus
-from cronflow.store import Store
+from cronflow.state.store import Store
 store = Store(Path(sys.argv[1]))
 name, count = sys.argv[2], int(sys.argv[3])
 print("ready", flush=True)

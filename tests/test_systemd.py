@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cronflow import systemd
+from cronflow.interop import systemd
 from tests.conftest import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -28,7 +28,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from cronflow.model import EventType, RunKey, RunStatus
-from cronflow.store import Store
+from cronflow.state.store import Store
 
 JOBS = """
 [cronflow]

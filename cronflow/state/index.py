@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cronflow.model import EventType, RunEvent, RunKey, RunStatus
-from cronflow.records import event_from_json, event_to_json, parse_log
+from cronflow.state.codec import event_from_json, event_to_json, parse_log
 
 SCHEMA_VERSION = "3"
 UNFINISHED = frozenset({RunStatus.RUNNING, RunStatus.WAITING, RunStatus.ABANDONED,

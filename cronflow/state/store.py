@@ -22,9 +22,9 @@ from datetime import datetime
 from pathlib import Path
 
 from cronflow.errors import StoreError
-from cronflow.history import History
+from cronflow.state.index import History
 from cronflow.model import RunEvent, RunKey, Watermark
-from cronflow.records import (
+from cronflow.state.codec import (
     LogContents,
     event_to_json,
     optional_time,

@@ -20,10 +20,10 @@ from cronflow import plan
 from cronflow.alerts import Alerter
 from cronflow.clock import Clock
 from cronflow.executor import Executor, Outcome
-from cronflow.lock import PLAN_LOCK, Locks
+from cronflow.state.locks import PLAN_LOCK, Locks
 from cronflow.model import EventType, JobFile, RunEvent, RunKind, RunStatus, Watermark
 from cronflow.runner import ProcessRunner
-from cronflow.store import HEARTBEAT, PRUNED, Store, new_run_id
+from cronflow.state.store import HEARTBEAT, PRUNED, Store, new_run_id
 
 
 def build_scheduler(jobfile: JobFile, *, store: Store, locks: Locks, clock: Clock,

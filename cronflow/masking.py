@@ -1,0 +1,48 @@
+"""Secrets kept out of captured output: which values are secret, and masking them as ***."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+MASK = "***"
+MIN_SECRET_LENGTH = 5  # shorter values are not masked (Airflow's rule): "1" or "yes" would be
+# Parts of a variable name that mark its value as a secret (Airflow masks the same kinds).
+_SECRET_WORDS = re.compile(r"PASSWORD|PASSWD|PASSPHRASE|SECRET|TOKEN|CREDENTIAL|PRIVATE")
+_SECRET_PARTS = {"KEY", "APIKEY", "AUTH", "AUTHORIZATION", "DSN", "PASS", "PAT"}
+
+
+def looks_secret(name: str) -> bool:
+    """True for variable names such as API_TOKEN, DB_PASSWORD or AWS_SECRET_ACCESS_KEY."""
+    upper = name.upper()
+    return bool(_SECRET_WORDS.search(upper)) or bool(_SECRET_PARTS & set(upper.split("_")))
+
+
+def secrets_of(env: Mapping[str, str], env_file_values: Iterable[str] = ()) -> tuple[str, ...]:
+    """The values to mask in captured output: every value read from an env_file, and the
+    `env` values whose names look secret; longest first, so no part of one is left over."""
+    values = {*env_file_values, *(value for name, value in env.items() if looks_secret(name))}
+    return tuple(sorted((v for v in values if len(v) >= MIN_SECRET_LENGTH), key=len, reverse=True))
+
+
+def mask_bytes(data: bytes, secrets: Iterable[str]) -> bytes:
+    for secret in secrets:
+        data = data.replace(secret.encode(), MASK.encode())
+    return data
+
+
+def mask_file(path: Path, secrets: tuple[str, ...]) -> None:
+    """Replace every secret in an output file (already capped in size) by ***, in place."""
+    if not secrets:
+        return
+    try:
+        with open(path, "r+b") as file:
+            data = file.read()
+            masked = mask_bytes(data, secrets)
+            if masked != data:
+                file.seek(0)
+                file.write(masked)
+                file.truncate()
+    except OSError:
+        pass  # as for capping: never fail a run over its captured output
