@@ -180,11 +180,7 @@ def _scheduler(jobfile: JobFile, reporter: _Reporter):
 def _all_succeeded(reporter: _Reporter, outcomes) -> bool:
     """Print the summary; True unless a run failed, timed out or was held back by a failure."""
     reporter.summary(outcomes)
-    return not any(outcome.status in FAILURES for outcome in outcomes)
-
-
-FAILURES = {RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.UPSTREAM_FAILED,
-            RunStatus.ABANDONED}
+    return not any(outcome.status.is_failure for outcome in outcomes)
 
 
 class _Reporter:
@@ -197,7 +193,7 @@ class _Reporter:
         self._bar = None
 
     def event(self, event: RunEvent) -> None:
-        failure = event.status in FAILURES
+        failure = event.status.is_failure
         if self.quiet and not failure:
             return
         self._print(f"  {_event_line(self.jobfile, event)}", to_stderr=self.quiet)
@@ -421,7 +417,7 @@ def status(
     if history.skipped_lines:
         print(f"note: {history.skipped_lines} unreadable line(s) in the run log were skipped.",
               file=sys.stderr)
-    if check and any(row.status in FAILURES for row in rows):
+    if check and summary.failing:
         raise typer.Exit(1)
 
 

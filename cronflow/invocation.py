@@ -90,9 +90,9 @@ class Scheduler:
         if plan.clock_set_back(watermarks, now):
             watermarks = plan.rewound(watermarks, now)
         decided = plan.due_runs(self.jobfile, self.store.history(), watermarks, now, explain=True)
-        verdicts = [verdict if verdict.action != "run" or self.locks.is_free(verdict.job)
+        verdicts = [verdict if verdict.action is not plan.Action.RUN or self.locks.is_free(verdict.job)
                     else plan.Verdict(job=verdict.job, logical_time=verdict.logical_time,
-                                      action="overlap", detail="still running elsewhere; "
+                                      action=plan.Action.OVERLAP, detail="still running elsewhere; "
                                       f"overlap = {self.jobfile.jobs[verdict.job].overlap}")
                     for verdict in decided.verdicts]
         return plan.TickPlan(runs=decided.runs, missed=decided.missed,

@@ -71,16 +71,60 @@ class EventType(StrEnum):
 class RunStatus(StrEnum):
     """The state of a run after an event; `running` only follows `started`."""
 
-    RUNNING = "running"
-    SUCCESS = "success"
+    SUCCESS = "success"  # (in the order status's legend lists them)
     FAILED = "failed"
     TIMED_OUT = "timed_out"
     UPSTREAM_FAILED = "upstream_failed"
     SKIPPED = "skipped"
     MISSED = "missed"
-    ABANDONED = "abandoned"
+    RUNNING = "running"
     WAITING = "waiting"
+    ABANDONED = "abandoned"
     INTERRUPTED = "interrupted"  # stopped by cronflow's own shutdown; retried at the next start
+
+    # Every question about a status is answered here, once: callers never list statuses.
+    @property
+    def is_failure(self) -> bool:
+        """It counts against the job: `status --check`, the exit status, failing streaks."""
+        return self in _FAILURES
+
+    @property
+    def ends_failing_streak(self) -> bool:
+        """The job is fine again (or was fine): success, or nothing went wrong (skipped, missed)."""
+        return self in _HEALTHY
+
+    @property
+    def is_unfinished(self) -> bool:
+        """A later event will settle the run: still running or waiting, or to be retried."""
+        return self in _UNFINISHED
+
+    @property
+    def letter(self) -> str:
+        """Its letter in a strip of recent runs, for when colour is not shown."""
+        return _LETTERS[self]
+
+    @property
+    def colour(self) -> str:
+        """How a terminal shows it (a rich style name)."""
+        return _COLOURS[self]
+
+
+_FAILURES = frozenset({RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.UPSTREAM_FAILED,
+                       RunStatus.ABANDONED})
+_HEALTHY = frozenset({RunStatus.SUCCESS, RunStatus.SKIPPED, RunStatus.MISSED})
+# Neither a failure nor healthy: running, waiting and interrupted (cronflow's own stop) runs
+# leave a failing streak as it was.
+_UNFINISHED = frozenset({RunStatus.RUNNING, RunStatus.WAITING, RunStatus.ABANDONED,
+                         RunStatus.INTERRUPTED})
+_LETTERS = {RunStatus.SUCCESS: ".", RunStatus.FAILED: "F", RunStatus.TIMED_OUT: "T",
+            RunStatus.UPSTREAM_FAILED: "U", RunStatus.SKIPPED: "S", RunStatus.MISSED: "M",
+            RunStatus.RUNNING: "R", RunStatus.WAITING: "W", RunStatus.ABANDONED: "A",
+            RunStatus.INTERRUPTED: "I"}
+_COLOURS = {RunStatus.SUCCESS: "green", RunStatus.FAILED: "bold red",
+            RunStatus.TIMED_OUT: "bold red", RunStatus.UPSTREAM_FAILED: "yellow",
+            RunStatus.SKIPPED: "dim", RunStatus.MISSED: "dim", RunStatus.RUNNING: "cyan",
+            RunStatus.WAITING: "yellow", RunStatus.ABANDONED: "magenta",
+            RunStatus.INTERRUPTED: "magenta"}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -15,6 +15,7 @@ import difflib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
+from enum import StrEnum
 
 from cronflow import dag
 from cronflow.errors import UsageError
@@ -45,13 +46,33 @@ LATE_AFTER = timedelta(minutes=2)
 CLOCK_TOLERANCE = timedelta(minutes=1)
 
 
+class Action(StrEnum):
+    """What an invocation does with a job's run, as `--dry-run` says it."""
+
+    RUN = "run"
+    RETRY = "retry"
+    WAITING = "waiting"
+    MISSED = "missed"
+    OVERLAP = "overlap"
+    SKIP = "skip"
+    ALREADY_DONE = "already done"
+    NOT_DUE = "not due"
+    NOT_YET_DUE = "not yet due"
+
+    @property
+    def colour(self) -> str:
+        """How a terminal shows it (a rich style name)."""
+        return {Action.RUN: "green", Action.RETRY: "cyan", Action.WAITING: "yellow",
+                Action.MISSED: "red", Action.OVERLAP: "yellow"}.get(self, "dim")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Verdict:
     """Why a job does or does not run now, for `cronflow run --dry-run`."""
 
     job: str
     logical_time: datetime | None
-    action: str  # run | not due | missed | already done | waiting | retry
+    action: Action
     detail: str = ""
 
 
@@ -85,7 +106,7 @@ def due_runs(jobfile: JobFile, history: History, watermarks: Mapping[str, Waterm
         if mark and mark.schedule == fingerprint and mark.next_tick and mark.next_tick > now:
             if explain:
                 verdicts.append(Verdict(job=job.name, logical_time=mark.next_tick,
-                                        action="not due", detail="next tick"))
+                                        action=Action.NOT_DUE, detail="next tick"))
             continue
         schedule = schedule_of(job.cadence)
         since = mark.decided if mark else now - FIRST_SIGHT
@@ -96,13 +117,13 @@ def due_runs(jobfile: JobFile, history: History, watermarks: Mapping[str, Waterm
         if not ticks:
             if explain:
                 verdicts.append(Verdict(job=job.name, logical_time=new_watermarks[job.name].next_tick,
-                                        action="not due", detail="next tick"))
+                                        action=Action.NOT_DUE, detail="next tick"))
             continue
         to_run, not_run = _apply_catchup(job, ticks, now)
         if not_run:
             missed[job.name] = not_run
         if not_run and explain:
-            verdicts.append(Verdict(job=job.name, logical_time=not_run[-1], action="missed",
+            verdicts.append(Verdict(job=job.name, logical_time=not_run[-1], action=Action.MISSED,
                                     detail=f"{len(not_run)} tick(s) not run "
                                            f"(catchup = {job.catchup})"))
         for tick in to_run:
@@ -110,7 +131,7 @@ def due_runs(jobfile: JobFile, history: History, watermarks: Mapping[str, Waterm
             if history.status(key) is RunStatus.SUCCESS:
                 if explain:
                     verdicts.append(Verdict(job=job.name, logical_time=tick,
-                                            action="already done"))
+                                            action=Action.ALREADY_DONE))
                 continue
             on_time = tick == ticks[-1] and now - tick <= LATE_AFTER
             roots.append(PlannedRun(key=key, kind=RunKind.SCHEDULED if on_time
@@ -204,11 +225,11 @@ def _run_verdicts(jobfile: JobFile, runs: list[PlannedRun], history: History) ->
         missing = [key for key in run.upstreams
                    if key not in planned and history.status(key) is not RunStatus.SUCCESS]
         if missing:
-            action, detail = "waiting", "for " + ", ".join(describe_key(jobfile, k) for k in missing)
+            action, detail = Action.WAITING, "for " + ", ".join(describe_key(jobfile, k) for k in missing)
         elif run.run_id is not None:
-            action, detail = "retry", f"attempt {run.first_attempt}, resuming {run.run_id}"
+            action, detail = Action.RETRY, f"attempt {run.first_attempt}, resuming {run.run_id}"
         else:
-            action, detail = "run", run.kind.value
+            action, detail = Action.RUN, run.kind.value
         verdicts.append(Verdict(job=run.job, logical_time=run.logical_time, action=action,
                                 detail=detail))
     return verdicts
@@ -286,7 +307,7 @@ def _wait_words(wait: timedelta) -> str:
 
 
 def not_yet_due_verdict(run: PlannedRun) -> Verdict:
-    return Verdict(job=run.job, logical_time=run.logical_time, action="not yet due",
+    return Verdict(job=run.job, logical_time=run.logical_time, action=Action.NOT_YET_DUE,
                    detail="later than now: left to the scheduler")
 
 
@@ -302,10 +323,10 @@ def should_run(status: RunStatus | None, rerun: Rerun) -> bool:
 def backfill_verdict(run: PlannedRun, status: RunStatus | None, rerun: Rerun) -> Verdict:
     """Whether a backfill run will run, and why, for `cronflow run --date ... --dry-run`."""
     if not should_run(status, rerun):
-        return Verdict(job=run.job, logical_time=run.logical_time, action="skip",
+        return Verdict(job=run.job, logical_time=run.logical_time, action=Action.SKIP,
                        detail=f"already {status} (--rerun {rerun})")
     detail = "never run" if status is None else f"was {status}, --rerun {rerun}"
-    return Verdict(job=run.job, logical_time=run.logical_time, action="run", detail=detail)
+    return Verdict(job=run.job, logical_time=run.logical_time, action=Action.RUN, detail=detail)
 
 
 def schedule_of(cadence: Cadence) -> Schedule:

@@ -9,24 +9,10 @@ from rich.table import Table
 from rich.text import Text
 
 from cronflow import __version__
-from cronflow.model import JobFile
+from cronflow.model import JobFile, RunStatus
 from cronflow.plan import Verdict
 from cronflow.report import JobStatus, Overview, RunSummary
 
-STATUS_STYLES = {
-    "success": "green",
-    "running": "cyan",
-    "failed": "bold red",
-    "timed_out": "bold red",
-    "upstream_failed": "yellow",
-    "abandoned": "magenta",
-    "skipped": "dim",
-    "missed": "dim",
-    "waiting": "yellow",
-}
-VERDICT_STYLES = {"run": "green", "retry": "cyan", "waiting": "yellow", "missed": "red",
-                  "overlap": "yellow", "skip": "dim", "already done": "dim", "not due": "dim",
-                  "not yet due": "dim"}
 
 
 def make_console() -> Console:
@@ -35,14 +21,6 @@ def make_console() -> Console:
     if not console.is_terminal:
         console = Console(width=max(console.width, 160))
     return console
-
-
-STRIP_CELLS = {  # status -> (letter for plain text, colour)
-    "success": (".", "green"), "failed": ("F", "bold red"), "timed_out": ("T", "bold red"),
-    "upstream_failed": ("U", "yellow"), "skipped": ("S", "dim"), "missed": ("M", "dim"),
-    "running": ("R", "cyan"), "waiting": ("W", "yellow"), "abandoned": ("A", "magenta"),
-    "interrupted": ("I", "magenta"),
-}
 
 
 def status_table(rows: list[JobStatus], summary: Overview, now, console: Console | None = None
@@ -66,7 +44,7 @@ def status_table(rows: list[JobStatus], summary: Overview, now, console: Console
             row.schedule_words or row.schedule,
             row.timezone,
             _short_time(row.last_logical_time),
-            Text(status, style=STATUS_STYLES.get(status, "dim")),
+            Text(status, style=_colour(row.status, "dim")),
             f"{row.attempt}/{row.max_attempts}" if row.attempt else "-",
             f"{row.duration_s:.1f}s" if row.duration_s is not None else "-",
             _short_time(row.next_due),
@@ -76,8 +54,8 @@ def status_table(rows: list[JobStatus], summary: Overview, now, console: Console
         )
     console.print(table)
     if plain:
-        console.print("recent: . success  F failed  T timed out  U upstream failed  S skipped  "
-                      "M missed  R running  W waiting  A abandoned  I interrupted",
+        console.print("recent: " + "  ".join(f"{status.letter} {status.value.replace('_', ' ')}"
+                                             for status in RunStatus),
                       highlight=False)
 
 
@@ -115,9 +93,13 @@ def _ago(delta) -> str:
 def _strip(row: JobStatus, plain: bool) -> Text:
     strip = Text()
     for cell in row.recent:
-        letter, colour = STRIP_CELLS.get(cell.status, ("?", ""))
-        strip.append(letter if plain else "■", style=None if plain else colour)
+        status = RunStatus(cell.status)
+        strip.append(status.letter if plain else "■", style=None if plain else status.colour)
     return strip
+
+
+def _colour(status: str | None, otherwise: str) -> str:
+    return RunStatus(status).colour if status else otherwise
 
 
 def _short_time(iso: str | None) -> str:
@@ -134,7 +116,7 @@ def history_table(runs: list[RunSummary], console: Console | None = None) -> Non
         table.add_column(column, no_wrap=column != "why")
     for run in runs:
         table.add_row(run.job, _short_time(run.logical_time),
-                      Text(run.status, style=STATUS_STYLES.get(run.status, "")),
+                      Text(run.status, style=_colour(run.status, "")),
                       f"{run.attempts}/{run.max_attempts}" if run.attempts else "-",
                       f"{run.duration_s:.1f}s" if run.duration_s is not None else "-",
                       "-" if run.exit_code is None else str(run.exit_code), run.kind,
@@ -152,7 +134,7 @@ def verdict_table(jobfile: JobFile, verdicts: list[Verdict], console: Console | 
         zone = jobfile.jobs[verdict.job].timezone
         when = verdict.logical_time.astimezone(zone).isoformat() if verdict.logical_time else "-"
         table.add_row(verdict.job, _short_time(when), zone.key,
-                      Text(verdict.action, style=VERDICT_STYLES.get(verdict.action, "")),
+                      Text(verdict.action, style=verdict.action.colour),
                       verdict.detail)
     console.print(table)
 

@@ -21,7 +21,6 @@ STRIP_LENGTH = 12
 # (both decide at least once a minute).
 STALE_AFTER = timedelta(minutes=5)
 CLOCK_NOTE_FOR = timedelta(days=1)
-HEALTHY = {"success", "skipped", "missed"}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -152,14 +151,13 @@ def _next_due(job: Job, mark: Watermark | None, now: datetime) -> datetime | Non
 
 
 def _failing_streak(recent: list[RunEvent]) -> int:
-    """How many of the newest runs in a row ended without success (running ones are skipped)."""
+    """How many of the newest runs in a row failed; runs still running or waiting, and runs
+    cronflow itself interrupted (to be retried), leave the streak as it was."""
     streak = 0
     for event in reversed(recent):
-        if event.status in (RunStatus.RUNNING, RunStatus.WAITING):
-            continue
-        if event.status.value in HEALTHY:
+        if event.status.ends_failing_streak:
             break
-        streak += 1
+        streak += event.status.is_failure
     return streak
 
 

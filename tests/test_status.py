@@ -6,7 +6,10 @@ import json
 import re
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from cronflow import config, drawing, report
+from cronflow.model import EventType, RunEvent, RunKind, RunStatus
 from cronflow.state.index import History
 from cronflow.state.store import HEARTBEAT, Store
 from tests.conftest import run_cli
@@ -83,8 +86,6 @@ def test_status_check_exits_1_only_when_a_latest_run_failed(tmp_path):
 
 
 def test_a_missed_tick_a_waiting_and_a_running_run_show_in_the_strip(tmp_path):
-    from cronflow.model import EventType, RunEvent, RunKind, RunStatus
-
     (tmp_path / "jobs.toml").write_text('[jobs.a]\ncommand = "true"\nschedule = "@hourly"\n')
     store = Store(tmp_path / ".cronflow")
     store.prepare()
@@ -100,6 +101,25 @@ def test_a_missed_tick_a_waiting_and_a_running_run_show_in_the_strip(tmp_path):
     assert document["summary"]["running"] == 1 and row["failing_streak"] == 0
     plain = run_cli("status", cwd=tmp_path).stdout
     assert ".MR" in plain
+
+
+@pytest.mark.parametrize("before, failing", [(RunStatus.SUCCESS, False),
+                                               (RunStatus.FAILED, True)])
+def test_an_interrupted_run_neither_starts_nor_ends_a_failing_streak(tmp_path, before, failing):
+    """A run cronflow's own stop interrupted is retried at the next start: `status` and
+    `status --check` agree that it changes nothing (they once disagreed)."""
+    (tmp_path / "jobs.toml").write_text('[jobs.a]\ncommand = "true"\nschedule = "@hourly"\n')
+    store = Store(tmp_path / ".cronflow")
+    store.prepare()
+    base = datetime(2026, 1, 14, tzinfo=UTC)
+    for hour, status in enumerate([before, RunStatus.INTERRUPTED]):
+        event = EventType.FINISHED if status is not RunStatus.INTERRUPTED else EventType.INTERRUPTED
+        store.append(RunEvent(event=event, job="a", logical_time=base + timedelta(hours=hour),
+                              run_id=str(hour), status=status, kind=RunKind.SCHEDULED))
+    document = json.loads(run_cli("status", "--json", cwd=tmp_path).stdout)
+    assert document["summary"]["failing"] == int(failing)
+    assert document["jobs"][0]["failing_streak"] == int(failing)
+    assert run_cli("status", "--check", cwd=tmp_path).returncode == int(failing)
 
 
 def test_the_stale_warning_follows_the_injected_clock(tmp_path):

@@ -23,9 +23,7 @@ from cronflow.model import EventType, RunEvent, RunKey, RunStatus
 from cronflow.state.codec import event_from_json, event_to_json, parse_log
 
 SCHEMA_VERSION = "3"
-UNFINISHED = frozenset({RunStatus.RUNNING, RunStatus.WAITING, RunStatus.ABANDONED,
-                        RunStatus.INTERRUPTED})
-_UNFINISHED_SQL = ", ".join(f"'{status.value}'" for status in sorted(UNFINISHED))
+_UNFINISHED_SQL = ", ".join(f"'{status.value}'" for status in RunStatus if status.is_unfinished)
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
@@ -254,7 +252,7 @@ class History:
 
     def unfinished(self, *statuses: RunStatus) -> list[RunEvent]:
         """Runs whose latest event has one of `statuses` (running, waiting, abandoned...)."""
-        wanted = [status.value for status in statuses if status in UNFINISHED]
+        wanted = [status.value for status in statuses if status.is_unfinished]
         if not wanted:
             return []
         marks = ", ".join("?" * len(wanted))
