@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -42,10 +43,21 @@ class AlertMessage:
     severity: str  # an apprise notify type: info | success | warning | failure
 
 
+class DeliveryStatus(StrEnum):
+    SENT = "sent"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Delivery:
     target: str  # scheme://host[:port], never the whole URL
-    status: str  # sent | failed | timeout
+    status: DeliveryStatus
+    why: str = ""  # for a failure cronflow itself saw: the reason
+
+    def __str__(self) -> str:
+        """As the log and the terminal show it: `sent`, `timeout`, `failed: why`."""
+        return f"{self.status}: {self.why}" if self.why else str(self.status)
 
 
 class Notifier(Protocol):
@@ -246,15 +258,16 @@ class Alerter:
         try:
             deliveries = self.notifier.send(message, job.alert_tags if job else ())
         except Exception as error:  # an alert must never take cronflow down with it
-            deliveries = [Delivery(target="(apprise)", status=f"failed: {type(error).__name__}")]
-        sent = sum(delivery.status == "sent" for delivery in deliveries)
+            deliveries = [Delivery(target="(apprise)", status=DeliveryStatus.FAILED,
+                                   why=type(error).__name__)]
+        sent = sum(delivery.status is DeliveryStatus.SENT for delivery in deliveries)
         self.store.append(RunEvent(
             event=EventType.ALERT, job=about.job, logical_time=about.logical_time,
             run_id=about.run_id, status=about.status, kind=about.kind, attempt=about.attempt,
             max_attempts=about.max_attempts, ended_at=self.clock.now(),
             reason=f"{message.on} alert: {sent} of {len(deliveries)} target(s) reached",
             alert={"on": message.on.value, "title": message.title, "delivered": sent,
-                   "targets": [{"target": d.target, "delivery": d.status} for d in deliveries]},
+                   "targets": [{"target": d.target, "delivery": str(d)} for d in deliveries]},
             host=socket.gethostname(), pid=os.getpid(), config_hash=job.config_hash if job else ""))
 
 
@@ -292,14 +305,16 @@ class AppriseNotifier:
     def _send_one(self, message: AlertMessage, shown: str, service: object) -> Delivery:
         apprise = _import_apprise()
         if service is None:
-            return Delivery(target=shown, status="failed: not an apprise URL")
+            return Delivery(target=shown, status=DeliveryStatus.FAILED,
+                            why="not an apprise URL")
         client = apprise.Apprise()
         client.add(service)
         result = client.notify(body=message.body, title=message.title,
                                notify_type=message.severity,
                                body_format=apprise.NotifyFormat.MARKDOWN,
                                timeout=self.settings.timeout.total_seconds())
-        status = {"SUCCESS": "sent", "TIMEOUT": "timeout"}.get(result.status.name, "failed")
+        status = {"SUCCESS": DeliveryStatus.SENT, "TIMEOUT": DeliveryStatus.TIMEOUT}.get(
+            result.status.name, DeliveryStatus.FAILED)
         return Delivery(target=shown, status=status)
 
 

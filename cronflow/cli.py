@@ -784,7 +784,7 @@ def alerts_test(
 
     Example:  cronflow alerts test --job backup
     """
-    from cronflow.alerts import AppriseNotifier, probe_message
+    from cronflow.alerts import AppriseNotifier, DeliveryStatus, probe_message
 
     jobfile = _load(jobs)
     if job is not None and job not in jobfile.jobs:
@@ -802,8 +802,8 @@ def alerts_test(
                          f"{', '.join(chosen.alert_tags)}. Tag a target in "
                          f"{jobfile.alerts.config} with one of them.")
     for delivery in deliveries:
-        print(f"{delivery.target}: {delivery.status}")
-    if any(delivery.status != "sent" for delivery in deliveries):
+        print(f"{delivery.target}: {delivery}")
+    if any(delivery.status is not DeliveryStatus.SENT for delivery in deliveries):
         raise typer.Exit(1)
 
 

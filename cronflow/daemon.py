@@ -194,7 +194,7 @@ class Daemon:
 
         def send() -> None:
             for delivery in AppriseNotifier(jobfile.alerts).send(message, ()):
-                self.log(f"config alert to {delivery.target}: {delivery.status}")
+                self.log(f"config alert to {delivery.target}: {delivery}")
 
         threading.Thread(target=send, daemon=True).start()
 

@@ -16,10 +16,11 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cronflow.model import EventType, RunEvent, RunKey, RunStatus
+from cronflow.model import AlertEvent, EventType, RunEvent, RunKey, RunStatus
 from cronflow.state.codec import event_from_json, event_to_json, parse_log
 
 SCHEMA_VERSION = "3"
@@ -207,7 +208,7 @@ class History:
     def _apply(self, events: Iterable[RunEvent]) -> None:
         """Take in events, in log order, with one write per run and per job touched."""
         latest: dict[tuple[str, int], RunEvent] = {}
-        jobs: dict[str, list] = {}  # job -> [failure_alerted_at, owes_recovery, last_activity]
+        jobs: dict[str, _JobState] = {}
         for event in events:
             if event.event is EventType.CLOCK:
                 self._set_meta("clock_set_back", json.dumps(event_to_json(event)))
@@ -217,25 +218,28 @@ class History:
             state = jobs.get(event.job) or jobs.setdefault(event.job, self._job_state(event.job))
             when = event.ended_at or event.started_at
             if when is not None:
-                state[2] = max(state[2] or "", when.astimezone(UTC).isoformat())
+                state.last_activity = max(state.last_activity or "",
+                                          when.astimezone(UTC).isoformat())
             if event.event is EventType.ALERT:
-                _take_alert(state, event)
+                state.take_alert(event)
                 continue
             if event.event is EventType.FINISHED and event.status is RunStatus.SUCCESS:
                 # A success after a failure alert owes a recovery alert, and ends the streak.
-                state[0], state[1] = None, state[0] is not None
+                state.failure_alerted_at, state.owes_recovery = \
+                    None, state.failure_alerted_at is not None
             latest[(event.job, _micros(event.logical_time))] = event
         self._db.executemany("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?)",
                              [(job, at, event.status.value, _micros(_when(event)), _compact(event),
                                _tries_left(event))
                               for (job, at), event in latest.items()])
         self._db.executemany("INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?)",
-                             [(job, *state) for job, state in jobs.items()])
+                             [(job, state.failure_alerted_at, state.owes_recovery,
+                               state.last_activity) for job, state in jobs.items()])
 
-    def _job_state(self, job: str) -> list:
+    def _job_state(self, job: str) -> _JobState:
         row = self._db.execute("SELECT failure_alerted_at, owes_recovery, last_activity "
                                "FROM jobs WHERE job = ?", (job,)).fetchone()
-        return list(row) if row else [None, False, None]
+        return _JobState(*row) if row else _JobState()
 
     # ---- questions --------------------------------------------------------------------------
 
@@ -351,12 +355,21 @@ class History:
         self._set_meta("schema", SCHEMA_VERSION)
 
 
-def _take_alert(state: list, event: RunEvent) -> None:
-    if event.alert.get("on") == "failure" and event.alert.get("delivered"):
-        state[0] = (event.ended_at or event.logical_time).astimezone(UTC).isoformat()
-        state[1] = False
-    elif event.alert.get("on") == "recovery":
-        state[1] = False
+@dataclass(slots=True)
+class _JobState:
+    """A row of the jobs table: a job's alert facts and when anything last happened to it."""
+
+    failure_alerted_at: str | None = None  # UTC ISO-8601; a failure alert reached someone
+    owes_recovery: bool = False  # it succeeded after that alert, and no recovery alert went
+    last_activity: str | None = None  # UTC ISO-8601 of its newest event
+
+    def take_alert(self, event: RunEvent) -> None:
+        if event.alert.get("on") == AlertEvent.FAILURE and event.alert.get("delivered"):
+            self.failure_alerted_at = (event.ended_at or event.logical_time).astimezone(
+                UTC).isoformat()
+            self.owes_recovery = False
+        elif event.alert.get("on") == AlertEvent.RECOVERY:
+            self.owes_recovery = False
 
 
 def _connect(path: Path | None) -> sqlite3.Connection:
