@@ -394,7 +394,7 @@ def status(
 
     Example:  cronflow status --check || echo "something failed"
     """
-    from cronflow import plan, report
+    from cronflow import liveness, plan, report
     from cronflow.clock import SystemClock
     from cronflow.state.store import HEARTBEAT, Store
 
@@ -405,6 +405,7 @@ def status(
     history = store.history()
     now = SystemClock().now()
     rows = report.summarise(jobfile, history, store.read_watermarks(), now,
+                            who_runs=liveness.describe_running,
                             include_disabled=show_all, jobs=job or ())
     summary = report.overview(jobfile, rows, store.read_stamp(HEARTBEAT), now,
                               history.clock_set_back())

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 LOG_SCHEMA_VERSION = 1
@@ -306,3 +307,20 @@ class RunEvent:
     @property
     def key(self) -> RunKey:
         return RunKey(self.job, self.logical_time)
+
+
+class RunRecords(Protocol):
+    """What the decisions and reports read about recorded runs (the run index answers it)."""
+
+    def status(self, key: RunKey) -> RunStatus | None: ...
+
+    def latest(self, key: RunKey) -> RunEvent | None: ...
+
+    def unfinished(self, *statuses: RunStatus) -> list[RunEvent]: ...
+
+    def owed_retries(self) -> list[RunEvent]: ...
+
+    def recent_runs(self, job: str, count: int) -> list[RunEvent]: ...
+
+    def newest_first(self, *, jobs: Sequence[str] = (), statuses: Sequence[str] = (),
+                     since: datetime | None = None, limit: int = 50) -> list[RunEvent]: ...

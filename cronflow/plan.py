@@ -27,13 +27,13 @@ from cronflow.model import (
     PlannedRun,
     Rerun,
     RunKey,
+    RunRecords,
     RunEvent,
     RunKind,
     RunStatus,
     Watermark,
 )
 from cronflow.schedule import Schedule, compile_schedule
-from cronflow.state.index import History
 
 # An unscheduled job with no scheduled upstream runs for midnight of the date it is run for.
 _MIDNIGHT = "0 0 * * *"
@@ -86,7 +86,7 @@ class TickPlan:
     verdicts: list[Verdict] = field(default_factory=list)  # only when asked to explain
 
 
-def due_runs(jobfile: JobFile, history: History, watermarks: Mapping[str, Watermark],
+def due_runs(jobfile: JobFile, history: RunRecords, watermarks: Mapping[str, Watermark],
              now: datetime, explain: bool = False) -> TickPlan:
     """The runs due at `now`, given each job's watermark and what the log already holds.
 
@@ -169,7 +169,7 @@ def _apply_catchup(job: Job, ticks: list[datetime], now: datetime) -> tuple[list
     return ticks[-1:], ticks[:-1]
 
 
-def _resumed(jobfile: JobFile, history: History, now: datetime) -> list[PlannedRun]:
+def _resumed(jobfile: JobFile, history: RunRecords, now: datetime) -> list[PlannedRun]:
     """Runs to take up again: abandoned or interrupted ones with tries left, failed ones
     whose next try is due (their cronflow died before it), and ones waiting for upstreams."""
     resumed = []
@@ -197,7 +197,7 @@ def _retry_due(job: Job, event: RunEvent, now: datetime) -> bool:
 
 
 def _with_unscheduled_downstream(jobfile: JobFile, roots: list[PlannedRun],
-                                 history: History) -> list[PlannedRun]:
+                                 history: RunRecords) -> list[PlannedRun]:
     """The roots plus, for each, the unscheduled jobs after it at the same logical time.
 
     Ordered by logical time, then dependency; each run lists the runs it waits for.
@@ -218,7 +218,7 @@ def _with_unscheduled_downstream(jobfile: JobFile, roots: list[PlannedRun],
     return [_with_upstreams(jobfile, run) for run in ordered]
 
 
-def _run_verdicts(jobfile: JobFile, runs: list[PlannedRun], history: History) -> list[Verdict]:
+def _run_verdicts(jobfile: JobFile, runs: list[PlannedRun], history: RunRecords) -> list[Verdict]:
     planned = {run.key for run in runs}
     verdicts = []
     for run in runs:

@@ -1,19 +1,18 @@
-"""What `status`, `history` and `logs` show, as data built from the log. Pure, but for
-looking up whether the cronflow of a running run still lives."""
+"""What `status`, `history` and `logs` show, as data built from the log. Pure: who runs a
+running run is told by the caller."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from cronflow import __version__, dag, liveness
+from cronflow import __version__, dag
 from cronflow.errors import UsageError
-from cronflow.model import EventType, Job, JobFile, RunEvent, RunStatus, Watermark
+from cronflow.model import EventType, Job, JobFile, RunEvent, RunRecords, RunStatus, Watermark
 from cronflow.plan import dependency_graph, schedule_of
 from cronflow.schedule import describe
-from cronflow.state.index import History
 
 STATUS_SCHEMA_VERSION = 2
 STRIP_LENGTH = 12
@@ -63,17 +62,19 @@ class Overview:
     clock_warning: str = ""  # the clock went back recently (see `clock_note`)
 
 
-def summarise(jobfile: JobFile, history: History, watermarks: Mapping[str, Watermark],
-              now: datetime, include_disabled: bool = False,
-              jobs: Sequence[str] = ()) -> list[JobStatus]:
-    """One JobStatus per job, grouped by flow, each flow in dependency order."""
+def summarise(jobfile: JobFile, history: RunRecords, watermarks: Mapping[str, Watermark],
+              now: datetime, include_disabled: bool = False, jobs: Sequence[str] = (),
+              who_runs: Callable[[RunEvent], str] = lambda started: "running"
+              ) -> list[JobStatus]:
+    """One JobStatus per job, grouped by flow, each flow in dependency order. `who_runs`
+    says who runs a run recorded as running (the CLI asks the kernel: liveness)."""
     rows = []
     for flow, names in enumerate(flows(jobfile), start=1):
         for name in names:
             job = jobfile.jobs[name]
             if (jobs and name not in jobs) or (not job.enabled and not include_disabled):
                 continue
-            rows.append(_job_status(job, flow, history, watermarks.get(name), now))
+            rows.append(_job_status(job, flow, history, watermarks.get(name), now, who_runs))
     return rows
 
 
@@ -112,8 +113,8 @@ def flows(jobfile: JobFile) -> list[list[str]]:
     return groups
 
 
-def _job_status(job: Job, flow: int, history: History, mark: Watermark | None,
-                now: datetime) -> JobStatus:
+def _job_status(job: Job, flow: int, history: RunRecords, mark: Watermark | None,
+                now: datetime, who_runs: Callable[[RunEvent], str]) -> JobStatus:
     zone = job.timezone
     recent = history.recent_runs(job.name, max(STRIP_LENGTH, 50))
     last = recent[-1] if recent else None
@@ -128,20 +129,13 @@ def _job_status(job: Job, flow: int, history: History, mark: Watermark | None,
         attempt=last.attempt if last else 0, max_attempts=job.retry.attempts,
         duration_s=last.duration_s if last else None,
         ended_at=_local(last.ended_at, zone) if last and last.ended_at else None,
-        reason=_reason(last),
+        reason=(who_runs(last) if last.status is RunStatus.RUNNING else last.reason)
+        if last else "",
         next_due=_local(_next_due(job, mark, now), zone) if job.schedule and job.enabled else None,
         failing_streak=_failing_streak(recent),
         recent=[RunCell(logical_time=_local(event.logical_time, zone), status=event.status.value)
                 for event in recent[-STRIP_LENGTH:]],
     )
-
-
-def _reason(last: RunEvent | None) -> str:
-    if last is None:
-        return ""
-    if last.status is RunStatus.RUNNING:
-        return liveness.describe_running(last)
-    return last.reason
 
 
 def _next_due(job: Job, mark: Watermark | None, now: datetime) -> datetime | None:
@@ -199,7 +193,7 @@ class RunSummary:
     reason: str
 
 
-def run_history(jobfile: JobFile, history: History, *, jobs: Sequence[str] = (),
+def run_history(jobfile: JobFile, history: RunRecords, *, jobs: Sequence[str] = (),
                 since: date | None = None, status: str | None = None,
                 limit: int = 50) -> list[RunSummary]:
     """The `limit` most recently active runs, newest first, filtered as asked."""
