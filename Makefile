@@ -50,6 +50,7 @@ bench: dist
 	$(BIN)/python bench/bench_startup.py
 	$(BIN)/python bench/bench_daemon.py
 	$(BIN)/python bench/bench_status.py
+	$(BIN)/python bench/bench_index.py
 	$(BIN)/python bench/bench_pyz.py
 
 clean:

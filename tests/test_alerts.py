@@ -265,12 +265,14 @@ def test_secrets_in_alert_urls_never_appear_in_any_output_or_the_log(receiver, t
             "json://admin:hunter2@127.0.0.1:1/closed?+X-Token=HDRSECRET"]
     (tmp_path / "jobs.toml").write_text(
         f"[alerts]\nurls = {json.dumps(urls)}\ntimeout = \"2s\"\n"
-        '[jobs.broken]\ncommand = "exit 3"\nschedule = "* * * * *"\n')
+        '[jobs.broken]\ncommand = "exit 3"\nschedule = "0 6 * * *"\n'
+        '[jobs.ticking]\ncommand = "exit 3"\nschedule = "* * * * *"\n')
     outputs = [run_cli(*args, cwd=tmp_path) for args in (
-        ["validate"], ["run", "--date", "2026-01-14"], ["run", "--verbose"], ["status"],
+        ["validate"], ["run", "--date", "2026-01-14", "--job", "broken"], ["run", "--verbose"],
+        ["status"],
         ["status", "--json"], ["run", "--dry-run"], ["next"], ["logs", "broken"],
         ["alerts", "test"])]
-    assert len(receiver.messages()) >= 2  # the alerts did go out, secrets and all
+    assert len(receiver.messages()) >= 3  # the alerts did go out (backfill, clock, test)
     texts = [o.stdout + o.stderr for o in outputs]
     texts += [path.read_text(errors="replace") for path in (tmp_path / ".cronflow").rglob("*")
               if path.is_file()]

@@ -43,7 +43,7 @@ def test_every_state_file_is_private_whatever_the_umask(write_jobs, tmp_path):
     write_jobs("""
         [jobs.first]
         command = "echo out; echo err >&2"
-        schedule = "* * * * *"
+        schedule = "0 6 * * *"
         [jobs.second]
         command = "exit 1"
         depends_on = ["first"]
@@ -402,7 +402,7 @@ def test_every_command_on_an_unwritable_state_directory_says_so_in_one_paragraph
 
     if shutil.which("setpriv") is None:
         pytest.skip("setpriv (util-linux) is needed to run cronflow as nobody")
-    (open_folder / "jobs.toml").write_text('[jobs.a]\ncommand = "true"\nschedule = "* * * * *"\n')
+    (open_folder / "jobs.toml").write_text('[jobs.a]\ncommand = "true"\nschedule = "0 6 * * *"\n')
     assert run_cli("run", "--date", "2026-01-14", cwd=open_folder).returncode == 0
     (open_folder / ".cronflow").chmod(0o755)  # readable, but not writable, by nobody
     for command in (["run"], ["run", "--date", "2026-01-14"], ["status"], ["history"],
