@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from enum import StrEnum
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -30,6 +31,7 @@ from cronflow.model import (
     JobFile,
     RunEvent,
     RunKey,
+    RunKind,
     RunStatus,
 )
 from cronflow.state.store import Store
@@ -138,6 +140,13 @@ def clock_message(event: RunEvent) -> AlertMessage:
                              "Check the time source (NTP, the hardware clock).")
 
 
+def config_message(path: Path, error: str) -> AlertMessage:
+    return AlertMessage(on=AlertEvent.FAILURE, severity="failure",
+                        title=f"cronflow: {path.name} has errors on {socket.gethostname()}",
+                        body=f"The daemon keeps running the last good version.\n\n"
+                             f"```\n{error}\n```")
+
+
 def probe_message(job: Job | None) -> AlertMessage:
     about = f" for job {job.name}" if job else ""
     return AlertMessage(on=AlertEvent.FAILURE, severity="info",
@@ -213,6 +222,13 @@ class Alerter:
         """The clock went back behind decided ticks (a `clock` event, about no job)."""
         if self.settings.has_targets and AlertEvent.CLOCK in self.settings.on:
             self._send(None, event, clock_message(event))
+
+    def config_broken(self, path: Path, error: str) -> None:
+        """An edit of the jobs file the daemon cannot use (it keeps the last good one)."""
+        if self.settings.has_targets:
+            about = RunEvent(event=EventType.ALERT, job="", logical_time=self.clock.now(),
+                             run_id="", status=RunStatus.FAILED, kind=RunKind.SCHEDULED)
+            self._send(None, about, config_message(path, error))
 
     def wait(self) -> None:
         """Wait for every delivery in flight to end (and be recorded)."""

@@ -19,13 +19,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from cronflow import config
-from cronflow.alerts import AlertMessage, AppriseNotifier
 from cronflow.clock import Clock
 from cronflow.errors import ConfigError, CronflowError, Problem
-from cronflow.state.locks import Locks
-from cronflow.model import AlertEvent, JobFile, RunEvent
-from cronflow.runner import ProcessRunner
 from cronflow.invocation import Scheduler, build_scheduler
+from cronflow.model import JobFile, RunEvent
+from cronflow.runner import ProcessRunner
+from cronflow.state.locks import Locks
 from cronflow.state.store import Store
 
 DAEMON_LOCK = "@daemon"
@@ -178,25 +177,11 @@ class Daemon:
         except ConfigError as error:
             self.log(f"error: {self.jobs_path} was edited but cannot be used; still running the "
                      f"last good version.\n{error}")
-            self._alert_broken_config(current.jobfile, error)
+            if current.executor.alerter:  # recorded like every alert
+                current.executor.alerter.config_broken(self.jobs_path, str(error))
             return current
         self.log(f"reloaded {jobfile.path}: {len(jobfile.jobs)} jobs")
         return self._scheduler(jobfile, store, locks)
-
-    def _alert_broken_config(self, jobfile: JobFile, error: ConfigError) -> None:
-        if not jobfile.alerts.has_targets:
-            return
-        message = AlertMessage(on=AlertEvent.FAILURE, severity="failure",
-                               title=f"cronflow: {self.jobs_path.name} has errors on "
-                                     f"{socket.gethostname()}",
-                               body=f"The daemon keeps running the last good version.\n\n"
-                                    f"```\n{error}\n```")
-
-        def send() -> None:
-            for delivery in AppriseNotifier(jobfile.alerts).send(message, ()):
-                self.log(f"config alert to {delivery.target}: {delivery}")
-
-        threading.Thread(target=send, daemon=True).start()
 
     # ---- stopping -----------------------------------------------------------------------------
 

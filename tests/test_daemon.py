@@ -351,6 +351,14 @@ def test_an_edit_is_noticed_by_its_modification_time(write_jobs, receiver):
         assert alert.body["title"].startswith("cronflow: jobs.toml has errors on ")
         assert "TOML syntax error" in alert.body["message"]
         assert receiver.received.empty()
+
+        def recorded() -> list:  # like every alert, once its delivery ended
+            return [e for e in Store(path.parent / ".cronflow").read().events
+                    if e.event is EventType.ALERT]
+
+        wait_for(recorded, "the alert's record")
+        [record] = recorded()
+        assert record.alert["title"] == alert.body["title"] and record.alert["delivered"] == 1
     finally:
         daemon.request_stop()
         clock.release()
