@@ -56,6 +56,13 @@ JobsOption = Annotated[Optional[Path], typer.Option(
     help="The jobs file [default: $CRONFLOW_JOBS, else ./jobs.toml].")]
 
 
+def _store(jobfile: JobFile):
+    """The jobs file's state directory."""
+    from cronflow.state.store import Store
+
+    return Store(jobfile.settings.state_dir)
+
+
 def _load(jobs: Path | None) -> JobFile:
     jobfile = config.load(config.find_jobs_file(jobs, os.environ, Path.cwd()))
     for warning in jobfile.warnings:
@@ -142,21 +149,12 @@ def _run_dates(jobfile: JobFile, days: list[date], names: list[str], downstream:
     reporter = _Reporter(jobfile, quiet=False)
     scheduler = _scheduler(jobfile, reporter)
     selected = plan.select_jobs(jobfile, names, downstream)
-    chosen = plan.backfill(jobfile, selected, days, scheduler.clock.now())
     if dry_run:
         from cronflow import render
 
-        history = scheduler.store.history()
-        render.verdict_table(jobfile, [plan.backfill_verdict(run, history.status(run.key), rerun)
-                                       for runs in chosen.by_date for run in runs]
-                             + [plan.not_yet_due_verdict(run) for run in chosen.not_yet_due])
+        render.verdict_table(jobfile, scheduler.backfill_preview(selected, days, rerun))
         return True
-    scheduler.settle_orphans()
-    outcomes = []
-    with reporter.progress(sum(len(runs) for runs in chosen.by_date)):
-        for runs in chosen.by_date:
-            outcomes += scheduler.executor.execute(runs, rerun)
-    reporter.not_yet_due = len(chosen.not_yet_due)
+    outcomes, reporter.not_yet_due = scheduler.backfill(selected, days, rerun, reporter.progress)
     return _all_succeeded(reporter, outcomes)
 
 
@@ -165,9 +163,8 @@ def _scheduler(jobfile: JobFile, reporter: _Reporter):
     from cronflow.state.locks import Locks
     from cronflow.runner import ShellRunner
     from cronflow.invocation import build_scheduler
-    from cronflow.state.store import Store
 
-    store = Store(jobfile.settings.state_dir)
+    store = _store(jobfile)
     store.prepare()
     exposure = store.exposure_warning()
     if exposure:
@@ -359,19 +356,10 @@ def next_ticks(
 
     jobfile = _load(jobs)
     after = parse_time(start) if start else SystemClock().now()
-    rows = []
-    for name in plan.select_jobs(jobfile, job or [], downstream=False):
-        scheduled = jobfile.jobs[name]
-        if scheduled.schedule is None:
-            continue
-        schedule = plan.schedule_of(scheduled.cadence)
-        tick = after
-        for _ in range(count):
-            tick = schedule.next_after(tick)
-            if tick is None:
-                break
-            rows.append({"job": name, "logical_time": tick.astimezone(scheduled.timezone).isoformat(),
-                         "utc": tick.isoformat(), "dst": schedule.dst_note(tick)})
+    rows = [{"job": tick.job, "logical_time": tick.local.isoformat(), "utc": tick.at.isoformat(),
+             "dst": tick.dst_note}
+            for tick in plan.upcoming_ticks(jobfile, plan.select_jobs(jobfile, job or [], False),
+                                            after, count)]
     if as_json:
         print(json.dumps({"v": 1, "ticks": rows}, indent=2))
         return
@@ -396,12 +384,12 @@ def status(
     """
     from cronflow import liveness, plan, report
     from cronflow.clock import SystemClock
-    from cronflow.state.store import HEARTBEAT, Store
+    from cronflow.state.store import HEARTBEAT
 
     jobfile = _load(jobs)
     if job:
         plan.select_jobs(jobfile, job, downstream=False)  # unknown names are a clear error
-    store = Store(jobfile.settings.state_dir)
+    store = _store(jobfile)
     history = store.history()
     now = SystemClock().now()
     rows = report.summarise(jobfile, history, store.read_watermarks(), now,
@@ -442,7 +430,6 @@ def history(
     """
     from cronflow import plan, report
     from cronflow.model import RunStatus as Status
-    from cronflow.state.store import Store
 
     jobfile = _load(jobs)
     if job:
@@ -451,7 +438,7 @@ def history(
         raise UsageError(f'--status "{run_status}" is not a status. Use one of: '
                          f"{', '.join(status.value for status in Status)}.")
     first_day = parse_dates(since, "--since")[0] if since else None
-    runs = report.run_history(jobfile, Store(jobfile.settings.state_dir).history(),
+    runs = report.run_history(jobfile, _store(jobfile).history(),
                               jobs=job or (), since=first_day, status=run_status, limit=limit)
     if as_json:
         from dataclasses import asdict
@@ -470,10 +457,9 @@ def reindex(jobs: JobsOption = None) -> None:
     cronflow keeps the index up to date and rebuilds it by itself when it is missing or
     damaged; this is for when you want to be sure. Example:  cronflow reindex
     """
-    from cronflow.state.store import Store
 
     jobfile = _load(jobs)
-    store = Store(jobfile.settings.state_dir)
+    store = _store(jobfile)
     if not store.log_path.exists():
         raise UsageError(f"there is no run log at {store.log_path} yet: nothing to index.")
     history = store.reindex()
@@ -506,11 +492,10 @@ def logs(
     """
     from cronflow import plan, report
     from cronflow.masking import mask_bytes
-    from cronflow.state.store import Store
 
     jobfile = _load(jobs)
     plan.select_jobs(jobfile, [job], downstream=False)  # an unknown job is a clear error
-    store = Store(jobfile.settings.state_dir)
+    store = _store(jobfile)
     started = report.attempt_output(jobfile, store.read().events, job,
                                     parse_dates(day)[0] if day else None, attempt, run_id)
     secrets = _secrets_of(jobfile.jobs[job])
@@ -546,11 +531,12 @@ def _follow(store, started: RunEvent, stream: str, secrets: tuple[str, ...]) -> 
     lines only while it runs, so a secret is never split across two reads unmasked."""
     import time
 
+    from cronflow import report
     from cronflow.masking import mask_bytes
 
     position = 0
     while True:
-        still_running = _attempt_running(store, started)
+        still_running = report.attempt_running(store.history(), started)
         with open(started.output[stream], "rb") as output:
             output.seek(position)
             chunk = output.read()
@@ -562,12 +548,6 @@ def _follow(store, started: RunEvent, stream: str, secrets: tuple[str, ...]) -> 
         if not still_running:
             return
         time.sleep(0.25)  # following a live file: poll it, as tail -f does
-
-
-def _attempt_running(store, started: RunEvent) -> bool:
-    latest = store.history().latest(started.key)
-    return (latest is not None and latest.run_id == started.run_id
-            and latest.attempt == started.attempt and latest.status is RunStatus.RUNNING)
 
 
 class GraphFormat(str, Enum):
@@ -750,10 +730,9 @@ def export_airflow(
     """
     from cronflow.interop.airflow import export_airflow as export, write_dag_files
     from cronflow.clock import SystemClock
-    from cronflow.state.store import Store
 
     jobfile = _load(jobs)
-    watermarks = Store(jobfile.settings.state_dir).read_watermarks()
+    watermarks = _store(jobfile).read_watermarks()
     files = export(jobfile, now=SystemClock().now(), dag_id_prefix=dag_id_prefix,
                    decided={job: mark.decided for job, mark in watermarks.items()})
     try:

@@ -14,6 +14,7 @@ import os
 import socket
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime, timedelta
 
 from cronflow import plan
@@ -21,7 +22,15 @@ from cronflow.alerts import Alerter
 from cronflow.clock import Clock
 from cronflow.executor import Executor, Outcome
 from cronflow.state.locks import PLAN_LOCK, Locks
-from cronflow.model import EventType, JobFile, RunEvent, RunKind, RunStatus, Watermark
+from cronflow.model import (
+    EventType,
+    JobFile,
+    Rerun,
+    RunEvent,
+    RunKind,
+    RunStatus,
+    Watermark,
+)
 from cronflow.runner import ProcessRunner
 from cronflow.state.store import HEARTBEAT, PRUNED, Store, new_run_id
 
@@ -97,6 +106,27 @@ class Scheduler:
                     for verdict in decided.verdicts]
         return plan.TickPlan(runs=decided.runs, missed=decided.missed,
                              watermarks=decided.watermarks, verdicts=verdicts)
+
+    def backfill(self, jobs: list[str], days: list, rerun: Rerun,
+                 progress: Callable[[int], AbstractContextManager] | None = None
+                 ) -> tuple[list[Outcome], int]:
+        """`cronflow run --date`: every run of `jobs` on `days` whose tick has come, a date at a
+        time, oldest first; (the outcomes, how many ticks were left to the scheduler)."""
+        chosen = plan.backfill(self.jobfile, jobs, days, self.clock.now())
+        self.settle_orphans()
+        outcomes: list[Outcome] = []
+        with progress(sum(map(len, chosen.by_date))) if progress else nullcontext():
+            for runs in chosen.by_date:
+                outcomes += self.executor.execute(runs, rerun)
+        return outcomes, len(chosen.not_yet_due)
+
+    def backfill_preview(self, jobs: list[str], days: list, rerun: Rerun) -> list[plan.Verdict]:
+        """What `backfill` would do and why, changing nothing (for --dry-run)."""
+        chosen = plan.backfill(self.jobfile, jobs, days, self.clock.now())
+        history = self.store.history()
+        return ([plan.backfill_verdict(run, history.status(run.key), rerun)
+                 for runs in chosen.by_date for run in runs]
+                + [plan.not_yet_due_verdict(run) for run in chosen.not_yet_due])
 
     def settle_orphans(self) -> list[RunEvent]:
         """Settle every run left `running` on this host whose run lock is free (its cronflow

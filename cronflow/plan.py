@@ -358,3 +358,32 @@ def _unknown_jobs_message(jobfile: JobFile, unknown: list[str]) -> str:
         hints.append(f'"{name}"' + (f' (did you mean "{close[0]}"?)' if close else ""))
     return (f"{jobfile.path}: no job named {', '.join(hints)}. "
             f"The jobs are: {', '.join(jobfile.jobs)}.")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpcomingTick:
+    """One of a job's next ticks, for `cronflow next`."""
+
+    job: str
+    at: datetime  # aware UTC
+    local: datetime  # the same instant in the job's zone
+    dst_note: str  # how daylight saving time shaped it, or ""
+
+
+def upcoming_ticks(jobfile: JobFile, jobs: Sequence[str], after: datetime,
+                   count: int) -> list[UpcomingTick]:
+    """The next `count` ticks after `after` of each scheduled job of `jobs`, job by job."""
+    found = []
+    for name in jobs:
+        job = jobfile.jobs[name]
+        if job.schedule is None:
+            continue
+        schedule = schedule_of(job.cadence)
+        tick: datetime | None = after
+        for _ in range(count):
+            tick = schedule.next_after(tick)
+            if tick is None:
+                break
+            found.append(UpcomingTick(job=name, at=tick, local=tick.astimezone(job.timezone),
+                                      dst_note=schedule.dst_note(tick)))
+    return found

@@ -251,3 +251,11 @@ def attempt_output(jobfile: JobFile, events: list[RunEvent], job: str, day: date
             return event
     raise UsageError(f'run {run_id} of job "{job}" has attempts '
                      f"{', '.join(str(e.attempt) for e in tries)}, not {attempt}.")
+
+
+def attempt_running(history: RunRecords, started: RunEvent) -> bool:
+    """Whether the attempt that `started` began is still the run's latest, and running (what
+    `logs --follow` follows until)."""
+    latest = history.latest(started.key)
+    return (latest is not None and latest.run_id == started.run_id
+            and latest.attempt == started.attempt and latest.status is RunStatus.RUNNING)
