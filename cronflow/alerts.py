@@ -310,10 +310,7 @@ class AppriseNotifier:
             service = apprise.Apprise.instantiate(url)
             targets.append((redact(url), service))
         if self.settings.config is not None:
-            from_file = apprise.Apprise()
-            config = apprise.AppriseConfig()
-            config.add(str(self.settings.config))
-            from_file.add(config)
+            from_file = _config_targets(apprise, self.settings.config)
             for service in from_file.find(tag=list(tags) if tags else "all"):
                 targets.append((redact(service.url(privacy=True)), service))
         return targets
@@ -343,13 +340,19 @@ def check_targets(settings: AlertSettings) -> list[str]:
             problems.append(f"urls entry {number} ({redact(url)}) is not a URL apprise "
                             "understands")
     if settings.config is not None:
-        from_file = apprise.Apprise()
-        config = apprise.AppriseConfig()
-        config.add(str(settings.config))
-        from_file.add(config)
+        from_file = _config_targets(apprise, settings.config)
         if len(from_file) == 0:
             problems.append(f"the apprise config {settings.config} holds no usable target")
     return problems
+
+
+def _config_targets(apprise, path: Path):
+    """An Apprise holding the targets of an apprise config file (YAML or text)."""
+    targets = apprise.Apprise()
+    config = apprise.AppriseConfig()
+    config.add(str(path))
+    targets.add(config)
+    return targets
 
 
 def _import_apprise():

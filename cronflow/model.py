@@ -157,6 +157,11 @@ class Cadence:
     def describe(self) -> str:
         return f"{self.expression or 'unscheduled'} ({self.timezone.key})"
 
+    @property
+    def fingerprint(self) -> str:
+        """What a watermark's cached next tick was computed for: "<expression>|<zone>"."""
+        return f"{self.expression}|{self.timezone.key}"
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Job:

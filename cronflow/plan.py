@@ -101,7 +101,7 @@ def due_runs(jobfile: JobFile, history: RunRecords, watermarks: Mapping[str, Wat
     for job in jobfile.jobs.values():
         if job.schedule is None or not job.enabled:
             continue
-        fingerprint = f"{job.cadence.expression}|{job.cadence.timezone.key}"
+        fingerprint = job.cadence.fingerprint
         mark = watermarks.get(job.name)
         if mark and mark.schedule == fingerprint and mark.next_tick and mark.next_tick > now:
             if explain:

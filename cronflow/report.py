@@ -139,7 +139,7 @@ def _job_status(job: Job, flow: int, history: RunRecords, mark: Watermark | None
 
 
 def _next_due(job: Job, mark: Watermark | None, now: datetime) -> datetime | None:
-    if mark and mark.next_tick and mark.schedule == f"{job.schedule}|{job.timezone.key}":
+    if mark and mark.next_tick and mark.schedule == job.cadence.fingerprint:
         return mark.next_tick  # includes a tick that is due but not yet decided
     return schedule_of(job.cadence).next_after(now)
 
