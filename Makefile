@@ -28,8 +28,9 @@ demo: $(VENV)/.installed
 	$(BIN)/cronflow status --jobs jobs.toml.example
 	$(BIN)/cronflow logs report --stdout --jobs jobs.toml.example
 
-# One worker per CPU (pytest-xdist): the tests are independent of each other.
+# Types first (mypy --strict), then every test on one worker per CPU (pytest-xdist).
 test: $(VENV)/.installed-test
+	$(BIN)/python -m mypy cronflow
 	$(BIN)/python -m pytest -n auto
 
 # Not part of `make test`: every kind of invocation at once, killed with SIGKILL at random, for

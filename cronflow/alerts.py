@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from cronflow.clock import Clock
@@ -198,7 +198,7 @@ class Alerter:
         self._streaks: dict[str, datetime] = {}  # failure alerts decided in this process
         self._guard = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
-        self._pending: list[Future] = []
+        self._pending: list[Future[None]] = []
 
     def finished(self, event: RunEvent, held_back: Sequence[RunKey] = ()) -> None:
         """A try ended (`finished`), or a run was given up (`abandoned` with no tries left)."""
@@ -346,7 +346,7 @@ def check_targets(settings: AlertSettings) -> list[str]:
     return problems
 
 
-def _config_targets(apprise, path: Path):
+def _config_targets(apprise: Any, path: Path) -> Any:
     """An Apprise holding the targets of an apprise config file (YAML or text)."""
     targets = apprise.Apprise()
     config = apprise.AppriseConfig()
@@ -355,7 +355,7 @@ def _config_targets(apprise, path: Path):
     return targets
 
 
-def _import_apprise():
+def _import_apprise() -> Any:
     import apprise  # heavy; only imported when an alert is actually sent or checked
 
     # apprise logs failed deliveries with their URLs, secrets included: keep it quiet.

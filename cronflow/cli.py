@@ -6,18 +6,25 @@ import json
 import os
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
 from cronflow import __version__, config
 from cronflow.errors import ConfigError, CronflowError, Problem, UsageError
-from cronflow.model import EventType, JobFile, Rerun, RunEvent, RunStatus
+from cronflow.model import EventType, Job, JobFile, Rerun, RunEvent, RunStatus
 from cronflow.plan import describe_key
+
+if TYPE_CHECKING:  # for annotations only: the commands import what they use when run
+    from cronflow.executor import Outcome
+    from cronflow.interop.crontab import Host
+    from cronflow.invocation import Scheduler
+    from cronflow.state.store import Store
 
 app = typer.Typer(
     help="cron for jobs that depend on each other. See README.md for the jobs.toml reference.",
@@ -56,7 +63,7 @@ JobsOption = Annotated[Optional[Path], typer.Option(
     help="The jobs file [default: $CRONFLOW_JOBS, else ./jobs.toml].")]
 
 
-def _store(jobfile: JobFile):
+def _store(jobfile: JobFile) -> Store:
     """The jobs file's state directory."""
     from cronflow.state.store import Store
 
@@ -158,7 +165,7 @@ def _run_dates(jobfile: JobFile, days: list[date], names: list[str], downstream:
     return _all_succeeded(reporter, outcomes)
 
 
-def _scheduler(jobfile: JobFile, reporter: _Reporter):
+def _scheduler(jobfile: JobFile, reporter: _Reporter) -> Scheduler:
     from cronflow.clock import SystemClock
     from cronflow.state.locks import Locks
     from cronflow.runner import ShellRunner
@@ -174,7 +181,7 @@ def _scheduler(jobfile: JobFile, reporter: _Reporter):
                            on_outcome=reporter.outcome)
 
 
-def _all_succeeded(reporter: _Reporter, outcomes) -> bool:
+def _all_succeeded(reporter: _Reporter, outcomes: list[Outcome]) -> bool:
     """Print the summary; True unless a run failed, timed out or was held back by a failure."""
     reporter.summary(outcomes)
     return not any(outcome.status.is_failure for outcome in outcomes)
@@ -187,7 +194,7 @@ class _Reporter:
         self.jobfile = jobfile
         self.quiet = quiet
         self.not_yet_due = 0  # ticks a backfill left to the scheduler
-        self._bar = None
+        self._bar: Any = None  # a rich Progress while a backfill shows one
 
     def event(self, event: RunEvent) -> None:
         failure = event.status.is_failure
@@ -195,13 +202,13 @@ class _Reporter:
             return
         self._print(f"  {_event_line(self.jobfile, event)}", to_stderr=self.quiet)
 
-    def outcome(self, outcome) -> None:
+    def outcome(self, outcome: Outcome) -> None:
         if self._bar is not None:
             self._bar.advance(self._task)
         if outcome.already_done and not self.quiet:
             self._print(f"  {describe_key(self.jobfile, outcome.key)}: not run, {outcome.reason}")
 
-    def summary(self, outcomes) -> None:
+    def summary(self, outcomes: list[Outcome]) -> None:
         if self.quiet or not (outcomes or self.not_yet_due):
             return
         counts = Counter("not run" if o.already_done else o.status.value for o in outcomes)
@@ -212,7 +219,7 @@ class _Reporter:
             print(f"{self.not_yet_due} tick(s) not yet due: left to the scheduler")
 
     @contextmanager
-    def progress(self, total: int):
+    def progress(self, total: int) -> Iterator[None]:
         """A progress bar over `total` runs, only in a terminal."""
         if total < 2 or not sys.stdout.isatty():
             yield
@@ -515,7 +522,7 @@ def logs(
         sys.stdout.buffer.flush()
 
 
-def _secrets_of(job) -> tuple[str, ...]:
+def _secrets_of(job: Job) -> tuple[str, ...]:
     """What to mask in a job's output; an env_file that cannot be read now masks nothing."""
     from cronflow.envfile import Unusable, read_job_env_files
     from cronflow.masking import secrets_of
@@ -526,7 +533,7 @@ def _secrets_of(job) -> tuple[str, ...]:
         return secrets_of(job.env)
 
 
-def _follow(store, started: RunEvent, stream: str, secrets: tuple[str, ...]) -> None:
+def _follow(store: Store, started: RunEvent, stream: str, secrets: tuple[str, ...]) -> None:
     """Print an output file as it grows, until the attempt that writes it has ended. Whole
     lines only while it runs, so a secret is never split across two reads unmasked."""
     import time
@@ -627,7 +634,7 @@ def import_crontab(
         print(f"check: {line}", file=sys.stderr)
 
 
-def _cron_host():
+def _cron_host() -> Host:
     """What cron would take from this machine: its zone, home folders, accounts, commands."""
     import pwd
     import shutil
@@ -778,8 +785,8 @@ def alerts_test(
     deliveries = AppriseNotifier(jobfile.alerts).send(probe_message(chosen),
                                                       chosen.alert_tags if chosen else ())
     if not deliveries:
-        raise UsageError(f"no alert target matches the tags of job {job}: "
-                         f"{', '.join(chosen.alert_tags)}. Tag a target in "
+        tags = ", ".join(chosen.alert_tags if chosen else ())
+        raise UsageError(f"no alert target matches the tags of job {job}: {tags}. Tag a target in "
                          f"{jobfile.alerts.config} with one of them.")
     for delivery in deliveries:
         print(f"{delivery.target}: {delivery}")
@@ -809,7 +816,7 @@ def parse_dates(text: str, option: str = "--date") -> list[date]:
     return [start + timedelta(days=offset) for offset in range((end - start).days + 1)]
 
 
-def parse_time(text: str):
+def parse_time(text: str) -> datetime:
     """An aware instant from ISO-8601 text; no offset means UTC (never the host's zone)."""
     from datetime import UTC, datetime
 

@@ -12,9 +12,10 @@ import math
 import os
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -136,9 +137,10 @@ def _string(value: Any) -> str:
 
 
 def _non_empty_string(value: Any) -> str:
-    if not _string(value).strip():
+    text = _string(value)
+    if not text.strip():
         raise _Invalid("is empty", "Give it a value")
-    return value
+    return text
 
 
 def _path(value: Any) -> str:
@@ -263,7 +265,8 @@ def _names(value: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
 
-def _choice(enum: type, allowed: tuple | None = None) -> Callable[[Any], Any]:
+def _choice(enum: type[StrEnum], allowed: tuple[StrEnum, ...] | None = None
+            ) -> Callable[[Any], Any]:
     """A member of `enum` (of `allowed` only, when given) named by its value."""
     allowed = tuple(enum) if allowed is None else allowed
 
@@ -279,10 +282,11 @@ def _choice(enum: type, allowed: tuple | None = None) -> Callable[[Any], Any]:
     return convert
 
 
-def _choices(enum: type, allowed: tuple | None = None) -> Callable[[Any], tuple]:
+def _choices(enum: type[StrEnum], allowed: tuple[StrEnum, ...] | None = None
+             ) -> Callable[[Any], tuple[Any, ...]]:
     one = _choice(enum, allowed)
 
-    def convert(value: Any) -> tuple:
+    def convert(value: Any) -> tuple[Any, ...]:
         if not isinstance(value, list):
             raise _Invalid(f"must be a list, not {_type_name(value)}",
                            f'Write a list such as ["{next(iter(enum)).value}"]')
@@ -422,7 +426,8 @@ class _Validator:
 
     # ---- tables ------------------------------------------------------------------------------
 
-    def _table(self, at: tuple[str, ...], converters: Mapping[str, Callable]) -> dict[str, Any]:
+    def _table(self, at: tuple[str, ...], converters: Mapping[str, Callable[[Any], Any]]
+               ) -> dict[str, Any]:
         """The converted values of the table at `at`, reporting bad or unknown keys."""
         table = self.raw
         for part in at:
@@ -441,7 +446,8 @@ class _Validator:
                     self._report(at + (key,), invalid.problem, invalid.fix)
         return values
 
-    def _check_keys(self, table: dict, known, at: tuple[str, ...]) -> None:
+    def _check_keys(self, table: dict[str, Any], known: Iterable[str],
+                    at: tuple[str, ...]) -> None:
         for key in table:
             if key not in known:
                 close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
@@ -632,7 +638,7 @@ class _Validator:
         else:
             jobs.update(self._with_cadences(jobs, graph))
 
-    def _with_cadences(self, jobs: dict[str, Job], graph: dag.Graph) -> dict[str, Job]:
+    def _with_cadences(self, jobs: dict[str, Job], graph: dag.Graph[str]) -> dict[str, Job]:
         """Give every unscheduled job the cadence its upstreams share, or report the clash."""
         jobs = dict(jobs)
         for name in dag.topological_order(graph):

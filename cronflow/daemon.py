@@ -14,7 +14,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -22,7 +22,7 @@ from cronflow import config
 from cronflow.clock import Clock
 from cronflow.errors import ConfigError, CronflowError, Problem
 from cronflow.invocation import Scheduler, build_scheduler
-from cronflow.model import JobFile, RunEvent
+from cronflow.model import JobFile, PlannedRun, RunEvent, Watermark
 from cronflow.runner import ProcessRunner
 from cronflow.state.locks import Locks
 from cronflow.state.store import Store
@@ -141,7 +141,7 @@ class Daemon:
                 self.clock.sleep_until(wake_at, self.wake)
 
     @staticmethod
-    def next_wake(watermarks, now: datetime) -> datetime:
+    def next_wake(watermarks: Iterable[Watermark], now: datetime) -> datetime:
         """The next tick of any job, but no later than a minute from now."""
         ticks = [mark.next_tick for mark in watermarks if mark.next_tick is not None]
         return min([now + MAX_SLEEP, *ticks])
@@ -152,7 +152,7 @@ class Daemon:
                                runner=self.runner, stop=self.stop,
                                on_event=on_event and (lambda event: on_event(jobfile, event)))
 
-    def _execute(self, scheduler: Scheduler, runs) -> None:
+    def _execute(self, scheduler: Scheduler, runs: list[PlannedRun]) -> None:
         thread = threading.Thread(target=scheduler.executor.execute, args=(runs,),
                                   name=f"cronflow-tick-{len(self._executions)}")
         thread.start()
@@ -217,7 +217,7 @@ def become_subreaper() -> bool:
     import ctypes  # only the daemon needs it
 
     libc = ctypes.CDLL(None, use_errno=True)
-    return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    return bool(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
 
 
 def notify_systemd(state: str) -> bool:

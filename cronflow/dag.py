@@ -1,14 +1,16 @@
-"""The dependency graph between job names: cycles, order and closures. Pure functions."""
+"""Dependency graphs (of job names, or of runs): cycles, order and closures. Pure functions."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from graphlib import CycleError, TopologicalSorter
+from typing import TypeVar
 
-Graph = Mapping[str, Iterable[str]]  # job -> the jobs it depends on
+Node = TypeVar("Node", bound=Hashable)
+Graph = Mapping[Node, Iterable[Node]]  # a node -> the nodes it depends on
 
 
-def find_cycle(graph: Graph) -> list[str] | None:
+def find_cycle(graph: Graph[Node]) -> list[Node] | None:
     """A list of jobs forming a cycle, first job repeated at the end (a -> b -> a), or None."""
     try:
         TopologicalSorter(graph).prepare()
@@ -19,11 +21,11 @@ def find_cycle(graph: Graph) -> list[str] | None:
     return None
 
 
-def topological_order(graph: Graph) -> list[str]:
+def topological_order(graph: Graph[Node]) -> list[Node]:
     """Every job after all the jobs it depends on; ties keep the graph's own order."""
     sorter = TopologicalSorter(graph)
     sorter.prepare()
-    order: list[str] = []
+    order: list[Node] = []
     position = {name: index for index, name in enumerate(graph)}
     while sorter.is_active():
         ready = sorted(sorter.get_ready(), key=lambda name: position.get(name, len(position)))
@@ -32,18 +34,18 @@ def topological_order(graph: Graph) -> list[str]:
     return order
 
 
-def downstream_of(graph: Graph, names: Iterable[str]) -> set[str]:
+def downstream_of(graph: Graph[Node], names: Iterable[Node]) -> set[Node]:
     """The given jobs and every job that depends on them, directly or not."""
-    dependents: dict[str, set[str]] = {}
+    dependents: dict[Node, set[Node]] = {}
     for job, upstreams in graph.items():
         for upstream in upstreams:
             dependents.setdefault(upstream, set()).add(job)
     return _reachable(dependents, names)
 
 
-def connected(graph: Graph, start: str) -> set[str]:
+def connected(graph: Graph[Node], start: Node) -> set[Node]:
     """`start` and every job joined to it by dependencies, in either direction."""
-    linked: dict[str, set[str]] = {}
+    linked: dict[Node, set[Node]] = {}
     for job, upstreams in graph.items():
         for upstream in upstreams:
             linked.setdefault(job, set()).add(upstream)
@@ -51,7 +53,7 @@ def connected(graph: Graph, start: str) -> set[str]:
     return _reachable(linked, [start])
 
 
-def _reachable(links: Mapping[str, set[str]], starts: Iterable[str]) -> set[str]:
+def _reachable(links: Mapping[Node, set[Node]], starts: Iterable[Node]) -> set[Node]:
     seen = set(starts)
     pending = list(seen)
     while pending:

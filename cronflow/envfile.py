@@ -99,7 +99,7 @@ def _assignment(text: str, position: int, line: int) -> tuple[str, str, int, int
 
 def _quoted(text: str, start: int, quote: str, line: int) -> tuple[str, int]:
     """A quoted value starting at the quote at `start`: (value, position after the quote)."""
-    characters = []
+    characters: list[str] = []
     index = start + 1
     while index < len(text):
         character = text[index]

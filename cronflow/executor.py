@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from graphlib import TopologicalSorter
 from pathlib import Path
+from typing import Any
 
 from cronflow import accounts, dag, envfile, liveness, masking
 from cronflow.alerts import Alerter
@@ -108,7 +109,7 @@ class Executor:
         sorter.prepare()
         order = {run.key: index for index, run in enumerate(runs)}
         outcomes: dict[RunKey, Outcome] = {}
-        running: dict[Future, RunKey] = {}
+        running: dict[Future[Outcome], RunKey] = {}
         waiting: list[RunKey] = []  # ready, but held back while their job runs (oldest first)
         with ThreadPoolExecutor(max_workers=self.jobfile.settings.max_parallel,
                                 thread_name_prefix="cronflow-run") as pool:
@@ -184,16 +185,16 @@ class Executor:
         """The outcome of a run the log says need not (or must not) run now, else None."""
         if latest is not None and latest.status is RunStatus.RUNNING:
             return self._running_elsewhere(planned, latest)
-        status = None if latest is None else latest.status
-        if should_run(status, rerun):
+        if latest is None or should_run(latest.status, rerun):
             return None
-        return Outcome(key=planned.key, status=status, already_done=True, reason=f"already {status}")
+        return Outcome(key=planned.key, status=latest.status, already_done=True,
+                       reason=f"already {latest.status}")
 
     def _running_elsewhere(self, planned: PlannedRun, latest: RunEvent | None = None) -> Outcome:
         latest = latest or self.store.history().latest(planned.key)
-        running = latest is not None and latest.status is RunStatus.RUNNING
         return Outcome(key=planned.key, status=RunStatus.RUNNING, already_done=True,
-                       reason=liveness.describe_running(latest) if running
+                       reason=liveness.describe_running(latest)
+                       if latest is not None and latest.status is RunStatus.RUNNING
                        else "running in another invocation")
 
     def _busy(self, planned: PlannedRun, job: Job) -> Outcome:
@@ -226,7 +227,7 @@ class Executor:
         exit_status = read_exit_status(Path(started.output["exit"])) if "exit" in started.output \
             else None
         who = f"cronflow (pid {started.pid}) stopped"
-        common = dict(job=started.job, logical_time=started.logical_time, run_id=started.run_id,
+        common: dict[str, Any] = dict(job=started.job, logical_time=started.logical_time, run_id=started.run_id,
                       kind=started.kind, max_attempts=started.max_attempts,
                       started_at=started.started_at, output=started.output, host=self.host,
                       pid=self.pid, config_hash=started.config_hash)
@@ -355,7 +356,7 @@ class Executor:
                     return Outcome(key=planned.key, status=outcome.status, already_done=True,
                                    reason=f"upstream {describe_key(self.jobfile, upstream)} "
                                           f"is {outcome.status}")
-                status = outcome.status
+                status: RunStatus | None = outcome.status
             else:  # not part of this invocation: the log decides
                 if history is None:
                     history = self.store.history()
@@ -395,7 +396,7 @@ class Executor:
         return Outcome(key=planned.key, status=RunStatus.WAITING, reason=reason)
 
     def _record(self, planned: PlannedRun, job: Job, event: EventType, status: RunStatus,
-                **fields) -> RunEvent:
+                **fields: Any) -> RunEvent:
         record = RunEvent(event=event, job=job.name, logical_time=planned.logical_time,
                           status=status, kind=planned.kind, max_attempts=job.retry.attempts,
                           host=self.host, pid=self.pid, config_hash=job.config_hash, **fields)

@@ -15,7 +15,7 @@ import socket
 import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from cronflow import plan
 from cronflow.alerts import Alerter
@@ -107,8 +107,8 @@ class Scheduler:
         return plan.TickPlan(runs=decided.runs, missed=decided.missed,
                              watermarks=decided.watermarks, verdicts=verdicts)
 
-    def backfill(self, jobs: list[str], days: list, rerun: Rerun,
-                 progress: Callable[[int], AbstractContextManager] | None = None
+    def backfill(self, jobs: list[str], days: list[date], rerun: Rerun,
+                 progress: Callable[[int], AbstractContextManager[object]] | None = None
                  ) -> tuple[list[Outcome], int]:
         """`cronflow run --date`: every run of `jobs` on `days` whose tick has come, a date at a
         time, oldest first; (the outcomes, how many ticks were left to the scheduler)."""
@@ -120,7 +120,8 @@ class Scheduler:
                 outcomes += self.executor.execute(runs, rerun)
         return outcomes, len(chosen.not_yet_due)
 
-    def backfill_preview(self, jobs: list[str], days: list, rerun: Rerun) -> list[plan.Verdict]:
+    def backfill_preview(self, jobs: list[str], days: list[date], rerun: Rerun
+                         ) -> list[plan.Verdict]:
         """What `backfill` would do and why, changing nothing (for --dry-run)."""
         chosen = plan.backfill(self.jobfile, jobs, days, self.clock.now())
         history = self.store.history()
@@ -138,7 +139,8 @@ class Scheduler:
                 continue  # another machine's run: its locks are not ours to test
             with self.locks.hold_run(started.key) as free:
                 latest = self.store.history().latest(started.key)
-                if free is not None and latest.status is RunStatus.RUNNING:
+                if free is not None and latest is not None and \
+                        latest.status is RunStatus.RUNNING:
                     event = self.executor.settle(latest)
                     if event is not None:
                         settled.append(event)

@@ -159,7 +159,8 @@ def rewound(watermarks: Mapping[str, Watermark], now: datetime) -> dict[str, Wat
     return {job: mark for job, mark in watermarks.items() if mark.decided <= now}
 
 
-def _apply_catchup(job: Job, ticks: list[datetime], now: datetime) -> tuple[list, list]:
+def _apply_catchup(job: Job, ticks: list[datetime], now: datetime
+                   ) -> tuple[list[datetime], list[datetime]]:
     """Split due ticks into (run, missed) by the job's catch-up policy."""
     newest_on_time = now - ticks[-1] <= LATE_AFTER
     if job.catchup is CatchUp.ALL:
@@ -379,11 +380,12 @@ def upcoming_ticks(jobfile: JobFile, jobs: Sequence[str], after: datetime,
         if job.schedule is None:
             continue
         schedule = schedule_of(job.cadence)
-        tick: datetime | None = after
+        tick = after
         for _ in range(count):
-            tick = schedule.next_after(tick)
-            if tick is None:
+            following = schedule.next_after(tick)
+            if following is None:
                 break
+            tick = following
             found.append(UpcomingTick(job=name, at=tick, local=tick.astimezone(job.timezone),
                                       dst_note=schedule.dst_note(tick)))
     return found

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -23,7 +25,8 @@ def make_console() -> Console:
     return console
 
 
-def status_table(rows: list[JobStatus], summary: Overview, now, console: Console | None = None
+def status_table(rows: list[JobStatus], summary: Overview, now: datetime,
+                 console: Console | None = None
                  ) -> None:
     """The header line, then one row per job grouped by flow, with a strip of recent runs."""
     console = console or make_console()
@@ -59,7 +62,7 @@ def status_table(rows: list[JobStatus], summary: Overview, now, console: Console
                       highlight=False)
 
 
-def _header(summary: Overview, now) -> Text:
+def _header(summary: Overview, now: datetime) -> Text:
     text = Text(f"cronflow {__version__}: {summary.failing} failing, {summary.running} "
                 f"running, {summary.healthy} healthy. ")
     if summary.last_ran_at is None:
@@ -79,7 +82,7 @@ def _header(summary: Overview, now) -> Text:
     return text
 
 
-def _ago(delta) -> str:
+def _ago(delta: timedelta) -> str:
     seconds = int(delta.total_seconds())
     if seconds < 120:
         return f"{seconds}s"

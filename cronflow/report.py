@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 
 from cronflow import __version__, dag
@@ -131,7 +131,7 @@ def _job_status(job: Job, flow: int, history: RunRecords, mark: Watermark | None
         ended_at=_local(last.ended_at, zone) if last and last.ended_at else None,
         reason=(who_runs(last) if last.status is RunStatus.RUNNING else last.reason)
         if last else "",
-        next_due=_local(_next_due(job, mark, now), zone) if job.schedule and job.enabled else None,
+        next_due=_local_or_none(_next_due(job, mark, now), zone) if job.schedule and job.enabled else None,
         failing_streak=_failing_streak(recent),
         recent=[RunCell(logical_time=_local(event.logical_time, zone), status=event.status.value)
                 for event in recent[-STRIP_LENGTH:]],
@@ -171,8 +171,12 @@ def status_json(jobfile: JobFile, rows: list[JobStatus], summary: Overview,
     }
 
 
-def _local(instant: datetime | None, zone) -> str | None:
-    return None if instant is None else instant.astimezone(zone).isoformat()
+def _local(instant: datetime, zone: tzinfo) -> str:
+    return instant.astimezone(zone).isoformat()
+
+
+def _local_or_none(instant: datetime | None, zone: tzinfo) -> str | None:
+    return None if instant is None else _local(instant, zone)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -200,7 +204,7 @@ def run_history(jobfile: JobFile, history: RunRecords, *, jobs: Sequence[str] = 
     # `since` is a local date of each job; ask the index from a day earlier, then be exact.
     start = (datetime.combine(since, time(0), tzinfo=UTC) - timedelta(days=1)
              if since else None)
-    summaries = []
+    summaries: list[RunSummary] = []
     while True:
         events = history.newest_first(jobs=jobs, statuses=[status] if status else [],
                                       since=start, limit=limit + len(summaries) + 100)
@@ -221,8 +225,8 @@ def _run_summary(jobfile: JobFile, event: RunEvent) -> RunSummary:
     return RunSummary(
         job=event.job, logical_time=_local(event.logical_time, zone), run_id=event.run_id,
         kind=event.kind.value, status=event.status.value, attempts=event.attempt,
-        max_attempts=event.max_attempts, started_at=_local(event.started_at, zone),
-        ended_at=_local(event.ended_at, zone), duration_s=event.duration_s,
+        max_attempts=event.max_attempts, started_at=_local_or_none(event.started_at, zone),
+        ended_at=_local_or_none(event.ended_at, zone), duration_s=event.duration_s,
         exit_code=event.exit_code, reason=event.reason)
 
 

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, BinaryIO, Protocol
 
 from cronflow import liveness
 from cronflow.model import JobProcess
@@ -101,7 +101,7 @@ class ShellRunner:
 
     def __init__(self, output_limit: int = OUTPUT_LIMIT_BYTES) -> None:
         self.output_limit = output_limit
-        self._live: dict[int, subprocess.Popen] = {}
+        self._live: dict[int, subprocess.Popen[bytes]] = {}
         self._interrupted: set[int] = set()
         self._stopping = False  # set by interrupt(): start nothing more
         self._guard = threading.Lock()
@@ -139,7 +139,7 @@ class ShellRunner:
                              timed_out=timed_out and not interrupted, interrupted=interrupted,
                              duration_s=round(duration, 3), stderr_tail=tail_of(spec.stderr))
 
-    def _forget(self, process: subprocess.Popen) -> bool:
+    def _forget(self, process: subprocess.Popen[bytes]) -> bool:
         """Stop tracking an ended process; True if interrupt() had stopped it."""
         with self._guard:
             self._live.pop(process.pid, None)
@@ -177,14 +177,14 @@ class ShellRunner:
                     pass  # reaped meanwhile by whoever started it
         return reaped
 
-    def _start(self, spec: ProcessSpec) -> tuple[subprocess.Popen, int]:
+    def _start(self, spec: ProcessSpec) -> tuple[subprocess.Popen[bytes], int]:
         """Start the wrapper, held at its gate; return it and the gate's write end."""
         with (self._guard, _open_output(spec.stdout) as stdout,
               _open_output(spec.stderr) as stderr, _open_exit_file(spec.exit_status) as status):
             if self._stopping:  # interrupt() came between the decision and the start
                 raise _Stopping
             gate_out, gate_in = os.pipe2(os.O_CLOEXEC)
-            identity = {}
+            identity: dict[str, Any] = {}
             if spec.account is not None:
                 account = spec.account
                 for descriptor in (stdout.fileno(), stderr.fileno(), status.fileno(), gate_out):
@@ -211,7 +211,7 @@ class ShellRunner:
             return process, gate_in
 
 
-def _open_gate(process: subprocess.Popen, gate: int, on_start: Callable[[JobProcess], None]) -> None:
+def _open_gate(process: subprocess.Popen[bytes], gate: int, on_start: Callable[[JobProcess], None]) -> None:
     """Tell `on_start` who the process is, then let the command begin. If that fails, the
     gate closes unopened: the wrapper records `cancelled` and exits without running it."""
     try:
@@ -244,11 +244,11 @@ class _Stopping(Exception):
     """The runner was interrupted before this process could start."""
 
 
-def _open_output(path: Path):
+def _open_output(path: Path) -> BinaryIO:
     return open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600), "wb")
 
 
-def _open_exit_file(path: Path):
+def _open_exit_file(path: Path) -> BinaryIO:
     """The empty exit status file, its blocks reserved: a full disk cannot keep the status out."""
     file = _open_output(path)
     try:
@@ -258,7 +258,7 @@ def _open_exit_file(path: Path):
     return file
 
 
-def _stop_group(process: subprocess.Popen, grace: float) -> None:
+def _stop_group(process: subprocess.Popen[bytes], grace: float) -> None:
     """SIGTERM the whole process group, wait up to `grace` for it to empty, then SIGKILL it."""
     group = process.pid  # start_new_session makes the shell the group leader
     _signal_group(group, signal.SIGTERM)

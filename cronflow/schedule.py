@@ -64,7 +64,11 @@ def check(expression: str) -> str:
         )
     if _plainly_valid(fields):
         return fields
-    from croniter import CroniterBadCronError, CroniterBadDateError, croniter
+    from croniter import (  # type: ignore[import-untyped]  # croniter ships no types
+        CroniterBadCronError,
+        CroniterBadDateError,
+        croniter,
+    )
 
     try:
         croniter(_for_croniter(fields), datetime(2000, 1, 1),
@@ -125,11 +129,10 @@ def _field_values(text: str, low: int, high: int, names: tuple[str, ...]) -> set
             first, last = low, high
         else:
             start, dash, end = span.partition("-")
-            first, last = _value(start, names, low), _value(end if dash else start, names, low)
-            if first is None or last is None or not low <= first <= last <= high:
+            begins, ends = _value(start, names, low), _value(end if dash else start, names, low)
+            if begins is None or ends is None or not low <= begins <= ends <= high:
                 return None
-            if slash and not dash:
-                last = high  # "5/15" means 5-high/15
+            first, last = begins, high if slash and not dash else ends  # "5/15": 5-high/15
         chosen.update(range(first, last + 1, step))
     return chosen
 
@@ -331,7 +334,7 @@ def describe(expression: str) -> str:
               for text, (low, high, names) in zip(parts, _FIELDS)]
     if len(parts) != 5 or any(chosen is None for chosen in values):
         return fields
-    minutes, hours, days, months, weekdays = (sorted(chosen) for chosen in values)
+    minutes, hours, days, months, weekdays = (sorted(chosen or ()) for chosen in values)
     weekdays = sorted({day % 7 for day in weekdays}, key=lambda day: (day + 6) % 7)  # Monday first
     when, clock_times = _times(minutes if parts[0] != "*" else list(range(60)),
                                hours if parts[1] != "*" else list(range(24)))

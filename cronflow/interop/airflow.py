@@ -12,10 +12,11 @@ from __future__ import annotations
 import keyword
 import re
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from cronflow import __version__, dag
 from cronflow.errors import UsageError
@@ -220,7 +221,7 @@ def _days_differ(expression: str) -> bool:
     return "*" not in (day, weekday) and not days_or(expression)
 
 
-def _dst_differs(expression: str, zone) -> bool:
+def _dst_differs(expression: str, zone: ZoneInfo) -> bool:
     """True when some tick of this schedule lands in a DST change of its zone.
 
     cronflow and Airflow agree when the hour field is `*` (both keep the real cadence); for
@@ -237,7 +238,7 @@ def _dst_differs(expression: str, zone) -> bool:
     return False
 
 
-def _offset_changes(zone, start: datetime, end: datetime) -> list[datetime]:
+def _offset_changes(zone: ZoneInfo, start: datetime, end: datetime) -> list[datetime]:
     """The instants in [start, end) where the zone's UTC offset changes, to the minute."""
     changes = []
     day = start
@@ -594,7 +595,7 @@ def _dict_literal(pairs: dict[str, str], indent: int, start: int) -> str:
     return "{\n" + "".join(f"{inner}{item},\n" for item in items) + " " * indent + "}"
 
 
-def _list_literal(items) -> str:
+def _list_literal(items: Iterable[str]) -> str:
     return "[" + ", ".join(_literal(item) for item in items) + "]"
 
 

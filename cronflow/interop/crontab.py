@@ -14,6 +14,7 @@ import re
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from cronflow import schedule
 
@@ -45,7 +46,7 @@ class FormatUnknown(Exception):
 class Translation:
     """The jobs.toml document and the lines that could not be carried over."""
 
-    document: dict = field(default_factory=dict)
+    document: dict[str, Any] = field(default_factory=dict)
     untranslated: list[str] = field(default_factory=list)  # "line N: text (why)"
     notes: list[str] = field(default_factory=list)  # translated, but worth a look
 
@@ -288,7 +289,8 @@ def _split_percent(command: str) -> tuple[str, str | None]:
     """Cron's % rule (do_command()): an unescaped % ends the command and the rest is its
     stdin; `\\%` is a %. A backslash before anything else stays, and escapes nothing: in
     `\\\\%` the % is unescaped."""
-    kept, escaped = [], False
+    kept: list[str] = []
+    escaped = False
     for index, char in enumerate(command):
         if escaped:
             if char == "%":
@@ -324,8 +326,8 @@ def _habits(command: str) -> list[str]:
 
 # ---- the jobs file ------------------------------------------------------------------------------
 
-def _document(jobs: list[_Job], host: Host, result: Translation) -> dict:
-    document: dict = {}
+def _document(jobs: list[_Job], host: Host, result: Translation) -> dict[str, Any]:
+    document: dict[str, Any] = {}
     zones = {job.timezone or host.zone for job in jobs}
     if len(zones) == 1 and None not in zones:
         document["cronflow"] = {"timezone": zones.pop()}
@@ -354,8 +356,9 @@ def _document(jobs: list[_Job], host: Host, result: Translation) -> dict:
     return document
 
 
-def _job_table(job: _Job, shared_env: dict[str, str], document: dict, host: Host) -> dict:
-    table: dict = {"command": job.command, "schedule": job.schedule}
+def _job_table(job: _Job, shared_env: dict[str, str], document: dict[str, Any],
+               host: Host) -> dict[str, Any]:
+    table: dict[str, Any] = {"command": job.command, "schedule": job.schedule}
     if job.description:
         table["description"] = job.description
     if "cronflow" not in document and (job.timezone or host.zone):
@@ -373,7 +376,7 @@ def _job_table(job: _Job, shared_env: dict[str, str], document: dict, host: Host
     return table
 
 
-def _mail(jobs: list[_Job], tables: dict[str, dict], document: dict,
+def _mail(jobs: list[_Job], tables: dict[str, dict[str, Any]], document: dict[str, Any],
           result: Translation) -> None:
     """Each job's MAILTO, as alerts on failure: one [alerts] target when every mailing job
     had the same address, else a tag per address and the apprise config to route them."""

@@ -115,7 +115,8 @@ def event_from_json(record: Any) -> RunEvent:
 _REQUIRED = object()
 
 
-def _typed(record: dict, key: str, kind, default: Any = _REQUIRED) -> Any:
+def _typed(record: dict[str, Any], key: str, kind: type | tuple[type, ...],
+           default: Any = _REQUIRED) -> Any:
     """record[key] if it has type `kind` (a missing or null value gives `default`)."""
     value = record.get(key)
     if value is None:
@@ -127,7 +128,7 @@ def _typed(record: dict, key: str, kind, default: Any = _REQUIRED) -> Any:
     return value
 
 
-def _process(record: dict | None) -> JobProcess | None:
+def _process(record: dict[str, Any] | None) -> JobProcess | None:
     if record is None:
         return None
     return JobProcess(pid=_typed(record, "pid", int), pgid=_typed(record, "pgid", int),

@@ -14,11 +14,12 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, BinaryIO
 
 from cronflow.model import AlertEvent, EventType, RunEvent, RunKey, RunStatus
 from cronflow.state.codec import event_from_json, event_to_json, parse_log
@@ -54,7 +55,7 @@ class History:
 
     def __init__(self, events: Iterable[RunEvent] = (), *, path: Path | None = None) -> None:
         self.path = path
-        self._synced_to: tuple | None = None  # (inode, size) of the log last taken in
+        self._synced_to: tuple[Any, ...] | None = None  # (inode, size) of the log last read
         self._lock = threading.RLock()
         self._db = _connect(path)
         self._opened = None if path is None else _inode(path)
@@ -122,7 +123,8 @@ class History:
                 break  # else a file rolled over under us: look again, and go on from there
         self._synced_to = (self._meta("log_inode"), int(self._meta("log_offset") or 0))
 
-    def _where_to_resume(self, log_files: Callable[[], list[Path]]) -> tuple[list, list, int]:
+    def _where_to_resume(self, log_files: Callable[[], list[Path]]
+                         ) -> tuple[list[Path], list[os.stat_result | None], int]:
         """The log's files, their stats, and which of them to go on reading."""
         for _ in range(3):  # a roll-over between listing and looking: list again
             files = log_files()
@@ -181,7 +183,7 @@ class History:
             raise
         self._db.execute("COMMIT")
 
-    def _apply_chunk(self, log) -> bool:
+    def _apply_chunk(self, log: BinaryIO) -> bool:
         """Apply the next chunk of whole lines; True when the file holds no more of them."""
         offset = int(self._meta("log_offset") or 0)
         log.seek(offset)
@@ -276,10 +278,12 @@ class History:
                          (job, count))
         return [_expand(row[0]) for row in reversed(rows)]
 
-    def newest_first(self, *, jobs=(), statuses=(), since: datetime | None = None,
+    def newest_first(self, *, jobs: Sequence[str] = (), statuses: Sequence[str] = (),
+                     since: datetime | None = None,
                      limit: int = 50) -> list[RunEvent]:
         """The latest event of runs, the most recently active first, filtered as asked."""
-        where, parameters = [], []
+        where: list[str] = []
+        parameters: list[Any] = []
         for column, values in (("job", list(jobs)), ("status", list(statuses))):
             if values:
                 where.append(f"{column} IN ({', '.join('?' * len(values))})")
@@ -330,15 +334,17 @@ class History:
             self._db.close()
 
     def run_count(self) -> int:
-        return self._one("SELECT count(*) FROM runs", ())[0]
+        row = self._one("SELECT count(*) FROM runs", ())
+        return int(row[0]) if row else 0
 
     # ---- plumbing -----------------------------------------------------------------------------
 
-    def _one(self, sql: str, parameters) -> tuple | None:
+    def _one(self, sql: str, parameters: Sequence[Any]) -> tuple[Any, ...] | None:
         with self._lock:
-            return self._db.execute(sql, parameters).fetchone()
+            row: tuple[Any, ...] | None = self._db.execute(sql, parameters).fetchone()
+            return row
 
-    def _all(self, sql: str, parameters) -> list[tuple]:
+    def _all(self, sql: str, parameters: Sequence[Any]) -> list[tuple[Any, ...]]:
         with self._lock:
             return self._db.execute(sql, parameters).fetchall()
 
