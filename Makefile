@@ -28,8 +28,10 @@ demo: $(VENV)/.installed
 	$(BIN)/cronflow status --jobs jobs.toml.example
 	$(BIN)/cronflow logs report --stdout --jobs jobs.toml.example
 
-# Types first (mypy --strict), then every test on one worker per CPU (pytest-xdist).
+# Lint, format and types first (ruff, mypy --strict), then every test on one worker per CPU.
 test: $(VENV)/.installed-test
+	$(BIN)/ruff check cronflow tests bench tools
+	$(BIN)/ruff format --check cronflow tests bench tools
 	$(BIN)/python -m mypy cronflow
 	$(BIN)/python -m pytest -n auto
 

@@ -48,13 +48,27 @@ def main() -> None:
         jobs.write_text(CHAIN)
         bare = time_bare_loop(runs)
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "cronflow", "run", "--jobs", str(jobs), "--date",
-                        f"2025-01-01..{last_day}"], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "cronflow",
+                "run",
+                "--jobs",
+                str(jobs),
+                "--date",
+                f"2025-01-01..{last_day}",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         backfill = time.perf_counter() - started
     print(f"backfill of {args.days} days x 5 chained jobs = {runs} runs")
     print(f"  bare loop of sh -c true      {bare:7.2f} s  {bare / runs * 1000:6.2f} ms/run  x 1.00")
-    print(f"  cronflow run --date range    {backfill:7.2f} s  {backfill / runs * 1000:6.2f} ms/run"
-          f"  x{backfill / bare:5.2f}")
+    print(
+        f"  cronflow run --date range    {backfill:7.2f} s  {backfill / runs * 1000:6.2f} ms/run"
+        f"  x{backfill / bare:5.2f}"
+    )
 
 
 if __name__ == "__main__":

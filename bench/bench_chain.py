@@ -20,17 +20,18 @@ from pathlib import Path
 
 from cronflow import config, plan
 from cronflow.clock import SystemClock
-from cronflow.state.locks import Locks
+from cronflow.invocation import build_scheduler
 from cronflow.model import RunKind, RunStatus
 from cronflow.runner import ShellRunner
-from cronflow.invocation import build_scheduler
+from cronflow.state.locks import Locks
 from cronflow.state.store import Store
 
 
 def chain_file(folder: Path, count: int) -> Path:
     lines = ['[jobs.job_0]\ncommand = "true"\n']
-    lines += [f'[jobs.job_{i}]\ncommand = "true"\ndepends_on = ["job_{i - 1}"]\n'
-              for i in range(1, count)]
+    lines += [
+        f'[jobs.job_{i}]\ncommand = "true"\ndepends_on = ["job_{i - 1}"]\n' for i in range(1, count)
+    ]
     path = folder / "jobs.toml"
     path.write_text("\n".join(lines))
     return path
@@ -48,10 +49,12 @@ def time_executor(jobs_path: Path) -> float:
     jobfile = config.load(jobs_path)
     store = Store(jobs_path.parent / f".state-{time.monotonic_ns()}")
     store.prepare()
-    executor = build_scheduler(jobfile, store=store, locks=Locks(store.lock_dir),
-                               clock=SystemClock(), runner=ShellRunner()).executor
-    runs = plan.runs_for_date(jobfile, plan.select_jobs(jobfile, [], False), date(2026, 1, 14),
-                              RunKind.BACKFILL)
+    executor = build_scheduler(
+        jobfile, store=store, locks=Locks(store.lock_dir), clock=SystemClock(), runner=ShellRunner()
+    ).executor
+    runs = plan.runs_for_date(
+        jobfile, plan.select_jobs(jobfile, [], False), date(2026, 1, 14), RunKind.BACKFILL
+    )
     started = time.perf_counter()
     outcomes = executor.execute(runs)
     elapsed = time.perf_counter() - started
@@ -62,8 +65,11 @@ def time_executor(jobs_path: Path) -> float:
 def time_cli(jobs_path: Path, day: str) -> float:
     """The chain through `cronflow run --date`, start-up and all."""
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "cronflow", "run", "--jobs", str(jobs_path),
-                    "--date", day], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "cronflow", "run", "--jobs", str(jobs_path), "--date", day],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     return time.perf_counter() - started
 
 
@@ -78,13 +84,20 @@ def main() -> None:
         executor = [time_executor(jobs_path) for _ in range(args.repeat)]
         cli = [time_cli(jobs_path, f"2026-02-{day + 1:02d}") for day in range(args.repeat)]
     base = statistics.median(bare)
-    print(f"chain of {args.jobs} jobs running `true`, median of {args.repeat} "
-          f"({datetime.now(UTC):%Y-%m-%d %H:%M}Z, Python {sys.version.split()[0]})")
-    for name, times in (("bare loop of sh -c true", bare), ("cronflow executor", executor),
-                        ("cronflow run --date (CLI)", cli)):
+    print(
+        f"chain of {args.jobs} jobs running `true`, median of {args.repeat} "
+        f"({datetime.now(UTC):%Y-%m-%d %H:%M}Z, Python {sys.version.split()[0]})"
+    )
+    for name, times in (
+        ("bare loop of sh -c true", bare),
+        ("cronflow executor", executor),
+        ("cronflow run --date (CLI)", cli),
+    ):
         median = statistics.median(times)
-        print(f"  {name:28} {median:7.3f} s  {median / args.jobs * 1000:6.2f} ms/job  "
-              f"x{median / base:5.2f}")
+        print(
+            f"  {name:28} {median:7.3f} s  {median / args.jobs * 1000:6.2f} ms/job  "
+            f"x{median / base:5.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -40,9 +40,11 @@ def status_field(pid: int, name: str) -> int:
 def measure(process: subprocess.Popen, seconds: float) -> dict[str, float]:
     cpu, switches = cpu_seconds(process.pid), status_field(process.pid, "voluntary_ctxt_switches")
     time.sleep(seconds)  # the benchmark's own measuring window, not a test waiting on a clock
-    return {"cpu": cpu_seconds(process.pid) - cpu,
-            "switches": status_field(process.pid, "voluntary_ctxt_switches") - switches,
-            "rss_mb": status_field(process.pid, "VmRSS") / 1024}
+    return {
+        "cpu": cpu_seconds(process.pid) - cpu,
+        "switches": status_field(process.pid, "voluntary_ctxt_switches") - switches,
+        "rss_mb": status_field(process.pid, "VmRSS") / 1024,
+    }
 
 
 def main() -> None:
@@ -57,16 +59,23 @@ def main() -> None:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as ready:
             ready.bind(address)
             daemon = subprocess.Popen(
-                [sys.executable, "-m", "cronflow", "daemon", "--verbose"], cwd=folder,
-                env={**os.environ, "NOTIFY_SOCKET": address}, stderr=subprocess.PIPE, text=True)
+                [sys.executable, "-m", "cronflow", "daemon", "--verbose"],
+                cwd=folder,
+                env={**os.environ, "NOTIFY_SOCKET": address},
+                stderr=subprocess.PIPE,
+                text=True,
+            )
             ready.settimeout(60)
             assert ready.recv(64) == b"READY=1"
         wakes: list[str] = []
-        reader = threading.Thread(target=lambda: wakes.extend(
-            line for line in daemon.stderr if "sleeping until" in line), daemon=True)
+        reader = threading.Thread(
+            target=lambda: wakes.extend(line for line in daemon.stderr if "sleeping until" in line),
+            daemon=True,
+        )
         reader.start()
-        idle = subprocess.Popen([sys.executable, "-c",
-                                 f"import time; time.sleep({args.seconds + 30})"])
+        idle = subprocess.Popen(
+            [sys.executable, "-c", f"import time; time.sleep({args.seconds + 30})"]
+        )
         time.sleep(1)  # let the baseline process finish starting
         woke_before = len(wakes)
         results: dict[str, dict[str, float]] = {}
@@ -74,8 +83,10 @@ def main() -> None:
         def measure_into(name: str, process: subprocess.Popen) -> None:
             results[name] = measure(process, args.seconds)
 
-        threads = [threading.Thread(target=measure_into, args=item)
-                   for item in (("daemon", daemon), ("idle", idle))]
+        threads = [
+            threading.Thread(target=measure_into, args=item)
+            for item in (("daemon", daemon), ("idle", idle))
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -85,14 +96,20 @@ def main() -> None:
         daemon.wait(timeout=60)
         idle.kill()
     minutes = args.seconds / 60
-    print(f"daemon idle for {args.seconds:g} s with {args.jobs} jobs, none due "
-          f"(Python {sys.version.split()[0]})")
+    print(
+        f"daemon idle for {args.seconds:g} s with {args.jobs} jobs, none due "
+        f"(Python {sys.version.split()[0]})"
+    )
     for name, label in (("idle", "python sleeping (baseline)"), ("daemon", "cronflow daemon")):
         row = results[name]
-        print(f"  {label:28} cpu {row['cpu']:6.3f} s  {row['switches'] / minutes:6.1f} "
-              f"wake-ups/min  rss {row['rss_mb']:6.1f} MB")
-    print(f"  daemon loop iterations: {loops / minutes:.1f} per minute; "
-          f"rss x{results['daemon']['rss_mb'] / results['idle']['rss_mb']:.1f} the baseline")
+        print(
+            f"  {label:28} cpu {row['cpu']:6.3f} s  {row['switches'] / minutes:6.1f} "
+            f"wake-ups/min  rss {row['rss_mb']:6.1f} MB"
+        )
+    print(
+        f"  daemon loop iterations: {loops / minutes:.1f} per minute; "
+        f"rss x{results['daemon']['rss_mb'] / results['idle']['rss_mb']:.1f} the baseline"
+    )
 
 
 if __name__ == "__main__":

@@ -56,12 +56,16 @@ def main() -> None:
         subprocess.run(single_file, check=True)  # unpack once for the later runs
         later = median_seconds({"installed": installed, "pyz": single_file}, args.repeat, folder)
     base = later["installed"]
-    print(f"cronflow run, 100 jobs, none due: median of {args.repeat} runs "
-          f"(Python {sys.version.split()[0]}, {PYZ.stat().st_size / 1e6:.1f} MB pyz)")
+    print(
+        f"cronflow run, 100 jobs, none due: median of {args.repeat} runs "
+        f"(Python {sys.version.split()[0]}, {PYZ.stat().st_size / 1e6:.1f} MB pyz)"
+    )
     print(f"  installed cronflow command        {base * 1000:7.1f} ms  x 1.00")
     print(f"  cronflow.pyz, first run (unpacks)  {first * 1000:7.1f} ms  x{first / base:5.2f}")
-    print(f"  cronflow.pyz, later runs           {later['pyz'] * 1000:7.1f} ms  "
-          f"x{later['pyz'] / base:5.2f}")
+    print(
+        f"  cronflow.pyz, later runs           {later['pyz'] * 1000:7.1f} ms  "
+        f"x{later['pyz'] / base:5.2f}"
+    )
 
 
 if __name__ == "__main__":

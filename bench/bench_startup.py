@@ -29,9 +29,13 @@ app()
 def jobs_file(folder: Path, count: int) -> Path:
     """100 jobs scheduled for 03:00 on 29 February, so none is due."""
     path = folder / "jobs.toml"
-    path.write_text("\n".join(
-        f'[jobs.job_{i}]\ncommand = "true"\nschedule = "{i % 60} 3 29 2 *"\n'
-        f'timezone = "Europe/Berlin"\n' for i in range(count)))
+    path.write_text(
+        "\n".join(
+            f'[jobs.job_{i}]\ncommand = "true"\nschedule = "{i % 60} 3 29 2 *"\n'
+            f'timezone = "Europe/Berlin"\n'
+            for i in range(count)
+        )
+    )
     return path
 
 
@@ -57,16 +61,22 @@ def main() -> None:
         (folder / "bare_typer.py").write_text(BARE_TYPER)
         cronflow = [sys.executable, "-m", "cronflow", "run", "--jobs", str(jobs)]
         subprocess.run(cronflow, check=True)  # first sight: writes the watermarks once
-        results = median_seconds({
-            "python -c pass": [sys.executable, "-c", "pass"],
-            "bare typer app, one command": [sys.executable, "bare_typer.py"],
-            f"cronflow run, {args.jobs} jobs, none due": cronflow,
-        }, args.repeat, folder)
+        results = median_seconds(
+            {
+                "python -c pass": [sys.executable, "-c", "pass"],
+                "bare typer app, one command": [sys.executable, "bare_typer.py"],
+                f"cronflow run, {args.jobs} jobs, none due": cronflow,
+            },
+            args.repeat,
+            folder,
+        )
     python, typer_app = results["python -c pass"], results["bare typer app, one command"]
     print(f"start-up, median of {args.repeat} runs (Python {sys.version.split()[0]})")
     for name, seconds in results.items():
-        print(f"  {name:34} {seconds * 1000:7.1f} ms  x{seconds / python:5.2f} python"
-              f"  x{seconds / typer_app:5.2f} typer")
+        print(
+            f"  {name:34} {seconds * 1000:7.1f} ms  x{seconds / python:5.2f} python"
+            f"  x{seconds / typer_app:5.2f} typer"
+        )
 
 
 if __name__ == "__main__":

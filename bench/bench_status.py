@@ -22,12 +22,15 @@ from make_log import write_log
 
 def run_measured(command: list[str], cwd: Path) -> tuple[float, float]:
     """(seconds, peak resident MB) of one run of `command`, in a child of its own."""
-    probe = ("import resource, subprocess, sys, time; started = time.perf_counter(); "
-             "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
-             "print(time.perf_counter() - started, "
-             "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
-    output = subprocess.run([sys.executable, "-c", probe, *command], cwd=cwd, check=True,
-                            capture_output=True, text=True).stdout.split()
+    probe = (
+        "import resource, subprocess, sys, time; started = time.perf_counter(); "
+        "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
+        "print(time.perf_counter() - started, "
+        "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    output = subprocess.run(
+        [sys.executable, "-c", probe, *command], cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout.split()
     return float(output[0]), int(output[1]) / 1024
 
 
@@ -42,8 +45,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     status = [sys.executable, "-m", "cronflow", "status", "--jobs", "jobs.toml"]
-    print(f"cronflow status against tail -n 100, medians of {args.repeat} "
-          f"(Python {sys.version.split()[0]})")
+    print(
+        f"cronflow status against tail -n 100, medians of {args.repeat} "
+        f"(Python {sys.version.split()[0]})"
+    )
     for size in args.sizes:
         with tempfile.TemporaryDirectory() as name:
             folder = Path(name)
@@ -54,10 +59,12 @@ def main() -> None:
             build = time.perf_counter() - started
             status_s, status_mb = median_of(status, folder, args.repeat)
             tail_s, tail_mb = median_of(["tail", "-n", "100", str(log)], folder, args.repeat)
-            print(f"  {size:>9,} records ({log.stat().st_size / 1e6:6.1f} MB log): status "
-                  f"{status_s * 1000:6.0f} ms, {status_mb:5.1f} MB peak | tail -n 100 "
-                  f"{tail_s * 1000:5.1f} ms, {tail_mb:4.1f} MB | first status (builds the "
-                  f"index) {build:5.1f} s")
+            print(
+                f"  {size:>9,} records ({log.stat().st_size / 1e6:6.1f} MB log): status "
+                f"{status_s * 1000:6.0f} ms, {status_mb:5.1f} MB peak | tail -n 100 "
+                f"{tail_s * 1000:5.1f} ms, {tail_mb:4.1f} MB | first status (builds the "
+                f"index) {build:5.1f} s"
+            )
 
 
 if __name__ == "__main__":

@@ -29,16 +29,38 @@ def write_log(state_dir: Path, records: int, seed: int = 7) -> Path:
         attempts = 2 if chance.random() < 0.05 else 1
         for attempt in range(1, attempts + 1):
             failed = attempt < attempts or chance.random() < 0.02
-            base = {"v": 1, "job": job, "logical_time": logical.isoformat(), "run_id": run_id,
-                    "kind": "scheduled", "attempt": attempt, "max_attempts": 2, "host": "bench",
-                    "pid": 1000, "started_at": logical.isoformat()}
-            lines.append({**base, "event": "started", "status": "running",
-                          "output": {"stdout": f"/x/{run_id}.{attempt}.stdout"}})
-            lines.append({**base, "event": "finished", "status": "failed" if failed else "success",
-                          "ended_at": (logical + timedelta(seconds=3)).isoformat(),
-                          "duration_s": 3.0, "exit_code": 1 if failed else 0,
-                          "stderr_tail": "boom" if failed else "",
-                          "reason": "exit status 1" if failed else ""})
+            base = {
+                "v": 1,
+                "job": job,
+                "logical_time": logical.isoformat(),
+                "run_id": run_id,
+                "kind": "scheduled",
+                "attempt": attempt,
+                "max_attempts": 2,
+                "host": "bench",
+                "pid": 1000,
+                "started_at": logical.isoformat(),
+            }
+            lines.append(
+                {
+                    **base,
+                    "event": "started",
+                    "status": "running",
+                    "output": {"stdout": f"/x/{run_id}.{attempt}.stdout"},
+                }
+            )
+            lines.append(
+                {
+                    **base,
+                    "event": "finished",
+                    "status": "failed" if failed else "success",
+                    "ended_at": (logical + timedelta(seconds=3)).isoformat(),
+                    "duration_s": 3.0,
+                    "exit_code": 1 if failed else 0,
+                    "stderr_tail": "boom" if failed else "",
+                    "reason": "exit status 1" if failed else "",
+                }
+            )
             written += 2
         tick += 1
     path = state_dir / "runs.jsonl"
@@ -46,8 +68,10 @@ def write_log(state_dir: Path, records: int, seed: int = 7) -> Path:
         for record in lines[:records]:
             log.write(json.dumps(record, separators=(",", ":")) + "\n")
     jobs = state_dir.parent / "jobs.toml"
-    jobs.write_text(f'[cronflow]\nstate_dir = "{state_dir.name}"\n' + "".join(
-        f'[jobs.{job}]\ncommand = "true"\nschedule = "* * * * *"\n' for job in JOBS))
+    jobs.write_text(
+        f'[cronflow]\nstate_dir = "{state_dir.name}"\n'
+        + "".join(f'[jobs.{job}]\ncommand = "true"\nschedule = "* * * * *"\n' for job in JOBS)
+    )
     return jobs
 
 

@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -89,6 +89,7 @@ _HOST = re.compile(r"[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]")  # a name, IPv4 or [IPv
 
 # ---- what each alert says -----------------------------------------------------------------
 
+
 def failure_message(job: Job, event: RunEvent, held_back: Sequence[RunKey]) -> AlertMessage:
     local = event.logical_time.astimezone(job.timezone)
     verb = "timed out" if event.status is RunStatus.TIMED_OUT else str(event.status)
@@ -98,68 +99,92 @@ def failure_message(job: Job, event: RunEvent, held_back: Sequence[RunKey]) -> A
         lines.append(f"**Held back:** {names} (not started: upstream_failed)")
     lines += _stderr_lines(event)
     lines.append(f"Full output: `cronflow logs {job.name} --date {local.date()}`")
-    return AlertMessage(on=AlertEvent.FAILURE, severity="failure",
-                        title=f"cronflow: {job.name} {verb} ({local.date()})",
-                        body="\n".join(lines))
+    return AlertMessage(
+        on=AlertEvent.FAILURE,
+        severity="failure",
+        title=f"cronflow: {job.name} {verb} ({local.date()})",
+        body="\n".join(lines),
+    )
 
 
 def retry_message(job: Job, event: RunEvent) -> AlertMessage:
     local = event.logical_time.astimezone(job.timezone)
     delay = job.retry.delay_before(event.attempt + 1)
     lines = _run_lines(job, event) + [f"**Next try:** in {delay}"] + _stderr_lines(event)
-    return AlertMessage(on=AlertEvent.RETRY, severity="warning",
-                        title=f"cronflow: {job.name} try {event.attempt} {event.status}, "
-                              f"retrying ({local.date()})", body="\n".join(lines))
+    return AlertMessage(
+        on=AlertEvent.RETRY,
+        severity="warning",
+        title=f"cronflow: {job.name} try {event.attempt} {event.status}, retrying ({local.date()})",
+        body="\n".join(lines),
+    )
 
 
 def recovery_message(job: Job, event: RunEvent) -> AlertMessage:
     local = event.logical_time.astimezone(job.timezone)
-    return AlertMessage(on=AlertEvent.RECOVERY, severity="success",
-                        title=f"cronflow: {job.name} recovered ({local.date()})",
-                        body="\n".join(_run_lines(job, event)))
+    return AlertMessage(
+        on=AlertEvent.RECOVERY,
+        severity="success",
+        title=f"cronflow: {job.name} recovered ({local.date()})",
+        body="\n".join(_run_lines(job, event)),
+    )
 
 
 def success_message(job: Job, event: RunEvent) -> AlertMessage:
     local = event.logical_time.astimezone(job.timezone)
-    return AlertMessage(on=AlertEvent.SUCCESS, severity="success",
-                        title=f"cronflow: {job.name} succeeded ({local.date()})",
-                        body="\n".join(_run_lines(job, event)))
+    return AlertMessage(
+        on=AlertEvent.SUCCESS,
+        severity="success",
+        title=f"cronflow: {job.name} succeeded ({local.date()})",
+        body="\n".join(_run_lines(job, event)),
+    )
 
 
 def missed_message(job: Job, event: RunEvent) -> AlertMessage:
-    return AlertMessage(on=AlertEvent.MISSED, severity="warning",
-                        title=f"cronflow: {job.name} missed {event.missed_ticks} tick(s)",
-                        body=f"**Job:** {job.name}\n**Missed:** {event.reason}\n"
-                             f"**Host:** {event.host}")
+    return AlertMessage(
+        on=AlertEvent.MISSED,
+        severity="warning",
+        title=f"cronflow: {job.name} missed {event.missed_ticks} tick(s)",
+        body=f"**Job:** {job.name}\n**Missed:** {event.reason}\n**Host:** {event.host}",
+    )
 
 
 def clock_message(event: RunEvent) -> AlertMessage:
-    return AlertMessage(on=AlertEvent.CLOCK, severity="warning",
-                        title=f"cronflow: the clock went back on {event.host}",
-                        body=f"**Host:** {event.host}\n**What happened:** {event.reason}\n"
-                             "Check the time source (NTP, the hardware clock).")
+    return AlertMessage(
+        on=AlertEvent.CLOCK,
+        severity="warning",
+        title=f"cronflow: the clock went back on {event.host}",
+        body=f"**Host:** {event.host}\n**What happened:** {event.reason}\n"
+        "Check the time source (NTP, the hardware clock).",
+    )
 
 
 def config_message(path: Path, error: str) -> AlertMessage:
-    return AlertMessage(on=AlertEvent.FAILURE, severity="failure",
-                        title=f"cronflow: {path.name} has errors on {socket.gethostname()}",
-                        body=f"The daemon keeps running the last good version.\n\n"
-                             f"```\n{error}\n```")
+    return AlertMessage(
+        on=AlertEvent.FAILURE,
+        severity="failure",
+        title=f"cronflow: {path.name} has errors on {socket.gethostname()}",
+        body=f"The daemon keeps running the last good version.\n\n```\n{error}\n```",
+    )
 
 
 def probe_message(job: Job | None) -> AlertMessage:
     about = f" for job {job.name}" if job else ""
-    return AlertMessage(on=AlertEvent.FAILURE, severity="info",
-                        title=f"cronflow: test alert{about}",
-                        body=f"A test from `cronflow alerts test` on {socket.gethostname()}. "
-                             "If you read this, alerts reach you.")
+    return AlertMessage(
+        on=AlertEvent.FAILURE,
+        severity="info",
+        title=f"cronflow: test alert{about}",
+        body=f"A test from `cronflow alerts test` on {socket.gethostname()}. "
+        "If you read this, alerts reach you.",
+    )
 
 
 def _run_lines(job: Job, event: RunEvent) -> list[str]:
     local = event.logical_time.astimezone(job.timezone)
-    lines = [f"**Job:** {job.name}",
-             f"**Logical time:** {local.isoformat()} ({job.timezone.key})",
-             f"**Attempt:** {event.attempt} of {event.max_attempts}"]
+    lines = [
+        f"**Job:** {job.name}",
+        f"**Logical time:** {local.isoformat()} ({job.timezone.key})",
+        f"**Attempt:** {event.attempt} of {event.max_attempts}",
+    ]
     if event.status is RunStatus.TIMED_OUT:
         lines.append(f"**Result:** timed out after {job.timeout}")
     elif event.exit_code is not None:
@@ -180,6 +205,7 @@ def _stderr_lines(event: RunEvent) -> list[str]:
 
 # ---- deciding, sending and recording ------------------------------------------------------
 
+
 class Alerter:
     """Turns run outcomes into alerts, as [alerts] and each job's alert keys ask.
 
@@ -188,8 +214,9 @@ class Alerter:
     Call `wait()` before exiting.
     """
 
-    def __init__(self, *, jobfile: JobFile, store: Store, clock: Clock,
-                 notifier: Notifier | None = None) -> None:
+    def __init__(
+        self, *, jobfile: JobFile, store: Store, clock: Clock, notifier: Notifier | None = None
+    ) -> None:
         self.jobfile = jobfile
         self.settings = jobfile.alerts
         self.store = store
@@ -226,8 +253,14 @@ class Alerter:
     def config_broken(self, path: Path, error: str) -> None:
         """An edit of the jobs file the daemon cannot use (it keeps the last good one)."""
         if self.settings.has_targets:
-            about = RunEvent(event=EventType.ALERT, job="", logical_time=self.clock.now(),
-                             run_id="", status=RunStatus.FAILED, kind=RunKind.SCHEDULED)
+            about = RunEvent(
+                event=EventType.ALERT,
+                job="",
+                logical_time=self.clock.now(),
+                run_id="",
+                status=RunStatus.FAILED,
+                kind=RunKind.SCHEDULED,
+            )
             self._send(None, about, config_message(path, error))
 
     def wait(self) -> None:
@@ -250,11 +283,19 @@ class Alerter:
         """True for the first failure of a streak, or when a `repeat` reminder is due."""
         now = self.clock.now()
         with self._guard:
-            last = max(filter(None, (self._streaks.get(job.name),
-                                     self.store.history().failure_alerted_at(job.name))),
-                       default=None)
-            news = last is None or (self.settings.repeat is not None
-                                    and now - last >= self.settings.repeat)
+            last = max(
+                filter(
+                    None,
+                    (
+                        self._streaks.get(job.name),
+                        self.store.history().failure_alerted_at(job.name),
+                    ),
+                ),
+                default=None,
+            )
+            news = last is None or (
+                self.settings.repeat is not None and now - last >= self.settings.repeat
+            )
             if news:
                 self._streaks[job.name] = now
             return news
@@ -274,17 +315,33 @@ class Alerter:
         try:
             deliveries = self.notifier.send(message, job.alert_tags if job else ())
         except Exception as error:  # an alert must never take cronflow down with it
-            deliveries = [Delivery(target="(apprise)", status=DeliveryStatus.FAILED,
-                                   why=type(error).__name__)]
+            deliveries = [
+                Delivery(target="(apprise)", status=DeliveryStatus.FAILED, why=type(error).__name__)
+            ]
         sent = sum(delivery.status is DeliveryStatus.SENT for delivery in deliveries)
-        self.store.append(RunEvent(
-            event=EventType.ALERT, job=about.job, logical_time=about.logical_time,
-            run_id=about.run_id, status=about.status, kind=about.kind, attempt=about.attempt,
-            max_attempts=about.max_attempts, ended_at=self.clock.now(),
-            reason=f"{message.on} alert: {sent} of {len(deliveries)} target(s) reached",
-            alert={"on": message.on.value, "title": message.title, "delivered": sent,
-                   "targets": [{"target": d.target, "delivery": str(d)} for d in deliveries]},
-            host=socket.gethostname(), pid=os.getpid(), config_hash=job.config_hash if job else ""))
+        self.store.append(
+            RunEvent(
+                event=EventType.ALERT,
+                job=about.job,
+                logical_time=about.logical_time,
+                run_id=about.run_id,
+                status=about.status,
+                kind=about.kind,
+                attempt=about.attempt,
+                max_attempts=about.max_attempts,
+                ended_at=self.clock.now(),
+                reason=f"{message.on} alert: {sent} of {len(deliveries)} target(s) reached",
+                alert={
+                    "on": message.on.value,
+                    "title": message.title,
+                    "delivered": sent,
+                    "targets": [{"target": d.target, "delivery": str(d)} for d in deliveries],
+                },
+                host=socket.gethostname(),
+                pid=os.getpid(),
+                config_hash=job.config_hash if job else "",
+            )
+        )
 
 
 class AppriseNotifier:
@@ -318,16 +375,19 @@ class AppriseNotifier:
     def _send_one(self, message: AlertMessage, shown: str, service: object) -> Delivery:
         apprise = _import_apprise()
         if service is None:
-            return Delivery(target=shown, status=DeliveryStatus.FAILED,
-                            why="not an apprise URL")
+            return Delivery(target=shown, status=DeliveryStatus.FAILED, why="not an apprise URL")
         client = apprise.Apprise()
         client.add(service)
-        result = client.notify(body=message.body, title=message.title,
-                               notify_type=message.severity,
-                               body_format=apprise.NotifyFormat.MARKDOWN,
-                               timeout=self.settings.timeout.total_seconds())
+        result = client.notify(
+            body=message.body,
+            title=message.title,
+            notify_type=message.severity,
+            body_format=apprise.NotifyFormat.MARKDOWN,
+            timeout=self.settings.timeout.total_seconds(),
+        )
         status = {"SUCCESS": DeliveryStatus.SENT, "TIMEOUT": DeliveryStatus.TIMEOUT}.get(
-            result.status.name, DeliveryStatus.FAILED)
+            result.status.name, DeliveryStatus.FAILED
+        )
         return Delivery(target=shown, status=status)
 
 
@@ -337,8 +397,7 @@ def check_targets(settings: AlertSettings) -> list[str]:
     problems = []
     for number, url in enumerate(settings.urls, start=1):
         if apprise.Apprise.instantiate(url) is None:
-            problems.append(f"urls entry {number} ({redact(url)}) is not a URL apprise "
-                            "understands")
+            problems.append(f"urls entry {number} ({redact(url)}) is not a URL apprise understands")
     if settings.config is not None:
         from_file = _config_targets(apprise, settings.config)
         if len(from_file) == 0:

@@ -7,11 +7,11 @@ import os
 import sys
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import date, datetime, timedelta
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -36,8 +36,7 @@ app = typer.Typer(
 def _complete_job(ctx: typer.Context, incomplete: str) -> list[str]:
     """Shell completion: the job names of the jobs file this command line points at."""
     try:
-        jobfile = config.load(config.find_jobs_file(ctx.params.get("jobs"), os.environ,
-                                                    Path.cwd()))
+        jobfile = config.load(config.find_jobs_file(ctx.params.get("jobs"), os.environ, Path.cwd()))
     except CronflowError:
         return []
     return [name for name in jobfile.jobs if name.startswith(incomplete)]
@@ -51,16 +50,29 @@ def _print_version(asked: bool) -> None:
 
 @app.callback()
 def _options(
-    version: Annotated[bool, typer.Option(
-        "--version", is_eager=True, callback=_print_version,
-        help="Print cronflow's version and exit.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            is_eager=True,
+            callback=_print_version,
+            help="Print cronflow's version and exit.",
+        ),
+    ] = False,
 ) -> None:
     """Options of cronflow itself, before any command (the app's help text is set above)."""
 
 
-JobsOption = Annotated[Optional[Path], typer.Option(
-    "--jobs", envvar=config.JOBS_ENV_VAR, show_envvar=True, dir_okay=False,
-    help="The jobs file [default: $CRONFLOW_JOBS, else ./jobs.toml].")]
+JobsOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--jobs",
+        envvar=config.JOBS_ENV_VAR,
+        show_envvar=True,
+        dir_okay=False,
+        help="The jobs file [default: $CRONFLOW_JOBS, else ./jobs.toml].",
+    ),
+]
 
 
 def _store(jobfile: JobFile) -> Store:
@@ -89,36 +101,73 @@ def validate(jobs: JobsOption = None) -> None:
 
         problems = check_targets(jobfile.alerts)
         if problems:
-            raise ConfigError(jobfile.path, [Problem(
-                problem=problem, key="alerts", fix="Fix it as the apprise wiki says for that "
-                "service: https://github.com/caronc/apprise/wiki") for problem in problems])
+            raise ConfigError(
+                jobfile.path,
+                [
+                    Problem(
+                        problem=problem,
+                        key="alerts",
+                        fix="Fix it as the apprise wiki says for that "
+                        "service: https://github.com/caronc/apprise/wiki",
+                    )
+                    for problem in problems
+                ],
+            )
     print(f"{jobfile.path}: {len(jobfile.jobs)} jobs, no problems.")
     for job in jobfile.jobs.values():
-        when = (f"{job.schedule} ({job.timezone.key})" if job.schedule
-                else f"after {', '.join(job.depends_on)}" if job.depends_on else "manual only")
+        when = (
+            f"{job.schedule} ({job.timezone.key})"
+            if job.schedule
+            else f"after {', '.join(job.depends_on)}"
+            if job.depends_on
+            else "manual only"
+        )
         print(f"  {job.name}: {when}")
 
 
 @app.command()
 def run(
     jobs: JobsOption = None,
-    dates: Annotated[Optional[str], typer.Option(
-        "--date", metavar="YYYY-MM-DD[..YYYY-MM-DD]",
-        help="Run every tick on this date (or inclusive range of dates) instead of what is due "
-        "now: a backfill, oldest date first.")] = None,
-    job: Annotated[Optional[list[str]], typer.Option(
-        "--job", autocompletion=_complete_job,
-        help="With --date: run only this job (repeatable).")] = None,
-    downstream: Annotated[bool, typer.Option(
-        "--downstream", help="With --date: also run every job that depends on the --job ones.")
+    dates: Annotated[
+        str | None,
+        typer.Option(
+            "--date",
+            metavar="YYYY-MM-DD[..YYYY-MM-DD]",
+            help="Run every tick on this date (or inclusive range of dates) instead of what is due "
+            "now: a backfill, oldest date first.",
+        ),
+    ] = None,
+    job: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--job",
+            autocompletion=_complete_job,
+            help="With --date: run only this job (repeatable).",
+        ),
+    ] = None,
+    downstream: Annotated[
+        bool,
+        typer.Option(
+            "--downstream", help="With --date: also run every job that depends on the --job ones."
+        ),
     ] = False,
-    rerun: Annotated[Rerun, typer.Option(
-        "--rerun", help="With --date: which recorded runs run again: failed (those that did "
-        "not succeed), all, or none.")] = Rerun.FAILED,
-    dry_run: Annotated[bool, typer.Option(
-        "--dry-run", help="Print what would run and why, and run nothing.")] = False,
-    verbose: Annotated[bool, typer.Option(
-        "--verbose", "-v", help="Without --date: print every event, not only failures.")] = False,
+    rerun: Annotated[
+        Rerun,
+        typer.Option(
+            "--rerun",
+            help="With --date: which recorded runs run again: failed (those that did "
+            "not succeed), all, or none.",
+        ),
+    ] = Rerun.FAILED,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print what would run and why, and run nothing.")
+    ] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose", "-v", help="Without --date: print every event, not only failures."
+        ),
+    ] = False,
 ) -> None:
     """Run what is due now (cron calls this each minute), or backfill --date; exit 1 if a run failed.
 
@@ -126,8 +175,10 @@ def run(
                cronflow run --date 2026-01-01..2026-01-31 --job load --downstream
     """
     if dates is None and (job or downstream):
-        raise UsageError("--job and --downstream choose the runs of a --date. Without --date, "
-                         "cronflow runs whatever is due now.")
+        raise UsageError(
+            "--job and --downstream choose the runs of a --date. Without --date, "
+            "cronflow runs whatever is due now."
+        )
     jobfile = _load(jobs)
     if dates is None:
         succeeded = _run_due(jobfile, dry_run, verbose)
@@ -149,36 +200,52 @@ def _run_due(jobfile: JobFile, dry_run: bool, verbose: bool) -> bool:
     return _all_succeeded(reporter, scheduler.tick())
 
 
-def _run_dates(jobfile: JobFile, days: list[date], names: list[str], downstream: bool,
-               rerun: Rerun, dry_run: bool) -> bool:
+def _run_dates(
+    jobfile: JobFile,
+    days: list[date],
+    names: list[str],
+    downstream: bool,
+    rerun: Rerun,
+    dry_run: bool,
+) -> bool:
     from cronflow import plan
+    from cronflow.clock import SystemClock
 
+    # Decide first: a bad name or a range still to come writes nothing to the state directory.
+    selected = plan.select_jobs(jobfile, names, downstream)
+    chosen = plan.backfill(jobfile, selected, days, SystemClock().now())
     reporter = _Reporter(jobfile, quiet=False)
     scheduler = _scheduler(jobfile, reporter)
-    selected = plan.select_jobs(jobfile, names, downstream)
     if dry_run:
         from cronflow import render
 
-        render.verdict_table(jobfile, scheduler.backfill_preview(selected, days, rerun))
+        render.verdict_table(jobfile, scheduler.backfill_preview(chosen, rerun))
         return True
-    outcomes, reporter.not_yet_due = scheduler.backfill(selected, days, rerun, reporter.progress)
+    outcomes = scheduler.backfill(chosen, rerun, reporter.progress)
+    reporter.not_yet_due = len(chosen.not_yet_due)
     return _all_succeeded(reporter, outcomes)
 
 
 def _scheduler(jobfile: JobFile, reporter: _Reporter) -> Scheduler:
     from cronflow.clock import SystemClock
-    from cronflow.state.locks import Locks
-    from cronflow.runner import ShellRunner
     from cronflow.invocation import build_scheduler
+    from cronflow.runner import ShellRunner
+    from cronflow.state.locks import Locks
 
     store = _store(jobfile)
     store.prepare()
     exposure = store.exposure_warning()
     if exposure:
         print(f"cronflow: warning: {exposure}", file=sys.stderr)
-    return build_scheduler(jobfile, store=store, locks=Locks(store.lock_dir), clock=SystemClock(),
-                           runner=ShellRunner(), on_event=reporter.event,
-                           on_outcome=reporter.outcome)
+    return build_scheduler(
+        jobfile,
+        store=store,
+        locks=Locks(store.lock_dir),
+        clock=SystemClock(),
+        runner=ShellRunner(),
+        on_event=reporter.event,
+        on_outcome=reporter.outcome,
+    )
 
 
 def _all_succeeded(reporter: _Reporter, outcomes: list[Outcome]) -> bool:
@@ -213,8 +280,10 @@ class _Reporter:
             return
         counts = Counter("not run" if o.already_done else o.status.value for o in outcomes)
         if outcomes:
-            print(f"{len(outcomes)} runs: "
-                  + ", ".join(f"{count} {status}" for status, count in sorted(counts.items())))
+            print(
+                f"{len(outcomes)} runs: "
+                + ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))
+            )
         if self.not_yet_due:
             print(f"{self.not_yet_due} tick(s) not yet due: left to the scheduler")
 
@@ -257,8 +326,9 @@ def _event_line(jobfile: JobFile, event: RunEvent) -> str:
 @app.command()
 def daemon(
     jobs: JobsOption = None,
-    verbose: Annotated[bool, typer.Option(
-        "--verbose", "-v", help="Also log every decision and sleep.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Also log every decision and sleep.")
+    ] = False,
 ) -> None:
     """Run jobs as they come due, until SIGTERM or SIGINT; reload jobs.toml on SIGHUP or edit.
 
@@ -268,19 +338,23 @@ def daemon(
     from cronflow.daemon import Daemon
     from cronflow.runner import ShellRunner
 
-    service = Daemon(jobs_path=config.find_jobs_file(jobs, os.environ, Path.cwd()).absolute(),
-                     clock=SystemClock(), runner=ShellRunner(), log=_log_line, verbose=verbose,
-                     on_event=lambda jobfile, event: _log_line(_event_line(jobfile, event)))
+    service = Daemon(
+        jobs_path=config.find_jobs_file(jobs, os.environ, Path.cwd()).absolute(),
+        clock=SystemClock(),
+        runner=ShellRunner(),
+        log=_log_line,
+        verbose=verbose,
+        on_event=lambda jobfile, event: _log_line(_event_line(jobfile, event)),
+    )
     service.take_over_process()
     service.serve()
 
 
-systemd_app = typer.Typer(help="Run cronflow as a systemd service or timer.",
-                          no_args_is_help=True)
+systemd_app = typer.Typer(help="Run cronflow as a systemd service or timer.", no_args_is_help=True)
 app.add_typer(systemd_app, name="systemd")
 
 
-class Mode(str, Enum):
+class Mode(StrEnum):
     daemon = "daemon"
     timer = "timer"
 
@@ -288,13 +362,22 @@ class Mode(str, Enum):
 @systemd_app.command("install")
 def systemd_install(
     jobs: JobsOption = None,
-    user: Annotated[bool, typer.Option(
-        "--user", help="Units for `systemctl --user` (in ~/.config/systemd/user).")] = False,
-    mode: Annotated[Mode, typer.Option(
-        "--mode", help="daemon: `cronflow daemon` as a service; timer: `cronflow run` every "
-        "minute from a timer.")] = Mode.daemon,
-    dry_run: Annotated[bool, typer.Option(
-        "--dry-run", help="Print the units and where they would go; write nothing.")] = False,
+    user: Annotated[
+        bool,
+        typer.Option("--user", help="Units for `systemctl --user` (in ~/.config/systemd/user)."),
+    ] = False,
+    mode: Annotated[
+        Mode,
+        typer.Option(
+            "--mode",
+            help="daemon: `cronflow daemon` as a service; timer: `cronflow run` every "
+            "minute from a timer.",
+        ),
+    ] = Mode.daemon,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Print the units and where they would go; write nothing."),
+    ] = False,
 ) -> None:
     """Write systemd units that run this cronflow on this jobs file, and say how to enable them.
 
@@ -303,9 +386,13 @@ def systemd_install(
     from cronflow.interop import systemd
 
     jobfile = _load(jobs)  # never install a service for a jobs file that does not load
-    files = systemd.units(mode=mode.value, user=user, command=_own_command(),
-                          jobs=jobfile.path.absolute(),
-                          shutdown_grace=jobfile.settings.shutdown_grace)
+    files = systemd.units(
+        mode=mode.value,
+        user=user,
+        command=_own_command(),
+        jobs=jobfile.path.absolute(),
+        shutdown_grace=jobfile.settings.shutdown_grace,
+    )
     directory = systemd.unit_directory(user)
     if dry_run:
         for name, text in files.items():
@@ -315,8 +402,10 @@ def systemd_install(
             for path in systemd.install(files, directory):
                 print(f"wrote {path}")
         except OSError as error:
-            raise UsageError(f"cannot write to {directory}: {error.strerror}. Run as root "
-                             "(sudo), or install for your user with --user.") from None
+            raise UsageError(
+                f"cannot write to {directory}: {error.strerror}. Run as root "
+                "(sudo), or install for your user with --user."
+            ) from None
     print("then enable it with:")
     for command in systemd.enable_commands(mode.value, user):
         print(f"  {'sudo ' if not user else ''}{command}")
@@ -345,13 +434,20 @@ def _log_line(line: str) -> None:
 @app.command("next")
 def next_ticks(
     jobs: JobsOption = None,
-    job: Annotated[Optional[list[str]], typer.Option(
-        "--job", autocompletion=_complete_job, help="Only this job (repeatable).")] = None,
-    count: Annotated[int, typer.Option("--count", "-n", min=1,
-                                       help="Ticks per job.")] = 5,
-    start: Annotated[Optional[str], typer.Option(
-        "--from", metavar="TIME", help="Start after this ISO-8601 time instead of now "
-        "(without an offset it is read as UTC), e.g. 2026-03-08T00:00-05:00.")] = None,
+    job: Annotated[
+        list[str] | None,
+        typer.Option("--job", autocompletion=_complete_job, help="Only this job (repeatable)."),
+    ] = None,
+    count: Annotated[int, typer.Option("--count", "-n", min=1, help="Ticks per job.")] = 5,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            metavar="TIME",
+            help="Start after this ISO-8601 time instead of now "
+            "(without an offset it is read as UTC), e.g. 2026-03-08T00:00-05:00.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show the upcoming ticks of scheduled jobs, in their zone and in UTC, DST changes marked.
@@ -363,10 +459,17 @@ def next_ticks(
 
     jobfile = _load(jobs)
     after = parse_time(start) if start else SystemClock().now()
-    rows = [{"job": tick.job, "logical_time": tick.local.isoformat(), "utc": tick.at.isoformat(),
-             "dst": tick.dst_note}
-            for tick in plan.upcoming_ticks(jobfile, plan.select_jobs(jobfile, job or [], False),
-                                            after, count)]
+    rows = [
+        {
+            "job": tick.job,
+            "logical_time": tick.local.isoformat(),
+            "utc": tick.at.isoformat(),
+            "dst": tick.dst_note,
+        }
+        for tick in plan.upcoming_ticks(
+            jobfile, plan.select_jobs(jobfile, job or [], False), after, count
+        )
+    ]
     if as_json:
         print(json.dumps({"v": 1, "ticks": rows}, indent=2))
         return
@@ -378,12 +481,16 @@ def next_ticks(
 @app.command()
 def status(
     jobs: JobsOption = None,
-    job: Annotated[Optional[list[str]], typer.Option(
-        "--job", autocompletion=_complete_job, help="Only this job (repeatable).")] = None,
+    job: Annotated[
+        list[str] | None,
+        typer.Option("--job", autocompletion=_complete_job, help="Only this job (repeatable)."),
+    ] = None,
     show_all: Annotated[bool, typer.Option("--all", help="Include disabled jobs.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (schema in README).")] = False,
-    check: Annotated[bool, typer.Option(
-        "--check", help="Exit 1 if any job's latest run failed (for monitoring).")] = False,
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="Exit 1 if any job's latest run failed (for monitoring)."),
+    ] = False,
 ) -> None:
     """Show every job at a glance: last run, next due, failing streak, a strip of recent runs.
 
@@ -399,11 +506,18 @@ def status(
     store = _store(jobfile)
     history = store.history()
     now = SystemClock().now()
-    rows = report.summarise(jobfile, history, store.read_watermarks(), now,
-                            who_runs=liveness.describe_running,
-                            include_disabled=show_all, jobs=job or ())
-    summary = report.overview(jobfile, rows, store.read_stamp(HEARTBEAT), now,
-                              history.clock_set_back())
+    rows = report.summarise(
+        jobfile,
+        history,
+        store.read_watermarks(),
+        now,
+        who_runs=liveness.describe_running,
+        include_disabled=show_all,
+        jobs=job or (),
+    )
+    summary = report.overview(
+        jobfile, rows, store.read_stamp(HEARTBEAT), now, history.clock_set_back()
+    )
     if as_json:
         print(json.dumps(report.status_json(jobfile, rows, summary, now), indent=2))
     else:
@@ -411,8 +525,10 @@ def status(
 
         render.status_table(rows, summary, now)
     if history.skipped_lines:
-        print(f"note: {history.skipped_lines} unreadable line(s) in the run log were skipped.",
-              file=sys.stderr)
+        print(
+            f"note: {history.skipped_lines} unreadable line(s) in the run log were skipped.",
+            file=sys.stderr,
+        )
     if check and summary.failing:
         raise typer.Exit(1)
 
@@ -420,14 +536,27 @@ def status(
 @app.command()
 def history(
     jobs: JobsOption = None,
-    job: Annotated[Optional[list[str]], typer.Option(
-        "--job", autocompletion=_complete_job, help="Only this job (repeatable).")] = None,
-    since: Annotated[Optional[str], typer.Option(
-        "--since", metavar="YYYY-MM-DD", help="Only runs whose logical date is this day or "
-        "later.")] = None,
-    run_status: Annotated[Optional[str], typer.Option(
-        "--status", metavar="STATUS", help="Only runs that ended so: success, failed, timed_out, "
-        "upstream_failed, skipped, missed, waiting, abandoned, interrupted, running.")] = None,
+    job: Annotated[
+        list[str] | None,
+        typer.Option("--job", autocompletion=_complete_job, help="Only this job (repeatable)."),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            metavar="YYYY-MM-DD",
+            help="Only runs whose logical date is this day or later.",
+        ),
+    ] = None,
+    run_status: Annotated[
+        str | None,
+        typer.Option(
+            "--status",
+            metavar="STATUS",
+            help="Only runs that ended so: success, failed, timed_out, "
+            "upstream_failed, skipped, missed, waiting, abandoned, interrupted, running.",
+        ),
+    ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many runs.")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -442,11 +571,19 @@ def history(
     if job:
         plan.select_jobs(jobfile, job, downstream=False)
     if run_status is not None and run_status not in {status.value for status in Status}:
-        raise UsageError(f'--status "{run_status}" is not a status. Use one of: '
-                         f"{', '.join(status.value for status in Status)}.")
+        raise UsageError(
+            f'--status "{run_status}" is not a status. Use one of: '
+            f"{', '.join(status.value for status in Status)}."
+        )
     first_day = parse_dates(since, "--since")[0] if since else None
-    runs = report.run_history(jobfile, _store(jobfile).history(),
-                              jobs=job or (), since=first_day, status=run_status, limit=limit)
+    runs = report.run_history(
+        jobfile,
+        _store(jobfile).history(),
+        jobs=job or (),
+        since=first_day,
+        status=run_status,
+        limit=limit,
+    )
     if as_json:
         from dataclasses import asdict
 
@@ -470,28 +607,47 @@ def reindex(jobs: JobsOption = None) -> None:
     if not store.log_path.exists():
         raise UsageError(f"there is no run log at {store.log_path} yet: nothing to index.")
     history = store.reindex()
-    print(f"indexed {history.run_count()} runs from {store.log_path}"
-          + (f" ({history.skipped_lines} unreadable lines skipped)" if history.skipped_lines
-             else ""))
+    print(
+        f"indexed {history.run_count()} runs from {store.log_path}"
+        + (f" ({history.skipped_lines} unreadable lines skipped)" if history.skipped_lines else "")
+    )
 
 
 @app.command()
 def logs(
-    job: Annotated[str, typer.Argument(help="The job whose output to print.",
-                                       autocompletion=_complete_job)],
+    job: Annotated[
+        str, typer.Argument(help="The job whose output to print.", autocompletion=_complete_job)
+    ],
     jobs: JobsOption = None,
-    day: Annotated[Optional[str], typer.Option(
-        "--date", metavar="YYYY-MM-DD", help="The run on this logical date (default: the "
-        "job's newest run).")] = None,
-    run_id: Annotated[Optional[str], typer.Option(
-        "--run", metavar="RUN_ID", help="The run with this id (see cronflow history).")] = None,
-    attempt: Annotated[Optional[int], typer.Option(
-        "--attempt", min=1, help="This try of the run (default: the last one).")] = None,
+    day: Annotated[
+        str | None,
+        typer.Option(
+            "--date",
+            metavar="YYYY-MM-DD",
+            help="The run on this logical date (default: the job's newest run).",
+        ),
+    ] = None,
+    run_id: Annotated[
+        str | None,
+        typer.Option(
+            "--run", metavar="RUN_ID", help="The run with this id (see cronflow history)."
+        ),
+    ] = None,
+    attempt: Annotated[
+        int | None,
+        typer.Option("--attempt", min=1, help="This try of the run (default: the last one)."),
+    ] = None,
     stderr_only: Annotated[bool, typer.Option("--stderr", help="Only stderr.")] = False,
     stdout_only: Annotated[bool, typer.Option("--stdout", help="Only stdout.")] = False,
-    follow: Annotated[bool, typer.Option(
-        "--follow", "-f", help="Keep printing a running attempt's output until it ends "
-        "(stdout, or stderr with --stderr).")] = False,
+    follow: Annotated[
+        bool,
+        typer.Option(
+            "--follow",
+            "-f",
+            help="Keep printing a running attempt's output until it ends "
+            "(stdout, or stderr with --stderr).",
+        ),
+    ] = False,
 ) -> None:
     """Print the captured stdout and stderr of a run.
 
@@ -503,8 +659,9 @@ def logs(
     jobfile = _load(jobs)
     plan.select_jobs(jobfile, [job], downstream=False)  # an unknown job is a clear error
     store = _store(jobfile)
-    started = report.attempt_output(jobfile, store.read().events, job,
-                                    parse_dates(day)[0] if day else None, attempt, run_id)
+    started = report.attempt_output(
+        jobfile, store.read().events, job, parse_dates(day)[0] if day else None, attempt, run_id
+    )
     secrets = _secrets_of(jobfile.jobs[job])
     if follow:
         _follow(store, started, "stderr" if stderr_only else "stdout", secrets)
@@ -512,11 +669,13 @@ def logs(
     streams = ["stderr"] if stderr_only else ["stdout"] if stdout_only else ["stdout", "stderr"]
     for stream in streams:
         if len(streams) > 1:
-            print(f"==> {stream} of {describe_key(jobfile, started.key)}, attempt "
-                  f"{started.attempt} <==", flush=True)
+            print(
+                f"==> {stream} of {describe_key(jobfile, started.key)}, attempt "
+                f"{started.attempt} <==",
+                flush=True,
+            )
         try:
-            sys.stdout.buffer.write(mask_bytes(Path(started.output[stream]).read_bytes(),
-                                               secrets))
+            sys.stdout.buffer.write(mask_bytes(Path(started.output[stream]).read_bytes(), secrets))
         except (OSError, KeyError):
             print(f"(the {stream} file is gone: {started.output.get(stream)})", flush=True)
         sys.stdout.buffer.flush()
@@ -548,7 +707,7 @@ def _follow(store: Store, started: RunEvent, stream: str, secrets: tuple[str, ..
             output.seek(position)
             chunk = output.read()
         if still_running:
-            chunk = chunk[:chunk.rfind(b"\n") + 1]
+            chunk = chunk[: chunk.rfind(b"\n") + 1]
         position += len(chunk)
         sys.stdout.buffer.write(mask_bytes(chunk, secrets))
         sys.stdout.buffer.flush()
@@ -557,7 +716,7 @@ def _follow(store: Store, started: RunEvent, stream: str, secrets: tuple[str, ..
         time.sleep(0.25)  # following a live file: poll it, as tail -f does
 
 
-class GraphFormat(str, Enum):
+class GraphFormat(StrEnum):
     text = "text"
     dot = "dot"
     mermaid = "mermaid"
@@ -566,8 +725,10 @@ class GraphFormat(str, Enum):
 @app.command()
 def graph(
     jobs: JobsOption = None,
-    output_format: Annotated[GraphFormat, typer.Option(
-        "--format", help="text (a tree per flow), dot (Graphviz) or mermaid.")] = GraphFormat.text,
+    output_format: Annotated[
+        GraphFormat,
+        typer.Option("--format", help="text (a tree per flow), dot (Graphviz) or mermaid."),
+    ] = GraphFormat.text,
 ) -> None:
     """Draw the dependency graph with schedules, as a tree, Graphviz DOT or Mermaid.
 
@@ -582,15 +743,29 @@ def graph(
 
 @app.command("import-crontab")
 def import_crontab(
-    source: Annotated[str, typer.Argument(
-        metavar="[FILE|-]", help="A crontab file, or - for standard input (crontab -l | ...).")
+    source: Annotated[
+        str,
+        typer.Argument(
+            metavar="[FILE|-]", help="A crontab file, or - for standard input (crontab -l | ...)."
+        ),
     ] = "-",
-    system: Annotated[Optional[bool], typer.Option(
-        "--system/--user-format", help="Lines name a user before the command (/etc/crontab, "
-        "/etc/cron.d/*), or not (crontab -e). Default: told from the content.")] = None,
-    output: Annotated[Optional[Path], typer.Option(
-        "--output", "-o", dir_okay=False, help="Write the jobs file here (it must not exist) "
-        "instead of to standard output.")] = None,
+    system: Annotated[
+        bool | None,
+        typer.Option(
+            "--system/--user-format",
+            help="Lines name a user before the command (/etc/crontab, "
+            "/etc/cron.d/*), or not (crontab -e). Default: told from the content.",
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            dir_okay=False,
+            help="Write the jobs file here (it must not exist) instead of to standard output.",
+        ),
+    ] = None,
 ) -> None:
     """Translate a crontab into a jobs.toml; list on stderr what could not be translated.
 
@@ -604,23 +779,31 @@ def import_crontab(
         try:
             text, name = Path(source).read_text(), source
         except (OSError, UnicodeDecodeError) as error:
-            raise UsageError(f"cannot read {source}: {getattr(error, 'strerror', error)}. "
-                             "Give a crontab file, or - to read standard input.") from None
+            raise UsageError(
+                f"cannot read {source}: {getattr(error, 'strerror', error)}. "
+                "Give a crontab file, or - to read standard input."
+            ) from None
     host = _cron_host()
     if system is None:
         try:
             system = crontab.detect_format(text, host)
         except crontab.FormatUnknown as unknown:
-            raise UsageError(f"cannot tell what kind of crontab {name} is: {unknown}. Give "
-                             "--system if each line names a user before the command "
-                             "(/etc/crontab, /etc/cron.d/*), else --user-format (crontab -e)."
-                             ) from None
-    format_used = ("a system crontab: a user name before each command" if system
-                   else "a user crontab: no user name before the commands")
+            raise UsageError(
+                f"cannot tell what kind of crontab {name} is: {unknown}. Give "
+                "--system if each line names a user before the command "
+                "(/etc/crontab, /etc/cron.d/*), else --user-format (crontab -e)."
+            ) from None
+    format_used = (
+        "a system crontab: a user name before each command"
+        if system
+        else "a user crontab: no user name before the commands"
+    )
     translation = crontab.translate(text, system=system, host=host)
     if not translation.document["jobs"]:
-        raise UsageError(f"{name} holds no job cronflow can run. Not translated: "
-                         + "; ".join(translation.untranslated or ["(nothing)"]))
+        raise UsageError(
+            f"{name} holds no job cronflow can run. Not translated: "
+            + "; ".join(translation.untranslated or ["(nothing)"])
+        )
     rendered = crontab.render(translation, name, format_used)
     if output is None:
         sys.stdout.write(rendered)
@@ -658,13 +841,41 @@ def _cron_host() -> Host:
     def is_command(name: str) -> bool:
         return name in _SHELL_WORDS or shutil.which(name) is not None
 
-    return crontab.Host(zone=_host_zone(), home_of=home_of, is_account=is_account,
-                        is_command=is_command)
+    return crontab.Host(
+        zone=_host_zone(), home_of=home_of, is_account=is_account, is_command=is_command
+    )
 
 
-_SHELL_WORDS = frozenset({"cd", "test", "[", "[[", "if", "for", "while", "case", "export", "echo",
-                          "exec", "true", "false", ":", ".", "source", "eval", "set", "umask",
-                          "ulimit", "command", "time", "printf", "read", "kill", "wait"})
+_SHELL_WORDS = frozenset(
+    {
+        "cd",
+        "test",
+        "[",
+        "[[",
+        "if",
+        "for",
+        "while",
+        "case",
+        "export",
+        "echo",
+        "exec",
+        "true",
+        "false",
+        ":",
+        ".",
+        "source",
+        "eval",
+        "set",
+        "umask",
+        "ulimit",
+        "command",
+        "time",
+        "printf",
+        "read",
+        "kill",
+        "wait",
+    }
+)
 
 
 def _host_zone() -> str | None:
@@ -672,14 +883,10 @@ def _host_zone() -> str | None:
     from zoneinfo import ZoneInfo
 
     candidates = [os.environ.get("TZ", "").lstrip(":")]
-    try:
+    with suppress(OSError, IndexError):
         candidates.append(os.readlink("/etc/localtime").split("zoneinfo/", 1)[1])
-    except (OSError, IndexError):
-        pass
-    try:
+    with suppress(OSError):
         candidates.append(Path("/etc/timezone").read_text().strip())
-    except OSError:
-        pass
     for candidate in candidates:
         try:
             if candidate and "/" not in candidate[:1]:
@@ -692,8 +899,9 @@ def _host_zone() -> str | None:
 
 @app.command()
 def init(
-    path: Annotated[Path, typer.Argument(help="Where to write it.", dir_okay=False)
-                    ] = Path("jobs.toml"),
+    path: Annotated[Path, typer.Argument(help="Where to write it.", dir_okay=False)] = Path(
+        "jobs.toml"
+    ),
 ) -> None:
     """Write a commented starter jobs.toml (it must not exist yet).
 
@@ -711,8 +919,10 @@ def _write_new(path: Path, text: str) -> None:
         with open(path, "x") as new_file:
             new_file.write(text)
     except FileExistsError:
-        raise UsageError(f"{path} already exists; cronflow does not overwrite it. Choose "
-                         "another path or move it away.") from None
+        raise UsageError(
+            f"{path} already exists; cronflow does not overwrite it. Choose "
+            "another path or move it away."
+        ) from None
     except OSError as error:
         raise UsageError(f"cannot write {path}: {error.strerror}.") from None
 
@@ -724,36 +934,57 @@ app.add_typer(export_app, name="export")
 @export_app.command("airflow")
 def export_airflow(
     jobs: JobsOption = None,
-    out: Annotated[Path, typer.Option(
-        "--out", file_okay=False, help="Directory to write the DAG files into (Airflow's "
-        "dags folder, or a place to review them first).")] = Path("dags"),
-    dag_id_prefix: Annotated[str, typer.Option(
-        "--dag-id-prefix", help="Put this in front of every DAG id (and file name), e.g. "
-        "\"sales_\", to keep several jobs files apart in one Airflow.")] = "",
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            file_okay=False,
+            help="Directory to write the DAG files into (Airflow's "
+            "dags folder, or a place to review them first).",
+        ),
+    ] = Path("dags"),
+    dag_id_prefix: Annotated[
+        str,
+        typer.Option(
+            "--dag-id-prefix",
+            help="Put this in front of every DAG id (and file name), e.g. "
+            '"sales_", to keep several jobs files apart in one Airflow.',
+        ),
+    ] = "",
 ) -> None:
     """Write one Apache Airflow 3 DAG file per flow; warn about what does not translate exactly.
 
     Example:  cronflow export airflow --jobs jobs.toml --out ~/airflow/dags
     """
-    from cronflow.interop.airflow import export_airflow as export, write_dag_files
     from cronflow.clock import SystemClock
+    from cronflow.interop.airflow import export_airflow as export
+    from cronflow.interop.airflow import write_dag_files
 
     jobfile = _load(jobs)
     watermarks = _store(jobfile).read_watermarks()
-    files = export(jobfile, now=SystemClock().now(), dag_id_prefix=dag_id_prefix,
-                   decided={job: mark.decided for job, mark in watermarks.items()})
+    files = export(
+        jobfile,
+        now=SystemClock().now(),
+        dag_id_prefix=dag_id_prefix,
+        decided={job: mark.decided for job, mark in watermarks.items()},
+    )
     try:
         written, stale = write_dag_files(files, out, jobfile.path)
     except OSError as error:
-        raise UsageError(f"cannot write to {out}: {error.strerror}. Choose another --out.") from None
-    for dag_file, path in zip(files, written):
+        raise UsageError(
+            f"cannot write to {out}: {error.strerror}. Choose another --out."
+        ) from None
+    for dag_file, path in zip(files, written, strict=False):
         count = len(dag_file.tasks)
         print(f"wrote {path} (DAG {dag_file.dag_id}: {count} task{'s' if count != 1 else ''})")
         for warning in dag_file.warnings:
             print(f"warning: {path.name}: {warning}", file=sys.stderr)
     for path in stale:
-        print(f"warning: {path} was exported from {jobfile.path} earlier but holds no flow of "
-              "it now; delete it if that flow is gone.", file=sys.stderr)
+        print(
+            f"warning: {path} was exported from {jobfile.path} earlier but holds no flow of "
+            "it now; delete it if that flow is gone.",
+            file=sys.stderr,
+        )
 
 
 alerts_app = typer.Typer(help="Alert delivery through apprise.", no_args_is_help=True)
@@ -763,9 +994,14 @@ app.add_typer(alerts_app, name="alerts")
 @alerts_app.command("test")
 def alerts_test(
     jobs: JobsOption = None,
-    job: Annotated[Optional[str], typer.Option(
-        "--job", autocompletion=_complete_job,
-        help="Send to the targets this job's alerts go to (its alert_tags).")] = None,
+    job: Annotated[
+        str | None,
+        typer.Option(
+            "--job",
+            autocompletion=_complete_job,
+            help="Send to the targets this job's alerts go to (its alert_tags).",
+        ),
+    ] = None,
 ) -> None:
     """Send a test alert and say, per target, whether it arrived; exit 1 if one did not.
 
@@ -779,15 +1015,20 @@ def alerts_test(
 
         plan.select_jobs(jobfile, [job], downstream=False)  # raises, naming the close match
     if not jobfile.alerts.has_targets:
-        raise UsageError(f"{jobfile.path}: [alerts] has no urls and no config, so there is "
-                         "nowhere to send. Add urls = [\"...\"] to [alerts].")
+        raise UsageError(
+            f"{jobfile.path}: [alerts] has no urls and no config, so there is "
+            'nowhere to send. Add urls = ["..."] to [alerts].'
+        )
     chosen = jobfile.jobs[job] if job else None
-    deliveries = AppriseNotifier(jobfile.alerts).send(probe_message(chosen),
-                                                      chosen.alert_tags if chosen else ())
+    deliveries = AppriseNotifier(jobfile.alerts).send(
+        probe_message(chosen), chosen.alert_tags if chosen else ()
+    )
     if not deliveries:
         tags = ", ".join(chosen.alert_tags if chosen else ())
-        raise UsageError(f"no alert target matches the tags of job {job}: {tags}. Tag a target in "
-                         f"{jobfile.alerts.config} with one of them.")
+        raise UsageError(
+            f"no alert target matches the tags of job {job}: {tags}. Tag a target in "
+            f"{jobfile.alerts.config} with one of them."
+        )
     for delivery in deliveries:
         print(f"{delivery.target}: {delivery}")
     if any(delivery.status is not DeliveryStatus.SENT for delivery in deliveries):
@@ -806,13 +1047,16 @@ def parse_dates(text: str, option: str = "--date") -> list[date]:
         start = date.fromisoformat(first.strip())
         end = date.fromisoformat(last.strip()) if last else start
     except ValueError:
-        raise UsageError(f'{option} "{text}" is not a date. Write YYYY-MM-DD, or a range '
-                         "YYYY-MM-DD..YYYY-MM-DD.") from None
+        raise UsageError(
+            f'{option} "{text}" is not a date. Write YYYY-MM-DD, or a range YYYY-MM-DD..YYYY-MM-DD.'
+        ) from None
     if end < start:
         raise UsageError(f'{option} "{text}" ends before it starts. Put the earlier date first.')
     if start < EARLIEST_DATE or end > LATEST_DATE:
-        raise UsageError(f'{option} "{text}" is out of range: cronflow takes dates from '
-                         f"{EARLIEST_DATE} to {LATEST_DATE}.")
+        raise UsageError(
+            f'{option} "{text}" is out of range: cronflow takes dates from '
+            f"{EARLIEST_DATE} to {LATEST_DATE}."
+        )
     return [start + timedelta(days=offset) for offset in range((end - start).days + 1)]
 
 
@@ -823,11 +1067,15 @@ def parse_time(text: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise UsageError(f'--from "{text}" is not a time. Write ISO-8601, such as '
-                         "2026-03-08T00:00-05:00 or 2026-03-08T05:00Z.") from None
+        raise UsageError(
+            f'--from "{text}" is not a time. Write ISO-8601, such as '
+            "2026-03-08T00:00-05:00 or 2026-03-08T05:00Z."
+        ) from None
     if not EARLIEST_DATE <= parsed.date() <= LATEST_DATE:
-        raise UsageError(f'--from "{text}" is out of range: cronflow takes times from '
-                         f"{EARLIEST_DATE} to {LATEST_DATE}.")
+        raise UsageError(
+            f'--from "{text}" is out of range: cronflow takes times from '
+            f"{EARLIEST_DATE} to {LATEST_DATE}."
+        )
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
@@ -840,4 +1088,3 @@ def main() -> None:
         sys.exit(error.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
-

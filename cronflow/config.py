@@ -64,15 +64,22 @@ def load(path: Path, euid: int | None = None) -> JobFile:
     try:
         text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:
-        raise _single(path, "the file does not exist",
-                      f"Create it (see jobs.toml.example), or point to yours with --jobs PATH "
-                      f"or ${JOBS_ENV_VAR}") from None
+        raise _single(
+            path,
+            "the file does not exist",
+            f"Create it (see jobs.toml.example), or point to yours with --jobs PATH "
+            f"or ${JOBS_ENV_VAR}",
+        ) from None
     except UnicodeDecodeError as error:
-        raise _single(path, f"the file is not UTF-8 text (byte {error.start})",
-                      "Save it as UTF-8") from None
+        raise _single(
+            path, f"the file is not UTF-8 text (byte {error.start})", "Save it as UTF-8"
+        ) from None
     except OSError as error:
-        raise _single(path, f"the file cannot be read ({error.strerror})",
-                      "Check its permissions, or point to another file with --jobs PATH") from None
+        raise _single(
+            path,
+            f"the file cannot be read ({error.strerror})",
+            "Check its permissions, or point to another file with --jobs PATH",
+        ) from None
     return parse(text, path, euid)
 
 
@@ -83,13 +90,19 @@ def parse(text: str, path: Path, euid: int | None = None) -> JobFile:
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(path, [_syntax_problem(error)]) from None
     except RecursionError:
-        raise _single(path, "arrays or tables are nested too deeply to read",
-                      "No jobs.toml key takes more than a list of strings or a table of "
-                      "values: remove the nesting") from None
+        raise _single(
+            path,
+            "arrays or tables are nested too deeply to read",
+            "No jobs.toml key takes more than a list of strings or a table of "
+            "values: remove the nesting",
+        ) from None
     if nul := _holding_nul(raw, ()):
         where = ".".join(nul).replace("\0", "\\0")
-        raise _single(path, f"{where} holds a NUL character (\\0), which no command, path or "
-                      "variable can carry", "Remove it")
+        raise _single(
+            path,
+            f"{where} holds a NUL character (\\0), which no command, path or variable can carry",
+            "Remove it",
+        )
     return _Validator(path, raw, text, os.geteuid() if euid is None else euid).job_file()
 
 
@@ -97,8 +110,13 @@ def _holding_nul(value: Any, at: tuple[str, ...]) -> tuple[str, ...] | None:
     """Where the first NUL character is, in a key or a text value, else None."""
     if isinstance(value, str):
         return at if "\0" in value else None
-    items = value.items() if isinstance(value, dict) else enumerate(value) \
-        if isinstance(value, list) else ()
+    items = (
+        value.items()
+        if isinstance(value, dict)
+        else enumerate(value)
+        if isinstance(value, list)
+        else ()
+    )
     for key, item in items:
         found = (at + (str(key),)) if "\0" in str(key) else _holding_nul(item, at + (str(key),))
         if found:
@@ -114,10 +132,12 @@ def _syntax_problem(error: tomllib.TOMLDecodeError) -> Problem:
     # On Python 3.11 the position is only in the message: "... (at line 3, column 10)".
     match = re.search(r"\(at line (\d+), column (\d+)\)", str(error))
     message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(error))
-    return Problem(problem=f"TOML syntax error: {message}",
-                   fix="Fix the syntax at that position (see https://toml.io)",
-                   line=int(match.group(1)) if match else None,
-                   column=int(match.group(2)) if match else None)
+    return Problem(
+        problem=f"TOML syntax error: {message}",
+        fix="Fix the syntax at that position (see https://toml.io)",
+        line=int(match.group(1)) if match else None,
+        column=int(match.group(2)) if match else None,
+    )
 
 
 class _Invalid(Exception):
@@ -129,6 +149,7 @@ class _Invalid(Exception):
 
 
 # ---- value converters: raw TOML value -> typed value, or _Invalid ------------------------------
+
 
 def _string(value: Any) -> str:
     if not isinstance(value, str):
@@ -148,29 +169,38 @@ def _path(value: Any) -> str:
     path = _non_empty_string(value)
     longest = max(len(part.encode()) for part in path.split("/"))
     if longest > 255 or len(path.encode()) > 4095:
-        raise _Invalid("is too long for a path (a name in it may have 255 bytes, the whole "
-                       "path 4,095)", "Use a shorter path")
+        raise _Invalid(
+            "is too long for a path (a name in it may have 255 bytes, the whole path 4,095)",
+            "Use a shorter path",
+        )
     return path
 
 
 def _command(value: Any) -> str:
     command = _non_empty_string(value)
     if len(command.encode()) > MAX_ARGUMENT_BYTES:
-        raise _Invalid(f"is {len(command.encode()):,} bytes long; a command can be at most "
-                       f"{MAX_ARGUMENT_BYTES:,} (Linux's limit for one argument)",
-                       "Put the script in a file and run that file")
+        raise _Invalid(
+            f"is {len(command.encode()):,} bytes long; a command can be at most "
+            f"{MAX_ARGUMENT_BYTES:,} (Linux's limit for one argument)",
+            "Put the script in a file and run that file",
+        )
     return command
 
 
 def _integer(minimum: int, maximum: int) -> Callable[[Any], int]:
     def convert(value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise _Invalid(f"must be a whole number, not {_type_name(value)}",
-                           f"Write a number such as {max(minimum, 3)}")
+            raise _Invalid(
+                f"must be a whole number, not {_type_name(value)}",
+                f"Write a number such as {max(minimum, 3)}",
+            )
         if not minimum <= value <= maximum:
-            raise _Invalid(f"must be from {minimum} to {maximum:,}, not {value:,}",
-                           f"Use a number from {minimum} to {maximum:,}")
+            raise _Invalid(
+                f"must be from {minimum} to {maximum:,}, not {value:,}",
+                f"Use a number from {minimum} to {maximum:,}",
+            )
         return value
+
     return convert
 
 
@@ -178,8 +208,10 @@ def _backoff(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _Invalid(f"must be a number, not {_type_name(value)}", "Write a number such as 2.0")
     if not 1 <= value <= 100:  # also false for nan
-        raise _Invalid(f"must be from 1 to 100, not {value}",
-                       "Use 1 for equal delays, 2 to double the delay on each retry")
+        raise _Invalid(
+            f"must be from 1 to 100, not {value}",
+            "Use 1 for equal delays, 2 to double the delay on each retry",
+        )
     return float(value)
 
 
@@ -205,8 +237,10 @@ def parse_duration(value: Any) -> timedelta:
     if seconds < 0:
         raise _Invalid(f"must not be negative ({value})", fix)
     if not seconds <= MAX_DURATION.total_seconds():  # also true for nan
-        raise _Invalid(f"is longer than {MAX_DURATION.days} days ({value})",
-                       f"Use at most {MAX_DURATION.days} days (\"{MAX_DURATION.days}d\")")
+        raise _Invalid(
+            f"is longer than {MAX_DURATION.days} days ({value})",
+            f'Use at most {MAX_DURATION.days} days ("{MAX_DURATION.days}d")',
+        )
     return timedelta(seconds=seconds)
 
 
@@ -215,58 +249,75 @@ def _timezone(value: Any) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a path
-        raise _Invalid(f'"{name[:60]}" is not a known time zone',
-                       'Use an IANA name such as "UTC", "Europe/Berlin" or "America/New_York"') from None
+        raise _Invalid(
+            f'"{name[:60]}" is not a known time zone',
+            'Use an IANA name such as "UTC", "Europe/Berlin" or "America/New_York"',
+        ) from None
 
 
 def _schedule(value: Any) -> str:
     try:
         return schedule.check(_string(value))
     except schedule.ScheduleError as error:
-        raise _Invalid(str(error), 'Write 5 fields, e.g. "0 6 * * *" for 06:00 daily, '
-                       'or a macro such as "@hourly"; see crontab(5)') from None
+        raise _Invalid(
+            str(error),
+            'Write 5 fields, e.g. "0 6 * * *" for 06:00 daily, '
+            'or a macro such as "@hourly"; see crontab(5)',
+        ) from None
 
 
 def _env(value: Any) -> dict[str, str]:
     if not isinstance(value, dict):
-        raise _Invalid(f"must be a table, not {_type_name(value)}",
-                       'Write env = { NAME = "value" }')
+        raise _Invalid(
+            f"must be a table, not {_type_name(value)}", 'Write env = { NAME = "value" }'
+        )
     env = {}
     for name, item in value.items():
         if isinstance(item, bool) or not isinstance(item, str | int | float):
-            raise _Invalid(f'variable "{name}" must be a string or number, not {_type_name(item)}',
-                           f'Write {name} = "value"')
+            raise _Invalid(
+                f'variable "{name}" must be a string or number, not {_type_name(item)}',
+                f'Write {name} = "value"',
+            )
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-            raise _Invalid(f'"{name}" is not a valid environment variable name',
-                           "Use letters, digits and _, not starting with a digit")
+            raise _Invalid(
+                f'"{name}" is not a valid environment variable name',
+                "Use letters, digits and _, not starting with a digit",
+            )
         if isinstance(item, float) and not math.isfinite(item):
             raise _Invalid(f'variable "{name}" is {item}', f'Write {name} = "value" as text')
         env[name] = str(item)
         if len(f"{name}={env[name]}".encode()) > MAX_ARGUMENT_BYTES:
-            raise _Invalid(f'variable "{name}" is longer than {MAX_ARGUMENT_BYTES:,} bytes '
-                           "(Linux's limit for one environment entry)",
-                           "Put the value in a file and read it from the job")
+            raise _Invalid(
+                f'variable "{name}" is longer than {MAX_ARGUMENT_BYTES:,} bytes '
+                "(Linux's limit for one environment entry)",
+                "Put the value in a file and read it from the job",
+            )
     return env
 
 
 def _paths(value: Any) -> tuple[str, ...]:
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list) or not all(isinstance(item, str) and item for item in items):
-        raise _Invalid(f"must be a path or a list of paths, not {_type_name(value)}",
-                       'Write env_file = "secrets.env" (relative to the jobs file)')
+        raise _Invalid(
+            f"must be a path or a list of paths, not {_type_name(value)}",
+            'Write env_file = "secrets.env" (relative to the jobs file)',
+        )
     return tuple(_path(item) for item in items)
 
 
 def _names(value: Any) -> tuple[str, ...]:
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
-        raise _Invalid(f"must be a job name or a list of job names, not {_type_name(value)}",
-                       'Write depends_on = ["extract"]')
+        raise _Invalid(
+            f"must be a job name or a list of job names, not {_type_name(value)}",
+            'Write depends_on = ["extract"]',
+        )
     return tuple(dict.fromkeys(items))
 
 
-def _choice(enum: type[StrEnum], allowed: tuple[StrEnum, ...] | None = None
-            ) -> Callable[[Any], Any]:
+def _choice(
+    enum: type[StrEnum], allowed: tuple[StrEnum, ...] | None = None
+) -> Callable[[Any], Any]:
     """A member of `enum` (of `allowed` only, when given) named by its value."""
     allowed = tuple(enum) if allowed is None else allowed
 
@@ -279,18 +330,23 @@ def _choice(enum: type[StrEnum], allowed: tuple[StrEnum, ...] | None = None
         except ValueError:
             valid = ", ".join(f'"{member.value}"' for member in allowed)
             raise _Invalid(f'"{value}" is not allowed', f"Use one of {valid}") from None
+
     return convert
 
 
-def _choices(enum: type[StrEnum], allowed: tuple[StrEnum, ...] | None = None
-             ) -> Callable[[Any], tuple[Any, ...]]:
+def _choices(
+    enum: type[StrEnum], allowed: tuple[StrEnum, ...] | None = None
+) -> Callable[[Any], tuple[Any, ...]]:
     one = _choice(enum, allowed)
 
     def convert(value: Any) -> tuple[Any, ...]:
         if not isinstance(value, list):
-            raise _Invalid(f"must be a list, not {_type_name(value)}",
-                           f'Write a list such as ["{next(iter(enum)).value}"]')
+            raise _Invalid(
+                f"must be a list, not {_type_name(value)}",
+                f'Write a list such as ["{next(iter(enum)).value}"]',
+            )
         return tuple(one(item) for item in value)
+
     return convert
 
 
@@ -321,22 +377,32 @@ def _alert_urls(value: Any) -> tuple[str, ...]:
     for url in urls:
         if not re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", url):
             # Never echo the value: alert URLs hold tokens and passwords.
-            raise _Invalid(f"entry {urls.index(url) + 1} is not a URL",
-                           'Write an apprise URL such as "json://host/path" or "mailto://..."; '
-                           "see https://github.com/caronc/apprise/wiki")
+            raise _Invalid(
+                f"entry {urls.index(url) + 1} is not a URL",
+                'Write an apprise URL such as "json://host/path" or "mailto://..."; '
+                "see https://github.com/caronc/apprise/wiki",
+            )
     return urls
 
 
 def _strings(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise _Invalid(f"must be a list of strings, not {_type_name(value)}",
-                       'Write a list such as ["json://host/path"]')
+        raise _Invalid(
+            f"must be a list of strings, not {_type_name(value)}",
+            'Write a list such as ["json://host/path"]',
+        )
     return tuple(value)
 
 
 def _type_name(value: Any) -> str:
-    names = {str: "a string", bool: "true/false", int: "a number", float: "a number",
-             list: "a list", dict: "a table"}
+    names = {
+        str: "a string",
+        bool: "true/false",
+        int: "a number",
+        float: "a number",
+        list: "a list",
+        dict: "a table",
+    }
     return names.get(type(value), type(value).__name__)
 
 
@@ -386,9 +452,25 @@ ALERT_KEYS: dict[str, Callable[[Any], Any]] = {
 TABLES = ("cronflow", "defaults", "alerts", "jobs")
 # jobs.toml key -> model field, for keys that are copied as they are when present
 RETRY_FIELDS = {"retry_delay": "delay", "retry_backoff": "backoff", "retry_max_delay": "max_delay"}
-JOB_FIELDS = {key: key for key in ("description", "env", "depends_on", "kill_grace", "catchup",
-                                   "max_catchup", "overlap", "enabled", "alerts", "alert_on",
-                                   "alert_tags", "user", "group", "shell")}
+JOB_FIELDS = {
+    key: key
+    for key in (
+        "description",
+        "env",
+        "depends_on",
+        "kill_grace",
+        "catchup",
+        "max_catchup",
+        "overlap",
+        "enabled",
+        "alerts",
+        "alert_on",
+        "alert_tags",
+        "user",
+        "group",
+        "shell",
+    )
+}
 ALERT_FIELDS = {key: key for key in ("urls", "on", "repeat", "timeout")}
 
 
@@ -415,26 +497,32 @@ class _Validator:
         self._check_keys(self.raw, TABLES, ())
         settings = self._settings()
         alerts = self._alerts()
-        defaults = self._table(("defaults",), {k: v for k, v in JOB_KEYS.items()
-                                               if k not in NOT_IN_DEFAULTS})
+        defaults = self._table(
+            ("defaults",), {k: v for k, v in JOB_KEYS.items() if k not in NOT_IN_DEFAULTS}
+        )
         jobs = self._jobs(defaults, settings)
         warnings = self._check_trust(alerts, jobs)
         if self.problems:
             raise ConfigError(self.path, self.problems)
-        return JobFile(path=self.path, settings=settings, alerts=alerts, jobs=jobs,
-                       warnings=tuple(warnings))
+        return JobFile(
+            path=self.path, settings=settings, alerts=alerts, jobs=jobs, warnings=tuple(warnings)
+        )
 
     # ---- tables ------------------------------------------------------------------------------
 
-    def _table(self, at: tuple[str, ...], converters: Mapping[str, Callable[[Any], Any]]
-               ) -> dict[str, Any]:
+    def _table(
+        self, at: tuple[str, ...], converters: Mapping[str, Callable[[Any], Any]]
+    ) -> dict[str, Any]:
         """The converted values of the table at `at`, reporting bad or unknown keys."""
         table = self.raw
         for part in at:
             table = table.get(part, {})
         if not isinstance(table, dict):
-            self._report(at, f"must be a table, not {_type_name(table)}",
-                         f"Write it as a [{'.'.join(at)}] table")
+            self._report(
+                at,
+                f"must be a table, not {_type_name(table)}",
+                f"Write it as a [{'.'.join(at)}] table",
+            )
             return {}
         self._check_keys(table, converters, at)
         values = {}
@@ -446,13 +534,15 @@ class _Validator:
                     self._report(at + (key,), invalid.problem, invalid.fix)
         return values
 
-    def _check_keys(self, table: dict[str, Any], known: Iterable[str],
-                    at: tuple[str, ...]) -> None:
+    def _check_keys(self, table: dict[str, Any], known: Iterable[str], at: tuple[str, ...]) -> None:
         for key in table:
             if key not in known:
                 close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
-                fix = (f'Did you mean "{close[0]}"?' if close
-                       else f"Known keys: {', '.join(sorted(known))}")
+                fix = (
+                    f'Did you mean "{close[0]}"?'
+                    if close
+                    else f"Known keys: {', '.join(sorted(known))}"
+                )
                 where = f"[{'.'.join(at)}]" if at else "the top level"
                 self._report(at + (key,), f"unknown key in {where}", fix)
 
@@ -460,12 +550,19 @@ class _Validator:
         values = self._table(("cronflow",), SETTINGS_KEYS)
         state_dir = self._resolve(values.get("state_dir", ".cronflow"))
         if state_dir.exists() and not state_dir.is_dir():
-            self._report(("cronflow", "state_dir"), f'"{state_dir}" is a file, not a directory',
-                         "Name a directory (cronflow creates it), or move that file away")
-        return Settings(timezone=values.get("timezone", ZoneInfo("UTC")),
-                        state_dir=state_dir,
-                        **_present(values, {key: key for key in ("max_parallel", "shutdown_grace",
-                                                                 "keep_days", "keep_runs")}))
+            self._report(
+                ("cronflow", "state_dir"),
+                f'"{state_dir}" is a file, not a directory',
+                "Name a directory (cronflow creates it), or move that file away",
+            )
+        return Settings(
+            timezone=values.get("timezone", ZoneInfo("UTC")),
+            state_dir=state_dir,
+            **_present(
+                values,
+                {key: key for key in ("max_parallel", "shutdown_grace", "keep_days", "keep_runs")},
+            ),
+        )
 
     def _alerts(self) -> AlertSettings:
         values = self._table(("alerts",), ALERT_KEYS)
@@ -474,32 +571,47 @@ class _Validator:
             try:
                 config.read_bytes()
             except OSError as error:
-                self._report(("alerts", "config"), f'"{config}" cannot be read ({error.strerror})',
-                             "Fix the path (relative paths start at the jobs file) or its "
-                             "permissions")
+                self._report(
+                    ("alerts", "config"),
+                    f'"{config}" cannot be read ({error.strerror})',
+                    "Fix the path (relative paths start at the jobs file) or its permissions",
+                )
         return AlertSettings(config=config, **_present(values, ALERT_FIELDS))
 
     def _jobs(self, defaults: dict[str, Any], settings: Settings) -> dict[str, Job]:
         tables = self.raw.get("jobs", {})
         if not isinstance(tables, dict) or not tables:
-            self._report(("jobs",), "no jobs are declared",
-                         'Add a job: [jobs.hello] with command = "echo hello"')
+            self._report(
+                ("jobs",),
+                "no jobs are declared",
+                'Add a job: [jobs.hello] with command = "echo hello"',
+            )
             return {}
         jobs = {}
         for name, table in tables.items():
             if not JOB_NAME.match(name):
-                self._report(("jobs", name), f'job name "{name}" is not allowed',
-                             "Use letters, digits, '_', '-' and '.', starting with a letter "
-                             "or digit", job=name)
+                self._report(
+                    ("jobs", name),
+                    f'job name "{name}" is not allowed',
+                    "Use letters, digits, '_', '-' and '.', starting with a letter or digit",
+                    job=name,
+                )
                 continue
             if len(name) > MAX_NAME:
-                self._report(("jobs", name), f"job name is {len(name)} characters long",
-                             f"Use at most {MAX_NAME} (it names lock and output files)",
-                             job=name[:MAX_NAME] + "…")
+                self._report(
+                    ("jobs", name),
+                    f"job name is {len(name)} characters long",
+                    f"Use at most {MAX_NAME} (it names lock and output files)",
+                    job=name[:MAX_NAME] + "…",
+                )
                 continue
             if not isinstance(table, dict):
-                self._report(("jobs", name), f"must be a table, not {_type_name(table)}",
-                             f'Write [jobs.{name}] followed by command = "..."', job=name)
+                self._report(
+                    ("jobs", name),
+                    f"must be a table, not {_type_name(table)}",
+                    f'Write [jobs.{name}] followed by command = "..."',
+                    job=name,
+                )
                 continue
             values = {**defaults, **self._table(("jobs", name), JOB_KEYS)}
             if "timezone" in values:
@@ -508,8 +620,12 @@ class _Validator:
                 values["env"] = {**defaults["env"], **values["env"]}
             if "command" not in values:
                 if "command" not in table:
-                    self._report(("jobs", name), "has no command",
-                                 'Add command = "..." (run by /bin/sh -c)', job=name)
+                    self._report(
+                        ("jobs", name),
+                        "has no command",
+                        'Add command = "..." (run by /bin/sh -c)',
+                        job=name,
+                    )
                 continue
             jobs[name] = self._job(name, values, settings)
         self._check_dependencies(jobs)
@@ -518,8 +634,11 @@ class _Validator:
     def _job(self, name: str, values: dict[str, Any], settings: Settings) -> Job:
         cwd = self._resolve(values.get("cwd", "."))
         if "cwd" in values and not cwd.is_dir():
-            self._report(("jobs", name, "cwd"), f'"{cwd}" is not a directory',
-                         "Create it, or fix the path (relative paths start at the jobs file)")
+            self._report(
+                ("jobs", name, "cwd"),
+                f'"{cwd}" is not a directory',
+                "Create it, or fix the path (relative paths start at the jobs file)",
+            )
         if "shell" in values:
             self._check_shell(name, values["shell"])
         env_files = tuple(self._resolve(text) for text in values.get("env_file", ()))
@@ -548,12 +667,19 @@ class _Validator:
     def _check_shell(self, name: str, shell: str) -> None:
         """The shell must be an absolute path to an executable file, as cron's SHELL= is."""
         if not shell.startswith("/"):
-            self._report(("jobs", name, "shell"), f'"{shell}" is not an absolute path',
-                         'Write the full path, such as "/bin/bash" (see `command -v bash`)',
-                         job=name)
+            self._report(
+                ("jobs", name, "shell"),
+                f'"{shell}" is not an absolute path',
+                'Write the full path, such as "/bin/bash" (see `command -v bash`)',
+                job=name,
+            )
         elif not (os.path.isfile(shell) and os.access(shell, os.X_OK)):
-            self._report(("jobs", name, "shell"), f'"{shell}" is not an executable file here',
-                         "Install that shell, or name another one", job=name)
+            self._report(
+                ("jobs", name, "shell"),
+                f'"{shell}" is not an executable file here',
+                "Install that shell, or name another one",
+                job=name,
+            )
 
     def _check_env_file(self, name: str, path: Path) -> None:
         """The file must be readable and well-formed now (it is read again at each run)."""
@@ -561,60 +687,85 @@ class _Validator:
         try:
             envfile.read_env_file(path)
         except OSError as error:
-            self._report(at, f'"{path}" cannot be read ({error.strerror})',
-                         "Create it with chmod 600, or fix the path (relative paths start at "
-                         "the jobs file)")
+            self._report(
+                at,
+                f'"{path}" cannot be read ({error.strerror})',
+                "Create it with chmod 600, or fix the path (relative paths start at the jobs file)",
+            )
         except UnicodeDecodeError:
             self._report(at, f'"{path}" is not UTF-8 text', "Save it as UTF-8")
         except envfile.EnvFileError as error:
-            self._report(at, f'"{path}": {error}',
-                         "Write one NAME=value per line; quote values with spaces")
+            self._report(
+                at, f'"{path}": {error}', "Write one NAME=value per line; quote values with spaces"
+            )
 
     def _check_account(self, name: str, values: dict[str, Any]) -> None:
         at = ("jobs", name, "user")
         if "user" not in values:
-            self._report(("jobs", name, "group"), "group is set without user",
-                         'Add user = "name" too; the job then runs as that user and group')
+            self._report(
+                ("jobs", name, "group"),
+                "group is set without user",
+                'Add user = "name" too; the job then runs as that user and group',
+            )
         elif self.euid != 0:
-            self._report(at, f'user = "{values["user"]}" needs cronflow to run as root, and '
-                         f"it runs as {trust.user_name(self.euid)}",
-                         "Run cronflow as root (e.g. the system service), or remove user")
+            self._report(
+                at,
+                f'user = "{values["user"]}" needs cronflow to run as root, and '
+                f"it runs as {trust.user_name(self.euid)}",
+                "Run cronflow as root (e.g. the system service), or remove user",
+            )
         else:
             try:
                 accounts.account(values["user"], values.get("group"))
             except accounts.UnknownAccount as error:
-                self._report(("jobs", name, error.key), str(error),
-                             f"Create it ({error.key}add), or fix the name")
+                self._report(
+                    ("jobs", name, error.key),
+                    str(error),
+                    f"Create it ({error.key}add), or fix the name",
+                )
 
     def _check_trust(self, alerts: AlertSettings, jobs: dict[str, Job]) -> list[str]:
         """As cron does with a crontab: as root, refuse files that others could change
         (reported as problems); as anyone else, warn about them."""
         files: list[tuple[str, Path, tuple[str, ...]]] = [("the jobs file", self.path, ())]
         if alerts.config is not None:
-            files.append((f"the apprise config {alerts.config}", alerts.config,
-                          ("alerts", "config")))
+            files.append(
+                (f"the apprise config {alerts.config}", alerts.config, ("alerts", "config"))
+            )
         for job in jobs.values():
-            files += [(f'the env_file {path} of job "{job.name}"', path,
-                       ("jobs", job.name, "env_file")) for path in job.env_files]
+            files += [
+                (f'the env_file {path} of job "{job.name}"', path, ("jobs", job.name, "env_file"))
+                for path in job.env_files
+            ]
         warnings, seen = [], set()
         for what, path, at in files:
             for finding in trust.untrusted(path, self.euid):
                 if (finding.path, finding.problem) in seen:
                     continue  # a directory above several files: say it once
                 seen.add((finding.path, finding.problem))
-                subject = (what if finding.path == path.resolve()
-                           else f"{finding.path}, a directory above {what},")
+                subject = (
+                    what
+                    if finding.path == path.resolve()
+                    else f"{finding.path}, a directory above {what},"
+                )
                 if self.euid != 0:
-                    warnings.append(f"{subject} {finding.problem}; as root cronflow would "
-                                    f"refuse it. Fix: {finding.fix}")
+                    warnings.append(
+                        f"{subject} {finding.problem}; as root cronflow would "
+                        f"refuse it. Fix: {finding.fix}"
+                    )
                 elif at:
-                    self._report(at, f"cronflow runs as root and {subject} {finding.problem}",
-                                 f"Run: {finding.fix} (another user could change what root "
-                                 "runs)")
+                    self._report(
+                        at,
+                        f"cronflow runs as root and {subject} {finding.problem}",
+                        f"Run: {finding.fix} (another user could change what root runs)",
+                    )
                 else:
-                    self.problems.append(Problem(
-                        problem=f"cronflow runs as root and {subject} {finding.problem}",
-                        fix=f"Run: {finding.fix} (another user could change what root runs)"))
+                    self.problems.append(
+                        Problem(
+                            problem=f"cronflow runs as root and {subject} {finding.problem}",
+                            fix=f"Run: {finding.fix} (another user could change what root runs)",
+                        )
+                    )
         return warnings
 
     # ---- the graph ---------------------------------------------------------------------------
@@ -626,15 +777,19 @@ class _Validator:
                 if upstream not in declared:
                     close = difflib.get_close_matches(upstream, sorted(declared), n=1)
                     hint = f'Did you mean "{close[0]}"? ' if close else ""
-                    self._report(("jobs", job.name, "depends_on"),
-                                 f'depends on "{upstream}", which is not a job',
-                                 f"{hint}Fix the name or add [jobs.{upstream}]")
+                    self._report(
+                        ("jobs", job.name, "depends_on"),
+                        f'depends on "{upstream}", which is not a job',
+                        f"{hint}Fix the name or add [jobs.{upstream}]",
+                    )
         graph = {job.name: [u for u in job.depends_on if u in jobs] for job in jobs.values()}
         cycle = dag.find_cycle(graph)
         if cycle:
-            self._report(("jobs", cycle[0], "depends_on"),
-                         f"dependency cycle: {' -> '.join(cycle)}",
-                         "Remove one of these dependencies; a job cannot wait for itself")
+            self._report(
+                ("jobs", cycle[0], "depends_on"),
+                f"dependency cycle: {' -> '.join(cycle)}",
+                "Remove one of these dependencies; a job cannot wait for itself",
+            )
         else:
             jobs.update(self._with_cadences(jobs, graph))
 
@@ -649,11 +804,12 @@ class _Validator:
             cadences = {jobs[upstream].cadence for upstream in upstreams}
             if len(cadences) > 1:
                 listed = ", ".join(f"{u} runs {jobs[u].cadence.describe()}" for u in upstreams)
-                self._report(("jobs", name, "depends_on"),
-                             f"has no schedule and its upstreams run on different schedules "
-                             f"({listed})",
-                             "Give this job its own schedule; it then runs after the latest "
-                             "run of each upstream at or before its own time")
+                self._report(
+                    ("jobs", name, "depends_on"),
+                    f"has no schedule and its upstreams run on different schedules ({listed})",
+                    "Give this job its own schedule; it then runs after the latest "
+                    "run of each upstream at or before its own time",
+                )
                 continue
             cadence = cadences.pop()
             zone = job.timezone if name in self.zone_set else cadence.timezone
@@ -668,12 +824,11 @@ class _Validator:
     def _report(self, at: tuple[str, ...], problem: str, fix: str, job: str | None = None) -> None:
         if job is None and len(at) >= 2 and at[0] == "jobs":
             job = at[1]
-        if at[:1] == ("jobs",):
-            key = at[2] if len(at) >= 3 else None
-        else:
-            key = ".".join(at)  # e.g. "defaults.retries"
-        self.problems.append(Problem(problem=problem, fix=fix, line=self._line_of(at),
-                                     job=job, key=key))
+        # A job's key by its name (`retries`), any other by its path (`defaults.retries`).
+        key = (at[2] if len(at) >= 3 else None) if at[:1] == ("jobs",) else ".".join(at)
+        self.problems.append(
+            Problem(problem=problem, fix=fix, line=self._line_of(at), job=job, key=key)
+        )
 
     def _line_of(self, at: tuple[str, ...]) -> int | None:
         if self._lines is None:

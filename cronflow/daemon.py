@@ -41,10 +41,16 @@ class DaemonRunning(CronflowError):
 class Daemon:
     """The loop behind `cronflow daemon`; signals reach it through request_stop/request_reload."""
 
-    def __init__(self, *, jobs_path: Path, clock: Clock, runner: ProcessRunner,
-                 log: Callable[[str], None],
-                 on_event: Callable[[JobFile, RunEvent], None] | None = None,
-                 verbose: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        jobs_path: Path,
+        clock: Clock,
+        runner: ProcessRunner,
+        log: Callable[[str], None],
+        on_event: Callable[[JobFile, RunEvent], None] | None = None,
+        verbose: bool = False,
+    ) -> None:
         self.jobs_path = jobs_path
         self.clock = clock
         self.runner = runner
@@ -74,8 +80,9 @@ class Daemon:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
             signal.signal(signum, lambda *_: None)  # the byte in the pipe is what counts
         self._reaping = become_subreaper()
-        threading.Thread(target=self._act_on_signals, args=(arrived,), daemon=True,
-                         name="cronflow-signals").start()
+        threading.Thread(
+            target=self._act_on_signals, args=(arrived,), daemon=True, name="cronflow-signals"
+        ).start()
 
     def _act_on_signals(self, arrived: int) -> None:
         """Stop, reload or reap as each signal arrives (the bytes are signal numbers)."""
@@ -114,8 +121,10 @@ class Daemon:
             if not alone:
                 raise DaemonRunning(_already_running_message(store))
             _write_pid(store)
-            self.log(f"cronflow daemon started (pid {os.getpid()}): {len(jobfile.jobs)} jobs "
-                     f"from {jobfile.path}, state in {store.state_dir}")
+            self.log(
+                f"cronflow daemon started (pid {os.getpid()}): {len(jobfile.jobs)} jobs "
+                f"from {jobfile.path}, state in {store.state_dir}"
+            )
             notify_systemd("READY=1")
             self._loop(jobfile, store, locks)
             notify_systemd("STOPPING=1")
@@ -148,13 +157,22 @@ class Daemon:
 
     def _scheduler(self, jobfile: JobFile, store: Store, locks: Locks) -> Scheduler:
         on_event = self.on_event
-        return build_scheduler(jobfile, store=store, locks=locks, clock=self.clock,
-                               runner=self.runner, stop=self.stop,
-                               on_event=on_event and (lambda event: on_event(jobfile, event)))
+        return build_scheduler(
+            jobfile,
+            store=store,
+            locks=locks,
+            clock=self.clock,
+            runner=self.runner,
+            stop=self.stop,
+            on_event=on_event and (lambda event: on_event(jobfile, event)),
+        )
 
     def _execute(self, scheduler: Scheduler, runs: list[PlannedRun]) -> None:
-        thread = threading.Thread(target=scheduler.executor.execute, args=(runs,),
-                                  name=f"cronflow-tick-{len(self._executions)}")
+        thread = threading.Thread(
+            target=scheduler.executor.execute,
+            args=(runs,),
+            name=f"cronflow-tick-{len(self._executions)}",
+        )
         thread.start()
         self._executions.append(thread)
 
@@ -171,12 +189,21 @@ class Daemon:
         try:
             jobfile = self._load()
             if jobfile.settings.state_dir != store.state_dir:
-                raise ConfigError(self.jobs_path, [Problem(
-                    problem="state_dir changed", key="cronflow.state_dir",
-                    fix="Restart the daemon to move to another state directory")])
+                raise ConfigError(
+                    self.jobs_path,
+                    [
+                        Problem(
+                            problem="state_dir changed",
+                            key="cronflow.state_dir",
+                            fix="Restart the daemon to move to another state directory",
+                        )
+                    ],
+                )
         except ConfigError as error:
-            self.log(f"error: {self.jobs_path} was edited but cannot be used; still running the "
-                     f"last good version.\n{error}")
+            self.log(
+                f"error: {self.jobs_path} was edited but cannot be used; still running the "
+                f"last good version.\n{error}"
+            )
             if current.executor.alerter:  # recorded like every alert
                 current.executor.alerter.config_broken(self.jobs_path, str(error))
             return current
@@ -190,8 +217,10 @@ class Daemon:
         running = [thread for thread in self._executions if thread.is_alive()]
         if running:
             grace = jobfile.settings.shutdown_grace.total_seconds()
-            self.log(f"stopping: waiting up to {grace:g}s for running jobs "
-                     "(stop again to stop them at once)")
+            self.log(
+                f"stopping: waiting up to {grace:g}s for running jobs "
+                "(stop again to stop them at once)"
+            )
             self._wait_for(running, deadline=time.monotonic() + grace)
             if any(thread.is_alive() for thread in running):
                 self.log("stopping: stopping the jobs still running")
@@ -255,6 +284,8 @@ def _already_running_message(store: Store) -> str:
         pid = _pid_path(store).read_text().strip()
     except OSError:
         pid = "unknown"
-    return (f"another cronflow daemon (pid {pid}) already runs with state directory "
-            f"{store.state_dir}. Stop it first (systemctl stop cronflow), or give this one "
-            "another state_dir.")
+    return (
+        f"another cronflow daemon (pid {pid}) already runs with state directory "
+        f"{store.state_dir}. Stop it first (systemctl stop cronflow), or give this one "
+        "another state_dir."
+    )

@@ -27,8 +27,15 @@ def as_text(jobfile: JobFile) -> str:
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-def _draw(jobfile: JobFile, dependents: dict[str, list[str]], name: str, prefix: str,
-          connector: str, drawn: set[str], lines: list[str]) -> None:
+def _draw(
+    jobfile: JobFile,
+    dependents: dict[str, list[str]],
+    name: str,
+    prefix: str,
+    connector: str,
+    drawn: set[str],
+    lines: list[str],
+) -> None:
     """One job, then (indented under it) the jobs that depend on it."""
     if name in drawn:
         lines.append(f"{prefix}{connector}{name} (see above)")

@@ -34,8 +34,10 @@ def read_job_env_files(job: Job) -> dict[str, str]:
     for path in job.env_files:
         if os.geteuid() == 0:
             for finding in trust.untrusted(path, 0):
-                raise Unusable(f"env_file {path}: {finding.path} {finding.problem}; refused "
-                               f"as root. Run: {finding.fix}")
+                raise Unusable(
+                    f"env_file {path}: {finding.path} {finding.problem}; refused "
+                    f"as root. Run: {finding.fix}"
+                )
         try:
             values |= read_env_file(path)
         except OSError as error:
@@ -82,7 +84,7 @@ def _assignment(text: str, position: int, line: int) -> tuple[str, str, int, int
     value_start = equals + 1
     while value_start < len(text) and text[value_start] in " \t":
         value_start += 1
-    quote = text[value_start:value_start + 1]
+    quote = text[value_start : value_start + 1]
     if quote in ("'", '"'):
         value, after = _quoted(text, value_start, quote, line)
     else:

@@ -24,7 +24,6 @@ from typing import Any
 from cronflow import accounts, dag, envfile, liveness, masking
 from cronflow.alerts import Alerter
 from cronflow.clock import Clock
-from cronflow.state.locks import Locks
 from cronflow.model import (
     EventType,
     Job,
@@ -46,8 +45,8 @@ from cronflow.runner import (
     read_exit_status,
     tail_of,
 )
+from cronflow.state.locks import Locks
 from cronflow.state.store import Store, new_run_id
-
 
 # Runs the clock asked for; they follow `overlap`, and wait for other-schedule upstreams.
 CLOCK_KINDS = (RunKind.SCHEDULED, RunKind.CATCHUP)
@@ -83,11 +82,20 @@ class CannotStart(Exception):
 class Executor:
     """Runs a plan with the collaborators it is given; holds no global state."""
 
-    def __init__(self, *, jobfile: JobFile, store: Store, locks: Locks, runner: ProcessRunner,
-                 clock: Clock, on_event: Callable[[RunEvent], None] | None = None,
-                 on_outcome: Callable[[Outcome], None] | None = None,
-                 alerter: Alerter | None = None, stop: threading.Event | None = None,
-                 environ: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        jobfile: JobFile,
+        store: Store,
+        locks: Locks,
+        runner: ProcessRunner,
+        clock: Clock,
+        on_event: Callable[[RunEvent], None] | None = None,
+        on_outcome: Callable[[Outcome], None] | None = None,
+        alerter: Alerter | None = None,
+        stop: threading.Event | None = None,
+        environ: dict[str, str] | None = None,
+    ) -> None:
         self.jobfile = jobfile
         self.store = store
         self.locks = locks
@@ -111,18 +119,23 @@ class Executor:
         outcomes: dict[RunKey, Outcome] = {}
         running: dict[Future[Outcome], RunKey] = {}
         waiting: list[RunKey] = []  # ready, but held back while their job runs (oldest first)
-        with ThreadPoolExecutor(max_workers=self.jobfile.settings.max_parallel,
-                                thread_name_prefix="cronflow-run") as pool:
+        with ThreadPoolExecutor(
+            max_workers=self.jobfile.settings.max_parallel, thread_name_prefix="cronflow-run"
+        ) as pool:
             while sorter.is_active():
                 if self.stop.is_set() and not running:
                     for planned in runs:
                         if planned.key not in outcomes:
                             outcomes[planned.key] = self._record_interrupted(
-                                planned, attempt=0, run_id=planned.run_id,
-                                reason="cronflow stopped before it could start")
+                                planned,
+                                attempt=0,
+                                run_id=planned.run_id,
+                                reason="cronflow stopped before it could start",
+                            )
                     break
-                waiting = sorted([*waiting, *sorter.get_ready()],
-                                 key=lambda key: (key.logical_time, order[key]))
+                waiting = sorted(
+                    [*waiting, *sorter.get_ready()], key=lambda key: (key.logical_time, order[key])
+                )
                 busy = {key.job for key in running.values()}
                 for key in [] if self.stop.is_set() else list(waiting):
                     if key.job in busy:
@@ -180,31 +193,51 @@ class Executor:
                 return done
             return self._attempts(_continued(planned, latest, job), job, run_lock)
 
-    def _already_done(self, planned: PlannedRun, rerun: Rerun,
-                      latest: RunEvent | None) -> Outcome | None:
+    def _already_done(
+        self, planned: PlannedRun, rerun: Rerun, latest: RunEvent | None
+    ) -> Outcome | None:
         """The outcome of a run the log says need not (or must not) run now, else None."""
         if latest is not None and latest.status is RunStatus.RUNNING:
             return self._running_elsewhere(planned, latest)
         if latest is None or should_run(latest.status, rerun):
             return None
-        return Outcome(key=planned.key, status=latest.status, already_done=True,
-                       reason=f"already {latest.status}")
+        return Outcome(
+            key=planned.key,
+            status=latest.status,
+            already_done=True,
+            reason=f"already {latest.status}",
+        )
 
     def _running_elsewhere(self, planned: PlannedRun, latest: RunEvent | None = None) -> Outcome:
         latest = latest or self.store.history().latest(planned.key)
-        return Outcome(key=planned.key, status=RunStatus.RUNNING, already_done=True,
-                       reason=liveness.describe_running(latest)
-                       if latest is not None and latest.status is RunStatus.RUNNING
-                       else "running in another invocation")
+        return Outcome(
+            key=planned.key,
+            status=RunStatus.RUNNING,
+            already_done=True,
+            reason=liveness.describe_running(latest)
+            if latest is not None and latest.status is RunStatus.RUNNING
+            else "running in another invocation",
+        )
 
     def _busy(self, planned: PlannedRun, job: Job) -> Outcome:
         """The job's lock is held elsewhere: skip the due run, or leave a resumed one for later."""
         if planned.run_id is not None:
-            return Outcome(key=planned.key, status=RunStatus.RUNNING, already_done=True,
-                           reason="the job is running elsewhere; taken up again later")
+            return Outcome(
+                key=planned.key,
+                status=RunStatus.RUNNING,
+                already_done=True,
+                reason="the job is running elsewhere; taken up again later",
+            )
         reason = "the job is still running from another invocation (overlap = skip)"
-        self._record(planned, job, EventType.SKIPPED, RunStatus.SKIPPED, reason=reason,
-                     run_id=new_run_id(planned.logical_time), ended_at=self.clock.now())
+        self._record(
+            planned,
+            job,
+            EventType.SKIPPED,
+            RunStatus.SKIPPED,
+            reason=reason,
+            run_id=new_run_id(planned.logical_time),
+            ended_at=self.clock.now(),
+        )
         return Outcome(key=planned.key, status=RunStatus.SKIPPED, reason=reason)
 
     # ---- runs whose cronflow died ------------------------------------------------------------
@@ -224,34 +257,59 @@ class Executor:
             return None  # another machine's processes: not ours to look at
         if started.process is not None and liveness.still_running(started.process):
             return None
-        exit_status = read_exit_status(Path(started.output["exit"])) if "exit" in started.output \
-            else None
+        exit_status = (
+            read_exit_status(Path(started.output["exit"])) if "exit" in started.output else None
+        )
         who = f"cronflow (pid {started.pid}) stopped"
-        common: dict[str, Any] = dict(job=started.job, logical_time=started.logical_time, run_id=started.run_id,
-                      kind=started.kind, max_attempts=started.max_attempts,
-                      started_at=started.started_at, output=started.output, host=self.host,
-                      pid=self.pid, config_hash=started.config_hash)
+        common: dict[str, Any] = dict(
+            job=started.job,
+            logical_time=started.logical_time,
+            run_id=started.run_id,
+            kind=started.kind,
+            max_attempts=started.max_attempts,
+            started_at=started.started_at,
+            output=started.output,
+            host=self.host,
+            pid=self.pid,
+            config_hash=started.config_hash,
+        )
         if isinstance(exit_status, int):
             ended = _modified(Path(started.output["exit"])) or self.clock.now()
             status = RunStatus.SUCCESS if exit_status == 0 else RunStatus.FAILED
             stderr = Path(started.output.get("stderr", ""))
-            event = RunEvent(event=EventType.FINISHED, status=status, attempt=started.attempt,
-                             ended_at=ended, exit_code=exit_status,
-                             duration_s=round((ended - started.started_at).total_seconds(), 3)
-                             if started.started_at else None,
-                             stderr_tail=tail_of(stderr),
-                             reason=f"{who} while it ran; its shell recorded exit status "
-                                    f"{exit_status}", **common)
+            event = RunEvent(
+                event=EventType.FINISHED,
+                status=status,
+                attempt=started.attempt,
+                ended_at=ended,
+                exit_code=exit_status,
+                duration_s=round((ended - started.started_at).total_seconds(), 3)
+                if started.started_at
+                else None,
+                stderr_tail=tail_of(stderr),
+                reason=f"{who} while it ran; its shell recorded exit status {exit_status}",
+                **common,
+            )
         elif exit_status == "cancelled":
-            event = RunEvent(event=EventType.INTERRUPTED, status=RunStatus.INTERRUPTED,
-                             attempt=started.attempt - 1, ended_at=self.clock.now(),
-                             reason=f"{who} before try {started.attempt} began", **common)
+            event = RunEvent(
+                event=EventType.INTERRUPTED,
+                status=RunStatus.INTERRUPTED,
+                attempt=started.attempt - 1,
+                ended_at=self.clock.now(),
+                reason=f"{who} before try {started.attempt} began",
+                **common,
+            )
         else:
-            event = RunEvent(event=EventType.ABANDONED, status=RunStatus.ABANDONED,
-                             attempt=started.attempt, ended_at=self.clock.now(),
-                             reason=f"{who} while attempt {started.attempt} ran, and its "
-                                    "processes ended without an exit status (killed, or the "
-                                    "machine restarted)", **common)
+            event = RunEvent(
+                event=EventType.ABANDONED,
+                status=RunStatus.ABANDONED,
+                attempt=started.attempt,
+                ended_at=self.clock.now(),
+                reason=f"{who} while attempt {started.attempt} ran, and its "
+                "processes ended without an exit status (killed, or the "
+                "machine restarted)",
+                **common,
+            )
         self.store.append(event)
         self.on_event(event)
         if self.alerter and event.event is not EventType.INTERRUPTED:
@@ -265,8 +323,12 @@ class Executor:
                 delay = job.retry.delay_before(attempt)
                 self.clock.sleep_until(self.clock.now() + delay, self.stop)
             if self.stop.is_set():
-                return self._record_interrupted(planned, attempt=attempt - 1, run_id=run_id,
-                                                reason=f"cronflow stopped before try {attempt}")
+                return self._record_interrupted(
+                    planned,
+                    attempt=attempt - 1,
+                    run_id=run_id,
+                    reason=f"cronflow stopped before try {attempt}",
+                )
             finished = self._attempt(planned, job, run_id, attempt, run_lock)
             if finished.status in (RunStatus.SUCCESS, RunStatus.INTERRUPTED):
                 break
@@ -274,37 +336,69 @@ class Executor:
                 self.alerter.finished(finished)  # a try that will be retried
         return Outcome(key=planned.key, status=finished.status, attempts=attempt, event=finished)
 
-    def _attempt(self, planned: PlannedRun, job: Job, run_id: str, attempt: int,
-                 run_lock: int) -> RunEvent:
+    def _attempt(
+        self, planned: PlannedRun, job: Job, run_id: str, attempt: int, run_lock: int
+    ) -> RunEvent:
         output = self.store.output_paths(planned.key, run_id, attempt)
         recorded = {name: str(path) for name, path in output.items()}
         started: list[RunEvent] = []
 
         def record_started(process: JobProcess | None = None) -> None:
-            started.append(self._record(planned, job, EventType.STARTED, RunStatus.RUNNING,
-                                        run_id=run_id, attempt=attempt,
-                                        started_at=self.clock.now(), output=recorded,
-                                        process=process))
+            started.append(
+                self._record(
+                    planned,
+                    job,
+                    EventType.STARTED,
+                    RunStatus.RUNNING,
+                    run_id=run_id,
+                    attempt=attempt,
+                    started_at=self.clock.now(),
+                    output=recorded,
+                    process=process,
+                )
+            )
+
         try:
             launch = self._launch(planned, job, run_id, attempt)
         except CannotStart as problem:
             record_started()
             result = ProcessResult(exit_code=None, error=str(problem))
         else:
-            result = self.runner.run(ProcessSpec(
-                command=job.command, shell=job.shell, cwd=job.cwd, stdout=output["stdout"],
-                stderr=output["stderr"], exit_status=output["exit"], env=launch.env,
-                account=launch.account, secrets=launch.secrets, inherit=(run_lock,),
-                timeout=job.timeout.total_seconds() if job.timeout else None,
-                kill_grace=job.kill_grace.total_seconds()), on_start=record_started)
+            result = self.runner.run(
+                ProcessSpec(
+                    command=job.command,
+                    shell=job.shell,
+                    cwd=job.cwd,
+                    stdout=output["stdout"],
+                    stderr=output["stderr"],
+                    exit_status=output["exit"],
+                    env=launch.env,
+                    account=launch.account,
+                    secrets=launch.secrets,
+                    inherit=(run_lock,),
+                    timeout=job.timeout.total_seconds() if job.timeout else None,
+                    kill_grace=job.kill_grace.total_seconds(),
+                ),
+                on_start=record_started,
+            )
             if not started:  # it could not be started at all
                 record_started()
-        return self._record(planned, job, EventType.FINISHED, _status_of(result), run_id=run_id,
-                            attempt=attempt, started_at=started[0].started_at,
-                            ended_at=self.clock.now(), duration_s=result.duration_s,
-                            exit_code=result.exit_code, signal=result.signal,
-                            output=recorded, stderr_tail=result.stderr_tail,
-                            reason=_reason_of(result, job))
+        return self._record(
+            planned,
+            job,
+            EventType.FINISHED,
+            _status_of(result),
+            run_id=run_id,
+            attempt=attempt,
+            started_at=started[0].started_at,
+            ended_at=self.clock.now(),
+            duration_s=result.duration_s,
+            exit_code=result.exit_code,
+            signal=result.signal,
+            output=recorded,
+            stderr_tail=result.stderr_tail,
+            reason=_reason_of(result, job),
+        )
 
     def _launch(self, planned: PlannedRun, job: Job, run_id: str, attempt: int) -> Launch:
         """Who the attempt runs as, its environment and the secrets to mask in its output:
@@ -317,10 +411,17 @@ class Executor:
                 account = accounts.account(job.user, job.group)
             except accounts.UnknownAccount as error:
                 raise CannotStart(f"{error}; fix user/group of job {job.name}") from None
-            base = {name: value for name, value in self.environ.items()
-                    if name in ("PATH", "TZ", "LANG") or name.startswith("LC_")}
-            base |= {"HOME": account.home, "USER": account.name, "LOGNAME": account.name,
-                     "SHELL": "/bin/sh"}
+            base = {
+                name: value
+                for name, value in self.environ.items()
+                if name in ("PATH", "TZ", "LANG") or name.startswith("LC_")
+            }
+            base |= {
+                "HOME": account.home,
+                "USER": account.name,
+                "LOGNAME": account.name,
+                "SHELL": "/bin/sh",
+            }
         try:
             from_files = envfile.read_job_env_files(job)
         except envfile.Unusable as problem:
@@ -337,13 +438,15 @@ class Executor:
             "CRONFLOW_ATTEMPT": str(attempt),
             "CRONFLOW_RUN_KIND": planned.kind.value,
         }
-        return Launch(env=env, account=account,
-                      secrets=masking.secrets_of(job.env, from_files.values()))
+        return Launch(
+            env=env, account=account, secrets=masking.secrets_of(job.env, from_files.values())
+        )
 
     # ---- dependencies ------------------------------------------------------------------------
 
-    def _held_back(self, planned: PlannedRun, outcomes: dict[RunKey, Outcome],
-                   rerun: Rerun) -> Outcome | None:
+    def _held_back(
+        self, planned: PlannedRun, outcomes: dict[RunKey, Outcome], rerun: Rerun
+    ) -> Outcome | None:
         """If an upstream has not succeeded, the outcome of this run (recorded unless the log
         says it need not run at all); else None."""
         history = None
@@ -353,9 +456,13 @@ class Executor:
                 outcome = outcomes[upstream]
                 if outcome.status in (RunStatus.WAITING, RunStatus.RUNNING):
                     # Taken up again, with this run, when that upstream's run is.
-                    return Outcome(key=planned.key, status=outcome.status, already_done=True,
-                                   reason=f"upstream {describe_key(self.jobfile, upstream)} "
-                                          f"is {outcome.status}")
+                    return Outcome(
+                        key=planned.key,
+                        status=outcome.status,
+                        already_done=True,
+                        reason=f"upstream {describe_key(self.jobfile, upstream)} "
+                        f"is {outcome.status}",
+                    )
                 status: RunStatus | None = outcome.status
             else:  # not part of this invocation: the log decides
                 if history is None:
@@ -366,40 +473,75 @@ class Executor:
             done = self._already_done(planned, rerun, self.store.history().latest(planned.key))
             if done:
                 return done  # never record a hold over a run that need not run again
-            reason = (f"upstream {describe_key(self.jobfile, upstream)} "
-                      f"{'has not run' if status is None else f'is {status}'}")
+            reason = (
+                f"upstream {describe_key(self.jobfile, upstream)} "
+                f"{'has not run' if status is None else f'is {status}'}"
+            )
             other_schedule = self.jobfile.jobs[upstream.job].cadence != job.cadence
             if planned.kind in CLOCK_KINDS and other_schedule:
                 return self._record_waiting(planned, job, reason)
             held = RunStatus.SKIPPED if status is RunStatus.SKIPPED else RunStatus.UPSTREAM_FAILED
-            self._record(planned, job, EventType(held.value), held, reason=reason,
-                         run_id=new_run_id(planned.logical_time), ended_at=self.clock.now())
+            self._record(
+                planned,
+                job,
+                EventType(held.value),
+                held,
+                reason=reason,
+                run_id=new_run_id(planned.logical_time),
+                ended_at=self.clock.now(),
+            )
             return Outcome(key=planned.key, status=held, reason=reason)
         return None
 
-    def _record_interrupted(self, planned: PlannedRun, attempt: int, run_id: str | None,
-                            reason: str) -> Outcome:
+    def _record_interrupted(
+        self, planned: PlannedRun, attempt: int, run_id: str | None, reason: str
+    ) -> Outcome:
         """A run cut short by cronflow's own stop; the next start takes it up again."""
         job = self.jobfile.jobs[planned.job]
-        self._record(planned, job, EventType.INTERRUPTED, RunStatus.INTERRUPTED, reason=reason,
-                     attempt=attempt, run_id=run_id or new_run_id(planned.logical_time),
-                     ended_at=self.clock.now())
-        return Outcome(key=planned.key, status=RunStatus.INTERRUPTED, attempts=attempt,
-                       reason=reason)
+        self._record(
+            planned,
+            job,
+            EventType.INTERRUPTED,
+            RunStatus.INTERRUPTED,
+            reason=reason,
+            attempt=attempt,
+            run_id=run_id or new_run_id(planned.logical_time),
+            ended_at=self.clock.now(),
+        )
+        return Outcome(
+            key=planned.key, status=RunStatus.INTERRUPTED, attempts=attempt, reason=reason
+        )
 
     def _record_waiting(self, planned: PlannedRun, job: Job, reason: str) -> Outcome:
         """Wait for a later invocation; recorded once, not on every invocation that checks."""
         latest = self.store.history().latest(planned.key)
         if latest is None or latest.status is not RunStatus.WAITING or latest.reason != reason:
-            self._record(planned, job, EventType.WAITING, RunStatus.WAITING, reason=reason,
-                         run_id=new_run_id(planned.logical_time), ended_at=self.clock.now())
+            self._record(
+                planned,
+                job,
+                EventType.WAITING,
+                RunStatus.WAITING,
+                reason=reason,
+                run_id=new_run_id(planned.logical_time),
+                ended_at=self.clock.now(),
+            )
         return Outcome(key=planned.key, status=RunStatus.WAITING, reason=reason)
 
-    def _record(self, planned: PlannedRun, job: Job, event: EventType, status: RunStatus,
-                **fields: Any) -> RunEvent:
-        record = RunEvent(event=event, job=job.name, logical_time=planned.logical_time,
-                          status=status, kind=planned.kind, max_attempts=job.retry.attempts,
-                          host=self.host, pid=self.pid, config_hash=job.config_hash, **fields)
+    def _record(
+        self, planned: PlannedRun, job: Job, event: EventType, status: RunStatus, **fields: Any
+    ) -> RunEvent:
+        record = RunEvent(
+            event=event,
+            job=job.name,
+            logical_time=planned.logical_time,
+            status=status,
+            kind=planned.kind,
+            max_attempts=job.retry.attempts,
+            host=self.host,
+            pid=self.pid,
+            config_hash=job.config_hash,
+            **fields,
+        )
         self.store.append(record)
         self.on_event(record)
         return record

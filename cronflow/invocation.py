@@ -15,13 +15,12 @@ import socket
 import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 
 from cronflow import plan
 from cronflow.alerts import Alerter
 from cronflow.clock import Clock
 from cronflow.executor import Executor, Outcome
-from cronflow.state.locks import PLAN_LOCK, Locks
 from cronflow.model import (
     EventType,
     JobFile,
@@ -32,17 +31,34 @@ from cronflow.model import (
     Watermark,
 )
 from cronflow.runner import ProcessRunner
+from cronflow.state.locks import PLAN_LOCK, Locks
 from cronflow.state.store import HEARTBEAT, PRUNED, Store, new_run_id
 
 
-def build_scheduler(jobfile: JobFile, *, store: Store, locks: Locks, clock: Clock,
-                    runner: ProcessRunner, on_event: Callable[[RunEvent], None] | None = None,
-                    on_outcome: Callable[[Outcome], None] | None = None,
-                    stop: threading.Event | None = None) -> Scheduler:
+def build_scheduler(
+    jobfile: JobFile,
+    *,
+    store: Store,
+    locks: Locks,
+    clock: Clock,
+    runner: ProcessRunner,
+    on_event: Callable[[RunEvent], None] | None = None,
+    on_outcome: Callable[[Outcome], None] | None = None,
+    stop: threading.Event | None = None,
+) -> Scheduler:
     """A Scheduler with its Executor and Alerter, wired the way cronflow runs for real."""
     alerter = Alerter(jobfile=jobfile, store=store, clock=clock)
-    executor = Executor(jobfile=jobfile, store=store, locks=locks, runner=runner, clock=clock,
-                        on_event=on_event, on_outcome=on_outcome, alerter=alerter, stop=stop)
+    executor = Executor(
+        jobfile=jobfile,
+        store=store,
+        locks=locks,
+        runner=runner,
+        clock=clock,
+        on_event=on_event,
+        on_outcome=on_outcome,
+        alerter=alerter,
+        stop=stop,
+    )
     return Scheduler(jobfile=jobfile, store=store, locks=locks, executor=executor, clock=clock)
 
 
@@ -50,8 +66,9 @@ PRUNE_EVERY = timedelta(hours=1)
 
 
 class Scheduler:
-    def __init__(self, *, jobfile: JobFile, store: Store, locks: Locks, executor: Executor,
-                 clock: Clock) -> None:
+    def __init__(
+        self, *, jobfile: JobFile, store: Store, locks: Locks, executor: Executor, clock: Clock
+    ) -> None:
         self.jobfile = jobfile
         self.store = store
         self.locks = locks
@@ -70,7 +87,9 @@ class Scheduler:
         settings = self.jobfile.settings
         now = self.clock.now()
         last = self.store.read_stamp(PRUNED)
-        if settings.keep_days == 0 or (last is not None and timedelta(0) <= now - last < PRUNE_EVERY):
+        if settings.keep_days == 0 or (
+            last is not None and timedelta(0) <= now - last < PRUNE_EVERY
+        ):
             return 0
         self.store.write_stamp(PRUNED, now)
         keep = self.store.history().run_ids_to_keep(settings.keep_runs)
@@ -83,8 +102,9 @@ class Scheduler:
             self.settle_orphans()
             now = self.clock.now()
             watermarks = self.store.read_watermarks()
-            decided = plan.due_runs(self.jobfile, self.store.history(),
-                                    self._after_clock_check(watermarks, now), now)
+            decided = plan.due_runs(
+                self.jobfile, self.store.history(), self._after_clock_check(watermarks, now), now
+            )
             for job, ticks in decided.missed.items():
                 self._record_missed(job, ticks)
             if decided.watermarks != watermarks:
@@ -99,35 +119,48 @@ class Scheduler:
         if plan.clock_set_back(watermarks, now):
             watermarks = plan.rewound(watermarks, now)
         decided = plan.due_runs(self.jobfile, self.store.history(), watermarks, now, explain=True)
-        verdicts = [verdict if verdict.action is not plan.Action.RUN or self.locks.is_free(verdict.job)
-                    else plan.Verdict(job=verdict.job, logical_time=verdict.logical_time,
-                                      action=plan.Action.OVERLAP, detail="still running elsewhere; "
-                                      f"overlap = {self.jobfile.jobs[verdict.job].overlap}")
-                    for verdict in decided.verdicts]
-        return plan.TickPlan(runs=decided.runs, missed=decided.missed,
-                             watermarks=decided.watermarks, verdicts=verdicts)
+        verdicts = [
+            verdict
+            if verdict.action is not plan.Action.RUN or self.locks.is_free(verdict.job)
+            else plan.Verdict(
+                job=verdict.job,
+                logical_time=verdict.logical_time,
+                action=plan.Action.OVERLAP,
+                detail="still running elsewhere; "
+                f"overlap = {self.jobfile.jobs[verdict.job].overlap}",
+            )
+            for verdict in decided.verdicts
+        ]
+        return plan.TickPlan(
+            runs=decided.runs,
+            missed=decided.missed,
+            watermarks=decided.watermarks,
+            verdicts=verdicts,
+        )
 
-    def backfill(self, jobs: list[str], days: list[date], rerun: Rerun,
-                 progress: Callable[[int], AbstractContextManager[object]] | None = None
-                 ) -> tuple[list[Outcome], int]:
-        """`cronflow run --date`: every run of `jobs` on `days` whose tick has come, a date at a
-        time, oldest first; (the outcomes, how many ticks were left to the scheduler)."""
-        chosen = plan.backfill(self.jobfile, jobs, days, self.clock.now())
+    def backfill(
+        self,
+        chosen: plan.Backfill,
+        rerun: Rerun,
+        progress: Callable[[int], AbstractContextManager[object]] | None = None,
+    ) -> list[Outcome]:
+        """`cronflow run --date`: the runs `plan.backfill` chose, a date at a time, oldest
+        first. (Choosing comes first, apart: a range it refuses writes nothing.)"""
         self.settle_orphans()
         outcomes: list[Outcome] = []
         with progress(sum(map(len, chosen.by_date))) if progress else nullcontext():
             for runs in chosen.by_date:
                 outcomes += self.executor.execute(runs, rerun)
-        return outcomes, len(chosen.not_yet_due)
+        return outcomes
 
-    def backfill_preview(self, jobs: list[str], days: list[date], rerun: Rerun
-                         ) -> list[plan.Verdict]:
+    def backfill_preview(self, chosen: plan.Backfill, rerun: Rerun) -> list[plan.Verdict]:
         """What `backfill` would do and why, changing nothing (for --dry-run)."""
-        chosen = plan.backfill(self.jobfile, jobs, days, self.clock.now())
         history = self.store.history()
-        return ([plan.backfill_verdict(run, history.status(run.key), rerun)
-                 for runs in chosen.by_date for run in runs]
-                + [plan.not_yet_due_verdict(run) for run in chosen.not_yet_due])
+        return [
+            plan.backfill_verdict(run, history.status(run.key), rerun)
+            for runs in chosen.by_date
+            for run in runs
+        ] + [plan.not_yet_due_verdict(run) for run in chosen.not_yet_due]
 
     def settle_orphans(self) -> list[RunEvent]:
         """Settle every run left `running` on this host whose run lock is free (its cronflow
@@ -139,15 +172,15 @@ class Scheduler:
                 continue  # another machine's run: its locks are not ours to test
             with self.locks.hold_run(started.key) as free:
                 latest = self.store.history().latest(started.key)
-                if free is not None and latest is not None and \
-                        latest.status is RunStatus.RUNNING:
+                if free is not None and latest is not None and latest.status is RunStatus.RUNNING:
                     event = self.executor.settle(latest)
                     if event is not None:
                         settled.append(event)
         return settled
 
-    def _after_clock_check(self, watermarks: dict[str, Watermark], now: datetime
-                           ) -> dict[str, Watermark]:
+    def _after_clock_check(
+        self, watermarks: dict[str, Watermark], now: datetime
+    ) -> dict[str, Watermark]:
         """The watermarks to decide from: when the clock went back behind ticks already
         decided, record one `clock` event, alert, and decide those jobs again from now."""
         reached = plan.clock_set_back(watermarks, now)
@@ -155,13 +188,20 @@ class Scheduler:
             return watermarks
         rewound = plan.rewound(watermarks, now)
         event = RunEvent(
-            event=EventType.CLOCK, job="", logical_time=reached, run_id="",
-            status=RunStatus.SKIPPED, kind=RunKind.SCHEDULED, ended_at=now,
+            event=EventType.CLOCK,
+            job="",
+            logical_time=reached,
+            run_id="",
+            status=RunStatus.SKIPPED,
+            kind=RunKind.SCHEDULED,
+            ended_at=now,
             reason=f"the clock went back at least {_rounded(reached - now)}: ticks up to "
-                   f"{reached.isoformat()} were already decided; "
-                   f"{len(watermarks) - len(rewound)} job(s) decide their ticks again from "
-                   f"now, and runs that already succeeded do not run again",
-            host=self.host, pid=os.getpid())
+            f"{reached.isoformat()} were already decided; "
+            f"{len(watermarks) - len(rewound)} job(s) decide their ticks again from "
+            f"now, and runs that already succeeded do not run again",
+            host=self.host,
+            pid=os.getpid(),
+        )
         self.store.append(event)
         if self.executor.alerter:
             self.executor.alerter.clock_set_back(event)
@@ -172,11 +212,19 @@ class Scheduler:
         first, last = (tick.astimezone(job.timezone).isoformat() for tick in (ticks[0], ticks[-1]))
         span = first if len(ticks) == 1 else f"{first} to {last}"
         event = RunEvent(
-            event=EventType.MISSED, job=job_name, logical_time=ticks[-1],
-            run_id=new_run_id(ticks[-1]), status=RunStatus.MISSED, kind=RunKind.CATCHUP,
-            missed_ticks=len(ticks), ended_at=self.clock.now(),
+            event=EventType.MISSED,
+            job=job_name,
+            logical_time=ticks[-1],
+            run_id=new_run_id(ticks[-1]),
+            status=RunStatus.MISSED,
+            kind=RunKind.CATCHUP,
+            missed_ticks=len(ticks),
+            ended_at=self.clock.now(),
             reason=f"{len(ticks)} tick(s) not run, {span} (catchup = {job.catchup})",
-            host=self.host, pid=os.getpid(), config_hash=job.config_hash)
+            host=self.host,
+            pid=os.getpid(),
+            config_hash=job.config_hash,
+        )
         self.store.append(event)
         if self.executor.alerter:
             self.executor.alerter.missed(event)

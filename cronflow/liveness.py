@@ -30,8 +30,7 @@ def identify(pid: int) -> JobProcess | None:
     fields = _stat_fields(pid)
     if fields is None:
         return None
-    return JobProcess(pid=pid, pgid=fields.pgid, start_ticks=fields.start_ticks,
-                      boot_id=boot_id())
+    return JobProcess(pid=pid, pgid=fields.pgid, start_ticks=fields.start_ticks, boot_id=boot_id())
 
 
 def still_running(process: JobProcess) -> bool:
@@ -42,8 +41,12 @@ def still_running(process: JobProcess) -> bool:
         if not entry.name.isdigit():
             continue
         fields = _stat_fields(int(entry.name))
-        if (fields is not None and fields.pgid == process.pgid and fields.state != "Z"
-                and fields.start_ticks >= process.start_ticks):
+        if (
+            fields is not None
+            and fields.pgid == process.pgid
+            and fields.state != "Z"
+            and fields.start_ticks >= process.start_ticks
+        ):
             return True
     return False
 

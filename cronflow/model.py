@@ -110,22 +110,39 @@ class RunStatus(StrEnum):
         return _COLOURS[self]
 
 
-_FAILURES = frozenset({RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.UPSTREAM_FAILED,
-                       RunStatus.ABANDONED})
+_FAILURES = frozenset(
+    {RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.UPSTREAM_FAILED, RunStatus.ABANDONED}
+)
 _HEALTHY = frozenset({RunStatus.SUCCESS, RunStatus.SKIPPED, RunStatus.MISSED})
 # Neither a failure nor healthy: running, waiting and interrupted (cronflow's own stop) runs
 # leave a failing streak as it was.
-_UNFINISHED = frozenset({RunStatus.RUNNING, RunStatus.WAITING, RunStatus.ABANDONED,
-                         RunStatus.INTERRUPTED})
-_LETTERS = {RunStatus.SUCCESS: ".", RunStatus.FAILED: "F", RunStatus.TIMED_OUT: "T",
-            RunStatus.UPSTREAM_FAILED: "U", RunStatus.SKIPPED: "S", RunStatus.MISSED: "M",
-            RunStatus.RUNNING: "R", RunStatus.WAITING: "W", RunStatus.ABANDONED: "A",
-            RunStatus.INTERRUPTED: "I"}
-_COLOURS = {RunStatus.SUCCESS: "green", RunStatus.FAILED: "bold red",
-            RunStatus.TIMED_OUT: "bold red", RunStatus.UPSTREAM_FAILED: "yellow",
-            RunStatus.SKIPPED: "dim", RunStatus.MISSED: "dim", RunStatus.RUNNING: "cyan",
-            RunStatus.WAITING: "yellow", RunStatus.ABANDONED: "magenta",
-            RunStatus.INTERRUPTED: "magenta"}
+_UNFINISHED = frozenset(
+    {RunStatus.RUNNING, RunStatus.WAITING, RunStatus.ABANDONED, RunStatus.INTERRUPTED}
+)
+_LETTERS = {
+    RunStatus.SUCCESS: ".",
+    RunStatus.FAILED: "F",
+    RunStatus.TIMED_OUT: "T",
+    RunStatus.UPSTREAM_FAILED: "U",
+    RunStatus.SKIPPED: "S",
+    RunStatus.MISSED: "M",
+    RunStatus.RUNNING: "R",
+    RunStatus.WAITING: "W",
+    RunStatus.ABANDONED: "A",
+    RunStatus.INTERRUPTED: "I",
+}
+_COLOURS = {
+    RunStatus.SUCCESS: "green",
+    RunStatus.FAILED: "bold red",
+    RunStatus.TIMED_OUT: "bold red",
+    RunStatus.UPSTREAM_FAILED: "yellow",
+    RunStatus.SKIPPED: "dim",
+    RunStatus.MISSED: "dim",
+    RunStatus.RUNNING: "cyan",
+    RunStatus.WAITING: "yellow",
+    RunStatus.ABANDONED: "magenta",
+    RunStatus.INTERRUPTED: "magenta",
+}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -327,5 +344,11 @@ class RunRecords(Protocol):
 
     def recent_runs(self, job: str, count: int) -> list[RunEvent]: ...
 
-    def newest_first(self, *, jobs: Sequence[str] = (), statuses: Sequence[str] = (),
-                     since: datetime | None = None, limit: int = 50) -> list[RunEvent]: ...
+    def newest_first(
+        self,
+        *,
+        jobs: Sequence[str] = (),
+        statuses: Sequence[str] = (),
+        since: datetime | None = None,
+        limit: int = 50,
+    ) -> list[RunEvent]: ...

@@ -26,10 +26,10 @@ from cronflow.model import (
     JobFile,
     PlannedRun,
     Rerun,
-    RunKey,
-    RunRecords,
     RunEvent,
+    RunKey,
     RunKind,
+    RunRecords,
     RunStatus,
     Watermark,
 )
@@ -62,8 +62,13 @@ class Action(StrEnum):
     @property
     def colour(self) -> str:
         """How a terminal shows it (a rich style name)."""
-        return {Action.RUN: "green", Action.RETRY: "cyan", Action.WAITING: "yellow",
-                Action.MISSED: "red", Action.OVERLAP: "yellow"}.get(self, "dim")
+        return {
+            Action.RUN: "green",
+            Action.RETRY: "cyan",
+            Action.WAITING: "yellow",
+            Action.MISSED: "red",
+            Action.OVERLAP: "yellow",
+        }.get(self, "dim")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -86,8 +91,13 @@ class TickPlan:
     verdicts: list[Verdict] = field(default_factory=list)  # only when asked to explain
 
 
-def due_runs(jobfile: JobFile, history: RunRecords, watermarks: Mapping[str, Watermark],
-             now: datetime, explain: bool = False) -> TickPlan:
+def due_runs(
+    jobfile: JobFile,
+    history: RunRecords,
+    watermarks: Mapping[str, Watermark],
+    now: datetime,
+    explain: bool = False,
+) -> TickPlan:
     """The runs due at `now`, given each job's watermark and what the log already holds.
 
     With `explain`, also say for every job why it does or does not run (for --dry-run).
@@ -105,37 +115,57 @@ def due_runs(jobfile: JobFile, history: RunRecords, watermarks: Mapping[str, Wat
         mark = watermarks.get(job.name)
         if mark and mark.schedule == fingerprint and mark.next_tick and mark.next_tick > now:
             if explain:
-                verdicts.append(Verdict(job=job.name, logical_time=mark.next_tick,
-                                        action=Action.NOT_DUE, detail="next tick"))
+                verdicts.append(
+                    Verdict(
+                        job=job.name,
+                        logical_time=mark.next_tick,
+                        action=Action.NOT_DUE,
+                        detail="next tick",
+                    )
+                )
             continue
         schedule = schedule_of(job.cadence)
         since = mark.decided if mark else now - FIRST_SIGHT
         ticks = schedule.ticks(since, now)
         decided = ticks[-1] if ticks else since
-        new_watermarks[job.name] = Watermark(decided=decided, next_tick=schedule.next_after(decided),
-                                             schedule=fingerprint)
+        new_watermarks[job.name] = Watermark(
+            decided=decided, next_tick=schedule.next_after(decided), schedule=fingerprint
+        )
         if not ticks:
             if explain:
-                verdicts.append(Verdict(job=job.name, logical_time=new_watermarks[job.name].next_tick,
-                                        action=Action.NOT_DUE, detail="next tick"))
+                verdicts.append(
+                    Verdict(
+                        job=job.name,
+                        logical_time=new_watermarks[job.name].next_tick,
+                        action=Action.NOT_DUE,
+                        detail="next tick",
+                    )
+                )
             continue
         to_run, not_run = _apply_catchup(job, ticks, now)
         if not_run:
             missed[job.name] = not_run
         if not_run and explain:
-            verdicts.append(Verdict(job=job.name, logical_time=not_run[-1], action=Action.MISSED,
-                                    detail=f"{len(not_run)} tick(s) not run "
-                                           f"(catchup = {job.catchup})"))
+            verdicts.append(
+                Verdict(
+                    job=job.name,
+                    logical_time=not_run[-1],
+                    action=Action.MISSED,
+                    detail=f"{len(not_run)} tick(s) not run (catchup = {job.catchup})",
+                )
+            )
         for tick in to_run:
             key = RunKey(job.name, tick)
             if history.status(key) is RunStatus.SUCCESS:
                 if explain:
-                    verdicts.append(Verdict(job=job.name, logical_time=tick,
-                                            action=Action.ALREADY_DONE))
+                    verdicts.append(
+                        Verdict(job=job.name, logical_time=tick, action=Action.ALREADY_DONE)
+                    )
                 continue
             on_time = tick == ticks[-1] and now - tick <= LATE_AFTER
-            roots.append(PlannedRun(key=key, kind=RunKind.SCHEDULED if on_time
-                                    else RunKind.CATCHUP))
+            roots.append(
+                PlannedRun(key=key, kind=RunKind.SCHEDULED if on_time else RunKind.CATCHUP)
+            )
     roots += _resumed(jobfile, history, now)
     runs = _with_unscheduled_downstream(jobfile, roots, history)
     if explain:
@@ -159,12 +189,13 @@ def rewound(watermarks: Mapping[str, Watermark], now: datetime) -> dict[str, Wat
     return {job: mark for job, mark in watermarks.items() if mark.decided <= now}
 
 
-def _apply_catchup(job: Job, ticks: list[datetime], now: datetime
-                   ) -> tuple[list[datetime], list[datetime]]:
+def _apply_catchup(
+    job: Job, ticks: list[datetime], now: datetime
+) -> tuple[list[datetime], list[datetime]]:
     """Split due ticks into (run, missed) by the job's catch-up policy."""
     newest_on_time = now - ticks[-1] <= LATE_AFTER
     if job.catchup is CatchUp.ALL:
-        return ticks[-job.max_catchup:], ticks[:-job.max_catchup]
+        return ticks[-job.max_catchup :], ticks[: -job.max_catchup]
     if job.catchup is CatchUp.NONE and not newest_on_time:
         return [], ticks
     return ticks[-1:], ticks[:-1]
@@ -174,16 +205,24 @@ def _resumed(jobfile: JobFile, history: RunRecords, now: datetime) -> list[Plann
     """Runs to take up again: abandoned or interrupted ones with tries left, failed ones
     whose next try is due (their cronflow died before it), and ones waiting for upstreams."""
     resumed = []
-    for event in [*history.unfinished(RunStatus.ABANDONED, RunStatus.INTERRUPTED,
-                                      RunStatus.WAITING), *history.owed_retries()]:
+    for event in [
+        *history.unfinished(RunStatus.ABANDONED, RunStatus.INTERRUPTED, RunStatus.WAITING),
+        *history.owed_retries(),
+    ]:
         job = jobfile.jobs.get(event.job)
         if job is None:
             continue
         if event.status is RunStatus.WAITING:
             resumed.append(PlannedRun(key=event.key, kind=event.kind))
         elif event.attempt < job.retry.attempts and _retry_due(job, event, now):
-            resumed.append(PlannedRun(key=event.key, kind=event.kind,
-                                      first_attempt=event.attempt + 1, run_id=event.run_id))
+            resumed.append(
+                PlannedRun(
+                    key=event.key,
+                    kind=event.kind,
+                    first_attempt=event.attempt + 1,
+                    run_id=event.run_id,
+                )
+            )
     return resumed
 
 
@@ -197,8 +236,9 @@ def _retry_due(job: Job, event: RunEvent, now: datetime) -> bool:
     return now >= event.ended_at + job.retry.delay_before(event.attempt + 1)
 
 
-def _with_unscheduled_downstream(jobfile: JobFile, roots: list[PlannedRun],
-                                 history: RunRecords) -> list[PlannedRun]:
+def _with_unscheduled_downstream(
+    jobfile: JobFile, roots: list[PlannedRun], history: RunRecords
+) -> list[PlannedRun]:
     """The roots plus, for each, the unscheduled jobs after it at the same logical time.
 
     Ordered by logical time, then dependency; each run lists the runs it waits for.
@@ -211,9 +251,13 @@ def _with_unscheduled_downstream(jobfile: JobFile, roots: list[PlannedRun],
         for name in dag.downstream_of(graph, [root.job]) - {root.job}:
             job = jobfile.jobs[name]
             key = RunKey(name, root.logical_time)
-            if (job.schedule is None and job.enabled
-                    and job.cadence == jobfile.jobs[root.job].cadence
-                    and key not in wanted and history.status(key) is not RunStatus.SUCCESS):
+            if (
+                job.schedule is None
+                and job.enabled
+                and job.cadence == jobfile.jobs[root.job].cadence
+                and key not in wanted
+                and history.status(key) is not RunStatus.SUCCESS
+            ):
                 wanted[key] = PlannedRun(key=key, kind=root.kind)
     ordered = sorted(wanted.values(), key=lambda run: (run.logical_time, order[run.job]))
     return [_with_upstreams(jobfile, run) for run in ordered]
@@ -223,16 +267,23 @@ def _run_verdicts(jobfile: JobFile, runs: list[PlannedRun], history: RunRecords)
     planned = {run.key for run in runs}
     verdicts = []
     for run in runs:
-        missing = [key for key in run.upstreams
-                   if key not in planned and history.status(key) is not RunStatus.SUCCESS]
+        missing = [
+            key
+            for key in run.upstreams
+            if key not in planned and history.status(key) is not RunStatus.SUCCESS
+        ]
         if missing:
-            action, detail = Action.WAITING, "for " + ", ".join(describe_key(jobfile, k) for k in missing)
+            action, detail = (
+                Action.WAITING,
+                "for " + ", ".join(describe_key(jobfile, k) for k in missing),
+            )
         elif run.run_id is not None:
             action, detail = Action.RETRY, f"attempt {run.first_attempt}, resuming {run.run_id}"
         else:
             action, detail = Action.RUN, run.kind.value
-        verdicts.append(Verdict(job=run.job, logical_time=run.logical_time, action=action,
-                                detail=detail))
+        verdicts.append(
+            Verdict(job=run.job, logical_time=run.logical_time, action=action, detail=detail)
+        )
     return verdicts
 
 
@@ -252,21 +303,28 @@ def select_jobs(jobfile: JobFile, names: Sequence[str], downstream: bool) -> lis
         raise UsageError(_unknown_jobs_message(jobfile, unknown))
     chosen = set(names) if names else {name for name, job in jobfile.jobs.items() if job.enabled}
     if downstream:
-        chosen = {name for name in dag.downstream_of(graph, chosen)
-                  if jobfile.jobs[name].enabled or name in names}
+        chosen = {
+            name
+            for name in dag.downstream_of(graph, chosen)
+            if jobfile.jobs[name].enabled or name in names
+        }
     return [name for name in dag.topological_order(graph) if name in chosen]
 
 
-def runs_for_date(jobfile: JobFile, jobs: Iterable[str], day: date, kind: RunKind) -> list[PlannedRun]:
+def runs_for_date(
+    jobfile: JobFile, jobs: Iterable[str], day: date, kind: RunKind
+) -> list[PlannedRun]:
     """Every run of `jobs` whose logical time falls on `day` (local to each job's cadence).
 
     Ordered by dependency, then by logical time. Each run lists the runs it waits for: the
     same logical time of an upstream sharing its cadence, or else the upstream's latest tick
     at or before its own logical time.
     """
-    return [_with_upstreams(jobfile, PlannedRun(key=RunKey(name, logical_time), kind=kind))
-            for name in jobs
-            for logical_time in schedule_of(jobfile.jobs[name].cadence).ticks_on(day)]
+    return [
+        _with_upstreams(jobfile, PlannedRun(key=RunKey(name, logical_time), kind=kind))
+        for name in jobs
+        for logical_time in schedule_of(jobfile.jobs[name].cadence).ticks_on(day)
+    ]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -277,8 +335,9 @@ class Backfill:
     not_yet_due: list[PlannedRun]  # later than now: left to the scheduler, run when they come
 
 
-def backfill(jobfile: JobFile, jobs: Sequence[str], days: Sequence[date],
-             now: datetime) -> Backfill:
+def backfill(
+    jobfile: JobFile, jobs: Sequence[str], days: Sequence[date], now: datetime
+) -> Backfill:
     """Every run of `jobs` on `days` whose tick has come. A backfill never runs a tick later
     than now: run early, it would stand for a time that has not happened (its data is not
     there yet), and the scheduler would then find it done and run nothing when it comes.
@@ -294,7 +353,8 @@ def backfill(jobfile: JobFile, jobs: Sequence[str], days: Sequence[date],
             f"--date {days[0]}{'..' + str(days[-1]) if len(days) > 1 else ''} is still to "
             f"come: its first tick, {describe_key(jobfile, first.key)}, is "
             f"{_wait_words(first.logical_time - now)} from now. A backfill runs only ticks "
-            "that have come; the scheduler runs the others when they come.")
+            "that have come; the scheduler runs the others when they come."
+        )
     return Backfill(by_date=by_date, not_yet_due=not_yet_due)
 
 
@@ -308,8 +368,12 @@ def _wait_words(wait: timedelta) -> str:
 
 
 def not_yet_due_verdict(run: PlannedRun) -> Verdict:
-    return Verdict(job=run.job, logical_time=run.logical_time, action=Action.NOT_YET_DUE,
-                   detail="later than now: left to the scheduler")
+    return Verdict(
+        job=run.job,
+        logical_time=run.logical_time,
+        action=Action.NOT_YET_DUE,
+        detail="later than now: left to the scheduler",
+    )
 
 
 def should_run(status: RunStatus | None, rerun: Rerun) -> bool:
@@ -324,8 +388,12 @@ def should_run(status: RunStatus | None, rerun: Rerun) -> bool:
 def backfill_verdict(run: PlannedRun, status: RunStatus | None, rerun: Rerun) -> Verdict:
     """Whether a backfill run will run, and why, for `cronflow run --date ... --dry-run`."""
     if not should_run(status, rerun):
-        return Verdict(job=run.job, logical_time=run.logical_time, action=Action.SKIP,
-                       detail=f"already {status} (--rerun {rerun})")
+        return Verdict(
+            job=run.job,
+            logical_time=run.logical_time,
+            action=Action.SKIP,
+            detail=f"already {status} (--rerun {rerun})",
+        )
     detail = "never run" if status is None else f"was {status}, --rerun {rerun}"
     return Verdict(job=run.job, logical_time=run.logical_time, action=Action.RUN, detail=detail)
 
@@ -357,8 +425,9 @@ def _unknown_jobs_message(jobfile: JobFile, unknown: list[str]) -> str:
     for name in unknown:
         close = difflib.get_close_matches(name, list(jobfile.jobs), n=1)
         hints.append(f'"{name}"' + (f' (did you mean "{close[0]}"?)' if close else ""))
-    return (f"{jobfile.path}: no job named {', '.join(hints)}. "
-            f"The jobs are: {', '.join(jobfile.jobs)}.")
+    return (
+        f"{jobfile.path}: no job named {', '.join(hints)}. The jobs are: {', '.join(jobfile.jobs)}."
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -371,8 +440,9 @@ class UpcomingTick:
     dst_note: str  # how daylight saving time shaped it, or ""
 
 
-def upcoming_ticks(jobfile: JobFile, jobs: Sequence[str], after: datetime,
-                   count: int) -> list[UpcomingTick]:
+def upcoming_ticks(
+    jobfile: JobFile, jobs: Sequence[str], after: datetime, count: int
+) -> list[UpcomingTick]:
     """The next `count` ticks after `after` of each scheduled job of `jobs`, job by job."""
     found = []
     for name in jobs:
@@ -386,6 +456,12 @@ def upcoming_ticks(jobfile: JobFile, jobs: Sequence[str], after: datetime,
             if following is None:
                 break
             tick = following
-            found.append(UpcomingTick(job=name, at=tick, local=tick.astimezone(job.timezone),
-                                      dst_note=schedule.dst_note(tick)))
+            found.append(
+                UpcomingTick(
+                    job=name,
+                    at=tick,
+                    local=tick.astimezone(job.timezone),
+                    dst_note=schedule.dst_note(tick),
+                )
+            )
     return found

@@ -16,7 +16,6 @@ from cronflow.plan import Verdict
 from cronflow.report import JobStatus, Overview, RunSummary
 
 
-
 def make_console() -> Console:
     """A console for stdout; when not a terminal, wide enough that no cell is cut."""
     console = Console()
@@ -25,16 +24,27 @@ def make_console() -> Console:
     return console
 
 
-def status_table(rows: list[JobStatus], summary: Overview, now: datetime,
-                 console: Console | None = None
-                 ) -> None:
+def status_table(
+    rows: list[JobStatus], summary: Overview, now: datetime, console: Console | None = None
+) -> None:
     """The header line, then one row per job grouped by flow, with a strip of recent runs."""
     console = console or make_console()
     plain = console.no_color or not console.is_terminal
     console.print(_header(summary, now), highlight=False)
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    for column in ("job", "schedule", "zone", "last logical time", "status", "try", "took",
-                   "next due", "streak", "recent", "why"):
+    for column in (
+        "job",
+        "schedule",
+        "zone",
+        "last logical time",
+        "status",
+        "try",
+        "took",
+        "next due",
+        "streak",
+        "recent",
+        "why",
+    ):
         table.add_column(column, no_wrap=column != "why")
     flow = None
     for row in rows:
@@ -57,26 +67,41 @@ def status_table(rows: list[JobStatus], summary: Overview, now: datetime,
         )
     console.print(table)
     if plain:
-        console.print("recent: " + "  ".join(f"{status.letter} {status.value.replace('_', ' ')}"
-                                             for status in RunStatus),
-                      highlight=False)
+        console.print(
+            "recent: "
+            + "  ".join(
+                f"{status.letter} {status.value.replace('_', ' ')}" for status in RunStatus
+            ),
+            highlight=False,
+        )
 
 
 def _header(summary: Overview, now: datetime) -> Text:
-    text = Text(f"cronflow {__version__}: {summary.failing} failing, {summary.running} "
-                f"running, {summary.healthy} healthy. ")
+    text = Text(
+        f"cronflow {__version__}: {summary.failing} failing, {summary.running} "
+        f"running, {summary.healthy} healthy. "
+    )
     if summary.last_ran_at is None:
-        text.append("cronflow has not run by the clock here yet (put `* * * * * cronflow run` "
-                    "in a crontab, or run `cronflow daemon`)")
+        text.append(
+            "cronflow has not run by the clock here yet (put `* * * * * cronflow run` "
+            "in a crontab, or run `cronflow daemon`)"
+        )
     elif summary.last_ran_at > now:
-        text.append(f"cronflow last ran at {summary.last_ran_at:%Y-%m-%d %H:%M:%S}Z, later than "
-                    "now by this machine's clock")
+        text.append(
+            f"cronflow last ran at {summary.last_ran_at:%Y-%m-%d %H:%M:%S}Z, later than "
+            "now by this machine's clock"
+        )
     else:
-        text.append(f"cronflow last ran {_ago(now - summary.last_ran_at)} ago "
-                    f"({summary.last_ran_at:%Y-%m-%d %H:%M:%S}Z)")
+        text.append(
+            f"cronflow last ran {_ago(now - summary.last_ran_at)} ago "
+            f"({summary.last_ran_at:%Y-%m-%d %H:%M:%S}Z)"
+        )
     if summary.stale:
-        text.append(".\nwarning: no tick for a while: is the cron line or the daemon still "
-                    "running? (cronflow run / cronflow daemon)", style="bold yellow")
+        text.append(
+            ".\nwarning: no tick for a while: is the cron line or the daemon still "
+            "running? (cronflow run / cronflow daemon)",
+            style="bold yellow",
+        )
     if summary.clock_warning:
         text.append(f".\nwarning: {summary.clock_warning}", style="bold yellow")
     return text
@@ -114,20 +139,38 @@ def history_table(runs: list[RunSummary], console: Console | None = None) -> Non
     """One row per run execution, newest first."""
     console = console or make_console()
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    for column in ("job", "logical time", "status", "tries", "took", "exit", "kind", "ended",
-                   "run id", "why"):
+    for column in (
+        "job",
+        "logical time",
+        "status",
+        "tries",
+        "took",
+        "exit",
+        "kind",
+        "ended",
+        "run id",
+        "why",
+    ):
         table.add_column(column, no_wrap=column != "why")
     for run in runs:
-        table.add_row(run.job, _short_time(run.logical_time),
-                      Text(run.status, style=_colour(run.status, "")),
-                      f"{run.attempts}/{run.max_attempts}" if run.attempts else "-",
-                      f"{run.duration_s:.1f}s" if run.duration_s is not None else "-",
-                      "-" if run.exit_code is None else str(run.exit_code), run.kind,
-                      _short_time(run.ended_at), run.run_id, run.reason)
+        table.add_row(
+            run.job,
+            _short_time(run.logical_time),
+            Text(run.status, style=_colour(run.status, "")),
+            f"{run.attempts}/{run.max_attempts}" if run.attempts else "-",
+            f"{run.duration_s:.1f}s" if run.duration_s is not None else "-",
+            "-" if run.exit_code is None else str(run.exit_code),
+            run.kind,
+            _short_time(run.ended_at),
+            run.run_id,
+            run.reason,
+        )
     console.print(table)
 
 
-def verdict_table(jobfile: JobFile, verdicts: list[Verdict], console: Console | None = None) -> None:
+def verdict_table(
+    jobfile: JobFile, verdicts: list[Verdict], console: Console | None = None
+) -> None:
     """Print what a run would do: one row per job or run, with the reason."""
     console = console or make_console()
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
@@ -136,13 +179,22 @@ def verdict_table(jobfile: JobFile, verdicts: list[Verdict], console: Console | 
     for verdict in verdicts:
         zone = jobfile.jobs[verdict.job].timezone
         when = verdict.logical_time.astimezone(zone).isoformat() if verdict.logical_time else "-"
-        table.add_row(verdict.job, _short_time(when), zone.key,
-                      Text(verdict.action, style=verdict.action.colour),
-                      verdict.detail)
+        table.add_row(
+            verdict.job,
+            _short_time(when),
+            zone.key,
+            Text(verdict.action, style=verdict.action.colour),
+            verdict.detail,
+        )
     console.print(table)
 
 
 def progress_bar() -> Progress:
     """A progress bar for long backfills (only shown in a terminal)."""
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), transient=False)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        transient=False,
+    )

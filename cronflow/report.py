@@ -62,10 +62,15 @@ class Overview:
     clock_warning: str = ""  # the clock went back recently (see `clock_note`)
 
 
-def summarise(jobfile: JobFile, history: RunRecords, watermarks: Mapping[str, Watermark],
-              now: datetime, include_disabled: bool = False, jobs: Sequence[str] = (),
-              who_runs: Callable[[RunEvent], str] = lambda started: "running"
-              ) -> list[JobStatus]:
+def summarise(
+    jobfile: JobFile,
+    history: RunRecords,
+    watermarks: Mapping[str, Watermark],
+    now: datetime,
+    include_disabled: bool = False,
+    jobs: Sequence[str] = (),
+    who_runs: Callable[[RunEvent], str] = lambda started: "running",
+) -> list[JobStatus]:
     """One JobStatus per job, grouped by flow, each flow in dependency order. `who_runs`
     says who runs a run recorded as running (the CLI asks the kernel: liveness)."""
     rows = []
@@ -78,16 +83,24 @@ def summarise(jobfile: JobFile, history: RunRecords, watermarks: Mapping[str, Wa
     return rows
 
 
-def overview(jobfile: JobFile, rows: list[JobStatus], last_ran_at: datetime | None,
-             now: datetime, clock_event: RunEvent | None = None) -> Overview:
+def overview(
+    jobfile: JobFile,
+    rows: list[JobStatus],
+    last_ran_at: datetime | None,
+    now: datetime,
+    clock_event: RunEvent | None = None,
+) -> Overview:
     scheduled = any(job.schedule and job.enabled for job in jobfile.jobs.values())
     failing = sum(row.failing_streak > 0 for row in rows)
     running = sum(row.status == "running" for row in rows)
-    return Overview(failing=failing, running=running, healthy=len(rows) - failing - running,
-                    last_ran_at=last_ran_at,
-                    stale=scheduled and last_ran_at is not None
-                    and now - last_ran_at > STALE_AFTER,
-                    clock_warning=clock_note(clock_event, now))
+    return Overview(
+        failing=failing,
+        running=running,
+        healthy=len(rows) - failing - running,
+        last_ran_at=last_ran_at,
+        stale=scheduled and last_ran_at is not None and now - last_ran_at > STALE_AFTER,
+        clock_warning=clock_note(clock_event, now),
+    )
 
 
 def clock_note(event: RunEvent | None, now: datetime) -> str:
@@ -113,28 +126,42 @@ def flows(jobfile: JobFile) -> list[list[str]]:
     return groups
 
 
-def _job_status(job: Job, flow: int, history: RunRecords, mark: Watermark | None,
-                now: datetime, who_runs: Callable[[RunEvent], str]) -> JobStatus:
+def _job_status(
+    job: Job,
+    flow: int,
+    history: RunRecords,
+    mark: Watermark | None,
+    now: datetime,
+    who_runs: Callable[[RunEvent], str],
+) -> JobStatus:
     zone = job.timezone
     recent = history.recent_runs(job.name, max(STRIP_LENGTH, 50))
     last = recent[-1] if recent else None
     return JobStatus(
-        job=job.name, flow=flow,
-        schedule=job.schedule or (f"after {', '.join(job.depends_on)}" if job.depends_on
-                                  else "manual"),
+        job=job.name,
+        flow=flow,
+        schedule=job.schedule
+        or (f"after {', '.join(job.depends_on)}" if job.depends_on else "manual"),
         schedule_words=describe(job.schedule) if job.schedule else "",
-        timezone=zone.key, enabled=job.enabled,
+        timezone=zone.key,
+        enabled=job.enabled,
         last_logical_time=_local(last.logical_time, zone) if last else None,
         status=last.status.value if last else None,
-        attempt=last.attempt if last else 0, max_attempts=job.retry.attempts,
+        attempt=last.attempt if last else 0,
+        max_attempts=job.retry.attempts,
         duration_s=last.duration_s if last else None,
         ended_at=_local(last.ended_at, zone) if last and last.ended_at else None,
         reason=(who_runs(last) if last.status is RunStatus.RUNNING else last.reason)
-        if last else "",
-        next_due=_local_or_none(_next_due(job, mark, now), zone) if job.schedule and job.enabled else None,
+        if last
+        else "",
+        next_due=_local_or_none(_next_due(job, mark, now), zone)
+        if job.schedule and job.enabled
+        else None,
         failing_streak=_failing_streak(recent),
-        recent=[RunCell(logical_time=_local(event.logical_time, zone), status=event.status.value)
-                for event in recent[-STRIP_LENGTH:]],
+        recent=[
+            RunCell(logical_time=_local(event.logical_time, zone), status=event.status.value)
+            for event in recent[-STRIP_LENGTH:]
+        ],
     )
 
 
@@ -155,18 +182,25 @@ def _failing_streak(recent: list[RunEvent]) -> int:
     return streak
 
 
-def status_json(jobfile: JobFile, rows: list[JobStatus], summary: Overview,
-                now: datetime) -> dict[str, Any]:
+def status_json(
+    jobfile: JobFile, rows: list[JobStatus], summary: Overview, now: datetime
+) -> dict[str, Any]:
     """The documented `cronflow status --json` document (schema version in "v")."""
     return {
         "v": STATUS_SCHEMA_VERSION,
         "jobs_file": str(jobfile.path),
         "generated_at": now.isoformat(),
-        "cronflow": {"version": __version__,
-                     "last_ran_at": summary.last_ran_at and summary.last_ran_at.isoformat(),
-                     "stale": summary.stale, "clock_warning": summary.clock_warning or None},
-        "summary": {"failing": summary.failing, "running": summary.running,
-                    "healthy": summary.healthy},
+        "cronflow": {
+            "version": __version__,
+            "last_ran_at": summary.last_ran_at and summary.last_ran_at.isoformat(),
+            "stale": summary.stale,
+            "clock_warning": summary.clock_warning or None,
+        },
+        "summary": {
+            "failing": summary.failing,
+            "running": summary.running,
+            "healthy": summary.healthy,
+        },
         "jobs": [asdict(row) for row in rows],
     }
 
@@ -197,19 +231,31 @@ class RunSummary:
     reason: str
 
 
-def run_history(jobfile: JobFile, history: RunRecords, *, jobs: Sequence[str] = (),
-                since: date | None = None, status: str | None = None,
-                limit: int = 50) -> list[RunSummary]:
+def run_history(
+    jobfile: JobFile,
+    history: RunRecords,
+    *,
+    jobs: Sequence[str] = (),
+    since: date | None = None,
+    status: str | None = None,
+    limit: int = 50,
+) -> list[RunSummary]:
     """The `limit` most recently active runs, newest first, filtered as asked."""
     # `since` is a local date of each job; ask the index from a day earlier, then be exact.
-    start = (datetime.combine(since, time(0), tzinfo=UTC) - timedelta(days=1)
-             if since else None)
+    start = datetime.combine(since, time(0), tzinfo=UTC) - timedelta(days=1) if since else None
     summaries: list[RunSummary] = []
     while True:
-        events = history.newest_first(jobs=jobs, statuses=[status] if status else [],
-                                      since=start, limit=limit + len(summaries) + 100)
-        summaries = [_run_summary(jobfile, event) for event in events
-                     if since is None or _local_date(jobfile, event) >= since]
+        events = history.newest_first(
+            jobs=jobs,
+            statuses=[status] if status else [],
+            since=start,
+            limit=limit + len(summaries) + 100,
+        )
+        summaries = [
+            _run_summary(jobfile, event)
+            for event in events
+            if since is None or _local_date(jobfile, event) >= since
+        ]
         if len(summaries) >= limit or len(events) < limit + 100:
             return summaries[:limit]
 
@@ -223,28 +269,49 @@ def _run_summary(jobfile: JobFile, event: RunEvent) -> RunSummary:
     job = jobfile.jobs.get(event.job)
     zone = job.timezone if job else UTC
     return RunSummary(
-        job=event.job, logical_time=_local(event.logical_time, zone), run_id=event.run_id,
-        kind=event.kind.value, status=event.status.value, attempts=event.attempt,
-        max_attempts=event.max_attempts, started_at=_local_or_none(event.started_at, zone),
-        ended_at=_local_or_none(event.ended_at, zone), duration_s=event.duration_s,
-        exit_code=event.exit_code, reason=event.reason)
+        job=event.job,
+        logical_time=_local(event.logical_time, zone),
+        run_id=event.run_id,
+        kind=event.kind.value,
+        status=event.status.value,
+        attempts=event.attempt,
+        max_attempts=event.max_attempts,
+        started_at=_local_or_none(event.started_at, zone),
+        ended_at=_local_or_none(event.ended_at, zone),
+        duration_s=event.duration_s,
+        exit_code=event.exit_code,
+        reason=event.reason,
+    )
 
 
-def attempt_output(jobfile: JobFile, events: list[RunEvent], job: str, day: date | None,
-                   attempt: int | None, run_id: str | None = None) -> RunEvent:
+def attempt_output(
+    jobfile: JobFile,
+    events: list[RunEvent],
+    job: str,
+    day: date | None,
+    attempt: int | None,
+    run_id: str | None = None,
+) -> RunEvent:
     """The `started` event (it holds the output paths) of one attempt of a job's run.
 
     The run is `run_id`, or the job's newest logical time, or the newest one on `day` (in the
     job's zone); the attempt is the last one unless `attempt` is given.
     """
     zone = jobfile.jobs[job].timezone
-    started = [e for e in events if e.job == job and e.event is EventType.STARTED
-               and (day is None or e.logical_time.astimezone(zone).date() == day)
-               and (run_id is None or e.run_id == run_id)]
+    started = [
+        e
+        for e in events
+        if e.job == job
+        and e.event is EventType.STARTED
+        and (day is None or e.logical_time.astimezone(zone).date() == day)
+        and (run_id is None or e.run_id == run_id)
+    ]
     if not started:
         which = f" on {day}" if day else f" in run {run_id}" if run_id else ""
-        raise UsageError(f'job "{job}" has no recorded output{which}. `cronflow history '
-                         f'--job {job}` lists its runs.')
+        raise UsageError(
+            f'job "{job}" has no recorded output{which}. `cronflow history '
+            f"--job {job}` lists its runs."
+        )
     newest = max(started, key=lambda e: e.logical_time).logical_time
     run_id = [e for e in started if e.logical_time == newest][-1].run_id
     tries = [e for e in started if e.run_id == run_id]
@@ -253,13 +320,19 @@ def attempt_output(jobfile: JobFile, events: list[RunEvent], job: str, day: date
     for event in tries:
         if event.attempt == attempt:
             return event
-    raise UsageError(f'run {run_id} of job "{job}" has attempts '
-                     f"{', '.join(str(e.attempt) for e in tries)}, not {attempt}.")
+    raise UsageError(
+        f'run {run_id} of job "{job}" has attempts '
+        f"{', '.join(str(e.attempt) for e in tries)}, not {attempt}."
+    )
 
 
 def attempt_running(history: RunRecords, started: RunEvent) -> bool:
     """Whether the attempt that `started` began is still the run's latest, and running (what
     `logs --follow` follows until)."""
     latest = history.latest(started.key)
-    return (latest is not None and latest.run_id == started.run_id
-            and latest.attempt == started.attempt and latest.status is RunStatus.RUNNING)
+    return (
+        latest is not None
+        and latest.run_id == started.run_id
+        and latest.attempt == started.attempt
+        and latest.status is RunStatus.RUNNING
+    )

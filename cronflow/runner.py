@@ -13,6 +13,7 @@ inherit the run's lock descriptor (as flock(1) does), so the run stays locked wh
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -24,9 +25,9 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 from cronflow import liveness
-from cronflow.model import JobProcess
 from cronflow.accounts import Account
 from cronflow.masking import mask_file
+from cronflow.model import JobProcess
 from cronflow.state.store import OUTPUT_LIMIT_BYTES, STDERR_TAIL_BYTES, STDERR_TAIL_LINES
 
 _GROUP_POLL_SECONDS = 0.02
@@ -81,8 +82,9 @@ class ProcessResult:
 
 
 class ProcessRunner(Protocol):
-    def run(self, spec: ProcessSpec,
-            on_start: Callable[[JobProcess], None] = lambda process: None) -> ProcessResult:
+    def run(
+        self, spec: ProcessSpec, on_start: Callable[[JobProcess], None] = lambda process: None
+    ) -> ProcessResult:
         """Run one attempt; `on_start` is told the process before the command begins (if it
         raises, the command never begins and the error propagates)."""
         ...
@@ -106,16 +108,18 @@ class ShellRunner:
         self._stopping = False  # set by interrupt(): start nothing more
         self._guard = threading.Lock()
 
-    def run(self, spec: ProcessSpec,
-            on_start: Callable[[JobProcess], None] = lambda process: None) -> ProcessResult:
+    def run(
+        self, spec: ProcessSpec, on_start: Callable[[JobProcess], None] = lambda process: None
+    ) -> ProcessResult:
         started = time.monotonic()
         try:
             process, gate = self._start(spec)
         except _Stopping:
             return ProcessResult(exit_code=None, interrupted=True)
         except OSError as error:
-            return ProcessResult(exit_code=None, error=f"could not start /bin/sh in {spec.cwd}: "
-                                 f"{error.strerror}")
+            return ProcessResult(
+                exit_code=None, error=f"could not start /bin/sh in {spec.cwd}: {error.strerror}"
+            )
         try:
             _open_gate(process, gate, on_start)
         except BaseException:
@@ -134,10 +138,14 @@ class ShellRunner:
             cap_file(path, self.output_limit)
             mask_file(path, spec.secrets)
         code = process.returncode
-        return ProcessResult(exit_code=code if code >= 0 else None,
-                             signal=-code if code < 0 else None,
-                             timed_out=timed_out and not interrupted, interrupted=interrupted,
-                             duration_s=round(duration, 3), stderr_tail=tail_of(spec.stderr))
+        return ProcessResult(
+            exit_code=code if code >= 0 else None,
+            signal=-code if code < 0 else None,
+            timed_out=timed_out and not interrupted,
+            interrupted=interrupted,
+            duration_s=round(duration, 3),
+            stderr_tail=tail_of(spec.stderr),
+        )
 
     def _forget(self, process: subprocess.Popen[bytes]) -> bool:
         """Stop tracking an ended process; True if interrupt() had stopped it."""
@@ -153,8 +161,9 @@ class ShellRunner:
             self._stopping = True
             processes = list(self._live.values())
             self._interrupted.update(process.pid for process in processes)
-        stoppers = [threading.Thread(target=_stop_group, args=(process, grace))
-                    for process in processes]
+        stoppers = [
+            threading.Thread(target=_stop_group, args=(process, grace)) for process in processes
+        ]
         for stopper in stoppers:
             stopper.start()
         for stopper in stoppers:
@@ -179,8 +188,12 @@ class ShellRunner:
 
     def _start(self, spec: ProcessSpec) -> tuple[subprocess.Popen[bytes], int]:
         """Start the wrapper, held at its gate; return it and the gate's write end."""
-        with (self._guard, _open_output(spec.stdout) as stdout,
-              _open_output(spec.stderr) as stderr, _open_exit_file(spec.exit_status) as status):
+        with (
+            self._guard,
+            _open_output(spec.stdout) as stdout,
+            _open_output(spec.stderr) as stderr,
+            _open_exit_file(spec.exit_status) as status,
+        ):
             if self._stopping:  # interrupt() came between the decision and the start
                 raise _Stopping
             gate_out, gate_in = os.pipe2(os.O_CLOEXEC)
@@ -189,14 +202,28 @@ class ShellRunner:
                 account = spec.account
                 for descriptor in (stdout.fileno(), stderr.fileno(), status.fileno(), gate_out):
                     os.fchown(descriptor, account.uid, account.gid)  # the job's own files
-                identity = {"user": account.uid, "group": account.gid,
-                            "extra_groups": list(account.groups)}
+                identity = {
+                    "user": account.uid,
+                    "group": account.gid,
+                    "extra_groups": list(account.groups),
+                }
             try:
                 process = subprocess.Popen(
-                    ["/bin/sh", "-c", _WRAPPER, "cronflow", spec.command, str(gate_out),
-                     str(status.fileno()), spec.shell],
-                    stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
-                    cwd=spec.cwd, env=spec.env,
+                    [
+                        "/bin/sh",
+                        "-c",
+                        _WRAPPER,
+                        "cronflow",
+                        spec.command,
+                        str(gate_out),
+                        str(status.fileno()),
+                        spec.shell,
+                    ],
+                    stdin=subprocess.DEVNULL,
+                    stdout=stdout,
+                    stderr=stderr,
+                    cwd=spec.cwd,
+                    env=spec.env,
                     start_new_session=True,  # its own process group, so a timeout can kill it all
                     close_fds=True,  # nothing of cronflow's but what is passed on purpose
                     pass_fds=(gate_out, status.fileno(), *spec.inherit),
@@ -211,12 +238,15 @@ class ShellRunner:
             return process, gate_in
 
 
-def _open_gate(process: subprocess.Popen[bytes], gate: int, on_start: Callable[[JobProcess], None]) -> None:
+def _open_gate(
+    process: subprocess.Popen[bytes], gate: int, on_start: Callable[[JobProcess], None]
+) -> None:
     """Tell `on_start` who the process is, then let the command begin. If that fails, the
     gate closes unopened: the wrapper records `cancelled` and exits without running it."""
     try:
         identity = liveness.identify(process.pid) or JobProcess(
-            pid=process.pid, pgid=process.pid, start_ticks=0, boot_id=liveness.boot_id())
+            pid=process.pid, pgid=process.pid, start_ticks=0, boot_id=liveness.boot_id()
+        )
         on_start(identity)
         os.write(gate, b"go\n")
     except BaseException:
@@ -251,10 +281,9 @@ def _open_output(path: Path) -> BinaryIO:
 def _open_exit_file(path: Path) -> BinaryIO:
     """The empty exit status file, its blocks reserved: a full disk cannot keep the status out."""
     file = _open_output(path)
-    try:
+    # A file system without fallocate, or already full: the status may still fit.
+    with contextlib.suppress(OSError):
         os.posix_fallocate(file.fileno(), 0, EXIT_FILE_BYTES)
-    except OSError:
-        pass  # a file system without fallocate, or already full: the status may still fit
     return file
 
 
@@ -274,10 +303,8 @@ def _stop_group(process: subprocess.Popen[bytes], grace: float) -> None:
 
 
 def _signal_group(group: int, signum: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(group, signum)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _group_exists(group: int) -> bool:

@@ -71,8 +71,9 @@ def check(expression: str) -> str:
     )
 
     try:
-        croniter(_for_croniter(fields), datetime(2000, 1, 1),
-                 day_or=days_or(fields)).get_next(datetime)
+        croniter(_for_croniter(fields), datetime(2000, 1, 1), day_or=days_or(fields)).get_next(
+            datetime
+        )
     except CroniterBadDateError:
         raise ScheduleError(f'"{expression}" never matches any date') from None
     except (CroniterBadCronError, ValueError, KeyError) as error:
@@ -91,7 +92,9 @@ def days_or(fields: str) -> bool:
 
 # (lowest, highest, names) of each field, as croniter reads them (day-of-week 7 is Sunday).
 _FIELDS = (
-    (0, 59, ()), (0, 23, ()), (1, 31, ()),
+    (0, 59, ()),
+    (0, 23, ()),
+    (1, 31, ()),
     (1, 12, ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")),
     (0, 7, ("sun", "mon", "tue", "wed", "thu", "fri", "sat")),
 )
@@ -108,14 +111,15 @@ def _plainly_valid(fields: str) -> bool:
     which a one-shot `cronflow run` with nothing due should not pay.
     """
     values = []
-    for text, (low, high, names) in zip(fields.split(" "), _FIELDS):
+    for text, (low, high, names) in zip(fields.split(" "), _FIELDS, strict=False):
         chosen = _field_values(text.lower(), low, high, names)
         if chosen is None:
             return False
         values.append(chosen)
     days, months = values[2], values[3]
-    return days_or(fields) or any(day <= _LONGEST_MONTH[month - 1]
-                                  for day in days for month in months)
+    return days_or(fields) or any(
+        day <= _LONGEST_MONTH[month - 1] for day in days for month in months
+    )
 
 
 def _field_values(text: str, low: int, high: int, names: tuple[str, ...]) -> set[int] | None:
@@ -147,7 +151,7 @@ def _for_croniter(fields: str) -> str:
     because spelling them out would hide which of them started with `*`.
     """
     spelled = []
-    for text, (low, high, names) in zip(fields.split(" "), _FIELDS):
+    for text, (low, high, names) in zip(fields.split(" "), _FIELDS, strict=False):
         values = None if text == "*" else _field_values(text.lower(), low, high, names)
         if values is None:
             spelled.append(text)
@@ -195,8 +199,10 @@ class Schedule:
 
     def ticks_on(self, day: date) -> list[datetime]:
         """Ticks whose local date in this schedule's zone is `day`, oldest first."""
-        return self.ticks(_local_midnight(day, self.zone) - timedelta(microseconds=1),
-                          _local_midnight(day + timedelta(days=1), self.zone) - timedelta(microseconds=1))
+        return self.ticks(
+            _local_midnight(day, self.zone) - timedelta(microseconds=1),
+            _local_midnight(day + timedelta(days=1), self.zone) - timedelta(microseconds=1),
+        )
 
     def next_after(self, instant: datetime) -> datetime | None:
         """The first tick strictly after `instant`, or None if there is none within 30 years."""
@@ -228,8 +234,9 @@ class Schedule:
 
         local = tick.astimezone(self.zone)
         wall = local.replace(tzinfo=None, fold=0)
-        if not croniter.match(_for_croniter(self.expression), wall,
-                              day_or=days_or(self.expression)):
+        if not croniter.match(
+            _for_croniter(self.expression), wall, day_or=days_or(self.expression)
+        ):
             return "moved: its time did not exist (clocks jumped forward), runs at the jump"
         first, second = (wall.replace(tzinfo=self.zone, fold=fold) for fold in (0, 1))
         if first.utcoffset() == second.utcoffset():
@@ -243,16 +250,22 @@ class Schedule:
 
     def _margin_near(self, instant: datetime) -> timedelta:
         """Extra wall-clock time to scan when a DST change is near `instant`."""
-        offsets = {(instant + delta).astimezone(self.zone).utcoffset()
-                   for delta in (-_DST_MARGIN, timedelta(0), _DST_MARGIN)}
+        offsets = {
+            (instant + delta).astimezone(self.zone).utcoffset()
+            for delta in (-_DST_MARGIN, timedelta(0), _DST_MARGIN)
+        }
         return _DST_MARGIN if len(offsets) > 1 else timedelta(0)
 
     def _instants(self, after_wall: datetime) -> Iterator[datetime]:
         """Every tick instant from wall time `after_wall` on, in increasing UTC order."""
         from croniter import croniter
 
-        walls = croniter(_for_croniter(self.expression), after_wall,
-                         max_years_between_matches=30, day_or=days_or(self.expression))
+        walls = croniter(
+            _for_croniter(self.expression),
+            after_wall,
+            max_years_between_matches=30,
+            day_or=days_or(self.expression),
+        )
         second_passes: list[datetime] = []  # repeated wall times, second occurrence
         last: datetime | None = None
         while True:
@@ -320,8 +333,20 @@ def _require_aware(*instants: datetime) -> None:
 # ---- in words --------------------------------------------------------------------------------
 
 _DAY_NAMES = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
-_MONTH_NAMES = ("January", "February", "March", "April", "May", "June", "July", "August",
-                "September", "October", "November", "December")
+_MONTH_NAMES = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
 
 
 def describe(expression: str) -> str:
@@ -330,14 +355,18 @@ def describe(expression: str) -> str:
     written."""
     fields = expand(expression)
     parts = fields.split(" ")
-    values = [_field_values(text.lower(), low, high, names)
-              for text, (low, high, names) in zip(parts, _FIELDS)]
+    values = [
+        _field_values(text.lower(), low, high, names)
+        for text, (low, high, names) in zip(parts, _FIELDS, strict=False)
+    ]
     if len(parts) != 5 or any(chosen is None for chosen in values):
         return fields
     minutes, hours, days, months, weekdays = (sorted(chosen or ()) for chosen in values)
     weekdays = sorted({day % 7 for day in weekdays}, key=lambda day: (day + 6) % 7)  # Monday first
-    when, clock_times = _times(minutes if parts[0] != "*" else list(range(60)),
-                               hours if parts[1] != "*" else list(range(24)))
+    when, clock_times = _times(
+        minutes if parts[0] != "*" else list(range(60)),
+        hours if parts[1] != "*" else list(range(24)),
+    )
     on = _days(days, weekdays, months, [text != "*" for text in parts[2:]], days_or(fields))
     if clock_times and not on.startswith("on "):
         return f"daily {when} {on}".strip()
@@ -360,15 +389,19 @@ def _times(minutes: list[int], hours: list[int]) -> tuple[str, bool]:
         start = f" from {step[0]:02d}:{minutes[0]:02d}" if step[0] else ""
         return f"every {step[1]} hours at {past}{start}", False  # all day long: */6, 1-23/2
     if len(minutes) * len(hours) <= 4:
-        return "at " + _join([f"{hour:02d}:{minute:02d}" for hour in hours
-                              for minute in minutes]), True
+        return "at " + _join(
+            [f"{hour:02d}:{minute:02d}" for hour in hours for minute in minutes]
+        ), True
     if _contiguous(hours):
         return f"hourly at {past} {_hour_span(hours)}", False
     if step := _step(hours):
         first, last = hours[0], hours[-1]
-        span = "" if first == 0 and last + step[1] >= 24 else \
-            f" from {first:02d}{past[:3] if len(minutes) == 1 else ':00'} to " \
+        span = (
+            ""
+            if first == 0 and last + step[1] >= 24
+            else f" from {first:02d}{past[:3] if len(minutes) == 1 else ':00'} to "
             f"{last:02d}{past[:3] if len(minutes) == 1 else ':59'}"
+        )
         return f"every {step[1]} hours at {past}{span}", False
     return f"at {past} {_hour_span(hours)}", False
 
@@ -379,8 +412,9 @@ def _hour_span(hours: list[int]) -> str:
     return f"during hours {_join([f'{hour:02d}' for hour in hours])}"
 
 
-def _days(days: list[int], weekdays: list[int], months: list[int], restricted: list[bool],
-          either: bool) -> str:
+def _days(
+    days: list[int], weekdays: list[int], months: list[int], restricted: list[bool], either: bool
+) -> str:
     some_days, some_months, some_weekdays = restricted
     some_days = some_days and days != list(range(1, 32))
     some_weekdays = some_weekdays and weekdays != list(range(7))
@@ -393,8 +427,7 @@ def _days(days: list[int], weekdays: list[int], months: list[int], restricted: l
         on_days = ""
     on_weekdays = f"on {_weekday_phrase(weekdays)}" if some_weekdays else ""
     if on_days and on_weekdays:
-        on = (f"{on_days} and {on_weekdays}" if either
-              else f"{on_weekdays} falling {on_days}")
+        on = f"{on_days} and {on_weekdays}" if either else f"{on_weekdays} falling {on_days}"
     else:
         on = on_days or on_weekdays
     if in_months:
@@ -432,7 +465,7 @@ def _step(values: list[int]) -> tuple[int, int] | None:
     if len(values) < 3:
         return None
     step = values[1] - values[0]
-    if step < 2 or any(b - a != step for a, b in zip(values, values[1:])):
+    if step < 2 or any(b - a != step for a, b in zip(values, values[1:], strict=False)):
         return None
     return values[0], step
 
@@ -442,7 +475,9 @@ def _contiguous(values: list[int]) -> bool:
 
 
 def _ordinal(number: int) -> str:
-    suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    suffix = (
+        "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    )
     return f"{number}{suffix}"
 
 

@@ -32,15 +32,24 @@ def untrusted(path: Path, euid: int) -> list[Untrusted]:
     for each in (real, *real.parents):
         status = each.stat()
         if status.st_uid not in (0, euid):
-            findings.append(Untrusted(each, f"is owned by {user_name(status.st_uid)}",
-                                      f"chown {owner} {each}"))
-        writers = [who for who, bit in (("group", stat.S_IWGRP), ("others", stat.S_IWOTH))
-                   if status.st_mode & bit]
+            findings.append(
+                Untrusted(each, f"is owned by {user_name(status.st_uid)}", f"chown {owner} {each}")
+            )
+        writers = [
+            who
+            for who, bit in (("group", stat.S_IWGRP), ("others", stat.S_IWOTH))
+            if status.st_mode & bit
+        ]
         sticky = stat.S_ISDIR(status.st_mode) and status.st_mode & stat.S_ISVTX
         if writers and not sticky:
-            findings.append(Untrusted(
-                each, f"is writable by {' and '.join(writers)} "
-                      f"(mode {stat.S_IMODE(status.st_mode):04o})", f"chmod go-w {each}"))
+            findings.append(
+                Untrusted(
+                    each,
+                    f"is writable by {' and '.join(writers)} "
+                    f"(mode {stat.S_IMODE(status.st_mode):04o})",
+                    f"chmod go-w {each}",
+                )
+            )
     return findings
 
 

@@ -37,8 +37,12 @@ class FastClock:
 
 
 def main(jobs: str, minutes: str) -> None:
-    daemon = Daemon(jobs_path=Path(jobs).absolute(), clock=FastClock(START, int(minutes)),
-                    runner=ShellRunner(), log=lambda line: print(line, file=sys.stderr, flush=True))
+    daemon = Daemon(
+        jobs_path=Path(jobs).absolute(),
+        clock=FastClock(START, int(minutes)),
+        runner=ShellRunner(),
+        log=lambda line: print(line, file=sys.stderr, flush=True),
+    )
     daemon.take_over_process()
     daemon.serve()
 

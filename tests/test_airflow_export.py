@@ -14,8 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cronflow import config
-from cronflow.interop.airflow import _literal, export_airflow
 from cronflow.errors import UsageError
+from cronflow.interop.airflow import _literal, export_airflow
 from tests.conftest import run_cli
 
 NOW = datetime(2026, 11, 24, 16, 41, 27, tzinfo=UTC)
@@ -23,8 +23,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def export(path: Path, **options):
-    return {f.dag_id: f for f in export_airflow(config.load(path), now=NOW,
-                                                decided=options.pop("decided", {}), **options)}
+    return {
+        f.dag_id: f
+        for f in export_airflow(
+            config.load(path), now=NOW, decided=options.pop("decided", {}), **options
+        )
+    }
 
 
 class DagSource:
@@ -49,7 +53,7 @@ class DagSource:
         for statement in block.body:
             if isinstance(statement, ast.Expr) and isinstance(statement.value, ast.BinOp):
                 left, right = statement.value.left, statement.value.right
-                for upstream in (left.elts if isinstance(left, ast.List) else [left]):
+                for upstream in left.elts if isinstance(left, ast.List) else [left]:
                     self.edges.add((variables[upstream.id], variables[right.id]))
 
     @staticmethod
@@ -102,7 +106,8 @@ def test_each_job_keeps_command_cwd_env_retries_and_timeout(example):
         assert sales.value(name, "skip_on_exit_code") is None
         assert sales.value(name, "append_env") is True
         assert sales.source(name, "env") == (
-            f"{{'DATA_DIR': 'demo-data', **cronflow_env({name!r}, 'UTC')}}")
+            f"{{'DATA_DIR': 'demo-data', **cronflow_env({name!r}, 'UTC')}}"
+        )
         assert sales.value(name, "doc") == job.description
     disk = DagSource(example["disk_check"].text)
     assert disk.value("disk_check", "retries") == 0
@@ -117,7 +122,8 @@ def test_the_cronflow_variables_come_from_airflow_templates(example):
     assert '"CRONFLOW_RUN_ID": "{{ run_id }}"' in text
     assert '"CRONFLOW_LOGICAL_TIME": "{{ " + when + ".isoformat() }}"' in text
     assert DagSource(text).dag_source("user_defined_macros") == (
-        "{'cronflow_time': cronflow_time, 'cronflow_run_kind': cronflow_run_kind}")
+        "{'cronflow_time': cronflow_time, 'cronflow_run_kind': cronflow_run_kind}"
+    )
 
 
 def test_generated_files_are_deterministic_and_valid_python(example):
@@ -187,7 +193,8 @@ def test_a_dependency_on_another_schedule_becomes_a_sensor(features):
     assert nightly.value("wait_for_hourly", "external_dag_id") == "hourly"
     assert nightly.value("wait_for_hourly", "external_task_id") == "hourly"
     assert nightly.source("wait_for_hourly", "execution_date_fn") == (
-        "latest_tick('5 * * * *', 'Europe/Berlin')")
+        "latest_tick('5 * * * *', 'Europe/Berlin')"
+    )
     assert nightly.value("wait_for_hourly", "mode") == "reschedule"
     assert nightly.edges == {("wait_for_hourly", "nightly"), ("nightly", "summary-2")}
     morning = DagSource(features["morning"].text)
@@ -197,7 +204,8 @@ def test_a_dependency_on_another_schedule_becomes_a_sensor(features):
 def test_schedules_catchup_and_start(features):
     nightly = DagSource(features["nightly"].text)
     assert nightly.dag_source("schedule") == (
-        "CronTriggerTimetable('30 2 * * *', timezone='Europe/Berlin')")
+        "CronTriggerTimetable('30 2 * * *', timezone='Europe/Berlin')"
+    )
     assert nightly.dag_source("catchup") == "True"
     # Never run by cronflow: Airflow starts at the export's minute and replays nothing.
     assert nightly.dag_source("start_date") == "datetime.fromisoformat('2026-11-24T16:41:00+00:00')"
@@ -223,15 +231,18 @@ def test_overlap_retries_alerts_and_zones_per_task(features):
     assert nightly.value("nightly", "retries") == 3
     assert nightly.value("nightly", "retry_delay") == timedelta(minutes=1)
     assert nightly.source("nightly", "on_failure_callback") == (
-        "apprise_alert('failure', tags=['ops'])")
+        "apprise_alert('failure', tags=['ops'])"
+    )
     assert nightly.source("nightly", "on_retry_callback") == "apprise_alert('retry', tags=['ops'])"
     assert nightly.source("nightly", "on_success_callback") == (
-        "apprise_alert('success', tags=['ops'])")
+        "apprise_alert('success', tags=['ops'])"
+    )
     assert nightly.source("summary-2", "max_active_tis_per_dag") is None  # allow
     assert nightly.source("summary-2", "env") == (
         "{'GREETING': '{% raw %}{% raw %}{% endraw %}', "
-        "**cronflow_env('summary-2', 'America/New_York')}")
-    assert "ALERT_URLS = [\"json://127.0.0.1:9/hook?token=s3cret\"]" in features["nightly"].text
+        "**cronflow_env('summary-2', 'America/New_York')}"
+    )
+    assert 'ALERT_URLS = ["json://127.0.0.1:9/hook?token=s3cret"]' in features["nightly"].text
     morning = DagSource(features["morning"].text)
     assert morning.source("morning", "on_failure_callback") is None  # alerts = false
 
@@ -240,7 +251,8 @@ def test_commands_reach_the_shell_exactly(features):
     nightly = DagSource(features["nightly"].text)
     assert nightly.value("nightly", "bash_command") == "./nightly.sh "  # not a template file
     assert nightly.value("summary-2", "bash_command") == (
-        '{% raw %}x=ab; echo "${#x} {{ not jinja }}"{% endraw %}')
+        '{% raw %}x=ab; echo "${#x} {{ not jinja }}"{% endraw %}'
+    )
     morning = DagSource(features["morning"].text)
     assert morning.value("morning", "bash_command") == '{{ "echo endraw {{ x }}" }}'
 
@@ -273,7 +285,8 @@ def test_every_difference_is_warned_and_heads_the_file(features):
     for dag_file in features.values():
         for warning in dag_file.warnings:
             assert " ".join(warning.split()[:6]) in " ".join(
-                line.lstrip("# -") for line in dag_file.text.splitlines()[:40]).replace("  ", " ")
+                line.lstrip("# -") for line in dag_file.text.splitlines()[:40]
+            ).replace("  ", " ")
 
 
 def test_what_translates_exactly_is_not_warned(features, example):
@@ -282,26 +295,32 @@ def test_what_translates_exactly_is_not_warned(features, example):
     assert not [w for w in features["by_hand"].warnings if w.startswith("enabled")]
     assert not [w for w in example["disk_check"].warnings if w.startswith("DST")]
     assert "spreads each backed-off retry delay" in warning_about(
-        example["extract"], "retry_backoff (extract, transform, load, report)")
+        example["extract"], "retry_backoff (extract, transform, load, report)"
+    )
     assert "SIGTERM" in warning_about(example["extract"], "kill_grace (extract,")
 
 
-@pytest.mark.parametrize(("schedule", "zone", "warned"), [
-    ("30 2 * * *", "Europe/Berlin", True),  # in the spring gap and the autumn repeat
-    ("0 */2 * * *", "Europe/Berlin", True),  # 02:00 is skipped once a year
-    ("30 * * * *", "Europe/Berlin", False),  # hour "*": both keep the real cadence
-    ("0 12 * * *", "Europe/Berlin", False),
-    ("30 2 * * *", "UTC", False),
-    ("0 2 * * *", "Australia/Lord_Howe", True),  # a 30-minute DST shift
-])
+@pytest.mark.parametrize(
+    ("schedule", "zone", "warned"),
+    [
+        ("30 2 * * *", "Europe/Berlin", True),  # in the spring gap and the autumn repeat
+        ("0 */2 * * *", "Europe/Berlin", True),  # 02:00 is skipped once a year
+        ("30 * * * *", "Europe/Berlin", False),  # hour "*": both keep the real cadence
+        ("0 12 * * *", "Europe/Berlin", False),
+        ("30 2 * * *", "UTC", False),
+        ("0 2 * * *", "Australia/Lord_Howe", True),  # a 30-minute DST shift
+    ],
+)
 def test_the_dst_warning_only_where_ticks_meet_a_dst_change(write_jobs, schedule, zone, warned):
-    dag_file = export(write_jobs(f"""
+    dag_file = export(
+        write_jobs(f"""
         [jobs.job]
         schedule = "{schedule}"
         timezone = "{zone}"
         command = "true"
         overlap = "allow"
-    """))["job"]
+    """)
+    )["job"]
     assert any(w.startswith("DST") for w in dag_file.warnings) is warned
 
 
@@ -339,14 +358,22 @@ def test_the_command_writes_files_warns_and_names_stale_ones(write_jobs, tmp_pat
     again = run_cli("export", "airflow", "--jobs", str(jobs), "--out", "dags", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert (tmp_path / "dags" / "hourly.py").stat().st_mtime_ns == unchanged
-    assert (f"warning: dags/by_hand.py was exported from {jobs} earlier but holds no flow "
-            "of it now") in again.stderr
+    assert (
+        f"warning: dags/by_hand.py was exported from {jobs} earlier but holds no flow of it now"
+    ) in again.stderr
     assert (tmp_path / "dags" / "by_hand.py").exists()  # named, never deleted
 
 
 def test_a_bad_prefix_is_a_clear_error(write_jobs, tmp_path):
-    result = run_cli("export", "airflow", "--jobs", str(write_jobs(FEATURES)),
-                     "--dag-id-prefix", "a b", cwd=tmp_path)
+    result = run_cli(
+        "export",
+        "airflow",
+        "--jobs",
+        str(write_jobs(FEATURES)),
+        "--dag-id-prefix",
+        "a b",
+        cwd=tmp_path,
+    )
     assert result.returncode == 2
     assert "--dag-id-prefix 'a b' holds characters Airflow does not allow" in result.stderr
     assert "Traceback" not in result.stderr
@@ -357,13 +384,15 @@ def test_users_and_env_files_are_carried_or_warned(write_jobs, tmp_path):
     (tmp_path / "job.env").write_text("TOKEN=abc\n")
     if os.geteuid() != 0:
         pytest.skip("user needs cronflow as root to load")
-    files = export(write_jobs("""
+    files = export(
+        write_jobs("""
         [jobs.backup]
         command = "true"
         user = "nobody"
         group = "daemon"
         env_file = "job.env"
-    """))
+    """)
+    )
     backup = files["backup"]
     assert DagSource(backup.text).value("backup", "run_as_user") == "nobody"
     assert "passwordless sudo" in warning_about(backup, "user (backup)")
@@ -372,30 +401,38 @@ def test_users_and_env_files_are_carried_or_warned(write_jobs, tmp_path):
     assert "abc" not in backup.text  # the env_file's values are never copied
 
 
-@pytest.mark.parametrize("schedule, warned", [
-    ("0 0 */2 * 1", True),  # cron: odd days that are Mondays; croniter ORs them
-    ("0 0 1-7 * */2", True),
-    ("0 0 1,15 * 1", False),  # both restricted, neither starts with *: OR in both
-    ("0 0 * * 1", False),
-    ("0 0 */2 * *", False),
-])
+@pytest.mark.parametrize(
+    "schedule, warned",
+    [
+        ("0 0 */2 * 1", True),  # cron: odd days that are Mondays; croniter ORs them
+        ("0 0 1-7 * */2", True),
+        ("0 0 1,15 * 1", False),  # both restricted, neither starts with *: OR in both
+        ("0 0 * * 1", False),
+        ("0 0 */2 * *", False),
+    ],
+)
 def test_the_day_rule_is_warned_where_airflow_would_or_the_days(write_jobs, schedule, warned):
-    dag_file = export(write_jobs(f"""
+    dag_file = export(
+        write_jobs(f"""
         [jobs.job]
         schedule = "{schedule}"
         command = "true"
         overlap = "allow"
-    """))["job"]
+    """)
+    )["job"]
     assert any(w.startswith("day fields") for w in dag_file.warnings) is warned
 
 
 def test_a_job_with_its_own_shell_runs_in_it_under_airflow(write_jobs):
-    dag_file = export(write_jobs("""
+    dag_file = export(
+        write_jobs("""
         [jobs.job]
         schedule = "0 6 * * *"
         command = "echo 'it''s' $0"
         shell = "/bin/dash"
         overlap = "allow"
-    """))["job"]
+    """)
+    )["job"]
     assert DagSource(dag_file.text).value("job", "bash_command") == (
-        "/bin/dash -c " + shlex.quote("echo 'it''s' $0"))
+        "/bin/dash -c " + shlex.quote("echo 'it''s' $0")
+    )

@@ -108,14 +108,32 @@ def airflow_python() -> Path:
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(AIRFLOW_VENV)], check=True)
     install = subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-         "-r", str(REQUIREMENTS)], capture_output=True, text=True, timeout=1200)
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-r",
+            str(REQUIREMENTS),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     if install.returncode != 0:
-        probe = subprocess.run([str(python), "-m", "pip", "index", "versions", "apache-airflow"],
-                               capture_output=True, text=True, timeout=120)
+        probe = subprocess.run(
+            [str(python), "-m", "pip", "index", "versions", "apache-airflow"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         if probe.returncode != 0:
-            pytest.skip("PyPI cannot be reached, so Apache Airflow cannot be installed into "
-                        f".venv-airflow/ to load and run the exported DAGs: {probe.stderr[-300:]}")
+            pytest.skip(
+                "PyPI cannot be reached, so Apache Airflow cannot be installed into "
+                f".venv-airflow/ to load and run the exported DAGs: {probe.stderr[-300:]}"
+            )
         pytest.fail(f"installing Apache Airflow failed:\n{install.stderr[-3000:]}")
     stamp.write_text(wanted)
     return python
@@ -131,24 +149,47 @@ def world(airflow_python, tmp_path_factory):
     shutil.copy(ROOT / "jobs.toml.example", example / "jobs.toml")
     features = base / "features"
     write_feature_dir(features, ALERTS.format(port=receiver.port))
-    (features / "apprise.yml").write_text(textwrap.dedent(f"""\
+    (features / "apprise.yml").write_text(
+        textwrap.dedent(f"""\
         urls:
           - json://127.0.0.1:{receiver.port}/ops:
               tag: ops
           - json://127.0.0.1:{receiver.port}/dev:
               tag: dev
-    """))
+    """)
+    )
     dags = base / "dags"
     for folder, prefix in ((example, "example_"), (features, "feature_")):
-        exported = run_cli("export", "airflow", "--jobs", str(folder / "jobs.toml"),
-                           "--out", str(dags), "--dag-id-prefix", prefix, cwd=folder)
+        exported = run_cli(
+            "export",
+            "airflow",
+            "--jobs",
+            str(folder / "jobs.toml"),
+            "--out",
+            str(dags),
+            "--dag-id-prefix",
+            prefix,
+            cwd=folder,
+        )
         assert exported.returncode == 0, exported.stderr
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    env.update(AIRFLOW_HOME=str(base / "home"), AIRFLOW__CORE__DAGS_FOLDER=str(dags),
-               AIRFLOW__CORE__LOAD_EXAMPLES="False", TZ=CHILD_TZ, NO_COLOR="1")
-    found = SimpleNamespace(base=base, dags=dags, env=env, python=airflow_python,
-                            receiver=receiver, alerts=[], example=example,
-                            features=features)
+    env.update(
+        AIRFLOW_HOME=str(base / "home"),
+        AIRFLOW__CORE__DAGS_FOLDER=str(dags),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        TZ=CHILD_TZ,
+        NO_COLOR="1",
+    )
+    found = SimpleNamespace(
+        base=base,
+        dags=dags,
+        env=env,
+        python=airflow_python,
+        receiver=receiver,
+        alerts=[],
+        example=example,
+        features=features,
+    )
     airflow(found, "db", "migrate")
     found.loaded = helper_report(found, "describe_dags.py", str(dags))
     yield found
@@ -168,8 +209,14 @@ def write_feature_dir(folder: Path, alerts: str) -> Path:
 
 def airflow(world, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     command = [str(world.python.parent / "airflow"), *args]
-    result = subprocess.run(command, env=world.env, capture_output=True, text=True,
-                            timeout=600, stdin=subprocess.DEVNULL)
+    result = subprocess.run(
+        command,
+        env=world.env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+    )
     if check:
         assert result.returncode == 0, f"{' '.join(args)}:\n{result.stdout[-4000:]}"
     return result
@@ -178,32 +225,49 @@ def airflow(world, *args: str, check: bool = True) -> subprocess.CompletedProces
 def helper_report(world, helper: str, *args: str) -> dict:
     """Run one of tests/airflow/*.py with Airflow's Python; it writes JSON to a file."""
     report = world.base / f"{helper}.json"
-    result = subprocess.run([str(world.python), str(HELPERS / helper), *args, str(report)],
-                            env=world.env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [str(world.python), str(HELPERS / helper), *args, str(report)],
+        env=world.env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     return json.loads(report.read_text())
 
 
 def run_of(world, dag_id: str, logical_date: str) -> dict:
     runs = helper_report(world, "run_states.py").values()
-    return next(run for run in runs
-                if run["dag_id"] == dag_id and run["logical_date"] == logical_date)
+    return next(
+        run for run in runs if run["dag_id"] == dag_id and run["logical_date"] == logical_date
+    )
 
 
 # ---- Airflow's DAG loader ----------------------------------------------------------------
 
+
 def test_airflow_loads_every_exported_file_without_errors(world):
     assert world.loaded["import_errors"] == {}
-    assert sorted(world.loaded["dags"]) == sorted([
-        "example_extract", "example_disk_check", "feature_hourly", "feature_nightly",
-        "feature_weekly", "feature_broken", "feature_parked"])
+    assert sorted(world.loaded["dags"]) == sorted(
+        [
+            "example_extract",
+            "example_disk_check",
+            "feature_hourly",
+            "feature_nightly",
+            "feature_weekly",
+            "feature_broken",
+            "feature_parked",
+        ]
+    )
 
 
 def test_the_loaded_example_matches_the_jobs_file(world):
     jobfile = config.load(world.example / "jobs.toml")
     dags = world.loaded["dags"]
-    for dag_id, names in (("example_extract", ["extract", "transform", "load", "report"]),
-                          ("example_disk_check", ["disk_check"])):
+    for dag_id, names in (
+        ("example_extract", ["extract", "transform", "load", "report"]),
+        ("example_disk_check", ["disk_check"]),
+    ):
         loaded = dags[dag_id]
         assert list(loaded["tasks"]) == names
         first = jobfile.jobs[names[0]]
@@ -253,28 +317,56 @@ def test_the_loaded_feature_file_matches_the_jobs_file(world):
 
 def test_the_generated_files_are_formatted_and_lint_clean(world):
     ruff = str(world.python.parent / "ruff")
-    formatted = subprocess.run([ruff, "format", "--isolated", "--check", "--diff",
-                                str(world.dags)], capture_output=True, text=True)
+    formatted = subprocess.run(
+        [ruff, "format", "--isolated", "--check", "--diff", str(world.dags)],
+        capture_output=True,
+        text=True,
+    )
     assert formatted.returncode == 0, formatted.stdout + formatted.stderr
-    linted = subprocess.run([ruff, "check", "--isolated", "--select", "E,F,W,I",
-                             "--line-length", "200", str(world.dags)],
-                            capture_output=True, text=True)
+    linted = subprocess.run(
+        [
+            ruff,
+            "check",
+            "--isolated",
+            "--select",
+            "E,F,W,I",
+            "--line-length",
+            "200",
+            str(world.dags),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert linted.returncode == 0, linted.stdout + linted.stderr
 
 
 # ---- airflow dags test --------------------------------------------------------------------
+
 
 def test_airflow_runs_the_example_flow_as_cronflow_does(world, tmp_path):
     airflow(world, "dags", "test", "example_extract", "2026-01-14T06:15:00+00:00")
     run = run_of(world, "example_extract", "2026-01-14T06:15:00+00:00")
     assert run["state"] == "success"
     assert {task: state["state"] for task, state in run["tasks"].items()} == {
-        "extract": "success", "transform": "success", "load": "success", "report": "success"}
+        "extract": "success",
+        "transform": "success",
+        "load": "success",
+        "report": "success",
+    }
     assert run["tasks"]["extract"]["try_number"] == 2  # the shop API fails the first try
 
     shutil.copy(ROOT / "jobs.toml.example", tmp_path / "jobs.toml")
-    under_cronflow = run_cli("run", "--jobs", "jobs.toml", "--date", "2026-01-14",
-                             "--job", "extract", "--downstream", cwd=tmp_path)
+    under_cronflow = run_cli(
+        "run",
+        "--jobs",
+        "jobs.toml",
+        "--date",
+        "2026-01-14",
+        "--job",
+        "extract",
+        "--downstream",
+        cwd=tmp_path,
+    )
     assert under_cronflow.returncode == 0, under_cronflow.stderr
     warehouse = "demo-data/warehouse.csv"
     assert (world.example / warehouse).read_text() == (tmp_path / warehouse).read_text()
@@ -287,32 +379,54 @@ def test_jobs_see_the_same_cronflow_variables_under_airflow(world, tmp_path):
     airflow(world, "dags", "test", "feature_nightly", "2026-01-14T01:30:00+00:00")
     run = run_of(world, "feature_nightly", "2026-01-14T01:30:00+00:00")
     assert {task: state["state"] for task, state in run["tasks"].items()} == {
-        "wait_for_hourly": "success", "nightly": "success", "summary": "success"}
+        "wait_for_hourly": "success",
+        "nightly": "success",
+        "summary": "success",
+    }
     assert run["tasks"]["nightly"]["try_number"] == 2
 
     cronflow_jobs = write_feature_dir(tmp_path / "under-cronflow", alerts="")
-    under_cronflow = run_cli("run", "--jobs", str(cronflow_jobs), "--date", "2026-01-14",
-                             "--job", "hourly", "--downstream", cwd=tmp_path)
+    under_cronflow = run_cli(
+        "run",
+        "--jobs",
+        str(cronflow_jobs),
+        "--date",
+        "2026-01-14",
+        "--job",
+        "hourly",
+        "--downstream",
+        cwd=tmp_path,
+    )
     assert under_cronflow.returncode == 0, under_cronflow.stderr
-    for seen in ("hourly-2026-01-14T02:05:00+01:00", "nightly-2026-01-14T02:30:00+01:00",
-                 "summary-2026-01-13T20:30:00-05:00"):
+    for seen in (
+        "hourly-2026-01-14T02:05:00+01:00",
+        "nightly-2026-01-14T02:30:00+01:00",
+        "summary-2026-01-13T20:30:00-05:00",
+    ):
         airflow_values = variables(world.features / "seen" / seen)
         cronflow_values = variables(tmp_path / "under-cronflow" / "seen" / seen)
         assert airflow_values.pop("CRONFLOW_RUN_ID") and cronflow_values.pop("CRONFLOW_RUN_ID")
         assert airflow_values == cronflow_values
     assert variables(world.features / "seen" / "nightly-2026-01-14T02:30:00+01:00") == {
-        "CRONFLOW_ATTEMPT": "2", "CRONFLOW_DATE": "2026-01-14", "CRONFLOW_JOB": "nightly",
-        "CRONFLOW_LOGICAL_TIME": "2026-01-14T02:30:00+01:00", "CRONFLOW_RUN_KIND": "backfill",
-        "GREETING": "hello {{ world }}", "CRONFLOW_RUN_ID": variables(
-            world.features / "seen" / "nightly-2026-01-14T02:30:00+01:00")["CRONFLOW_RUN_ID"]}
+        "CRONFLOW_ATTEMPT": "2",
+        "CRONFLOW_DATE": "2026-01-14",
+        "CRONFLOW_JOB": "nightly",
+        "CRONFLOW_LOGICAL_TIME": "2026-01-14T02:30:00+01:00",
+        "CRONFLOW_RUN_KIND": "backfill",
+        "GREETING": "hello {{ world }}",
+        "CRONFLOW_RUN_ID": variables(world.features / "seen" / "nightly-2026-01-14T02:30:00+01:00")[
+            "CRONFLOW_RUN_ID"
+        ],
+    }
     assert (world.features / "seen" / "jinja").read_text() == "4 {{ not jinja }}\n"
     retries = wait_for_alerts(world, "cronflow: nightly failed, will retry (2026-01-14)", 2)
     assert sorted(message.path for message in retries) == ["/hook", "/ops"]  # tag ops
 
 
 def test_a_failed_job_alerts_through_apprise_from_airflow(world):
-    failed = airflow(world, "dags", "test", "feature_broken", "2026-01-13T23:00:00+00:00",
-                     check=False)
+    failed = airflow(
+        world, "dags", "test", "feature_broken", "2026-01-13T23:00:00+00:00", check=False
+    )
     assert failed.returncode != 0
     run = run_of(world, "feature_broken", "2026-01-13T23:00:00+00:00")
     assert run["tasks"]["broken"]["state"] == "failed"

@@ -24,16 +24,18 @@ def run_date(clock):
     """Run every job of a jobs file for DAY with real processes, alerts and a fake clock."""
 
     def run(jobfile, names=(), day=DAY):
-        runs = plan.runs_for_date(jobfile, plan.select_jobs(jobfile, list(names), False), day,
-                                  RunKind.BACKFILL)
+        runs = plan.runs_for_date(
+            jobfile, plan.select_jobs(jobfile, list(names), False), day, RunKind.BACKFILL
+        )
         return real_scheduler(jobfile, clock).executor.execute(runs)
 
     return run
 
 
 def alert_events(jobfile):
-    return [e for e in Store(jobfile.settings.state_dir).read().events
-            if e.event is EventType.ALERT]
+    return [
+        e for e in Store(jobfile.settings.state_dir).read().events if e.event is EventType.ALERT
+    ]
 
 
 PIPELINE = """
@@ -60,12 +62,18 @@ PIPELINE = """
 
 
 def pipeline(write_jobs, receiver, tmp_path, extra="", load_extra="", url=None):
-    return load(write_jobs(PIPELINE.format(url=url or receiver.url(), ok=tmp_path / "ok",
-                                           extra=extra, load_extra=load_extra)))
+    return load(
+        write_jobs(
+            PIPELINE.format(
+                url=url or receiver.url(), ok=tmp_path / "ok", extra=extra, load_extra=load_extra
+            )
+        )
+    )
 
 
 def test_a_job_that_fails_all_its_tries_alerts_once_with_what_to_act_on(
-        write_jobs, receiver, run_date, tmp_path):
+    write_jobs, receiver, run_date, tmp_path
+):
     jobfile = pipeline(write_jobs, receiver, tmp_path)
     run_date(jobfile)
     [message] = receiver.messages()
@@ -73,32 +81,41 @@ def test_a_job_that_fails_all_its_tries_alerts_once_with_what_to_act_on(
     assert message.body["type"] == "failure"
     assert message.body["title"] == "cronflow: load failed (2026-01-14)"
     body = message.body["message"]
-    for expected in ["**Job:** load", "2026-01-14T06:00:00+01:00 (Europe/Berlin)",
-                     "**Attempt:** 3 of 3", "**Result:** exit status 1", "**Duration:**",
-                     f"**Host:** {socket.gethostname()}", "**Held back:** publish, report",
-                     "connection refused on try 3", "cronflow logs load --date 2026-01-14"]:
+    for expected in [
+        "**Job:** load",
+        "2026-01-14T06:00:00+01:00 (Europe/Berlin)",
+        "**Attempt:** 3 of 3",
+        "**Result:** exit status 1",
+        "**Duration:**",
+        f"**Host:** {socket.gethostname()}",
+        "**Held back:** publish, report",
+        "connection refused on try 3",
+        "cronflow logs load --date 2026-01-14",
+    ]:
         assert expected in body, expected
     assert "connection refused on try 2" not in body
     [event] = alert_events(jobfile)
     assert event.alert["on"] == "failure" and event.alert["delivered"] == 1
-    assert event.alert["targets"] == [{"target": f"json://127.0.0.1:{receiver.port}",
-                                       "delivery": "sent"}]
+    assert event.alert["targets"] == [
+        {"target": f"json://127.0.0.1:{receiver.port}", "delivery": "sent"}
+    ]
 
 
-def test_a_failure_then_a_success_sends_failure_then_recovery(write_jobs, receiver, run_date,
-                                                               tmp_path):
+def test_a_failure_then_a_success_sends_failure_then_recovery(
+    write_jobs, receiver, run_date, tmp_path
+):
     jobfile = pipeline(write_jobs, receiver, tmp_path)
     run_date(jobfile)
     (tmp_path / "ok").touch()
     run_date(jobfile, day=DAY + timedelta(days=1))
     run_date(jobfile, day=DAY + timedelta(days=2))  # a second success is no news
     titles = [m.body["title"] for m in receiver.messages()]
-    assert titles == ["cronflow: load failed (2026-01-14)",
-                      "cronflow: load recovered (2026-01-15)"]
+    assert titles == ["cronflow: load failed (2026-01-14)", "cronflow: load recovered (2026-01-15)"]
 
 
-def test_a_failing_streak_alerts_once_unless_repeat_says_so(write_jobs, receiver, run_date,
-                                                           tmp_path, clock):
+def test_a_failing_streak_alerts_once_unless_repeat_says_so(
+    write_jobs, receiver, run_date, tmp_path, clock
+):
     jobfile = pipeline(write_jobs, receiver, tmp_path)
     for offset in range(3):
         run_date(jobfile, day=DAY + timedelta(days=offset))
@@ -106,15 +123,22 @@ def test_a_failing_streak_alerts_once_unless_repeat_says_so(write_jobs, receiver
 
     reminders = tmp_path / "reminders"
     reminders.mkdir()
-    jobfile = load(write_jobs(PIPELINE.format(url=receiver.url(), ok=tmp_path / "ok",
-                                              extra='repeat = "1h"', load_extra=""),
-                              name="reminders/jobs.toml"))
+    jobfile = load(
+        write_jobs(
+            PIPELINE.format(
+                url=receiver.url(), ok=tmp_path / "ok", extra='repeat = "1h"', load_extra=""
+            ),
+            name="reminders/jobs.toml",
+        )
+    )
     run_date(jobfile)
     run_date(jobfile, day=DAY + timedelta(days=1))  # 2 minutes of retries later: too soon
     clock.advance(timedelta(hours=1))
     run_date(jobfile, day=DAY + timedelta(days=2))
     assert [m.body["title"] for m in receiver.messages()] == [
-        "cronflow: load failed (2026-01-14)", "cronflow: load failed (2026-01-16)"]
+        "cronflow: load failed (2026-01-14)",
+        "cronflow: load failed (2026-01-16)",
+    ]
 
 
 def test_a_silenced_job_sends_nothing(write_jobs, receiver, run_date, tmp_path):
@@ -124,19 +148,20 @@ def test_a_silenced_job_sends_nothing(write_jobs, receiver, run_date, tmp_path):
 
 
 def test_retry_and_success_alerts_when_asked_for(write_jobs, receiver, run_date, tmp_path):
-    jobfile = pipeline(write_jobs, receiver, tmp_path,
-                       load_extra='alert_on = ["retry", "success"]')
+    jobfile = pipeline(write_jobs, receiver, tmp_path, load_extra='alert_on = ["retry", "success"]')
     run_date(jobfile, ["load"])  # extract never ran: load is held back, no alert
     run_date(jobfile, ["extract"])
     run_date(jobfile, ["load"])
     # deliveries run in the background, so they may arrive in either order
     assert sorted(m.body["title"] for m in receiver.messages()) == [
         "cronflow: load try 1 failed, retrying (2026-01-14)",
-        "cronflow: load try 2 failed, retrying (2026-01-14)"]
+        "cronflow: load try 2 failed, retrying (2026-01-14)",
+    ]
     (tmp_path / "ok").touch()
     run_date(jobfile, ["load"])
     assert [(m.body["title"], m.body["type"]) for m in receiver.messages()] == [
-        ("cronflow: load succeeded (2026-01-14)", "success")]
+        ("cronflow: load succeeded (2026-01-14)", "success")
+    ]
 
 
 def test_tags_route_two_jobs_to_two_receivers(write_jobs, receiver, run_date, tmp_path):
@@ -146,8 +171,10 @@ def test_tags_route_two_jobs_to_two_receivers(write_jobs, receiver, run_date, tm
     try:
         (tmp_path / "apprise.yml").write_text(
             f"urls:\n  - {receiver.url('form', 'team-a')}:\n      tag: team-a\n"
-            f"  - {other.url('json', 'team-b')}:\n      tag: team-b\n")
-        jobfile = load(write_jobs("""
+            f"  - {other.url('json', 'team-b')}:\n      tag: team-b\n"
+        )
+        jobfile = load(
+            write_jobs("""
             [alerts]
             config = "apprise.yml"
             [jobs.a]
@@ -156,7 +183,8 @@ def test_tags_route_two_jobs_to_two_receivers(write_jobs, receiver, run_date, tm
             [jobs.b]
             command = "exit 2"
             alert_tags = ["team-b"]
-        """))
+        """)
+        )
         run_date(jobfile)
         [to_a], [to_b] = receiver.messages(), other.messages()
         assert to_a.path == "/team-a" and to_a.body["title"] == "cronflow: a failed (2026-01-14)"
@@ -166,8 +194,9 @@ def test_tags_route_two_jobs_to_two_receivers(write_jobs, receiver, run_date, tm
 
 
 @pytest.mark.parametrize("mode", ["error", "closed", "hang"])
-def test_a_failed_delivery_is_recorded_and_changes_nothing_else(write_jobs, receiver, tmp_path,
-                                                                mode):
+def test_a_failed_delivery_is_recorded_and_changes_nothing_else(
+    write_jobs, receiver, tmp_path, mode
+):
     url = receiver.url()
     if mode == "closed":
         receiver.server.shutdown()
@@ -175,7 +204,8 @@ def test_a_failed_delivery_is_recorded_and_changes_nothing_else(write_jobs, rece
     receiver.mode = mode
     (tmp_path / "jobs.toml").write_text(
         f'[alerts]\nurls = ["{url}"]\ntimeout = "1s"\n'
-        '[jobs.broken]\ncommand = "exit 3"\n[jobs.fine]\ncommand = "true"\n')
+        '[jobs.broken]\ncommand = "exit 3"\n[jobs.fine]\ncommand = "true"\n'
+    )
     started = time.monotonic()
     result = run_cli("run", "--date", "2026-01-14", cwd=tmp_path)
     assert time.monotonic() - started < 20
@@ -191,14 +221,16 @@ def test_a_failed_delivery_is_recorded_and_changes_nothing_else(write_jobs, rece
 
 
 def test_a_missed_alert_when_catch_up_leaves_ticks_unrun(write_jobs, receiver):
-    jobfile = load(write_jobs(f"""
+    jobfile = load(
+        write_jobs(f"""
         [alerts]
         urls = ["{receiver.url()}"]
         on = ["missed"]
         [jobs.hourly]
         command = "true"
         schedule = "0 * * * *"
-    """))
+    """)
+    )
     clock = FakeClock(datetime(2026, 1, 14, 6, 0, tzinfo=UTC))
     real_scheduler(jobfile, clock).tick()
     clock.advance(timedelta(hours=5))
@@ -209,17 +241,20 @@ def test_a_missed_alert_when_catch_up_leaves_ticks_unrun(write_jobs, receiver):
 
 
 def test_a_clock_put_right_after_a_jump_ahead_alerts_warns_and_runs_again(
-        write_jobs, receiver, tmp_path):
+    write_jobs, receiver, tmp_path
+):
     """The clock runs three days ahead, then is put right: the ticks from now on run again
     (not three days later), once each, and the step back is recorded, alerted and shown."""
     out = tmp_path / "ran.txt"
-    jobfile = load(write_jobs(f"""
+    jobfile = load(
+        write_jobs(f"""
         [alerts]
         urls = ["{receiver.url()}"]
         [jobs.quarterly]
         command = 'echo "$CRONFLOW_LOGICAL_TIME" >> {out}'
         schedule = "*/15 * * * *"
-    """))
+    """)
+    )
     now = datetime.now(UTC)  # status in a real process reads the real clock
     quarter = now.replace(minute=now.minute - now.minute % 15, second=0, microsecond=0)
     clock = FakeClock(quarter + timedelta(seconds=30))
@@ -229,9 +264,11 @@ def test_a_clock_put_right_after_a_jump_ahead_alerts_warns_and_runs_again(
     clock.advance(timedelta(days=-3, minutes=15))
     real_scheduler(jobfile, clock).tick()  # put right: quarter + 15 min is due now
     assert [message.body["title"] for message in receiver.messages()] == [
-        f"cronflow: the clock went back on {socket.gethostname()}"]
-    [step] = [e for e in Store(jobfile.settings.state_dir).read().events
-              if e.event is EventType.CLOCK]
+        f"cronflow: the clock went back on {socket.gethostname()}"
+    ]
+    [step] = [
+        e for e in Store(jobfile.settings.state_dir).read().events if e.event is EventType.CLOCK
+    ]
     assert step.logical_time == quarter + timedelta(days=3)
     shown = run_cli("status", cwd=tmp_path)
     words = " ".join(shown.stdout.split())
@@ -260,22 +297,37 @@ SECRETS = ["hunter2", "HDRSECRET", "GETSECRET", "PATHTOKEN"]
 
 
 def test_secrets_in_alert_urls_never_appear_in_any_output_or_the_log(receiver, tmp_path):
-    urls = [f"json://admin:hunter2@127.0.0.1:{receiver.port}/hook?+X-Token=HDRSECRET",
-            f"form://127.0.0.1:{receiver.port}/PATHTOKEN?-token=GETSECRET",
-            "json://admin:hunter2@127.0.0.1:1/closed?+X-Token=HDRSECRET"]
+    urls = [
+        f"json://admin:hunter2@127.0.0.1:{receiver.port}/hook?+X-Token=HDRSECRET",
+        f"form://127.0.0.1:{receiver.port}/PATHTOKEN?-token=GETSECRET",
+        "json://admin:hunter2@127.0.0.1:1/closed?+X-Token=HDRSECRET",
+    ]
     (tmp_path / "jobs.toml").write_text(
-        f"[alerts]\nurls = {json.dumps(urls)}\ntimeout = \"2s\"\n"
+        f'[alerts]\nurls = {json.dumps(urls)}\ntimeout = "2s"\n'
         '[jobs.broken]\ncommand = "exit 3"\nschedule = "0 6 * * *"\n'
-        '[jobs.ticking]\ncommand = "exit 3"\nschedule = "* * * * *"\n')
-    outputs = [run_cli(*args, cwd=tmp_path) for args in (
-        ["validate"], ["run", "--date", "2026-01-14", "--job", "broken"], ["run", "--verbose"],
-        ["status"],
-        ["status", "--json"], ["run", "--dry-run"], ["next"], ["logs", "broken"],
-        ["alerts", "test"])]
+        '[jobs.ticking]\ncommand = "exit 3"\nschedule = "* * * * *"\n'
+    )
+    outputs = [
+        run_cli(*args, cwd=tmp_path)
+        for args in (
+            ["validate"],
+            ["run", "--date", "2026-01-14", "--job", "broken"],
+            ["run", "--verbose"],
+            ["status"],
+            ["status", "--json"],
+            ["run", "--dry-run"],
+            ["next"],
+            ["logs", "broken"],
+            ["alerts", "test"],
+        )
+    ]
     assert len(receiver.messages()) >= 3  # the alerts did go out (backfill, clock, test)
     texts = [o.stdout + o.stderr for o in outputs]
-    texts += [path.read_text(errors="replace") for path in (tmp_path / ".cronflow").rglob("*")
-              if path.is_file()]
+    texts += [
+        path.read_text(errors="replace")
+        for path in (tmp_path / ".cronflow").rglob("*")
+        if path.is_file()
+    ]
     for text in texts:
         for secret in SECRETS:
             assert secret not in text
@@ -294,20 +346,26 @@ def test_redact_keeps_only_scheme_host_and_port():
 def test_alerts_test_reports_each_target(receiver, tmp_path):
     (tmp_path / "jobs.toml").write_text(
         f'[alerts]\nurls = ["{receiver.url()}", "json://127.0.0.1:1/closed"]\ntimeout = "2s"\n'
-        '[jobs.a]\ncommand = "true"\n')
+        '[jobs.a]\ncommand = "true"\n'
+    )
     result = run_cli("alerts", "test", "--job", "a", cwd=tmp_path)
     assert result.returncode == 1
-    assert result.stdout.splitlines() == [f"json://127.0.0.1:{receiver.port}: sent",
-                                          "json://127.0.0.1:1: failed"]
+    assert result.stdout.splitlines() == [
+        f"json://127.0.0.1:{receiver.port}: sent",
+        "json://127.0.0.1:1: failed",
+    ]
     [message] = receiver.messages()
     assert message.body["title"] == "cronflow: test alert for job a"
 
 
-@pytest.mark.parametrize("alerts, words", [
-    ('urls = ["bogus://SECRETVALUE@host/x"]', "not a URL apprise understands"),
-    ('urls = ["no scheme SECRETVALUE"]', "entry 1 is not a URL"),
-    ('config = "missing.yml"', "cannot be read"),
-])
+@pytest.mark.parametrize(
+    "alerts, words",
+    [
+        ('urls = ["bogus://SECRETVALUE@host/x"]', "not a URL apprise understands"),
+        ('urls = ["no scheme SECRETVALUE"]', "entry 1 is not a URL"),
+        ('config = "missing.yml"', "cannot be read"),
+    ],
+)
 def test_bad_alert_targets_are_config_errors(tmp_path, alerts, words):
     (tmp_path / "jobs.toml").write_text(f'[alerts]\n{alerts}\n[jobs.a]\ncommand = "true"\n')
     result = run_cli("validate", cwd=tmp_path)

@@ -26,29 +26,38 @@ from tests.conftest import run_cli
 GOOD_JOB = '[jobs.one]\ncommand = "true"\nschedule = "0 6 * * *"\n'
 
 
-@pytest.mark.parametrize("text, args", [
-    ('[jobs.one]\ncommand = "true"\ntimeout = 1e15\n', ["validate"]),
-    ('[jobs.one]\ncommand = "true"\nretry_delay = "100000000000000s"\n', ["validate"]),
-    ('[jobs.one]\ncommand = "true"\nretries = 1\nretry_max_delay = 1e14\n', ["validate"]),
-    ('[jobs.one]\ncommand = "true"\nkill_grace = 1e14\n', ["validate"]),
-    ('[cronflow]\nshutdown_grace = 1e14\n' + GOOD_JOB, ["validate"]),
-    ('[jobs.one]\ncommand = "true"\nretries = 2\nretry_backoff = inf\n', ["run", "--date",
-                                                                           "2026-01-14"]),
-    ('[jobs.one]\ncommand = "true"\nretries = 2\nretry_backoff = nan\n', ["validate"]),
-    ('[cronflow]\nkeep_days = 1000000000000\n' + GOOD_JOB, ["run"]),
-    (f'[jobs.{"j" * 300}]\ncommand = "true"\n', ["run", "--date", "2026-01-14"]),
-    ('[jobs.one]\ncommand = "tr\\u0000ue"\n', ["validate"]),
-    ('[jobs.one]\ncommand = "true"\nenv = { A = "x\\u0000y" }\n', ["validate"]),
-    ("a = " + "[" * 100_000 + "]" * 100_000 + "\n" + GOOD_JOB, ["validate"]),
-    (f'[jobs.one]\ncommand = "{"x" * 5_000_000}"\n', ["validate"]),
-    ('[cronflow]\nstate_dir = "a-file"\n' + GOOD_JOB, ["validate"]),
-    (f'[cronflow]\ntimezone = "{"x" * 300}"\n' + GOOD_JOB, ["validate"]),  # found by the test below
-    (f'[jobs.one]\ncommand = "true"\ncwd = "/tmp/{"x" * 300}"\n', ["validate"]),
-    (GOOD_JOB, ["run", "--date", "0001-01-01"]),
-    (GOOD_JOB, ["run", "--date", "9999-12-31"]),
-    (GOOD_JOB, ["history", "--since", "0001-01-01"]),
-    (GOOD_JOB, ["next", "--from", "0001-01-01T00:00"]),
-], ids=lambda value: value if isinstance(value, str) and len(value) < 40 else None)
+@pytest.mark.parametrize(
+    "text, args",
+    [
+        ('[jobs.one]\ncommand = "true"\ntimeout = 1e15\n', ["validate"]),
+        ('[jobs.one]\ncommand = "true"\nretry_delay = "100000000000000s"\n', ["validate"]),
+        ('[jobs.one]\ncommand = "true"\nretries = 1\nretry_max_delay = 1e14\n', ["validate"]),
+        ('[jobs.one]\ncommand = "true"\nkill_grace = 1e14\n', ["validate"]),
+        ("[cronflow]\nshutdown_grace = 1e14\n" + GOOD_JOB, ["validate"]),
+        (
+            '[jobs.one]\ncommand = "true"\nretries = 2\nretry_backoff = inf\n',
+            ["run", "--date", "2026-01-14"],
+        ),
+        ('[jobs.one]\ncommand = "true"\nretries = 2\nretry_backoff = nan\n', ["validate"]),
+        ("[cronflow]\nkeep_days = 1000000000000\n" + GOOD_JOB, ["run"]),
+        (f'[jobs.{"j" * 300}]\ncommand = "true"\n', ["run", "--date", "2026-01-14"]),
+        ('[jobs.one]\ncommand = "tr\\u0000ue"\n', ["validate"]),
+        ('[jobs.one]\ncommand = "true"\nenv = { A = "x\\u0000y" }\n', ["validate"]),
+        ("a = " + "[" * 100_000 + "]" * 100_000 + "\n" + GOOD_JOB, ["validate"]),
+        (f'[jobs.one]\ncommand = "{"x" * 5_000_000}"\n', ["validate"]),
+        ('[cronflow]\nstate_dir = "a-file"\n' + GOOD_JOB, ["validate"]),
+        (
+            f'[cronflow]\ntimezone = "{"x" * 300}"\n' + GOOD_JOB,
+            ["validate"],
+        ),  # found by the test below
+        (f'[jobs.one]\ncommand = "true"\ncwd = "/tmp/{"x" * 300}"\n', ["validate"]),
+        (GOOD_JOB, ["run", "--date", "0001-01-01"]),
+        (GOOD_JOB, ["run", "--date", "9999-12-31"]),
+        (GOOD_JOB, ["history", "--since", "0001-01-01"]),
+        (GOOD_JOB, ["next", "--from", "0001-01-01T00:00"]),
+    ],
+    ids=lambda value: value if isinstance(value, str) and len(value) < 40 else None,
+)
 def test_an_input_that_once_crashed_is_a_clear_error(tmp_path, text, args):
     (tmp_path / "jobs.toml").write_text(text)
     (tmp_path / "a-file").write_text("not a directory\n")
@@ -63,17 +72,61 @@ def test_an_input_that_once_crashed_is_a_clear_error(tmp_path, text, args):
 
 ODD_TEXT = st.one_of(
     st.text(max_size=12),
-    st.sampled_from(["", " ", "\0", "x" * 300, "é", "../..", "/", "*/0 * * * *", "@reboot",
-                     "60 * * * *", "0 0 31 2 *", "0 0 */2 * 1", "1e99", "inf", "nan", "-1s",
-                     "1h30", "99999999999d", "never", "UTC", "Mars/Olympus", "true", "~root",
-                     "root", "nobody", "%", "5/15", "0 0 L * *", "failure", "skip", "all"]))
-NUMBERS = st.one_of(st.integers(-2**63, 2**63 - 1), st.sampled_from([0, -1, 1, 10**12, 2**63 - 1]),
-                    st.floats(allow_nan=True, allow_infinity=True))
-SCALARS = st.one_of(ODD_TEXT, NUMBERS, st.booleans(),
-                    st.datetimes(datetime(1, 1, 1), datetime(9999, 12, 31)),
-                    st.dates(date(1, 1, 1), date(9999, 12, 31)))
-VALUES = st.recursive(SCALARS, lambda inner: st.one_of(
-    st.lists(inner, max_size=3), st.dictionaries(ODD_TEXT, inner, max_size=3)), max_leaves=6)
+    st.sampled_from(
+        [
+            "",
+            " ",
+            "\0",
+            "x" * 300,
+            "é",
+            "../..",
+            "/",
+            "*/0 * * * *",
+            "@reboot",
+            "60 * * * *",
+            "0 0 31 2 *",
+            "0 0 */2 * 1",
+            "1e99",
+            "inf",
+            "nan",
+            "-1s",
+            "1h30",
+            "99999999999d",
+            "never",
+            "UTC",
+            "Mars/Olympus",
+            "true",
+            "~root",
+            "root",
+            "nobody",
+            "%",
+            "5/15",
+            "0 0 L * *",
+            "failure",
+            "skip",
+            "all",
+        ]
+    ),
+)
+NUMBERS = st.one_of(
+    st.integers(-(2**63), 2**63 - 1),
+    st.sampled_from([0, -1, 1, 10**12, 2**63 - 1]),
+    st.floats(allow_nan=True, allow_infinity=True),
+)
+SCALARS = st.one_of(
+    ODD_TEXT,
+    NUMBERS,
+    st.booleans(),
+    st.datetimes(datetime(1, 1, 1), datetime(9999, 12, 31)),
+    st.dates(date(1, 1, 1), date(9999, 12, 31)),
+)
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(ODD_TEXT, inner, max_size=3)
+    ),
+    max_leaves=6,
+)
 NAMES = st.one_of(st.sampled_from(["one", "two", "a.b-c_d", "x" * 101]), ODD_TEXT)
 
 
@@ -82,25 +135,42 @@ def table_of(keys: list[str]):
     return st.dictionaries(known, VALUES, max_size=4)
 
 
-JOB_TABLES = st.builds(lambda extra, command: {**extra, **command}, table_of(sorted(config.JOB_KEYS)),
-                       st.one_of(st.just({"command": "true"}), st.just({}),
-                                 st.builds(lambda value: {"command": value}, VALUES)))
+JOB_TABLES = st.builds(
+    lambda extra, command: {**extra, **command},
+    table_of(sorted(config.JOB_KEYS)),
+    st.one_of(
+        st.just({"command": "true"}),
+        st.just({}),
+        st.builds(lambda value: {"command": value}, VALUES),
+    ),
+)
 JOBS_FILES = st.fixed_dictionaries(
     {"jobs": st.dictionaries(NAMES, JOB_TABLES, min_size=1, max_size=3)},
-    optional={"cronflow": table_of(sorted(config.SETTINGS_KEYS)),
-              "alerts": table_of(sorted(config.ALERT_KEYS)),
-              "defaults": table_of(sorted(config.JOB_KEYS))})
-DATES = st.one_of(st.dates(date(1, 1, 1), date(9999, 12, 31)).map(str),
-                  st.tuples(st.dates(), st.dates()).map(lambda pair: f"{pair[0]}..{pair[1]}"),
-                  ODD_TEXT)
+    optional={
+        "cronflow": table_of(sorted(config.SETTINGS_KEYS)),
+        "alerts": table_of(sorted(config.ALERT_KEYS)),
+        "defaults": table_of(sorted(config.JOB_KEYS)),
+    },
+)
+DATES = st.one_of(
+    st.dates(date(1, 1, 1), date(9999, 12, 31)).map(str),
+    st.tuples(st.dates(), st.dates()).map(lambda pair: f"{pair[0]}..{pair[1]}"),
+    ODD_TEXT,
+)
 COMMANDS = st.one_of(
-    st.just(["validate"]), st.just(["run", "--dry-run"]), st.just(["status"]),
-    st.just(["status", "--json"]), st.just(["next"]), st.just(["graph"]),
+    st.just(["validate"]),
+    st.just(["run", "--dry-run"]),
+    st.just(["status"]),
+    st.just(["status", "--json"]),
+    st.just(["next"]),
+    st.just(["graph"]),
     DATES.map(lambda day: ["run", "--date", day, "--dry-run"]),
     DATES.map(lambda day: ["history", "--since", day]),
-    st.tuples(NAMES, DATES).map(lambda pair: ["run", "--date", pair[1], "--job", pair[0],
-                                              "--dry-run"]),
-    ODD_TEXT.map(lambda text: ["next", "--from", text]))
+    st.tuples(NAMES, DATES).map(
+        lambda pair: ["run", "--date", pair[1], "--job", pair[0], "--dry-run"]
+    ),
+    ODD_TEXT.map(lambda text: ["next", "--from", text]),
+)
 
 
 def invoke(args: list[str]) -> int:

@@ -35,8 +35,11 @@ def test_a_successful_run_exits_0_and_is_recorded(project):
     assert "2 runs: 2 success" in result.stdout
     events = Store(project / ".cronflow").read().events
     assert [(e.job, e.event.value, e.status.value) for e in events] == [
-        ("extract", "started", "running"), ("extract", "finished", "success"),
-        ("load", "started", "running"), ("load", "finished", "success")]
+        ("extract", "started", "running"),
+        ("extract", "finished", "success"),
+        ("load", "started", "running"),
+        ("load", "finished", "success"),
+    ]
 
 
 def test_a_failed_run_exits_1_and_a_second_run_resumes(project):
@@ -47,15 +50,23 @@ def test_a_failed_run_exits_1_and_a_second_run_resumes(project):
     assert second.returncode == 0
     assert "extract @ 2026-01-14T06:00:00+01:00: not run, already success" in second.stdout
     assert (project / "ran.txt").read_text().splitlines() == [
-        "extract 2026-01-14", "load 2026-01-14", "load 2026-01-14"]
+        "extract 2026-01-14",
+        "load 2026-01-14",
+        "load 2026-01-14",
+    ]
 
 
 def test_a_date_range_runs_oldest_first(project):
     result = run_cli("run", "--date", "2026-01-30..2026-02-01", cwd=project)
     assert result.returncode == 0
     assert (project / "ran.txt").read_text().split("\n")[:-1] == [
-        "extract 2026-01-30", "load 2026-01-30", "extract 2026-01-31", "load 2026-01-31",
-        "extract 2026-02-01", "load 2026-02-01"]
+        "extract 2026-01-30",
+        "load 2026-01-30",
+        "extract 2026-01-31",
+        "load 2026-01-31",
+        "extract 2026-02-01",
+        "load 2026-02-01",
+    ]
 
 
 def test_dry_run_prints_the_plan_and_runs_nothing(project):
@@ -64,18 +75,22 @@ def test_dry_run_prints_the_plan_and_runs_nothing(project):
     rows = [line.split() for line in result.stdout.splitlines()[3:] if line.strip()]
     assert rows == [
         ["extract", "2026-01-14", "06:00:00", "Europe/Berlin", "run", "never", "run"],
-        ["load", "2026-01-14", "06:00:00", "Europe/Berlin", "run", "never", "run"]]
+        ["load", "2026-01-14", "06:00:00", "Europe/Berlin", "run", "never", "run"],
+    ]
     assert not (project / "ran.txt").exists()
 
 
-@pytest.mark.parametrize("args, words", [
-    (["run", "--date", "2026-13-01"], "is not a date"),
-    (["run", "--date", "2026-02-01..2026-01-01"], "ends before it starts"),
-    (["run", "--date", "2026-01-14", "--job", "lod"], 'did you mean "load"'),
-    (["run", "--job", "load"], "Without --date"),
-    (["run", "--date", "2026-01-14", "--rerun", "some"], "--rerun"),
-    (["frobnicate"], "No such command"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["run", "--date", "2026-13-01"], "is not a date"),
+        (["run", "--date", "2026-02-01..2026-01-01"], "ends before it starts"),
+        (["run", "--date", "2026-01-14", "--job", "lod"], 'did you mean "load"'),
+        (["run", "--job", "load"], "Without --date"),
+        (["run", "--date", "2026-01-14", "--rerun", "some"], "--rerun"),
+        (["frobnicate"], "No such command"),
+    ],
+)
 def test_bad_arguments_exit_2_without_a_traceback(project, args, words):
     result = run_cli(*args, cwd=project)
     assert result.returncode == 2
@@ -103,10 +118,20 @@ def test_status_table_is_plain_text_without_a_terminal(project):
     result = run_cli("status", cwd=project)
     assert result.returncode == 0
     assert "\x1b[" not in result.stdout
-    [extract] = [line.split() for line in result.stdout.splitlines()
-                 if line.split()[:1] == ["extract"]]
-    assert extract[:9] == ["extract", "daily", "at", "06:00", "Europe/Berlin", "2026-01-14",
-                           "06:00:00", "success", "1/1"]
+    [extract] = [
+        line.split() for line in result.stdout.splitlines() if line.split()[:1] == ["extract"]
+    ]
+    assert extract[:9] == [
+        "extract",
+        "daily",
+        "at",
+        "06:00",
+        "Europe/Berlin",
+        "2026-01-14",
+        "06:00:00",
+        "success",
+        "1/1",
+    ]
     assert extract[-2:] == ["-", "."]  # no failing streak; one success in the strip
 
 
@@ -118,7 +143,7 @@ def test_status_of_a_job_that_never_ran(project):
 def test_status_skips_damaged_log_lines_and_says_so(project):
     run_cli("run", "--date", "2026-01-14", cwd=project)
     with open(project / ".cronflow" / "runs.jsonl", "ab") as log:
-        log.write(b"garbage\n{\"half")
+        log.write(b'garbage\n{"half')
     result = run_cli("status", cwd=project)
     assert result.returncode == 0 and "success" in result.stdout
     # The line without a newline may still be being written: it counts once it is ended.
@@ -139,11 +164,19 @@ def test_python_dash_m_and_help(project):
 def test_two_invocations_at_once_run_each_run_only_once(tmp_path):
     (tmp_path / "jobs.toml").write_text(
         '[jobs.slow]\ncommand = "echo $$ >> ran.txt; sleep 0.5"\n'
-        '[jobs.after]\ncommand = "echo after >> ran.txt"\ndepends_on = ["slow"]\n')
+        '[jobs.after]\ncommand = "echo after >> ran.txt"\ndepends_on = ["slow"]\n'
+    )
     env = {"PATH": "/usr/bin:/bin", "TZ": CHILD_TZ}
-    both = [subprocess.Popen([sys.executable, "-m", "cronflow", "run", "--date", "2026-01-14"],
-                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True)
-            for _ in range(2)]
+    both = [
+        subprocess.Popen(
+            [sys.executable, "-m", "cronflow", "run", "--date", "2026-01-14"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     outputs = "".join(process.communicate(timeout=60)[0] for process in both)
     assert [process.returncode for process in both] == [0, 0]
     ran = (tmp_path / "ran.txt").read_text().split()
@@ -153,7 +186,8 @@ def test_two_invocations_at_once_run_each_run_only_once(tmp_path):
 
 def test_a_failed_try_says_when_it_will_be_retried(tmp_path):
     (tmp_path / "jobs.toml").write_text(
-        '[jobs.flaky]\ncommand = "exit 5"\nretries = 1\nretry_delay = "250ms"\n')
+        '[jobs.flaky]\ncommand = "exit 5"\nretries = 1\nretry_delay = "250ms"\n'
+    )
     result = run_cli("run", "--date", "2026-01-14", cwd=tmp_path)
     assert result.returncode == 1
     assert "failed, attempt 1/2, 0.0s, exit status 5; retrying in 0.25s" in result.stdout
@@ -211,7 +245,11 @@ def test_rerun_failed_runs_only_the_runs_that_did_not_succeed(tmp_path):
     again = run_cli("run", "--date", "2026-01-01..2026-01-20", "--rerun", "failed", cwd=tmp_path)
     assert again.returncode == 0
     assert sorted((tmp_path / "ran.txt").read_text().splitlines()) == [
-        "2026-01-07 load", "2026-01-07 transform", "2026-01-17 load", "2026-01-17 transform"]
+        "2026-01-07 load",
+        "2026-01-07 transform",
+        "2026-01-17 load",
+        "2026-01-17 transform",
+    ]
     everything = run_cli("run", "--date", "2026-01-01", "--rerun", "all", cwd=tmp_path)
     assert "4 runs: 4 success" in everything.stdout
 
@@ -226,7 +264,9 @@ def test_dry_run_without_a_date_explains_each_job(tmp_path):
 
 
 def test_run_without_a_date_is_silent_when_nothing_fails(tmp_path):
-    (tmp_path / "jobs.toml").write_text('[jobs.tick]\ncommand = "echo hi"\nschedule = "* * * * *"\n')
+    (tmp_path / "jobs.toml").write_text(
+        '[jobs.tick]\ncommand = "echo hi"\nschedule = "* * * * *"\n'
+    )
     result = run_cli("run", cwd=tmp_path)
     assert result.returncode == 0 and result.stdout == "" and result.stderr == ""
     assert started_count(tmp_path) == 1
@@ -244,18 +284,24 @@ def test_next_marks_dst_adjusted_ticks(tmp_path):
         '[cronflow]\ntimezone = "America/New_York"\n'
         '[jobs.nightly]\ncommand = "true"\nschedule = "30 1 * * *"\n'
         '[jobs.early]\ncommand = "true"\nschedule = "30 2 * * *"\n'
-        '[jobs.after]\ncommand = "true"\ndepends_on = ["nightly"]\n')
+        '[jobs.after]\ncommand = "true"\ndepends_on = ["nightly"]\n'
+    )
     result = run_cli("next", "--from", "2024-11-03T04:00Z", "-n", "2", "--json", cwd=tmp_path)
     ticks = json.loads(result.stdout)["ticks"]
     assert [(t["job"], t["logical_time"], t["utc"], bool(t["dst"])) for t in ticks] == [
         ("nightly", "2024-11-03T01:30:00-04:00", "2024-11-03T05:30:00+00:00", True),
         ("nightly", "2024-11-04T01:30:00-05:00", "2024-11-04T06:30:00+00:00", False),
         ("early", "2024-11-03T02:30:00-05:00", "2024-11-03T07:30:00+00:00", False),
-        ("early", "2024-11-04T02:30:00-05:00", "2024-11-04T07:30:00+00:00", False)]
-    spring = run_cli("next", "--job", "early", "--from", "2024-03-10T00:00-05:00", "-n", "1",
-                     cwd=tmp_path)
-    assert spring.stdout.split()[:3] == ["early", "2024-03-10T03:00:00-04:00",
-                                         "2024-03-10T07:00:00+00:00"]
+        ("early", "2024-11-04T02:30:00-05:00", "2024-11-04T07:30:00+00:00", False),
+    ]
+    spring = run_cli(
+        "next", "--job", "early", "--from", "2024-03-10T00:00-05:00", "-n", "1", cwd=tmp_path
+    )
+    assert spring.stdout.split()[:3] == [
+        "early",
+        "2024-03-10T03:00:00-04:00",
+        "2024-03-10T07:00:00+00:00",
+    ]
     assert "clocks jumped forward" in spring.stdout
     bad = run_cli("next", "--from", "yesterday", cwd=tmp_path)
     assert bad.returncode == 2 and "is not a time" in bad.stderr
@@ -265,8 +311,9 @@ def test_a_backfill_never_runs_a_tick_still_to_come(tmp_path):
     from datetime import UTC, datetime, timedelta
 
     (tmp_path / "jobs.toml").write_text(
-        '[jobs.noon]\ncommand = \'echo "$CRONFLOW_LOGICAL_TIME" >> ran.txt\'\n'
-        'schedule = "0 12 * * *"\n')
+        "[jobs.noon]\ncommand = 'echo \"$CRONFLOW_LOGICAL_TIME\" >> ran.txt'\n"
+        'schedule = "0 12 * * *"\n'
+    )
     today = datetime.now(UTC).date()
     yesterday, tomorrow = today - timedelta(days=1), today + timedelta(days=1)
     dry = run_cli("run", "--date", f"{yesterday}..{tomorrow}", "--dry-run", cwd=tmp_path)

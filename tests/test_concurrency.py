@@ -31,8 +31,14 @@ schedule = "* * * * *"
 
 def start_cli(*args: str, cwd: Path) -> subprocess.Popen:
     env = {"PATH": os.environ["PATH"], "TZ": CHILD_TZ}
-    return subprocess.Popen([sys.executable, "-m", "cronflow", *args], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "cronflow", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_ten_invocations_at_once_finish_each_run_exactly_once(tmp_path):
@@ -78,20 +84,27 @@ def test_a_killed_cronflows_job_is_never_run_beside_itself_and_its_outcome_is_ke
             assert again.returncode == 0, again.stderr
         assert attempts.read_text().count("\n") == 1  # never started beside the orphan
         status = run_cli("status", "--json", cwd=tmp_path)
-        assert f"orphaned: its cronflow (pid {first.pid}) is gone; the job (pid {group}) runs on" \
+        assert (
+            f"orphaned: its cronflow (pid {first.pid}) is gone; the job (pid {group}) runs on"
             in status.stdout
+        )
     finally:
         os.kill(orphan, signal.SIGKILL)  # the job ends (killed): its wrapper writes 137
-    started = [e for e in Store(tmp_path / ".cronflow").read().events
-               if e.event is EventType.STARTED][0]
+    started = [
+        e for e in Store(tmp_path / ".cronflow").read().events if e.event is EventType.STARTED
+    ][0]
     exit_file = Path(started.output["exit"])
     wait_for(lambda: exit_file.read_bytes().startswith(b"exit"), "exit status of the orphan")
     third = run_cli("run", "--verbose", cwd=tmp_path)
     assert third.returncode == 0, third.stderr
     events = Store(tmp_path / ".cronflow").read().events
     trail = [(e.event.value, e.attempt, e.exit_code) for e in events if e.key == started.key]
-    assert trail == [("started", 1, None), ("finished", 1, 137), ("started", 2, None),
-                     ("finished", 2, 0)]
+    assert trail == [
+        ("started", 1, None),
+        ("finished", 1, 137),
+        ("started", 2, None),
+        ("finished", 2, 0),
+    ]
     assert len({e.run_id for e in events if e.key == started.key}) == 1
     recovered = [e for e in events if e.event is EventType.FINISHED][0]
     assert f"cronflow (pid {first.pid}) stopped" in recovered.reason
@@ -145,11 +158,16 @@ def small_disk(tmp_path):
     """A 4 MiB tmpfs as the state directory: a disk that really fills up."""
     state = tmp_path / "state"
     state.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=700", "tmpfs",
-                              str(state)], capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m,mode=700", "tmpfs", str(state)],
+        capture_output=True,
+        text=True,
+    )
     if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs to fill up ({mounted.stderr.strip()}); "
-                    "this needs root with CAP_SYS_ADMIN")
+        pytest.skip(
+            f"cannot mount a small tmpfs to fill up ({mounted.stderr.strip()}); "
+            "this needs root with CAP_SYS_ADMIN"
+        )
     yield state
     subprocess.run(["umount", "-l", str(state)], check=True)
 
@@ -161,9 +179,13 @@ def test_a_run_that_succeeded_on_a_full_disk_is_never_run_again(tmp_path, small_
     without it, a clear error, and the exit status file keeps the truth. Either way, once
     space is back, it never runs again."""
     effects = tmp_path / "effects.txt"
-    (tmp_path / "jobs.toml").write_text(FILLS_THE_DISK.format(
-        effects=effects, state=small_disk,
-        remove_reserve=f"rm {small_disk}/reserve" if reserve != "kept" else ""))
+    (tmp_path / "jobs.toml").write_text(
+        FILLS_THE_DISK.format(
+            effects=effects,
+            state=small_disk,
+            remove_reserve=f"rm {small_disk}/reserve" if reserve != "kept" else "",
+        )
+    )
     first = run_cli("run", "--date", "2026-01-14", cwd=tmp_path)
     assert "Traceback" not in first.stderr
     if reserve == "kept":

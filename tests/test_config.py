@@ -17,39 +17,101 @@ ROOT = Path(__file__).resolve().parent.parent
 # (case, jobs.toml text, line expected in the message, words expected in the message)
 BAD_FILES = [
     ("syntax", '[jobs.a]\ncommand = "unterminated\n', "jobs.toml:2:", "TOML syntax error"),
-    ("unknown key", '[jobs.a]\ncommand = "x"\nschedul = "@daily"\n', "jobs.toml:3:",
-     'Did you mean "schedule"'),
+    (
+        "unknown key",
+        '[jobs.a]\ncommand = "x"\nschedul = "@daily"\n',
+        "jobs.toml:3:",
+        'Did you mean "schedule"',
+    ),
     ("unknown table", '[job.a]\ncommand = "x"\n', "jobs.toml:1:", 'Did you mean "jobs"'),
-    ("wrong type", '[jobs.a]\ncommand = "x"\nretries = "three"\n', "jobs.toml:3:",
-     "must be a whole number"),
-    ("bad duration", '[jobs.a]\ncommand = "x"\ntimeout = "1 hour"\n', "jobs.toml:3:",
-     "is not a duration"),
-    ("bad cron", '[jobs.a]\ncommand = "x"\nschedule = "61 * * * *"\n', "jobs.toml:3:",
-     "not a valid cron expression"),
-    ("impossible cron", '[jobs.a]\ncommand = "x"\nschedule = "0 0 31 2 *"\n', "jobs.toml:3:",
-     "never matches"),
-    ("six fields", '[jobs.a]\ncommand = "x"\nschedule = "0 0 * * * *"\n', "jobs.toml:3:",
-     "has 6 fields"),
-    ("unknown zone", '[jobs.a]\ncommand = "x"\ntimezone = "Mars/Olympus"\n', "jobs.toml:3:",
-     "not a known time zone"),
-    ("unknown dependency", '[jobs.a]\ncommand = "x"\n\n[jobs.b]\ncommand = "x"\n'
-     'depends_on = ["aa"]\n', "jobs.toml:6:", 'Did you mean "a"'),
-    ("cycle", '[jobs.a]\ncommand = "x"\ndepends_on = ["b"]\n[jobs.b]\ncommand = "x"\n'
-     'depends_on = ["a"]\n', "jobs.toml:3:", "a -> b -> a"),
+    (
+        "wrong type",
+        '[jobs.a]\ncommand = "x"\nretries = "three"\n',
+        "jobs.toml:3:",
+        "must be a whole number",
+    ),
+    (
+        "bad duration",
+        '[jobs.a]\ncommand = "x"\ntimeout = "1 hour"\n',
+        "jobs.toml:3:",
+        "is not a duration",
+    ),
+    (
+        "bad cron",
+        '[jobs.a]\ncommand = "x"\nschedule = "61 * * * *"\n',
+        "jobs.toml:3:",
+        "not a valid cron expression",
+    ),
+    (
+        "impossible cron",
+        '[jobs.a]\ncommand = "x"\nschedule = "0 0 31 2 *"\n',
+        "jobs.toml:3:",
+        "never matches",
+    ),
+    (
+        "six fields",
+        '[jobs.a]\ncommand = "x"\nschedule = "0 0 * * * *"\n',
+        "jobs.toml:3:",
+        "has 6 fields",
+    ),
+    (
+        "unknown zone",
+        '[jobs.a]\ncommand = "x"\ntimezone = "Mars/Olympus"\n',
+        "jobs.toml:3:",
+        "not a known time zone",
+    ),
+    (
+        "unknown dependency",
+        '[jobs.a]\ncommand = "x"\n\n[jobs.b]\ncommand = "x"\ndepends_on = ["aa"]\n',
+        "jobs.toml:6:",
+        'Did you mean "a"',
+    ),
+    (
+        "cycle",
+        '[jobs.a]\ncommand = "x"\ndepends_on = ["b"]\n[jobs.b]\ncommand = "x"\n'
+        'depends_on = ["a"]\n',
+        "jobs.toml:3:",
+        "a -> b -> a",
+    ),
     ("no command", '[jobs.a]\nschedule = "@daily"\n', "jobs.toml:1:", "has no command"),
-    ("bad choice", '[jobs.a]\ncommand = "x"\novelap = "skip"\ncatchup = "some"\n', "jobs.toml:4:",
-     'Use one of "latest", "all", "none"'),
-    ("relative shell", '[jobs.a]\ncommand = "x"\nshell = "bash"\n', "jobs.toml:3:",
-     "is not an absolute path"),
-    ("missing shell", '[jobs.a]\ncommand = "x"\nshell = "/no/such/shell"\n', "jobs.toml:3:",
-     "is not an executable file"),
-    ("duration too long", '[jobs.a]\ncommand = "x"\ntimeout = "400d"\n', "jobs.toml:3:",
-     "is longer than 365 days"),
-    ("too many retries", '[jobs.a]\ncommand = "x"\nretries = 1000\n', "jobs.toml:3:",
-     "must be from 0 to 100"),
-    ("clashing upstream schedules", '[jobs.a]\ncommand = "x"\nschedule = "@daily"\n'
-     '[jobs.b]\ncommand = "x"\nschedule = "@hourly"\n[jobs.c]\ncommand = "x"\n'
-     'depends_on = ["a", "b"]\n', "jobs.toml:9:", "upstreams run on different schedules"),
+    (
+        "bad choice",
+        '[jobs.a]\ncommand = "x"\novelap = "skip"\ncatchup = "some"\n',
+        "jobs.toml:4:",
+        'Use one of "latest", "all", "none"',
+    ),
+    (
+        "relative shell",
+        '[jobs.a]\ncommand = "x"\nshell = "bash"\n',
+        "jobs.toml:3:",
+        "is not an absolute path",
+    ),
+    (
+        "missing shell",
+        '[jobs.a]\ncommand = "x"\nshell = "/no/such/shell"\n',
+        "jobs.toml:3:",
+        "is not an executable file",
+    ),
+    (
+        "duration too long",
+        '[jobs.a]\ncommand = "x"\ntimeout = "400d"\n',
+        "jobs.toml:3:",
+        "is longer than 365 days",
+    ),
+    (
+        "too many retries",
+        '[jobs.a]\ncommand = "x"\nretries = 1000\n',
+        "jobs.toml:3:",
+        "must be from 0 to 100",
+    ),
+    (
+        "clashing upstream schedules",
+        '[jobs.a]\ncommand = "x"\nschedule = "@daily"\n'
+        '[jobs.b]\ncommand = "x"\nschedule = "@hourly"\n[jobs.c]\ncommand = "x"\n'
+        'depends_on = ["a", "b"]\n',
+        "jobs.toml:9:",
+        "upstreams run on different schedules",
+    ),
 ]
 
 
@@ -62,11 +124,15 @@ def test_bad_input_exits_2_with_the_line_and_no_traceback(tmp_path, case, text, 
     assert "Traceback" not in result.stderr + result.stdout
 
 
-@pytest.mark.parametrize("setup, words", [
-    (lambda d: None, "does not exist"),
-    (lambda d: (d / "jobs.toml").mkdir(), "cannot be read"),
-    (lambda d: (d / "jobs.toml").write_bytes(b"\xff\xfe[jobs]"), "not UTF-8"),
-], ids=["missing", "directory", "not utf-8"])
+@pytest.mark.parametrize(
+    "setup, words",
+    [
+        (lambda d: None, "does not exist"),
+        (lambda d: (d / "jobs.toml").mkdir(), "cannot be read"),
+        (lambda d: (d / "jobs.toml").write_bytes(b"\xff\xfe[jobs]"), "not UTF-8"),
+    ],
+    ids=["missing", "directory", "not utf-8"],
+)
 def test_an_unusable_file_exits_2_with_no_traceback(tmp_path, setup, words):
     setup(tmp_path)
     result = run_cli("validate", cwd=tmp_path)
@@ -93,8 +159,12 @@ def test_every_problem_is_reported_at_once(write_jobs):
         config.load(path)
     problems = raised.value.problems
     assert [(p.line, p.job, p.key) for p in problems] == [
-        (3, None, "cronflow.timezone"), (5, None, "defaults.retries"),
-        (8, "extract", "schedule"), (11, "load", "depends_on"), (12, "load", "timeuot")]
+        (3, None, "cronflow.timezone"),
+        (5, None, "defaults.retries"),
+        (8, "extract", "schedule"),
+        (11, "load", "depends_on"),
+        (12, "load", "timeuot"),
+    ]
     message = str(raised.value)
     assert message.startswith(f"{path}: 5 problems found; nothing was run.")
     assert 'Did you mean "Europe/Berlin"' not in message  # zones: the fix names examples
@@ -114,9 +184,21 @@ def test_cronflow_jobs_variable_is_used_by_the_cli(write_jobs, tmp_path):
     assert result.returncode == 0 and "only: manual only" in result.stdout
 
 
-@pytest.mark.parametrize("text, seconds", [
-    (30, 30), (1.5, 1.5), ("45", 45), ("45s", 45), ("10m", 600), ("1h30m", 5400), ("2d", 172800),
-    ("250ms", 0.25), ("1h 30m".replace(" ", ""), 5400), ("0", 0)])
+@pytest.mark.parametrize(
+    "text, seconds",
+    [
+        (30, 30),
+        (1.5, 1.5),
+        ("45", 45),
+        ("45s", 45),
+        ("10m", 600),
+        ("1h30m", 5400),
+        ("2d", 172800),
+        ("250ms", 0.25),
+        ("1h 30m".replace(" ", ""), 5400),
+        ("0", 0),
+    ],
+)
 def test_durations(text, seconds):
     assert config.parse_duration(text) == timedelta(seconds=seconds)
 
@@ -128,7 +210,8 @@ def test_bad_durations(text):
 
 
 def test_defaults_apply_to_every_job_that_does_not_set_the_key(write_jobs):
-    jobfile = config.load(write_jobs("""
+    jobfile = config.load(
+        write_jobs("""
         [cronflow]
         timezone = "Europe/Berlin"
         max_parallel = 2
@@ -148,7 +231,8 @@ def test_defaults_apply_to_every_job_that_does_not_set_the_key(write_jobs):
         timeout = 0
         timezone = "UTC"
         env = { B = "3" }
-    """))
+    """)
+    )
     plain, custom = jobfile.jobs["plain"], jobfile.jobs["custom"]
     assert plain.schedule == "0 0 * * *" and plain.timezone.key == "Europe/Berlin"
     assert plain.retry.attempts == 3 and plain.retry.delay == timedelta(minutes=1)
@@ -161,7 +245,8 @@ def test_defaults_apply_to_every_job_that_does_not_set_the_key(write_jobs):
 
 
 def test_an_unscheduled_job_takes_the_schedule_and_zone_of_its_upstreams(write_jobs):
-    jobfile = config.load(write_jobs("""
+    jobfile = config.load(
+        write_jobs("""
         [jobs.extract]
         command = "true"
         schedule = "0 6 * * *"
@@ -172,7 +257,8 @@ def test_an_unscheduled_job_takes_the_schedule_and_zone_of_its_upstreams(write_j
         [jobs.report]
         command = "true"
         depends_on = ["load"]
-    """))
+    """)
+    )
     report = jobfile.jobs["report"]
     assert report.schedule is None and report.cadence.expression == "0 6 * * *"
     assert report.timezone.key == "Asia/Tokyo"
@@ -189,14 +275,16 @@ def test_relative_paths_start_at_the_jobs_file(tmp_path):
 
 def test_quoted_job_names_and_inline_tables_are_located(write_jobs):
     with pytest.raises(ConfigError) as raised:
-        config.load(write_jobs("""
+        config.load(
+            write_jobs("""
             [jobs."db-dump"]
             command = '''
             pg_dump mydb = 1
             '''
             env = { A = [1] }
             jobs_key_after_multiline = 1
-        """))
+        """)
+        )
     lines = {p.key: p.line for p in raised.value.problems}
     assert lines == {"env": 6, "jobs_key_after_multiline": 7}
 

@@ -18,9 +18,12 @@ from cronflow import config
 from cronflow.interop.crontab import FormatUnknown, Host, detect_format, translate
 from tests.conftest import run_cli
 
-HOST = Host(zone="Europe/Paris", home_of=lambda user: f"/home/{user or 'me'}",
-            is_account=lambda name: name in ("root", "backup", "sync"),
-            is_command=lambda name: name in ("echo", "sync", "curl"))
+HOST = Host(
+    zone="Europe/Paris",
+    home_of=lambda user: f"/home/{user or 'me'}",
+    is_account=lambda name: name in ("root", "backup", "sync"),
+    is_command=lambda name: name in ("echo", "sync", "curl"),
+)
 
 SYSTEM_CRONTAB = r"""
 # /etc/crontab: system-wide crontab
@@ -50,8 +53,10 @@ def test_a_system_crontab_round_trips_into_a_valid_jobs_file(tmp_path):
     assert "read crontab as a system crontab" in result.stderr  # told from the content
     assert "not translated: line 17: @reboot" in result.stderr
     assert "not translated: line 18: 0 0 * * * root echo hello % world" in result.stderr
-    assert ('check: line 9: runs as user nobody (user = "nobody"), which needs cronflow to run '
-            "as root, as cron did") in result.stderr
+    assert (
+        'check: line 9: runs as user nobody (user = "nobody"), which needs cronflow to run '
+        "as root, as cron did"
+    ) in result.stderr
     assert "check: line 9 (pg_dump): it computes a date with `date`" in result.stderr
     text = (tmp_path / "jobs.toml").read_text()
     assert "#   line 17: @reboot root /usr/local/bin/on-boot.sh" in text  # listed, not dropped
@@ -59,11 +64,19 @@ def test_a_system_crontab_round_trips_into_a_valid_jobs_file(tmp_path):
     assert validate.returncode == (0 if os.geteuid() == 0 else 2), validate.stderr
     document = tomllib.loads(text)
     jobs = document["jobs"]
-    assert list(jobs) == ["pg_dump", "run_parts_cron_hourly", "cleanup", "poll", "rotate_keys",
-                          "weekly_backup"]
+    assert list(jobs) == [
+        "pg_dump",
+        "run_parts_cron_hourly",
+        "cleanup",
+        "poll",
+        "rotate_keys",
+        "weekly_backup",
+    ]
     assert document["cronflow"]["timezone"] == "Europe/Berlin"
-    assert document["alerts"] == {"urls": ["mailto://localhost?to=ops@example.org"],
-                                  "on": ["failure"]}
+    assert document["alerts"] == {
+        "urls": ["mailto://localhost?to=ops@example.org"],
+        "on": ["failure"],
+    }
     assert document["defaults"]["env"]["PATH"].startswith("/usr/local/sbin")
     assert document["defaults"]["shell"] == "/bin/bash"  # SHELL=
     assert jobs["weekly_backup"]["env"] == {"BACKUP_TARGET": "s3://bucket/path"}
@@ -79,8 +92,9 @@ def test_imported_schedules_fire_when_cron_would(tmp_path):
     (tmp_path / "crontab").write_text(SYSTEM_CRONTAB)
     run_cli("import-crontab", "crontab", "--system", "-o", "jobs.toml", cwd=tmp_path)
     start = "2026-04-01T00:00:00+00:00"  # no DST change in the next ticks
-    ours = json.loads(run_cli("next", "--json", "--count", "6", "--from", start,
-                              cwd=tmp_path).stdout)["ticks"]
+    ours = json.loads(
+        run_cli("next", "--json", "--count", "6", "--from", start, cwd=tmp_path).stdout
+    )["ticks"]
     zone = ZoneInfo("Europe/Berlin")
     jobs = tomllib.loads((tmp_path / "jobs.toml").read_text())["jobs"]
     for name, table in jobs.items():
@@ -90,21 +104,31 @@ def test_imported_schedules_fire_when_cron_would(tmp_path):
 
 
 def test_a_user_crontab_from_standard_input():
-    result = subprocess.run([sys.executable, "-m", "cronflow", "import-crontab", "-"],
-                            input="# say hello\n*/5 * * * * echo hello \\% there\n",
-                            capture_output=True, text=True, env={**os.environ, "TZ": "Asia/Tokyo"})
+    result = subprocess.run(
+        [sys.executable, "-m", "cronflow", "import-crontab", "-"],
+        input="# say hello\n*/5 * * * * echo hello \\% there\n",
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TZ": "Asia/Tokyo"},
+    )
     assert result.returncode == 0, result.stderr
     assert "read standard input as a user crontab" in result.stderr
     document = tomllib.loads(result.stdout)
     assert document["cronflow"] == {"timezone": "Asia/Tokyo"}  # the zone cron read it in
     assert document["defaults"] == {"cwd": str(Path.home())}  # cron ran it in $HOME
-    assert document["jobs"] == {"echo": {"command": "echo hello % there",
-                                         "schedule": "*/5 * * * *", "description": "say hello"}}
+    assert document["jobs"] == {
+        "echo": {
+            "command": "echo hello % there",
+            "schedule": "*/5 * * * *",
+            "description": "say hello",
+        }
+    }
 
 
 def test_crontab_lines_with_bad_schedules_are_listed():
-    translation = translate("61 * * * * echo x\n0 0 * * * echo ok\nnot a line\n", system=False,
-                            host=HOST)
+    translation = translate(
+        "61 * * * * echo x\n0 0 * * * echo ok\nnot a line\n", system=False, host=HOST
+    )
     assert list(translation.document["jobs"]) == ["echo"]
     assert [line.split(":")[0] for line in translation.untranslated] == ["line 1", "line 3"]
 
@@ -135,8 +159,11 @@ def test_the_format_is_told_from_the_content_or_asked_for(tmp_path):
     assert detect_format("0 0 * * * root /usr/bin/true\n@daily backup /bin/b\n", HOST) is True
     assert detect_format("0 0 * * * /usr/bin/true\n*/5 * * * * echo hi\n", HOST) is False
     assert detect_format("0 0 * * * backup.sh\n", HOST) is False  # no command after a user
-    for unclear in ("0 0 * * * root /bin/a\n0 1 * * * echo b\n",  # the lines disagree
-                    "0 0 * * * sync now\n", "# nothing\n"):  # sync: a user and a command
+    for unclear in (
+        "0 0 * * * root /bin/a\n0 1 * * * echo b\n",  # the lines disagree
+        "0 0 * * * sync now\n",
+        "# nothing\n",
+    ):  # sync: a user and a command
         with pytest.raises(FormatUnknown):
             detect_format(unclear, HOST)
     (tmp_path / "crontab").write_text("0 0 * * * root /bin/a\n0 1 * * * echo b\n")
@@ -146,25 +173,39 @@ def test_the_format_is_told_from_the_content_or_asked_for(tmp_path):
 
 
 def test_lines_cron_refuses_are_never_imported():
-    text = ("0 0 0 * * * echo seconds\n@DAILY echo loud\n0 0 L * * echo last\n"
-            "0 0 ? * 1 echo what\n0 0 15W * * echo weekday\n5/15 * * * * echo step\n"
-            "0 0 * * 1 echo fine\n0 1 * * * echo no-newline")
+    text = (
+        "0 0 0 * * * echo seconds\n@DAILY echo loud\n0 0 L * * echo last\n"
+        "0 0 ? * 1 echo what\n0 0 15W * * echo weekday\n5/15 * * * * echo step\n"
+        "0 0 * * 1 echo fine\n0 1 * * * echo no-newline"
+    )
     translation = translate(text, system=False, host=HOST)
     assert [table["command"] for table in translation.document["jobs"].values()] == ["echo fine"]
-    assert lines_of(translation) == [f"line {number}: {line}" for number, line in
-                                     enumerate(text.split("\n"), start=1) if "fine" not in line]
+    assert lines_of(translation) == [
+        f"line {number}: {line}"
+        for number, line in enumerate(text.split("\n"), start=1)
+        if "fine" not in line
+    ]
     reasons = " ".join(translation.untranslated)
-    for words in ("six time fields", "macros are lower case", "no L, W, # or ?",
-                  "a step only after * or a range (write 5-<last>/15)", "no newline"):
+    for words in (
+        "six time fields",
+        "macros are lower case",
+        "no L, W, # or ?",
+        "a step only after * or a range (write 5-<last>/15)",
+        "no newline",
+    ):
         assert words in reasons
     crlf = translate("0 0 * * * echo a\r\n\r\n0 1 * * * echo b\r\n", system=False, host=HOST)
     assert not crlf.document["jobs"] and "CRLF" in crlf.untranslated[0]
 
 
 def test_each_job_keeps_its_own_mailto():
-    translation = translate('MAILTO=a@example.org\n0 0 * * * echo one\nMAILTO=""\n'
-                            "0 1 * * * echo two\nMAILTO=b@example.org,c@example.org\n"
-                            "0 2 * * * echo three\n", system=False, host=HOST)
+    translation = translate(
+        'MAILTO=a@example.org\n0 0 * * * echo one\nMAILTO=""\n'
+        "0 1 * * * echo two\nMAILTO=b@example.org,c@example.org\n"
+        "0 2 * * * echo three\n",
+        system=False,
+        host=HOST,
+    )
     jobs = translation.document["jobs"]
     assert jobs["echo"]["alert_tags"] == ["mail1"] and jobs["echo_3"]["alert_tags"] == ["mail2"]
     assert jobs["echo_2"]["alerts"] is False and "alert_tags" not in jobs["echo_2"]
@@ -175,19 +216,28 @@ def test_each_job_keeps_its_own_mailto():
 
 
 def test_percent_variables_blanks_and_comments_follow_cron():
-    text = ("# 0 5 * * * old-job --switched-off\n# Real description\n"
-            "0 0 * * * printf 'a\\\\\\\\%s' b\n"  # \\% : the % ends the command in cron
-            "0 1 * * * echo 100\\% done\\ \n"  # \% is %, the escaped blank stays
-            "MY-VAR=x\nEMPTY=\nHOME=/srv/work\nSHELL=/bin/bash\nCRON_TZ=Asia/Tokyo\n"
-            "0 2 * * * echo with-home\n")
+    text = (
+        "# 0 5 * * * old-job --switched-off\n# Real description\n"
+        "0 0 * * * printf 'a\\\\\\\\%s' b\n"  # \\% : the % ends the command in cron
+        "0 1 * * * echo 100\\% done\\ \n"  # \% is %, the escaped blank stays
+        "MY-VAR=x\nEMPTY=\nHOME=/srv/work\nSHELL=/bin/bash\nCRON_TZ=Asia/Tokyo\n"
+        "0 2 * * * echo with-home\n"
+    )
     translation = translate(text, system=False, host=HOST)
     jobs = translation.document["jobs"]
-    assert [line.split(":")[0] for line in translation.untranslated] == ["line 3", "line 5",
-                                                                        "line 6"]
+    assert [line.split(":")[0] for line in translation.untranslated] == [
+        "line 3",
+        "line 5",
+        "line 6",
+    ]
     assert "MY-VAR to its jobs" in translation.untranslated[1]
     assert "refuses a variable with no value" in translation.untranslated[2]
-    assert jobs["echo"] == {"command": "echo 100% done\\ ", "schedule": "0 1 * * *",
-                            "timezone": "Europe/Paris", "cwd": "/home/me"}
+    assert jobs["echo"] == {
+        "command": "echo 100% done\\ ",
+        "schedule": "0 1 * * *",
+        "timezone": "Europe/Paris",
+        "cwd": "/home/me",
+    }
     assert jobs["echo_2"]["cwd"] == "/srv/work" and jobs["echo_2"]["shell"] == "/bin/bash"
     assert jobs["echo_2"]["timezone"] == "Asia/Tokyo"
     assert "description" not in jobs["echo_2"]
@@ -195,13 +245,19 @@ def test_percent_variables_blanks_and_comments_follow_cron():
 
 
 def test_habits_that_break_under_cronflow_are_listed_and_jobs_named_by_what_they_run():
-    text = ("0 0 * * * cd /srv/app && ./bin/report.py --daily > /tmp/log 2>&1\n"
-            "0 1 * * * curl -fsS https://example.org/api/refresh-cache || true\n"
-            "0 2 * * * nice -n 10 /usr/local/bin/backup.sh $(date -d yesterday +\\%F)\n"
-            "0 3 * * * run-parts /etc/cron.daily\n")
+    text = (
+        "0 0 * * * cd /srv/app && ./bin/report.py --daily > /tmp/log 2>&1\n"
+        "0 1 * * * curl -fsS https://example.org/api/refresh-cache || true\n"
+        "0 2 * * * nice -n 10 /usr/local/bin/backup.sh $(date -d yesterday +\\%F)\n"
+        "0 3 * * * run-parts /etc/cron.daily\n"
+    )
     translation = translate(text, system=False, host=HOST)
-    assert list(translation.document["jobs"]) == ["report", "refresh_cache", "backup",
-                                                  "run_parts_cron_daily"]
+    assert list(translation.document["jobs"]) == [
+        "report",
+        "refresh_cache",
+        "backup",
+        "run_parts_cron_daily",
+    ]
     notes = "\n".join(translation.notes)
     assert "line 1 (report): its output is redirected to a file" in notes
     assert "line 2 (refresh_cache): `|| ...` swallows the failure" in notes

@@ -29,8 +29,8 @@ from cronflow.runner import ShellRunner
 from cronflow.state.store import Store
 from tests.conftest import CHILD_TZ, load
 from tests.fakes import FakeClock
-from tests.waiting import wait_for
 from tests.test_runner import is_alive
+from tests.waiting import wait_for
 
 
 class DaemonProcess:
@@ -40,10 +40,14 @@ class DaemonProcess:
         self.folder = folder
         self.lines: list[str] = []
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "cronflow", "daemon", "--verbose"], cwd=folder,
+            [sys.executable, "-m", "cronflow", "daemon", "--verbose"],
+            cwd=folder,
             env={"PATH": os.environ["PATH"], "TZ": CHILD_TZ, **(env or {})},
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            text=True)
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self._incoming: queue.Queue = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -118,7 +122,8 @@ def test_a_second_sigint_stops_at_once(tmp_path):
     daemon.process.send_signal(signal.SIGINT)
     assert daemon.finish(timeout=30) == 0
     assert [e.status for e in events(tmp_path) if e.event is EventType.FINISHED] == [
-        RunStatus.INTERRUPTED]
+        RunStatus.INTERRUPTED
+    ]
 
 
 def test_an_interrupted_run_is_retried_at_the_next_start(tmp_path):
@@ -168,8 +173,13 @@ def test_only_one_daemon_per_state_directory(tmp_path):
     (tmp_path / "jobs.toml").write_text(LONG_JOB.format(grace="0s"))
     daemon = DaemonProcess(tmp_path)
     daemon.expect("cronflow daemon started")
-    second = subprocess.run([sys.executable, "-m", "cronflow", "daemon"], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=30)
+    second = subprocess.run(
+        [sys.executable, "-m", "cronflow", "daemon"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert second.returncode == 2
     assert f"another cronflow daemon (pid {daemon.process.pid})" in second.stderr
     daemon.process.send_signal(signal.SIGTERM)
@@ -181,8 +191,10 @@ def test_sighup_reloads_an_edit_and_keeps_the_last_good_config_on_a_broken_one(t
     jobs.write_text('[jobs.first]\ncommand = "true"\nschedule = "0 0 1 1 *"\n')
     daemon = DaemonProcess(tmp_path)
     daemon.expect("cronflow daemon started (pid")
-    jobs.write_text('[jobs.first]\ncommand = "true"\nschedule = "0 0 1 1 *"\n'
-                    '[jobs.second]\ncommand = "true"\nschedule = "0 0 1 1 *"\n')
+    jobs.write_text(
+        '[jobs.first]\ncommand = "true"\nschedule = "0 0 1 1 *"\n'
+        '[jobs.second]\ncommand = "true"\nschedule = "0 0 1 1 *"\n'
+    )
     daemon.process.send_signal(signal.SIGHUP)
     daemon.expect("reloaded")
     jobs.write_text('[jobs.first\ncommand = "true"\n')
@@ -283,8 +295,13 @@ def test_over_a_dst_day_the_daemon_sleeps_until_each_tick_or_a_minute(write_jobs
     holder.append(daemon)
     daemon.serve()
     wakes = clock.wake_times
-    ticks = sorted({tick for job in jobfile.jobs.values()
-                    for tick in plan.schedule_of(job.cadence).ticks(start, end)})
+    ticks = sorted(
+        {
+            tick
+            for job in jobfile.jobs.values()
+            for tick in plan.schedule_of(job.cadence).ticks(start, end)
+        }
+    )
     previous = start
     for wake in wakes:
         next_tick = min((t for t in ticks if t > previous), default=end)
@@ -293,8 +310,11 @@ def test_over_a_dst_day_the_daemon_sleeps_until_each_tick_or_a_minute(write_jobs
     assert set(ticks) <= set(wakes)
     assert len(wakes) == len(set(wakes))  # never twice for one instant: no busy wait
     # Every tick was run, or (if the stop at the end came first) handed to the next start.
-    taken = {e.key for e in Store(jobfile.settings.state_dir).read().events
-             if e.event in (EventType.STARTED, EventType.INTERRUPTED)}
+    taken = {
+        e.key
+        for e in Store(jobfile.settings.state_dir).read().events
+        if e.event in (EventType.STARTED, EventType.INTERRUPTED)
+    }
     counts = {name: sum(key.job == name for key in taken) for name in jobfile.jobs}
     # 25 real hours, plus the 00:00 tick seen at first sight (30 s before the start)
     assert counts == {"fixed": 1, "hourly": 26, "quarter": 100}
@@ -340,7 +360,8 @@ def test_an_edit_is_noticed_by_its_modification_time(write_jobs, receiver):
         os.utime(path, (1, 1))  # a different modification time, whatever the file system
         clock.step()
         assert [line for line in lines if line.startswith("reloaded")] == [
-            f"reloaded {path}: 2 jobs"]
+            f"reloaded {path}: 2 jobs"
+        ]
         path.write_text("[jobs.second\n")
         os.utime(path, (2, 2))
         clock.step()
@@ -353,8 +374,11 @@ def test_an_edit_is_noticed_by_its_modification_time(write_jobs, receiver):
         assert receiver.received.empty()
 
         def recorded() -> list:  # like every alert, once its delivery ended
-            return [e for e in Store(path.parent / ".cronflow").read().events
-                    if e.event is EventType.ALERT]
+            return [
+                e
+                for e in Store(path.parent / ".cronflow").read().events
+                if e.event is EventType.ALERT
+            ]
 
         wait_for(recorded, "the alert's record")
         [record] = recorded()
@@ -388,7 +412,7 @@ def children_of(parent: int) -> list[tuple[int, str, str]]:
         except OSError:
             continue
         if text:
-            name, rest = text[text.index("(") + 1:text.rindex(")")], text.rpartition(")")[2]
+            name, rest = text[text.index("(") + 1 : text.rindex(")")], text.rpartition(")")[2]
             state, ppid = rest.split()[:2]
             if int(ppid) == parent:
                 found.append((int(entry.name), name, state))
@@ -401,8 +425,9 @@ def namespaces_work() -> str:
         subprocess.run(["apt-get", "install", "-y", "-q", "util-linux"], capture_output=True)
     if shutil.which("unshare") is None:
         return "unshare(1) is missing and apt-get could not install util-linux"
-    trial = subprocess.run(["unshare", "--fork", "--pid", "--mount-proc", "true"],
-                           capture_output=True, text=True)
+    trial = subprocess.run(
+        ["unshare", "--fork", "--pid", "--mount-proc", "true"], capture_output=True, text=True
+    )
     return "" if trial.returncode == 0 else f"unshare cannot make a PID namespace: {trial.stderr}"
 
 
@@ -416,8 +441,12 @@ def test_the_daemon_reaps_the_background_processes_its_jobs_leave(tmp_path, as_p
     command = [sys.executable, "-m", "tests.fast_daemon", str(tmp_path / "jobs.toml"), "8"]
     process = subprocess.Popen(
         ["unshare", "--fork", "--pid", "--mount-proc", *command] if as_pid_1 else command,
-        cwd=Path(__file__).parent.parent, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE, env={**os.environ, "TZ": CHILD_TZ})
+        cwd=Path(__file__).parent.parent,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "TZ": CHILD_TZ},
+    )
     try:
         daemon = process.pid
         if as_pid_1:  # the namespace's PID 1 is unshare's only child
@@ -438,6 +467,9 @@ def test_the_daemon_reaps_the_background_processes_its_jobs_leave(tmp_path, as_p
         _, errors = process.communicate(timeout=60)
     assert process.returncode == 0, errors.decode()
     # The reaper never took a job's own exit status: each failure kept its 3.
-    failed = [event.exit_code for event in Store(tmp_path / "state").read().events
-              if event.event is EventType.FINISHED and event.job == "fails_leaving_a_child"]
+    failed = [
+        event.exit_code
+        for event in Store(tmp_path / "state").read().events
+        if event.event is EventType.FINISHED and event.job == "fails_leaving_a_child"
+    ]
     assert failed == [3] * 9

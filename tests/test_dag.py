@@ -11,8 +11,9 @@ from cronflow import dag
 @st.composite
 def acyclic_graphs(draw):
     """Random DAGs: names in a random order, edges only from later to earlier names."""
-    names = draw(st.lists(st.text("abcdefgh", min_size=1, max_size=4), min_size=1, max_size=12,
-                          unique=True))
+    names = draw(
+        st.lists(st.text("abcdefgh", min_size=1, max_size=4), min_size=1, max_size=12, unique=True)
+    )
     graph = {}
     for index, name in enumerate(names):
         graph[name] = draw(st.lists(st.sampled_from(names[:index]), unique=True)) if index else []
@@ -44,7 +45,7 @@ def test_a_back_edge_is_always_reported_as_a_real_cycle(graph, data):
     graph[earlier] = [*graph[earlier], later]  # earlier now also waits for later: a cycle
     cycle = dag.find_cycle(graph)
     assert cycle is not None and cycle[0] == cycle[-1]
-    for job, upstream in zip(cycle, cycle[1:]):
+    for job, upstream in zip(cycle, cycle[1:], strict=False):
         assert upstream in graph[job], f"{job} does not depend on {upstream}"
 
 
@@ -60,8 +61,7 @@ def test_downstream_closure_holds_everything_that_depends_on_it(graph, data):
 
 def _depends_on(graph, job: str, upstream: str) -> bool:
     """True when `job` depends on `upstream`, directly or not (walked here, independently)."""
-    return any(parent == upstream or _depends_on(graph, parent, upstream)
-               for parent in graph[job])
+    return any(parent == upstream or _depends_on(graph, parent, upstream) for parent in graph[job])
 
 
 def test_a_job_depending_on_itself_is_a_cycle():

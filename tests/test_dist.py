@@ -30,14 +30,18 @@ JOBS = '[jobs.hello]\ncommand = "echo hello from $CRONFLOW_JOB on $CRONFLOW_DATE
 @pytest.fixture(scope="module")
 def dist() -> Path:
     """dist/ as `make dist` leaves it, built once for this module."""
-    built = subprocess.run(["make", "dist"], cwd=ROOT, capture_output=True, text=True,
-                           timeout=1200)
+    built = subprocess.run(["make", "dist"], cwd=ROOT, capture_output=True, text=True, timeout=1200)
     if built.returncode != 0:
-        probe = subprocess.run([sys.executable, "-m", "pip", "index", "versions", "shiv"],
-                               capture_output=True, text=True, timeout=120)
+        probe = subprocess.run(
+            [sys.executable, "-m", "pip", "index", "versions", "shiv"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         if probe.returncode != 0:
-            pytest.skip(f"PyPI cannot be reached, so `make dist` cannot build: "
-                        f"{probe.stderr[-300:]}")
+            pytest.skip(
+                f"PyPI cannot be reached, so `make dist` cannot build: {probe.stderr[-300:]}"
+            )
         pytest.fail(f"make dist failed:\n{built.stdout[-3000:]}\n{built.stderr[-3000:]}")
     return DIST
 
@@ -53,7 +57,9 @@ def pythons() -> list[str]:
     for candidate in filter(None, candidates):
         real = subprocess.run(  # the interpreter itself, not a shim in front of it
             [candidate, "-c", "import sys; print(sys.executable, sys.version_info >= (3, 11))"],
-            capture_output=True, text=True)
+            capture_output=True,
+            text=True,
+        )
         if real.returncode == 0 and real.stdout.split()[1] == "True":
             found.add(real.stdout.split()[0])
     return sorted(found)
@@ -62,14 +68,22 @@ def pythons() -> list[str]:
 def plain(python: str, *args: str, cwd: Path, home: Path) -> subprocess.CompletedProcess:
     """`python -I ARGS` with nothing of ours in its environment."""
     env = {"PATH": os.environ["PATH"], "HOME": str(home), "LANG": "C.UTF-8"}
-    return subprocess.run([python, "-I", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=300, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [python, "-I", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 @pytest.mark.parametrize("python", pythons())
 def test_the_single_file_runs_on_a_plain_python_in_an_empty_folder(dist, tmp_path, python):
-    assert plain(python, "-c", "import cronflow", cwd=tmp_path,
-                 home=tmp_path).returncode != 0  # nothing of cronflow is installed there
+    assert (
+        plain(python, "-c", "import cronflow", cwd=tmp_path, home=tmp_path).returncode != 0
+    )  # nothing of cronflow is installed there
     empty = tmp_path / "empty"
     empty.mkdir()
     shutil.copy(dist / "cronflow.pyz", empty)
@@ -81,16 +95,34 @@ def test_the_single_file_runs_on_a_plain_python_in_an_empty_folder(dist, tmp_pat
     assert shown.stdout == f"cronflow {__version__}\n", shown.stderr
     checked = plain(python, "cronflow.pyz", "validate", "--jobs", str(jobs), cwd=empty, home=home)
     assert checked.returncode == 0 and "1 jobs, no problems" in checked.stdout, checked.stderr
-    ran = plain(python, "cronflow.pyz", "run", "--date", "2026-01-14", "--jobs", str(jobs),
-                cwd=empty, home=home)
+    ran = plain(
+        python,
+        "cronflow.pyz",
+        "run",
+        "--date",
+        "2026-01-14",
+        "--jobs",
+        str(jobs),
+        cwd=empty,
+        home=home,
+    )
     assert ran.returncode == 0, ran.stderr
     log = (tmp_path / ".cronflow" / "runs.jsonl").read_text().splitlines()
     assert [line.count('"event":"finished"') for line in log] == [0, 1]
     logs = plain(python, "cronflow.pyz", "logs", "hello", "--jobs", str(jobs), cwd=empty, home=home)
     assert logs.stdout.startswith("==> stdout of hello @ 2026-01-14")
     assert "hello from hello on 2026-01-14" in logs.stdout
-    unit = plain(python, "cronflow.pyz", "systemd", "install", "--dry-run", "--jobs", str(jobs),
-                 cwd=empty, home=home)
+    unit = plain(
+        python,
+        "cronflow.pyz",
+        "systemd",
+        "install",
+        "--dry-run",
+        "--jobs",
+        str(jobs),
+        cwd=empty,
+        home=home,
+    )
     assert f"ExecStart={python} {empty / 'cronflow.pyz'} daemon --jobs {jobs}" in unit.stdout
     unpacked = [path for path in (home / ".shiv").iterdir() if path.is_dir()]
     assert [path.name.split("_")[0] for path in unpacked] == ["cronflow.pyz"]  # ~/.shiv
@@ -104,17 +136,30 @@ def test_the_single_file_is_executable_and_carries_every_supported_python(dist, 
     names = zipfile.ZipFile(pyz).namelist()
     for minor in (11, 12, 13, 14):
         assert [name for name in names if "_pydantic_core.cpython-3" + str(minor) in name], minor
-    direct = subprocess.run([str(pyz), "--version"], capture_output=True, text=True,
-                            env={**os.environ, "HOME": str(tmp_path)})
+    direct = subprocess.run(
+        [str(pyz), "--version"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HOME": str(tmp_path)},
+    )
     assert direct.stdout == f"cronflow {__version__}\n"
 
 
 def test_the_wheel_installs_into_a_fresh_venv_with_its_command(dist, tmp_path):
     [wheel] = dist.glob("cronflow-*.whl")
     subprocess.run([sys.executable, "-m", "venv", str(tmp_path / "venv")], check=True)
-    pip = subprocess.run([str(tmp_path / "venv" / "bin" / "pip"), "install", "--quiet",
-                          "--disable-pip-version-check", str(wheel)],
-                         capture_output=True, text=True, timeout=900)
+    pip = subprocess.run(
+        [
+            str(tmp_path / "venv" / "bin" / "pip"),
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            str(wheel),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert pip.returncode == 0, pip.stderr[-3000:]
     command = tmp_path / "venv" / "bin" / "cronflow"
     helped = subprocess.run([str(command), "--help"], capture_output=True, text=True)
@@ -127,11 +172,21 @@ def test_pipx_and_uv_install_the_wheel_as_a_tool(dist, tmp_path):
     [wheel] = dist.glob("cronflow-*.whl")
     subprocess.run([sys.executable, "-m", "venv", str(tmp_path / "tools")], check=True)
     tools = tmp_path / "tools" / "bin"
-    subprocess.run([str(tools / "pip"), "install", "--quiet", "--disable-pip-version-check",
-                    "pipx", "uv"], check=True, capture_output=True, timeout=600)
-    env = {**os.environ, "PIPX_HOME": str(tmp_path / "pipx"), "PIPX_BIN_DIR": str(tmp_path / "px"),
-           "UV_TOOL_DIR": str(tmp_path / "uv"), "UV_TOOL_BIN_DIR": str(tmp_path / "uvbin"),
-           "UV_CACHE_DIR": str(tmp_path / "uvcache"), "UV_PYTHON_DOWNLOADS": "never"}
+    subprocess.run(
+        [str(tools / "pip"), "install", "--quiet", "--disable-pip-version-check", "pipx", "uv"],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    env = {
+        **os.environ,
+        "PIPX_HOME": str(tmp_path / "pipx"),
+        "PIPX_BIN_DIR": str(tmp_path / "px"),
+        "UV_TOOL_DIR": str(tmp_path / "uv"),
+        "UV_TOOL_BIN_DIR": str(tmp_path / "uvbin"),
+        "UV_CACHE_DIR": str(tmp_path / "uvcache"),
+        "UV_PYTHON_DOWNLOADS": "never",
+    }
     installs = {
         "px": [str(tools / "pipx"), "install", "--python", str(BASE_PYTHON), str(wheel)],
         "uvbin": [str(tools / "uv"), "tool", "install", "--python", str(BASE_PYTHON), str(wheel)],
@@ -139,16 +194,18 @@ def test_pipx_and_uv_install_the_wheel_as_a_tool(dist, tmp_path):
     for bin_dir, command in installs.items():
         installed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
         assert installed.returncode == 0, installed.stderr[-3000:]
-        version = subprocess.run([str(tmp_path / bin_dir / "cronflow"), "--version"],
-                                 capture_output=True, text=True)
+        version = subprocess.run(
+            [str(tmp_path / bin_dir / "cronflow"), "--version"], capture_output=True, text=True
+        )
         assert version.stdout == f"cronflow {__version__}\n", (bin_dir, version.stderr)
 
 
 def test_the_packages_carry_complete_metadata(dist):
     [wheel] = dist.glob("cronflow-*.whl")
     with zipfile.ZipFile(wheel) as archive:
-        metadata = Parser().parsestr(archive.read(
-            f"cronflow-{__version__}.dist-info/METADATA").decode())
+        metadata = Parser().parsestr(
+            archive.read(f"cronflow-{__version__}.dist-info/METADATA").decode()
+        )
         entry_points = archive.read(f"cronflow-{__version__}.dist-info/entry_points.txt").decode()
         assert f"cronflow-{__version__}.dist-info/licenses/LICENSE" in archive.namelist()
     assert metadata["Name"] == "cronflow" and metadata["Version"] == __version__
@@ -159,7 +216,11 @@ def test_the_packages_carry_complete_metadata(dist):
     assert metadata.get_payload().startswith("# cronflow")  # the README
     assert "Topic :: System :: Systems Administration" in metadata.get_all("Classifier")
     assert {url.split(",")[0] for url in metadata.get_all("Project-URL")} == {
-        "Homepage", "Documentation", "Source", "Issues"}
+        "Homepage",
+        "Documentation",
+        "Source",
+        "Issues",
+    }
     assert "cronflow = cronflow.cli:main" in entry_points
     [sdist] = dist.glob("cronflow-*.tar.gz")
     with tarfile.open(sdist) as archive:
@@ -169,11 +230,15 @@ def test_the_packages_carry_complete_metadata(dist):
 
 # ---- completion (no build needed) --------------------------------------------------------------
 
+
 def complete(tmp_path: Path, words: str, shell: str = "bash") -> list[str]:
     """What the shell would offer after `words` (bash and zsh protocol of click and typer)."""
-    environment = {"_CRONFLOW_COMPLETE": f"complete_{shell}", "COMP_WORDS": words,
-                   "COMP_CWORD": str(len(words.split()) - (0 if words.endswith(" ") else 1)),
-                   "_TYPER_COMPLETE_ARGS": words}
+    environment = {
+        "_CRONFLOW_COMPLETE": f"complete_{shell}",
+        "COMP_WORDS": words,
+        "COMP_CWORD": str(len(words.split()) - (0 if words.endswith(" ") else 1)),
+        "_TYPER_COMPLETE_ARGS": words,
+    }
     result = run_cli(cwd=tmp_path, env=environment)
     assert result.returncode == 0, result.stderr
     return result.stdout.split()
@@ -181,14 +246,18 @@ def complete(tmp_path: Path, words: str, shell: str = "bash") -> list[str]:
 
 @pytest.fixture
 def three_jobs(write_jobs):
-    write_jobs('[jobs.extract]\ncommand = "true"\n[jobs.export_csv]\ncommand = "true"\n'
-               '[jobs.load]\ncommand = "true"\n')
+    write_jobs(
+        '[jobs.extract]\ncommand = "true"\n[jobs.export_csv]\ncommand = "true"\n'
+        '[jobs.load]\ncommand = "true"\n'
+    )
 
 
 def test_completion_offers_the_job_names_for_job_options(three_jobs, tmp_path):
     assert complete(tmp_path, "cronflow status --job ") == ["extract", "export_csv", "load"]
     assert complete(tmp_path, "cronflow run --date 2026-01-14 --job ex") == [
-        "extract", "export_csv"]
+        "extract",
+        "export_csv",
+    ]
     assert complete(tmp_path, "cronflow history --job l") == ["load"]
     assert complete(tmp_path, "cronflow logs ") == ["extract", "export_csv", "load"]
     assert complete(tmp_path, "cronflow alerts test --job lo") == ["load"]
@@ -203,9 +272,14 @@ def test_completion_reads_the_jobs_file_named_on_the_line(three_jobs, write_jobs
 def test_zsh_and_fish_get_the_same_names(three_jobs, tmp_path):
     zsh = " ".join(complete(tmp_path, "cronflow logs ", shell="zsh"))
     assert '"extract"' in zsh and '"load"' in zsh
-    fish = run_cli(cwd=tmp_path, env={"_CRONFLOW_COMPLETE": "complete_fish",
-                                      "_TYPER_COMPLETE_ARGS": "cronflow logs ex",
-                                      "_TYPER_COMPLETE_FISH_ACTION": "get-args"})
+    fish = run_cli(
+        cwd=tmp_path,
+        env={
+            "_CRONFLOW_COMPLETE": "complete_fish",
+            "_TYPER_COMPLETE_ARGS": "cronflow logs ex",
+            "_TYPER_COMPLETE_FISH_ACTION": "get-args",
+        },
+    )
     assert fish.stdout.split() == ["extract", "export_csv"]
 
 
@@ -224,12 +298,23 @@ def test_the_installed_bash_completion_completes_job_names_in_bash(three_jobs, t
     command = Path(sys.executable).parent / "cronflow"
     env = {**os.environ, "HOME": str(home), "PATH": f"{command.parent}:{os.environ['PATH']}"}
     installed = subprocess.run(  # typer installs for the shell it runs under: bash here
-        ["bash", "-c", f'"{command}" --install-completion; exit $?'], env=env,
-        capture_output=True, text=True)
+        ["bash", "-c", f'"{command}" --install-completion; exit $?'],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert installed.returncode == 0, installed.stderr
     script = home / ".bash_completions" / "cronflow.sh"
     in_bash = subprocess.run(
-        ["bash", "-c", f'source "{script}"; COMP_WORDS=(cronflow logs ex); COMP_CWORD=2; '
-                       '_cronflow_completion cronflow; printf "%s\\n" "${COMPREPLY[@]}"'],
-        cwd=tmp_path, env=env, capture_output=True, text=True)
+        [
+            "bash",
+            "-c",
+            f'source "{script}"; COMP_WORDS=(cronflow logs ex); COMP_CWORD=2; '
+            '_cronflow_completion cronflow; printf "%s\\n" "${COMPREPLY[@]}"',
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert in_bash.stdout.split() == ["extract", "export_csv"], in_bash.stderr

@@ -36,8 +36,9 @@ def test_every_option_is_documented(name):
             assert option in README, f"cronflow {name} {option} is not in README.md"
 
 
-@pytest.mark.parametrize("key", sorted({*config.JOB_KEYS, *config.SETTINGS_KEYS,
-                                        *config.ALERT_KEYS}))
+@pytest.mark.parametrize(
+    "key", sorted({*config.JOB_KEYS, *config.SETTINGS_KEYS, *config.ALERT_KEYS})
+)
 def test_every_jobs_toml_key_is_in_the_reference(key):
     assert f"| `{key}` |" in README
 
@@ -65,8 +66,10 @@ def test_the_readme_env_file_example_parses():
 
     [env_file] = re.findall(r"```text\n(# secrets\.env.*?)```", README, re.S)
     assert parse_env(env_file) == {
-        "DB_PASSWORD": "s3cret with spaces", "API_TOKEN": "abc123",
-        "PRIVATE_KEY": "-----BEGIN KEY-----\nMIIB...\n-----END KEY-----"}
+        "DB_PASSWORD": "s3cret with spaces",
+        "API_TOKEN": "abc123",
+        "PRIVATE_KEY": "-----BEGIN KEY-----\nMIIB...\n-----END KEY-----",
+    }
 
 
 def test_the_readme_shows_the_two_setup_commands():

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from cronflow.state.index import History
 from cronflow.model import RunStatus
+from cronflow.state.index import History
 from cronflow.state.store import Store
 from tests.conftest import run_cli
 
@@ -21,8 +21,10 @@ from make_log import JOBS, write_log  # noqa: E402  (the generator lives with th
 def status_of(folder: Path) -> list[dict]:
     result = run_cli("status", "--json", "--jobs", "jobs.toml", cwd=folder)
     assert result.returncode == 0, result.stderr
-    return [{k: v for k, v in row.items() if k != "next_due"}
-            for row in json.loads(result.stdout)["jobs"]]
+    return [
+        {k: v for k, v in row.items() if k != "next_due"}
+        for row in json.loads(result.stdout)["jobs"]
+    ]
 
 
 @pytest.fixture
@@ -68,8 +70,7 @@ def test_the_index_follows_appends_without_rereading(logged):
     assert int(history._meta("log_offset")) == offset + len(lines)
 
 
-def test_a_log_read_in_many_chunks_gives_the_same_answers_as_a_full_scan(tmp_path,
-                                                                          monkeypatch):
+def test_a_log_read_in_many_chunks_gives_the_same_answers_as_a_full_scan(tmp_path, monkeypatch):
     """20,000 events read 64 KiB at a time (about 100 chunks); bench/bench_index.py checks
     200,000 events with the real 8 MiB chunks."""
     monkeypatch.setattr("cronflow.state.index._CHUNK", 64 * 1024)
@@ -110,8 +111,9 @@ def test_retention_prunes_old_output_but_keeps_what_status_needs(write_jobs, tmp
     from cronflow.model import RunKind
 
     for day in range(1, 6):
-        scheduler.executor.execute(plan.runs_for_date(
-            jobfile, ["daily"], datetime(2026, 1, day).date(), RunKind.BACKFILL))
+        scheduler.executor.execute(
+            plan.runs_for_date(jobfile, ["daily"], datetime(2026, 1, day).date(), RunKind.BACKFILL)
+        )
     outputs = sorted((store.output_dir / "daily").iterdir())
     assert len(outputs) == 15  # 5 runs x stdout, stderr, exit status
     month_ago = (clock.now() - timedelta(days=30)).timestamp()
@@ -148,9 +150,14 @@ def test_the_log_rolls_into_segments_and_nothing_is_lost(tmp_path):
     start = datetime(2026, 1, 1, tzinfo=UTC)
     written = []
     for minute in range(200):
-        event = RunEvent(event=EventType.FINISHED, job="tick", run_id=str(minute),
-                         logical_time=start.replace(hour=minute // 60, minute=minute % 60),
-                         status=RunStatus.SUCCESS, kind=RunKind.SCHEDULED)
+        event = RunEvent(
+            event=EventType.FINISHED,
+            job="tick",
+            run_id=str(minute),
+            logical_time=start.replace(hour=minute // 60, minute=minute % 60),
+            status=RunStatus.SUCCESS,
+            kind=RunKind.SCHEDULED,
+        )
         store.append(event)
         written.append(event)
         if minute == 100:
@@ -183,8 +190,10 @@ for i in range(500):
 def test_writers_racing_a_roll_over_lose_nothing(tmp_path):
     import subprocess
 
-    writers = [subprocess.Popen([sys.executable, "-c", APPEND_MANY, str(tmp_path), name])
-               for name in ("a", "b", "c")]
+    writers = [
+        subprocess.Popen([sys.executable, "-c", APPEND_MANY, str(tmp_path), name])
+        for name in ("a", "b", "c")
+    ]
     for writer in writers:
         assert writer.wait(timeout=120) == 0
     contents = Store(tmp_path).read()
@@ -229,15 +238,22 @@ def test_processes_syncing_side_by_side_never_see_the_index_shrink(tmp_path, seg
     store = Store(state)
     store.prepare()
     store.history()  # the index exists before the race starts
-    writers = [subprocess.Popen([sys.executable, "-c", APPEND_AND_ASK, str(state), f"w{n}",
-                                 str(segment_bytes)], stderr=subprocess.PIPE, text=True)
-               for n in range(5)]
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", APPEND_AND_ASK, str(state), f"w{n}", str(segment_bytes)],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(5)
+    ]
     reader = sqlite3.connect(f"file:{state / 'index.sqlite3'}?mode=ro", uri=True, timeout=60)
     counts = []
     while any(writer.poll() is None for writer in writers):
         counts.append(reader.execute("SELECT count(*) FROM runs").fetchone()[0])
     errors = [writer.stderr.read() for writer in writers]
     assert [writer.returncode for writer in writers] == [0] * 5, errors
-    drops = [(before, after) for before, after in zip(counts, counts[1:]) if after < before]
+    drops = [
+        (before, after) for before, after in zip(counts, counts[1:], strict=False) if after < before
+    ]
     assert drops == [] and len(counts) > 10
     assert Store(state).history().run_count() == 5 * 400

@@ -10,39 +10,78 @@ from pathlib import Path
 
 import pytest
 
-CORE = ["model", "errors", "config", "schedule", "dag", "plan", "executor", "state.store",
-        "state.locks", "state.codec", "state.index", "drawing", "interop.crontab",
-        "clock", "runner", "report", "invocation", "alerts", "daemon", "interop.systemd"]
+CORE = [
+    "model",
+    "errors",
+    "config",
+    "schedule",
+    "dag",
+    "plan",
+    "executor",
+    "state.store",
+    "state.locks",
+    "state.codec",
+    "state.index",
+    "drawing",
+    "interop.crontab",
+    "clock",
+    "runner",
+    "report",
+    "invocation",
+    "alerts",
+    "daemon",
+    "interop.systemd",
+]
 
 
 @pytest.mark.parametrize("module", CORE)
 def test_core_module_imports_neither_typer_rich_nor_apprise(module):
-    code = (f"import sys, cronflow.{module}; "
-            "print(sorted(m for m in ('typer', 'rich', 'apprise', 'click') if m in sys.modules))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            check=True)
+    code = (
+        f"import sys, cronflow.{module}; "
+        "print(sorted(m for m in ('typer', 'rich', 'apprise', 'click') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip() == "[]"
 
 
 def test_running_a_date_does_not_load_rich_or_apprise(tmp_path):
     (tmp_path / "jobs.toml").write_text('[jobs.a]\ncommand = "true"\n')
-    code = ("import sys; from cronflow.cli import main; sys.argv = ['cronflow', 'run', '--date', "
-            "'2026-01-14']\ntry:\n    main()\nexcept SystemExit:\n    pass\n"
-            "print('loaded:', sorted(m for m in ('rich', 'apprise') if m in sys.modules))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            cwd=tmp_path, env={"PATH": "/usr/bin:/bin"})
+    code = (
+        "import sys; from cronflow.cli import main; sys.argv = ['cronflow', 'run', '--date', "
+        "'2026-01-14']\ntry:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print('loaded:', sorted(m for m in ('rich', 'apprise') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin"},
+    )
     assert "loaded: []" in result.stdout, result.stdout + result.stderr
 
 
 PACKAGE = Path(__file__).resolve().parent.parent / "cronflow"
 # The decisions: pure, given their inputs. They import nothing that acts (runs processes,
 # reads the kernel), records (the state directory) or draws (rich, typer).
-CORE = {"cronflow.model", "cronflow.errors", "cronflow.schedule", "cronflow.dag",
-        "cronflow.plan", "cronflow.report"}
+CORE = {
+    "cronflow.model",
+    "cronflow.errors",
+    "cronflow.schedule",
+    "cronflow.dag",
+    "cronflow.plan",
+    "cronflow.report",
+}
 # Third-party packages and the only modules allowed to import them.
-OWNERS = {"typer": {"cronflow.cli"}, "click": {"cronflow.cli"},
-          "rich": {"cronflow.render", "cronflow.drawing"},
-          "apprise": {"cronflow.alerts"}, "croniter": {"cronflow.schedule"}}
+OWNERS = {
+    "typer": {"cronflow.cli"},
+    "click": {"cronflow.cli"},
+    "rich": {"cronflow.render", "cronflow.drawing"},
+    "apprise": {"cronflow.alerts"},
+    "croniter": {"cronflow.schedule"},
+}
 
 
 def imports_of_every_module() -> dict[str, set[str]]:
@@ -69,14 +108,21 @@ def test_the_layers_hold():
     for module, names in sorted(modules.items()):
         imported = {name for name in names if name in ours}
         if module in CORE:
-            broken += [f"{module} -> {name} (the core decides; it acts, records and draws "
-                       "nothing)" for name in sorted(imported - CORE - {"cronflow"})]
+            broken += [
+                f"{module} -> {name} (the core decides; it acts, records and draws nothing)"
+                for name in sorted(imported - CORE - {"cronflow"})
+            ]
         if module == "cronflow.model":
-            broken += [f"{module} -> {name} (the model knows no decision)"
-                       for name in sorted(imported - {"cronflow.model"})]
+            broken += [
+                f"{module} -> {name} (the model knows no decision)"
+                for name in sorted(imported - {"cronflow.model"})
+            ]
         if module not in ("cronflow.cli", "cronflow.__main__"):
-            broken += [f"{module} -> cronflow.cli (nothing imports the CLI)"
-                       for name in imported if name == "cronflow.cli"]
+            broken += [
+                f"{module} -> cronflow.cli (nothing imports the CLI)"
+                for name in imported
+                if name == "cronflow.cli"
+            ]
         for package, owners in OWNERS.items():
             if module not in owners and any(name.split(".")[0] == package for name in names):
                 broken.append(f"{module} -> {package} (only {', '.join(sorted(owners))})")

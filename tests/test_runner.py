@@ -13,10 +13,16 @@ from tests.waiting import wait_for
 
 
 def spec(tmp_path: Path, command: str, **overrides) -> ProcessSpec:
-    values = dict(command=command, cwd=tmp_path, env={"PATH": os.environ["PATH"]},
-                  stdout=tmp_path / "out", stderr=tmp_path / "err", exit_status=tmp_path / "exit",
-                  timeout=None,
-                  kill_grace=1.0)
+    values = dict(
+        command=command,
+        cwd=tmp_path,
+        env={"PATH": os.environ["PATH"]},
+        stdout=tmp_path / "out",
+        stderr=tmp_path / "err",
+        exit_status=tmp_path / "exit",
+        timeout=None,
+        kill_grace=1.0,
+    )
     return ProcessSpec(**{**values, **overrides})
 
 
@@ -99,15 +105,17 @@ def test_a_job_ignoring_sigterm_is_killed_after_the_grace(tmp_path):
     name, value = marker.split("=")
     env = {"PATH": os.environ["PATH"], name: value}
     with sigterm_ignored_from_birth():
-        result = ShellRunner().run(spec(tmp_path, "sleep 100 & sleep 100", env=env,
-                                        timeout=0.2, kill_grace=0.3))
+        result = ShellRunner().run(
+            spec(tmp_path, "sleep 100 & sleep 100", env=env, timeout=0.2, kill_grace=0.3)
+        )
     assert result.timed_out and result.signal == 9
     wait_for(lambda: living_processes_marked(marker) == [], "the group to die", within=10)
 
 
 def test_large_output_does_not_deadlock_and_is_capped(tmp_path):
-    result = ShellRunner(output_limit=100_000).run(spec(tmp_path, "head -c 3000000 /dev/zero | tr '\\0' x; "
-                                    "echo; echo the-end; exit 4"))
+    result = ShellRunner(output_limit=100_000).run(
+        spec(tmp_path, "head -c 3000000 /dev/zero | tr '\\0' x; echo; echo the-end; exit 4")
+    )
     assert result.exit_code == 4
     text = (tmp_path / "out").read_text()
     assert len(text) < 100_200 and "bytes cut here" in text and text.endswith("the-end\n")
@@ -145,8 +153,9 @@ def test_interrupt_stops_a_running_process_group(tmp_path):
 
     runner = ShellRunner()
     results = []
-    worker = threading.Thread(target=lambda: results.append(
-        runner.run(spec(tmp_path, "echo $$ > pid; sleep 30 & wait"))))
+    worker = threading.Thread(
+        target=lambda: results.append(runner.run(spec(tmp_path, "echo $$ > pid; sleep 30 & wait")))
+    )
     worker.start()
     while not (tmp_path / "pid").exists() or not (tmp_path / "pid").read_text():
         pass  # the job has started

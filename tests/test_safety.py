@@ -27,8 +27,11 @@ from cronflow.runner import read_exit_status
 from tests.conftest import run_cli
 
 IS_ROOT = os.geteuid() == 0
-needs_root = pytest.mark.skipif(not IS_ROOT, reason="changing file owners and running a job "
-                                "as another user need root (CI runs the tests as root)")
+needs_root = pytest.mark.skipif(
+    not IS_ROOT,
+    reason="changing file owners and running a job "
+    "as another user need root (CI runs the tests as root)",
+)
 NOBODY = pwd.getpwnam("nobody")
 
 MARKER_JOB = """
@@ -38,6 +41,7 @@ MARKER_JOB = """
 
 
 # ---- permissions ----------------------------------------------------------------------------
+
 
 def test_every_state_file_is_private_whatever_the_umask(write_jobs, tmp_path):
     write_jobs("""
@@ -53,14 +57,20 @@ def test_every_state_file_is_private_whatever_the_umask(write_jobs, tmp_path):
     for args in (["run", "--date", "2026-01-14"], ["run"], ["status"], ["history"]):
         run_cli(*args, cwd=tmp_path, umask=0)
     state = tmp_path / ".cronflow"
-    found = {path.relative_to(state).as_posix(): stat.S_IMODE(path.stat().st_mode)
-             for path in [state, *state.rglob("*")]}
-    assert {"runs.jsonl", "index.sqlite3", "watermarks.json", "locks",
-            "output/second"} <= set(found), found
+    found = {
+        path.relative_to(state).as_posix(): stat.S_IMODE(path.stat().st_mode)
+        for path in [state, *state.rglob("*")]
+    }
+    assert {"runs.jsonl", "index.sqlite3", "watermarks.json", "locks", "output/second"} <= set(
+        found
+    ), found
     assert any(name.startswith("locks/") for name in found)
     assert any(name.endswith(".stderr") for name in found)
-    wrong = {name: f"{mode:04o}" for name, mode in found.items()
-             if mode != (0o700 if (state / name).is_dir() else 0o600)}
+    wrong = {
+        name: f"{mode:04o}"
+        for name, mode in found.items()
+        if mode != (0o700 if (state / name).is_dir() else 0o600)
+    }
     assert wrong == {}
 
 
@@ -82,6 +92,7 @@ def test_an_open_state_directory_is_left_alone_and_warned_about_once(write_jobs,
 
 # ---- files others could change ----------------------------------------------------------------
 
+
 def make_group_writable(path: Path) -> None:
     path.chmod(0o664 if path.is_file() else 0o775)
 
@@ -94,9 +105,11 @@ def give_to_nobody(path: Path) -> None:
     os.chown(path, NOBODY.pw_uid, -1)
 
 
-FIXES = {make_group_writable: ("is writable by group", "chmod go-w"),
-         make_other_writable: ("is writable by others", "chmod go-w"),
-         give_to_nobody: ("is owned by nobody", "chown root")}
+FIXES = {
+    make_group_writable: ("is writable by group", "chmod go-w"),
+    make_other_writable: ("is writable by others", "chmod go-w"),
+    give_to_nobody: ("is owned by nobody", "chown root"),
+}
 
 
 @pytest.fixture
@@ -123,7 +136,10 @@ def test_root_refuses_what_others_could_change(guarded, tmp_path, target, change
     result = run_cli("run", "--date", "2026-01-14", cwd=tmp_path)
     assert result.returncode == 2
     problem, fix = FIXES[change]
-    assert f"cronflow runs as root and {'' if target != 'conf' else f'{path}, a directory above '}" in result.stderr
+    assert (
+        f"cronflow runs as root and {'' if target != 'conf' else f'{path}, a directory above '}"
+        in result.stderr
+    )
     assert problem in result.stderr
     assert f"Run: {fix} {path}" in result.stderr
     assert "nothing was run" in result.stderr and "Traceback" not in result.stderr
@@ -135,7 +151,7 @@ def test_a_sticky_world_writable_directory_is_fine_for_its_own_entries(tmp_path)
     shared = tmp_path / "shared"
     shared.mkdir()
     shared.chmod(0o1777)  # like /tmp
-    (shared / "jobs.toml").write_text("[jobs.mark]\ncommand = \"touch ran\"\n")
+    (shared / "jobs.toml").write_text('[jobs.mark]\ncommand = "touch ran"\n')
     result = run_cli("run", "--date", "2026-01-14", cwd=shared)
     assert result.returncode == 0, result.stderr
     assert (shared / "ran").exists()
@@ -149,13 +165,15 @@ def test_not_as_root_the_same_findings_only_warn(guarded, tmp_path):
     jobfile = config.load(guarded, euid=NOBODY.pw_uid)  # cronflow running as nobody
     assert jobfile.warnings == (
         f"the jobs file is writable by group (mode 0664); as root cronflow would refuse it. "
-        f"Fix: chmod go-w {guarded}",)
+        f"Fix: chmod go-w {guarded}",
+    )
     with pytest.raises(ConfigError, match="owned by nobody"):
         config.load(guarded, euid=0)
 
 
 def test_an_env_file_that_others_can_change_after_loading_fails_only_its_run(
-        guarded, tmp_path, make_executor):
+    guarded, tmp_path, make_executor
+):
     jobfile = config.load(guarded)
     run = runs_for_date(jobfile, ["mark"], date(2026, 1, 14), RunKind.BACKFILL)
     make_other_writable(tmp_path / "conf" / "job.env")
@@ -170,6 +188,7 @@ def test_an_env_file_that_others_can_change_after_loading_fails_only_its_run(
 
 
 # ---- jobs as other users ----------------------------------------------------------------------
+
 
 @pytest.fixture
 def open_folder():
@@ -190,13 +209,13 @@ def test_a_job_runs_as_its_user_with_that_users_identity(open_folder):
 command = 'id -u > out/id; id -g >> out/id; id -G >> out/id; echo "$HOME|$USER|$LOGNAME" >> out/id; echo "${SECRET_ROOT_VAR-unset}" >> out/id'
 user = "nobody"
 """)
-    result = run_cli("run", "--date", "2026-01-14", cwd=open_folder,
-                     env={"SECRET_ROOT_VAR": "root-only"})
+    result = run_cli(
+        "run", "--date", "2026-01-14", cwd=open_folder, env={"SECRET_ROOT_VAR": "root-only"}
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     uid, gid, groups, identity, leaked = (out / "id").read_text().splitlines()
     assert int(uid) == NOBODY.pw_uid and int(gid) == NOBODY.pw_gid
-    assert sorted(map(int, groups.split())) == sorted(set(
-        os.getgrouplist("nobody", NOBODY.pw_gid)))
+    assert sorted(map(int, groups.split())) == sorted(set(os.getgrouplist("nobody", NOBODY.pw_gid)))
     assert identity == f"{NOBODY.pw_dir}|nobody|nobody"
     assert leaked == "unset"  # root's environment is not handed to the user
     outputs = list((open_folder / ".cronflow" / "output" / "who").iterdir())
@@ -204,7 +223,8 @@ user = "nobody"
     [exit_file] = [path for path in outputs if path.suffix == ".exit"]
     assert read_exit_status(exit_file) == 0  # written by the wrapper, running as nobody
     assert {(path.stat().st_uid, path.stat().st_gid) for path in outputs} == {
-        (NOBODY.pw_uid, NOBODY.pw_gid)}
+        (NOBODY.pw_uid, NOBODY.pw_gid)
+    }
 
 
 @needs_root
@@ -212,19 +232,28 @@ def test_a_group_replaces_the_users_own(open_folder):
     (open_folder / "out").mkdir(mode=0o777)
     (open_folder / "out").chmod(0o777)
     (open_folder / "jobs.toml").write_text(
-        '[jobs.who]\ncommand = "id -g > out/gid"\nuser = "nobody"\ngroup = "daemon"\n')
+        '[jobs.who]\ncommand = "id -g > out/gid"\nuser = "nobody"\ngroup = "daemon"\n'
+    )
     assert run_cli("run", "--date", "2026-01-14", cwd=open_folder).returncode == 0
     import grp
 
     assert int((open_folder / "out" / "gid").read_text()) == grp.getgrnam("daemon").gr_gid
 
 
-@pytest.mark.parametrize(("keys", "message"), [
-    ('user = "no-such-user-x"', ':3: job "who", key "user": user "no-such-user-x" does not exist'),
-    ('user = "nobody"\ngroup = "no-such-group-x"',
-     ':4: job "who", key "group": group "no-such-group-x" does not exist'),
-    ('group = "daemon"', ':3: job "who", key "group": group is set without user'),
-])
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        (
+            'user = "no-such-user-x"',
+            ':3: job "who", key "user": user "no-such-user-x" does not exist',
+        ),
+        (
+            'user = "nobody"\ngroup = "no-such-group-x"',
+            ':4: job "who", key "group": group "no-such-group-x" does not exist',
+        ),
+        ('group = "daemon"', ':3: job "who", key "group": group is set without user'),
+    ],
+)
 def test_accounts_are_checked_by_validate(write_jobs, tmp_path, keys, message):
     if not IS_ROOT and "user" in keys:
         pytest.skip("user needs cronflow as root; the non-root error is tested below")
@@ -238,11 +267,14 @@ def test_a_user_needs_cronflow_to_run_as_root(write_jobs):
     path = write_jobs('[jobs.who]\ncommand = "true"\nuser = "nobody"\n')
     with pytest.raises(ConfigError) as error:
         config.load(path, euid=NOBODY.pw_uid)
-    assert ('job "who", key "user": user = "nobody" needs cronflow to run as root, and it runs '
-            "as nobody") in str(error.value)
+    assert (
+        'job "who", key "user": user = "nobody" needs cronflow to run as root, and it runs '
+        "as nobody"
+    ) in str(error.value)
 
 
 # ---- env_file ---------------------------------------------------------------------------------
+
 
 def test_env_file_values_come_before_env_and_are_read_at_each_run(write_jobs, tmp_path):
     (tmp_path / "a.env").write_text("FROM_FILE=one\nBOTH=file\n")
@@ -264,8 +296,9 @@ def test_a_broken_env_file_is_named_with_its_line_never_its_values(write_jobs, t
     write_jobs('[jobs.show]\ncommand = "true"\nenv_file = "a.env"\n')
     result = run_cli("validate", cwd=tmp_path)
     assert result.returncode == 2
-    assert (f'key "env_file": "{tmp_path / "a.env"}": line 2 opens a \'-quoted value that '
-            "never closes") in result.stderr
+    assert (
+        f'key "env_file": "{tmp_path / "a.env"}": line 2 opens a \'-quoted value that never closes'
+    ) in result.stderr
     assert "s3cret" not in result.stderr
     (tmp_path / "a.env").unlink()
     missing = run_cli("validate", cwd=tmp_path)
@@ -273,7 +306,8 @@ def test_a_broken_env_file_is_named_with_its_line_never_its_values(write_jobs, t
 
 
 def test_an_env_file_broken_after_loading_fails_the_run_with_a_reason(
-        write_jobs, tmp_path, make_executor):
+    write_jobs, tmp_path, make_executor
+):
     (tmp_path / "a.env").write_text("OK=1\n")
     jobfile = config.load(write_jobs('[jobs.show]\ncommand = "touch ran"\nenv_file = "a.env"\n'))
     (tmp_path / "a.env").write_text("OK=1\nnot an assignment s3cret\n")
@@ -284,24 +318,32 @@ def test_an_env_file_broken_after_loading_fails_the_run_with_a_reason(
     assert not (tmp_path / "ran").exists()
 
 
-@pytest.mark.parametrize(("text", "values"), [
-    ("A=1\n# comment\n\nexport B = two words  # note\n", {"A": "1", "B": "two words"}),
-    ("C='$HOME \\n # kept'\n", {"C": "$HOME \\n # kept"}),
-    ('D="tab\\there \\"q\\" \\\\ \\$X"\n', {"D": 'tab\there "q" \\ $X'}),
-    ('KEY="-----BEGIN-----\nabc\n-----END-----"\nNEXT=1', {
-        "KEY": "-----BEGIN-----\nabc\n-----END-----", "NEXT": "1"}),
-    ("EMPTY=\nHASH=a#b\n", {"EMPTY": "", "HASH": "a#b"}),
-])
+@pytest.mark.parametrize(
+    ("text", "values"),
+    [
+        ("A=1\n# comment\n\nexport B = two words  # note\n", {"A": "1", "B": "two words"}),
+        ("C='$HOME \\n # kept'\n", {"C": "$HOME \\n # kept"}),
+        ('D="tab\\there \\"q\\" \\\\ \\$X"\n', {"D": 'tab\there "q" \\ $X'}),
+        (
+            'KEY="-----BEGIN-----\nabc\n-----END-----"\nNEXT=1',
+            {"KEY": "-----BEGIN-----\nabc\n-----END-----", "NEXT": "1"},
+        ),
+        ("EMPTY=\nHASH=a#b\n", {"EMPTY": "", "HASH": "a#b"}),
+    ],
+)
 def test_env_file_syntax(text, values):
     assert parse_env(text) == values
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("OK=1\nnot-a-name=2\n", "line 2 is not NAME=value"),
-    ("A=1\nB='x\n\n", "line 2 opens a '-quoted value that never closes"),
-    ('A="x" y\n', "line 1 has text after its closing quote"),
-    ('A="x\ny"\nbad\n', "line 3 is not NAME=value"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("OK=1\nnot-a-name=2\n", "line 2 is not NAME=value"),
+        ("A=1\nB='x\n\n", "line 2 opens a '-quoted value that never closes"),
+        ('A="x" y\n', "line 1 has text after its closing quote"),
+        ('A="x\ny"\nbad\n', "line 3 is not NAME=value"),
+    ],
+)
 def test_env_file_errors_name_the_line(text, message):
     with pytest.raises(EnvFileError) as error:
         parse_env(text)
@@ -321,14 +363,16 @@ SECRETS = {
 def test_no_command_shows_a_secret_anywhere(write_jobs, tmp_path, receiver):
     (tmp_path / "secrets.env").write_text(f"DB_PASSWORD={SECRETS['env_file']}\n")
     (tmp_path / "secrets.env").chmod(0o600)
-    url = (f"json://admin:{SECRETS['url_password']}@127.0.0.1:{receiver.port}/hook"
-           f"?token={SECRETS['url_token']}")
+    url = (
+        f"json://admin:{SECRETS['url_password']}@127.0.0.1:{receiver.port}/hook"
+        f"?token={SECRETS['url_token']}"
+    )
     jobs = write_jobs(f"""
         [alerts]
         urls = ["{url}"]
         [jobs.leaky]
         schedule = "0 6 * * *"
-        env = {{ API_TOKEN = "{SECRETS['env']}" }}
+        env = {{ API_TOKEN = "{SECRETS["env"]}" }}
         env_file = "secrets.env"
         command = '''
         echo "token $API_TOKEN password $DB_PASSWORD"
@@ -337,11 +381,23 @@ def test_no_command_shows_a_secret_anywhere(write_jobs, tmp_path, receiver):
         '''
     """)
     commands = [
-        ["validate"], ["run", "--date", "2026-01-14"], ["run", "--date", "2026-01-14",
-                                                        "--dry-run"],
-        ["run"], ["run", "--dry-run"], ["status"], ["status", "--json"], ["status", "--all"],
-        ["history"], ["history", "--json"], ["logs", "leaky"], ["logs", "leaky", "--stderr"],
-        ["next"], ["next", "--json"], ["graph"], ["alerts", "test"], ["reindex"],
+        ["validate"],
+        ["run", "--date", "2026-01-14"],
+        ["run", "--date", "2026-01-14", "--dry-run"],
+        ["run"],
+        ["run", "--dry-run"],
+        ["status"],
+        ["status", "--json"],
+        ["status", "--all"],
+        ["history"],
+        ["history", "--json"],
+        ["logs", "leaky"],
+        ["logs", "leaky", "--stderr"],
+        ["next"],
+        ["next", "--json"],
+        ["graph"],
+        ["alerts", "test"],
+        ["reindex"],
         ["export", "airflow", "--out", str(tmp_path.parent / f"{tmp_path.name}-dags")],
     ]
     shown = []
@@ -349,8 +405,11 @@ def test_no_command_shows_a_secret_anywhere(write_jobs, tmp_path, receiver):
         result = run_cli(*command, cwd=tmp_path)
         assert result.returncode in (0, 1), (command, result.stderr)
         shown.append(result.stdout + result.stderr)
-    jobs.write_text(jobs.read_text().replace("exit 1", "exit 1\nbad_key = 1", 1)
-                    .replace("[jobs.leaky]", "[jobs.leaky]\nretries = -1"))
+    jobs.write_text(
+        jobs.read_text()
+        .replace("exit 1", "exit 1\nbad_key = 1", 1)
+        .replace("[jobs.leaky]", "[jobs.leaky]\nretries = -1")
+    )
     error = run_cli("validate", cwd=tmp_path)
     assert error.returncode == 2
     shown.append(error.stdout + error.stderr)
@@ -363,13 +422,16 @@ def test_no_command_shows_a_secret_anywhere(write_jobs, tmp_path, receiver):
         assert not [path for path in files if secret.encode() in path.read_bytes()], secret
 
 
-@pytest.mark.parametrize("args", [
-    ["run", "--date", "2026-01-14;touch pwned"],
-    ["run", "--date", "$(touch pwned)"],
-    ["run", "--date", "2026-01-14", "--job", "mark;touch pwned"],
-    ["logs", "mark;touch pwned"],
-    ["history", "--job", "$(touch pwned)"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run", "--date", "2026-01-14;touch pwned"],
+        ["run", "--date", "$(touch pwned)"],
+        ["run", "--date", "2026-01-14", "--job", "mark;touch pwned"],
+        ["logs", "mark;touch pwned"],
+        ["history", "--job", "$(touch pwned)"],
+    ],
+)
 def test_crafted_arguments_run_nothing(write_jobs, tmp_path, args):
     write_jobs(MARKER_JOB)
     result = run_cli(*args, cwd=tmp_path)
@@ -405,12 +467,23 @@ def test_every_command_on_an_unwritable_state_directory_says_so_in_one_paragraph
     (open_folder / "jobs.toml").write_text('[jobs.a]\ncommand = "true"\nschedule = "0 6 * * *"\n')
     assert run_cli("run", "--date", "2026-01-14", cwd=open_folder).returncode == 0
     (open_folder / ".cronflow").chmod(0o755)  # readable, but not writable, by nobody
-    for command in (["run"], ["run", "--date", "2026-01-14"], ["status"], ["history"],
-                    ["reindex"]):
+    for command in (["run"], ["run", "--date", "2026-01-14"], ["status"], ["history"], ["reindex"]):
         result = subprocess.run(
-            ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
-             sys.executable, "-m", "cronflow", *command], cwd=open_folder,
-            capture_output=True, text=True, timeout=60,
-            env={"PATH": os.environ["PATH"], "HOME": "/tmp"})
+            [
+                "setpriv",
+                "--reuid=nobody",
+                "--regid=nogroup",
+                "--clear-groups",
+                sys.executable,
+                "-m",
+                "cronflow",
+                *command,
+            ],
+            cwd=open_folder,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={"PATH": os.environ["PATH"], "HOME": "/tmp"},
+        )
         assert result.returncode == 1, (command, result.stderr)
         assert result.stderr.startswith("cronflow: cannot ") and result.stderr.count("\n") == 1

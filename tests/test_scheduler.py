@@ -46,19 +46,39 @@ DST_JOBS = """
 """
 
 
-@pytest.mark.parametrize("day, expected", [
-    ("2024-03-10", {"fixed_in_gap": 1, "fixed_in_repeat": 1, "hourly": 23, "half_hourly": 46,
-                    "after_hourly": 23}),
-    ("2024-11-03", {"fixed_in_gap": 1, "fixed_in_repeat": 1, "hourly": 25, "half_hourly": 50,
-                    "after_hourly": 25}),
-])
-def test_minute_by_minute_across_a_dst_day_runs_each_job_as_cronie_does(write_jobs, day,
-                                                                        expected):
+@pytest.mark.parametrize(
+    "day, expected",
+    [
+        (
+            "2024-03-10",
+            {
+                "fixed_in_gap": 1,
+                "fixed_in_repeat": 1,
+                "hourly": 23,
+                "half_hourly": 46,
+                "after_hourly": 23,
+            },
+        ),
+        (
+            "2024-11-03",
+            {
+                "fixed_in_gap": 1,
+                "fixed_in_repeat": 1,
+                "hourly": 25,
+                "half_hourly": 50,
+                "after_hourly": 25,
+            },
+        ),
+    ],
+)
+def test_minute_by_minute_across_a_dst_day_runs_each_job_as_cronie_does(write_jobs, day, expected):
     jobfile = load(write_jobs(DST_JOBS))
     start = datetime.fromisoformat(day).replace(tzinfo=NEW_YORK).astimezone(UTC)
     end = (datetime.fromisoformat(day) + timedelta(days=1)).replace(tzinfo=NEW_YORK)
-    watermarks = {name: Watermark(decided=start - timedelta(seconds=1), next_tick=None,
-                                  schedule="") for name in jobfile.jobs}
+    watermarks = {
+        name: Watermark(decided=start - timedelta(seconds=1), next_tick=None, schedule="")
+        for name in jobfile.jobs
+    }
     counts, kinds = Counter(), Counter()
     now = start
     while now < end.astimezone(UTC):
@@ -108,13 +128,16 @@ def off_for_three_days(write_jobs, scheduler_for, tmp_path, policy, cap=100, min
 
 
 def test_catchup_latest_runs_the_newest_tick_and_records_the_rest_missed(
-        write_jobs, scheduler_for, tmp_path):
+    write_jobs, scheduler_for, tmp_path
+):
     jobfile, ran = off_for_three_days(write_jobs, scheduler_for, tmp_path, "latest")
     assert ran == ["2026-01-13T12:00:00+00:00 scheduled"]
     [missed] = events_of(jobfile, EventType.MISSED)
     assert missed.missed_ticks == 71 and missed.logical_time == T0 + timedelta(days=3, hours=-1)
-    assert "71 tick(s) not run, 2026-01-10T13:00:00+00:00 to 2026-01-13T11:00:00+00:00" in \
-        missed.reason
+    assert (
+        "71 tick(s) not run, 2026-01-10T13:00:00+00:00 to 2026-01-13T11:00:00+00:00"
+        in missed.reason
+    )
 
 
 def test_catchup_all_runs_every_missed_tick_oldest_first(write_jobs, scheduler_for, tmp_path):
@@ -139,8 +162,7 @@ def test_catchup_none_runs_an_on_time_tick(write_jobs, scheduler_for, tmp_path):
 
 
 def test_catchup_none_runs_no_late_tick(write_jobs, scheduler_for, tmp_path):
-    jobfile, ran = off_for_three_days(write_jobs, scheduler_for, tmp_path, "none",
-                                      minutes_past=30)
+    jobfile, ran = off_for_three_days(write_jobs, scheduler_for, tmp_path, "none", minutes_past=30)
     assert ran == []
     assert [e.missed_ticks for e in events_of(jobfile, EventType.MISSED)] == [72]
 
@@ -174,7 +196,8 @@ def test_a_tick_is_never_decided_twice(write_jobs, scheduler_for, tmp_path):
 
 
 def test_the_clock_going_back_decides_again_from_now_and_runs_nothing_twice(
-        write_jobs, scheduler_for, tmp_path):
+    write_jobs, scheduler_for, tmp_path
+):
     out = tmp_path / "ran.txt"
     jobfile = load(write_jobs(HOURLY.format(out=out, policy="all", cap=100)))
     clock = FakeClock(T0 - timedelta(seconds=30))
@@ -185,16 +208,16 @@ def test_the_clock_going_back_decides_again_from_now_and_runs_nothing_twice(
     scheduler_for(jobfile, clock).tick()  # 11:00:30: the 11:00 tick is due again
     clock.advance(timedelta(hours=1))
     scheduler_for(jobfile, clock).tick()  # 12:00:30 again: 12:00 already succeeded
-    assert out.read_text() == ("2026-01-10T12:00:00+00:00 scheduled\n"
-                               "2026-01-10T11:00:00+00:00 scheduled\n")
+    assert out.read_text() == (
+        "2026-01-10T12:00:00+00:00 scheduled\n2026-01-10T11:00:00+00:00 scheduled\n"
+    )
     [step] = events_of(jobfile, EventType.CLOCK)
     assert step.logical_time == T0 and step.ended_at == T0 - timedelta(minutes=59, seconds=30)
     assert "went back at least 0:59:30" in step.reason
     assert Store(jobfile.settings.state_dir).history().clock_set_back() == step
 
 
-def test_a_small_step_back_of_the_clock_is_not_a_clock_event(write_jobs, scheduler_for,
-                                                              tmp_path):
+def test_a_small_step_back_of_the_clock_is_not_a_clock_event(write_jobs, scheduler_for, tmp_path):
     out = tmp_path / "ran.txt"
     jobfile = load(write_jobs(HOURLY.format(out=out, policy="all", cap=100)))
     clock = FakeClock(T0 - timedelta(seconds=30))
@@ -223,8 +246,7 @@ CROSS = """
 """
 
 
-def test_a_daily_job_waits_for_its_hourly_upstream_then_runs(write_jobs, scheduler_for,
-                                                             tmp_path):
+def test_a_daily_job_waits_for_its_hourly_upstream_then_runs(write_jobs, scheduler_for, tmp_path):
     flag, out = tmp_path / "hourly-fails", tmp_path / "ran.txt"
     jobfile = load(write_jobs(CROSS.format(flag=flag, out=out)))
     clock = FakeClock(datetime(2026, 1, 14, 4, 59, 30, tzinfo=UTC))
@@ -244,8 +266,10 @@ def test_a_daily_job_waits_for_its_hourly_upstream_then_runs(write_jobs, schedul
     from cronflow.model import Rerun
 
     executor = scheduler_for(jobfile, clock).executor
-    executor.execute(plan.runs_for_date(jobfile, ["hourly"], clock.now().date(),
-                                        RunKind.BACKFILL)[5:6], Rerun.FAILED)
+    executor.execute(
+        plan.runs_for_date(jobfile, ["hourly"], clock.now().date(), RunKind.BACKFILL)[5:6],
+        Rerun.FAILED,
+    )
     scheduler_for(jobfile, clock).tick()
     assert out.read_text() == "2026-01-14T05:30:00+00:00\nafter\n"
 
@@ -260,7 +284,9 @@ def test_dry_run_says_why_each_job_runs_or_not(write_jobs, scheduler_for, tmp_pa
     scheduler_for(jobfile, clock).tick()  # hourly 05:00 fails
     clock.advance(timedelta(minutes=30, seconds=30))
     recorded = events_of(jobfile)
-    verdicts = {(v.job, v.action): v.detail for v in scheduler_for(jobfile, clock).preview().verdicts}
+    verdicts = {
+        (v.job, v.action): v.detail for v in scheduler_for(jobfile, clock).preview().verdicts
+    }
     assert verdicts == {
         ("hourly", "not due"): "next tick",
         ("daily", "waiting"): "for hourly @ 2026-01-14T05:00:00+00:00",
@@ -296,8 +322,12 @@ def lock_holder(tmp_path):
     def hold(jobfile, job):
         path = jobfile.settings.state_dir / "locks" / f"{job}.lock"
         path.parent.mkdir(parents=True, exist_ok=True)
-        holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(path)],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        holder = subprocess.Popen(
+            [sys.executable, "-c", HOLD_LOCK, str(path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert holder.stdout.readline() == "held\n"
         holders.append(holder)
         return holder
@@ -316,8 +346,7 @@ OVERLAP = """
 """
 
 
-def test_overlap_skip_records_the_due_run_skipped(write_jobs, scheduler_for, lock_holder,
-                                                  tmp_path):
+def test_overlap_skip_records_the_due_run_skipped(write_jobs, scheduler_for, lock_holder, tmp_path):
     out = tmp_path / "ran.txt"
     jobfile = load(write_jobs(OVERLAP.format(out=out, policy="skip")))
     lock_holder(jobfile, "long")
@@ -327,8 +356,9 @@ def test_overlap_skip_records_the_due_run_skipped(write_jobs, scheduler_for, loc
     assert "still running from another invocation" in skipped.reason
 
 
-def test_overlap_queue_waits_for_the_other_run_to_end(write_jobs, scheduler_for, lock_holder,
-                                                      tmp_path):
+def test_overlap_queue_waits_for_the_other_run_to_end(
+    write_jobs, scheduler_for, lock_holder, tmp_path
+):
     out = tmp_path / "ran.txt"
     jobfile = load(write_jobs(OVERLAP.format(out=out, policy="queue")))
     holder = lock_holder(jobfile, "long")
@@ -352,8 +382,9 @@ def test_overlap_allow_runs_alongside(write_jobs, scheduler_for, lock_holder, tm
 
 def test_the_clock_never_runs_a_disabled_job(write_jobs, scheduler_for, tmp_path):
     out = tmp_path / "ran.txt"
-    jobfile = load(write_jobs(HOURLY.format(out=out, policy="all", cap=100)
-                              + "    enabled = false\n"))
+    jobfile = load(
+        write_jobs(HOURLY.format(out=out, policy="all", cap=100) + "    enabled = false\n")
+    )
     clock = FakeClock(T0 - timedelta(seconds=30))
     scheduler_for(jobfile, clock).tick()
     clock.advance(timedelta(hours=3))
@@ -368,7 +399,8 @@ FIVE_MINUTES = """
 
 
 def test_a_backfill_of_today_leaves_ticks_still_to_come_to_the_scheduler(
-        write_jobs, scheduler_for, tmp_path):
+    write_jobs, scheduler_for, tmp_path
+):
     """At 23:04 a backfill of today runs the ticks up to 23:00; at 23:05 the scheduler runs
     23:05 itself, rather than finding it done hours early."""
     out = tmp_path / "ran.txt"
@@ -378,8 +410,18 @@ def test_a_backfill_of_today_leaves_ticks_still_to_come_to_the_scheduler(
     chosen = plan.backfill(jobfile, ["five"], [clock.now().date()], clock.now())
     scheduler.executor.execute(chosen.by_date[0])
     assert [run.logical_time.strftime("%H:%M") for run in chosen.not_yet_due] == [
-        "23:05", "23:10", "23:15", "23:20", "23:25", "23:30", "23:35", "23:40", "23:45",
-        "23:50", "23:55"]
+        "23:05",
+        "23:10",
+        "23:15",
+        "23:20",
+        "23:25",
+        "23:30",
+        "23:35",
+        "23:40",
+        "23:45",
+        "23:50",
+        "23:55",
+    ]
     ran = out.read_text().splitlines()
     assert len(ran) == 277 and ran[-1] == "2026-01-14T23:00:00+00:00 backfill"
     clock.advance(timedelta(minutes=1))

@@ -44,8 +44,18 @@ enabled = false
 def scenario(tmp_path):
     flag = tmp_path / "transform-fails"
     (tmp_path / "jobs.toml").write_text(SCENARIO.format(flag=flag))
-    run_cli("run", "--date", "2026-01-13", "--job", "extract", "--job", "transform",
-            "--job", "load", cwd=tmp_path)
+    run_cli(
+        "run",
+        "--date",
+        "2026-01-13",
+        "--job",
+        "extract",
+        "--job",
+        "transform",
+        "--job",
+        "load",
+        cwd=tmp_path,
+    )
     flag.touch()
     run_cli("run", "--date", "2026-01-14", cwd=tmp_path)
     return config.load(tmp_path / "jobs.toml")
@@ -70,8 +80,7 @@ def test_status_rows_strip_and_json_for_a_busy_scenario(tmp_path):
     assert rows["load"]["next_due"] is None
     assert document["summary"] == {"failing": 3, "running": 0, "healthy": 2}
     plain = run_cli("status", cwd=tmp_path).stdout
-    [transform] = [line.split() for line in plain.splitlines()
-                   if line.split()[:1] == ["transform"]]
+    [transform] = [line.split() for line in plain.splitlines() if line.split()[:1] == ["transform"]]
     assert transform[-5:] == ["1", ".F", "exit", "status", "1"]  # streak, strip, why
     assert "\x1b[" not in plain
     everything = json.loads(run_cli("status", "--json", "--all", cwd=tmp_path).stdout)
@@ -81,8 +90,10 @@ def test_status_rows_strip_and_json_for_a_busy_scenario(tmp_path):
 def test_status_check_exits_1_only_when_a_latest_run_failed(tmp_path):
     scenario(tmp_path)
     assert run_cli("status", "--check", cwd=tmp_path).returncode == 1
-    assert run_cli("status", "--check", "--job", "hourly", "--job", "extract",
-                   cwd=tmp_path).returncode == 0
+    assert (
+        run_cli("status", "--check", "--job", "hourly", "--job", "extract", cwd=tmp_path).returncode
+        == 0
+    )
 
 
 def test_a_missed_tick_a_waiting_and_a_running_run_show_in_the_strip(tmp_path):
@@ -90,11 +101,23 @@ def test_a_missed_tick_a_waiting_and_a_running_run_show_in_the_strip(tmp_path):
     store = Store(tmp_path / ".cronflow")
     store.prepare()
     base = datetime(2026, 1, 14, tzinfo=UTC)
-    for hour, (event, status) in enumerate([(EventType.FINISHED, RunStatus.SUCCESS),
-                                            (EventType.MISSED, RunStatus.MISSED),
-                                            (EventType.STARTED, RunStatus.RUNNING)]):
-        store.append(RunEvent(event=event, job="a", logical_time=base + timedelta(hours=hour),
-                              run_id=str(hour), status=status, kind=RunKind.SCHEDULED))
+    for hour, (event, status) in enumerate(
+        [
+            (EventType.FINISHED, RunStatus.SUCCESS),
+            (EventType.MISSED, RunStatus.MISSED),
+            (EventType.STARTED, RunStatus.RUNNING),
+        ]
+    ):
+        store.append(
+            RunEvent(
+                event=event,
+                job="a",
+                logical_time=base + timedelta(hours=hour),
+                run_id=str(hour),
+                status=status,
+                kind=RunKind.SCHEDULED,
+            )
+        )
     document = json.loads(run_cli("status", "--json", cwd=tmp_path).stdout)
     [row] = document["jobs"]
     assert [c["status"] for c in row["recent"]] == ["success", "missed", "running"]
@@ -103,8 +126,7 @@ def test_a_missed_tick_a_waiting_and_a_running_run_show_in_the_strip(tmp_path):
     assert ".MR" in plain
 
 
-@pytest.mark.parametrize("before, failing", [(RunStatus.SUCCESS, False),
-                                               (RunStatus.FAILED, True)])
+@pytest.mark.parametrize("before, failing", [(RunStatus.SUCCESS, False), (RunStatus.FAILED, True)])
 def test_an_interrupted_run_neither_starts_nor_ends_a_failing_streak(tmp_path, before, failing):
     """A run cronflow's own stop interrupted is retried at the next start: `status` and
     `status --check` agree that it changes nothing (they once disagreed)."""
@@ -114,8 +136,16 @@ def test_an_interrupted_run_neither_starts_nor_ends_a_failing_streak(tmp_path, b
     base = datetime(2026, 1, 14, tzinfo=UTC)
     for hour, status in enumerate([before, RunStatus.INTERRUPTED]):
         event = EventType.FINISHED if status is not RunStatus.INTERRUPTED else EventType.INTERRUPTED
-        store.append(RunEvent(event=event, job="a", logical_time=base + timedelta(hours=hour),
-                              run_id=str(hour), status=status, kind=RunKind.SCHEDULED))
+        store.append(
+            RunEvent(
+                event=event,
+                job="a",
+                logical_time=base + timedelta(hours=hour),
+                run_id=str(hour),
+                status=status,
+                kind=RunKind.SCHEDULED,
+            )
+        )
     document = json.loads(run_cli("status", "--json", cwd=tmp_path).stdout)
     assert document["summary"]["failing"] == int(failing)
     assert document["jobs"][0]["failing_streak"] == int(failing)
@@ -130,8 +160,12 @@ def test_the_stale_warning_follows_the_injected_clock(tmp_path):
     ticked = datetime(2026, 1, 14, 6, 0, tzinfo=UTC)
     store.write_stamp(HEARTBEAT, ticked)
     rows = report.summarise(jobfile, History([]), {}, ticked)
-    fresh = report.overview(jobfile, rows, store.read_stamp(HEARTBEAT), ticked + timedelta(minutes=4))
-    stale = report.overview(jobfile, rows, store.read_stamp(HEARTBEAT), ticked + timedelta(minutes=6))
+    fresh = report.overview(
+        jobfile, rows, store.read_stamp(HEARTBEAT), ticked + timedelta(minutes=4)
+    )
+    stale = report.overview(
+        jobfile, rows, store.read_stamp(HEARTBEAT), ticked + timedelta(minutes=6)
+    )
     assert (fresh.stale, stale.stale) == (False, True)
     assert stale.last_ran_at == ticked
     shown = run_cli("status", cwd=tmp_path).stdout
@@ -145,13 +179,17 @@ def test_history_lists_runs_newest_first_and_filters(tmp_path):
     document = json.loads(run_cli("history", "--json", "--job", "extract", cwd=tmp_path).stdout)
     runs = document["runs"]
     assert [(r["logical_time"][:10], r["status"], r["attempts"]) for r in runs] == [
-        ("2026-01-14", "success", 2), ("2026-01-13", "success", 2)]
+        ("2026-01-14", "success", 2),
+        ("2026-01-13", "success", 2),
+    ]
     assert runs[0]["exit_code"] == 0 and runs[0]["kind"] == "backfill"
-    failed = json.loads(run_cli("history", "--json", "--status", "failed",
-                                cwd=tmp_path).stdout)["runs"]
+    failed = json.loads(run_cli("history", "--json", "--status", "failed", cwd=tmp_path).stdout)[
+        "runs"
+    ]
     assert [r["job"] for r in failed] == ["transform"]
-    recent = json.loads(run_cli("history", "--json", "--since", "2026-01-14", "--limit", "3",
-                                cwd=tmp_path).stdout)["runs"]
+    recent = json.loads(
+        run_cli("history", "--json", "--since", "2026-01-14", "--limit", "3", cwd=tmp_path).stdout
+    )["runs"]
     assert len(recent) == 3 and all(r["logical_time"] >= "2026-01-14" for r in recent)
     bad = run_cli("history", "--status", "broken", cwd=tmp_path)
     assert bad.returncode == 2 and "is not a status" in bad.stderr
@@ -161,8 +199,11 @@ def test_logs_of_each_attempt_and_by_run_id(tmp_path):
     scenario(tmp_path)
     first = run_cli("logs", "extract", "--date", "2026-01-14", "--attempt", "1", cwd=tmp_path)
     assert first.stdout.splitlines() == [
-        "==> stdout of extract @ 2026-01-14T06:00:00+00:00, attempt 1 <==", "out 1",
-        "==> stderr of extract @ 2026-01-14T06:00:00+00:00, attempt 1 <==", "err 1"]
+        "==> stdout of extract @ 2026-01-14T06:00:00+00:00, attempt 1 <==",
+        "out 1",
+        "==> stderr of extract @ 2026-01-14T06:00:00+00:00, attempt 1 <==",
+        "err 1",
+    ]
     last = run_cli("logs", "extract", "--stderr", cwd=tmp_path)
     assert last.stdout == "err 2\n"
     runs = json.loads(run_cli("history", "--json", "--job", "extract", cwd=tmp_path).stdout)
@@ -179,14 +220,22 @@ def test_logs_follow_prints_a_running_attempt_until_it_ends(tmp_path):
 
     (tmp_path / "jobs.toml").write_text(
         "[jobs.ticker]\ncommand = 'for i in 1 2 3; do echo line $i; "
-        "while [ ! -e go-$i ]; do sleep 0.05; done; done'\n")
-    runner = subprocess.Popen([sys.executable, "-m", "cronflow", "run", "--date", "2026-01-14"],
-                              cwd=tmp_path, stdout=subprocess.DEVNULL)
+        "while [ ! -e go-$i ]; do sleep 0.05; done; done'\n"
+    )
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "cronflow", "run", "--date", "2026-01-14"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+    )
     output = tmp_path / ".cronflow" / "output" / "ticker"
     while runner.poll() is None and not list(output.glob("*.stdout")):
         pass  # until the job has started
-    follower = subprocess.Popen([sys.executable, "-m", "cronflow", "logs", "ticker", "--follow"],
-                                cwd=tmp_path, stdout=subprocess.PIPE, text=True)
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "cronflow", "logs", "ticker", "--follow"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     seen = []
     for step in (1, 2, 3):
         seen.append(follower.stdout.readline())
@@ -201,9 +250,11 @@ def test_graph_in_every_format(tmp_path):
     (tmp_path / "jobs.toml").write_text(SCENARIO.format(flag="x"))
     jobfile = config.load(tmp_path / "jobs.toml")
     text = run_cli("graph", cwd=tmp_path).stdout
-    assert text.splitlines()[:3] == ["extract  [daily at 06:00 (UTC)]",
-                                     "└── transform  [after extract]",
-                                     "    └── load  [after transform]"]
+    assert text.splitlines()[:3] == [
+        "extract  [daily at 06:00 (UTC)]",
+        "└── transform  [after extract]",
+        "    └── load  [after transform]",
+    ]
     dot = run_cli("graph", "--format", "dot", cwd=tmp_path).stdout
     edges = set(re.findall(r'"([^"]+)" -> "([^"]+)";', dot))
     nodes = set(re.findall(r'^  "([^"]+)" \[label=', dot, re.M))
@@ -219,12 +270,16 @@ def test_graph_in_every_format(tmp_path):
 def test_a_diamond_draws_the_shared_job_once():
     from pathlib import Path
 
-    jobfile = config.parse('[jobs.a]\ncommand="x"\n[jobs.b]\ncommand="x"\ndepends_on=["a"]\n'
-                           '[jobs.c]\ncommand="x"\ndepends_on=["a"]\n'
-                           '[jobs.d]\ncommand="x"\ndepends_on=["b","c"]\n', Path("/tmp/j.toml"))
+    jobfile = config.parse(
+        '[jobs.a]\ncommand="x"\n[jobs.b]\ncommand="x"\ndepends_on=["a"]\n'
+        '[jobs.c]\ncommand="x"\ndepends_on=["a"]\n'
+        '[jobs.d]\ncommand="x"\ndepends_on=["b","c"]\n',
+        Path("/tmp/j.toml"),
+    )
     assert drawing.as_text(jobfile).splitlines() == [
         "a  [manual]",
         "├── b  [after a]",
         "│   └── d  [after b, c]",
         "└── c  [after a]",
-        "    └── d (see above)"]
+        "    └── d (see above)",
+    ]

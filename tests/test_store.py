@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cronflow.model import EventType, RunEvent, RunKind, RunStatus
-from cronflow.state.index import History
 from cronflow.state.codec import event_from_json, event_to_json, parse_log
+from cronflow.state.index import History
 from cronflow.state.store import Store
 
 T0 = datetime(2026, 1, 14, 6, 0, tzinfo=UTC)
@@ -22,16 +22,33 @@ T0 = datetime(2026, 1, 14, 6, 0, tzinfo=UTC)
 
 def event(job="extract", status=RunStatus.SUCCESS, logical_time=T0, **fields) -> RunEvent:
     kind = EventType.FINISHED if status is not RunStatus.RUNNING else EventType.STARTED
-    return RunEvent(event=fields.pop("event", kind), job=job, logical_time=logical_time,
-                    run_id="r1", status=status, kind=RunKind.BACKFILL, attempt=1, **fields)
+    return RunEvent(
+        event=fields.pop("event", kind),
+        job=job,
+        logical_time=logical_time,
+        run_id="r1",
+        status=status,
+        kind=RunKind.BACKFILL,
+        attempt=1,
+        **fields,
+    )
 
 
 def test_events_round_trip_through_the_log(tmp_path):
     store = Store(tmp_path / "state")
     store.prepare()
-    written = event(stderr_tail="boom\nline 2", exit_code=1, status=RunStatus.FAILED,
-                    started_at=T0, ended_at=T0 + timedelta(seconds=2), duration_s=2.0,
-                    output={"stdout": "/x/out"}, host="h", pid=42, config_hash="abc")
+    written = event(
+        stderr_tail="boom\nline 2",
+        exit_code=1,
+        status=RunStatus.FAILED,
+        started_at=T0,
+        ended_at=T0 + timedelta(seconds=2),
+        duration_s=2.0,
+        output={"stdout": "/x/out"},
+        host="h",
+        pid=42,
+        config_hash="abc",
+    )
     store.append(written)
     contents = store.read()
     assert contents.events == [written] and contents.skipped == []
@@ -80,7 +97,7 @@ def test_garbage_lines_are_skipped_and_counted_never_rewritten(tmp_path):
     store = Store(tmp_path)
     store.append(event(job="a"))
     with open(store.log_path, "ab") as log:
-        log.write(b"not json at all\n[1, 2]\n{\"v\": 1}\n\xff\xfe\n")
+        log.write(b'not json at all\n[1, 2]\n{"v": 1}\n\xff\xfe\n')
     store.append(event(job="b"))
     before = store.log_path.read_bytes()
     contents = store.read()
@@ -106,8 +123,12 @@ for i in range(count):
 
 
 def test_two_processes_appending_1000_records_each_lose_and_tear_none(tmp_path):
-    writers = [subprocess.Popen([sys.executable, "-c", APPENDER, str(tmp_path), name, "1000"],
-                                stdout=subprocess.PIPE) for name in ("a", "b")]
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", APPENDER, str(tmp_path), name, "1000"], stdout=subprocess.PIPE
+        )
+        for name in ("a", "b")
+    ]
     for writer in writers:
         assert writer.wait(timeout=120) == 0
     contents = Store(tmp_path).read()
@@ -117,8 +138,9 @@ def test_two_processes_appending_1000_records_each_lose_and_tear_none(tmp_path):
 
 
 def test_killing_a_writer_mid_stream_leaves_every_complete_line_readable(tmp_path):
-    writer = subprocess.Popen([sys.executable, "-c", APPENDER, str(tmp_path), "a", "1000000"],
-                              stdout=subprocess.PIPE)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", APPENDER, str(tmp_path), "a", "1000000"], stdout=subprocess.PIPE
+    )
     assert writer.stdout.readline() == b"ready\n"
     log = tmp_path / "runs.jsonl"
     while writer.poll() is None and (not log.exists() or log.stat().st_size < 20_000):
@@ -135,11 +157,14 @@ def test_killing_a_writer_mid_stream_leaves_every_complete_line_readable(tmp_pat
 
 def test_history_keeps_the_latest_event_of_each_run(tmp_path):
     later = T0 + timedelta(days=1)
-    history = History([
-        event(status=RunStatus.RUNNING), event(status=RunStatus.FAILED),
-        event(status=RunStatus.RUNNING, logical_time=later),
-        event(status=RunStatus.SUCCESS, logical_time=T0 - timedelta(days=1)),
-    ])
+    history = History(
+        [
+            event(status=RunStatus.RUNNING),
+            event(status=RunStatus.FAILED),
+            event(status=RunStatus.RUNNING, logical_time=later),
+            event(status=RunStatus.SUCCESS, logical_time=T0 - timedelta(days=1)),
+        ]
+    )
     assert history.status(event().key) is RunStatus.FAILED
     assert history.last_run("extract").logical_time == later
     assert history.last_run("nothing") is None
@@ -149,16 +174,31 @@ texts = st.text(alphabet=st.characters(codec="utf-8"), max_size=50)
 
 
 @settings(max_examples=200)
-@given(job=st.from_regex(r"[a-z][a-z0-9_-]{0,10}", fullmatch=True), tail=texts, reason=texts,
-       status=st.sampled_from(RunStatus), kind=st.sampled_from(RunKind),
-       exit_code=st.none() | st.integers(0, 255),
-       seconds=st.integers(0, 10**9), duration=st.none() | st.floats(0, 1e6))
-def test_any_event_round_trips_through_json(job, tail, reason, status, kind, exit_code, seconds,
-                                            duration):
-    original = RunEvent(event=EventType.FINISHED, job=job, run_id="r",
-                        logical_time=datetime.fromtimestamp(seconds, UTC), status=status,
-                        kind=kind, exit_code=exit_code, stderr_tail=tail, reason=reason,
-                        duration_s=duration)
+@given(
+    job=st.from_regex(r"[a-z][a-z0-9_-]{0,10}", fullmatch=True),
+    tail=texts,
+    reason=texts,
+    status=st.sampled_from(RunStatus),
+    kind=st.sampled_from(RunKind),
+    exit_code=st.none() | st.integers(0, 255),
+    seconds=st.integers(0, 10**9),
+    duration=st.none() | st.floats(0, 1e6),
+)
+def test_any_event_round_trips_through_json(
+    job, tail, reason, status, kind, exit_code, seconds, duration
+):
+    original = RunEvent(
+        event=EventType.FINISHED,
+        job=job,
+        run_id="r",
+        logical_time=datetime.fromtimestamp(seconds, UTC),
+        status=status,
+        kind=kind,
+        exit_code=exit_code,
+        stderr_tail=tail,
+        reason=reason,
+        duration_s=duration,
+    )
     line = json.dumps(event_to_json(original), ensure_ascii=False)
     assert event_from_json(json.loads(line)) == original
 
@@ -172,9 +212,16 @@ def test_a_line_with_a_field_of_the_wrong_type_is_skipped_not_a_crash(tmp_path):
     assert run_cli("run", "--date", "2026-01-14", cwd=tmp_path).returncode == 0
     log = tmp_path / ".cronflow" / "runs.jsonl"
     good = json_module.loads(log.read_text().splitlines()[-1])
-    damaged = [{**good, "logical_time": "2026-01-15T00:00:00+00:00", field: value}
-               for field, value in (("duration_s", "fast"), ("attempt", "1"), ("output", [1]),
-                                    ("exit_code", 0.5), ("process", {"pid": "x"}))]
+    damaged = [
+        {**good, "logical_time": "2026-01-15T00:00:00+00:00", field: value}
+        for field, value in (
+            ("duration_s", "fast"),
+            ("attempt", "1"),
+            ("output", [1]),
+            ("exit_code", 0.5),
+            ("process", {"pid": "x"}),
+        )
+    ]
     with open(log, "a") as appending:
         for record in damaged:
             appending.write(json_module.dumps(record) + "\n")

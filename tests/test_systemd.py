@@ -17,13 +17,22 @@ from tests.conftest import run_cli
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize("user, folder, jobs", [
-    (False, ROOT / "systemd", "/etc/cronflow/jobs.toml"),
-    (True, ROOT / "systemd" / "user", "%h/.config/cronflow/jobs.toml")])
+@pytest.mark.parametrize(
+    "user, folder, jobs",
+    [
+        (False, ROOT / "systemd", "/etc/cronflow/jobs.toml"),
+        (True, ROOT / "systemd" / "user", "%h/.config/cronflow/jobs.toml"),
+    ],
+)
 @pytest.mark.parametrize("mode", ["daemon", "timer"])
 def test_the_shipped_unit_files_are_what_install_writes(user, folder, jobs, mode):
-    rendered = systemd.units(mode=mode, user=user, command=["/usr/local/bin/cronflow"],
-                             jobs=Path(jobs), shutdown_grace=timedelta(seconds=30))
+    rendered = systemd.units(
+        mode=mode,
+        user=user,
+        command=["/usr/local/bin/cronflow"],
+        jobs=Path(jobs),
+        shutdown_grace=timedelta(seconds=30),
+    )
     for name, text in rendered.items():
         assert (folder / name).read_text() == text
 
@@ -43,12 +52,21 @@ def test_install_dry_run_names_absolute_paths_that_exist(tmp_path):
 
 def test_install_for_the_user_writes_readable_units(tmp_path):
     (tmp_path / "jobs.toml").write_text('[jobs.a]\ncommand = "true"\nschedule = "@daily"\n')
-    result = run_cli("systemd", "install", "--user", "--mode", "timer", cwd=tmp_path,
-                     env={"XDG_CONFIG_HOME": str(tmp_path / "config")})
+    result = run_cli(
+        "systemd",
+        "install",
+        "--user",
+        "--mode",
+        "timer",
+        cwd=tmp_path,
+        env={"XDG_CONFIG_HOME": str(tmp_path / "config")},
+    )
     assert result.returncode == 0, result.stderr
     folder = tmp_path / "config" / "systemd" / "user"
-    assert sorted(p.name for p in folder.iterdir()) == ["cronflow-run.service",
-                                                         "cronflow-run.timer"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "cronflow-run.service",
+        "cronflow-run.timer",
+    ]
     assert all(p.stat().st_mode & 0o777 == 0o644 for p in folder.iterdir())
     assert "systemctl --user enable --now cronflow-run.timer" in result.stdout
 
@@ -59,20 +77,28 @@ def test_install_refuses_a_broken_jobs_file(tmp_path):
     assert result.returncode == 2 and "has no command" in result.stderr
 
 
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None,
-                    reason="systemd-analyze is not installed (Debian package: systemd)")
+@pytest.mark.skipif(
+    shutil.which("systemd-analyze") is None,
+    reason="systemd-analyze is not installed (Debian package: systemd)",
+)
 @pytest.mark.parametrize("user", [False, True])
 @pytest.mark.parametrize("mode", ["daemon", "timer"])
 def test_systemd_analyze_verify_accepts_the_units(tmp_path, mode, user):
     jobs = tmp_path / "jobs.toml"
     jobs.write_text('[jobs.a]\ncommand = "true"\n')
-    files = systemd.units(mode=mode, user=user, command=[sys.executable, "-m", "cronflow"],
-                          jobs=jobs, shutdown_grace=timedelta(seconds=30))
+    files = systemd.units(
+        mode=mode,
+        user=user,
+        command=[sys.executable, "-m", "cronflow"],
+        jobs=jobs,
+        shutdown_grace=timedelta(seconds=30),
+    )
     paths = systemd.install(files, tmp_path / "units")
     verify = ["systemd-analyze", "verify", *(["--user"] if user else []), *map(str, paths)]
     runtime = tmp_path / "runtime"  # a user manager needs a runtime directory, even to verify
     runtime.mkdir(mode=0o700)
-    result = subprocess.run(verify, capture_output=True, text=True,
-                            env={**os.environ, "XDG_RUNTIME_DIR": str(runtime)})
+    result = subprocess.run(
+        verify, capture_output=True, text=True, env={**os.environ, "XDG_RUNTIME_DIR": str(runtime)}
+    )
     complaints = [line for line in result.stderr.splitlines() if str(tmp_path) in line]
     assert result.returncode == 0 and complaints == [], result.stderr

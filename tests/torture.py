@@ -82,18 +82,20 @@ class Figures:
     def report(self, seconds: float, kill: bool) -> str:
         kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(self.invocations.items()))
         killed = ", ".join(f"{kind} {count}" for kind, count in sorted(self.killed.items()))
-        return "\n".join([
-            f"torture: {seconds / 60:.1f} min, kill -9 {'on' if kill else 'off'}",
-            f"  invocations: {kinds}",
-            f"  killed with SIGKILL: {killed or 'none'}",
-            f"  runs {self.runs} (effects {self.effects}), duplicates {self.duplicates}, "
-            f"lost {self.lost}, recorded success without effect {self.unbacked}",
-            f"  orphans seen {self.orphans} (finished by another invocation), abandoned "
-            f"{self.abandoned}",
-            f"  index: {self.index_polls} polls, most runs {self.index_most}, shrank "
-            f"{self.index_shrank} times",
-            "  verdict: " + ("exactly once" if self.clean else "BROKEN"),
-        ])
+        return "\n".join(
+            [
+                f"torture: {seconds / 60:.1f} min, kill -9 {'on' if kill else 'off'}",
+                f"  invocations: {kinds}",
+                f"  killed with SIGKILL: {killed or 'none'}",
+                f"  runs {self.runs} (effects {self.effects}), duplicates {self.duplicates}, "
+                f"lost {self.lost}, recorded success without effect {self.unbacked}",
+                f"  orphans seen {self.orphans} (finished by another invocation), abandoned "
+                f"{self.abandoned}",
+                f"  index: {self.index_polls} polls, most runs {self.index_most}, shrank "
+                f"{self.index_shrank} times",
+                "  verdict: " + ("exactly once" if self.clean else "BROKEN"),
+            ]
+        )
 
 
 class Torture:
@@ -111,11 +113,15 @@ class Torture:
     # ---- the invocations ----------------------------------------------------------------------
 
     def run(self, seconds: float, backfillers: int = 3) -> Figures:
-        workers = [threading.Thread(target=self._keep_daemon),
-                   threading.Thread(target=self._repeat, args=("one-shot", lambda: ["run"])),
-                   threading.Thread(target=self._read_index)]
-        workers += [threading.Thread(target=self._repeat, args=("backfill", self._backfill))
-                    for _ in range(backfillers)]
+        workers = [
+            threading.Thread(target=self._keep_daemon),
+            threading.Thread(target=self._repeat, args=("one-shot", lambda: ["run"])),
+            threading.Thread(target=self._read_index),
+        ]
+        workers += [
+            threading.Thread(target=self._repeat, args=("backfill", self._backfill))
+            for _ in range(backfillers)
+        ]
         if self.kill:
             workers.append(threading.Thread(target=self._kill_at_random))
         for worker in workers:
@@ -130,10 +136,14 @@ class Torture:
         return self.figures
 
     def _start(self, kind: str, args: list[str]) -> subprocess.Popen:
-        process = subprocess.Popen([sys.executable, "-m", "cronflow", *args], cwd=self.folder,
-                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL,
-                                   env={**os.environ, "CI": "true", "NO_COLOR": "1"})
+        process = subprocess.Popen(
+            [sys.executable, "-m", "cronflow", *args],
+            cwd=self.folder,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "CI": "true", "NO_COLOR": "1"},
+        )
         with self._guard:
             self._live[process.pid] = (kind, process)
             self.figures.invocations[kind] += 1
@@ -204,22 +214,40 @@ class Torture:
         span = f"{self.days[0]}..{self.days[-1]}"
         while True:
             backfill = subprocess.run(
-                [sys.executable, "-m", "cronflow", "run", "--date", span, "--job", "extract",
-                 "--downstream"], cwd=self.folder, capture_output=True, text=True,
-                env={**os.environ, "CI": "true"})
+                [
+                    sys.executable,
+                    "-m",
+                    "cronflow",
+                    "run",
+                    "--date",
+                    span,
+                    "--job",
+                    "extract",
+                    "--downstream",
+                ],
+                cwd=self.folder,
+                capture_output=True,
+                text=True,
+                env={**os.environ, "CI": "true"},
+            )
             if backfill.returncode == 0:
                 break
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the last backfill still fails:\n{backfill.stderr}")
             time.sleep(0.5)  # an orphan still runs: give it time to end
-        subprocess.run([sys.executable, "-m", "cronflow", "run"], cwd=self.folder,
-                       capture_output=True, env={**os.environ, "CI": "true"})
+        subprocess.run(
+            [sys.executable, "-m", "cronflow", "run"],
+            cwd=self.folder,
+            capture_output=True,
+            env={**os.environ, "CI": "true"},
+        )
 
     def _count(self) -> None:
         effects_file = self.folder / "effects.txt"
         lines = effects_file.read_text().splitlines() if effects_file.exists() else []
-        effects = Counter((job, datetime.fromisoformat(at)) for job, at in
-                          (line.split() for line in lines))
+        effects = Counter(
+            (job, datetime.fromisoformat(at)) for job, at in (line.split() for line in lines)
+        )
         figures = self.figures
         figures.effects = len(lines)
         figures.runs = len(effects)
@@ -228,28 +256,39 @@ class Torture:
         history = store.history()
         events = store.read().events
         starters = {(e.run_id, e.attempt): e.pid for e in events if e.event is EventType.STARTED}
-        figures.orphans = sum(1 for e in events if e.event is EventType.FINISHED
-                              and starters.get((e.run_id, e.attempt), e.pid) != e.pid)
+        figures.orphans = sum(
+            1
+            for e in events
+            if e.event is EventType.FINISHED and starters.get((e.run_id, e.attempt), e.pid) != e.pid
+        )
         figures.abandoned = sum(e.event is EventType.ABANDONED for e in events)
         for day in self.days:
             midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
             for tick in range(TICKS_PER_DAY):
                 at = midnight + timedelta(minutes=20 * tick)
-                figures.lost += sum(effects[(job, at)] == 0 or history.status(RunKey(job, at))
-                                    is not RunStatus.SUCCESS for job in BACKFILLED)
-        succeeded = {(e.job, e.logical_time) for e in events
-                     if e.event is EventType.FINISHED and e.status is RunStatus.SUCCESS}
+                figures.lost += sum(
+                    effects[(job, at)] == 0
+                    or history.status(RunKey(job, at)) is not RunStatus.SUCCESS
+                    for job in BACKFILLED
+                )
+        succeeded = {
+            (e.job, e.logical_time)
+            for e in events
+            if e.event is EventType.FINISHED and e.status is RunStatus.SUCCESS
+        }
         figures.unbacked = sum(1 for key in succeeded if effects[key] == 0)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=10)
-    parser.add_argument("--days", type=int, default=None,
-                        help="days of history to backfill (default: 3 per minute)")
+    parser.add_argument(
+        "--days", type=int, default=None, help="days of history to backfill (default: 3 per minute)"
+    )
     parser.add_argument("--kill", action="store_true", help="SIGKILL invocations at random")
-    parser.add_argument("--folder", type=Path, default=None,
-                        help="where to run (default: a new temporary folder)")
+    parser.add_argument(
+        "--folder", type=Path, default=None, help="where to run (default: a new temporary folder)"
+    )
     parser.add_argument("--seed", type=int, default=None)
     options = parser.parse_args()
     folder = options.folder or Path(tempfile.mkdtemp(prefix="cronflow-torture-"))

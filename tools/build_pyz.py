@@ -72,10 +72,23 @@ def main(dist: Path) -> Path:
     for version in OTHER_PYTHONS:
         add_compiled_modules(site, build / f"cp{version}", version, compiled)
     output = dist / "cronflow.pyz"
-    subprocess.run([str(Path(sys.executable).parent / "shiv"), "--site-packages", str(site),
-                    "--entry-point", ENTRY_POINT, "--output-file", str(output),
-                    "--python", "/usr/bin/env python3", "--compressed", "--reproducible",
-                    "--compile-pyc"], check=True)
+    subprocess.run(
+        [
+            str(Path(sys.executable).parent / "shiv"),
+            "--site-packages",
+            str(site),
+            "--entry-point",
+            ENTRY_POINT,
+            "--output-file",
+            str(output),
+            "--python",
+            "/usr/bin/env python3",
+            "--compressed",
+            "--reproducible",
+            "--compile-pyc",
+        ],
+        check=True,
+    )
     with_fast_main(output)
     return output
 
@@ -97,8 +110,9 @@ def with_fast_main(pyz: Path) -> None:
 
 
 def pip(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "pip", "--disable-pip-version-check", "--quiet",
-                    *args], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--disable-pip-version-check", "--quiet", *args], check=True
+    )
 
 
 def compiled_distributions(site: Path) -> list[str]:
@@ -114,8 +128,19 @@ def compiled_distributions(site: Path) -> list[str]:
 def add_compiled_modules(site: Path, scratch: Path, version: str, compiled: list[str]) -> None:
     """Install the `version` wheels of `compiled` into `scratch`; copy their modules to `site`."""
     platforms = [argument for tag in platform_tags() for argument in ("--platform", tag)]
-    pip("install", "--target", str(scratch), "--no-deps", "--only-binary=:all:",
-        "--implementation", "cp", "--python-version", version, *platforms, *compiled)
+    pip(
+        "install",
+        "--target",
+        str(scratch),
+        "--no-deps",
+        "--only-binary=:all:",
+        "--implementation",
+        "cp",
+        "--python-version",
+        version,
+        *platforms,
+        *compiled,
+    )
     for module in scratch.rglob("*.so"):
         destination = site / module.relative_to(scratch)
         destination.parent.mkdir(parents=True, exist_ok=True)

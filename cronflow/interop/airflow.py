@@ -30,13 +30,34 @@ _JINJA_MARKERS = ("{{", "{%", "{#")
 _SENSOR = "sensor:"  # key prefix of a sensor's task in _variable_names
 _TEMPLATE_FILE_ENDINGS = (".sh", ".bash")  # BashOperator reads such a command as a file
 # Callbacks Airflow offers for cronflow's alert events; the others have no equivalent.
-_CALLBACKS = {AlertEvent.FAILURE: "on_failure_callback", AlertEvent.RETRY: "on_retry_callback",
-              AlertEvent.SUCCESS: "on_success_callback"}
+_CALLBACKS = {
+    AlertEvent.FAILURE: "on_failure_callback",
+    AlertEvent.RETRY: "on_retry_callback",
+    AlertEvent.SUCCESS: "on_success_callback",
+}
 # Names the generated module defines itself, which a task variable must not shadow.
-_RESERVED = {"BashOperator", "CronTriggerTimetable", "DAG", "ExternalTaskSensor", "ZoneInfo",
-             "annotations", "apprise_alert", "croniter", "cronflow_env", "cronflow_run_kind",
-             "cronflow_time", "dag", "datetime", "latest_tick", "timedelta", "ALERT_URLS",
-             "ALERT_CONFIG", "ALERT_TIMEOUT", "ZONES", "socket"}
+_RESERVED = {
+    "BashOperator",
+    "CronTriggerTimetable",
+    "DAG",
+    "ExternalTaskSensor",
+    "ZoneInfo",
+    "annotations",
+    "apprise_alert",
+    "croniter",
+    "cronflow_env",
+    "cronflow_run_kind",
+    "cronflow_time",
+    "dag",
+    "datetime",
+    "latest_tick",
+    "timedelta",
+    "ALERT_URLS",
+    "ALERT_CONFIG",
+    "ALERT_TIMEOUT",
+    "ZONES",
+    "socket",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +90,9 @@ class _Flow:
         return list(found.values())
 
 
-def export_airflow(jobfile: JobFile, *, now: datetime, decided: dict[str, datetime],
-                   dag_id_prefix: str = "") -> list[DagFile]:
+def export_airflow(
+    jobfile: JobFile, *, now: datetime, decided: dict[str, datetime], dag_id_prefix: str = ""
+) -> list[DagFile]:
     """The DAG files for every flow of `jobfile`, in the order the file declares the jobs.
 
     `decided` is each job's newest tick cronflow already decided (its watermark), `now` the
@@ -78,8 +100,10 @@ def export_airflow(jobfile: JobFile, *, now: datetime, decided: dict[str, dateti
     `now` when cronflow never ran it, so Airflow neither replays nor skips anything.
     """
     if not DAG_ID_PREFIX.match(dag_id_prefix):
-        raise UsageError(f"--dag-id-prefix {dag_id_prefix!r} holds characters Airflow does "
-                         "not allow in a DAG id. Use only letters, digits, '_', '.' and '-'.")
+        raise UsageError(
+            f"--dag-id-prefix {dag_id_prefix!r} holds characters Airflow does "
+            "not allow in a DAG id. Use only letters, digits, '_', '.' and '-'."
+        )
     flows = _flows(jobfile, dag_id_prefix)
     dag_of = {job.name: flow.dag_id for flow in flows for job in flow.jobs}
     return [_render(jobfile, flow, dag_of, _start(flow, now, decided)) for flow in flows]
@@ -98,13 +122,16 @@ def _start(flow: _Flow, now: datetime, decided: dict[str, datetime]) -> datetime
 
 # ---- grouping jobs into DAGs ------------------------------------------------------------
 
+
 def _flows(jobfile: JobFile, prefix: str) -> list[_Flow]:
     """Jobs joined by same-cadence dependencies, each group in dependency order."""
     jobs = jobfile.jobs
     graph = {name: list(job.depends_on) for name, job in jobs.items()}
     order = dag.topological_order(graph)
-    same_cadence = {name: [u for u in job.depends_on if jobs[u].cadence == job.cadence]
-                    for name, job in jobs.items()}
+    same_cadence = {
+        name: [u for u in job.depends_on if jobs[u].cadence == job.cadence]
+        for name, job in jobs.items()
+    }
     flows, placed = [], set()
     for name in jobs:
         if name in placed:
@@ -112,10 +139,16 @@ def _flows(jobfile: JobFile, prefix: str) -> list[_Flow]:
         members = dag.connected(same_cadence, name)
         placed |= members
         ordered = [jobs[member] for member in order if member in members]
-        external = {job.name: [jobs[u] for u in job.depends_on if u not in members]
-                    for job in ordered}
-        flows.append(_Flow(dag_id=prefix + ordered[0].name, jobs=ordered,
-                           external={name: ups for name, ups in external.items() if ups}))
+        external = {
+            job.name: [jobs[u] for u in job.depends_on if u not in members] for job in ordered
+        }
+        flows.append(
+            _Flow(
+                dag_id=prefix + ordered[0].name,
+                jobs=ordered,
+                external={name: ups for name, ups in external.items() if ups},
+            )
+        )
     return flows
 
 
@@ -123,29 +156,45 @@ def _flows(jobfile: JobFile, prefix: str) -> list[_Flow]:
 
 # What Airflow does differently for a job, by the jobs it applies to ({jobs} lists them).
 _JOB_DIFFERENCES: tuple[tuple[Callable[[Job], bool], str], ...] = (
-    (lambda job: job.overlap is Overlap.SKIP,
-     'overlap = "skip" ({jobs}): Airflow cannot skip a run while the previous one still '
-     "runs; max_active_tis_per_dag=1 makes it wait for it instead."),
-    (lambda job: job.overlap is Overlap.QUEUE,
-     'overlap = "queue" ({jobs}): max_active_tis_per_dag=1 makes a run wait for the '
-     "previous one, but Airflow does not promise to start waiting runs oldest first."),
-    (lambda job: job.retry.attempts > 1 and job.retry.backoff != 1,
-     "retry_backoff ({jobs}): Airflow spreads each backed-off retry delay by up to 100% "
-     "more (delay x backoff^n to twice that), still capped by max_retry_delay."),
-    (lambda job: job.timeout is not None,
-     "kill_grace ({jobs}): on timeout Airflow sends SIGTERM to the job's process group; "
-     "cronflow's kill_grace and final SIGKILL have no per-task equivalent."),
-    (lambda job: bool(job.env),
-     "env ({jobs}): the values are written into this file, and Airflow shows DAG source "
-     "in its UI; keep secrets in Airflow Variables or a secrets backend instead."),
-    (lambda job: bool(job.env_files),
-     "env_file ({jobs}): Airflow has no env_file; these tasks run without its variables. "
-     "Put them in Airflow Variables or a secrets backend."),
-    (lambda job: job.user is not None,
-     "user ({jobs}): becomes run_as_user, which Airflow runs through sudo: the workers' "
-     "Airflow user needs passwordless sudo to that user."),
-    (lambda job: job.group is not None,
-     "group ({jobs}): Airflow has no per-task group; the task runs with its user's own."),
+    (
+        lambda job: job.overlap is Overlap.SKIP,
+        'overlap = "skip" ({jobs}): Airflow cannot skip a run while the previous one still '
+        "runs; max_active_tis_per_dag=1 makes it wait for it instead.",
+    ),
+    (
+        lambda job: job.overlap is Overlap.QUEUE,
+        'overlap = "queue" ({jobs}): max_active_tis_per_dag=1 makes a run wait for the '
+        "previous one, but Airflow does not promise to start waiting runs oldest first.",
+    ),
+    (
+        lambda job: job.retry.attempts > 1 and job.retry.backoff != 1,
+        "retry_backoff ({jobs}): Airflow spreads each backed-off retry delay by up to 100% "
+        "more (delay x backoff^n to twice that), still capped by max_retry_delay.",
+    ),
+    (
+        lambda job: job.timeout is not None,
+        "kill_grace ({jobs}): on timeout Airflow sends SIGTERM to the job's process group; "
+        "cronflow's kill_grace and final SIGKILL have no per-task equivalent.",
+    ),
+    (
+        lambda job: bool(job.env),
+        "env ({jobs}): the values are written into this file, and Airflow shows DAG source "
+        "in its UI; keep secrets in Airflow Variables or a secrets backend instead.",
+    ),
+    (
+        lambda job: bool(job.env_files),
+        "env_file ({jobs}): Airflow has no env_file; these tasks run without its variables. "
+        "Put them in Airflow Variables or a secrets backend.",
+    ),
+    (
+        lambda job: job.user is not None,
+        "user ({jobs}): becomes run_as_user, which Airflow runs through sudo: the workers' "
+        "Airflow user needs passwordless sudo to that user.",
+    ),
+    (
+        lambda job: job.group is not None,
+        "group ({jobs}): Airflow has no per-task group; the task runs with its user's own.",
+    ),
 )
 
 
@@ -160,26 +209,37 @@ def _differences(jobfile: JobFile, flow: _Flow) -> list[str]:
     root = flow.jobs[0]
     if flow.cadence.expression is not None:
         if root.catchup is CatchUp.NONE:
-            notes.append('catchup = "none": Airflow has no such mode; with catchup=False it '
-                         "still runs the newest missed tick when its scheduler comes back.")
+            notes.append(
+                'catchup = "none": Airflow has no such mode; with catchup=False it '
+                "still runs the newest missed tick when its scheduler comes back."
+            )
         if root.catchup is CatchUp.ALL:
-            notes.append(f'catchup = "all": Airflow runs every missed tick; cronflow\'s '
-                         f"max_catchup = {root.max_catchup} has no equivalent.")
+            notes.append(
+                f'catchup = "all": Airflow runs every missed tick; cronflow\'s '
+                f"max_catchup = {root.max_catchup} has no equivalent."
+            )
         if _dst_differs(flow.cadence.expression, flow.cadence.timezone):
-            notes.append(f'DST: "{flow.cadence.expression}" in {flow.cadence.timezone.key} has '
-                         "ticks in a skipped or repeated hour. cronflow runs them as cronie does "
-                         "(`cronflow next` shows each); Airflow runs a skipped time after the "
-                         "jump by the gap's length and a repeated time once, on its second pass.")
+            notes.append(
+                f'DST: "{flow.cadence.expression}" in {flow.cadence.timezone.key} has '
+                "ticks in a skipped or repeated hour. cronflow runs them as cronie does "
+                "(`cronflow next` shows each); Airflow runs a skipped time after the "
+                "jump by the gap's length and a repeated time once, on its second pass."
+            )
         if _days_differ(flow.cadence.expression):
-            notes.append(f'day fields: "{flow.cadence.expression}" combines day-of-month and '
-                         "day-of-week with AND, as cron does when one of them starts with `*`; "
-                         "Airflow (croniter) combines them with OR and runs on more days.")
+            notes.append(
+                f'day fields: "{flow.cadence.expression}" combines day-of-month and '
+                "day-of-week with AND, as cron does when one of them starts with `*`; "
+                "Airflow (croniter) combines them with OR and runs on more days."
+            )
     for applies, text in _JOB_DIFFERENCES:
         about([job for job in flow.jobs if applies(job)], text)
     disabled = [j for j in flow.jobs if not j.enabled]
     if disabled and len(disabled) < len(flow.jobs):
-        about(disabled, "enabled = false ({jobs}): Airflow has no per-task switch; these tasks "
-                        "run with their DAG. Remove them or keep the DAG paused.")
+        about(
+            disabled,
+            "enabled = false ({jobs}): Airflow has no per-task switch; these tasks "
+            "run with their DAG. Remove them or keep the DAG paused.",
+        )
     notes.extend(_alert_differences(jobfile, flow))
     return notes
 
@@ -190,20 +250,30 @@ def _alert_differences(jobfile: JobFile, flow: _Flow) -> list[str]:
     if not alerted:
         return []
     notes = []
-    untranslated = sorted({on.value for job in alerted for on in _alert_events(jobfile, job)
-                           if on not in _CALLBACKS})
+    untranslated = sorted(
+        {on.value for job in alerted for on in _alert_events(jobfile, job) if on not in _CALLBACKS}
+    )
     if untranslated:
-        notes.append(f"alerts on {', '.join(untranslated)}: Airflow has no callback for "
-                     "these; they are not sent.")
+        notes.append(
+            f"alerts on {', '.join(untranslated)}: Airflow has no callback for "
+            "these; they are not sent."
+        )
     if any(AlertEvent.FAILURE in _alert_events(jobfile, job) for job in alerted):
-        streak = "once per failing streak" if settings.repeat is None else (
-            f"once per failing streak and every {_duration_words(settings.repeat)}")
-        notes.append(f"failure alerts: Airflow calls on_failure_callback for every failed run; "
-                     f"cronflow alerts {streak}.")
+        streak = (
+            "once per failing streak"
+            if settings.repeat is None
+            else (f"once per failing streak and every {_duration_words(settings.repeat)}")
+        )
+        notes.append(
+            f"failure alerts: Airflow calls on_failure_callback for every failed run; "
+            f"cronflow alerts {streak}."
+        )
     if settings.urls:
-        notes.append("alert URLs are written into this file with their secrets, and Airflow "
-                     "shows DAG source in its UI; prefer [alerts] config = an apprise config "
-                     "file kept on the workers.")
+        notes.append(
+            "alert URLs are written into this file with their secrets, and Airflow "
+            "shows DAG source in its UI; prefer [alerts] config = an apprise config "
+            "file kept on the workers."
+        )
     return notes
 
 
@@ -257,32 +327,54 @@ def _offset_changes(zone: ZoneInfo, start: datetime, end: datetime) -> list[date
 
 # ---- writing the file -------------------------------------------------------------------
 
-def _render(jobfile: JobFile, flow: _Flow, dag_of: dict[str, str],
-            start: datetime | None) -> DagFile:
+
+def _render(
+    jobfile: JobFile, flow: _Flow, dag_of: dict[str, str], start: datetime | None
+) -> DagFile:
     warnings = _differences(jobfile, flow)
     names = _variable_names(flow)
     has_alerts = any(_alert_events(jobfile, job) for job in flow.jobs)
-    body = "\n\n\n".join([_helpers(flow, jobfile if has_alerts else None),
-                           _dag_block(jobfile, flow, names, dag_of, start)])
+    body = "\n\n\n".join(
+        [
+            _helpers(flow, jobfile if has_alerts else None),
+            _dag_block(jobfile, flow, names, dag_of, start),
+        ]
+    )
     # isort's rule: one blank line after the imports before a constant, two before a def
     after_imports = "\n\n\n" if body.startswith("def ") else "\n\n"
-    text = (_header(jobfile, flow, warnings) + "\n\n" + _imports(flow, body) + after_imports
-            + body + "\n")
+    text = (
+        _header(jobfile, flow, warnings)
+        + "\n\n"
+        + _imports(flow, body)
+        + after_imports
+        + body
+        + "\n"
+    )
     tasks = [_sensor_task_id(flow, upstream) for upstream in flow.sensors]
-    return DagFile(dag_id=flow.dag_id, filename=f"{flow.dag_id}.py",
-                   tasks=tuple(tasks + [job.name for job in flow.jobs]), text=text,
-                   warnings=tuple(warnings))
+    return DagFile(
+        dag_id=flow.dag_id,
+        filename=f"{flow.dag_id}.py",
+        tasks=tuple(tasks + [job.name for job in flow.jobs]),
+        text=text,
+        warnings=tuple(warnings),
+    )
 
 
 def _header(jobfile: JobFile, flow: _Flow, warnings: list[str]) -> str:
     chain = " -> ".join(job.name for job in flow.jobs)
     expression = flow.cadence.expression
-    when = (f'"{expression}" in {flow.cadence.timezone.key} ({describe(expression)})'
-            if expression else "only when triggered (the jobs have no schedule)")
-    lines = [f"# Airflow DAG {flow.dag_id!r}, generated by `cronflow export airflow` "
-             f"(cronflow {__version__})",
-             _origin_line(jobfile.path),
-             "#", *_comment(f"Jobs: {chain}. Runs {when}.")]
+    when = (
+        f'"{expression}" in {flow.cadence.timezone.key} ({describe(expression)})'
+        if expression
+        else "only when triggered (the jobs have no schedule)"
+    )
+    lines = [
+        f"# Airflow DAG {flow.dag_id!r}, generated by `cronflow export airflow` "
+        f"(cronflow {__version__})",
+        _origin_line(jobfile.path),
+        "#",
+        *_comment(f"Jobs: {chain}. Runs {when}."),
+    ]
     if warnings:
         lines += ["#", "# Not translated exactly (the export printed these as warnings too):"]
         for warning in warnings:
@@ -295,23 +387,34 @@ def _comment(text: str, bullet: bool = False, width: int = LINE_LENGTH) -> list[
     import textwrap
 
     first, rest = ("# - ", "#   ") if bullet else ("# ", "# ")
-    return textwrap.wrap(text, width=width, initial_indent=first, subsequent_indent=rest,
-                         break_long_words=False, break_on_hyphens=False)
+    return textwrap.wrap(
+        text,
+        width=width,
+        initial_indent=first,
+        subsequent_indent=rest,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
 
 
 def _imports(flow: _Flow, body: str) -> str:
     """The import block, sorted as isort does, importing only what `body` uses."""
     uses_timedelta = "timedelta(" in body
-    stdlib = [f"from datetime import datetime{', timedelta' if uses_timedelta else ''}",
-              "from zoneinfo import ZoneInfo"]
+    stdlib = [
+        f"from datetime import datetime{', timedelta' if uses_timedelta else ''}",
+        "from zoneinfo import ZoneInfo",
+    ]
     if "socket." in body:
         stdlib.insert(0, "import socket")
-    third_party = ["from airflow.providers.standard.operators.bash import BashOperator",
-                   "from airflow.sdk import DAG" + (
-                       ", CronTriggerTimetable" if flow.cadence.expression else "")]
+    third_party = [
+        "from airflow.providers.standard.operators.bash import BashOperator",
+        "from airflow.sdk import DAG"
+        + (", CronTriggerTimetable" if flow.cadence.expression else ""),
+    ]
     if flow.external:
         third_party[1:1] = [
-            "from airflow.providers.standard.sensors.external_task import ExternalTaskSensor"]
+            "from airflow.providers.standard.sensors.external_task import ExternalTaskSensor"
+        ]
         third_party.append("from croniter import croniter")
     blocks = ["from __future__ import annotations", "\n".join(stdlib), "\n".join(third_party)]
     return "\n\n".join(blocks)
@@ -412,32 +515,53 @@ def _helpers(flow: _Flow, alerting: JobFile | None) -> str:
             f"ALERT_URLS = {_list_literal(settings.urls)}",
             f"ALERT_CONFIG = {_literal(str(settings.config)) if settings.config else None}",
             f"ALERT_TIMEOUT = {settings.timeout.total_seconds():g}  # seconds per delivery",
-            "ZONES = " + _dict_literal({_literal(job.name): _literal(job.timezone.key)
-                                        for job in flow.jobs}, indent=0, start=len("ZONES = ")),
+            "ZONES = "
+            + _dict_literal(
+                {_literal(job.name): _literal(job.timezone.key) for job in flow.jobs},
+                indent=0,
+                start=len("ZONES = "),
+            ),
         ]
         parts.insert(0, "\n".join(constants))
         parts.append(_ALERT_HELPER)
     return "\n\n\n".join(parts)
 
 
-def _dag_block(jobfile: JobFile, flow: _Flow, names: dict[str, str],
-               dag_of: dict[str, str], start: datetime | None) -> str:
+def _dag_block(
+    jobfile: JobFile,
+    flow: _Flow,
+    names: dict[str, str],
+    dag_of: dict[str, str],
+    start: datetime | None,
+) -> str:
     cadence = flow.cadence
     root = flow.jobs[0]
     arguments = [("dag_id", _literal(flow.dag_id))]
     if cadence.expression:
-        arguments.append(("schedule", f"CronTriggerTimetable({_literal(cadence.expression)}, "
-                                      f"timezone={_literal(cadence.timezone.key)})"))
+        arguments.append(
+            (
+                "schedule",
+                f"CronTriggerTimetable({_literal(cadence.expression)}, "
+                f"timezone={_literal(cadence.timezone.key)})",
+            )
+        )
         arguments.append(("catchup", str(root.catchup is CatchUp.ALL)))
         if start is not None:  # cronflow's first undecided tick, or the export's time
-            arguments.append(("start_date", f"datetime.fromisoformat({_literal(start.isoformat())})"))
+            arguments.append(
+                ("start_date", f"datetime.fromisoformat({_literal(start.isoformat())})")
+            )
     else:
         arguments.append(("schedule", "None"))
     arguments += [
         ("max_active_tasks", str(jobfile.settings.max_parallel)),
-        ("user_defined_macros", _dict_literal({'"cronflow_time"': "cronflow_time",
-                                               '"cronflow_run_kind"': "cronflow_run_kind"},
-                                              indent=4, start=len("    user_defined_macros="))),
+        (
+            "user_defined_macros",
+            _dict_literal(
+                {'"cronflow_time"': "cronflow_time", '"cronflow_run_kind"': "cronflow_run_kind"},
+                indent=4,
+                start=len("    user_defined_macros="),
+            ),
+        ),
         ("tags", '["cronflow"]'),
     ]
     if not any(job.enabled for job in flow.jobs):
@@ -456,8 +580,9 @@ _BASHES = ("/bin/sh", "/bin/bash", "/usr/bin/bash")  # BashOperator runs bash; /
 
 
 def _task(jobfile: JobFile, job: Job, variable: str) -> str:
-    command = _verbatim(job.command if job.shell in _BASHES
-                        else f"{job.shell} -c {shlex.quote(job.command)}")
+    command = _verbatim(
+        job.command if job.shell in _BASHES else f"{job.shell} -c {shlex.quote(job.command)}"
+    )
     if command.endswith(_TEMPLATE_FILE_ENDINGS):
         command += " "  # else BashOperator would load the command as a template file
     env = "cronflow_env(" + _literal(job.name) + ", " + _literal(job.timezone.key) + ")"
@@ -487,9 +612,12 @@ def _task(jobfile: JobFile, job: Job, variable: str) -> str:
         arguments.append(("run_as_user", _literal(job.user)))
     for on in _alert_events(jobfile, job):
         if on in _CALLBACKS:
-            arguments.append((_CALLBACKS[on],
-                              f"apprise_alert({_literal(on.value)}, "
-                              f"tags={_list_literal(job.alert_tags)})"))
+            arguments.append(
+                (
+                    _CALLBACKS[on],
+                    f"apprise_alert({_literal(on.value)}, tags={_list_literal(job.alert_tags)})",
+                )
+            )
     if job.description:
         arguments.append(("doc", _literal(job.description)))
     return _call(variable, "BashOperator", arguments)
@@ -501,8 +629,10 @@ def _sensor(flow: _Flow, upstream: Job, variable: str, dag_of: dict[str, str]) -
         ("task_id", _literal(_sensor_task_id(flow, upstream))),
         ("external_dag_id", _literal(dag_of[upstream.name])),
         ("external_task_id", _literal(upstream.name)),
-        ("execution_date_fn", f"latest_tick({_literal(cadence.expression or '')}, "
-                              f"{_literal(cadence.timezone.key)})"),
+        (
+            "execution_date_fn",
+            f"latest_tick({_literal(cadence.expression or '')}, {_literal(cadence.timezone.key)})",
+        ),
         ("mode", '"reschedule"'),  # free the worker slot between checks
         ("poke_interval", str(SENSOR_POKE_INTERVAL)),
     ]
@@ -541,8 +671,9 @@ def _variable_names(flow: _Flow) -> dict[str, str]:
     """A Python name for each task (job names may hold '.' and '-'); sensors are keyed
     by _SENSOR + the upstream's name."""
     wanted = [(job.name, job.name) for job in flow.jobs]
-    wanted += [(_SENSOR + upstream.name, _sensor_task_id(flow, upstream))
-               for upstream in flow.sensors]
+    wanted += [
+        (_SENSOR + upstream.name, _sensor_task_id(flow, upstream)) for upstream in flow.sensors
+    ]
     names: dict[str, str] = {}
     taken = set(_RESERVED)
     for key, task_id in wanted:
@@ -559,6 +690,7 @@ def _variable_names(flow: _Flow) -> dict[str, str]:
 
 # ---- Python and Jinja literals -----------------------------------------------------------
 
+
 def _verbatim(text: str) -> str:
     """`text` as a Jinja template that renders to exactly `text` (BashOperator templates
     its command, env and cwd; shell text like `${#list}` would otherwise be read as Jinja)."""
@@ -574,8 +706,12 @@ def _literal(text: str) -> str:
     """A Python string literal for `text`: triple-quoted when it spans lines and can be
     written that way plainly, otherwise in double quotes with escapes."""
     lines = text.split("\n")
-    if len(lines) > 1 and '"""' not in text and not text.endswith('"') and all(
-            line.isprintable() for line in lines):
+    if (
+        len(lines) > 1
+        and '"""' not in text
+        and not text.endswith('"')
+        and all(line.isprintable() for line in lines)
+    ):
         return '"""\\\n' + text.replace("\\", "\\\\") + '"""'
     literal = repr(text)
     if literal.startswith("'") and '"' not in text:
@@ -618,8 +754,7 @@ def _duration_words(duration: timedelta) -> str:
     return f"{count:g} {unit.removesuffix('s') if count == 1 else unit}"
 
 
-def write_dag_files(files: list[DagFile], out: Path,
-                    source: Path) -> tuple[list[Path], list[Path]]:
+def write_dag_files(files: list[DagFile], out: Path, source: Path) -> tuple[list[Path], list[Path]]:
     """Write each file into `out` (created if needed), each atomically; an unchanged file is
     left untouched. Returns the paths written and the files an earlier export of `source`
     left in `out` that no flow produces any more (for the caller to mention, not delete)."""
@@ -633,8 +768,12 @@ def write_dag_files(files: list[DagFile], out: Path,
             temporary.replace(path)
         written.append(path)
     origin = _origin_line(source)
-    stale = [path for path in sorted(out.glob("*.py")) if path not in written
-             and origin in path.read_text(encoding="utf-8", errors="replace").split("\n")[:3]]
+    stale = [
+        path
+        for path in sorted(out.glob("*.py"))
+        if path not in written
+        and origin in path.read_text(encoding="utf-8", errors="replace").split("\n")[:3]
+    ]
     return written, stale
 
 

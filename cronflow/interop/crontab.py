@@ -27,15 +27,62 @@ _SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _USER_NAME = re.compile(r"[a-z_][a-z0-9_.-]*\$?\Z", re.IGNORECASE)
 # Accounts found in system crontabs of most distributions, for telling the format apart when
 # the file comes from another machine.
-COMMON_ACCOUNTS = frozenset({"root", "nobody", "daemon", "www-data", "postgres", "mysql",
-                              "backup", "mail", "news", "munin", "nagios", "smmsp", "apache",
-                              "nginx", "redis", "git", "jenkins", "zabbix", "logcheck"})
+COMMON_ACCOUNTS = frozenset(
+    {
+        "root",
+        "nobody",
+        "daemon",
+        "www-data",
+        "postgres",
+        "mysql",
+        "backup",
+        "mail",
+        "news",
+        "munin",
+        "nagios",
+        "smmsp",
+        "apache",
+        "nginx",
+        "redis",
+        "git",
+        "jenkins",
+        "zabbix",
+        "logcheck",
+    }
+)
 _FIELD = re.compile(r"[*0-9]")  # how a cron field starts
 # Programs that run another command: a job is named after what they run.
-_WRAPPERS = frozenset({"nice", "ionice", "nohup", "timeout", "flock", "chronic", "sudo", "su",
-                       "env", "exec", "time", "setsid", "cronic", "run-one", "sh", "bash", "dash",
-                       "zsh", "ksh", "python", "python2", "python3", "perl", "ruby", "php",
-                       "node", "java"})
+_WRAPPERS = frozenset(
+    {
+        "nice",
+        "ionice",
+        "nohup",
+        "timeout",
+        "flock",
+        "chronic",
+        "sudo",
+        "su",
+        "env",
+        "exec",
+        "time",
+        "setsid",
+        "cronic",
+        "run-one",
+        "sh",
+        "bash",
+        "dash",
+        "zsh",
+        "ksh",
+        "python",
+        "python2",
+        "python3",
+        "perl",
+        "ruby",
+        "php",
+        "node",
+        "java",
+    }
+)
 
 
 class FormatUnknown(Exception):
@@ -78,6 +125,7 @@ class _Job:
 
 # ---- reading the file as cron does -------------------------------------------------------------
 
+
 def _lines(text: str) -> list[tuple[int, str, str | None]]:
     """(number, line, why cron skips it or None), split as cron reads a file."""
     lines = text.split("\n")
@@ -86,8 +134,10 @@ def _lines(text: str) -> list[tuple[int, str, str | None]]:
     for number, line in enumerate(lines if last_unterminated else lines[:-1], start=1):
         why = None
         if "\r" in line:
-            why = ("ends with a carriage return: the file has Windows (CRLF) line ends, which "
-                   "cron reads as part of the line; convert it with dos2unix")
+            why = (
+                "ends with a carriage return: the file has Windows (CRLF) line ends, which "
+                "cron reads as part of the line; convert it with dos2unix"
+            )
         elif last_unterminated and number == len(lines) and line.strip():
             why = "the last line has no newline at its end: cron ignores such a line"
         result.append((number, line, why))
@@ -119,15 +169,21 @@ def detect_format(text: str, host: Host) -> bool:
     system_lines, user_lines = [], []
     for number, line, why in _lines(text):
         words = line.split()
-        if why or not words or words[0].startswith("#") or _VARIABLE.match(line) and \
-                not _FIELD.match(words[0]) and not words[0].startswith("@"):
+        if (
+            why
+            or not words
+            or words[0].startswith("#")
+            or _VARIABLE.match(line)
+            and not _FIELD.match(words[0])
+            and not words[0].startswith("@")
+        ):
             continue
         fields = 1 if words[0].startswith("@") else 5
         if len(words) <= fields:
             continue
         sixth, more = words[fields], len(words) > fields + 1
         account = more and _USER_NAME.match(sixth) and host.is_account(sixth)
-        command = (not more or not _USER_NAME.match(sixth) or host.is_command(sixth))
+        command = not more or not _USER_NAME.match(sixth) or host.is_command(sixth)
         if account and not command:
             system_lines.append(number)
         elif command and not account:
@@ -137,8 +193,10 @@ def detect_format(text: str, host: Host) -> bool:
     if user_lines and not system_lines:
         return False
     if system_lines:
-        raise FormatUnknown(f"line {system_lines[0]} reads as a system crontab (a user name "
-                            f"before the command) but line {user_lines[0]} as a user crontab")
+        raise FormatUnknown(
+            f"line {system_lines[0]} reads as a system crontab (a user name "
+            f"before the command) but line {user_lines[0]} as a user crontab"
+        )
     raise FormatUnknown("no line tells whether a user name comes before each command")
 
 
@@ -168,8 +226,9 @@ def translate(text: str, system: bool, host: Host) -> Translation:
             _set_variable(number, line, variable.group(1), variable.group(2), env, result)
             comments = []
             continue
-        job = _job_line(number, raw, system, env, comments, result, host,
-                        taken={j.name for j in jobs})
+        job = _job_line(
+            number, raw, system, env, comments, result, host, taken={j.name for j in jobs}
+        )
         if job:
             jobs.append(job)
         comments = []
@@ -177,24 +236,36 @@ def translate(text: str, system: bool, host: Host) -> Translation:
     return result
 
 
-def _set_variable(number: int, line: str, name: str, value: str, env: dict[str, str],
-                  result: Translation) -> None:
+def _set_variable(
+    number: int, line: str, name: str, value: str, env: dict[str, str], result: Translation
+) -> None:
     value = value.strip()
     if not value:
-        result.untranslated.append(f'line {number}: {line} (cron refuses a variable with no '
-                                   f'value; write {name}="" for an empty one)')
+        result.untranslated.append(
+            f"line {number}: {line} (cron refuses a variable with no "
+            f'value; write {name}="" for an empty one)'
+        )
         return
     if not _SHELL_NAME.match(name):
         result.untranslated.append(
             f"line {number}: {line} (cron passes {name} to its jobs, but a variable name "
             "holds only letters, digits and _ in cronflow's env, and no shell can read this "
-            "one: rename it)")
+            "one: rename it)"
+        )
         return
     env[name] = _unquote(value)
 
 
-def _job_line(number: int, raw: str, system: bool, env: dict[str, str], comments: list[str],
-              result: Translation, host: Host, taken: set[str]) -> _Job | None:
+def _job_line(
+    number: int,
+    raw: str,
+    system: bool,
+    env: dict[str, str],
+    comments: list[str],
+    result: Translation,
+    host: Host,
+    taken: set[str],
+) -> _Job | None:
     line = raw.strip()
 
     def skip(why: str) -> None:
@@ -209,8 +280,10 @@ def _job_line(number: int, raw: str, system: bool, env: dict[str, str], comments
         return None
     words = line.split()
     if len(words) > 6 and all(re.fullmatch(r"[*0-9][0-9*/,-]*", word) for word in words[:6]):
-        skip("it has six time fields (seconds first?): cron has five, and would run "
-             f"`{' '.join(words[5:])}` as the command")
+        skip(
+            "it has six time fields (seconds first?): cron has five, and would run "
+            f"`{' '.join(words[5:])}` as the command"
+        )
         return None
     fields_count = 1 if first.startswith("@") else 5
     parts = line.split(None, fields_count + (1 if system else 0))
@@ -226,28 +299,45 @@ def _job_line(number: int, raw: str, system: bool, env: dict[str, str], comments
     command = _command_text(raw, parts[-1])
     command, stdin = _split_percent(command)
     if stdin is not None:
-        skip("an unescaped % sends the rest of the line to the command's stdin; cronflow gives "
-             "jobs an empty stdin: use a here-document or a script")
+        skip(
+            "an unescaped % sends the rest of the line to the command's stdin; cronflow gives "
+            "jobs an empty stdin: use a here-document or a script"
+        )
         return None
     name = _job_name(command, taken)
     if user == "root":
         user = None
     if user is not None:
-        result.notes.append(f'line {number}: runs as user {user} (user = "{user}"), which '
-                            "needs cronflow to run as root, as cron did")
+        result.notes.append(
+            f'line {number}: runs as user {user} (user = "{user}"), which '
+            "needs cronflow to run as root, as cron did"
+        )
     habits = _habits(command)
     result.notes += [f"line {number} ({name}): {habit}" for habit in habits]
     cwd = env.get("HOME") or host.home_of(user if system else None)
     if cwd is None:
         owner = f"user {user}" if user else "the crontab's owner"
-        result.notes.append(f"line {number} ({name}): cron ran it in the home folder of "
-                            f"{owner}, which is not found here: it runs in the jobs file's "
-                            "folder (set cwd)")
-    job_env = {key: value for key, value in env.items()
-               if key not in ("SHELL", "CRON_TZ", "MAILTO")}
-    return _Job(line=number, name=name, schedule=expression, command=command, env=job_env,
-                timezone=env.get("CRON_TZ"), description=" ".join(comments), cwd=cwd,
-                shell=env.get("SHELL", CRON_SHELL), mailto=env.get("MAILTO"), user=user)
+        result.notes.append(
+            f"line {number} ({name}): cron ran it in the home folder of "
+            f"{owner}, which is not found here: it runs in the jobs file's "
+            "folder (set cwd)"
+        )
+    job_env = {
+        key: value for key, value in env.items() if key not in ("SHELL", "CRON_TZ", "MAILTO")
+    }
+    return _Job(
+        line=number,
+        name=name,
+        schedule=expression,
+        command=command,
+        env=job_env,
+        timezone=env.get("CRON_TZ"),
+        description=" ".join(comments),
+        cwd=cwd,
+        shell=env.get("SHELL", CRON_SHELL),
+        mailto=env.get("MAILTO"),
+        user=user,
+    )
 
 
 def _refused_by_cron(expression: str) -> str | None:
@@ -255,19 +345,27 @@ def _refused_by_cron(expression: str) -> str | None:
     also takes croniter's extensions (L, W, #) and `5/15`."""
     if expression.startswith("@"):
         return None if expression in _MACROS else f"{expression} is not one of cron's macros"
-    for text, name in zip(expression.split(" "), ("minute", "hour", "day-of-month", "month",
-                                                   "day-of-week")):
+    for text, name in zip(
+        expression.split(" "),
+        ("minute", "hour", "day-of-month", "month", "day-of-week"),
+        strict=False,
+    ):
         for item in text.split(","):
             span, slash, step = item.partition("/")
             if slash and not (span == "*" or "-" in span):
-                return (f'"{item}" in the {name} field: cron takes a step only after * or a '
-                        f"range (write {span}-<last>/{step})")
+                return (
+                    f'"{item}" in the {name} field: cron takes a step only after * or a '
+                    f"range (write {span}-<last>/{step})"
+                )
             names = name in ("month", "day-of-week")
             value = r"[0-9]+|[A-Za-z]{3}" if names else r"[0-9]+"
-            if not re.fullmatch(rf"\*|({value})(-({value}))?", span) or \
-                    (slash and not step.isdigit()):
-                return (f'"{item}" in the {name} field is not cron syntax (Debian cron has no '
-                        "L, W, # or ?)")
+            if not re.fullmatch(rf"\*|({value})(-({value}))?", span) or (
+                slash and not step.isdigit()
+            ):
+                return (
+                    f'"{item}" in the {name} field is not cron syntax (Debian cron has no '
+                    "L, W, # or ?)"
+                )
     try:
         schedule.check(expression)
     except schedule.ScheduleError as error:
@@ -278,10 +376,10 @@ def _refused_by_cron(expression: str) -> str | None:
 def _command_text(raw: str, rest: str) -> str:
     """The command as cron keeps it: leading blanks dropped, trailing ones too unless the
     last is escaped with a backslash."""
-    command = raw[raw.rindex(rest):] if rest in raw else rest
+    command = raw[raw.rindex(rest) :] if rest in raw else rest
     trimmed = command.rstrip(" \t")
     if trimmed.endswith("\\") and len(trimmed) < len(command):
-        return command[:len(trimmed) + 1]
+        return command[: len(trimmed) + 1]
     return trimmed
 
 
@@ -304,7 +402,7 @@ def _split_percent(command: str) -> tuple[str, str | None]:
             kept.append(char)
             continue
         if char == "%":
-            return "".join(kept), command[index + 1:]
+            return "".join(kept), command[index + 1 :]
         kept.append(char)
     return "".join(kept), None
 
@@ -313,18 +411,25 @@ def _habits(command: str) -> list[str]:
     """Cron habits that quietly do something else under cronflow, with the cronflow way."""
     found = []
     if re.search(r"\|\|\s*(echo|true|:|exit\s+0)\b", command):
-        found.append("`|| ...` swallows the failure cron would have mailed: cronflow sees "
-                     "success and never alerts or retries. Let the command fail")
+        found.append(
+            "`|| ...` swallows the failure cron would have mailed: cronflow sees "
+            "success and never alerts or retries. Let the command fail"
+        )
     if re.search(r"(>>?|&>)\s*\S+", command):
-        found.append("its output is redirected to a file, so `cronflow logs` and alerts never "
-                     "see it. Drop the redirection: cronflow keeps each run's output")
+        found.append(
+            "its output is redirected to a file, so `cronflow logs` and alerts never "
+            "see it. Drop the redirection: cronflow keeps each run's output"
+        )
     if re.search(r"\$\(\s*date\b|`\s*date\b", command):
-        found.append("it computes a date with `date`, which is wrong for a backfill or a "
-                     "catch-up: use $CRONFLOW_DATE (the run's logical date, YYYY-MM-DD)")
+        found.append(
+            "it computes a date with `date`, which is wrong for a backfill or a "
+            "catch-up: use $CRONFLOW_DATE (the run's logical date, YYYY-MM-DD)"
+        )
     return found
 
 
 # ---- the jobs file ------------------------------------------------------------------------------
+
 
 def _document(jobs: list[_Job], host: Host, result: Translation) -> dict[str, Any]:
     document: dict[str, Any] = {}
@@ -334,14 +439,21 @@ def _document(jobs: list[_Job], host: Host, result: Translation) -> dict[str, An
     elif len(zones) > 1:
         result.notes.append("the jobs' zones differ (CRON_TZ): each job names its own timezone")
     if host.zone is None and any(job.timezone is None for job in jobs):
-        result.notes.append("this machine's zone is unknown: schedules are read in UTC; set "
-                            "[cronflow] timezone to the zone cron used")
+        result.notes.append(
+            "this machine's zone is unknown: schedules are read in UTC; set "
+            "[cronflow] timezone to the zone cron used"
+        )
     elif any(job.timezone is None for job in jobs):
-        result.notes.append(f"schedules are read in {host.zone}, this machine's zone, as cron "
-                            "read them (set [cronflow] timezone when you move the file)")
+        result.notes.append(
+            f"schedules are read in {host.zone}, this machine's zone, as cron "
+            "read them (set [cronflow] timezone when you move the file)"
+        )
     envs = [job.env for job in jobs]
-    shared = {name: value for name, value in (envs[0] if envs else {}).items()
-              if all(env.get(name) == value for env in envs)}
+    shared = {
+        name: value
+        for name, value in (envs[0] if envs else {}).items()
+        if all(env.get(name) == value for env in envs)
+    }
     if shared:
         document["defaults"] = {"env": shared}
     tables = {job.name: _job_table(job, shared, document, host) for job in jobs}
@@ -356,8 +468,9 @@ def _document(jobs: list[_Job], host: Host, result: Translation) -> dict[str, An
     return document
 
 
-def _job_table(job: _Job, shared_env: dict[str, str], document: dict[str, Any],
-               host: Host) -> dict[str, Any]:
+def _job_table(
+    job: _Job, shared_env: dict[str, str], document: dict[str, Any], host: Host
+) -> dict[str, Any]:
     table: dict[str, Any] = {"command": job.command, "schedule": job.schedule}
     if job.description:
         table["description"] = job.description
@@ -376,29 +489,40 @@ def _job_table(job: _Job, shared_env: dict[str, str], document: dict[str, Any],
     return table
 
 
-def _mail(jobs: list[_Job], tables: dict[str, dict[str, Any]], document: dict[str, Any],
-          result: Translation) -> None:
+def _mail(
+    jobs: list[_Job],
+    tables: dict[str, dict[str, Any]],
+    document: dict[str, Any],
+    result: Translation,
+) -> None:
     """Each job's MAILTO, as alerts on failure: one [alerts] target when every mailing job
     had the same address, else a tag per address and the apprise config to route them."""
     addresses = sorted({job.mailto for job in jobs if job.mailto})
     for job in jobs:
         if job.mailto == "":
             tables[job.name]["alerts"] = False
-            result.notes.append(f'line {job.line} ({job.name}): MAILTO="": cron mailed no '
-                                "one; alerts = false")
+            result.notes.append(
+                f'line {job.line} ({job.name}): MAILTO="": cron mailed no one; alerts = false'
+            )
         elif addresses and job.mailto is None:
             tables[job.name]["alerts"] = False
-            result.notes.append(f"line {job.line} ({job.name}): no MAILTO above it: cron mailed "
-                                "its owner on this machine; alerts = false")
+            result.notes.append(
+                f"line {job.line} ({job.name}): no MAILTO above it: cron mailed "
+                "its owner on this machine; alerts = false"
+            )
     if not addresses:
         return
-    urls = {address: [f"mailto://localhost?to={to.strip()}" for to in address.split(",")]
-            for address in addresses}
+    urls = {
+        address: [f"mailto://localhost?to={to.strip()}" for to in address.split(",")]
+        for address in addresses
+    }
     if len(addresses) == 1:
         document["alerts"] = {"urls": urls[addresses[0]], "on": ["failure"]}
-        result.notes.append(f"MAILTO={addresses[0]}: cron mailed any output through the local "
-                            "mail system; cronflow alerts on failures, through an SMTP server "
-                            "on localhost (edit [alerts] urls, see the apprise wiki for mailto://)")
+        result.notes.append(
+            f"MAILTO={addresses[0]}: cron mailed any output through the local "
+            "mail system; cronflow alerts on failures, through an SMTP server "
+            "on localhost (edit [alerts] urls, see the apprise wiki for mailto://)"
+        )
         return
     for index, address in enumerate(addresses, start=1):
         tag = f"mail{index}"
@@ -406,9 +530,11 @@ def _mail(jobs: list[_Job], tables: dict[str, dict[str, Any]], document: dict[st
             if job.mailto == address:
                 tables[job.name]["alert_tags"] = [tag]
         targets = ", ".join(urls[address])
-        result.notes.append(f"MAILTO={address} (jobs tagged {tag}): add to an apprise config "
-                            f"file `urls: [{{\"{targets}\": {{tag: {tag}}}}}]` and set "
-                            "[alerts] config to it, on = [\"failure\"]")
+        result.notes.append(
+            f"MAILTO={address} (jobs tagged {tag}): add to an apprise config "
+            f'file `urls: [{{"{targets}": {{tag: {tag}}}}}]` and set '
+            '[alerts] config to it, on = ["failure"]'
+        )
 
 
 def _job_name(command: str, taken: set[str]) -> str:
@@ -443,7 +569,7 @@ def _program_of(words: list[str]) -> str:
         if word.startswith("-") or program in _WRAPPERS or re.fullmatch(r"[0-9.]+[smhd]?", word):
             continue
         if program in ("curl", "wget"):
-            urls = [w for w in words[index + 1:] if "://" in w]
+            urls = [w for w in words[index + 1 :] if "://" in w]
             if urls:
                 path = urls[0].split("://", 1)[1].rstrip("/").split("?")[0]
                 return path.rsplit("/", 1)[-1] or path
@@ -464,11 +590,14 @@ def render(translation: Translation, source: str, format_used: str) -> str:
     """The jobs.toml text: a comment header listing what needs a look, then the tables."""
     import tomli_w  # only this command writes TOML
 
-    header = [f"# jobs.toml translated from {source} ({format_used}) by `cronflow import-crontab`.",
-              "# cron never retried a job and had no timeout; add retries and timeout as you "
-              "see fit."]
-    for title, lines in (("Not translated", translation.untranslated),
-                         ("Check", translation.notes)):
+    header = [
+        f"# jobs.toml translated from {source} ({format_used}) by `cronflow import-crontab`.",
+        "# cron never retried a job and had no timeout; add retries and timeout as you see fit.",
+    ]
+    for title, lines in (
+        ("Not translated", translation.untranslated),
+        ("Check", translation.notes),
+    ):
         if lines:
             header.append(f"# {title}:")
             header += [f"#   {line}" for line in lines]

@@ -1,6 +1,6 @@
 """The commented jobs.toml that `cronflow init` writes (a test checks that it loads)."""
 
-STARTER = '''\
+STARTER = """\
 # jobs.toml: the jobs cronflow runs. Reference: the "jobs.toml reference" in cronflow's README.
 # Check it with `cronflow validate`; try a date with `cronflow run --date 2026-01-14`;
 # let cron or systemd run it: `* * * * * cronflow run`, or `cronflow systemd install`.
@@ -30,4 +30,4 @@ echo "extracting $CRONFLOW_DATE" > "data/$CRONFLOW_DATE.txt"
 description = "Runs after extract succeeded, for the same date"
 depends_on = ["extract"]
 command = 'wc -l "data/$CRONFLOW_DATE.txt"'
-'''
+"""

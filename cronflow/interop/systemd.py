@@ -56,8 +56,9 @@ WantedBy=timers.target
 NETWORK = "After=network-online.target\nWants=network-online.target\n"
 
 
-def units(*, mode: str, user: bool, command: list[str], jobs: Path,
-          shutdown_grace: timedelta) -> dict[str, str]:
+def units(
+    *, mode: str, user: bool, command: list[str], jobs: Path, shutdown_grace: timedelta
+) -> dict[str, str]:
     """File name -> text of the units for `mode` ("daemon" or "timer")."""
     values = {
         "command": shlex.join(command),
@@ -68,8 +69,7 @@ def units(*, mode: str, user: bool, command: list[str], jobs: Path,
     }
     if mode == "daemon":
         return {"cronflow.service": DAEMON_SERVICE.format(**values)}
-    return {"cronflow-run.service": RUN_SERVICE.format(**values),
-            "cronflow-run.timer": RUN_TIMER}
+    return {"cronflow-run.service": RUN_SERVICE.format(**values), "cronflow-run.timer": RUN_TIMER}
 
 
 def unit_directory(user: bool) -> Path:

@@ -70,8 +70,12 @@ def event_to_json(event: RunEvent) -> dict[str, Any]:
     }
     if event.process is not None:
         process = event.process
-        record["process"] = {"pid": process.pid, "pgid": process.pgid,
-                             "start_ticks": process.start_ticks, "boot_id": process.boot_id}
+        record["process"] = {
+            "pid": process.pid,
+            "pgid": process.pgid,
+            "start_ticks": process.start_ticks,
+            "boot_id": process.boot_id,
+        }
     return record
 
 
@@ -115,8 +119,9 @@ def event_from_json(record: Any) -> RunEvent:
 _REQUIRED = object()
 
 
-def _typed(record: dict[str, Any], key: str, kind: type | tuple[type, ...],
-           default: Any = _REQUIRED) -> Any:
+def _typed(
+    record: dict[str, Any], key: str, kind: type | tuple[type, ...], default: Any = _REQUIRED
+) -> Any:
     """record[key] if it has type `kind` (a missing or null value gives `default`)."""
     value = record.get(key)
     if value is None:
@@ -131,9 +136,12 @@ def _typed(record: dict[str, Any], key: str, kind: type | tuple[type, ...],
 def _process(record: dict[str, Any] | None) -> JobProcess | None:
     if record is None:
         return None
-    return JobProcess(pid=_typed(record, "pid", int), pgid=_typed(record, "pgid", int),
-                      start_ticks=_typed(record, "start_ticks", int),
-                      boot_id=_typed(record, "boot_id", str))
+    return JobProcess(
+        pid=_typed(record, "pid", int),
+        pgid=_typed(record, "pgid", int),
+        start_ticks=_typed(record, "start_ticks", int),
+        boot_id=_typed(record, "boot_id", str),
+    )
 
 
 def time_to_json(value: datetime | None) -> str | None:

@@ -118,13 +118,17 @@ class History:
         as it was or with all of this, and it only ever grows while the log does."""
         while True:
             files, stats, start = self._where_to_resume(log_files)
-            if all(self._read_file(path, stat.st_ino)
-                   for path, stat in list(zip(files, stats))[start:] if stat is not None):
+            if all(
+                self._read_file(path, stat.st_ino)
+                for path, stat in list(zip(files, stats, strict=False))[start:]
+                if stat is not None
+            ):
                 break  # else a file rolled over under us: look again, and go on from there
         self._synced_to = (self._meta("log_inode"), int(self._meta("log_offset") or 0))
 
-    def _where_to_resume(self, log_files: Callable[[], list[Path]]
-                         ) -> tuple[list[Path], list[os.stat_result | None], int]:
+    def _where_to_resume(
+        self, log_files: Callable[[], list[Path]]
+    ) -> tuple[list[Path], list[os.stat_result | None], int]:
         """The log's files, their stats, and which of them to go on reading."""
         for _ in range(3):  # a roll-over between listing and looking: list again
             files = log_files()
@@ -151,7 +155,7 @@ class History:
     def _read_file(self, path: Path, inode: int) -> bool:
         """Take in the whole lines of the file; False if `path` is no longer that file."""
         try:
-            log = open(path, "rb")
+            log = open(path, "rb")  # noqa: SIM115 (closed below; opening apart tells a roll-over)
         except FileNotFoundError:
             return False  # rolled over while we looked
         with log:
@@ -220,40 +224,61 @@ class History:
             state = jobs.get(event.job) or jobs.setdefault(event.job, self._job_state(event.job))
             when = event.ended_at or event.started_at
             if when is not None:
-                state.last_activity = max(state.last_activity or "",
-                                          when.astimezone(UTC).isoformat())
+                state.last_activity = max(
+                    state.last_activity or "", when.astimezone(UTC).isoformat()
+                )
             if event.event is EventType.ALERT:
                 state.take_alert(event)
                 continue
             if event.event is EventType.FINISHED and event.status is RunStatus.SUCCESS:
                 # A success after a failure alert owes a recovery alert, and ends the streak.
-                state.failure_alerted_at, state.owes_recovery = \
-                    None, state.failure_alerted_at is not None
+                state.failure_alerted_at, state.owes_recovery = (
+                    None,
+                    state.failure_alerted_at is not None,
+                )
             latest[(event.job, _micros(event.logical_time))] = event
-        self._db.executemany("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?)",
-                             [(job, at, event.status.value, _micros(_when(event)), _compact(event),
-                               _tries_left(event))
-                              for (job, at), event in latest.items()])
-        self._db.executemany("INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?)",
-                             [(job, state.failure_alerted_at, state.owes_recovery,
-                               state.last_activity) for job, state in jobs.items()])
+        self._db.executemany(
+            "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    job,
+                    at,
+                    event.status.value,
+                    _micros(_when(event)),
+                    _compact(event),
+                    _tries_left(event),
+                )
+                for (job, at), event in latest.items()
+            ],
+        )
+        self._db.executemany(
+            "INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?)",
+            [
+                (job, state.failure_alerted_at, state.owes_recovery, state.last_activity)
+                for job, state in jobs.items()
+            ],
+        )
 
     def _job_state(self, job: str) -> _JobState:
-        row = self._db.execute("SELECT failure_alerted_at, owes_recovery, last_activity "
-                               "FROM jobs WHERE job = ?", (job,)).fetchone()
+        row = self._db.execute(
+            "SELECT failure_alerted_at, owes_recovery, last_activity FROM jobs WHERE job = ?",
+            (job,),
+        ).fetchone()
         return _JobState(*row) if row else _JobState()
 
     # ---- questions --------------------------------------------------------------------------
 
     def latest(self, key: RunKey) -> RunEvent | None:
         """The last recorded event of this run, or None if it never ran."""
-        row = self._one("SELECT event FROM runs WHERE job = ? AND at = ?",
-                        (key.job, _micros(key.logical_time)))
+        row = self._one(
+            "SELECT event FROM runs WHERE job = ? AND at = ?", (key.job, _micros(key.logical_time))
+        )
         return None if row is None else _expand(row[0])
 
     def status(self, key: RunKey) -> RunStatus | None:
-        row = self._one("SELECT status FROM runs WHERE job = ? AND at = ?",
-                        (key.job, _micros(key.logical_time)))
+        row = self._one(
+            "SELECT status FROM runs WHERE job = ? AND at = ?", (key.job, _micros(key.logical_time))
+        )
         return None if row is None else RunStatus(row[0])
 
     def unfinished(self, *statuses: RunStatus) -> list[RunEvent]:
@@ -262,25 +287,36 @@ class History:
         if not wanted:
             return []
         marks = ", ".join("?" * len(wanted))
-        return [_expand(row[0]) for row in self._all(
-            f"SELECT event FROM runs WHERE status IN ({_UNFINISHED_SQL}) AND status IN ({marks})",
-            wanted)]
+        return [
+            _expand(row[0])
+            for row in self._all(
+                f"SELECT event FROM runs WHERE status IN ({_UNFINISHED_SQL}) AND status IN ({marks})",
+                wanted,
+            )
+        ]
 
     def owed_retries(self) -> list[RunEvent]:
         """Runs whose latest event is a failed try with tries left: normally retried by the
         invocation that ran it, unless that one died before the next try."""
-        return [_expand(row[0]) for row in self._all(
-            "SELECT event FROM runs WHERE tries_left > 0", ())]
+        return [
+            _expand(row[0]) for row in self._all("SELECT event FROM runs WHERE tries_left > 0", ())
+        ]
 
     def recent_runs(self, job: str, count: int) -> list[RunEvent]:
         """The latest event of each of the job's `count` newest runs, oldest first."""
-        rows = self._all("SELECT event FROM runs WHERE job = ? ORDER BY at DESC LIMIT ?",
-                         (job, count))
+        rows = self._all(
+            "SELECT event FROM runs WHERE job = ? ORDER BY at DESC LIMIT ?", (job, count)
+        )
         return [_expand(row[0]) for row in reversed(rows)]
 
-    def newest_first(self, *, jobs: Sequence[str] = (), statuses: Sequence[str] = (),
-                     since: datetime | None = None,
-                     limit: int = 50) -> list[RunEvent]:
+    def newest_first(
+        self,
+        *,
+        jobs: Sequence[str] = (),
+        statuses: Sequence[str] = (),
+        since: datetime | None = None,
+        limit: int = 50,
+    ) -> list[RunEvent]:
         """The latest event of runs, the most recently active first, filtered as asked."""
         where: list[str] = []
         parameters: list[Any] = []
@@ -291,8 +327,11 @@ class History:
         if since is not None:
             where.append("at >= ?")
             parameters.append(_micros(since))
-        sql = ("SELECT event FROM runs" + (" WHERE " + " AND ".join(where) if where else "")
-               + " ORDER BY ended DESC LIMIT ?")
+        sql = (
+            "SELECT event FROM runs"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + " ORDER BY ended DESC LIMIT ?"
+        )
         return [_expand(row[0]) for row in self._all(sql, [*parameters, limit])]
 
     def run_ids_to_keep(self, newest: int) -> set[str]:
@@ -300,7 +339,9 @@ class History:
         rows = self._all(
             "SELECT event FROM (SELECT event, status, row_number() OVER "
             "(PARTITION BY job ORDER BY at DESC) AS place FROM runs) "
-            f"WHERE place <= ? OR status IN ({_UNFINISHED_SQL})", (newest,))
+            f"WHERE place <= ? OR status IN ({_UNFINISHED_SQL})",
+            (newest,),
+        )
         return {json.loads(row[0])["run_id"] for row in rows}
 
     def last_run(self, job: str) -> RunEvent | None:
@@ -371,8 +412,9 @@ class _JobState:
 
     def take_alert(self, event: RunEvent) -> None:
         if event.alert.get("on") == AlertEvent.FAILURE and event.alert.get("delivered"):
-            self.failure_alerted_at = (event.ended_at or event.logical_time).astimezone(
-                UTC).isoformat()
+            self.failure_alerted_at = (
+                (event.ended_at or event.logical_time).astimezone(UTC).isoformat()
+            )
             self.owes_recovery = False
         elif event.alert.get("on") == AlertEvent.RECOVERY:
             self.owes_recovery = False
@@ -381,8 +423,12 @@ class _JobState:
 def _connect(path: Path | None) -> sqlite3.Connection:
     if path is not None and not path.exists():
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))  # private, like the log
-    db = sqlite3.connect(":memory:" if path is None else str(path), timeout=60,
-                         isolation_level=None, check_same_thread=False)
+    db = sqlite3.connect(
+        ":memory:" if path is None else str(path),
+        timeout=60,
+        isolation_level=None,
+        check_same_thread=False,
+    )
     if path is not None:
         _use_wal(db)  # readers never wait for the one writer
         db.execute("PRAGMA synchronous = NORMAL")  # derived data: a lost tail is re-read
@@ -429,8 +475,10 @@ def _inode(path: Path) -> int | None:
 
 
 def _tries_left(event: RunEvent) -> int:
-    if event.event is EventType.FINISHED and event.status in (RunStatus.FAILED,
-                                                              RunStatus.TIMED_OUT):
+    if event.event is EventType.FINISHED and event.status in (
+        RunStatus.FAILED,
+        RunStatus.TIMED_OUT,
+    ):
         return max(0, event.max_attempts - event.attempt)
     return 0
 
@@ -445,8 +493,11 @@ def _micros(instant: datetime) -> int:
 
 def _compact(event: RunEvent) -> str:
     """The event without what the index never needs: empty fields, stderr, finished outputs."""
-    record = {key: value for key, value in event_to_json(event).items()
-              if value is not None and value != "" and value != {}}
+    record = {
+        key: value
+        for key, value in event_to_json(event).items()
+        if value is not None and value != "" and value != {}
+    }
     record.pop("stderr_tail", None)
     if event.status is not RunStatus.RUNNING:
         record.pop("output", None)  # only an abandoned run copies its outputs

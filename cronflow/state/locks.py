@@ -76,9 +76,11 @@ class Locks:
                 os.close(descriptor)  # never LOCK_UN: whoever inherited it keeps it locked
 
     def _error(self, name: str, error: OSError) -> StoreError:
-        return StoreError(f"cannot take the lock {name!r} in {self.directory}: "
-                          f"{error.strerror}. cronflow needs to write its state directory; "
-                          "fix its permissions or free disk space, then run again")
+        return StoreError(
+            f"cannot take the lock {name!r} in {self.directory}: "
+            f"{error.strerror}. cronflow needs to write its state directory; "
+            "fix its permissions or free disk space, then run again"
+        )
 
     def is_free(self, name: str) -> bool:
         """True when nobody (no process, no other thread) holds the lock right now."""

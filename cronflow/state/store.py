@@ -22,7 +22,6 @@ from datetime import datetime
 from pathlib import Path
 
 from cronflow.errors import StoreError
-from cronflow.state.index import History
 from cronflow.model import RunEvent, RunKey, Watermark
 from cronflow.state.codec import (
     LogContents,
@@ -32,6 +31,7 @@ from cronflow.state.codec import (
     time_from_json,
     time_to_json,
 )
+from cronflow.state.index import History
 
 LOG_NAME = "runs.jsonl"
 EXPOSURE_WARNED = "exposure-warned"  # the state directory mode last warned about
@@ -72,13 +72,17 @@ class Store:
             for directory in (self.state_dir, self.output_dir, self.lock_dir):
                 directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as error:
-            raise StoreError(f"cannot create the state directory {self.state_dir}: "
-                             f"{error.strerror}. Check its permissions, or set state_dir in "
-                             f"[cronflow]") from None
+            raise StoreError(
+                f"cannot create the state directory {self.state_dir}: "
+                f"{error.strerror}. Check its permissions, or set state_dir in "
+                f"[cronflow]"
+            ) from None
         if not os.access(self.state_dir, os.W_OK):
-            raise StoreError(f"cannot write the state directory {self.state_dir}: it is "
-                             "read-only to this user. cronflow records every run there; fix "
-                             "its permissions (or mount), or set state_dir in [cronflow]")
+            raise StoreError(
+                f"cannot write the state directory {self.state_dir}: it is "
+                "read-only to this user. cronflow records every run there; fix "
+                "its permissions (or mount), or set state_dir in [cronflow]"
+            )
         self.keep_reserve()
 
     def keep_reserve(self) -> None:
@@ -106,8 +110,9 @@ class Store:
 
     def append(self, event: RunEvent) -> None:
         """Append one event as a single line and make it durable before returning."""
-        line = (json.dumps(event_to_json(event), ensure_ascii=False, separators=(",", ":"))
-                + "\n").encode("utf-8")
+        line = (
+            json.dumps(event_to_json(event), ensure_ascii=False, separators=(",", ":")) + "\n"
+        ).encode("utf-8")
         try:
             self._append_line(line)
         except OSError as error:
@@ -120,8 +125,9 @@ class Store:
 
     def _append_line(self, line: bytes) -> None:
         while True:
-            descriptor = os.open(self.log_path,
-                                 os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            descriptor = os.open(
+                self.log_path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600
+            )
             try:
                 fcntl.flock(descriptor, fcntl.LOCK_EX)
                 if self._appended(descriptor, line):
@@ -167,8 +173,9 @@ class Store:
             except FileNotFoundError:
                 continue
             except OSError as error:
-                raise StoreError(f"cannot read the run log {path}: {error.strerror}. "
-                                 "Check its permissions") from None
+                raise StoreError(
+                    f"cannot read the run log {path}: {error.strerror}. Check its permissions"
+                ) from None
             events += contents.events
             skipped += contents.skipped
         return LogContents(events, skipped)
@@ -181,23 +188,35 @@ class Store:
         """
         try:
             document = json.loads(self.watermarks_path.read_bytes())
-            return {job: Watermark(decided=time_from_json(mark["decided"]),
-                                   next_tick=optional_time(mark["next"]),
-                                   schedule=str(mark["schedule"]))
-                    for job, mark in document["jobs"].items()}
+            return {
+                job: Watermark(
+                    decided=time_from_json(mark["decided"]),
+                    next_tick=optional_time(mark["next"]),
+                    schedule=str(mark["schedule"]),
+                )
+                for job, mark in document["jobs"].items()
+            }
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return {}
 
     def write_watermarks(self, watermarks: dict[str, Watermark]) -> None:
         """Replace the watermarks file atomically (temporary file, fsync, rename)."""
-        document = {"v": 1, "jobs": {
-            job: {"decided": time_to_json(mark.decided), "next": time_to_json(mark.next_tick),
-                  "schedule": mark.schedule}
-            for job, mark in sorted(watermarks.items())}}
+        document = {
+            "v": 1,
+            "jobs": {
+                job: {
+                    "decided": time_to_json(mark.decided),
+                    "next": time_to_json(mark.next_tick),
+                    "schedule": mark.schedule,
+                }
+                for job, mark in sorted(watermarks.items())
+            },
+        }
         temporary = self.watermarks_path.with_suffix(f".tmp.{os.getpid()}")
         try:
-            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC,
-                                 0o600)
+            descriptor = os.open(
+                temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600
+            )
             try:
                 os.write(descriptor, json.dumps(document, indent=1).encode())
                 os.fsync(descriptor)
@@ -206,8 +225,10 @@ class Store:
             os.replace(temporary, self.watermarks_path)
         except OSError as error:
             temporary.unlink(missing_ok=True)
-            raise StoreError(f"cannot write {self.watermarks_path}: {error.strerror}. Free disk "
-                             "space or fix permissions, then run again") from None
+            raise StoreError(
+                f"cannot write {self.watermarks_path}: {error.strerror}. Free disk "
+                "space or fix permissions, then run again"
+            ) from None
 
     def write_stamp(self, name: str, now: datetime) -> None:
         """Remember when something last happened (HEARTBEAT: a decision; PRUNED: a prune)."""
@@ -225,9 +246,11 @@ class Store:
         if not mode & 0o077 or _read_text(stamp) == f"{mode:04o}":
             return None
         _write_private(stamp, f"{mode:04o}")
-        return (f"the state directory {self.state_dir} is open to group or others (mode "
-                f"{mode:04o}), and run output and the log often hold secrets; cronflow leaves "
-                f"permissions you set alone. Fix: chmod 700 {self.state_dir}")
+        return (
+            f"the state directory {self.state_dir} is open to group or others (mode "
+            f"{mode:04o}), and run output and the log often hold secrets; cronflow leaves "
+            f"permissions you set alone. Fix: chmod 700 {self.state_dir}"
+        )
 
     def read_stamp(self, name: str) -> datetime | None:
         try:
@@ -262,17 +285,22 @@ class Store:
         try:
             yield
         except (sqlite3.Error, OSError) as error:
-            raise StoreError(f"cannot bring the run index {self.index_path} up to date "
-                             f"({error}). The log is untouched; free disk space or fix "
-                             "permissions, then run again") from None
+            raise StoreError(
+                f"cannot bring the run index {self.index_path} up to date "
+                f"({error}). The log is untouched; free disk space or fix "
+                "permissions, then run again"
+            ) from None
 
     def prune(self, keep: set[str], older_than: datetime) -> int:
         """Delete output files (and run locks) last written before `older_than`, except those
         of the run ids in `keep`; return how many files went."""
         removed = 0
         cutoff = older_than.timestamp()
-        candidates = [*self.output_dir.glob("*/*.std*"), *self.output_dir.glob("*/*.exit"),
-                      *self.lock_dir.glob("*@*.lock")]
+        candidates = [
+            *self.output_dir.glob("*/*.std*"),
+            *self.output_dir.glob("*/*.exit"),
+            *self.lock_dir.glob("*@*.lock"),
+        ]
         for path in candidates:
             run_id = path.name.split(".", 1)[0]
             try:
@@ -290,13 +318,16 @@ class Store:
         if key.job not in self._output_dirs_made:
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             self._output_dirs_made.add(key.job)
-        return {name: directory / f"{run_id}.{attempt}.{name}"
-                for name in ("stdout", "stderr", "exit")}
+        return {
+            name: directory / f"{run_id}.{attempt}.{name}" for name in ("stdout", "stderr", "exit")
+        }
 
     def _write_error(self, error: OSError) -> StoreError:
-        return StoreError(f"cannot write the run log {self.log_path}: {error.strerror}. "
-                          "Nothing already recorded was changed; free disk space or fix "
-                          "permissions, then run again")
+        return StoreError(
+            f"cannot write the run log {self.log_path}: {error.strerror}. "
+            "Nothing already recorded was changed; free disk space or fix "
+            "permissions, then run again"
+        )
 
 
 def _write_private(path: Path, text: str) -> None:
