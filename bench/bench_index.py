@@ -19,7 +19,7 @@ from pathlib import Path
 from make_log import JOBS, write_log
 
 from cronflow.model import RunStatus
-from cronflow.state.index import History
+from cronflow.state.index import RunIndex
 from cronflow.state.store import Store
 
 
@@ -32,10 +32,10 @@ def main() -> None:
         write_log(state, events)
         store = Store(state)
         started = time.perf_counter()
-        indexed = store.history()
+        indexed = store.index()
         built = time.perf_counter() - started
         started = time.perf_counter()
-        full = History(store.read().events)
+        full = RunIndex(store.read().events)
         scanned = time.perf_counter() - started
         keys = [event.key for event in full.recent_runs(JOBS[0], 10_000)]
         for key in random.Random(3).sample(keys, 200):

@@ -275,7 +275,7 @@ class Alerter:
             alerted_here = self._streaks.pop(job.name, None) is not None
         if self._wants(job, AlertEvent.SUCCESS):
             self._send(job, event, success_message(job, event))
-        owed = alerted_here or self.store.history().owes_recovery(job.name)
+        owed = alerted_here or self.store.index().owes_recovery(job.name)
         if owed and self._wants(job, AlertEvent.RECOVERY):
             self._send(job, event, recovery_message(job, event))
 
@@ -288,7 +288,7 @@ class Alerter:
                     None,
                     (
                         self._streaks.get(job.name),
-                        self.store.history().failure_alerted_at(job.name),
+                        self.store.index().failure_alerted_at(job.name),
                     ),
                 ),
                 default=None,

@@ -504,7 +504,7 @@ def status(
     if job:
         plan.select_jobs(jobfile, job, downstream=False)  # unknown names are a clear error
     store = _store(jobfile)
-    history = store.history()
+    history = store.index()
     now = SystemClock().now()
     rows = report.summarise(
         jobfile,
@@ -578,7 +578,7 @@ def history(
     first_day = parse_dates(since, "--since")[0] if since else None
     runs = report.run_history(
         jobfile,
-        _store(jobfile).history(),
+        _store(jobfile).index(),
         jobs=job or (),
         since=first_day,
         status=run_status,
@@ -702,7 +702,7 @@ def _follow(store: Store, started: RunEvent, stream: str, secrets: tuple[str, ..
 
     position = 0
     while True:
-        still_running = report.attempt_running(store.history(), started)
+        still_running = report.attempt_running(store.index(), started)
         with open(started.output[stream], "rb") as output:
             output.seek(position)
             chunk = output.read()

@@ -92,7 +92,7 @@ class Scheduler:
         ):
             return 0
         self.store.write_stamp(PRUNED, now)
-        keep = self.store.history().run_ids_to_keep(settings.keep_runs)
+        keep = self.store.index().run_ids_to_keep(settings.keep_runs)
         return self.store.prune(keep, older_than=now - timedelta(days=settings.keep_days))
 
     def decide(self) -> plan.TickPlan:
@@ -103,7 +103,7 @@ class Scheduler:
             now = self.clock.now()
             watermarks = self.store.read_watermarks()
             decided = plan.due_runs(
-                self.jobfile, self.store.history(), self._after_clock_check(watermarks, now), now
+                self.jobfile, self.store.index(), self._after_clock_check(watermarks, now), now
             )
             for job, ticks in decided.missed.items():
                 self._record_missed(job, ticks)
@@ -118,7 +118,7 @@ class Scheduler:
         watermarks = self.store.read_watermarks()
         if plan.clock_set_back(watermarks, now):
             watermarks = plan.rewound(watermarks, now)
-        decided = plan.due_runs(self.jobfile, self.store.history(), watermarks, now, explain=True)
+        decided = plan.due_runs(self.jobfile, self.store.index(), watermarks, now, explain=True)
         verdicts = [
             verdict
             if verdict.action is not plan.Action.RUN or self.locks.is_free(verdict.job)
@@ -155,7 +155,7 @@ class Scheduler:
 
     def backfill_preview(self, chosen: plan.Backfill, rerun: Rerun) -> list[plan.Verdict]:
         """What `backfill` would do and why, changing nothing (for --dry-run)."""
-        history = self.store.history()
+        history = self.store.index()
         return [
             plan.backfill_verdict(run, history.status(run.key), rerun)
             for runs in chosen.by_date
@@ -167,11 +167,11 @@ class Scheduler:
         died: crash, kill -9, reboot): see Executor.settle. The planner then retries an
         abandoned or interrupted one if it has tries left."""
         settled = []
-        for started in self.store.history().unfinished(RunStatus.RUNNING):
+        for started in self.store.index().unfinished(RunStatus.RUNNING):
             if started.host != self.host:
                 continue  # another machine's run: its locks are not ours to test
             with self.locks.hold_run(started.key) as free:
-                latest = self.store.history().latest(started.key)
+                latest = self.store.index().latest(started.key)
                 if free is not None and latest is not None and latest.status is RunStatus.RUNNING:
                     event = self.executor.settle(latest)
                     if event is not None:

@@ -369,7 +369,7 @@ def ran_then_broke(write_jobs, make_executor, tmp_path):
 def test_rerun_none_records_nothing_for_a_run_already_recorded(write_jobs, make_executor, tmp_path):
     jobfile, executor = ran_then_broke(write_jobs, make_executor, tmp_path)
     executor.execute(runs_of(jobfile), Rerun.ALL)  # extract fails now: load is held back
-    history = Store(jobfile.settings.state_dir).history()
+    history = Store(jobfile.settings.state_dir).index()
     [_, load_run] = runs_of(jobfile)
     assert history.status(load_run.key) is RunStatus.UPSTREAM_FAILED
     executor.execute(runs_of(jobfile, ["extract"]))  # still failing

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cronflow.model import RunStatus
-from cronflow.state.index import History
+from cronflow.state.index import RunIndex
 from cronflow.state.store import Store
 from tests.conftest import run_cli
 
@@ -60,13 +60,13 @@ def test_cronflow_reindex_rebuilds_it(logged):
 
 def test_the_index_follows_appends_without_rereading(logged):
     store = Store(logged / "state")
-    history = store.history()
+    history = store.index()
     write_log(logged / "more", 10)  # a separate log, to borrow its lines
     lines = (logged / "more" / "runs.jsonl").read_bytes()
     with open(store.log_path, "ab") as log:
         log.write(lines)
     offset = int(history._meta("log_offset"))
-    assert store.history() is history
+    assert store.index() is history
     assert int(history._meta("log_offset")) == offset + len(lines)
 
 
@@ -76,8 +76,8 @@ def test_a_log_read_in_many_chunks_gives_the_same_answers_as_a_full_scan(tmp_pat
     monkeypatch.setattr("cronflow.state.index._CHUNK", 64 * 1024)
     write_log(tmp_path / "state", 20_000)
     store = Store(tmp_path / "state")
-    indexed = store.history()
-    full = History(store.read().events)
+    indexed = store.index()
+    full = RunIndex(store.read().events)
     chance = random.Random(3)
     keys = [event.key for event in full.recent_runs(JOBS[0], 10_000)]
     for key in chance.sample(keys, 200):
@@ -122,7 +122,7 @@ def test_retention_prunes_old_output_but_keeps_what_status_needs(write_jobs, tmp
     before = json.loads(run_cli("status", "--json", cwd=tmp_path).stdout)
     assert scheduler.prune_if_due() == 9  # the 3 oldest runs' files; the newest 2 stay
     kept = {path.name.split(".")[0] for path in (store.output_dir / "daily").iterdir()}
-    assert len(kept) == 2 and kept == {e.run_id for e in store.history().recent_runs("daily", 2)}
+    assert len(kept) == 2 and kept == {e.run_id for e in store.index().recent_runs("daily", 2)}
     assert scheduler.prune_if_due() == 0  # at most once an hour
     after = json.loads(run_cli("status", "--json", cwd=tmp_path).stdout)
     assert after["jobs"] == before["jobs"]
@@ -161,13 +161,13 @@ def test_the_log_rolls_into_segments_and_nothing_is_lost(tmp_path):
         store.append(event)
         written.append(event)
         if minute == 100:
-            halfway = store.history()  # an index that has seen part of it, then goes on
+            halfway = store.index()  # an index that has seen part of it, then goes on
             assert halfway.run_count() == 101
     segments = store.segments()
     assert len(segments) >= 5 and all(p.stat().st_size <= 4096 for p in segments)
     assert store.read().events == written
-    assert store.history().run_count() == 200
-    assert [e.run_id for e in store.history().recent_runs("tick", 3)] == ["197", "198", "199"]
+    assert store.index().run_count() == 200
+    assert [e.run_id for e in store.index().recent_runs("tick", 3)] == ["197", "198", "199"]
     rebuilt = Store(tmp_path / "state").reindex()
     assert rebuilt.run_count() == 200
 
@@ -216,7 +216,7 @@ for i in range(400):
     store.append(RunEvent(event=EventType.FINISHED, job=name, run_id=str(i),
                           logical_time=key_time, status=RunStatus.SUCCESS,
                           kind=RunKind.SCHEDULED))
-    history = store.history()
+    history = store.index()
     for j in range(i + 1):  # what this process appended, the index must always know
         latest = history.status(RunEvent(event=EventType.FINISHED, job=name, run_id="",
             logical_time=datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=j),
@@ -237,7 +237,7 @@ def test_processes_syncing_side_by_side_never_see_the_index_shrink(tmp_path, seg
     state = tmp_path / "state"
     store = Store(state)
     store.prepare()
-    store.history()  # the index exists before the race starts
+    store.index()  # the index exists before the race starts
     writers = [
         subprocess.Popen(
             [sys.executable, "-c", APPEND_AND_ASK, str(state), f"w{n}", str(segment_bytes)],
@@ -256,4 +256,4 @@ def test_processes_syncing_side_by_side_never_see_the_index_shrink(tmp_path, seg
         (before, after) for before, after in zip(counts, counts[1:], strict=False) if after < before
     ]
     assert drops == [] and len(counts) > 10
-    assert Store(state).history().run_count() == 5 * 400
+    assert Store(state).index().run_count() == 5 * 400

@@ -18,7 +18,7 @@ import pytest
 
 from cronflow import plan
 from cronflow.model import EventType, RunKind, RunStatus, Watermark
-from cronflow.state.index import History
+from cronflow.state.index import RunIndex
 from cronflow.state.store import Store
 from tests.conftest import load, real_scheduler
 from tests.fakes import FakeClock
@@ -82,7 +82,7 @@ def test_minute_by_minute_across_a_dst_day_runs_each_job_as_cronie_does(write_jo
     counts, kinds = Counter(), Counter()
     now = start
     while now < end.astimezone(UTC):
-        decided = plan.due_runs(jobfile, History([]), watermarks, now)
+        decided = plan.due_runs(jobfile, RunIndex([]), watermarks, now)
         assert decided.missed == {}
         for run in decided.runs:
             counts[run.job] += 1
@@ -214,7 +214,7 @@ def test_the_clock_going_back_decides_again_from_now_and_runs_nothing_twice(
     [step] = events_of(jobfile, EventType.CLOCK)
     assert step.logical_time == T0 and step.ended_at == T0 - timedelta(minutes=59, seconds=30)
     assert "went back at least 0:59:30" in step.reason
-    assert Store(jobfile.settings.state_dir).history().clock_set_back() == step
+    assert Store(jobfile.settings.state_dir).index().clock_set_back() == step
 
 
 def test_a_small_step_back_of_the_clock_is_not_a_clock_event(write_jobs, scheduler_for, tmp_path):

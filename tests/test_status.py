@@ -10,7 +10,7 @@ import pytest
 
 from cronflow import config, drawing, report
 from cronflow.model import EventType, RunEvent, RunKind, RunStatus
-from cronflow.state.index import History
+from cronflow.state.index import RunIndex
 from cronflow.state.store import HEARTBEAT, Store
 from tests.conftest import run_cli
 
@@ -159,7 +159,7 @@ def test_the_stale_warning_follows_the_injected_clock(tmp_path):
     store.prepare()
     ticked = datetime(2026, 1, 14, 6, 0, tzinfo=UTC)
     store.write_stamp(HEARTBEAT, ticked)
-    rows = report.summarise(jobfile, History([]), {}, ticked)
+    rows = report.summarise(jobfile, RunIndex([]), {}, ticked)
     fresh = report.overview(
         jobfile, rows, store.read_stamp(HEARTBEAT), ticked + timedelta(minutes=4)
     )

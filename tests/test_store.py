@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from cronflow.model import EventType, RunEvent, RunKind, RunStatus
 from cronflow.state.codec import event_from_json, event_to_json, parse_log
-from cronflow.state.index import History
+from cronflow.state.index import RunIndex
 from cronflow.state.store import Store
 
 T0 = datetime(2026, 1, 14, 6, 0, tzinfo=UTC)
@@ -157,7 +157,7 @@ def test_killing_a_writer_mid_stream_leaves_every_complete_line_readable(tmp_pat
 
 def test_history_keeps_the_latest_event_of_each_run(tmp_path):
     later = T0 + timedelta(days=1)
-    history = History(
+    history = RunIndex(
         [
             event(status=RunStatus.RUNNING),
             event(status=RunStatus.FAILED),
@@ -229,4 +229,4 @@ def test_a_line_with_a_field_of_the_wrong_type_is_skipped_not_a_crash(tmp_path):
         result = run_cli(*command, cwd=tmp_path)
         assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
     assert len(Store(tmp_path / ".cronflow").read().skipped) == len(damaged)
-    assert Store(tmp_path / ".cronflow").history().skipped_lines == len(damaged)
+    assert Store(tmp_path / ".cronflow").index().skipped_lines == len(damaged)

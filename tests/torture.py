@@ -253,7 +253,7 @@ class Torture:
         figures.runs = len(effects)
         figures.duplicates = sum(count - 1 for count in effects.values())
         store = Store(self.folder / "state")
-        history = store.history()
+        history = store.index()
         events = store.read().events
         starters = {(e.run_id, e.attempt): e.pid for e in events if e.event is EventType.STARTED}
         figures.orphans = sum(

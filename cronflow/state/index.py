@@ -1,10 +1,10 @@
 """What the log says about each run: the latest event of every (job, logical time).
 
 Kept in SQLite, so that `status` and the planner answer from an index instead of reading the
-whole log. `History.open(path)` keeps one in the state directory (`index.sqlite3`) and
+whole log. `RunIndex.open(path)` keeps one in the state directory (`index.sqlite3`) and
 `sync()` brings it up to date by reading only what was appended to runs.jsonl since. The index
 is derived data: missing, from another log, or corrupt, it is rebuilt from the log; the log
-stays the record. `History(events)` builds a throwaway one in memory (for plans and tests).
+stays the record. `RunIndex(events)` builds a throwaway one in memory (for plans and tests).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ CREATE TABLE IF NOT EXISTS jobs (
 _CHUNK = 8 * 1024 * 1024  # bytes of log read at a time while catching up
 
 
-class History:
+class RunIndex:
     """The latest event per run, the alert state per job, and when anything last happened."""
 
     def __init__(self, events: Iterable[RunEvent] = (), *, path: Path | None = None) -> None:
@@ -62,7 +62,7 @@ class History:
         self.add_all(events)
 
     @classmethod
-    def open(cls, path: Path, log_files: Callable[[], list[Path]]) -> History:
+    def open(cls, path: Path, log_files: Callable[[], list[Path]]) -> RunIndex:
         """The index at `path`; a corrupt or foreign file is rebuilt aside and swapped in."""
         try:
             history = cls(path=path)
@@ -75,7 +75,7 @@ class History:
             return cls.rebuild(path, log_files)
 
     @classmethod
-    def rebuild(cls, path: Path, log_files: Callable[[], list[Path]]) -> History:
+    def rebuild(cls, path: Path, log_files: Callable[[], list[Path]]) -> RunIndex:
         """Build the index from the whole log in a file of its own, then swap it in: nobody
         ever opens an empty or half-built index in its place."""
         aside = path.with_name(f"{path.name}.rebuild-{os.getpid()}-{threading.get_ident()}")
@@ -109,7 +109,7 @@ class History:
                 if self.path is None or isinstance(error, sqlite3.OperationalError):
                     raise  # locked, read-only, disk full: not a damaged index
                 self._db.close()  # corrupt under our feet: build it again from the log
-                rebuilt = History.rebuild(self.path, log_files)
+                rebuilt = RunIndex.rebuild(self.path, log_files)
                 self._db, self._opened = rebuilt._db, rebuilt._opened
                 self._synced_to = rebuilt._synced_to
 

@@ -31,7 +31,7 @@ from cronflow.state.codec import (
     time_from_json,
     time_to_json,
 )
-from cronflow.state.index import History
+from cronflow.state.index import RunIndex
 
 LOG_NAME = "runs.jsonl"
 EXPOSURE_WARNED = "exposure-warned"  # the state directory mode last warned about
@@ -62,8 +62,8 @@ class Store:
         self.lock_dir = state_dir / "locks"
         self.watermarks_path = state_dir / WATERMARKS_NAME
         self.index_path = state_dir / "index.sqlite3"
-        self._history: History | None = None  # opened on first use
-        self._history_guard = threading.Lock()
+        self._index: RunIndex | None = None  # opened on first use
+        self._index_guard = threading.Lock()
         self._output_dirs_made: set[str] = set()
 
     def prepare(self) -> None:
@@ -258,23 +258,23 @@ class Store:
         except ValueError:
             return None
 
-    def history(self) -> History:
+    def index(self) -> RunIndex:
         """The index of the log, brought up to date (only new lines are read)."""
         if not self.state_dir.exists():
-            return History()
-        with self._history_guard, self._index_errors():
-            if self._history is None:
-                self._history = History.open(self.index_path, self.log_files)
-            self._history.sync(self.log_files)
-            return self._history
+            return RunIndex()
+        with self._index_guard, self._index_errors():
+            if self._index is None:
+                self._index = RunIndex.open(self.index_path, self.log_files)
+            self._index.sync(self.log_files)
+            return self._index
 
-    def reindex(self) -> History:
+    def reindex(self) -> RunIndex:
         """Build the index again from the whole log, aside, and swap it in."""
-        with self._history_guard, self._index_errors():
-            if self._history is not None:
-                self._history.close()
-            self._history = History.rebuild(self.index_path, self.log_files)
-            return self._history
+        with self._index_guard, self._index_errors():
+            if self._index is not None:
+                self._index.close()
+            self._index = RunIndex.rebuild(self.index_path, self.log_files)
+            return self._index
 
     def log_files(self) -> list[Path]:
         """The segments, oldest first, then the log being written."""
