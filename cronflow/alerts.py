@@ -206,6 +206,15 @@ def _stderr_lines(event: RunEvent) -> list[str]:
 # ---- deciding, sending and recording ------------------------------------------------------
 
 
+def alerted_events(jobfile: JobFile, job: Job) -> tuple[AlertEvent, ...]:
+    """The events that alert about `job`: its `alert_on`, else `[alerts] on`; none without a
+    target or with `alerts = false`. (`clock` is about cronflow itself, never about a job.)"""
+    if not (jobfile.alerts.has_targets and job.alerts):
+        return ()
+    events = job.alert_on if job.alert_on is not None else jobfile.alerts.on
+    return tuple(on for on in events if on is not AlertEvent.CLOCK)
+
+
 class Alerter:
     """Turns run outcomes into alerts, as [alerts] and each job's alert keys ask.
 
@@ -301,8 +310,7 @@ class Alerter:
             return news
 
     def _wants(self, job: Job, on: AlertEvent) -> bool:
-        events = job.alert_on if job.alert_on is not None else self.settings.on
-        return self.settings.has_targets and job.alerts and on in events
+        return on in alerted_events(self.jobfile, job)
 
     def _send(self, job: Job | None, about: RunEvent, message: AlertMessage) -> None:
         with self._guard:

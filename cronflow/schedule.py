@@ -18,7 +18,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -304,8 +304,15 @@ def _exists(local: datetime) -> bool:
 
 def _jump_instant(before_offset: datetime, after_offset: datetime) -> datetime:
     """The instant clocks jump forward across the gap holding this wall time."""
-    low, high = after_offset.astimezone(UTC), before_offset.astimezone(UTC)
-    zone = before_offset.tzinfo
+    assert before_offset.tzinfo is not None
+    return offset_change(
+        before_offset.tzinfo, after_offset.astimezone(UTC), before_offset.astimezone(UTC)
+    )
+
+
+def offset_change(zone: tzinfo, low: datetime, high: datetime) -> datetime:
+    """The first instant, to the second, of `zone`'s new UTC offset, between `low` (which
+    has the old offset) and `high` (which has the new one)."""
     old_offset = low.astimezone(zone).utcoffset()
     while high - low > timedelta(seconds=1):
         middle = low + (high - low) / 2

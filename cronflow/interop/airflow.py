@@ -19,9 +19,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from cronflow import __version__, dag
+from cronflow.alerts import alerted_events
 from cronflow.errors import UsageError
 from cronflow.model import AlertEvent, Cadence, CatchUp, Job, JobFile, Overlap
-from cronflow.schedule import compile_schedule, days_or, describe
+from cronflow.schedule import compile_schedule, days_or, describe, offset_change
 
 DAG_ID_PREFIX = re.compile(r"[A-Za-z0-9_.-]*\Z")  # what Airflow allows in a dag_id
 LINE_LENGTH = 88  # the generated files are formatted as ruff and black format them
@@ -246,19 +247,19 @@ def _differences(jobfile: JobFile, flow: _Flow) -> list[str]:
 
 def _alert_differences(jobfile: JobFile, flow: _Flow) -> list[str]:
     settings = jobfile.alerts
-    alerted = [job for job in flow.jobs if _alert_events(jobfile, job)]
+    alerted = [job for job in flow.jobs if alerted_events(jobfile, job)]
     if not alerted:
         return []
     notes = []
     untranslated = sorted(
-        {on.value for job in alerted for on in _alert_events(jobfile, job) if on not in _CALLBACKS}
+        {on.value for job in alerted for on in alerted_events(jobfile, job) if on not in _CALLBACKS}
     )
     if untranslated:
         notes.append(
             f"alerts on {', '.join(untranslated)}: Airflow has no callback for "
             "these; they are not sent."
         )
-    if any(AlertEvent.FAILURE in _alert_events(jobfile, job) for job in alerted):
+    if any(AlertEvent.FAILURE in alerted_events(jobfile, job) for job in alerted):
         streak = (
             "once per failing streak"
             if settings.repeat is None
@@ -275,13 +276,6 @@ def _alert_differences(jobfile: JobFile, flow: _Flow) -> list[str]:
             "file kept on the workers."
         )
     return notes
-
-
-def _alert_events(jobfile: JobFile, job: Job) -> tuple[AlertEvent, ...]:
-    if not (jobfile.alerts.has_targets and job.alerts):
-        return ()
-    events = job.alert_on if job.alert_on is not None else jobfile.alerts.on
-    return tuple(on for on in events if on is not AlertEvent.CLOCK)  # about cronflow, not a job
 
 
 def _days_differ(expression: str) -> bool:
@@ -309,18 +303,13 @@ def _dst_differs(expression: str, zone: ZoneInfo) -> bool:
 
 
 def _offset_changes(zone: ZoneInfo, start: datetime, end: datetime) -> list[datetime]:
-    """The instants in [start, end) where the zone's UTC offset changes, to the minute."""
+    """The instants in [start, end) where the zone's UTC offset changes, to the second."""
     changes = []
     day = start
     while day < end:
         following = day + timedelta(days=1)
         if day.astimezone(zone).utcoffset() != following.astimezone(zone).utcoffset():
-            low, high = day, following
-            while high - low > timedelta(minutes=1):
-                middle = low + (high - low) / 2
-                same = middle.astimezone(zone).utcoffset() == low.astimezone(zone).utcoffset()
-                low, high = (middle, high) if same else (low, middle)
-            changes.append(high)
+            changes.append(offset_change(zone, day, following))
         day = following
     return changes
 
@@ -333,7 +322,7 @@ def _render(
 ) -> DagFile:
     warnings = _differences(jobfile, flow)
     names = _variable_names(flow)
-    has_alerts = any(_alert_events(jobfile, job) for job in flow.jobs)
+    has_alerts = any(alerted_events(jobfile, job) for job in flow.jobs)
     body = "\n\n\n".join(
         [
             _helpers(flow, jobfile if has_alerts else None),
@@ -610,7 +599,7 @@ def _task(jobfile: JobFile, job: Job, variable: str) -> str:
         arguments.append(("max_active_tis_per_dag", "1"))
     if job.user:
         arguments.append(("run_as_user", _literal(job.user)))
-    for on in _alert_events(jobfile, job):
+    for on in alerted_events(jobfile, job):
         if on in _CALLBACKS:
             arguments.append(
                 (
