@@ -34,6 +34,7 @@ from cronflow.model import (
     RunKind,
     RunStatus,
 )
+from cronflow.state.index import AlertFacts
 from cronflow.state.store import Store
 
 
@@ -206,6 +207,22 @@ def _stderr_lines(event: RunEvent) -> list[str]:
 # ---- deciding, sending and recording ------------------------------------------------------
 
 
+def streak_alerted_at(facts: AlertFacts) -> datetime | None:
+    """When a failure alert about the job's current failing streak last reached someone: one
+    came after its last success (a success ends a streak)."""
+    if facts.failure_alert_seen > facts.success_seen and facts.failure_alerted_at:
+        return datetime.fromisoformat(facts.failure_alerted_at)
+    return None
+
+
+def owes_recovery(facts: AlertFacts) -> bool:
+    """A recovery alert is owed when the job succeeded after a failure alert reached someone,
+    and no recovery alert has gone out since that failure alert."""
+    return 0 < facts.failure_alert_seen < facts.success_seen and (
+        facts.recovery_alert_seen < facts.failure_alert_seen
+    )
+
+
 def alerted_events(jobfile: JobFile, job: Job) -> tuple[AlertEvent, ...]:
     """The events that alert about `job`: its `alert_on`, else `[alerts] on`; none without a
     target or with `alerts = false`. (`clock` is about cronflow itself, never about a job.)"""
@@ -284,7 +301,7 @@ class Alerter:
             alerted_here = self._streaks.pop(job.name, None) is not None
         if self._wants(job, AlertEvent.SUCCESS):
             self._send(job, event, success_message(job, event))
-        owed = alerted_here or self.store.index().owes_recovery(job.name)
+        owed = alerted_here or owes_recovery(self.store.index().alert_facts(job.name))
         if owed and self._wants(job, AlertEvent.RECOVERY):
             self._send(job, event, recovery_message(job, event))
 
@@ -297,7 +314,7 @@ class Alerter:
                     None,
                     (
                         self._streaks.get(job.name),
-                        self.store.index().failure_alerted_at(job.name),
+                        streak_alerted_at(self.store.index().alert_facts(job.name)),
                     ),
                 ),
                 default=None,

@@ -371,3 +371,48 @@ def test_bad_alert_targets_are_config_errors(tmp_path, alerts, words):
     result = run_cli("validate", cwd=tmp_path)
     assert result.returncode == 2 and words in result.stderr
     assert "SECRETVALUE" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_alert_policy_reads_facts_in_log_order():
+    """Streaks and owed recoveries are decided by alerts.py from where in the log the index
+    saw each alert and success (not by the index, and not by clocks that may go back)."""
+    from cronflow.alerts import owes_recovery, streak_alerted_at
+    from cronflow.model import RunEvent
+    from cronflow.state.index import RunIndex
+
+    at = datetime(2026, 1, 14, 6, tzinfo=UTC)
+
+    def alert(on: str, delivered: int = 1) -> RunEvent:
+        return RunEvent(
+            event=EventType.ALERT,
+            job="a",
+            logical_time=at,
+            run_id="r",
+            status=RunStatus.FAILED,
+            kind=RunKind.SCHEDULED,
+            ended_at=at,
+            alert={"on": on, "delivered": delivered},
+        )
+
+    success = RunEvent(
+        event=EventType.FINISHED,
+        job="a",
+        logical_time=at,
+        run_id="r",
+        status=RunStatus.SUCCESS,
+        kind=RunKind.SCHEDULED,
+        ended_at=at,
+    )
+    index = RunIndex()
+    steps = [
+        ([alert("failure")], at, False),
+        ([success], None, True),
+        ([alert("recovery")], None, False),
+        ([success], None, False),
+        ([alert("failure", delivered=0)], None, False),  # reached no one: no streak
+        ([alert("failure"), success], None, True),
+    ]
+    for events, streak, owed in steps:
+        index.add_all(events)
+        facts = index.alert_facts("a")
+        assert (streak_alerted_at(facts), owes_recovery(facts)) == (streak, owed), events

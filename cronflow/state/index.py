@@ -24,7 +24,7 @@ from typing import Any, BinaryIO
 from cronflow.model import AlertEvent, EventType, RunEvent, RunKey, RunStatus
 from cronflow.state.codec import event_from_json, event_to_json, parse_log
 
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 _UNFINISHED_SQL = ", ".join(f"'{status.value}'" for status in RunStatus if status.is_unfinished)
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -42,8 +42,10 @@ CREATE INDEX IF NOT EXISTS unfinished_runs ON runs (status) WHERE status IN ({_U
 CREATE INDEX IF NOT EXISTS runs_by_end ON runs (ended);
 CREATE TABLE IF NOT EXISTS jobs (
     job TEXT PRIMARY KEY,
-    failure_alerted_at TEXT,      -- a failure alert reached someone in the current streak
-    owes_recovery INTEGER NOT NULL DEFAULT 0,
+    failure_alerted_at TEXT,      -- when a failure alert last reached someone (UTC ISO-8601)
+    failure_alert_seen INTEGER NOT NULL DEFAULT 0,   -- where in the log (an event's number)
+    recovery_alert_seen INTEGER NOT NULL DEFAULT 0,  -- the newest recovery alert
+    success_seen INTEGER NOT NULL DEFAULT 0,         -- the newest success
     last_activity TEXT            -- UTC ISO-8601 of its newest event
 );
 """
@@ -214,28 +216,26 @@ class RunIndex:
     def _apply(self, events: Iterable[RunEvent]) -> None:
         """Take in events, in log order, with one write per run and per job touched."""
         latest: dict[tuple[str, int], RunEvent] = {}
-        jobs: dict[str, _JobState] = {}
+        jobs: dict[str, AlertFacts] = {}
+        seen = int(self._meta("events_seen") or 0)
         for event in events:
+            seen += 1
             if event.event is EventType.CLOCK:
                 self._set_meta("clock_set_back", json.dumps(event_to_json(event)))
                 continue
             if not event.job:
                 continue  # about no job: the alert about a clock set back
-            state = jobs.get(event.job) or jobs.setdefault(event.job, self._job_state(event.job))
+            state = jobs.get(event.job) or jobs.setdefault(event.job, self.alert_facts(event.job))
             when = event.ended_at or event.started_at
             if when is not None:
                 state.last_activity = max(
                     state.last_activity or "", when.astimezone(UTC).isoformat()
                 )
             if event.event is EventType.ALERT:
-                state.take_alert(event)
+                state.take_alert(event, seen)
                 continue
             if event.event is EventType.FINISHED and event.status is RunStatus.SUCCESS:
-                # A success after a failure alert owes a recovery alert, and ends the streak.
-                state.failure_alerted_at, state.owes_recovery = (
-                    None,
-                    state.failure_alerted_at is not None,
-                )
+                state.success_seen = seen
             latest[(event.job, _micros(event.logical_time))] = event
         self._db.executemany(
             "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?)",
@@ -252,19 +252,30 @@ class RunIndex:
             ],
         )
         self._db.executemany(
-            "INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?, ?, ?)",
             [
-                (job, state.failure_alerted_at, state.owes_recovery, state.last_activity)
+                (
+                    job,
+                    state.failure_alerted_at,
+                    state.failure_alert_seen,
+                    state.recovery_alert_seen,
+                    state.success_seen,
+                    state.last_activity,
+                )
                 for job, state in jobs.items()
             ],
         )
+        self._set_meta("events_seen", str(seen))
 
-    def _job_state(self, job: str) -> _JobState:
-        row = self._db.execute(
-            "SELECT failure_alerted_at, owes_recovery, last_activity FROM jobs WHERE job = ?",
+    def alert_facts(self, job: str) -> AlertFacts:
+        """What the log says about the job's alerts and successes, in log order: the facts
+        the alert policy (alerts.py) decides streaks and owed recoveries from."""
+        row = self._one(
+            "SELECT failure_alerted_at, failure_alert_seen, recovery_alert_seen, success_seen, "
+            "last_activity FROM jobs WHERE job = ?",
             (job,),
-        ).fetchone()
-        return _JobState(*row) if row else _JobState()
+        )
+        return AlertFacts(*row) if row else AlertFacts()
 
     # ---- questions --------------------------------------------------------------------------
 
@@ -349,16 +360,6 @@ class RunIndex:
         recent = self.recent_runs(job, 1)
         return recent[0] if recent else None
 
-    def failure_alerted_at(self, job: str) -> datetime | None:
-        """When a failure alert about the job's current failing streak last reached someone."""
-        row = self._one("SELECT failure_alerted_at FROM jobs WHERE job = ?", (job,))
-        return datetime.fromisoformat(row[0]) if row and row[0] else None
-
-    def owes_recovery(self, job: str) -> bool:
-        """True when the job succeeded after a failure alert and no recovery alert followed."""
-        row = self._one("SELECT owes_recovery FROM jobs WHERE job = ?", (job,))
-        return bool(row and row[0])
-
     def clock_set_back(self) -> RunEvent | None:
         """The latest `clock` event: when the clock last went back behind decided ticks."""
         row = self._one("SELECT value FROM meta WHERE key = 'clock_set_back'", ())
@@ -403,21 +404,25 @@ class RunIndex:
 
 
 @dataclass(slots=True)
-class _JobState:
-    """A row of the jobs table: a job's alert facts and when anything last happened to it."""
+class AlertFacts:
+    """A row of the jobs table: where in the log a job's last delivered failure alert, last
+    recovery alert and last success are (an event's number; 0: never), and when anything
+    last happened to it."""
 
-    failure_alerted_at: str | None = None  # UTC ISO-8601; a failure alert reached someone
-    owes_recovery: bool = False  # it succeeded after that alert, and no recovery alert went
+    failure_alerted_at: str | None = None  # UTC ISO-8601 of that failure alert
+    failure_alert_seen: int = 0
+    recovery_alert_seen: int = 0
+    success_seen: int = 0
     last_activity: str | None = None  # UTC ISO-8601 of its newest event
 
-    def take_alert(self, event: RunEvent) -> None:
+    def take_alert(self, event: RunEvent, seen: int) -> None:
         if event.alert.get("on") == AlertEvent.FAILURE and event.alert.get("delivered"):
             self.failure_alerted_at = (
                 (event.ended_at or event.logical_time).astimezone(UTC).isoformat()
             )
-            self.owes_recovery = False
+            self.failure_alert_seen = seen
         elif event.alert.get("on") == AlertEvent.RECOVERY:
-            self.owes_recovery = False
+            self.recovery_alert_seen = seen
 
 
 def _connect(path: Path | None) -> sqlite3.Connection:
