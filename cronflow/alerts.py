@@ -9,7 +9,6 @@ Alert URLs hold tokens and passwords, so a target is only ever shown as `scheme:
 from __future__ import annotations
 
 import logging
-import os
 import re
 import socket
 import threading
@@ -362,8 +361,6 @@ class Alerter:
                     "delivered": sent,
                     "targets": [{"target": d.target, "delivery": str(d)} for d in deliveries],
                 },
-                host=socket.gethostname(),
-                pid=os.getpid(),
                 config_hash=job.config_hash if job else "",
             )
         )

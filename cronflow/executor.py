@@ -107,7 +107,6 @@ class Executor:
         self.stop = stop or threading.Event()  # once set: start nothing more, retry nothing
         self.environ = dict(os.environ if environ is None else environ)
         self.host = socket.gethostname()
-        self.pid = os.getpid()
 
     def execute(self, runs: Sequence[PlannedRun], rerun: Rerun = Rerun.FAILED) -> list[Outcome]:
         """Run `runs` in dependency order, independent ones in parallel; one Outcome per run."""
@@ -269,8 +268,6 @@ class Executor:
             max_attempts=started.max_attempts,
             started_at=started.started_at,
             output=started.output,
-            host=self.host,
-            pid=self.pid,
             config_hash=started.config_hash,
         )
         if isinstance(exit_status, int):
@@ -310,7 +307,7 @@ class Executor:
                 "machine restarted)",
                 **common,
             )
-        self.store.append(event)
+        event = self.store.append(event)
         self.on_event(event)
         if self.alerter and event.event is not EventType.INTERRUPTED:
             self.alerter.finished(event)
@@ -537,12 +534,10 @@ class Executor:
             status=status,
             kind=planned.kind,
             max_attempts=job.retry.attempts,
-            host=self.host,
-            pid=self.pid,
             config_hash=job.config_hash,
             **fields,
         )
-        self.store.append(record)
+        record = self.store.append(record)  # stamped with our host and pid
         self.on_event(record)
         return record
 

@@ -10,7 +10,6 @@ other's unrelated jobs.
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 from collections.abc import Callable
@@ -199,10 +198,8 @@ class Scheduler:
             f"{reached.isoformat()} were already decided; "
             f"{len(watermarks) - len(rewound)} job(s) decide their ticks again from "
             f"now, and runs that already succeeded do not run again",
-            host=self.host,
-            pid=os.getpid(),
         )
-        self.store.append(event)
+        event = self.store.append(event)
         if self.executor.alerter:
             self.executor.alerter.clock_set_back(event)
         return rewound
@@ -221,11 +218,9 @@ class Scheduler:
             missed_ticks=len(ticks),
             ended_at=self.clock.now(),
             reason=f"{len(ticks)} tick(s) not run, {span} (catchup = {job.catchup})",
-            host=self.host,
-            pid=os.getpid(),
             config_hash=job.config_hash,
         )
-        self.store.append(event)
+        event = self.store.append(event)
         if self.executor.alerter:
             self.executor.alerter.missed(event)
 

@@ -158,8 +158,7 @@ def test_the_log_rolls_into_segments_and_nothing_is_lost(tmp_path):
             status=RunStatus.SUCCESS,
             kind=RunKind.SCHEDULED,
         )
-        store.append(event)
-        written.append(event)
+        written.append(store.append(event))  # as recorded: stamped with host and pid
         if minute == 100:
             halfway = store.index()  # an index that has seen part of it, then goes on
             assert halfway.run_count() == 101

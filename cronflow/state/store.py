@@ -13,11 +13,13 @@ import fcntl
 import json
 import os
 import secrets
+import socket
 import sqlite3
 import stat
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -108,8 +110,12 @@ class Store:
             return False
         return True
 
-    def append(self, event: RunEvent) -> None:
-        """Append one event as a single line and make it durable before returning."""
+    def append(self, event: RunEvent) -> RunEvent:
+        """Append one event as a single line and make it durable before returning. The event
+        is stamped with the host and pid of the cronflow writing it (unless it names them);
+        the stamped event is returned."""
+        if not event.host:
+            event = replace(event, host=socket.gethostname(), pid=os.getpid())
         line = (
             json.dumps(event_to_json(event), ensure_ascii=False, separators=(",", ":")) + "\n"
         ).encode("utf-8")
@@ -122,6 +128,7 @@ class Store:
                 self._append_line(line)  # into the space the reserve held
             except OSError as error:
                 raise self._write_error(error) from None
+        return event
 
     def _append_line(self, line: bytes) -> None:
         while True:
