@@ -96,18 +96,9 @@ def test_status_check_exits_1_only_when_a_latest_run_failed(tmp_path):
     )
 
 
-def test_a_missed_tick_a_waiting_and_a_running_run_show_in_the_strip(tmp_path):
-    (tmp_path / "jobs.toml").write_text('[jobs.a]\ncommand = "true"\nschedule = "@hourly"\n')
-    store = Store(tmp_path / ".cronflow")
-    store.prepare()
-    base = datetime(2026, 1, 14, tzinfo=UTC)
-    for hour, (event, status) in enumerate(
-        [
-            (EventType.FINISHED, RunStatus.SUCCESS),
-            (EventType.MISSED, RunStatus.MISSED),
-            (EventType.STARTED, RunStatus.RUNNING),
-        ]
-    ):
+def record_hourly(store: Store, base: datetime, events: list[tuple[EventType, RunStatus]]) -> None:
+    """Job a's runs at base, base + 1h, ...: one event of each (type, status) given."""
+    for hour, (event, status) in enumerate(events):
         store.append(
             RunEvent(
                 event=event,
@@ -118,6 +109,22 @@ def test_a_missed_tick_a_waiting_and_a_running_run_show_in_the_strip(tmp_path):
                 kind=RunKind.SCHEDULED,
             )
         )
+
+
+def test_a_missed_tick_a_waiting_and_a_running_run_show_in_the_strip(tmp_path):
+    (tmp_path / "jobs.toml").write_text('[jobs.a]\ncommand = "true"\nschedule = "@hourly"\n')
+    store = Store(tmp_path / ".cronflow")
+    store.prepare()
+    base = datetime(2026, 1, 14, tzinfo=UTC)
+    record_hourly(
+        store,
+        base,
+        [
+            (EventType.FINISHED, RunStatus.SUCCESS),
+            (EventType.MISSED, RunStatus.MISSED),
+            (EventType.STARTED, RunStatus.RUNNING),
+        ],
+    )
     document = json.loads(run_cli("status", "--json", cwd=tmp_path).stdout)
     [row] = document["jobs"]
     assert [c["status"] for c in row["recent"]] == ["success", "missed", "running"]
@@ -134,18 +141,9 @@ def test_an_interrupted_run_neither_starts_nor_ends_a_failing_streak(tmp_path, b
     store = Store(tmp_path / ".cronflow")
     store.prepare()
     base = datetime(2026, 1, 14, tzinfo=UTC)
-    for hour, status in enumerate([before, RunStatus.INTERRUPTED]):
-        event = EventType.FINISHED if status is not RunStatus.INTERRUPTED else EventType.INTERRUPTED
-        store.append(
-            RunEvent(
-                event=event,
-                job="a",
-                logical_time=base + timedelta(hours=hour),
-                run_id=str(hour),
-                status=status,
-                kind=RunKind.SCHEDULED,
-            )
-        )
+    record_hourly(
+        store, base, [(EventType.FINISHED, before), (EventType.INTERRUPTED, RunStatus.INTERRUPTED)]
+    )
     document = json.loads(run_cli("status", "--json", cwd=tmp_path).stdout)
     assert document["summary"]["failing"] == int(failing)
     assert document["jobs"][0]["failing_streak"] == int(failing)
