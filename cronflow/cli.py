@@ -7,7 +7,7 @@ import os
 import sys
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -22,7 +22,6 @@ from cronflow.plan import describe_key
 
 if TYPE_CHECKING:  # for annotations only: the commands import what they use when run
     from cronflow.executor import Outcome
-    from cronflow.interop.crontab import Host
     from cronflow.invocation import Scheduler
     from cronflow.state.store import Store
 
@@ -783,7 +782,7 @@ def import_crontab(
                 f"cannot read {source}: {getattr(error, 'strerror', error)}. "
                 "Give a crontab file, or - to read standard input."
             ) from None
-    host = _cron_host()
+    host = crontab.this_machine()
     if system is None:
         try:
             system = crontab.detect_format(text, host)
@@ -815,86 +814,6 @@ def import_crontab(
         print(f"not translated: {line}", file=sys.stderr)
     for line in translation.notes:
         print(f"check: {line}", file=sys.stderr)
-
-
-def _cron_host() -> Host:
-    """What cron would take from this machine: its zone, home folders, accounts, commands."""
-    import pwd
-    import shutil
-
-    from cronflow.interop import crontab
-
-    def home_of(user: str | None) -> str | None:
-        try:
-            entry = pwd.getpwuid(os.geteuid()) if user is None else pwd.getpwnam(user)
-        except KeyError:
-            return None
-        return entry.pw_dir if os.path.isdir(entry.pw_dir) else None
-
-    def is_account(name: str) -> bool:
-        try:
-            pwd.getpwnam(name)
-            return True
-        except KeyError:
-            return name in crontab.COMMON_ACCOUNTS
-
-    def is_command(name: str) -> bool:
-        return name in _SHELL_WORDS or shutil.which(name) is not None
-
-    return crontab.Host(
-        zone=_host_zone(), home_of=home_of, is_account=is_account, is_command=is_command
-    )
-
-
-_SHELL_WORDS = frozenset(
-    {
-        "cd",
-        "test",
-        "[",
-        "[[",
-        "if",
-        "for",
-        "while",
-        "case",
-        "export",
-        "echo",
-        "exec",
-        "true",
-        "false",
-        ":",
-        ".",
-        "source",
-        "eval",
-        "set",
-        "umask",
-        "ulimit",
-        "command",
-        "time",
-        "printf",
-        "read",
-        "kill",
-        "wait",
-    }
-)
-
-
-def _host_zone() -> str | None:
-    """The zone cron reads schedules in: $TZ when it names a zone, else /etc/localtime."""
-    from zoneinfo import ZoneInfo
-
-    candidates = [os.environ.get("TZ", "").lstrip(":")]
-    with suppress(OSError, IndexError):
-        candidates.append(os.readlink("/etc/localtime").split("zoneinfo/", 1)[1])
-    with suppress(OSError):
-        candidates.append(Path("/etc/timezone").read_text().strip())
-    for candidate in candidates:
-        try:
-            if candidate and "/" not in candidate[:1]:
-                ZoneInfo(candidate)
-                return candidate
-        except (ValueError, OSError, KeyError):
-            continue
-    return None
 
 
 @app.command()

@@ -114,9 +114,7 @@ class Scheduler:
     def preview(self) -> plan.TickPlan:
         """What `decide` would do now, changing nothing (for --dry-run)."""
         now = self.clock.now()
-        watermarks = self.store.read_watermarks()
-        if plan.clock_set_back(watermarks, now):
-            watermarks = plan.rewound(watermarks, now)
+        watermarks, _ = plan.watermarks_to_decide_from(self.store.read_watermarks(), now)
         decided = plan.due_runs(self.jobfile, self.store.index(), watermarks, now, explain=True)
         verdicts = [
             verdict
@@ -182,10 +180,9 @@ class Scheduler:
     ) -> dict[str, Watermark]:
         """The watermarks to decide from: when the clock went back behind ticks already
         decided, record one `clock` event, alert, and decide those jobs again from now."""
-        reached = plan.clock_set_back(watermarks, now)
+        rewound, reached = plan.watermarks_to_decide_from(watermarks, now)
         if reached is None:
             return watermarks
-        rewound = plan.rewound(watermarks, now)
         event = RunEvent(
             event=EventType.CLOCK,
             job="",

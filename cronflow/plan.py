@@ -189,6 +189,15 @@ def rewound(watermarks: Mapping[str, Watermark], now: datetime) -> dict[str, Wat
     return {job: mark for job, mark in watermarks.items() if mark.decided <= now}
 
 
+def watermarks_to_decide_from(
+    watermarks: dict[str, Watermark], now: datetime
+) -> tuple[dict[str, Watermark], datetime | None]:
+    """The watermarks a decision at `now` starts from, and the newest tick decided before
+    when the clock has since gone back behind it (None when it has not)."""
+    reached = clock_set_back(watermarks, now)
+    return (watermarks, None) if reached is None else (rewound(watermarks, now), reached)
+
+
 def _apply_catchup(
     job: Job, ticks: list[datetime], now: datetime
 ) -> tuple[list[datetime], list[datetime]]:

@@ -1,4 +1,5 @@
-"""Turning a crontab into a jobs.toml, so cron users switch in one step. Pure, but for tomli-w.
+"""Turning a crontab into a jobs.toml, so cron users switch in one step. Pure, but for tomli-w
+and `this_machine`, which asks the machine what cron would have taken from it.
 
 Reads a crontab as Debian (Vixie) cron does: `NAME=value` lines apply to the lines below them
 (`MAILTO`, `SHELL`, `HOME`, `CRON_TZ` included, each job keeps the values of its own line),
@@ -10,11 +11,17 @@ told from the content; when it cannot be, the caller must choose.
 
 from __future__ import annotations
 
+import os
+import pwd
 import re
 import shlex
+import shutil
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from cronflow import schedule
 
@@ -106,6 +113,80 @@ class Host:
     home_of: Callable[[str | None], str | None]  # a user's home; None: the crontab's owner
     is_account: Callable[[str], bool] = lambda name: name in COMMON_ACCOUNTS
     is_command: Callable[[str], bool] = lambda name: False
+
+
+def this_machine() -> Host:
+    """What cron would take from this machine: its zone, home folders, accounts, commands."""
+
+    def home_of(user: str | None) -> str | None:
+        try:
+            entry = pwd.getpwuid(os.geteuid()) if user is None else pwd.getpwnam(user)
+        except KeyError:
+            return None
+        return entry.pw_dir if os.path.isdir(entry.pw_dir) else None
+
+    def is_account(name: str) -> bool:
+        try:
+            pwd.getpwnam(name)
+            return True
+        except KeyError:
+            return name in COMMON_ACCOUNTS
+
+    def is_command(name: str) -> bool:
+        return name in _SHELL_WORDS or shutil.which(name) is not None
+
+    return Host(
+        zone=_zone_of_this_machine(), home_of=home_of, is_account=is_account, is_command=is_command
+    )
+
+
+_SHELL_WORDS = frozenset(
+    {
+        "cd",
+        "test",
+        "[",
+        "[[",
+        "if",
+        "for",
+        "while",
+        "case",
+        "export",
+        "echo",
+        "exec",
+        "true",
+        "false",
+        ":",
+        ".",
+        "source",
+        "eval",
+        "set",
+        "umask",
+        "ulimit",
+        "command",
+        "time",
+        "printf",
+        "read",
+        "kill",
+        "wait",
+    }
+)
+
+
+def _zone_of_this_machine() -> str | None:
+    """The zone cron reads schedules in: $TZ when it names a zone, else /etc/localtime."""
+    candidates = [os.environ.get("TZ", "").lstrip(":")]
+    with suppress(OSError, IndexError):
+        candidates.append(os.readlink("/etc/localtime").split("zoneinfo/", 1)[1])
+    with suppress(OSError):
+        candidates.append(Path("/etc/timezone").read_text().strip())
+    for candidate in candidates:
+        try:
+            if candidate and "/" not in candidate[:1]:
+                ZoneInfo(candidate)
+                return candidate
+        except (ValueError, OSError, KeyError):
+            continue
+    return None
 
 
 @dataclass
