@@ -11,15 +11,15 @@ $(BIN)/python:
 
 # Stamp files: reinstall only when the package metadata changes.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet --config-settings editable_mode=compat -e .
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --config-settings editable_mode=compat -e '.[test]'
 	touch $@ $(VENV)/.installed
 
 $(VENV)/.installed-dist: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dist]'
+	$(BIN)/python -m pip install --quiet --config-settings editable_mode=compat -e '.[dist]'
 	touch $@ $(VENV)/.installed
 
 demo: $(VENV)/.installed

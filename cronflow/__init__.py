@@ -1,3 +1,5 @@
 """cronflow: cron for jobs that depend on each other."""
 
 __version__ = "0.1.0"
+JOBS_ENV_VAR = "CRONFLOW_JOBS"  # names the jobs file when --jobs is not given
+DEFAULT_JOBS_FILE = "jobs.toml"  # else this, in the current directory

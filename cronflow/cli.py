@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cronflow import __version__, config
+from cronflow import JOBS_ENV_VAR, __version__, config
 from cronflow.errors import ConfigError, CronflowError, Problem, UsageError
 from cronflow.model import EventType, Job, JobFile, Rerun, RunEvent, RunStatus
 from cronflow.plan import describe_key
@@ -34,8 +34,11 @@ app = typer.Typer(
 
 def _complete_job(ctx: typer.Context, incomplete: str) -> list[str]:
     """Shell completion: the job names of the jobs file this command line points at."""
+    named = ctx.params.get("jobs")  # a string while completing: not converted yet
     try:
-        jobfile = config.load(config.find_jobs_file(ctx.params.get("jobs"), os.environ, Path.cwd()))
+        jobfile = config.load(
+            config.find_jobs_file(Path(named) if named else None, os.environ, Path.cwd())
+        )
     except CronflowError:
         return []
     return [name for name in jobfile.jobs if name.startswith(incomplete)]
@@ -66,7 +69,7 @@ JobsOption = Annotated[
     Path | None,
     typer.Option(
         "--jobs",
-        envvar=config.JOBS_ENV_VAR,
+        envvar=JOBS_ENV_VAR,
         show_envvar=True,
         dir_okay=False,
         help="The jobs file [default: $CRONFLOW_JOBS, else ./jobs.toml].",
@@ -497,7 +500,7 @@ def status(
     """
     from cronflow import liveness, plan, report
     from cronflow.clock import SystemClock
-    from cronflow.state.store import HEARTBEAT
+    from cronflow.state.idle import HEARTBEAT
 
     jobfile = _load(jobs)
     if job:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from cronflow import accounts, dag, envfile, schedule, trust
+from cronflow import DEFAULT_JOBS_FILE, JOBS_ENV_VAR, accounts, dag, envfile, schedule, trust
 from cronflow.errors import ConfigError, Problem
 from cronflow.model import (
     AlertEvent,
@@ -34,8 +34,6 @@ from cronflow.model import (
     Settings,
 )
 
-JOBS_ENV_VAR = "CRONFLOW_JOBS"
-DEFAULT_JOBS_FILE = "jobs.toml"
 JOB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
 # Limits that keep every value usable where it ends up (file names, argv, timedelta, the
 # clock): a job name is part of lock and output file names (255 bytes at most on Linux); a
@@ -505,7 +503,12 @@ class _Validator:
         if self.problems:
             raise ConfigError(self.path, self.problems)
         return JobFile(
-            path=self.path, settings=settings, alerts=alerts, jobs=jobs, warnings=tuple(warnings)
+            path=self.path,
+            settings=settings,
+            alerts=alerts,
+            jobs=jobs,
+            warnings=tuple(warnings),
+            text=self.text,
         )
 
     # ---- tables ------------------------------------------------------------------------------

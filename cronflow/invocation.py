@@ -30,8 +30,10 @@ from cronflow.model import (
     Watermark,
 )
 from cronflow.runner import ProcessRunner
+from cronflow.state import idle
+from cronflow.state.idle import HEARTBEAT
 from cronflow.state.locks import PLAN_LOCK, Locks
-from cronflow.state.store import HEARTBEAT, PRUNED, Store, new_run_id
+from cronflow.state.store import PRUNED, Store, new_run_id
 
 
 def build_scheduler(
@@ -79,7 +81,31 @@ class Scheduler:
         """Decide what is due now and run it; one Outcome per run started or held back."""
         outcomes = self.executor.execute(self.decide().runs)
         self.prune_if_due()
+        self._leave_idle_stamp()
         return outcomes
+
+    def _leave_idle_stamp(self) -> None:
+        """Tell the one-shot ticks after this one until when nothing can be due (see idle)."""
+        log = idle.log_identity(str(self.store.state_dir))  # before the index reads the log
+        now = self.clock.now()
+        until = plan.quiet_until(
+            self.jobfile, self.store.index(), self.store.read_watermarks(), now
+        )
+        if until is not None and self.jobfile.settings.keep_days:
+            pruned = self.store.read_stamp(PRUNED)  # just now, or less than PRUNE_EVERY ago
+            until = min(until, pruned + PRUNE_EVERY) if pruned else None
+        if until is None:
+            idle.forget(str(self.store.state_dir))
+            return
+        idle.remember(
+            jobs_path=str(self.jobfile.path),
+            jobs_text=self.jobfile.text,
+            state_dir=str(self.store.state_dir),
+            log=log,
+            decided_at=now,
+            until=until,
+            warnings=self.jobfile.warnings,
+        )
 
     def prune_if_due(self) -> int:
         """At most once an hour: delete run output past retention (keep_days, keep_runs)."""

@@ -246,6 +246,7 @@ class JobFile:
     alerts: AlertSettings
     jobs: dict[str, Job]  # in the order the file declares them
     warnings: tuple[str, ...] = ()  # what is unsafe but allowed, as cronflow does not run as root
+    text: str = field(default="", repr=False)  # the file as read: what the idle stamp compares
 
 
 @dataclass(frozen=True, slots=True, order=True)

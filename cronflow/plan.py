@@ -235,14 +235,46 @@ def _resumed(jobfile: JobFile, history: RunRecords, now: datetime) -> list[Plann
     return resumed
 
 
+def quiet_until(
+    jobfile: JobFile, history: RunRecords, watermarks: Mapping[str, Watermark], now: datetime
+) -> datetime | None:
+    """The first instant at which `due_runs` could find a run due, as long as nothing is
+    recorded and the jobs file stays as it is: the next tick of every scheduled job, the next
+    try of every run owed one. None when it cannot be told: a run still running or waiting
+    (settling and upstreams are checked at each tick), or a job with no watermark yet."""
+    if history.unfinished(RunStatus.RUNNING, RunStatus.WAITING):
+        return None
+    instants = []
+    for job in jobfile.jobs.values():
+        if job.schedule is None or not job.enabled:
+            continue
+        mark = watermarks.get(job.name)
+        if mark is None or mark.schedule != job.cadence.fingerprint or mark.next_tick is None:
+            return None
+        instants.append(mark.next_tick)
+    for event in [
+        *history.unfinished(RunStatus.ABANDONED, RunStatus.INTERRUPTED),
+        *history.owed_retries(),
+    ]:
+        retried = jobfile.jobs.get(event.job)
+        if retried is not None and event.attempt < retried.retry.attempts:
+            instants.append(_retry_at(retried, event, now))
+    return min(instants, default=None)
+
+
 def _retry_due(job: Job, event: RunEvent, now: datetime) -> bool:
     """A failed try is retried once its retry delay has passed; a cut-off one at once, and so
     is one that ended "later" than now (the clock went back: the delay cannot be measured)."""
+    return now >= _retry_at(job, event, now)
+
+
+def _retry_at(job: Job, event: RunEvent, now: datetime) -> datetime:
+    """When the next try of a run cut short or failed is due (see _retry_due)."""
     if event.status not in (RunStatus.FAILED, RunStatus.TIMED_OUT) or event.ended_at is None:
-        return True
+        return now
     if event.ended_at - now > CLOCK_TOLERANCE:
-        return True
-    return now >= event.ended_at + job.retry.delay_before(event.attempt + 1)
+        return now
+    return event.ended_at + job.retry.delay_before(event.attempt + 1)
 
 
 def _with_unscheduled_downstream(

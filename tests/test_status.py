@@ -10,8 +10,9 @@ import pytest
 
 from cronflow import config, drawing, report
 from cronflow.model import EventType, RunEvent, RunKind, RunStatus
+from cronflow.state.idle import HEARTBEAT
 from cronflow.state.index import RunIndex
-from cronflow.state.store import HEARTBEAT, Store
+from cronflow.state.store import Store
 from tests.conftest import run_cli
 
 SCENARIO = """

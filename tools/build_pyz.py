@@ -4,9 +4,9 @@ Usage: python tools/build_pyz.py DIST_DIR   (after `python -m build --outdir DIS
 does both). Needs pip, shiv and packaging, and PyPI.
 
 Most dependencies are pure Python. A few ship compiled modules built for one CPython version
-each (pydantic-core, which typer needs, above all), so a zipapp built the plain way would run
-only on the Python that built it. Compiled modules carry their ABI in their file name
-(`_pydantic_core.cpython-312-x86_64-linux-gnu.so`), so the modules of every supported
+each (PyYAML and charset-normalizer, which apprise needs), so a zipapp built the plain way
+would run only on the Python that built it. Compiled modules carry their ABI in their file
+name (`_yaml.cpython-312-x86_64-linux-gnu.so`), so the modules of every supported
 version can sit side by side: this script adds, for each such package, the wheels of the same
 release for the other versions, and each interpreter loads its own. The result runs on
 CPython 3.11 to 3.14 of this machine's operating system and CPU.
@@ -29,7 +29,7 @@ from pathlib import Path
 from packaging.tags import platform_tags
 
 OTHER_PYTHONS = ("3.12", "3.13", "3.14")  # besides the one running this script (3.11)
-ENTRY_POINT = "cronflow.cli:main"
+ENTRY_POINT = "cronflow.__main__:main"
 FAST_MAIN = '''"""cronflow.pyz: start cronflow from the packages shiv unpacked on the first run, or
 let shiv's bootstrap unpack them (see tools/build_pyz.py in cronflow's source)."""
 import os
@@ -52,7 +52,7 @@ if os.path.isdir(site_packages) and not os.environ.get("SHIV_FORCE_EXTRACT"):
     before = list(sys.path)
     site.addsitedir(site_packages)  # as shiv does: .pth files too, and before other sites
     sys.path[:] = [before[0], *(p for p in sys.path if p not in before), *before[1:]]
-    from cronflow.cli import main
+    from cronflow.__main__ import main
 
     sys.exit(main())
 else:

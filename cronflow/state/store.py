@@ -18,7 +18,7 @@ import sqlite3
 import stat
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -33,14 +33,13 @@ from cronflow.state.codec import (
     time_from_json,
     time_to_json,
 )
+from cronflow.state.idle import LOG_NAME, write_private
 from cronflow.state.index import RunIndex
 
-LOG_NAME = "runs.jsonl"
 EXPOSURE_WARNED = "exposure-warned"  # the state directory mode last warned about
 # runs.jsonl rolls over into runs-000001.jsonl, runs-000002.jsonl, ... at this size; all kept.
 SEGMENT_BYTES = 64 * 1024 * 1024
 SEGMENT_GLOB = "runs-[0-9][0-9][0-9][0-9][0-9][0-9].jsonl"
-HEARTBEAT = "last-tick"  # when cronflow last decided what was due (status warns when old)
 PRUNED = "last-prune"  # when run output was last pruned
 WATERMARKS_NAME = "watermarks.json"
 # Space held back in the state directory and given up when the disk is full, so the records
@@ -339,12 +338,8 @@ class Store:
 
 def _write_private(path: Path, text: str) -> None:
     """Replace a small state file, readable by its owner only, whatever the umask."""
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        with open(descriptor, "w") as file:
-            file.write(text)
-    except OSError:
-        pass  # stamps only steer warnings and how often to prune
+    with suppress(OSError):  # stamps only steer warnings and how often to prune
+        write_private(str(path), text.encode())
 
 
 def _read_text(path: Path) -> str | None:

@@ -1,0 +1,195 @@
+"""The idle stamp: lets a one-shot tick that finds nothing due answer in a few milliseconds.
+
+cron starts `cronflow run` every minute, and nearly every minute nothing is due. A full
+tick loads the jobs file, opens the index and asks every schedule; this one reads two small
+files. After each full tick, `remember` writes `state_dir/idle-until`: until when nothing can
+be due (the next tick of every job, the next retry, the next prune), the identity of the run
+log then, and the SHA-256 of the jobs file that was decided from (a digest, not a copy: the
+file may hold secrets). `answer` then finds nothing due,
+and only writes the heartbeat, when all of this still holds:
+
+- the jobs file holds exactly the same bytes, mode and owners, and the same user asks;
+- the run log is the same file of the same size (nothing ran, started or settled since);
+- the clock is before `until` and not set back behind the decision;
+- the stamp was written by this version of cronflow.
+
+Otherwise the full tick runs, as it always did. A stamp that is missing, damaged or old costs
+one full tick, never a decision: the stamp is a cache, never a record, and is not fsynced.
+Written only while no run is running or waiting, so settling an orphan is never put off.
+
+This module imports nothing heavy (it runs before the command line framework loads).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from datetime import UTC, datetime
+
+from cronflow import __version__
+
+STAMP_NAME = "idle-until"
+HEARTBEAT = "last-tick"  # when cronflow last decided what was due (status warns when old)
+LOG_NAME = "runs.jsonl"
+DEFAULT_STATE_DIR = ".cronflow"
+_FORMAT = "cronflow idle stamp 1"
+# Allowance for a clock set back a little (an NTP step): beyond it, the full tick notices
+# and records the clock going back (plan.CLOCK_TOLERANCE, in seconds).
+CLOCK_TOLERANCE_SECONDS = 60.0
+
+
+def log_identity(state_dir: str) -> str:
+    """The run log's file and size: changes whenever anything is recorded."""
+    try:
+        stat = os.stat(os.path.join(state_dir, LOG_NAME))
+    except FileNotFoundError:
+        return "none"
+    return f"{stat.st_dev}:{stat.st_ino}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def light_state_dir(jobs_path: str, text: str) -> str | None:
+    """Where the jobs file puts its state directory, told without a TOML parser: the default
+    when `state_dir` appears nowhere, else the one plain `state_dir = "..."` line; None when
+    it cannot be told this way. `remember` writes a stamp only where this finds it."""
+    if "state_dir" not in text:
+        return _resolve(jobs_path, DEFAULT_STATE_DIR)
+    values = []
+    for line in text.splitlines():
+        key, equals, value = line.strip().partition("=")
+        if key.strip() != "state_dir" or not equals:
+            continue
+        value = value.strip()
+        quote = value[:1]
+        end = value.find(quote, 1) if quote in ('"', "'") else -1
+        if end < 0 or (quote == '"' and "\\" in value[:end]):
+            return None
+        values.append(value[1:end])
+    return _resolve(jobs_path, values[0]) if len(values) == 1 else None
+
+
+def _resolve(jobs_path: str, text: str) -> str:
+    """As config resolves paths: from the jobs file's folder, ~ expanded, made absolute."""
+    return os.path.abspath(os.path.join(os.path.dirname(jobs_path), os.path.expanduser(text)))
+
+
+def remember(
+    *,
+    jobs_path: str,
+    jobs_text: str,
+    state_dir: str,
+    log: str,
+    decided_at: datetime,
+    until: datetime,
+    warnings: tuple[str, ...],
+) -> None:
+    """Write the stamp after a full tick: the jobs file exactly as decided from, the run log's
+    identity taken before the index was read (`log_identity`), when the decision was made,
+    until when nothing can be due, and the warnings every tick prints. The stamp is removed
+    instead when idle ticks could not find it where it belongs."""
+    jobs_path, state_dir = os.path.abspath(jobs_path), os.path.abspath(state_dir)
+    if light_state_dir(jobs_path, jobs_text) != state_dir or until <= decided_at:
+        forget(state_dir)
+        return
+    try:
+        owner = _owner_of(jobs_path)
+    except OSError:
+        forget(state_dir)
+        return
+    header = [
+        _FORMAT,
+        f"version {__version__}",
+        f"euid {os.geteuid()}",
+        f"jobs {jobs_path}",
+        f"owner {owner}",
+        f"log {log}",
+        f"decided {decided_at.timestamp()!r}",
+        f"until {until.timestamp()!r}",
+        f"sha256 {_digest(jobs_text.encode())}",
+        *(f"warning {' '.join(warning.split())}" for warning in warnings),
+    ]
+    body = ("\n".join(header) + "\n").encode()
+    temporary = os.path.join(state_dir, f".{STAMP_NAME}.{os.getpid()}")
+    try:
+        write_private(temporary, body)
+        os.replace(temporary, os.path.join(state_dir, STAMP_NAME))
+    except OSError:
+        forget(state_dir)
+
+
+def forget(state_dir: str) -> None:
+    """Remove the stamp: the next tick is a full one."""
+    with contextlib.suppress(OSError):
+        os.unlink(os.path.join(state_dir, STAMP_NAME))
+
+
+def answer(jobs_path: str, now: datetime | None = None) -> bool:
+    """True when the stamp shows nothing can be due now: the heartbeat is written and the
+    warnings printed, as a full tick would. False (nothing done): run the full tick."""
+    now = now or datetime.now(UTC)
+    jobs_path = os.path.abspath(jobs_path)
+    try:
+        content = _read(jobs_path)
+        state_dir = light_state_dir(jobs_path, content.decode("utf-8"))
+        if state_dir is None:
+            return False
+        stamp = _read(os.path.join(state_dir, STAMP_NAME))
+        owner = _owner_of(jobs_path)
+    except (OSError, UnicodeDecodeError):
+        return False
+    fields: dict[str, str] = {}
+    warnings = []
+    lines = stamp.decode("utf-8", "replace").splitlines()
+    for line in lines[1:]:
+        name, _, value = line.partition(" ")
+        if name == "warning":
+            warnings.append(value)
+        else:
+            fields[name] = value
+    try:
+        decided, until = float(fields["decided"]), float(fields["until"])
+    except (KeyError, ValueError):
+        return False
+    expected = {
+        "version": __version__,
+        "euid": str(os.geteuid()),
+        "jobs": jobs_path,
+        "owner": owner,
+        "log": log_identity(state_dir),
+    }
+    if lines[:1] != [_FORMAT] or any(fields.get(name) != value for name, value in expected.items()):
+        return False
+    instant = now.timestamp()
+    if not decided - CLOCK_TOLERANCE_SECONDS <= instant < until:
+        return False
+    if fields.get("sha256") != _digest(content):  # last: the one check that costs an import
+        return False
+    # As in a full tick, a heartbeat that cannot be written only steers status's warning.
+    with contextlib.suppress(OSError):
+        write_private(os.path.join(state_dir, HEARTBEAT), (now.isoformat() + "\n").encode())
+    for warning in warnings:
+        print(f"cronflow: warning: {warning}", file=sys.stderr)
+    return True
+
+
+def _digest(content: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(content).hexdigest()
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as file:
+        return file.read()
+
+
+def _owner_of(path: str) -> str:
+    stat = os.stat(path)
+    return f"{stat.st_mode:o}:{stat.st_uid}:{stat.st_gid}"
+
+
+def write_private(path: str, content: bytes) -> None:
+    """Replace a small state file, readable by its owner only, whatever the umask."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    with open(descriptor, "wb") as file:
+        file.write(content)
