@@ -300,8 +300,9 @@ class Alerter:
             alerted_here = self._streaks.pop(job.name, None) is not None
         if self._wants(job, AlertEvent.SUCCESS):
             self._send(job, event, success_message(job, event))
-        owed = alerted_here or owes_recovery(self.store.index().alert_facts(job.name))
-        if owed and self._wants(job, AlertEvent.RECOVERY):
+        if not self._wants(job, AlertEvent.RECOVERY):
+            return  # asked first: the index need not catch up after every run
+        if alerted_here or owes_recovery(self.store.index().alert_facts(job.name)):
             self._send(job, event, recovery_message(job, event))
 
     def _failure_is_news(self, job: Job) -> bool:

@@ -9,6 +9,7 @@ only if it belongs to the job's group and started no earlier than the job, on th
 
 from __future__ import annotations
 
+import functools
 import socket
 from pathlib import Path
 from typing import NamedTuple
@@ -18,6 +19,7 @@ from cronflow.model import JobProcess, RunEvent
 _PROC = Path("/proc")
 
 
+@functools.cache  # a process never outlives the boot it started in
 def boot_id() -> str:
     try:
         return (_PROC / "sys/kernel/random/boot_id").read_text().strip()

@@ -66,6 +66,8 @@ class Store:
         self._index: RunIndex | None = None  # opened on first use
         self._index_guard = threading.Lock()
         self._output_dirs_made: set[str] = set()
+        self._segments: tuple[int | None, list[Path]] | None = None  # see log_files()
+        self._segments_guard = threading.Lock()
 
     def prepare(self) -> None:
         """Create the state directory (0700: run output often holds secrets) if missing."""
@@ -283,8 +285,17 @@ class Store:
             return self._index
 
     def log_files(self) -> list[Path]:
-        """The segments, oldest first, then the log being written."""
-        return [*self.segments(), self.log_path]
+        """The segments, oldest first, then the log being written. The folder is listed again
+        only when runs.jsonl is another file than last time: a segment appears only when the
+        log rolls over (the index asks after every run)."""
+        try:
+            inode = os.stat(self.log_path).st_ino
+        except FileNotFoundError:
+            inode = None
+        with self._segments_guard:
+            if self._segments is None or self._segments[0] != inode:
+                self._segments = (inode, self.segments())
+            return [*self._segments[1], self.log_path]
 
     @contextmanager
     def _index_errors(self) -> Iterator[None]:
