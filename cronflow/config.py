@@ -490,6 +490,7 @@ class _Validator:
         self.problems: list[Problem] = []
         self.folder = self.path.parent
         self.zone_set: set[str] = set()  # jobs that set `timezone` (or get it from [defaults])
+        self._resolved: dict[str, Path] = {}
 
     def job_file(self) -> JobFile:
         self._check_keys(self.raw, TABLES, ())
@@ -653,7 +654,7 @@ class _Validator:
         retry = RetryPolicy(**_present(values, RETRY_FIELDS))
         if "retries" in values:
             retry = replace(retry, attempts=values["retries"] + 1)
-        job = Job(
+        definition: dict[str, Any] = dict(
             name=name,
             command=values["command"],
             schedule=values.get("schedule"),
@@ -665,7 +666,8 @@ class _Validator:
             timeout=values.get("timeout") or None,  # 0 means no timeout
             **_present(values, JOB_FIELDS),
         )
-        return replace(job, config_hash=hashlib.sha256(repr(job).encode()).hexdigest()[:12])
+        digest = hashlib.sha256(repr(definition).encode()).hexdigest()[:12]
+        return Job(**definition, config_hash=digest)
 
     def _check_shell(self, name: str, shell: str) -> None:
         """The shell must be an absolute path to an executable file, as cron's SHELL= is."""
@@ -822,7 +824,10 @@ class _Validator:
     # ---- helpers -----------------------------------------------------------------------------
 
     def _resolve(self, text: str) -> Path:
-        return (self.folder / os.path.expanduser(text)).absolute()
+        """A path of the file: from its folder, ~ expanded (each text resolved once)."""
+        if text not in self._resolved:
+            self._resolved[text] = (self.folder / os.path.expanduser(text)).absolute()
+        return self._resolved[text]
 
     def _report(self, at: tuple[str, ...], problem: str, fix: str, job: str | None = None) -> None:
         if job is None and len(at) >= 2 and at[0] == "jobs":

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import textwrap
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
-from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 from rich.text import Text
 
 from cronflow import __version__
@@ -31,41 +31,45 @@ def status_table(
     console = console or make_console()
     plain = console.no_color or not console.is_terminal
     console.print(_header(summary, now), highlight=False)
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    for column in (
-        "job",
-        "schedule",
-        "zone",
-        "last logical time",
-        "status",
-        "try",
-        "took",
-        "next due",
-        "streak",
-        "recent",
-        "why",
-    ):
-        table.add_column(column, no_wrap=column != "why")
+    grid: list[list[Cell] | None] = []
     flow = None
     for row in rows:
         if flow is not None and row.flow != flow:
-            table.add_section()
+            grid.append(None)  # a blank line between flows
         flow = row.flow
         status = row.status or "never run"
-        table.add_row(
-            row.job + ("" if row.enabled else " (disabled)"),
-            row.schedule_words or row.schedule,
-            row.timezone,
-            _short_time(row.last_logical_time),
-            Text(status, style=_colour(row.status, "dim")),
-            f"{row.attempt}/{row.max_attempts}" if row.attempt else "-",
-            f"{row.duration_s:.1f}s" if row.duration_s is not None else "-",
-            _short_time(row.next_due),
-            str(row.failing_streak) if row.failing_streak else "-",
-            _strip(row, plain),
-            row.reason,
+        grid.append(
+            [
+                row.job + ("" if row.enabled else " (disabled)"),
+                row.schedule_words or row.schedule,
+                row.timezone,
+                _short_time(row.last_logical_time),
+                (status, _colour(row.status, "dim")),
+                f"{row.attempt}/{row.max_attempts}" if row.attempt else "-",
+                f"{row.duration_s:.1f}s" if row.duration_s is not None else "-",
+                _short_time(row.next_due),
+                str(row.failing_streak) if row.failing_streak else "-",
+                _strip(row, plain),
+                row.reason,
+            ]
         )
-    console.print(table)
+    _print_grid(
+        console,
+        (
+            "job",
+            "schedule",
+            "zone",
+            "last logical time",
+            "status",
+            "try",
+            "took",
+            "next due",
+            "streak",
+            "recent",
+            "why",
+        ),
+        grid,
+    )
     if plain:
         console.print(
             "recent: "
@@ -118,12 +122,11 @@ def _ago(delta: timedelta) -> str:
     return f"{seconds // 86400}d"
 
 
-def _strip(row: JobStatus, plain: bool) -> Text:
-    strip = Text()
-    for cell in row.recent:
-        status = RunStatus(cell.status)
-        strip.append(status.letter if plain else "■", style=None if plain else status.colour)
-    return strip
+def _strip(row: JobStatus, plain: bool) -> list[str | tuple[str, str]]:
+    return [
+        RunStatus(cell.status).letter if plain else ("■", RunStatus(cell.status).colour)
+        for cell in row.recent
+    ]
 
 
 def _colour(status: str | None, otherwise: str) -> str:
@@ -137,56 +140,132 @@ def _short_time(iso: str | None) -> str:
 
 def history_table(runs: list[RunSummary], console: Console | None = None) -> None:
     """One row per run execution, newest first."""
-    console = console or make_console()
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    for column in (
-        "job",
-        "logical time",
-        "status",
-        "tries",
-        "took",
-        "exit",
-        "kind",
-        "ended",
-        "run id",
-        "why",
-    ):
-        table.add_column(column, no_wrap=column != "why")
-    for run in runs:
-        table.add_row(
-            run.job,
-            _short_time(run.logical_time),
-            Text(run.status, style=_colour(run.status, "")),
-            f"{run.attempts}/{run.max_attempts}" if run.attempts else "-",
-            f"{run.duration_s:.1f}s" if run.duration_s is not None else "-",
-            "-" if run.exit_code is None else str(run.exit_code),
-            run.kind,
-            _short_time(run.ended_at),
-            run.run_id,
-            run.reason,
-        )
-    console.print(table)
+    _print_grid(
+        console or make_console(),
+        (
+            "job",
+            "logical time",
+            "status",
+            "tries",
+            "took",
+            "exit",
+            "kind",
+            "ended",
+            "run id",
+            "why",
+        ),
+        [
+            [
+                run.job,
+                _short_time(run.logical_time),
+                (run.status, _colour(run.status, "")),
+                f"{run.attempts}/{run.max_attempts}" if run.attempts else "-",
+                f"{run.duration_s:.1f}s" if run.duration_s is not None else "-",
+                "-" if run.exit_code is None else str(run.exit_code),
+                run.kind,
+                _short_time(run.ended_at),
+                run.run_id,
+                run.reason,
+            ]
+            for run in runs
+        ],
+    )
 
 
 def verdict_table(
     jobfile: JobFile, verdicts: list[Verdict], console: Console | None = None
 ) -> None:
     """Print what a run would do: one row per job or run, with the reason."""
-    console = console or make_console()
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    for column in ("job", "logical time", "zone", "action", "why"):
-        table.add_column(column, no_wrap=column != "why")
+    rows: list[list[Cell] | None] = []
     for verdict in verdicts:
         zone = jobfile.jobs[verdict.job].timezone
         when = verdict.logical_time.astimezone(zone).isoformat() if verdict.logical_time else "-"
-        table.add_row(
-            verdict.job,
-            _short_time(when),
-            zone.key,
-            Text(verdict.action, style=verdict.action.colour),
-            verdict.detail,
+        rows.append(
+            [
+                verdict.job,
+                _short_time(when),
+                zone.key,
+                (verdict.action.value, verdict.action.colour),
+                verdict.detail,
+            ]
         )
-    console.print(table)
+    _print_grid(console or make_console(), ("job", "logical time", "zone", "action", "why"), rows)
+
+
+# ---- tables ----------------------------------------------------------------------------------
+
+# A cell: its text, or its text and a rich style name; a list of them reads as one cell.
+Cell = str | tuple[str, str] | list[str | tuple[str, str]]
+_GAP = "   "  # between columns, as rich's SIMPLE_HEAD box draws them
+_NARROWEST_WHY = 16
+
+
+def _print_grid(
+    console: Console, columns: Sequence[str], rows: Sequence[Sequence[Cell] | None]
+) -> None:
+    """A table the way rich's SIMPLE_HEAD box draws one (blank edges around a header, a rule,
+    the rows, a blank line for each None), drawn here because rich's Table costs about a millisecond a row and status
+    draws one per job: thousands. The last column wraps to the terminal's width; no line
+    ends in blanks."""
+    paint = _painter(console)
+    texts = [[_text_of(cell) for cell in row] if row is not None else None for row in rows]
+    widths = [len(name) for name in columns]
+    for row in texts:
+        for index, text in enumerate(row or ()):
+            widths[index] = max(widths[index], len(text))
+    fixed = 1 + sum(widths[:-1]) + len(_GAP) * (len(columns) - 1)
+    widths[-1] = min(widths[-1], max(console.width - fixed, _NARROWEST_WHY))
+    header = [paint(name.ljust(width), "bold") for name, width in zip(columns, widths, strict=True)]
+    lines = ["", " " + _GAP.join(header), " " + "─" * (fixed - 1 + widths[-1])]
+    for cells, plain in zip(rows, texts, strict=True):
+        if cells is None or plain is None:
+            lines.append("")
+            continue
+        wrapped = textwrap.wrap(plain[-1], widths[-1]) or [""]
+        padded = [
+            _painted(cell, paint) + " " * (width - len(text))
+            for cell, text, width in zip(cells[:-1], plain[:-1], widths, strict=False)
+        ]
+        lines.append(" " + _GAP.join([*padded, wrapped[0]]))
+        lines += [" " * fixed + more for more in wrapped[1:]]
+    lines.append("")  # the box's bottom edge
+    console.file.write("\n".join(line.rstrip() for line in lines) + "\n")
+    console.file.flush()
+
+
+def _text_of(cell: Cell) -> str:
+    if isinstance(cell, str):
+        return cell
+    if isinstance(cell, tuple):
+        return cell[0]
+    return "".join(_text_of(part) for part in cell)
+
+
+def _painted(cell: Cell, paint: Callable[[str, str], str]) -> str:
+    if isinstance(cell, str):
+        return cell
+    if isinstance(cell, tuple):
+        return paint(*cell)
+    return "".join(_painted(part, paint) for part in cell)
+
+
+def _painter(console: Console) -> Callable[[str, str], str]:
+    """Text in a rich style, as this console writes it (plain when it has no colours)."""
+    if console.no_color or not console.is_terminal or console.color_system is None:
+        return lambda text, style: text
+    codes: dict[str, tuple[str, str]] = {}
+
+    def paint(text: str, style: str) -> str:
+        if not style or not text:
+            return text
+        if style not in codes:
+            with console.capture() as captured:
+                console.print(Text("\0", style=style), end="")
+            codes[style] = tuple(captured.get().split("\0", 1))  # type: ignore[assignment]
+        before, after = codes[style]
+        return before + text + after
+
+    return paint
 
 
 def progress_bar() -> Progress:

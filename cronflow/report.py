@@ -114,16 +114,7 @@ def clock_note(event: RunEvent | None, now: datetime) -> str:
 def flows(jobfile: JobFile) -> list[list[str]]:
     """Groups of jobs joined by dependencies, each in dependency order, in file order."""
     graph = dependency_graph(jobfile)
-    order = dag.topological_order(graph)
-    group_of: dict[str, int] = {}
-    groups: list[list[str]] = []
-    for name in jobfile.jobs:
-        if name in group_of:
-            continue
-        members = dag.connected(graph, name)
-        groups.append([job for job in order if job in members])
-        group_of.update({member: len(groups) for member in members})
-    return groups
+    return dag.components(graph, dag.topological_order(graph))
 
 
 def _job_status(

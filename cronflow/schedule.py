@@ -54,6 +54,7 @@ def expand(expression: str) -> str:
     return text
 
 
+@lru_cache(maxsize=4096)  # thousands of jobs share a few dozen schedules
 def check(expression: str) -> str:
     """Validate an expression and return its 5-field form; raise ScheduleError saying why not."""
     fields = expand(expression)
@@ -356,6 +357,7 @@ _MONTH_NAMES = (
 )
 
 
+@lru_cache(maxsize=4096)
 def describe(expression: str) -> str:
     """The schedule in English: `15 4 * * 1` is "at 04:15 on Mondays", `0 0 */2 * 1` "at
     00:00 on Mondays falling on odd days". Extensions cron lacks (L, #, W) are shown as

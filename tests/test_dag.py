@@ -66,3 +66,31 @@ def _depends_on(graph, job: str, upstream: str) -> bool:
 
 def test_a_job_depending_on_itself_is_a_cycle():
     assert dag.find_cycle({"a": ["a"]}) == ["a", "a"]
+
+
+@given(acyclic_graphs())
+def test_components_split_the_graph_where_no_dependency_joins_it(graph):
+    order = dag.topological_order(graph)
+    groups = dag.components(graph, order)
+    assert sorted(node for group in groups for node in group) == sorted(graph)  # each once
+    group_of = {node: index for index, group in enumerate(groups) for node in group}
+    for job, upstreams in graph.items():
+        assert all(group_of[upstream] == group_of[job] for upstream in upstreams)
+    for group in groups:  # a group is joined: each node reaches the first one
+        assert all(group[0] in _joined(graph, node) for node in group)
+        assert group == [node for node in order if node in group]
+    firsts = [
+        next(node for node in graph if group_of[node] == index) for index in range(len(groups))
+    ]
+    assert firsts == [node for node in graph if node in firsts]  # groups in the graph's order
+
+
+def _joined(graph, start: str) -> set[str]:
+    """Everything linked to `start` by dependencies either way (walked here, independently)."""
+    seen, pending = {start}, [start]
+    while pending:
+        node = pending.pop()
+        linked = set(graph[node]) | {job for job, ups in graph.items() if node in ups}
+        pending += linked - seen
+        seen |= linked
+    return seen

@@ -133,13 +133,10 @@ def _flows(jobfile: JobFile, prefix: str) -> list[_Flow]:
         name: [u for u in job.depends_on if jobs[u].cadence == job.cadence]
         for name, job in jobs.items()
     }
-    flows, placed = [], set()
-    for name in jobs:
-        if name in placed:
-            continue
-        members = dag.connected(same_cadence, name)
-        placed |= members
-        ordered = [jobs[member] for member in order if member in members]
+    flows = []
+    for group in dag.components(same_cadence, order):
+        members = set(group)
+        ordered = [jobs[member] for member in group]
         external = {
             job.name: [jobs[u] for u in job.depends_on if u not in members] for job in ordered
         }
