@@ -190,13 +190,16 @@ class Schedule:
         start, end = start.astimezone(UTC), end.astimezone(UTC)
         if end <= start:
             return []
+        return list(_ticks_between(self, start, end))
+
+    def _uncached_ticks(self, start: datetime, end: datetime) -> tuple[datetime, ...]:
         result = []
         for instant in self._instants(self._wall(start) - self._margin_near(start)):
             if instant > end:  # instants come in increasing order
                 break
             if instant > start:
                 result.append(instant)
-        return result
+        return tuple(result)
 
     def ticks_on(self, day: date) -> list[datetime]:
         """Ticks whose local date in this schedule's zone is `day`, oldest first."""
@@ -291,7 +294,14 @@ class Schedule:
         return [_jump_instant(first, second)] if self.is_fixed_time else []
 
 
-@lru_cache(maxsize=1024)
+@lru_cache(maxsize=65536)
+def _ticks_between(schedule: Schedule, start: datetime, end: datetime) -> tuple[datetime, ...]:
+    """Schedule.ticks, remembered: thousands of jobs share a few hundred schedules, and a
+    backfill asks each of them for the same days."""
+    return schedule._uncached_ticks(start, end)
+
+
+@lru_cache(maxsize=16384)
 def compile_schedule(expression: str, zone: ZoneInfo) -> Schedule:
     """A Schedule for an expression already accepted by check()."""
     return Schedule(expand(expression), zone)
