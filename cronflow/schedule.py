@@ -294,7 +294,7 @@ class Schedule:
         return [_jump_instant(first, second)] if self.is_fixed_time else []
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=4096)
 def _ticks_between(schedule: Schedule, start: datetime, end: datetime) -> tuple[datetime, ...]:
     """Schedule.ticks, remembered: thousands of jobs share a few hundred schedules, and a
     backfill asks each of them for the same days."""
