@@ -49,11 +49,13 @@ dist: $(VENV)/.installed-dist
 
 bench: dist
 	$(BIN)/python bench/bench_chain.py
+	$(BIN)/python bench/bench_runs.py
 	$(BIN)/python bench/bench_backfill.py
 	$(BIN)/python bench/bench_startup.py
 	$(BIN)/python bench/bench_daemon.py
 	$(BIN)/python bench/bench_status.py
 	$(BIN)/python bench/bench_index.py
+	$(BIN)/python bench/bench_many.py
 	$(BIN)/python bench/bench_pyz.py
 
 clean:

@@ -44,17 +44,17 @@ def time_bare_loop(count: int) -> float:
     return time.perf_counter() - started
 
 
-def time_executor(jobs_path: Path) -> float:
-    """The chain through cronflow's executor, in this process (a fresh state dir each time)."""
+def time_executor(jobs_path: Path, day: date = date(2026, 1, 14), fresh: bool = True) -> float:
+    """A day's runs through cronflow's executor, in this process: the runs alone (in a
+    fresh state dir each time, unless `fresh` is False)."""
     jobfile = config.load(jobs_path)
-    store = Store(jobs_path.parent / f".state-{time.monotonic_ns()}")
+    state_dir = jobs_path.parent / f".state-{time.monotonic_ns()}"
+    store = Store(state_dir if fresh else jobfile.settings.state_dir)
     store.prepare()
     executor = build_scheduler(
         jobfile, store=store, locks=Locks(store.lock_dir), clock=SystemClock(), runner=ShellRunner()
     ).executor
-    runs = plan.runs_for_date(
-        jobfile, plan.select_jobs(jobfile, [], False), date(2026, 1, 14), RunKind.BACKFILL
-    )
+    runs = plan.runs_for_date(jobfile, plan.select_jobs(jobfile, [], False), day, RunKind.BACKFILL)
     started = time.perf_counter()
     outcomes = executor.execute(runs)
     elapsed = time.perf_counter() - started

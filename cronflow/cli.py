@@ -17,8 +17,9 @@ import typer
 
 from cronflow import JOBS_ENV_VAR, __version__, config
 from cronflow.errors import ConfigError, CronflowError, Problem, UsageError
-from cronflow.model import EventType, Job, JobFile, Rerun, RunEvent, RunStatus
+from cronflow.model import Job, JobFile, Rerun, RunEvent
 from cronflow.plan import describe_key
+from cronflow.report import event_line
 
 if TYPE_CHECKING:  # for annotations only: the commands import what they use when run
     from cronflow.executor import Outcome
@@ -269,7 +270,7 @@ class _Reporter:
         failure = event.status.is_failure
         if self.quiet and not failure:
             return
-        self._print(f"  {_event_line(self.jobfile, event)}", to_stderr=self.quiet)
+        self._print(f"  {event_line(self.jobfile, event)}", to_stderr=self.quiet)
 
     def outcome(self, outcome: Outcome) -> None:
         if self._bar is not None:
@@ -311,20 +312,6 @@ class _Reporter:
             print(line, file=sys.stderr if to_stderr else sys.stdout, flush=True)
 
 
-def _event_line(jobfile: JobFile, event: RunEvent) -> str:
-    label = describe_key(jobfile, event.key)
-    attempt = f"attempt {event.attempt}/{event.max_attempts}"
-    if event.event is EventType.STARTED:
-        return f"{label}: started, {attempt} ({event.kind})"
-    if event.event is EventType.FINISHED:
-        detail = f", {event.reason}" if event.reason else ""
-        if event.status is not RunStatus.SUCCESS and event.attempt < event.max_attempts:
-            delay = jobfile.jobs[event.job].retry.delay_before(event.attempt + 1)
-            detail += f"; retrying in {delay.total_seconds():g}s"
-        return f"{label}: {event.status}, {attempt}, {event.duration_s:.1f}s{detail}"
-    return f"{label}: {event.status}, {event.reason}"
-
-
 @app.command()
 def daemon(
     jobs: JobsOption = None,
@@ -336,20 +323,9 @@ def daemon(
 
     Example:  cronflow daemon --jobs /etc/cronflow/jobs.toml   (or: cronflow systemd install)
     """
-    from cronflow.clock import SystemClock
-    from cronflow.daemon import Daemon
-    from cronflow.runner import ShellRunner
+    from cronflow.daemon import serve
 
-    service = Daemon(
-        jobs_path=config.find_jobs_file(jobs, os.environ, Path.cwd()).absolute(),
-        clock=SystemClock(),
-        runner=ShellRunner(),
-        log=_log_line,
-        verbose=verbose,
-        on_event=lambda jobfile, event: _log_line(_event_line(jobfile, event)),
-    )
-    service.take_over_process()
-    service.serve()
+    serve(config.find_jobs_file(jobs, os.environ, Path.cwd()), verbose)
 
 
 systemd_app = typer.Typer(help="Run cronflow as a systemd service or timer.", no_args_is_help=True)
@@ -422,15 +398,6 @@ def _own_command() -> list[str]:
     if script.suffix == ".pyz" and script.is_file():
         return [sys.executable, str(script.absolute())]
     return [sys.executable, "-m", "cronflow"]
-
-
-def _log_line(line: str) -> None:
-    """One line on stderr; journald adds its own time stamp, a terminal gets ours."""
-    if not os.environ.get("JOURNAL_STREAM"):
-        from datetime import UTC, datetime
-
-        line = f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ} {line}"
-    print(line, file=sys.stderr, flush=True)
 
 
 @app.command("next")
@@ -1002,11 +969,7 @@ def parse_time(text: str) -> datetime:
 
 
 def main() -> None:
-    """Entry point: run the app, turning cronflow's errors into a message and an exit status."""
-    try:
-        app(prog_name="cronflow")  # also when run as python -m cronflow or cronflow.pyz
-    except CronflowError as error:
-        print(f"cronflow: {error}", file=sys.stderr)
-        sys.exit(error.exit_code)
-    except KeyboardInterrupt:
-        sys.exit(130)
+    """Run the app (also as python -m cronflow or cronflow.pyz), errors as messages."""
+    from cronflow.__main__ import reporting_errors
+
+    reporting_errors(lambda: app(prog_name="cronflow"))

@@ -6,7 +6,6 @@ problem found, each with its line, job, key and a fix, so a user mends them all 
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import math
 import os
@@ -472,6 +471,13 @@ JOB_FIELDS = {
 ALERT_FIELDS = {key: key for key in ("urls", "on", "repeat", "timeout")}
 
 
+def _close_matches(word: str, known: list[str], cutoff: float = 0.6) -> list[str]:
+    """The known word a typo most likely meant (difflib: imported only for a mistake)."""
+    import difflib
+
+    return difflib.get_close_matches(word, known, n=1, cutoff=cutoff)
+
+
 def _present(values: dict[str, Any], fields: dict[str, str]) -> dict[str, Any]:
     return {field: values[key] for key, field in fields.items() if key in values}
 
@@ -541,7 +547,7 @@ class _Validator:
     def _check_keys(self, table: dict[str, Any], known: Iterable[str], at: tuple[str, ...]) -> None:
         for key in table:
             if key not in known:
-                close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+                close = _close_matches(key, list(known), cutoff=0.6)
                 fix = (
                     f'Did you mean "{close[0]}"?'
                     if close
@@ -780,7 +786,7 @@ class _Validator:
         for job in jobs.values():
             for upstream in job.depends_on:
                 if upstream not in declared:
-                    close = difflib.get_close_matches(upstream, sorted(declared), n=1)
+                    close = _close_matches(upstream, sorted(declared))
                     hint = f'Did you mean "{close[0]}"? ' if close else ""
                     self._report(
                         ("jobs", job.name, "depends_on"),

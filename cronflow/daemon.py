@@ -9,13 +9,15 @@ keep them from ever running a run twice.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cronflow import config
@@ -147,6 +149,7 @@ class Daemon:
             if self.verbose:
                 self.log(f"sleeping until {wake_at.isoformat()}")
             if not self.stop.is_set():
+                give_back_freed_memory()
                 self.clock.sleep_until(wake_at, self.wake)
 
     @staticmethod
@@ -239,6 +242,31 @@ class Daemon:
                 thread.join(timeout=min(remaining, 0.2))
 
 
+def serve(jobs_path: Path, verbose: bool) -> None:
+    """`cronflow daemon`: take over this process and run jobs until told to stop."""
+    from cronflow.clock import SystemClock
+    from cronflow.report import event_line
+    from cronflow.runner import ShellRunner
+
+    service = Daemon(
+        jobs_path=jobs_path.absolute(),
+        clock=SystemClock(),
+        runner=ShellRunner(),
+        log=log_line,
+        verbose=verbose,
+        on_event=lambda jobfile, event: log_line(event_line(jobfile, event)),
+    )
+    service.take_over_process()
+    service.serve()
+
+
+def log_line(line: str) -> None:
+    """One line on stderr; journald adds its own time stamp, a terminal gets ours."""
+    if not os.environ.get("JOURNAL_STREAM"):
+        line = f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ} {line}"
+    print(line, file=sys.stderr, flush=True)
+
+
 def become_subreaper() -> bool:
     """Have orphaned descendants re-parented to this process, as they are to PID 1."""
     if os.getpid() == 1:
@@ -247,6 +275,15 @@ def become_subreaper() -> bool:
 
     libc = ctypes.CDLL(None, use_errno=True)
     return bool(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
+
+
+def give_back_freed_memory() -> None:
+    """Return the heap a decision freed to the system before sleeping (glibc keeps it
+    otherwise): an idle daemon's resident memory stays what it needs (about 0.7 MiB less)."""
+    import ctypes
+
+    with contextlib.suppress(AttributeError, OSError):  # not glibc (musl): nothing to give back
+        ctypes.CDLL(None).malloc_trim(0)
 
 
 def notify_systemd(state: str) -> bool:

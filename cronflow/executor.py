@@ -180,7 +180,7 @@ class Executor:
                 # A resumed run never waits: the job may be busy retrying that very run.
                 resumed = planned.run_id is not None
                 wait = not (by_clock and job.overlap is Overlap.SKIP) and not resumed
-                if not held.enter_context(self.locks.hold_job(job.name, wait=wait)):
+                if not held.enter_context(self.locks.hold(job.name, wait=wait)):
                     return self._busy(planned, job)
             run_lock = held.enter_context(self.locks.hold_run(planned.key))
             if run_lock is None:

@@ -144,7 +144,7 @@ class Scheduler:
         decided = plan.due_runs(self.jobfile, self.store.index(), watermarks, now, explain=True)
         verdicts = [
             verdict
-            if verdict.action is not plan.Action.RUN or self.locks.job_is_free(verdict.job)
+            if verdict.action is not plan.Action.RUN or self.locks.is_free(verdict.job)
             else plan.Verdict(
                 job=verdict.job,
                 logical_time=verdict.logical_time,

@@ -11,7 +11,6 @@ installing cronflow never replays history.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
@@ -464,6 +463,8 @@ def _upstream_key(upstream: Job, job: Job, logical_time: datetime) -> RunKey | N
 def _unknown_jobs_message(jobfile: JobFile, unknown: list[str]) -> str:
     hints = []
     for name in unknown:
+        import difflib  # only for a mistake
+
         close = difflib.get_close_matches(name, list(jobfile.jobs), n=1)
         hints.append(f'"{name}"' + (f' (did you mean "{close[0]}"?)' if close else ""))
     return (

@@ -11,7 +11,7 @@ from typing import Any
 from cronflow import __version__, dag
 from cronflow.errors import UsageError
 from cronflow.model import EventType, Job, JobFile, RunEvent, RunRecords, RunStatus, Watermark
-from cronflow.plan import dependency_graph, schedule_of
+from cronflow.plan import dependency_graph, describe_key, schedule_of
 from cronflow.schedule import describe
 
 STATUS_SCHEMA_VERSION = 2
@@ -327,3 +327,18 @@ def attempt_running(history: RunRecords, started: RunEvent) -> bool:
         and latest.attempt == started.attempt
         and latest.status is RunStatus.RUNNING
     )
+
+
+def event_line(jobfile: JobFile, event: RunEvent) -> str:
+    """One event in a line, as `run` prints it and the daemon logs it."""
+    label = describe_key(jobfile, event.key)
+    attempt = f"attempt {event.attempt}/{event.max_attempts}"
+    if event.event is EventType.STARTED:
+        return f"{label}: started, {attempt} ({event.kind})"
+    if event.event is EventType.FINISHED:
+        detail = f", {event.reason}" if event.reason else ""
+        if event.status is not RunStatus.SUCCESS and event.attempt < event.max_attempts:
+            delay = jobfile.jobs[event.job].retry.delay_before(event.attempt + 1)
+            detail += f"; retrying in {delay.total_seconds():g}s"
+        return f"{label}: {event.status}, {attempt}, {event.duration_s:.1f}s{detail}"
+    return f"{label}: {event.status}, {event.reason}"

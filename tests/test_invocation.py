@@ -305,10 +305,9 @@ def test_dry_run_names_missed_ticks(write_jobs, scheduler_for, tmp_path):
 
 
 HOLD_LOCK = """
-import sys
-from filelock import FileLock
-lock = FileLock(sys.argv[1])
-lock.acquire()
+import fcntl, os, sys
+descriptor = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
+fcntl.flock(descriptor, fcntl.LOCK_EX)  # as flock(1) would
 print("held", flush=True)
 sys.stdin.readline()
 """
