@@ -345,6 +345,10 @@ class RunRecords(Protocol):
 
     def recent_runs(self, job: str, count: int) -> list[RunEvent]: ...
 
+    def recent_statuses(self, job: str, count: int) -> list[tuple[datetime, RunStatus]]: ...
+
+    def last_run(self, job: str) -> RunEvent | None: ...
+
     def newest_first(
         self,
         *,

@@ -126,8 +126,8 @@ def _job_status(
     who_runs: Callable[[RunEvent], str],
 ) -> JobStatus:
     zone = job.timezone
-    recent = history.recent_runs(job.name, max(STRIP_LENGTH, 50))
-    last = recent[-1] if recent else None
+    recent = history.recent_statuses(job.name, max(STRIP_LENGTH, 50))
+    last = history.last_run(job.name) if recent else None
     return JobStatus(
         job=job.name,
         flow=flow,
@@ -150,8 +150,8 @@ def _job_status(
         else None,
         failing_streak=_failing_streak(recent),
         recent=[
-            RunCell(logical_time=_local(event.logical_time, zone), status=event.status.value)
-            for event in recent[-STRIP_LENGTH:]
+            RunCell(logical_time=_local(logical_time, zone), status=status.value)
+            for logical_time, status in recent[-STRIP_LENGTH:]
         ],
     )
 
@@ -162,14 +162,14 @@ def _next_due(job: Job, mark: Watermark | None, now: datetime) -> datetime | Non
     return schedule_of(job.cadence).next_after(now)
 
 
-def _failing_streak(recent: list[RunEvent]) -> int:
+def _failing_streak(recent: list[tuple[datetime, RunStatus]]) -> int:
     """How many of the newest runs in a row failed; runs still running or waiting, and runs
     cronflow itself interrupted (to be retried), leave the streak as it was."""
     streak = 0
-    for event in reversed(recent):
-        if event.status.ends_failing_streak:
+    for _, status in reversed(recent):
+        if status.ends_failing_streak:
             break
-        streak += event.status.is_failure
+        streak += status.is_failure
     return streak
 
 

@@ -355,6 +355,17 @@ class RunIndex:
         )
         return {json.loads(row[0])["run_id"] for row in rows}
 
+    def recent_statuses(self, job: str, count: int) -> list[tuple[datetime, RunStatus]]:
+        """(logical time, status) of the job's `count` newest runs, oldest first: what the
+        strip of `status` shows, read without decoding any event."""
+        rows = self._all(
+            "SELECT at, status FROM runs WHERE job = ? ORDER BY at DESC LIMIT ?", (job, count)
+        )
+        return [
+            (datetime.fromtimestamp(at / 1_000_000, UTC), RunStatus(status))
+            for at, status in reversed(rows)
+        ]
+
     def last_run(self, job: str) -> RunEvent | None:
         """The latest event of the job's run with the newest logical time."""
         recent = self.recent_runs(job, 1)
