@@ -138,13 +138,17 @@ class Store:
             try:
                 fcntl.flock(descriptor, fcntl.LOCK_EX)
                 if self._appended(descriptor, line):
+                    # Written whole under the lock; synced after it, so that writers ending
+                    # together share the disk's flushes instead of queueing for them.
+                    fcntl.flock(descriptor, fcntl.LOCK_UN)
+                    os.fsync(descriptor)
                     return
             finally:
                 os.close(descriptor)  # also releases the flock
 
     def _appended(self, descriptor: int, line: bytes) -> bool:
-        """Write `line` to the locked log; False if it was rolled into a segment meanwhile
-        (or is now), so the caller opens the new log and tries again."""
+        """Write `line` to the locked log (the caller syncs it); False if it was rolled into
+        a segment meanwhile (or is now), so the caller opens the new log and tries again."""
         try:
             if os.stat(self.log_path).st_ino != os.fstat(descriptor).st_ino:
                 return False  # another writer rolled it while we waited for the lock
@@ -158,7 +162,6 @@ class Store:
             line = b"\n" + line  # end a line torn by a killed writer; readers skip it
         if os.write(descriptor, line) != len(line):
             raise OSError(errno.ENOSPC, "short write (disk full?)")
-        os.fsync(descriptor)
         return True
 
     def segments(self) -> list[Path]:
