@@ -104,7 +104,7 @@ def main() -> None:
         row = results[name]
         print(
             f"  {label:28} cpu {row['cpu']:6.3f} s  {row['switches'] / minutes:6.1f} "
-            f"wake-ups/min  rss {row['rss_mb']:6.1f} MB"
+            f"wake-ups/min  rss {row['rss_mb']:6.1f} MiB"
         )
     print(
         f"  daemon loop iterations: {loops / minutes:.1f} per minute; "

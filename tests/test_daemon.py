@@ -36,11 +36,13 @@ from tests.waiting import wait_for
 class DaemonProcess:
     """`cronflow daemon` in a real process; `expect` reads its log up to a line (a handshake)."""
 
-    def __init__(self, folder: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, folder: Path, env: dict[str, str] | None = None, python: tuple[str, ...] = ()
+    ) -> None:
         self.folder = folder
         self.lines: list[str] = []
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "cronflow", "daemon", "--verbose"],
+            [sys.executable, *python, "-m", "cronflow", "daemon", "--verbose"],
             cwd=folder,
             env={"PATH": os.environ["PATH"], "TZ": CHILD_TZ, **(env or {})},
             stdin=subprocess.DEVNULL,
@@ -237,6 +239,29 @@ def test_ready_is_sent_to_the_notify_socket(tmp_path):
         daemon.process.send_signal(signal.SIGTERM)
         assert listener.recv(100) == b"STOPPING=1"
         assert daemon.finish() == 0
+
+
+def test_the_daemon_starts_without_the_command_line_framework(tmp_path):
+    """typer and its click are about 7 MiB the daemon would carry for its whole life."""
+    (tmp_path / "jobs.toml").write_text('[jobs.a]\ncommand = "true"\nschedule = "0 0 1 1 *"\n')
+    daemon = DaemonProcess(tmp_path, python=("-X", "importtime"))
+    daemon.expect("sleeping until")
+    daemon.process.send_signal(signal.SIGTERM)
+    assert daemon.finish() == 0
+    imported = {line.rsplit("|", 1)[-1].strip() for line in daemon.lines if "import time:" in line}
+    assert "cronflow.daemon" in imported and "sqlite3" in imported  # the probe sees imports
+    assert not {"typer", "click", "rich", "filelock", "cronflow.cli"} & imported
+
+
+def test_a_daemon_command_line_the_lean_start_does_not_know_goes_to_the_cli(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "cronflow", "daemon", "--bogus"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2 and "No such option" in result.stderr
 
 
 def test_notify_does_nothing_outside_systemd(monkeypatch):

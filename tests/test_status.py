@@ -282,3 +282,36 @@ def test_a_diamond_draws_the_shared_job_once():
         "└── c  [after a]",
         "    └── d (see above)",
     ]
+
+
+def test_tables_wrap_the_last_column_to_the_width_and_end_no_line_in_blanks():
+    import io
+
+    from rich.console import Console
+
+    from cronflow.render import _print_grid
+
+    out = io.StringIO()
+    console = Console(file=out, width=60, force_terminal=False)
+    reason = "upstream extract @ 2026-01-14 06:00 is failed and this explains it at length"
+    _print_grid(
+        console,
+        ("job", "status", "why"),
+        [["load", ("failed", "red"), reason], None, ["x", "ok", ""]],
+    )
+    lines = out.getvalue().split("\n")
+    assert lines[1].split() == ["job", "status", "why"]
+    assert set(lines[2].strip()) == {"─"}
+    why_at = lines[1].index("why")
+    wrapped = [
+        line
+        for line in lines[3:]
+        if line.strip() and not line.startswith(" load") and not line.startswith(" x")
+    ]
+    assert wrapped and all(line[:why_at].strip() == "" for line in wrapped)  # under "why"
+    assert " ".join(line.strip() for line in [lines[3][why_at:], *wrapped]) == reason
+    assert all(len(line) <= 60 for line in lines)
+    assert all(line == line.rstrip() for line in lines)
+    x_row = next(index for index, line in enumerate(lines) if line.startswith(" x"))
+    assert lines[x_row - 1] == ""  # the blank line between groups
+    assert "\x1b[" not in out.getvalue()  # no colour without a terminal
