@@ -36,11 +36,17 @@ def topological_order(graph: Graph[Node]) -> list[Node]:
 
 def downstream_of(graph: Graph[Node], names: Iterable[Node]) -> set[Node]:
     """The given jobs and every job that depends on them, directly or not."""
-    dependents: dict[Node, set[Node]] = {}
+    return reachable(dependents(graph), names)
+
+
+def dependents(graph: Graph[Node]) -> dict[Node, set[Node]]:
+    """Each node's direct dependents: the graph turned around, for walking downstream many
+    times (`reachable(dependents(graph), names)` is `downstream_of`)."""
+    turned: dict[Node, set[Node]] = {}
     for job, upstreams in graph.items():
         for upstream in upstreams:
-            dependents.setdefault(upstream, set()).add(job)
-    return _reachable(dependents, names)
+            turned.setdefault(upstream, set()).add(job)
+    return turned
 
 
 def components(graph: Graph[Node], order: Iterable[Node]) -> list[list[Node]]:
@@ -57,7 +63,7 @@ def components(graph: Graph[Node], order: Iterable[Node]) -> list[list[Node]]:
     count = 0
     for node in linked:
         if node not in group_of:
-            group_of.update(dict.fromkeys(_reachable(linked, [node]), count))
+            group_of.update(dict.fromkeys(reachable(linked, [node]), count))
             count += 1
     groups: list[list[Node]] = [[] for _ in range(count)]
     for node in order:
@@ -65,7 +71,8 @@ def components(graph: Graph[Node], order: Iterable[Node]) -> list[list[Node]]:
     return groups
 
 
-def _reachable(links: Mapping[Node, set[Node]], starts: Iterable[Node]) -> set[Node]:
+def reachable(links: Mapping[Node, set[Node]], starts: Iterable[Node]) -> set[Node]:
+    """The starts and every node the links lead to from them."""
     seen = set(starts)
     pending = list(seen)
     while pending:

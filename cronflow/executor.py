@@ -112,6 +112,7 @@ class Executor:
         """Run `runs` in dependency order, independent ones in parallel; one Outcome per run."""
         by_key = {run.key: run for run in runs}
         graph = {run.key: [u for u in run.upstreams if u in by_key] for run in runs}
+        dependents = dag.dependents(graph)
         sorter = TopologicalSorter(graph)
         sorter.prepare()
         order = {run.key: index for index, run in enumerate(runs)}
@@ -154,20 +155,20 @@ class Executor:
                 for future in finished:
                     key = running.pop(future)
                     outcomes[key] = future.result()  # a StoreError stops everything here
-                    self._alert_final(outcomes[key], graph)
+                    self._alert_final(outcomes[key], dependents)
                     self.on_outcome(outcomes[key])
                     sorter.done(key)
         if self.alerter:
             self.alerter.wait()
         return [outcomes[run.key] for run in runs]
 
-    def _alert_final(self, outcome: Outcome, graph: dict[RunKey, list[RunKey]]) -> None:
+    def _alert_final(self, outcome: Outcome, dependents: dict[RunKey, set[RunKey]]) -> None:
         """Tell the alerter how a run ended; a failure names the runs it holds back."""
         if self.alerter is None or outcome.event is None:
             return
         held_back = []
         if outcome.status is not RunStatus.SUCCESS:
-            held_back = sorted(dag.downstream_of(graph, [outcome.key]) - {outcome.key})
+            held_back = sorted(dag.reachable(dependents, [outcome.key]) - {outcome.key})
         self.alerter.finished(outcome.event, held_back)
 
     # ---- one run -----------------------------------------------------------------------------

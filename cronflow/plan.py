@@ -285,10 +285,11 @@ def _with_unscheduled_downstream(
     """
     graph = dependency_graph(jobfile)
     order = {name: index for index, name in enumerate(dag.topological_order(graph))}
+    dependents = dag.dependents(graph)
     wanted: dict[RunKey, PlannedRun] = {}
     for root in roots:
         wanted.setdefault(root.key, root)
-        for name in dag.downstream_of(graph, [root.job]) - {root.job}:
+        for name in dag.reachable(dependents, [root.job]) - {root.job}:
             job = jobfile.jobs[name]
             key = RunKey(name, root.logical_time)
             if (
