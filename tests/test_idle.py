@@ -240,3 +240,21 @@ def test_a_real_idle_tick_never_loads_the_command_line_framework(tmp_path):
     assert second.returncode == 0, second.stderr
     assert second.stdout.strip() == "[]"
     assert heartbeat.read_text() > before
+
+
+def test_a_stamp_others_could_have_written_is_not_trusted(quiet_state):
+    path, clock = quiet_state
+    stamp = path.parent / ".cronflow" / idle.STAMP_NAME
+    later = clock.now() + timedelta(minutes=5)
+    assert idle.answer(str(path), later)
+    stamp.chmod(0o622)  # writable by group and others
+    assert not idle.answer(str(path), later)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+def test_a_stamp_another_user_owns_is_not_trusted(quiet_state):
+    path, clock = quiet_state
+    later = clock.now() + timedelta(minutes=5)
+    assert idle.answer(str(path), later)
+    os.chown(path.parent / ".cronflow" / idle.STAMP_NAME, 65534, -1)  # nobody's
+    assert not idle.answer(str(path), later)

@@ -11,7 +11,8 @@ and only writes the heartbeat, when all of this still holds:
 - the jobs file holds exactly the same bytes, mode and owners, and the same user asks;
 - the run log is the same file of the same size (nothing ran, started or settled since);
 - the clock is before `until` and not set back behind the decision;
-- the stamp was written by this version of cronflow.
+- the stamp was written by this version of cronflow, as this user, and nobody else can
+  change it.
 
 Otherwise the full tick runs, as it always did. A stamp that is missing, damaged or old costs
 one full tick, never a decision: the stamp is a cache, never a record, and is not fsynced.
@@ -133,9 +134,11 @@ def answer(jobs_path: str, now: datetime | None = None) -> bool:
         state_dir = light_state_dir(jobs_path, content.decode("utf-8"))
         if state_dir is None:
             return False
-        stamp = _read(os.path.join(state_dir, STAMP_NAME))
+        stamp = _read_own(os.path.join(state_dir, STAMP_NAME))
         owner = _owner_of(jobs_path)
     except (OSError, UnicodeDecodeError):
+        return False
+    if stamp is None:
         return False
     fields: dict[str, str] = {}
     warnings = []
@@ -180,6 +183,16 @@ def _digest(content: bytes) -> str:
 
 def _read(path: str) -> bytes:
     with open(path, "rb") as file:
+        return file.read()
+
+
+def _read_own(path: str) -> bytes | None:
+    """The stamp, if this user wrote it and nobody else can change it (else None): a stamp
+    planted by another user could make cronflow skip ticks, as root above all."""
+    with open(path, "rb") as file:
+        stat = os.fstat(file.fileno())
+        if stat.st_uid != os.geteuid() or stat.st_mode & 0o022:
+            return None
         return file.read()
 
 
