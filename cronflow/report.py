@@ -126,8 +126,7 @@ def _job_status(
     who_runs: Callable[[RunEvent], str],
 ) -> JobStatus:
     zone = job.timezone
-    recent = history.recent_statuses(job.name, max(STRIP_LENGTH, 50))
-    last = history.last_run(job.name) if recent else None
+    recent, last = history.recent_statuses(job.name, max(STRIP_LENGTH, 50))
     return JobStatus(
         job=job.name,
         flow=flow,

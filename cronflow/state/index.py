@@ -355,16 +355,21 @@ class RunIndex:
         )
         return {json.loads(row[0])["run_id"] for row in rows}
 
-    def recent_statuses(self, job: str, count: int) -> list[tuple[datetime, RunStatus]]:
-        """(logical time, status) of the job's `count` newest runs, oldest first: what the
-        strip of `status` shows, read without decoding any event."""
+    def recent_statuses(
+        self, job: str, count: int
+    ) -> tuple[list[tuple[datetime, RunStatus]], RunEvent | None]:
+        """(logical time, status) of the job's `count` newest runs, oldest first (what the
+        strip of `status` shows), and the newest run's latest event: one query, and only
+        that one event decoded."""
         rows = self._all(
-            "SELECT at, status FROM runs WHERE job = ? ORDER BY at DESC LIMIT ?", (job, count)
+            "SELECT at, status, event FROM runs WHERE job = ? ORDER BY at DESC LIMIT ?",
+            (job, count),
         )
-        return [
+        statuses = [
             (datetime.fromtimestamp(at / 1_000_000, UTC), RunStatus(status))
-            for at, status in reversed(rows)
+            for at, status, _ in reversed(rows)
         ]
+        return statuses, _expand(rows[0][2]) if rows else None
 
     def last_run(self, job: str) -> RunEvent | None:
         """The latest event of the job's run with the newest logical time."""
