@@ -22,6 +22,7 @@ CORE = [
     "state.locks",
     "state.codec",
     "state.index",
+    "state.idle",
     "drawing",
     "interop.crontab",
     "clock",
