@@ -258,3 +258,9 @@ def test_a_stamp_another_user_owns_is_not_trusted(quiet_state):
     assert idle.answer(str(path), later)
     os.chown(path.parent / ".cronflow" / idle.STAMP_NAME, 65534, -1)  # nobody's
     assert not idle.answer(str(path), later)
+
+
+def test_the_idle_tick_allows_the_clock_step_the_planner_allows():
+    from cronflow import plan
+
+    assert plan.CLOCK_TOLERANCE.total_seconds() == idle.CLOCK_TOLERANCE_SECONDS

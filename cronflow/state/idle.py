@@ -5,8 +5,8 @@ tick loads the jobs file, opens the index and asks every schedule; this one read
 files. After each full tick, `remember` writes `state_dir/idle-until`: until when nothing can
 be due (the next tick of every job, the next retry, the next prune), the identity of the run
 log then, and the SHA-256 of the jobs file that was decided from (a digest, not a copy: the
-file may hold secrets). `answer` then finds nothing due,
-and only writes the heartbeat, when all of this still holds:
+file may hold secrets). `answer` then finds nothing due, and only writes the heartbeat,
+when all of this still holds:
 
 - the jobs file holds exactly the same bytes, mode and owners, and the same user asks;
 - the run log is the same file of the same size (nothing ran, started or settled since);
@@ -36,7 +36,8 @@ LOG_NAME = "runs.jsonl"
 DEFAULT_STATE_DIR = ".cronflow"
 _FORMAT = "cronflow idle stamp 1"
 # Allowance for a clock set back a little (an NTP step): beyond it, the full tick notices
-# and records the clock going back (plan.CLOCK_TOLERANCE, in seconds).
+# and records the clock going back. plan.CLOCK_TOLERANCE, which this module cannot import
+# without loading the planner (tests/test_idle.py checks they agree).
 CLOCK_TOLERANCE_SECONDS = 60.0
 
 
@@ -84,10 +85,10 @@ def remember(
     until: datetime,
     warnings: tuple[str, ...],
 ) -> None:
-    """Write the stamp after a full tick: the jobs file exactly as decided from, the run log's
-    identity taken before the index was read (`log_identity`), when the decision was made,
-    until when nothing can be due, and the warnings every tick prints. The stamp is removed
-    instead when idle ticks could not find it where it belongs."""
+    """Write the stamp after a full tick: the digest, mode and owners of the jobs file decided
+    from, the run log's identity taken before the index was read (`log_identity`), when the
+    decision was made, until when nothing can be due, and the warnings every tick prints.
+    The stamp is removed instead when idle ticks could not find it where it belongs."""
     jobs_path, state_dir = os.path.abspath(jobs_path), os.path.abspath(state_dir)
     if light_state_dir(jobs_path, jobs_text) != state_dir or until <= decided_at:
         forget(state_dir)
