@@ -7,27 +7,30 @@ and `cronflow daemon` starts lean. Everything else, and any other spelling of th
 import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 from cronflow import DEFAULT_JOBS_FILE, JOBS_ENV_VAR
 
 
 def main() -> None:
-    arguments = sys.argv[1:]
-    jobs = _idle_tick_jobs_file(arguments)
-    if jobs is not None:
+    idle_tick = _plain_options(sys.argv[1:], "run", flags=())
+    if idle_tick is not None:
         from cronflow.state import idle
 
-        if idle.answer(jobs):
+        jobs, _ = idle_tick
+        if idle.answer(jobs or os.environ.get(JOBS_ENV_VAR) or DEFAULT_JOBS_FILE):
             return
-    daemon_options = _daemon_options(arguments)
+    daemon_options = _plain_options(sys.argv[1:], "daemon", flags=("--verbose", "-v"))
     if daemon_options is not None:
+        from pathlib import Path
+
         from cronflow import config, daemon
 
-        jobs_path, verbose = daemon_options
-        explicit = Path(jobs_path) if jobs_path is not None else None
+        jobs, flags = daemon_options
+        explicit = Path(jobs) if jobs is not None else None
         reporting_errors(
-            lambda: daemon.serve(config.find_jobs_file(explicit, os.environ, Path.cwd()), verbose)
+            lambda: daemon.serve(
+                config.find_jobs_file(explicit, os.environ, Path.cwd()), bool(flags)
+            )
         )
         return
     from cronflow.cli import main as cli_main
@@ -48,36 +51,25 @@ def reporting_errors(action: Callable[[], object]) -> None:
         sys.exit(130)
 
 
-def _idle_tick_jobs_file(arguments: list[str]) -> str | None:
-    """The jobs file of a plain `cronflow run [--jobs PATH]`, as the CLI finds it; None for
-    any other command line (a backfill, --dry-run, --verbose, --help: the CLI handles it)."""
-    match arguments:
-        case ["run"]:
-            return os.environ.get(JOBS_ENV_VAR) or DEFAULT_JOBS_FILE
-        case ["run", "--jobs", path] if path and not path.startswith("-"):
-            return path
-        case ["run", option] if option.startswith("--jobs=") and len(option) > 7:
-            return option.removeprefix("--jobs=")
-    return None
-
-
-def _daemon_options(arguments: list[str]) -> tuple[str | None, bool] | None:
-    """(--jobs, --verbose) of `cronflow daemon [--jobs PATH] [--verbose|-v]`, in any order;
-    None for any other command line."""
-    if arguments[:1] != ["daemon"]:
+def _plain_options(
+    arguments: list[str], command: str, flags: tuple[str, ...]
+) -> tuple[str | None, set[str]] | None:
+    """(--jobs, the flags given) of `cronflow COMMAND [--jobs PATH] [FLAG ...]`, in any order;
+    None for any other command line (--help, a backfill, a misspelled option: the CLI's)."""
+    if arguments[:1] != [command]:
         return None
-    jobs, verbose, rest = None, False, arguments[1:]
+    jobs, given, rest = None, set(), arguments[1:]
     while rest:
         match rest:
-            case ["--verbose" | "-v", *rest]:
-                verbose = True
+            case [flag, *rest] if flag in flags:
+                given.add(flag)
             case ["--jobs", path, *rest] if jobs is None and path and not path.startswith("-"):
                 jobs = path
             case [option, *rest] if jobs is None and option.startswith("--jobs=") and option[7:]:
                 jobs = option[7:]
             case _:
                 return None
-    return jobs, verbose
+    return jobs, given
 
 
 if __name__ == "__main__":

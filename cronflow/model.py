@@ -343,9 +343,7 @@ class RunRecords(Protocol):
 
     def owed_retries(self) -> list[RunEvent]: ...
 
-    def recent_runs(self, job: str, count: int) -> list[RunEvent]: ...
-
-    def recent_statuses(
+    def recent_statuses_and_last(
         self, job: str, count: int
     ) -> tuple[list[tuple[datetime, RunStatus]], RunEvent | None]: ...
 

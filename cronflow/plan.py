@@ -212,17 +212,13 @@ def _apply_catchup(
 def _resumed(jobfile: JobFile, history: RunRecords, now: datetime) -> list[PlannedRun]:
     """Runs to take up again: abandoned or interrupted ones with tries left, failed ones
     whose next try is due (their cronflow died before it), and ones waiting for upstreams."""
-    resumed = []
-    for event in [
-        *history.unfinished(RunStatus.ABANDONED, RunStatus.INTERRUPTED, RunStatus.WAITING),
-        *history.owed_retries(),
-    ]:
-        job = jobfile.jobs.get(event.job)
-        if job is None:
-            continue
-        if event.status is RunStatus.WAITING:
-            resumed.append(PlannedRun(key=event.key, kind=event.kind))
-        elif event.attempt < job.retry.attempts and _retry_due(job, event, now):
+    resumed = [
+        PlannedRun(key=event.key, kind=event.kind)
+        for event in history.unfinished(RunStatus.WAITING)
+        if event.job in jobfile.jobs
+    ]
+    for job, event in _tries_owed(jobfile, history):
+        if _retry_due(job, event, now):
             resumed.append(
                 PlannedRun(
                     key=event.key,
@@ -232,6 +228,20 @@ def _resumed(jobfile: JobFile, history: RunRecords, now: datetime) -> list[Plann
                 )
             )
     return resumed
+
+
+def _tries_owed(jobfile: JobFile, history: RunRecords) -> list[tuple[Job, RunEvent]]:
+    """Runs cut short (abandoned, interrupted) or failed by a cronflow that died before the
+    retry, with tries left, each with its job."""
+    owed = []
+    for event in [
+        *history.unfinished(RunStatus.ABANDONED, RunStatus.INTERRUPTED),
+        *history.owed_retries(),
+    ]:
+        job = jobfile.jobs.get(event.job)
+        if job is not None and event.attempt < job.retry.attempts:
+            owed.append((job, event))
+    return owed
 
 
 def quiet_until(
@@ -251,13 +261,7 @@ def quiet_until(
         if mark is None or mark.schedule != job.cadence.fingerprint or mark.next_tick is None:
             return None
         instants.append(mark.next_tick)
-    for event in [
-        *history.unfinished(RunStatus.ABANDONED, RunStatus.INTERRUPTED),
-        *history.owed_retries(),
-    ]:
-        retried = jobfile.jobs.get(event.job)
-        if retried is not None and event.attempt < retried.retry.attempts:
-            instants.append(_retry_at(retried, event, now))
+    instants += [_retry_at(job, event, now) for job, event in _tries_owed(jobfile, history)]
     return min(instants, default=None)
 
 

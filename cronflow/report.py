@@ -126,7 +126,7 @@ def _job_status(
     who_runs: Callable[[RunEvent], str],
 ) -> JobStatus:
     zone = job.timezone
-    recent, last = history.recent_statuses(job.name, max(STRIP_LENGTH, 50))
+    recent, last = history.recent_statuses_and_last(job.name, max(STRIP_LENGTH, 50))
     return JobStatus(
         job=job.name,
         flow=flow,

@@ -84,6 +84,11 @@ def test_a_log_read_in_many_chunks_gives_the_same_answers_as_a_full_scan(tmp_pat
         assert indexed.latest(key) == full.latest(key)
     for job in JOBS:
         assert indexed.recent_runs(job, 50) == full.recent_runs(job, 50)
+        assert indexed.recent_statuses_and_last(job, 50) == full.recent_statuses_and_last(job, 50)
+        statuses, last = indexed.recent_statuses_and_last(job, 50)
+        recent = indexed.recent_runs(job, 50)
+        assert statuses == [(event.logical_time, event.status) for event in recent]
+        assert last == recent[-1]
     assert indexed.unfinished(*RunStatus) == full.unfinished(*RunStatus)
     assert indexed.last_activity == full.last_activity
 

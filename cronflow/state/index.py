@@ -355,7 +355,7 @@ class RunIndex:
         )
         return {json.loads(row[0])["run_id"] for row in rows}
 
-    def recent_statuses(
+    def recent_statuses_and_last(
         self, job: str, count: int
     ) -> tuple[list[tuple[datetime, RunStatus]], RunEvent | None]:
         """(logical time, status) of the job's `count` newest runs, oldest first (what the
