@@ -187,7 +187,7 @@ class Executor:
             if run_lock is None:
                 return self._running_elsewhere(planned)
             # Decided again under the locks: another invocation may have just run it.
-            latest = self._settled(self.store.index().latest(planned.key))
+            latest = self._settled(self.store.latest(planned.key))
             done = self._already_done(planned, rerun, latest)
             if done:
                 return done
@@ -209,7 +209,7 @@ class Executor:
         )
 
     def _running_elsewhere(self, planned: PlannedRun, latest: RunEvent | None = None) -> Outcome:
-        latest = latest or self.store.index().latest(planned.key)
+        latest = latest or self.store.latest(planned.key)
         return Outcome(
             key=planned.key,
             status=RunStatus.RUNNING,
@@ -468,7 +468,7 @@ class Executor:
                 status = history.status(upstream)
             if status is RunStatus.SUCCESS:
                 continue
-            done = self._already_done(planned, rerun, self.store.index().latest(planned.key))
+            done = self._already_done(planned, rerun, self.store.latest(planned.key))
             if done:
                 return done  # never record a hold over a run that need not run again
             reason = (
@@ -512,7 +512,7 @@ class Executor:
 
     def _record_waiting(self, planned: PlannedRun, job: Job, reason: str) -> Outcome:
         """Wait for a later invocation; recorded once, not on every invocation that checks."""
-        latest = self.store.index().latest(planned.key)
+        latest = self.store.latest(planned.key)
         if latest is None or latest.status is not RunStatus.WAITING or latest.reason != reason:
             self._record(
                 planned,

@@ -261,3 +261,60 @@ def test_processes_syncing_side_by_side_never_see_the_index_shrink(tmp_path, seg
     ]
     assert drops == [] and len(counts) > 10
     assert Store(state).index().run_count() == 5 * 400
+
+
+@pytest.mark.parametrize("segment_bytes", [64 * 1024 * 1024, 6_000], ids=["one file", "rolling"])
+def test_the_latest_event_of_a_run_read_past_the_index_equals_a_full_scan(tmp_path, segment_bytes):
+    """`Store.latest` answers from the index plus the log's unread tail, without syncing:
+    three stores on one state directory (three processes' views) append run events, alerts
+    and clock events, sync now and then, and roll the log over; after every step each of
+    them names, for every run, the event a full scan of the log names."""
+    from datetime import UTC, datetime, timedelta
+
+    from cronflow.model import EventType, RunEvent, RunKey, RunKind
+
+    state = tmp_path / "state"
+    stores = [Store(state, segment_bytes=segment_bytes) for _ in range(3)]
+    stores[0].prepare()
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    keys = [("a", start), ("a", start + timedelta(days=1)), ("b", start), ("b\u00e9 x", start)]
+    randomly = random.Random(7)
+    for step in range(250):
+        store = randomly.choice(stores)
+        job, at = randomly.choice(keys)
+        kind = randomly.choice([EventType.STARTED, EventType.FINISHED, EventType.ALERT])
+        if step % 37 == 0:
+            kind = EventType.CLOCK
+        store.append(
+            RunEvent(
+                event=kind,
+                job="" if kind is EventType.CLOCK else job,
+                logical_time=at,
+                run_id=str(step),
+                status=RunStatus.RUNNING if kind is EventType.STARTED else RunStatus.FAILED,
+                kind=RunKind.SCHEDULED,
+            )
+        )
+        if randomly.random() < 0.1:
+            randomly.choice(stores).index()
+        if step in (90, 200):  # a long unread tail (> 64 KiB): the answer comes from a sync
+            for _ in range(400):
+                store.append(
+                    RunEvent(
+                        event=EventType.FINISHED,
+                        job="filler",
+                        logical_time=start,
+                        run_id="filler",
+                        status=RunStatus.SUCCESS,
+                        kind=RunKind.SCHEDULED,
+                    )
+                )
+        scanned = {}
+        for event in stores[0].read().events:
+            if event.job and event.event not in (EventType.ALERT, EventType.CLOCK):
+                scanned[event.key] = event
+        for asking in stores:
+            for key in [RunKey(job, at) for job, at in keys]:
+                assert asking.latest(key) == scanned.get(key), (step, key)
+    if segment_bytes < 10_000:
+        assert len(stores[0].segments()) > 3

@@ -50,6 +50,8 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 """
 _CHUNK = 8 * 1024 * 1024  # bytes of log read at a time while catching up
+_TAIL_BYTES = 64 * 1024  # `latest_in_log` reads at most this much unindexed log, else syncs
+_NOT_ABOUT_A_RUN = (EventType.ALERT, EventType.CLOCK)  # events that never change a run's state
 
 
 class RunIndex:
@@ -286,6 +288,36 @@ class RunIndex:
         )
         return None if row is None else _expand(row[0])
 
+    def latest_in_log(self, key: RunKey, log_files: Callable[[], list[Path]]) -> RunEvent | None:
+        """The last recorded event of this run as the log says now, like `sync()` then
+        `latest()`, but without writing to the index: its answer, then whatever was appended
+        since it last took in the log, read from the log itself. Every run asks this once
+        under its locks, when the log has grown by a few lines (its own); a roll-over or a
+        long unread tail falls back to a sync."""
+        with self._lock:
+            self._follow_swapped_file()
+            self._db.execute("BEGIN")  # one snapshot: the answer and how far it reaches
+            try:
+                inode, offset = self._meta("log_inode"), int(self._meta("log_offset") or 0)
+                latest = self.latest(key)
+            finally:
+                self._db.execute("COMMIT")
+        tail = _unread_tail(log_files()[-1], inode, offset)
+        if tail is None:
+            self.sync(log_files)
+            return self.latest(key)
+        # Only the lines that name the job are decoded (written as Store.append writes them).
+        named = b'"job":' + json.dumps(key.job, ensure_ascii=False).encode()
+        lines = [line for line in tail.splitlines(keepends=True) if named in line]
+        for event in parse_log(b"".join(lines)).events:
+            if (
+                event.job == key.job
+                and event.logical_time == key.logical_time
+                and event.event not in _NOT_ABOUT_A_RUN
+            ):
+                latest = event
+        return latest
+
     def status(self, key: RunKey) -> RunStatus | None:
         row = self._one(
             "SELECT status FROM runs WHERE job = ? AND at = ?", (key.job, _micros(key.logical_time))
@@ -439,6 +471,23 @@ class AlertFacts:
             self.failure_alert_seen = seen
         elif event.alert.get("on") == AlertEvent.RECOVERY:
             self.recovery_alert_seen = seen
+
+
+def _unread_tail(log: Path, inode: str | None, offset: int) -> bytes | None:
+    """The whole lines of `log` after `offset`, if it is the file of that inode (the index
+    read it to there) and they are few; else None."""
+    try:
+        descriptor = os.open(log, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    try:
+        stat = os.fstat(descriptor)
+        if str(stat.st_ino) != inode or not offset <= stat.st_size <= offset + _TAIL_BYTES:
+            return None
+        data = os.pread(descriptor, stat.st_size - offset, offset)
+    finally:
+        os.close(descriptor)
+    return data[: data.rfind(b"\n") + 1]  # a line still being written is not there yet
 
 
 def _connect(path: Path | None) -> sqlite3.Connection:

@@ -273,10 +273,21 @@ class Store:
         if not self.state_dir.exists():
             return RunIndex()
         with self._index_guard, self._index_errors():
-            if self._index is None:
-                self._index = RunIndex.open(self.index_path, self.log_files)
-            self._index.sync(self.log_files)
-            return self._index
+            index = self._opened_index()
+            index.sync(self.log_files)
+            return index
+
+    def latest(self, key: RunKey) -> RunEvent | None:
+        """The last recorded event of a run, as the log says now (see RunIndex.latest_in_log)."""
+        if not self.state_dir.exists():
+            return None
+        with self._index_guard, self._index_errors():
+            return self._opened_index().latest_in_log(key, self.log_files)
+
+    def _opened_index(self) -> RunIndex:
+        if self._index is None:
+            self._index = RunIndex.open(self.index_path, self.log_files)
+        return self._index
 
     def reindex(self) -> RunIndex:
         """Build the index again from the whole log, aside, and swap it in."""
