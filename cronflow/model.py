@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -91,8 +91,9 @@ class RunStatus(StrEnum):
 
     @property
     def ends_failing_streak(self) -> bool:
-        """The job is fine again (or was fine): success, or nothing went wrong (skipped, missed)."""
-        return self in _HEALTHY
+        """The job is fine again: only a success says so. A tick missed or skipped (the job
+        was still running) says nothing about whether it works."""
+        return self is RunStatus.SUCCESS
 
     @property
     def is_unfinished(self) -> bool:
@@ -113,9 +114,6 @@ class RunStatus(StrEnum):
 _FAILURES = frozenset(
     {RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.UPSTREAM_FAILED, RunStatus.ABANDONED}
 )
-_HEALTHY = frozenset({RunStatus.SUCCESS, RunStatus.SKIPPED, RunStatus.MISSED})
-# Neither a failure nor healthy: running, waiting and interrupted (cronflow's own stop) runs
-# leave a failing streak as it was.
 _UNFINISHED = frozenset(
     {RunStatus.RUNNING, RunStatus.WAITING, RunStatus.ABANDONED, RunStatus.INTERRUPTED}
 )
@@ -332,6 +330,27 @@ class RunEvent:
         return RunKey(self.job, self.logical_time)
 
 
+def failing_streak(newest_first: Iterable[RunStatus]) -> int:
+    """How many runs failed since the newest success (the job's runs, newest first; read
+    only as far as that success). Runs neither failed nor successful (running, waiting,
+    interrupted by cronflow's own stop, missed, skipped) leave the streak as it was."""
+    streak = 0
+    for status in newest_first:
+        if status.ends_failing_streak:
+            break
+        streak += status.is_failure
+    return streak
+
+
+@dataclass(frozen=True, slots=True)
+class JobRuns:
+    """What `status` shows of one job's runs."""
+
+    recent: list[tuple[datetime, RunStatus]]  # (logical time, status) of the newest, oldest first
+    last: RunEvent | None  # the latest event of the newest run
+    failing_streak: int  # exact, however long (see failing_streak)
+
+
 class RunRecords(Protocol):
     """What the decisions and reports read about recorded runs (the run index answers it)."""
 
@@ -343,9 +362,7 @@ class RunRecords(Protocol):
 
     def owed_retries(self) -> list[RunEvent]: ...
 
-    def recent_statuses_and_last(
-        self, job: str, count: int
-    ) -> tuple[list[tuple[datetime, RunStatus]], RunEvent | None]: ...
+    def job_runs(self, job: str, strip: int) -> JobRuns: ...
 
     def newest_first(
         self,

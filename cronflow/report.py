@@ -46,7 +46,7 @@ class JobStatus:
     ended_at: str | None  # ISO-8601 in the job's zone
     reason: str
     next_due: str | None  # ISO-8601 in the job's zone; None when not scheduled
-    failing_streak: int  # runs in a row, newest first, that did not succeed
+    failing_streak: int  # runs that failed since the newest success (model.failing_streak)
     recent: list[RunCell]  # oldest first
 
 
@@ -126,7 +126,8 @@ def _job_status(
     who_runs: Callable[[RunEvent], str],
 ) -> JobStatus:
     zone = job.timezone
-    recent, last = history.recent_statuses_and_last(job.name, max(STRIP_LENGTH, 50))
+    runs = history.job_runs(job.name, STRIP_LENGTH)
+    last = runs.last
     return JobStatus(
         job=job.name,
         flow=flow,
@@ -147,10 +148,10 @@ def _job_status(
         next_due=_local_or_none(_next_due(job, mark, now), zone)
         if job.schedule and job.enabled
         else None,
-        failing_streak=_failing_streak(recent),
+        failing_streak=runs.failing_streak,
         recent=[
             RunCell(logical_time=_local(logical_time, zone), status=status.value)
-            for logical_time, status in recent[-STRIP_LENGTH:]
+            for logical_time, status in runs.recent
         ],
     )
 
@@ -159,17 +160,6 @@ def _next_due(job: Job, mark: Watermark | None, now: datetime) -> datetime | Non
     if mark and mark.next_tick and mark.schedule == job.cadence.fingerprint:
         return mark.next_tick  # includes a tick that is due but not yet decided
     return schedule_of(job.cadence).next_after(now)
-
-
-def _failing_streak(recent: list[tuple[datetime, RunStatus]]) -> int:
-    """How many of the newest runs in a row failed; runs still running or waiting, and runs
-    cronflow itself interrupted (to be retried), leave the streak as it was."""
-    streak = 0
-    for _, status in reversed(recent):
-        if status.ends_failing_streak:
-            break
-        streak += status.is_failure
-    return streak
 
 
 def status_json(

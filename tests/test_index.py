@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cronflow.model import RunStatus
+from cronflow.model import RunStatus, failing_streak
 from cronflow.state.index import RunIndex
 from cronflow.state.store import Store
 from tests.conftest import run_cli
@@ -84,11 +84,12 @@ def test_a_log_read_in_many_chunks_gives_the_same_answers_as_a_full_scan(tmp_pat
         assert indexed.latest(key) == full.latest(key)
     for job in JOBS:
         assert indexed.recent_runs(job, 50) == full.recent_runs(job, 50)
-        assert indexed.recent_statuses_and_last(job, 50) == full.recent_statuses_and_last(job, 50)
-        statuses, last = indexed.recent_statuses_and_last(job, 50)
-        recent = indexed.recent_runs(job, 50)
-        assert statuses == [(event.logical_time, event.status) for event in recent]
-        assert last == recent[-1]
+        assert indexed.job_runs(job, 12) == full.job_runs(job, 12)
+        runs = indexed.job_runs(job, 12)
+        every_run = indexed.recent_runs(job, 100_000)
+        assert runs.recent == [(e.logical_time, e.status) for e in every_run[-12:]]
+        assert runs.last == every_run[-1]
+        assert runs.failing_streak == failing_streak(e.status for e in reversed(every_run))
     assert indexed.unfinished(*RunStatus) == full.unfinished(*RunStatus)
     assert indexed.last_activity == full.last_activity
 

@@ -10,6 +10,7 @@ import pytest
 
 from cronflow import config, drawing, report
 from cronflow.model import EventType, RunEvent, RunKind, RunStatus
+from cronflow.state.codec import event_to_json
 from cronflow.state.idle import HEARTBEAT
 from cronflow.state.index import RunIndex
 from cronflow.state.store import Store
@@ -149,6 +150,43 @@ def test_an_interrupted_run_neither_starts_nor_ends_a_failing_streak(tmp_path, b
     assert document["summary"]["failing"] == int(failing)
     assert document["jobs"][0]["failing_streak"] == int(failing)
     assert run_cli("status", "--check", cwd=tmp_path).returncode == int(failing)
+
+
+def test_the_failing_streak_is_exact_however_long_and_a_missed_tick_does_not_end_it(tmp_path):
+    """5,138 failures in a row (a missed tick and a skipped one among them) after a
+    success: status counts every one, and only a success ends the streak."""
+    (tmp_path / "jobs.toml").write_text('[jobs.a]\ncommand = "true"\nschedule = "* * * * *"\n')
+    state = tmp_path / ".cronflow"
+    state.mkdir(mode=0o700)
+    base = datetime(2026, 1, 14, tzinfo=UTC)
+    statuses = [RunStatus.SUCCESS] + [RunStatus.FAILED] * 5_138
+    statuses[3_000:3_000] = [RunStatus.MISSED, RunStatus.SKIPPED]
+    with open(state / "runs.jsonl", "w") as log:  # as Store.append writes it, without fsyncs
+        for minute, status in enumerate(statuses):
+            event = RunEvent(
+                event=EventType.FINISHED,
+                job="a",
+                logical_time=base + timedelta(minutes=minute),
+                run_id=str(minute),
+                status=status,
+                kind=RunKind.SCHEDULED,
+            )
+            log.write(json.dumps(event_to_json(event), separators=(",", ":")) + "\n")
+    document = json.loads(run_cli("status", "--json", cwd=tmp_path).stdout)
+    assert document["jobs"][0]["failing_streak"] == 5_138
+    assert document["summary"]["failing"] == 1
+    with open(state / "runs.jsonl", "a") as log:  # then it succeeds once
+        event = RunEvent(
+            event=EventType.FINISHED,
+            job="a",
+            logical_time=base + timedelta(minutes=len(statuses)),
+            run_id="ok",
+            status=RunStatus.SUCCESS,
+            kind=RunKind.SCHEDULED,
+        )
+        log.write(json.dumps(event_to_json(event), separators=(",", ":")) + "\n")
+    document = json.loads(run_cli("status", "--json", cwd=tmp_path).stdout)
+    assert document["jobs"][0]["failing_streak"] == 0
 
 
 def test_the_stale_warning_follows_the_injected_clock(tmp_path):

@@ -14,14 +14,23 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import chain
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from cronflow.model import AlertEvent, EventType, RunEvent, RunKey, RunStatus
+from cronflow.model import (
+    AlertEvent,
+    EventType,
+    JobRuns,
+    RunEvent,
+    RunKey,
+    RunStatus,
+    failing_streak,
+)
 from cronflow.state.codec import event_from_json, event_to_json, parse_log
 
 SCHEMA_VERSION = "4"
@@ -387,21 +396,38 @@ class RunIndex:
         )
         return {json.loads(row[0])["run_id"] for row in rows}
 
-    def recent_statuses_and_last(
-        self, job: str, count: int
-    ) -> tuple[list[tuple[datetime, RunStatus]], RunEvent | None]:
-        """(logical time, status) of the job's `count` newest runs, oldest first (what the
-        strip of `status` shows), and the newest run's latest event: one query, and only
-        that one event decoded."""
-        rows = self._all(
-            "SELECT at, status, event FROM runs WHERE job = ? ORDER BY at DESC LIMIT ?",
-            (job, count),
+    def job_runs(self, job: str, strip: int) -> JobRuns:
+        """The job's `strip` newest runs (logical time, status), the newest run's latest
+        event (the only one decoded), and its exact failing streak: older runs' statuses are
+        read only while the streak goes on."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT at, status, event FROM runs WHERE job = ? ORDER BY at DESC LIMIT ?",
+                (job, strip),
+            ).fetchall()
+            statuses = [RunStatus(status) for _, status, _ in rows]
+            # Lazy: older runs are queried only if all of these leave the streak going.
+            older = self._statuses_before(job, rows[-1][0] if rows else 0)
+            with closing(older):
+                streak = failing_streak(chain(statuses, older))
+        return JobRuns(
+            recent=[
+                (datetime.fromtimestamp(at / 1_000_000, UTC), status)
+                for (at, _, _), status in zip(reversed(rows), reversed(statuses), strict=True)
+            ],
+            last=_expand(rows[0][2]) if rows else None,
+            failing_streak=streak,
         )
-        statuses = [
-            (datetime.fromtimestamp(at / 1_000_000, UTC), RunStatus(status))
-            for at, status, _ in reversed(rows)
-        ]
-        return statuses, _expand(rows[0][2]) if rows else None
+
+    def _statuses_before(self, job: str, at: int) -> Generator[RunStatus, None, None]:
+        cursor = self._db.execute(
+            "SELECT status FROM runs WHERE job = ? AND at < ? ORDER BY at DESC", (job, at)
+        )
+        try:
+            while batch := cursor.fetchmany(256):
+                yield from (RunStatus(status) for (status,) in batch)
+        finally:
+            cursor.close()
 
     def last_run(self, job: str) -> RunEvent | None:
         """The latest event of the job's run with the newest logical time."""
