@@ -66,6 +66,12 @@ def _options(
     """Options of cronflow itself, before any command (the app's help text is set above)."""
 
 
+WideOption = Annotated[
+    bool,
+    typer.Option(
+        "--wide", help="Every column and full times, whatever the width (one line per row)."
+    ),
+]
 JobsOption = Annotated[
     Path | None,
     typer.Option(
@@ -135,9 +141,9 @@ def run(
         str | None,
         typer.Option(
             "--date",
-            metavar="YYYY-MM-DD[..YYYY-MM-DD]",
-            help="Run every tick on this date (or inclusive range of dates) instead of what is due "
-            "now: a backfill, oldest date first.",
+            metavar="DAY[..DAY]",
+            help="Backfill: run every tick of this day or inclusive range of days, oldest "
+            "first. A DAY is YYYY-MM-DD, today, yesterday or -Nd (N days ago).",
         ),
     ] = None,
     job: Annotated[
@@ -145,50 +151,96 @@ def run(
         typer.Option(
             "--job",
             autocompletion=_complete_job,
-            help="With --date: run only this job (repeatable).",
+            help="Only this job (repeatable). Without --date: run it now, once.",
         ),
     ] = None,
     downstream: Annotated[
         bool,
-        typer.Option(
-            "--downstream", help="With --date: also run every job that depends on the --job ones."
-        ),
+        typer.Option("--downstream", help="With --job: also run every job that depends on them."),
     ] = False,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--exclude",
+            autocompletion=_complete_job,
+            help="With --date or --job: leave this job out (repeatable).",
+        ),
+    ] = None,
     rerun: Annotated[
         Rerun,
         typer.Option(
             "--rerun",
             help="With --date: which recorded runs run again: failed (those that did "
-            "not succeed), all, or none.",
+            "not succeed, interrupted ones included), all, or none.",
         ),
     ] = Rerun.FAILED,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Print what would run and why, and run nothing.")
+        bool, typer.Option("--dry-run", help="Print what would run and why; run nothing.")
     ] = False,
     verbose: Annotated[
         bool,
         typer.Option(
-            "--verbose", "-v", help="Without --date: print every event, not only failures."
+            "--verbose",
+            "-v",
+            help="Print every event, not only failures; with --date --dry-run, every run.",
         ),
     ] = False,
 ) -> None:
-    """Run what is due now (cron calls this each minute), or backfill --date; exit 1 if a run failed.
+    """Run what is due now (cron calls this each minute), a job now (--job), or backfill
+    (--date); exit 1 if a run failed.
 
-    Examples:  cronflow run          (in a crontab: * * * * * cronflow run --jobs /etc/cronflow/jobs.toml)
-               cronflow run --date 2026-01-01..2026-01-31 --job load --downstream
+    Examples:
+
+      cronflow run --job health
+
+      cronflow run --date -7d..today --exclude health
+
+      cronflow run --date 2026-01-01..2026-01-31 --job load --downstream
     """
-    if dates is None and (job or downstream):
+    if dates is None and not job and (downstream or exclude):
         raise UsageError(
-            "--job and --downstream choose the runs of a --date. Without --date, "
-            "cronflow runs whatever is due now."
+            "--downstream and --exclude choose among the runs of a --date or a --job. "
+            "Without them, cronflow runs whatever is due now."
         )
     jobfile = _load(jobs)
-    if dates is None:
-        succeeded = _run_due(jobfile, dry_run, verbose)
+    if dates is not None:
+        days = parse_dates(dates, _today(jobfile))
+        succeeded = _run_dates(
+            jobfile, days, job or [], downstream, exclude or [], rerun, dry_run, verbose
+        )
+    elif job:
+        succeeded = _run_now(jobfile, job, downstream, exclude or [], dry_run)
     else:
-        succeeded = _run_dates(jobfile, parse_dates(dates), job or [], downstream, rerun, dry_run)
+        succeeded = _run_due(jobfile, dry_run, verbose)
     if not succeeded:
         raise typer.Exit(1)
+
+
+def _today(jobfile: JobFile) -> date:
+    """Today in the file's zone ([cronflow] timezone): what `today` and `-7d` count from."""
+    from cronflow.clock import SystemClock
+
+    return SystemClock().now().astimezone(jobfile.settings.timezone).date()
+
+
+def _run_now(
+    jobfile: JobFile, names: list[str], downstream: bool, exclude: list[str], dry_run: bool
+) -> bool:
+    """`cronflow run --job NAME`: those jobs now, kind manual, with the locks, retries,
+    alerts and record of any run."""
+    from cronflow import plan
+    from cronflow.clock import SystemClock
+
+    selected = plan.select_jobs(jobfile, names, downstream, exclude)
+    runs = plan.manual_runs(jobfile, selected, SystemClock().now())
+    if dry_run:
+        from cronflow import render
+
+        render.verdict_table(jobfile, [plan.manual_verdict(run) for run in runs])
+        return True
+    reporter = _Reporter(jobfile, quiet=False)
+    outcomes = _scheduler(jobfile, reporter).run_now(runs)
+    return _all_succeeded(reporter, outcomes)
 
 
 def _run_due(jobfile: JobFile, dry_run: bool, verbose: bool) -> bool:
@@ -208,21 +260,27 @@ def _run_dates(
     days: list[date],
     names: list[str],
     downstream: bool,
+    exclude: list[str],
     rerun: Rerun,
     dry_run: bool,
+    verbose: bool,
 ) -> bool:
     from cronflow import plan
     from cronflow.clock import SystemClock
 
     # Decide first: a bad name or a range still to come writes nothing to the state directory.
-    selected = plan.select_jobs(jobfile, names, downstream)
+    selected = plan.select_jobs(jobfile, names, downstream, exclude)
     chosen = plan.backfill(jobfile, selected, days, SystemClock().now())
     reporter = _Reporter(jobfile, quiet=False)
     scheduler = _scheduler(jobfile, reporter)
     if dry_run:
         from cronflow import render
 
-        render.verdict_table(jobfile, scheduler.backfill_preview(chosen, rerun))
+        verdicts = scheduler.backfill_preview(chosen, rerun)
+        if verbose:
+            render.verdict_table(jobfile, verdicts)
+        else:
+            render.plan_summary(jobfile, plan.summarise_verdicts(verdicts))
         return True
     outcomes = scheduler.backfill(chosen, rerun, reporter.progress)
     reporter.not_yet_due = len(chosen.not_yet_due)
@@ -283,12 +341,12 @@ class _Reporter:
             return
         counts = Counter("not run" if o.already_done else o.status.value for o in outcomes)
         if outcomes:
-            print(
+            self._print(
                 f"{len(outcomes)} runs: "
                 + ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))
             )
         if self.not_yet_due:
-            print(f"{self.not_yet_due} tick(s) not yet due: left to the scheduler")
+            self._print(f"{self.not_yet_due} tick(s) not yet due: left to the scheduler")
 
     @contextmanager
     def progress(self, total: int) -> Iterator[None]:
@@ -306,10 +364,14 @@ class _Reporter:
                 self._bar = None
 
     def _print(self, line: str, to_stderr: bool = False) -> None:
-        if self._bar is not None:
-            self._bar.console.print(line, markup=False, highlight=False)
-        else:
-            print(line, file=sys.stderr if to_stderr else sys.stdout, flush=True)
+        stream = sys.stderr if to_stderr else sys.stdout
+        try:
+            if self._bar is not None:
+                self._bar.console.print(line, markup=False, highlight=False)
+            else:
+                print(line, file=stream, flush=True)
+        except BrokenPipeError:  # the reader went away (`| head`): the runs go on, unprinted
+            os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
 
 
 @app.command()
@@ -418,6 +480,7 @@ def next_ticks(
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    wide: WideOption = False,
 ) -> None:
     """Show the upcoming ticks of scheduled jobs, in their zone and in UTC, DST changes marked.
 
@@ -442,9 +505,9 @@ def next_ticks(
     if as_json:
         print(json.dumps({"v": 1, "ticks": rows}, indent=2))
         return
-    for row in rows:
-        note = f"  [{row['dst']}]" if row["dst"] else ""
-        print(f"{row['job']:<20} {row['logical_time']:<26} {row['utc']}{note}")
+    from cronflow import render
+
+    render.ticks_table(rows, wide)
 
 
 @app.command()
@@ -460,6 +523,7 @@ def status(
         bool,
         typer.Option("--check", help="Exit 1 if any job's latest run failed (for monitoring)."),
     ] = False,
+    wide: WideOption = False,
 ) -> None:
     """Show every job at a glance: last run, next due, failing streak, a strip of recent runs.
 
@@ -492,7 +556,7 @@ def status(
     else:
         from cronflow import render
 
-        render.status_table(rows, summary, now)
+        render.status_table(rows, summary, now, wide=wide)
     if history.skipped_lines:
         print(
             f"note: {history.skipped_lines} unreadable line(s) in the run log were skipped.",
@@ -513,8 +577,9 @@ def history(
         str | None,
         typer.Option(
             "--since",
-            metavar="YYYY-MM-DD",
-            help="Only runs whose logical date is this day or later.",
+            metavar="DAY",
+            help="Only runs whose logical date is this day or later (YYYY-MM-DD, today, "
+            "yesterday, -Nd).",
         ),
     ] = None,
     run_status: Annotated[
@@ -528,6 +593,7 @@ def history(
     ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many runs.")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    wide: WideOption = False,
 ) -> None:
     """List runs, the most recently active first: logical time, status, tries, duration, kind.
 
@@ -544,7 +610,7 @@ def history(
             f'--status "{run_status}" is not a status. Use one of: '
             f"{', '.join(status.value for status in Status)}."
         )
-    first_day = parse_dates(since, "--since")[0] if since else None
+    first_day = parse_dates(since, _today(jobfile), "--since")[0] if since else None
     runs = report.run_history(
         jobfile,
         _store(jobfile).index(),
@@ -560,7 +626,7 @@ def history(
         return
     from cronflow import render
 
-    render.history_table(runs)
+    render.history_table(runs, wide=wide)
 
 
 @app.command()
@@ -629,7 +695,12 @@ def logs(
     plan.select_jobs(jobfile, [job], downstream=False)  # an unknown job is a clear error
     store = _store(jobfile)
     started = report.attempt_output(
-        jobfile, store.read().events, job, parse_dates(day)[0] if day else None, attempt, run_id
+        jobfile,
+        store.read().events,
+        job,
+        parse_dates(day, _today(jobfile))[0] if day else None,
+        attempt,
+        run_id,
     )
     secrets = _secrets_of(jobfile.jobs[job])
     if follow:
@@ -929,15 +1000,17 @@ def alerts_test(
 EARLIEST_DATE, LATEST_DATE = date(1900, 1, 1), date(9998, 12, 31)
 
 
-def parse_dates(text: str, option: str = "--date") -> list[date]:
-    """`2026-01-14` or an inclusive range `2026-01-01..2026-01-31`, as a list of dates."""
+def parse_dates(text: str, today: date, option: str = "--date") -> list[date]:
+    """A day or an inclusive range of days (`2026-01-01..2026-01-31`, `-7d..today`), as a
+    list of dates. A day is YYYY-MM-DD, `today`, `yesterday` or `-Nd` (N days before today)."""
     first, _, last = text.partition("..")
     try:
-        start = date.fromisoformat(first.strip())
-        end = date.fromisoformat(last.strip()) if last else start
-    except ValueError:
+        start = _day(first, today)
+        end = _day(last, today) if last else start
+    except (ValueError, OverflowError):
         raise UsageError(
-            f'{option} "{text}" is not a date. Write YYYY-MM-DD, or a range YYYY-MM-DD..YYYY-MM-DD.'
+            f'{option} "{text}" is not a day. Write YYYY-MM-DD, today, yesterday or -Nd '
+            "(N days ago), or a range of two: 2026-01-01..2026-01-31, -7d..today."
         ) from None
     if end < start:
         raise UsageError(f'{option} "{text}" ends before it starts. Put the earlier date first.')
@@ -947,6 +1020,15 @@ def parse_dates(text: str, option: str = "--date") -> list[date]:
             f"{EARLIEST_DATE} to {LATEST_DATE}."
         )
     return [start + timedelta(days=offset) for offset in range((end - start).days + 1)]
+
+
+def _day(text: str, today: date) -> date:
+    word = text.strip().lower()
+    if word in ("today", "yesterday"):
+        return today - timedelta(days=word == "yesterday")
+    if word.startswith("-") and word.endswith("d") and word[1:-1].isdigit():
+        return today - timedelta(days=int(word[1:-1]))
+    return date.fromisoformat(word)
 
 
 def parse_time(text: str) -> datetime:

@@ -23,6 +23,7 @@ from cronflow.executor import Executor, Outcome
 from cronflow.model import (
     EventType,
     JobFile,
+    PlannedRun,
     Rerun,
     RunEvent,
     RunKind,
@@ -175,6 +176,12 @@ class Scheduler:
             for runs in chosen.by_date:
                 outcomes += self.executor.execute(runs, rerun)
         return outcomes
+
+    def run_now(self, runs: list[PlannedRun]) -> list[Outcome]:
+        """`cronflow run --job NAME`: these manual runs, whatever the log holds for them
+        (someone asked), unless one is running right now."""
+        self.settle_orphans()
+        return self.executor.execute(runs, Rerun.ALL)
 
     def backfill_preview(self, chosen: plan.Backfill, rerun: Rerun) -> list[plan.Verdict]:
         """What `backfill` would do and why, changing nothing (for --dry-run)."""

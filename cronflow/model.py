@@ -52,6 +52,7 @@ class RunKind(StrEnum):
     SCHEDULED = "scheduled"
     CATCHUP = "catchup"
     BACKFILL = "backfill"
+    MANUAL = "manual"  # `cronflow run --job NAME`: now, because someone asked
 
 
 class EventType(StrEnum):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 
 from cronflow import dag
@@ -339,11 +339,13 @@ def describe_key(jobfile: JobFile, key: RunKey) -> str:
     return f"{key.job} @ {when.isoformat()}"
 
 
-def select_jobs(jobfile: JobFile, names: Sequence[str], downstream: bool) -> list[str]:
+def select_jobs(
+    jobfile: JobFile, names: Sequence[str], downstream: bool, exclude: Sequence[str] = ()
+) -> list[str]:
     """The jobs to run, in dependency order: every enabled job, or `names` (plus the enabled
-    jobs downstream of them)."""
+    jobs downstream of them), less the `exclude`d ones."""
     graph = dependency_graph(jobfile)
-    unknown = [name for name in names if name not in jobfile.jobs]
+    unknown = [name for name in [*names, *exclude] if name not in jobfile.jobs]
     if unknown:
         raise UsageError(_unknown_jobs_message(jobfile, unknown))
     chosen = set(names) if names else {name for name, job in jobfile.jobs.items() if job.enabled}
@@ -353,7 +355,33 @@ def select_jobs(jobfile: JobFile, names: Sequence[str], downstream: bool) -> lis
             for name in dag.downstream_of(graph, chosen)
             if jobfile.jobs[name].enabled or name in names
         }
+    chosen -= set(exclude)
+    if not chosen:
+        raise UsageError(
+            f"--exclude {' --exclude '.join(exclude)} leaves no job to run. Exclude fewer jobs."
+        )
     return [name for name in dag.topological_order(graph) if name in chosen]
+
+
+def manual_runs(jobfile: JobFile, jobs: Sequence[str], now: datetime) -> list[PlannedRun]:
+    """`cronflow run --job NAME` without --date: one run of each of `jobs` now, its logical
+    time this minute. A job waits only for the runs of its upstreams among `jobs` (the ones
+    asked for together); upstreams not asked for are not consulted: it runs because someone
+    asked for it."""
+    minute = now.astimezone(UTC).replace(second=0, microsecond=0)
+    chosen = set(jobs)
+    return [
+        PlannedRun(
+            key=RunKey(name, minute),
+            kind=RunKind.MANUAL,
+            upstreams=tuple(
+                RunKey(upstream, minute)
+                for upstream in jobfile.jobs[name].depends_on
+                if upstream in chosen
+            ),
+        )
+        for name in jobs
+    ]
 
 
 def runs_for_date(
@@ -419,6 +447,48 @@ def not_yet_due_verdict(run: PlannedRun) -> Verdict:
         action=Action.NOT_YET_DUE,
         detail="later than now: left to the scheduler",
     )
+
+
+def manual_verdict(run: PlannedRun) -> Verdict:
+    return Verdict(
+        job=run.job, logical_time=run.logical_time, action=Action.RUN, detail="asked for now"
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobPlan:
+    """One job's share of a backfill plan, for `cronflow run --date ... --dry-run`."""
+
+    job: str
+    runs: int
+    first: datetime
+    last: datetime
+    to_run: int
+    already_done: int
+    not_yet_due: int
+
+
+def summarise_verdicts(verdicts: Sequence[Verdict]) -> list[JobPlan]:
+    """A backfill plan's verdicts job by job, in the order the jobs first appear."""
+    by_job: dict[str, list[Verdict]] = {}
+    for verdict in verdicts:
+        by_job.setdefault(verdict.job, []).append(verdict)
+    plans = []
+    for job, mine in by_job.items():
+        times = [verdict.logical_time for verdict in mine if verdict.logical_time is not None]
+        actions = [verdict.action for verdict in mine]
+        plans.append(
+            JobPlan(
+                job=job,
+                runs=len(mine),
+                first=min(times),
+                last=max(times),
+                to_run=actions.count(Action.RUN),
+                already_done=actions.count(Action.SKIP),
+                not_yet_due=actions.count(Action.NOT_YET_DUE),
+            )
+        )
+    return plans
 
 
 def should_run(status: RunStatus | None, rerun: Rerun) -> bool:

@@ -45,7 +45,9 @@ def run_cli(
     *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 60, umask: int = -1
 ) -> subprocess.CompletedProcess:
     """`python -m cronflow ARGS` in a real process, with no terminal and a strange TZ."""
-    inherited = {k: v for k, v in os.environ.items() if k != config.JOBS_ENV_VAR}
+    # Not the terminal's size running the tests: a test that wants a width says COLUMNS.
+    dropped = (config.JOBS_ENV_VAR, "COLUMNS", "LINES")
+    inherited = {k: v for k, v in os.environ.items() if k not in dropped}
     child_env = {**inherited, "TZ": CHILD_TZ, "CI": "true", "NO_COLOR": "1", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "cronflow", *args],

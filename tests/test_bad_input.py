@@ -155,6 +155,7 @@ JOBS_FILES = st.fixed_dictionaries(
 DATES = st.one_of(
     st.dates(date(1, 1, 1), date(9999, 12, 31)).map(str),
     st.tuples(st.dates(), st.dates()).map(lambda pair: f"{pair[0]}..{pair[1]}"),
+    st.sampled_from(["today", "yesterday", "-7d..today", "-0d", "-99999999d", "today..-3d"]),
     ODD_TEXT,
 )
 COMMANDS = st.one_of(
@@ -170,6 +171,7 @@ COMMANDS = st.one_of(
         lambda pair: ["run", "--date", pair[1], "--job", pair[0], "--dry-run"]
     ),
     ODD_TEXT.map(lambda text: ["next", "--from", text]),
+    NAMES.map(lambda name: ["run", "--job", name, "--dry-run"]),
 )
 
 

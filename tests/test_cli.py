@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -70,7 +71,7 @@ def test_a_date_range_runs_oldest_first(project):
 
 
 def test_dry_run_prints_the_plan_and_runs_nothing(project):
-    result = run_cli("run", "--date", "2026-01-14", "--dry-run", cwd=project)
+    result = run_cli("run", "--date", "2026-01-14", "--dry-run", "--verbose", cwd=project)
     assert result.returncode == 0
     rows = [line.split() for line in result.stdout.splitlines()[3:] if line.strip()]
     assert rows == [
@@ -80,13 +81,108 @@ def test_dry_run_prints_the_plan_and_runs_nothing(project):
     assert not (project / "ran.txt").exists()
 
 
+def test_a_backfill_dry_run_sums_up_each_job_and_exclude_leaves_jobs_out(tmp_path):
+    """A week of a minutely health check: one line per job (count, span, to run / done / not
+    yet due), not 10,000 lines; --exclude leaves the health check out of plan and run."""
+    (tmp_path / "jobs.toml").write_text(
+        '[jobs.health]\ncommand = "true"\nschedule = "* * * * *"\n'
+        "[jobs.report]\ncommand = 'echo \"$CRONFLOW_DATE\" >> ran.txt'\n"
+        'schedule = "0 6 * * *"\n'
+    )
+    assert run_cli("run", "--date", "2026-01-03", "--job", "report", cwd=tmp_path).returncode == 0
+    dry = run_cli("run", "--date", "2026-01-01..2026-01-07", "--dry-run", cwd=tmp_path)
+    assert dry.returncode == 0, dry.stderr
+    rows = {line.split()[0]: line.split() for line in dry.stdout.splitlines()[3:5]}
+    assert rows["health"][:2] == ["health", "10080"]
+    assert rows["health"][2:7] == ["2026-01-01", "00:00:00", "..", "2026-01-07", "23:59:00"]
+    assert rows["health"][7:] == ["10080", "0", "0"]  # to run, done, not yet due
+    assert rows["report"][1] == "7" and rows["report"][7:] == ["6", "1", "0"]
+    assert len(dry.stdout.splitlines()) < 10 and "--verbose" in dry.stdout
+    result = run_cli("run", "--date", "2026-01-01..2026-01-07", "--exclude", "health", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "health" not in result.stdout
+    assert (tmp_path / "ran.txt").read_text().split() == [
+        f"2026-01-0{d}" for d in (3, 1, 2, 4, 5, 6, 7)
+    ]
+    wrong = run_cli("run", "--date", "2026-01-01", "--exclude", "helth", cwd=tmp_path)
+    assert wrong.returncode == 2 and 'did you mean "health"' in wrong.stderr
+    everything = run_cli(
+        "run", "--date", "2026-01-01", "--exclude", "health", "--exclude", "report", cwd=tmp_path
+    )
+    assert everything.returncode == 2 and "leaves no job to run" in everything.stderr
+
+
+def test_days_are_words_or_counted_back_from_today_in_the_files_zone(tmp_path):
+    from datetime import date, datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from cronflow.cli import parse_dates
+
+    today = date(2026, 3, 1)
+    assert parse_dates("today", today) == [today]
+    assert parse_dates("yesterday", today) == [date(2026, 2, 28)]
+    assert parse_dates("-7d..today", today)[0] == date(2026, 2, 22)
+    assert len(parse_dates("-7d..today", today)) == 8
+    assert parse_dates("2026-02-27..yesterday", today) == [date(2026, 2, 27), date(2026, 2, 28)]
+    # End to end, in a zone 14 hours ahead of UTC: "yesterday" is that zone's yesterday.
+    (tmp_path / "jobs.toml").write_text(
+        '[cronflow]\ntimezone = "Pacific/Kiritimati"\n'
+        '[jobs.noon]\ncommand = "true"\nschedule = "0 12 * * *"\n'
+    )
+    zone = ZoneInfo("Pacific/Kiritimati")
+    before = datetime.now(zone).date()
+    dry = run_cli("run", "--date", "yesterday", "--dry-run", "--verbose", cwd=tmp_path)
+    after = datetime.now(zone).date()
+    assert dry.returncode == 0, dry.stderr
+    shown = dry.stdout.splitlines()[3].split()[1]
+    assert shown in {str(before - timedelta(days=1)), str(after - timedelta(days=1))}
+
+
+def test_run_job_runs_it_now_as_a_manual_run_with_retries_and_its_downstream(project):
+    """`cronflow run --job NAME`: now, kind manual, logical time this minute; upstreams not
+    asked for are not consulted; --downstream brings what depends on it; asked twice, it
+    runs twice; a failure exits 1 after its retries, and is recorded like any run."""
+    from datetime import UTC, datetime
+
+    (project / "jobs.toml").write_text(
+        PIPELINE.replace("$CRONFLOW_DATE", "$CRONFLOW_RUN_KIND $CRONFLOW_LOGICAL_TIME")
+    )
+    alone = run_cli("run", "--job", "load", cwd=project)
+    assert alone.returncode == 0, alone.stderr
+    before = datetime.now(UTC).replace(second=0, microsecond=0)
+    both = run_cli("run", "--job", "extract", "--downstream", cwd=project)
+    after = datetime.now(UTC).replace(second=0, microsecond=0)
+    assert both.returncode == 0, both.stderr
+    lines = [line.split() for line in (project / "ran.txt").read_text().splitlines()]
+    assert [(name, kind) for name, kind, _ in lines] == [
+        ("load", "manual"),
+        ("extract", "manual"),
+        ("load", "manual"),
+    ]
+    logical = datetime.fromisoformat(lines[1][2])
+    assert logical.second == 0 and before <= logical <= after
+    assert lines[1][2] == lines[2][2]  # the downstream run stands for the same minute
+    events = Store(project / ".cronflow").read().events
+    assert {event.kind.value for event in events} == {"manual"}
+    (project / "fail-load").touch()
+    (project / "jobs.toml").write_text(
+        (project / "jobs.toml").read_text() + 'retries = 1\nretry_delay = "0s"\n'
+    )
+    failed = run_cli("run", "--job", "load", cwd=project)
+    assert failed.returncode == 1
+    events = Store(project / ".cronflow").read().events
+    tries = [e for e in events if e.job == "load" and e.event.value == "finished"][-2:]
+    assert [(e.status.value, e.attempt) for e in tries] == [("failed", 1), ("failed", 2)]
+
+
 @pytest.mark.parametrize(
     "args, words",
     [
-        (["run", "--date", "2026-13-01"], "is not a date"),
+        (["run", "--date", "2026-13-01"], "is not a day"),
+        (["run", "--date", "tomorrow"], "is not a day"),
         (["run", "--date", "2026-02-01..2026-01-01"], "ends before it starts"),
         (["run", "--date", "2026-01-14", "--job", "lod"], 'did you mean "load"'),
-        (["run", "--job", "load"], "Without --date"),
+        (["run", "--exclude", "load"], "Without them"),
         (["run", "--date", "2026-01-14", "--rerun", "some"], "--rerun"),
         (["frobnicate"], "No such command"),
     ],
@@ -297,7 +393,8 @@ def test_next_marks_dst_adjusted_ticks(tmp_path):
     spring = run_cli(
         "next", "--job", "early", "--from", "2024-03-10T00:00-05:00", "-n", "1", cwd=tmp_path
     )
-    assert spring.stdout.split()[:3] == [
+    [row] = [line for line in spring.stdout.splitlines() if line.startswith(" early ")]
+    assert row.split()[:3] == [
         "early",
         "2024-03-10T03:00:00-04:00",
         "2024-03-10T07:00:00+00:00",
@@ -329,3 +426,46 @@ def test_a_backfill_never_runs_a_tick_still_to_come(tmp_path):
     assert future.returncode == 2 and "Traceback" not in future.stderr
     assert f"its first tick, noon @ {tomorrow}T12:00:00+00:00, is" in future.stderr
     assert len((tmp_path / "ran.txt").read_text().split()) == len(ran)  # nothing more ran
+
+
+def test_a_reader_that_goes_away_ends_each_command_quietly_and_a_run_goes_on(tmp_path):
+    """`cronflow graph | head -1`, and the like: no BrokenPipe message, no traceback. A
+    backfill whose reader goes away still runs and records every run, and its exit status
+    still says how the runs went."""
+    count = 400
+    (tmp_path / "jobs.toml").write_text(
+        '[jobs.job_0]\ncommand = "true"\nschedule = "0 6 * * *"\n'
+        + "".join(
+            f'[jobs.job_{n}]\ncommand = "true"\ndepends_on = ["job_{n - 1}"]\n'
+            for n in range(1, count)
+        )
+    )
+    environment = {key: value for key, value in os.environ.items() if key != "CRONFLOW_JOBS"}
+    for arguments in (
+        ["run", "--date", "2026-01-14"],
+        ["graph"],
+        ["graph", "--format", "dot"],
+        ["status"],
+        ["next", "-n", "20"],
+        ["history", "--limit", "1000"],
+        ["run", "--date", "2026-01-10..2026-01-13", "--dry-run", "--verbose"],
+        ["export", "airflow", "--out", "-"],
+    ):
+        reader = subprocess.Popen(
+            [sys.executable, "-m", "cronflow", *arguments],
+            cwd=tmp_path,
+            env={**environment, "NO_COLOR": "1"},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert reader.stdout.read(10)  # the first bytes, then the reader goes away
+        reader.stdout.close()
+        status = reader.wait(timeout=300)
+        complaint = reader.stderr.read().decode()
+        assert "Broken" not in complaint and "Traceback" not in complaint, (arguments, complaint)
+        assert status in (0, 1), (arguments, status)
+        if arguments[0] == "run" and "--dry-run" not in arguments:
+            assert status == 0
+            finished = [e for e in Store(tmp_path / ".cronflow").read().events if e.ended_at]
+            assert len(finished) == count

@@ -327,15 +327,16 @@ def test_tables_wrap_the_last_column_to_the_width_and_end_no_line_in_blanks():
 
     from rich.console import Console
 
-    from cronflow.render import _print_grid
+    from cronflow.render import Column, _print_grid
 
     out = io.StringIO()
     console = Console(file=out, width=60, force_terminal=False)
     reason = "upstream extract @ 2026-01-14 06:00 is failed and this explains it at length"
     _print_grid(
         console,
-        ("job", "status", "why"),
+        [Column("job"), Column("status"), Column("why")],
         [["load", ("failed", "red"), reason], None, ["x", "ok", ""]],
+        width=60,
     )
     lines = out.getvalue().split("\n")
     assert lines[1].split() == ["job", "status", "why"]
