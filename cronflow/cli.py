@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 from collections import Counter
 from collections.abc import Iterator
@@ -17,13 +18,14 @@ import typer
 
 from cronflow import JOBS_ENV_VAR, __version__, config
 from cronflow.errors import ConfigError, CronflowError, Problem, UsageError
-from cronflow.model import Job, JobFile, Rerun, RunEvent
+from cronflow.model import Job, JobFile, Rerun, RunEvent, RunStatus
 from cronflow.plan import describe_key
 from cronflow.report import event_line
 
 if TYPE_CHECKING:  # for annotations only: the commands import what they use when run
     from cronflow.executor import Outcome
     from cronflow.invocation import Scheduler
+    from cronflow.plan import Backfill
     from cronflow.state.store import Store
 
 app = typer.Typer(
@@ -239,8 +241,12 @@ def _run_now(
         render.verdict_table(jobfile, [plan.manual_verdict(run) for run in runs])
         return True
     reporter = _Reporter(jobfile, quiet=False)
-    outcomes = _scheduler(jobfile, reporter).run_now(runs)
-    return _all_succeeded(reporter, outcomes)
+    scheduler = _scheduler(jobfile, reporter)
+    with _stopping_on_signals(scheduler, jobfile) as stopped:
+        outcomes = scheduler.run_now(runs)
+    if stopped:
+        reporter.resume = _run_command(jobfile, [], names, downstream, exclude)
+    return _all_succeeded(reporter, outcomes, stopped)
 
 
 def _run_due(jobfile: JobFile, dry_run: bool, verbose: bool) -> bool:
@@ -252,7 +258,9 @@ def _run_due(jobfile: JobFile, dry_run: bool, verbose: bool) -> bool:
 
         render.verdict_table(jobfile, scheduler.preview().verdicts)
         return True
-    return _all_succeeded(reporter, scheduler.tick())
+    with _stopping_on_signals(scheduler, jobfile) as stopped:
+        outcomes = scheduler.tick()
+    return _all_succeeded(reporter, outcomes, stopped)
 
 
 def _run_dates(
@@ -282,9 +290,83 @@ def _run_dates(
         else:
             render.plan_summary(jobfile, plan.summarise_verdicts(verdicts))
         return True
-    outcomes = scheduler.backfill(chosen, rerun, reporter.progress)
+    with _stopping_on_signals(scheduler, jobfile) as stopped:
+        outcomes = scheduler.backfill(chosen, rerun, reporter.progress)
     reporter.not_yet_due = len(chosen.not_yet_due)
-    return _all_succeeded(reporter, outcomes)
+    if stopped:
+        reporter.not_begun = sum(map(len, chosen.by_date)) - len(outcomes)
+        first = _first_day_unfinished(chosen, outcomes, days)
+        dates = f"{first}..{days[-1]}" if first != days[-1] else str(first)
+        rerun_option = [] if rerun is Rerun.FAILED else ["--rerun", rerun.value]
+        reporter.resume = _run_command(
+            jobfile, ["--date", dates, *rerun_option], names, downstream, exclude
+        )
+    return _all_succeeded(reporter, outcomes, stopped)
+
+
+def _run_command(
+    jobfile: JobFile, options: list[str], names: list[str], downstream: bool, exclude: list[str]
+) -> str:
+    """The `cronflow run` command line, absolute, that takes a stopped run up again."""
+    return shlex.join(
+        [*_own_command(), "run", "--jobs", str(jobfile.path.absolute()), *options]
+        + [argument for name in names for argument in ("--job", name)]
+        + (["--downstream"] if downstream else [])
+        + [argument for name in exclude for argument in ("--exclude", name)]
+    )
+
+
+def _first_day_unfinished(chosen: Backfill, outcomes: list[Outcome], days: list[date]) -> date:
+    """The first of `days` a stopped backfill did not finish: the dates run in order, each
+    giving one outcome per run, so the outcomes cover a prefix of them."""
+    covered = 0
+    for day, runs in zip(days, chosen.by_date, strict=True):
+        covered += len(runs)
+        if covered > len(outcomes) or any(
+            outcome.status is RunStatus.INTERRUPTED
+            for outcome in outcomes[covered - len(runs) : covered]
+        ):
+            return day
+    return days[-1]
+
+
+@contextmanager
+def _stopping_on_signals(scheduler: Scheduler, jobfile: JobFile) -> Iterator[list[int]]:
+    """Ctrl-C (or SIGTERM) stops as the daemon does: start nothing more, give running jobs
+    shutdown_grace to end, then stop them; a second one stops them at once. Every run is
+    recorded (interrupted, if cut short). Yields the signals that came."""
+    import signal
+    import threading
+
+    from cronflow.executor import STOP_KILL_GRACE
+
+    executor = scheduler.executor
+    came: list[int] = []
+    grace = jobfile.settings.shutdown_grace.total_seconds()
+    stopper = threading.Timer(grace, executor.runner.interrupt, args=(STOP_KILL_GRACE,))
+    stopper.daemon = True
+
+    def stop(signum: int, frame: object) -> None:
+        came.append(signum)
+        if len(came) == 1:
+            executor.stop.set()
+            stopper.start()
+            message = (
+                f"\ncronflow: stopping: nothing more starts; running jobs get {grace:g}s to "
+                "end, then are stopped (Ctrl-C again: stop them now)"
+            )
+        else:
+            threading.Thread(target=executor.runner.interrupt, args=(STOP_KILL_GRACE,)).start()
+            message = "\ncronflow: stopping the running jobs now"
+        threading.Thread(target=print, args=(message,), kwargs={"file": sys.stderr}).start()
+
+    previous = {number: signal.signal(number, stop) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield came
+    finally:
+        stopper.cancel()
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def _scheduler(jobfile: JobFile, reporter: _Reporter) -> Scheduler:
@@ -309,10 +391,21 @@ def _scheduler(jobfile: JobFile, reporter: _Reporter) -> Scheduler:
     )
 
 
-def _all_succeeded(reporter: _Reporter, outcomes: list[Outcome]) -> bool:
-    """Print the summary; True unless a run failed, timed out or was held back by a failure."""
-    reporter.summary(outcomes)
+def _all_succeeded(reporter: _Reporter, outcomes: list[Outcome], stopped: list[int]) -> bool:
+    """Print the summary; True unless a run failed, timed out or was held back by a failure.
+    Stopped by a signal, exit as the shells expect of it (130 for Ctrl-C, 143 for SIGTERM)."""
+    reporter.summary(outcomes, stopped=bool(stopped))
+    if stopped:
+        raise typer.Exit(128 + stopped[0])
     return not any(outcome.status.is_failure for outcome in outcomes)
+
+
+def _summary_word(outcome: Outcome) -> str:
+    if outcome.already_done:
+        return "not run"
+    if outcome.status is RunStatus.INTERRUPTED and outcome.attempts == 0:
+        return "not started"  # recorded interrupted, so that --rerun failed takes it up
+    return outcome.status.value
 
 
 class _Reporter:
@@ -322,6 +415,8 @@ class _Reporter:
         self.jobfile = jobfile
         self.quiet = quiet
         self.not_yet_due = 0  # ticks a backfill left to the scheduler
+        self.not_begun = 0  # runs of dates a stopped backfill did not begin
+        self.resume = ""  # the command that takes a stopped run up again
         self._bar: Any = None  # a rich Progress while a backfill shows one
 
     def event(self, event: RunEvent) -> None:
@@ -336,17 +431,23 @@ class _Reporter:
         if outcome.already_done and not self.quiet:
             self._print(f"  {describe_key(self.jobfile, outcome.key)}: not run, {outcome.reason}")
 
-    def summary(self, outcomes: list[Outcome]) -> None:
-        if self.quiet or not (outcomes or self.not_yet_due):
+    def summary(self, outcomes: list[Outcome], stopped: bool = False) -> None:
+        if (self.quiet and not stopped) or not (outcomes or self.not_yet_due or stopped):
             return
-        counts = Counter("not run" if o.already_done else o.status.value for o in outcomes)
-        if outcomes:
+        counts = Counter(_summary_word(outcome) for outcome in outcomes)
+        counts["not started"] += self.not_begun
+        if counts:
             self._print(
-                f"{len(outcomes)} runs: "
-                + ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))
+                f"{len(outcomes) + self.not_begun} runs: "
+                + ", ".join(f"{count} {word}" for word, count in sorted(counts.items()) if count)
             )
         if self.not_yet_due:
             self._print(f"{self.not_yet_due} tick(s) not yet due: left to the scheduler")
+        if stopped:
+            self._print(
+                "stopped: "
+                + (f"resume with: {self.resume}" if self.resume else "the next run takes it up")
+            )
 
     @contextmanager
     def progress(self, total: int) -> Iterator[None]:
@@ -600,15 +701,14 @@ def history(
     Example:  cronflow history --job load --status failed --since 2026-01-01
     """
     from cronflow import plan, report
-    from cronflow.model import RunStatus as Status
 
     jobfile = _load(jobs)
     if job:
         plan.select_jobs(jobfile, job, downstream=False)
-    if run_status is not None and run_status not in {status.value for status in Status}:
+    if run_status is not None and run_status not in {status.value for status in RunStatus}:
         raise UsageError(
             f'--status "{run_status}" is not a status. Use one of: '
-            f"{', '.join(status.value for status in Status)}."
+            f"{', '.join(status.value for status in RunStatus)}."
         )
     first_day = parse_dates(since, _today(jobfile), "--since")[0] if since else None
     runs = report.run_history(

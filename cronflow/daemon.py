@@ -23,6 +23,7 @@ from pathlib import Path
 from cronflow import config
 from cronflow.clock import Clock
 from cronflow.errors import ConfigError, CronflowError, Problem
+from cronflow.executor import STOP_KILL_GRACE
 from cronflow.invocation import Scheduler, build_scheduler
 from cronflow.model import JobFile, PlannedRun, RunEvent, Watermark
 from cronflow.runner import ProcessRunner
@@ -32,7 +33,6 @@ from cronflow.state.store import Store
 DAEMON_LOCK = "@daemon"
 MAX_SLEEP = timedelta(seconds=60)
 # After the shutdown grace, how long a job's process group gets between SIGTERM and SIGKILL.
-STOP_KILL_GRACE = 5.0
 PR_SET_CHILD_SUBREAPER = 36  # prctl(2): orphaned descendants are re-parented to the caller
 
 

@@ -50,6 +50,8 @@ from cronflow.state.store import Store, new_run_id
 
 # Runs the clock asked for; they follow `overlap`, and wait for other-schedule upstreams.
 CLOCK_KINDS = (RunKind.SCHEDULED, RunKind.CATCHUP)
+# Stopping: between SIGTERM and SIGKILL for the jobs still running when the grace is over.
+STOP_KILL_GRACE = 5.0
 # A run in one of these states goes on with its run id and next attempt, if it has tries left.
 RESUMABLE = (RunStatus.ABANDONED, RunStatus.INTERRUPTED, RunStatus.FAILED, RunStatus.TIMED_OUT)
 

@@ -174,6 +174,8 @@ class Scheduler:
         outcomes: list[Outcome] = []
         with progress(sum(map(len, chosen.by_date))) if progress else nullcontext():
             for runs in chosen.by_date:
+                if self.executor.stop.is_set():
+                    break  # stopped: the dates not begun stay untouched, to run another time
                 outcomes += self.executor.execute(runs, rerun)
         return outcomes
 

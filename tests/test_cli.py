@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 
@@ -469,3 +470,57 @@ def test_a_reader_that_goes_away_ends_each_command_quietly_and_a_run_goes_on(tmp
             assert status == 0
             finished = [e for e in Store(tmp_path / ".cronflow").read().events if e.ended_at]
             assert len(finished) == count
+
+
+def test_ctrl_c_stops_a_backfill_records_it_and_prints_how_to_resume(tmp_path):
+    """Ctrl-C: nothing more starts, the running job gets shutdown_grace (a second Ctrl-C
+    stops it at once), it is recorded interrupted, the summary says what happened and the
+    exact command that resumes; that command then finishes the range."""
+    import signal
+    import time
+
+    (tmp_path / "jobs.toml").write_text(
+        '[cronflow]\nshutdown_grace = "60s"\n'
+        "[jobs.a]\ncommand = 'echo \"$CRONFLOW_DATE\" >> a.txt; test -e quick || sleep 120'\n"
+        'schedule = "0 6 * * *"\n'
+        '[jobs.b]\ncommand = \'echo "$CRONFLOW_DATE" >> b.txt\'\ndepends_on = ["a"]\n'
+    )
+    environment = {key: value for key, value in os.environ.items() if key != "CRONFLOW_JOBS"}
+    backfill = subprocess.Popen(
+        [sys.executable, "-m", "cronflow", "run", "--date", "2026-01-01..2026-01-05"],
+        cwd=tmp_path,
+        env=environment,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "a.txt").exists():  # the first run of a has begun
+        assert time.monotonic() < deadline and backfill.poll() is None
+        time.sleep(0.02)
+    backfill.send_signal(signal.SIGINT)
+    said = ""
+    while "stopping" not in said:  # the first Ctrl-C was taken in (EOF would end it too)
+        line = backfill.stderr.readline()
+        assert line, said
+        said += line
+    backfill.send_signal(signal.SIGINT)  # the second: stop it now, not after 60 s
+    out, err = backfill.communicate(timeout=30)
+    assert backfill.returncode == 130, err
+    assert "Traceback" not in said + err
+    assert "10 runs: 1 interrupted, 9 not started" in out
+    [resume] = [line.split("resume with: ", 1)[1] for line in out.splitlines() if "resume" in line]
+    assert "--date 2026-01-01..2026-01-05" in resume and str(tmp_path / "jobs.toml") in resume
+    events = Store(tmp_path / ".cronflow").read().events
+    assert [(e.job, e.status.value) for e in events if e.status.value != "running"] == [
+        ("a", "interrupted"),
+        ("b", "interrupted"),  # never started; recorded so that --rerun failed takes it up
+    ]
+    assert run_cli("status", "--check", cwd=tmp_path).returncode == 0  # not a failure
+    (tmp_path / "quick").touch()
+    resumed = subprocess.run(
+        shlex.split(resume), cwd=tmp_path, env=environment, capture_output=True, text=True
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert (tmp_path / "b.txt").read_text().split() == [f"2026-01-0{d}" for d in range(1, 6)]

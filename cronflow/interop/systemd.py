@@ -7,7 +7,7 @@ import shlex
 from datetime import timedelta
 from pathlib import Path
 
-from cronflow.daemon import STOP_KILL_GRACE
+from cronflow.executor import STOP_KILL_GRACE
 
 DAEMON_SERVICE = """\
 [Unit]
