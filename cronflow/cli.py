@@ -14,6 +14,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
+import click
 import typer
 
 from cronflow import JOBS_ENV_VAR, __version__, config
@@ -68,6 +69,15 @@ def _options(
     """Options of cronflow itself, before any command (the app's help text is set above)."""
 
 
+class _Text(click.ParamType):  # type: ignore[type-arg]  # generic only since click 8.3
+    """An argument's text as given, with no type placeholder (`<str>`) in the help."""
+
+    name = "text"
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return ""
+
+
 WideOption = Annotated[
     bool,
     typer.Option(
@@ -81,7 +91,8 @@ JobsOption = Annotated[
         envvar=JOBS_ENV_VAR,
         show_envvar=True,
         dir_okay=False,
-        help="The jobs file [default: $CRONFLOW_JOBS, else ./jobs.toml].",
+        metavar="PATH",
+        help="The jobs file (default: $CRONFLOW_JOBS, else ./jobs.toml).",
     ),
 ]
 
@@ -93,8 +104,12 @@ def _store(jobfile: JobFile) -> Store:
     return Store(jobfile.settings.state_dir)
 
 
-def _load(jobs: Path | None) -> JobFile:
-    jobfile = config.load(config.find_jobs_file(jobs, os.environ, Path.cwd()))
+def _load(jobs: Path | None, consequence: str = "") -> JobFile:
+    """The jobs file, its warnings printed; a ConfigError says `consequence` if given."""
+    try:
+        jobfile = config.load(config.find_jobs_file(jobs, os.environ, Path.cwd()))
+    except ConfigError as error:
+        raise error.because(consequence) if consequence else error from None
     for warning in jobfile.warnings:
         print(f"cronflow: warning: {warning}", file=sys.stderr)
     return jobfile
@@ -152,6 +167,7 @@ def run(
         list[str] | None,
         typer.Option(
             "--job",
+            metavar="NAME",
             autocompletion=_complete_job,
             help="Only this job (repeatable). Without --date: run it now, once.",
         ),
@@ -164,6 +180,7 @@ def run(
         list[str] | None,
         typer.Option(
             "--exclude",
+            metavar="NAME",
             autocompletion=_complete_job,
             help="With --date or --job: leave this job out (repeatable).",
         ),
@@ -172,6 +189,7 @@ def run(
         Rerun,
         typer.Option(
             "--rerun",
+            metavar="failed|all|none",
             help="With --date: which recorded runs run again: failed (those that did "
             "not succeed, interrupted ones included), all, or none.",
         ),
@@ -204,7 +222,7 @@ def run(
             "--downstream and --exclude choose among the runs of a --date or a --job. "
             "Without them, cronflow runs whatever is due now."
         )
-    jobfile = _load(jobs)
+    jobfile = _load(jobs, consequence="nothing was run")
     if dates is not None:
         days = parse_dates(dates, _today(jobfile))
         succeeded = _run_dates(
@@ -568,9 +586,16 @@ def next_ticks(
     jobs: JobsOption = None,
     job: Annotated[
         list[str] | None,
-        typer.Option("--job", autocompletion=_complete_job, help="Only this job (repeatable)."),
+        typer.Option(
+            "--job",
+            metavar="NAME",
+            autocompletion=_complete_job,
+            help="Only this job (repeatable).",
+        ),
     ] = None,
-    count: Annotated[int, typer.Option("--count", "-n", min=1, help="Ticks per job.")] = 5,
+    count: Annotated[
+        int, typer.Option("--count", "-n", metavar="N", help="Ticks per job (at least 1).")
+    ] = 5,
     start: Annotated[
         str | None,
         typer.Option(
@@ -590,6 +615,7 @@ def next_ticks(
     from cronflow import plan
     from cronflow.clock import SystemClock
 
+    _at_least_one(count, "--count")
     jobfile = _load(jobs)
     after = parse_time(start) if start else SystemClock().now()
     rows = [
@@ -616,7 +642,12 @@ def status(
     jobs: JobsOption = None,
     job: Annotated[
         list[str] | None,
-        typer.Option("--job", autocompletion=_complete_job, help="Only this job (repeatable)."),
+        typer.Option(
+            "--job",
+            metavar="NAME",
+            autocompletion=_complete_job,
+            help="Only this job (repeatable).",
+        ),
     ] = None,
     show_all: Annotated[bool, typer.Option("--all", help="Include disabled jobs.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (schema in README).")] = False,
@@ -657,7 +688,8 @@ def status(
     else:
         from cronflow import render
 
-        render.status_table(rows, summary, now, wide=wide)
+        cron_line = shlex.join([*_own_command(), "run", "--jobs", str(jobfile.path.absolute())])
+        render.status_table(rows, summary, now, wide=wide, cron_line=f"* * * * * {cron_line}")
     if history.skipped_lines:
         print(
             f"note: {history.skipped_lines} unreadable line(s) in the run log were skipped.",
@@ -672,7 +704,12 @@ def history(
     jobs: JobsOption = None,
     job: Annotated[
         list[str] | None,
-        typer.Option("--job", autocompletion=_complete_job, help="Only this job (repeatable)."),
+        typer.Option(
+            "--job",
+            metavar="NAME",
+            autocompletion=_complete_job,
+            help="Only this job (repeatable).",
+        ),
     ] = None,
     since: Annotated[
         str | None,
@@ -692,7 +729,9 @@ def history(
             "upstream_failed, skipped, missed, waiting, abandoned, interrupted, running.",
         ),
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many runs.")] = 50,
+    limit: Annotated[
+        int, typer.Option("--limit", metavar="N", help="At most this many runs (at least 1).")
+    ] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     wide: WideOption = False,
 ) -> None:
@@ -702,6 +741,7 @@ def history(
     """
     from cronflow import plan, report
 
+    _at_least_one(limit, "--limit")
     jobfile = _load(jobs)
     if job:
         plan.select_jobs(jobfile, job, downstream=False)
@@ -751,14 +791,20 @@ def reindex(jobs: JobsOption = None) -> None:
 @app.command()
 def logs(
     job: Annotated[
-        str, typer.Argument(help="The job whose output to print.", autocompletion=_complete_job)
+        str,
+        typer.Argument(
+            metavar="JOB",
+            click_type=_Text(),
+            help="The job whose output to print.",
+            autocompletion=_complete_job,
+        ),
     ],
     jobs: JobsOption = None,
     day: Annotated[
         str | None,
         typer.Option(
             "--date",
-            metavar="YYYY-MM-DD",
+            metavar="DAY",
             help="The run on this logical date (default: the job's newest run).",
         ),
     ] = None,
@@ -770,7 +816,7 @@ def logs(
     ] = None,
     attempt: Annotated[
         int | None,
-        typer.Option("--attempt", min=1, help="This try of the run (default: the last one)."),
+        typer.Option("--attempt", metavar="N", help="This try of the run (default: the last one)."),
     ] = None,
     stderr_only: Annotated[bool, typer.Option("--stderr", help="Only stderr.")] = False,
     stdout_only: Annotated[bool, typer.Option("--stdout", help="Only stdout.")] = False,
@@ -791,6 +837,7 @@ def logs(
     from cronflow import plan, report
     from cronflow.masking import mask_bytes
 
+    _at_least_one(attempt, "--attempt")
     jobfile = _load(jobs)
     plan.select_jobs(jobfile, [job], downstream=False)  # an unknown job is a clear error
     store = _store(jobfile)
@@ -867,7 +914,11 @@ def graph(
     jobs: JobsOption = None,
     output_format: Annotated[
         GraphFormat,
-        typer.Option("--format", help="text (a tree per flow), dot (Graphviz) or mermaid."),
+        typer.Option(
+            "--format",
+            metavar="text|dot|mermaid",
+            help="text (a tree per flow), dot (Graphviz) or mermaid.",
+        ),
     ] = GraphFormat.text,
 ) -> None:
     """Draw the dependency graph with schedules, as a tree, Graphviz DOT or Mermaid.
@@ -886,7 +937,9 @@ def import_crontab(
     source: Annotated[
         str,
         typer.Argument(
-            metavar="[FILE|-]", help="A crontab file, or - for standard input (crontab -l | ...)."
+            metavar="[FILE|-]",
+            click_type=_Text(),
+            help="A crontab file, or - for standard input (crontab -l |).",
         ),
     ] = "-",
     system: Annotated[
@@ -902,6 +955,7 @@ def import_crontab(
         typer.Option(
             "--output",
             "-o",
+            metavar="PATH",
             dir_okay=False,
             help="Write the jobs file here (it must not exist) instead of to standard output.",
         ),
@@ -959,17 +1013,17 @@ def import_crontab(
 
 @app.command()
 def init(
-    path: Annotated[Path, typer.Argument(help="Where to write it.", dir_okay=False)] = Path(
-        "jobs.toml"
-    ),
+    path: Annotated[
+        str, typer.Argument(metavar="[PATH]", click_type=_Text(), help="Where to write it.")
+    ] = "jobs.toml",
 ) -> None:
     """Write a commented starter jobs.toml (it must not exist yet).
 
-    Example:  cronflow init && cronflow validate && cronflow run --date $(date +%F)
+    Example:  cronflow init && cronflow validate && cronflow run --date today
     """
     from cronflow.interop.init_template import STARTER
 
-    _write_new(path, STARTER)
+    _write_new(Path(path), STARTER)
     print(f"wrote {path}; edit it, then run: cronflow validate --jobs {path}")
 
 
@@ -998,6 +1052,7 @@ def export_airflow(
         Path,
         typer.Option(
             "--out",
+            metavar="DIR",
             file_okay=False,
             help="Directory to write the DAG files into (Airflow's "
             "dags folder, or a place to review them first).",
@@ -1007,6 +1062,7 @@ def export_airflow(
         str,
         typer.Option(
             "--dag-id-prefix",
+            metavar="PREFIX",
             help="Put this in front of every DAG id (and file name), e.g. "
             '"sales_", to keep several jobs files apart in one Airflow.',
         ),
@@ -1058,8 +1114,9 @@ def alerts_test(
         str | None,
         typer.Option(
             "--job",
-            autocompletion=_complete_job,
+            metavar="NAME",
             help="Send to the targets this job's alerts go to (its alert_tags).",
+            autocompletion=_complete_job,
         ),
     ] = None,
 ) -> None:
@@ -1120,6 +1177,11 @@ def parse_dates(text: str, today: date, option: str = "--date") -> list[date]:
             f"{EARLIEST_DATE} to {LATEST_DATE}."
         )
     return [start + timedelta(days=offset) for offset in range((end - start).days + 1)]
+
+
+def _at_least_one(value: int | None, option: str) -> None:
+    if value is not None and value < 1:
+        raise UsageError(f"{option} {value}: give a number of at least 1.")
 
 
 def _day(text: str, today: date) -> date:

@@ -7,6 +7,7 @@ problem found, each with its line, job, key and a fix, so a user mends them all 
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 import re
@@ -64,8 +65,8 @@ def load(path: Path, euid: int | None = None) -> JobFile:
         raise _single(
             path,
             "the file does not exist",
-            f"Create it (see jobs.toml.example), or point to yours with --jobs PATH "
-            f"or ${JOBS_ENV_VAR}",
+            f"Write one with `cronflow init {path}` (a commented example), or point to "
+            f"yours with --jobs PATH or ${JOBS_ENV_VAR}",
         ) from None
     except UnicodeDecodeError as error:
         raise _single(
@@ -303,6 +304,11 @@ def _paths(value: Any) -> tuple[str, ...]:
 
 
 def _names(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str) and len(value.replace(",", " ").split()) > 1:
+        raise _Invalid(  # no job name holds a comma or a blank: a list written as one string
+            f'is one string, "{value}", where a list of job names belongs',
+            f"Write depends_on = {_as_list(value)}",
+        )
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
         raise _Invalid(
@@ -386,9 +392,17 @@ def _strings(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise _Invalid(
             f"must be a list of strings, not {_type_name(value)}",
-            'Write a list such as ["json://host/path"]',
+            f"Write it as a list: {_as_list(value)}"
+            if isinstance(value, str)
+            else 'Write a list such as ["ops", "db"]',
         )
     return tuple(value)
+
+
+def _as_list(text: str) -> str:
+    """`"a, b"` as the TOML list it meant: `["a", "b"]`."""
+    parts = [part for part in text.replace(",", " ").split() if part] or [text]
+    return "[" + ", ".join(json.dumps(part) for part in parts) + "]"
 
 
 def _type_name(value: Any) -> str:

@@ -112,7 +112,10 @@ class Daemon:
 
     def serve(self) -> None:
         """Run until asked to stop; raises ConfigError or DaemonRunning if it cannot start."""
-        jobfile = self._load()
+        try:
+            jobfile = self._load()
+        except ConfigError as error:
+            raise error.because("the daemon did not start") from None
         store = Store(jobfile.settings.state_dir)
         store.prepare()
         exposure = store.exposure_warning()

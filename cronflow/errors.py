@@ -44,15 +44,21 @@ class Problem:
 class ConfigError(CronflowError):
     """A jobs file that cannot be used, with every problem found in it."""
 
-    def __init__(self, path: Path, problems: list[Problem]) -> None:
+    def __init__(self, path: Path, problems: list[Problem], consequence: str = "") -> None:
         self.path = path
         self.problems = sorted(problems, key=lambda p: (p.line or 0, p.job or "", p.key or ""))
+        self.consequence = consequence  # what did not happen because of them, if anything
         super().__init__(self._message())
 
     def _message(self) -> str:
         count = len(self.problems)
-        head = f"{self.path}: {count} problem{'s' if count != 1 else ''} found; nothing was run."
+        head = f"{self.path}: {count} problem{'s' if count != 1 else ''} found"
+        head += f"; {self.consequence}." if self.consequence else "."
         return "\n".join([head, *(f"  {p.describe(self.path)}" for p in self.problems)])
+
+    def because(self, consequence: str) -> ConfigError:
+        """The same problems, saying what they stopped (`nothing was run`)."""
+        return ConfigError(self.path, self.problems, consequence)
 
 
 class UsageError(CronflowError):

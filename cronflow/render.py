@@ -49,8 +49,10 @@ def status_table(
     now: datetime,
     console: Console | None = None,
     wide: bool = False,
+    cron_line: str = "* * * * * cronflow run",
 ) -> None:
     """The header line, then one row per job grouped by flow, with a strip of recent runs.
+    `cron_line` is the crontab line the header suggests when cronflow never ran here.
 
     Fitted to the width: times relative to now ("5m ago", "in 3h12m"), one zone named above
     the table when all jobs share it, and tries, duration, schedule and zone dropped in that
@@ -61,7 +63,7 @@ def status_table(
     plain = console.no_color or not console.is_terminal
     zones = sorted({row.timezone for row in rows})
     fitted = width is not None
-    _print_wrapped(console, _header(summary, now), width)
+    _print_wrapped(console, _header(summary, now, cron_line), width)
     if fitted and len(zones) == 1:
         console.print(f"(times in {zones[0]})", highlight=False)
     columns = [
@@ -118,15 +120,15 @@ def _print_wrapped(console: Console, text: Text, width: int | None) -> None:
         console.print(line, highlight=False, soft_wrap=True)
 
 
-def _header(summary: Overview, now: datetime) -> Text:
+def _header(summary: Overview, now: datetime, cron_line: str) -> Text:
     text = Text(
         f"cronflow {__version__}: {summary.failing} failing, {summary.running} "
         f"running, {summary.healthy} healthy. "
     )
     if summary.last_ran_at is None:
         text.append(
-            "cronflow has not run by the clock here yet (put `* * * * * cronflow run` "
-            "in a crontab, or run `cronflow daemon`)"
+            f"cronflow has not run by the clock here yet: put `{cron_line}` in a crontab "
+            "(crontab -e), or install the daemon (cronflow systemd install)"
         )
     elif summary.last_ran_at > now:
         text.append(

@@ -16,6 +16,7 @@ Every instant returned is an aware datetime in UTC.
 from __future__ import annotations
 
 import heapq
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
@@ -78,7 +79,8 @@ def check(expression: str) -> str:
     except CroniterBadDateError:
         raise ScheduleError(f'"{expression}" never matches any date') from None
     except (CroniterBadCronError, ValueError, KeyError) as error:
-        raise ScheduleError(f'"{expression}" is not a valid cron expression ({error})') from None
+        why = _bad_token(fields) or f"({error})"
+        raise ScheduleError(f'"{expression}" is not a valid cron expression: {why}') from None
     return fields
 
 
@@ -140,6 +142,47 @@ def _field_values(text: str, low: int, high: int, names: tuple[str, ...]) -> set
             first, last = begins, high if slash and not dash else ends  # "5/15": 5-high/15
         chosen.update(range(first, last + 1, step))
     return chosen
+
+
+_FIELD_NAMES = ("minute", "hour", "day-of-month", "month", "day-of-week")
+_VALID = (
+    "0-59",
+    "0-23",
+    "1-31 (or L, the last day; 15W, the weekday nearest the 15th)",
+    "1-12 or jan, feb, mar, apr, may, jun, jul, aug, sep, oct, nov, dec",
+    "0-7 (0 and 7 are Sunday) or sun, mon, tue, wed, thu, fri, sat (or 1#2, the second "
+    "Monday; L5, the last Friday)",
+)
+# Items croniter reads beyond plain values: L, W, #, ? (only checked, never explained here).
+_EXTENSION = re.compile(r"\?|l|\d{1,2}w|l[0-7]|[0-7]#[1-5]|[a-z]{3}#[1-5]")
+
+
+def _bad_token(fields: str) -> str:
+    """Which field of an expression croniter refused, the token it holds and the values that
+    field takes; "" if no single token is to blame."""
+    for text, name, valid, (low, high, names) in zip(
+        fields.split(" "), _FIELD_NAMES, _VALID, _FIELDS, strict=False
+    ):
+        for item in text.split(","):
+            lowered = item.lower()
+            if _EXTENSION.fullmatch(lowered) or _field_values(lowered, low, high, names):
+                continue
+            where = f'the {name} field "{text}"' + (f' (its "{item}")' if item != text else "")
+            return f"in {where}, {_what_is_wrong(item, name, low, high, names)}. Valid: {valid}"
+    return ""
+
+
+def _what_is_wrong(item: str, name: str, low: int, high: int, names: tuple[str, ...]) -> str:
+    span, slash, step = item.partition("/")
+    if slash and not (step.isdigit() and 1 <= int(step) <= high - low + 1):
+        return f'the step "/{step}" must be a number from 1 to {high - low + 1}'
+    for part in [] if span == "*" else span.split("-", 1):
+        value = _value(part.lower(), names, low)
+        if value is None:
+            return f'"{part}" is not a {name} value'
+        if not low <= value <= high:
+            return f"{part} is out of range"
+    return f'"{item}" cannot be read'
 
 
 @lru_cache(maxsize=1024)

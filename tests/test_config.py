@@ -16,6 +16,36 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # (case, jobs.toml text, line expected in the message, words expected in the message)
 BAD_FILES = [
+    (
+        "a list written as one string",
+        '[jobs.a]\ncommand = "x"\n[jobs.b]\ncommand = "x"\ndepends_on = "a, c"\n',
+        "jobs.toml:5:",
+        'is one string, "a, c", where a list of job names belongs. Write depends_on = ["a", "c"]',
+    ),
+    (
+        "a weekday cron does not know",
+        '[jobs.a]\ncommand = "x"\nschedule = "0 6 * * 1,MO"\n',
+        "jobs.toml:3:",
+        'in the day-of-week field "1,MO" (its "MO"), "MO" is not a day-of-week value. Valid: 0-7',
+    ),
+    (
+        "a minute out of range",
+        '[jobs.a]\ncommand = "x"\nschedule = "0-60 * * * *"\n',
+        "jobs.toml:3:",
+        'in the minute field "0-60", 60 is out of range. Valid: 0-59',
+    ),
+    (
+        "a step of zero",
+        '[jobs.a]\ncommand = "x"\nschedule = "0 */0 * * *"\n',
+        "jobs.toml:3:",
+        'the step "/0" must be a number from 1 to 24. Valid: 0-23',
+    ),
+    (
+        "tags as one string",
+        '[jobs.a]\ncommand = "x"\nalert_tags = "ops"\n',
+        "jobs.toml:3:",
+        'Write it as a list: ["ops"]',
+    ),
     ("syntax", '[jobs.a]\ncommand = "unterminated\n', "jobs.toml:2:", "TOML syntax error"),
     (
         "unknown key",
@@ -122,6 +152,7 @@ def test_bad_input_exits_2_with_the_line_and_no_traceback(tmp_path, case, text, 
     assert result.returncode == 2, result.stderr
     assert line in result.stderr and words in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
+    assert "nothing was run" not in result.stderr  # validate runs nothing anyway
 
 
 @pytest.mark.parametrize(
@@ -166,7 +197,12 @@ def test_every_problem_is_reported_at_once(write_jobs):
         (12, "load", "timeuot"),
     ]
     message = str(raised.value)
-    assert message.startswith(f"{path}: 5 problems found; nothing was run.")
+    assert message.startswith(f"{path}: 5 problems found.\n")  # validate: nothing was to run
+    assert (
+        raised.value.because("nothing was run")
+        .args[0]
+        .startswith(f"{path}: 5 problems found; nothing was run.\n")
+    )
     assert 'Did you mean "Europe/Berlin"' not in message  # zones: the fix names examples
     assert 'Did you mean "extract"' in message and 'Did you mean "timeout"' in message
 

@@ -27,7 +27,7 @@ from cronflow.daemon import MAX_SLEEP, Daemon, notify_systemd
 from cronflow.model import EventType, RunStatus
 from cronflow.runner import ShellRunner
 from cronflow.state.store import Store
-from tests.conftest import CHILD_TZ, load
+from tests.conftest import CHILD_TZ, load, run_cli
 from tests.fakes import FakeClock
 from tests.test_runner import is_alive
 from tests.waiting import wait_for
@@ -207,6 +207,9 @@ def test_sighup_reloads_an_edit_and_keeps_the_last_good_config_on_a_broken_one(t
     daemon.process.send_signal(signal.SIGTERM)
     assert daemon.finish() == 0
     assert "Traceback" not in "".join(daemon.lines)
+    assert "nothing was run" not in "".join(daemon.lines)  # it went on running
+    broken = run_cli("daemon", cwd=tmp_path)
+    assert broken.returncode == 2 and "problem found; the daemon did not start." in broken.stderr
 
 
 def test_the_daemon_warns_of_an_open_state_directory_and_refuses_an_unsafe_edit(tmp_path):

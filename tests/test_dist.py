@@ -124,6 +124,9 @@ def test_the_single_file_runs_on_a_plain_python_in_an_empty_folder(dist, tmp_pat
         home=home,
     )
     assert f"ExecStart={python} {empty / 'cronflow.pyz'} daemon --jobs {jobs}" in unit.stdout
+    status = plain(python, "cronflow.pyz", "status", "--jobs", str(jobs), cwd=empty, home=home)
+    cron_line = f"* * * * * {python} {empty / 'cronflow.pyz'} run --jobs {jobs}"
+    assert cron_line in " ".join(status.stdout.split())  # a line that works under cron
     unpacked = [path for path in (home / ".shiv").iterdir() if path.is_dir()]
     assert [path.name.split("_")[0] for path in unpacked] == ["cronflow.pyz"]  # ~/.shiv
     assert sorted(path.name for path in empty.iterdir()) == ["cronflow.pyz"]

@@ -11,6 +11,7 @@ import typer.main
 
 from cronflow import config
 from cronflow.cli import app
+from tests.conftest import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -74,3 +75,28 @@ def test_the_readme_env_file_example_parses():
 
 def test_the_readme_shows_the_two_setup_commands():
     assert "make demo" in README and "make test" in README
+
+
+def every_command_line() -> list[list[str]]:
+    """Every command and subcommand of the CLI, as the words that name it."""
+    found = []
+
+    def walk(command, words):
+        found.append(words)
+        for name, sub in getattr(command, "commands", {}).items():
+            walk(sub, [*words, name])
+
+    walk(typer.main.get_command(app), [])
+    return found
+
+
+@pytest.mark.parametrize("words", every_command_line(), ids=lambda words: " ".join(words) or "-")
+def test_every_help_page_reads_cleanly_at_80_columns(tmp_path, words):
+    """No type placeholders (`<str>`, `<bool>`, `<list[str]>`, `<int range>`), no text eaten
+    by markup ("The jobs file ."), nothing wider than 80 columns."""
+    result = run_cli(*words, "--help", cwd=tmp_path, env={"COLUMNS": "80", "TERM": "dumb"})
+    assert result.returncode == 0, result.stderr
+    page = result.stdout
+    assert all(len(line) <= 80 for line in page.splitlines())
+    assert not re.search(r"<(str|bool|int|float|file|path|directory|list|text)\b[^>]*>", page)
+    assert not re.search(r"\w \.(\s|$)", page, re.M) and "[x>=" not in page

@@ -152,6 +152,17 @@ def test_an_interrupted_run_neither_starts_nor_ends_a_failing_streak(tmp_path, b
     assert run_cli("status", "--check", cwd=tmp_path).returncode == int(failing)
 
 
+def test_a_state_that_never_ran_by_the_clock_suggests_a_crontab_line_that_works_under_cron(
+    tmp_path,
+):
+    """cron has no PATH to speak of and no --jobs: the line names both absolutely."""
+    import sys
+
+    (tmp_path / "jobs.toml").write_text('[jobs.a]\ncommand = "true"\nschedule = "@hourly"\n')
+    shown = " ".join(run_cli("status", cwd=tmp_path).stdout.split())
+    assert f"* * * * * {sys.executable} -m cronflow run --jobs {tmp_path / 'jobs.toml'}" in shown
+
+
 def test_the_failing_streak_is_exact_however_long_and_a_missed_tick_does_not_end_it(tmp_path):
     """5,138 failures in a row (a missed tick and a skipped one among them) after a
     success: status counts every one, and only a success ends the streak."""
