@@ -533,6 +533,15 @@ def systemd_install(
             "minute from a timer.",
         ),
     ] = Mode.daemon,
+    name: Annotated[
+        str,
+        typer.Option(
+            "--name",
+            metavar="NAME",
+            help="Tell several jobs files on one host apart: units cronflow-NAME.*, "
+            "state in cronflow-NAME.",
+        ),
+    ] = "",
     dry_run: Annotated[
         bool,
         typer.Option("--dry-run", help="Print the units and where they would go; write nothing."),
@@ -544,18 +553,26 @@ def systemd_install(
     """
     from cronflow.interop import systemd
 
+    if name and not systemd.NAME.fullmatch(name):
+        raise UsageError(
+            f'--name "{name}" cannot name a unit. Use up to 64 letters, digits, "_", "-" '
+            'and ".", starting with a letter or digit.'
+        )
     jobfile = _load(jobs)  # never install a service for a jobs file that does not load
+    settings = jobfile.settings
     files = systemd.units(
         mode=mode.value,
         user=user,
         command=_own_command(),
         jobs=jobfile.path.absolute(),
-        shutdown_grace=jobfile.settings.shutdown_grace,
+        shutdown_grace=settings.shutdown_grace,
+        name=name,
+        state_dir=settings.state_dir if settings.state_dir_from == "state_dir" else None,
     )
     directory = systemd.unit_directory(user)
     if dry_run:
-        for name, text in files.items():
-            print(f"# {directory / name}\n{text}")
+        for file_name, text in files.items():
+            print(f"# {directory / file_name}\n{text}")
     else:
         try:
             for path in systemd.install(files, directory):
@@ -566,8 +583,36 @@ def systemd_install(
                 "(sudo), or install for your user with --user."
             ) from None
     print("then enable it with:")
-    for command in systemd.enable_commands(mode.value, user):
+    for command in systemd.enable_commands(mode.value, user, name):
         print(f"  {'sudo ' if not user else ''}{command}")
+    if settings.state_dir_from != "state_dir":
+        state = systemd.state_root(user) / systemd.unit_base(name)
+        print(
+            f"its state goes to {state}; to read it: "
+            f"CRONFLOW_STATE_DIR={state} cronflow status --jobs {jobfile.path.absolute()}"
+        )
+
+
+def _state_words(jobfile: JobFile, store: Store) -> str:
+    """Which state directory status reads and why; if it was never used and a systemd unit
+    keeps this file's state elsewhere, how to read that one."""
+    settings = jobfile.settings
+    why = {
+        "default": "next to the jobs file",
+        "state_dir": f"state_dir in {jobfile.path.name}",
+    }.get(settings.state_dir_from, settings.state_dir_from)
+    words = f"state: {settings.state_dir} ({why})"
+    if store.log_path.exists():
+        return words
+    from cronflow.interop import systemd
+
+    for other in systemd.installed_state_dirs(jobfile.path.absolute()):
+        if other != settings.state_dir:
+            words += (
+                f". The systemd service of this file keeps its state in {other}: "
+                f"CRONFLOW_STATE_DIR={other} cronflow status"
+            )
+    return words
 
 
 def _own_command() -> list[str]:
@@ -689,7 +734,14 @@ def status(
         from cronflow import render
 
         cron_line = shlex.join([*_own_command(), "run", "--jobs", str(jobfile.path.absolute())])
-        render.status_table(rows, summary, now, wide=wide, cron_line=f"* * * * * {cron_line}")
+        render.status_table(
+            rows,
+            summary,
+            now,
+            wide=wide,
+            cron_line=f"* * * * * {cron_line}",
+            state=_state_words(jobfile, store),
+        )
     if history.skipped_lines:
         print(
             f"note: {history.skipped_lines} unreadable line(s) in the run log were skipped.",

@@ -20,7 +20,16 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from cronflow import DEFAULT_JOBS_FILE, JOBS_ENV_VAR, accounts, dag, envfile, schedule, trust
+from cronflow import (
+    DEFAULT_JOBS_FILE,
+    JOBS_ENV_VAR,
+    STATE_DIR_ENV_VAR,
+    accounts,
+    dag,
+    envfile,
+    schedule,
+    trust,
+)
 from cronflow.errors import ConfigError, Problem
 from cronflow.model import (
     AlertEvent,
@@ -572,7 +581,12 @@ class _Validator:
 
     def _settings(self) -> Settings:
         values = self._table(("cronflow",), SETTINGS_KEYS)
-        state_dir = self._resolve(values.get("state_dir", ".cronflow"))
+        state_dir, state_dir_from = self._resolve(values.get("state_dir", ".cronflow")), "default"
+        if "state_dir" in values:
+            state_dir_from = "state_dir"
+        if os.environ.get(STATE_DIR_ENV_VAR):  # a systemd unit's StateDirectory=, say
+            state_dir = Path(os.path.expanduser(os.environ[STATE_DIR_ENV_VAR])).absolute()
+            state_dir_from = STATE_DIR_ENV_VAR
         if state_dir.exists() and not state_dir.is_dir():
             self._report(
                 ("cronflow", "state_dir"),
@@ -582,6 +596,7 @@ class _Validator:
         return Settings(
             timezone=values.get("timezone", ZoneInfo("UTC")),
             state_dir=state_dir,
+            state_dir_from=state_dir_from,
             **_present(
                 values,
                 {key: key for key in ("max_parallel", "shutdown_grace", "keep_days", "keep_runs")},

@@ -215,6 +215,7 @@ class Settings:
 
     timezone: ZoneInfo
     state_dir: Path
+    state_dir_from: str = "default"  # "default", "state_dir" (the file) or CRONFLOW_STATE_DIR
     max_parallel: int = 4
     shutdown_grace: timedelta = timedelta(seconds=30)  # the daemon's wait for running jobs
     keep_days: int = 30  # keep run output at least this long (0: forever)

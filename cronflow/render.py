@@ -50,6 +50,7 @@ def status_table(
     console: Console | None = None,
     wide: bool = False,
     cron_line: str = "* * * * * cronflow run",
+    state: str = "",
 ) -> None:
     """The header line, then one row per job grouped by flow, with a strip of recent runs.
     `cron_line` is the crontab line the header suggests when cronflow never ran here.
@@ -64,6 +65,8 @@ def status_table(
     zones = sorted({row.timezone for row in rows})
     fitted = width is not None
     _print_wrapped(console, _header(summary, now, cron_line), width)
+    if state:
+        _print_wrapped(console, Text(state, style="dim"), width)
     if fitted and len(zones) == 1:
         console.print(f"(times in {zones[0]})", highlight=False)
     columns = [

@@ -264,3 +264,23 @@ def test_the_idle_tick_allows_the_clock_step_the_planner_allows():
     from cronflow import plan
 
     assert plan.CLOCK_TOLERANCE.total_seconds() == idle.CLOCK_TOLERANCE_SECONDS
+
+
+def test_the_idle_tick_finds_the_state_directory_where_config_does(tmp_path, monkeypatch):
+    """The light reading of the jobs file and the full one agree, CRONFLOW_STATE_DIR too."""
+    from cronflow import config
+    from cronflow.state.idle import light_state_dir
+
+    jobs = tmp_path / "jobs.toml"
+    for text in (
+        '[jobs.a]\ncommand = "x"\n',
+        '[cronflow]\nstate_dir = "s"\n[jobs.a]\ncommand = "x"\n',
+    ):
+        jobs.write_text(text)
+        for override in (None, str(tmp_path / "elsewhere")):
+            if override:
+                monkeypatch.setenv("CRONFLOW_STATE_DIR", override)
+            else:
+                monkeypatch.delenv("CRONFLOW_STATE_DIR", raising=False)
+            full = config.load(jobs).settings.state_dir
+            assert light_state_dir(str(jobs), text) == str(full)

@@ -81,9 +81,10 @@ def test_install_refuses_a_broken_jobs_file(tmp_path):
     shutil.which("systemd-analyze") is None,
     reason="systemd-analyze is not installed (Debian package: systemd)",
 )
+@pytest.mark.parametrize("name", ["", "sales"])
 @pytest.mark.parametrize("user", [False, True])
 @pytest.mark.parametrize("mode", ["daemon", "timer"])
-def test_systemd_analyze_verify_accepts_the_units(tmp_path, mode, user):
+def test_systemd_analyze_verify_accepts_the_units(tmp_path, mode, user, name):
     jobs = tmp_path / "jobs.toml"
     jobs.write_text('[jobs.a]\ncommand = "true"\n')
     files = systemd.units(
@@ -92,6 +93,7 @@ def test_systemd_analyze_verify_accepts_the_units(tmp_path, mode, user):
         command=[sys.executable, "-m", "cronflow"],
         jobs=jobs,
         shutdown_grace=timedelta(seconds=30),
+        name=name,
     )
     paths = systemd.install(files, tmp_path / "units")
     verify = ["systemd-analyze", "verify", *(["--user"] if user else []), *map(str, paths)]
@@ -102,3 +104,49 @@ def test_systemd_analyze_verify_accepts_the_units(tmp_path, mode, user):
     )
     complaints = [line for line in result.stderr.splitlines() if str(tmp_path) in line]
     assert result.returncode == 0 and complaints == [], result.stderr
+
+
+def test_units_keep_state_where_systemd_keeps_it_and_names_tell_files_apart(tmp_path):
+    (tmp_path / "jobs.toml").write_text('[jobs.a]\ncommand = "true"\nschedule = "@daily"\n')
+    result = run_cli("systemd", "install", "--dry-run", "--name", "sales", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "# /etc/systemd/system/cronflow-sales.service" in result.stdout
+    assert "StateDirectory=cronflow-sales\n" in result.stdout
+    assert "Environment=CRONFLOW_STATE_DIR=%S/cronflow-sales\n" in result.stdout
+    assert "sudo systemctl enable --now cronflow-sales.service" in result.stdout
+    assert "CRONFLOW_STATE_DIR=/var/lib/cronflow-sales cronflow status" in result.stdout
+    timer = run_cli("systemd", "install", "--dry-run", "--mode", "timer", cwd=tmp_path)
+    assert "StateDirectory=cronflow\n" in timer.stdout and "cronflow-run.timer" in timer.stdout
+    bad = run_cli("systemd", "install", "--dry-run", "--name", "a/b", cwd=tmp_path)
+    assert bad.returncode == 2 and "cannot name a unit" in bad.stderr
+    (tmp_path / "jobs.toml").write_text(
+        '[cronflow]\nstate_dir = "/srv/cronflow"\n[jobs.a]\ncommand = "true"\n'
+    )
+    chosen = run_cli("systemd", "install", "--dry-run", cwd=tmp_path)
+    assert "StateDirectory=" not in chosen.stdout  # the file's own choice is kept
+    assert "# State where the jobs file's state_dir says: /srv/cronflow" in chosen.stdout
+
+
+def test_the_state_directory_override_is_used_by_every_command_and_shown_by_status(tmp_path):
+    """CRONFLOW_STATE_DIR (what the units set) wins over the file; status says which
+    directory it reads; and finding none there, it points to the installed unit's."""
+    (tmp_path / "jobs.toml").write_text(
+        "[jobs.a]\ncommand = 'echo ran >> ran.txt'\nschedule = \"* * * * *\"\n"
+    )
+    elsewhere = tmp_path / "state" / "cronflow"
+    assert run_cli("run", cwd=tmp_path, env={"CRONFLOW_STATE_DIR": str(elsewhere)}).returncode == 0
+    assert (elsewhere / "runs.jsonl").exists() and not (tmp_path / ".cronflow").exists()
+    again = run_cli("run", "-v", cwd=tmp_path, env={"CRONFLOW_STATE_DIR": str(elsewhere)})
+    assert again.returncode == 0  # the same state: the minute already decided runs nothing more
+    assert (tmp_path / "ran.txt").read_text().count("ran") in (1, 2)  # a minute may have turned
+    shown = run_cli("status", cwd=tmp_path, env={"CRONFLOW_STATE_DIR": str(elsewhere)}).stdout
+    assert f"state: {elsewhere} (CRONFLOW_STATE_DIR)" in shown
+    environment = {
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+    }
+    installed = run_cli("systemd", "install", "--user", cwd=tmp_path, env=environment)
+    assert installed.returncode == 0, installed.stderr
+    plain = " ".join(run_cli("status", cwd=tmp_path, env=environment).stdout.split())
+    assert f"state: {tmp_path / '.cronflow'} (next to the jobs file)" in plain
+    assert f"keeps its state in {elsewhere}: CRONFLOW_STATE_DIR={elsewhere}" in plain

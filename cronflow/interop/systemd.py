@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shlex
 from datetime import timedelta
 from pathlib import Path
@@ -11,14 +12,14 @@ from cronflow.executor import STOP_KILL_GRACE
 
 DAEMON_SERVICE = """\
 [Unit]
-Description=cronflow: cron for jobs that depend on each other
+Description=cronflow{named}: cron for jobs that depend on each other
 {after}
 [Service]
 # The daemon says READY=1 once it has loaded the jobs file.
 Type=notify
 NotifyAccess=main
 ExecStart={command} daemon --jobs {jobs}
-ExecReload=/bin/kill -HUP $MAINPID
+{state}ExecReload=/bin/kill -HUP $MAINPID
 Restart=on-failure
 RestartSec=5s
 # SIGTERM to cronflow alone: it stops starting runs, waits shutdown_grace for running jobs,
@@ -32,16 +33,16 @@ WantedBy={wanted_by}
 
 RUN_SERVICE = """\
 [Unit]
-Description=cronflow: run the jobs that are due now
+Description=cronflow{named}: run the jobs that are due now
 {after}
 [Service]
 Type=oneshot
 ExecStart={command} run --jobs {jobs}
-"""
+{state}"""
 
 RUN_TIMER = """\
 [Unit]
-Description=cronflow: decide every minute what is due
+Description=cronflow{named}: decide every minute what is due
 
 [Timer]
 OnCalendar=*-*-* *:*:00
@@ -54,22 +55,62 @@ WantedBy=timers.target
 """
 
 NETWORK = "After=network-online.target\nWants=network-online.target\n"
+# Where systemd keeps a service's state (%S: /var/lib, or $XDG_STATE_HOME for --user):
+# StateDirectory= creates it for the service, CRONFLOW_STATE_DIR points cronflow there.
+STATE = """\
+# State in %S/{directory} (/var/lib/..., or ~/.local/state/... for --user). To read it:
+# CRONFLOW_STATE_DIR=<that directory> cronflow status --jobs <the jobs file>
+StateDirectory={directory}
+StateDirectoryMode=0700
+Environment=CRONFLOW_STATE_DIR=%S/{directory}
+"""
+STATE_IN_FILE = "# State where the jobs file's state_dir says: {path}\n"
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
 def units(
-    *, mode: str, user: bool, command: list[str], jobs: Path, shutdown_grace: timedelta
+    *,
+    mode: str,
+    user: bool,
+    command: list[str],
+    jobs: Path,
+    shutdown_grace: timedelta,
+    name: str = "",
+    state_dir: Path | None = None,
 ) -> dict[str, str]:
-    """File name -> text of the units for `mode` ("daemon" or "timer")."""
+    """File name -> text of the units for `mode` ("daemon" or "timer"). `name` tells several
+    jobs files on one host apart (cronflow-NAME.service, state in cronflow-NAME); the state
+    goes where systemd keeps services' state, unless the jobs file names its `state_dir`."""
+    base = unit_base(name)
     values = {
+        "named": f" {name}" if name else "",
         "command": shlex.join(command),
         "jobs": shlex.quote(str(jobs)),
         "after": "" if user else NETWORK,  # user managers cannot order on the network
         "wanted_by": "default.target" if user else "multi-user.target",
         "stop_timeout": f"{int(shutdown_grace.total_seconds() + STOP_KILL_GRACE + 10)}s",
+        "state": STATE.format(directory=base)
+        if state_dir is None
+        else STATE_IN_FILE.format(path=state_dir),
     }
     if mode == "daemon":
-        return {"cronflow.service": DAEMON_SERVICE.format(**values)}
-    return {"cronflow-run.service": RUN_SERVICE.format(**values), "cronflow-run.timer": RUN_TIMER}
+        return {f"{base}.service": DAEMON_SERVICE.format(**values)}
+    return {
+        f"{base}-run.service": RUN_SERVICE.format(**values),
+        f"{base}-run.timer": RUN_TIMER.format(**values),
+    }
+
+
+def unit_base(name: str) -> str:
+    """`cronflow`, or `cronflow-NAME`: the units' name and their state directory's."""
+    return f"cronflow-{name}" if name else "cronflow"
+
+
+def state_root(user: bool) -> Path:
+    """What systemd's %S stands for: /var/lib, or the user's $XDG_STATE_HOME."""
+    if not user:
+        return Path("/var/lib")
+    return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
 
 
 def unit_directory(user: bool) -> Path:
@@ -80,10 +121,28 @@ def unit_directory(user: bool) -> Path:
     return Path(config_home) / "systemd" / "user"
 
 
-def enable_commands(mode: str, user: bool) -> list[str]:
+def enable_commands(mode: str, user: bool, name: str = "") -> list[str]:
     systemctl = "systemctl --user" if user else "systemctl"
-    unit = "cronflow.service" if mode == "daemon" else "cronflow-run.timer"
+    unit = f"{unit_base(name)}.service" if mode == "daemon" else f"{unit_base(name)}-run.timer"
     return [f"{systemctl} daemon-reload", f"{systemctl} enable --now {unit}"]
+
+
+def installed_state_dirs(jobs: Path) -> list[Path]:
+    """The state directories that installed cronflow units (system and this user's) give
+    the service of this jobs file: where `status` should look if it finds nothing."""
+    found = []
+    for user in (False, True):
+        for unit in sorted(unit_directory(user).glob("cronflow*.service")):
+            try:
+                text = unit.read_text()
+            except OSError:
+                continue
+            if f"--jobs {shlex.quote(str(jobs))}\n" not in text:
+                continue
+            for line in text.splitlines():
+                if line.startswith("Environment=CRONFLOW_STATE_DIR=%S/"):
+                    found.append(state_root(user) / line.split("%S/", 1)[1])
+    return found
 
 
 def install(files: dict[str, str], directory: Path) -> list[Path]:

@@ -28,7 +28,7 @@ import os
 import sys
 from datetime import UTC, datetime
 
-from cronflow import __version__
+from cronflow import STATE_DIR_ENV_VAR, __version__
 
 STAMP_NAME = "idle-until"
 HEARTBEAT = "last-tick"  # when cronflow last decided what was due (status warns when old)
@@ -53,7 +53,10 @@ def log_identity(state_dir: str) -> str:
 def light_state_dir(jobs_path: str, text: str) -> str | None:
     """Where the jobs file puts its state directory, told without a TOML parser: the default
     when `state_dir` appears nowhere, else the one plain `state_dir = "..."` line; None when
-    it cannot be told this way. `remember` writes a stamp only where this finds it."""
+    it cannot be told this way. `remember` writes a stamp only where this finds it.
+    CRONFLOW_STATE_DIR, when set, wins over both, as in config."""
+    if os.environ.get(STATE_DIR_ENV_VAR):
+        return os.path.abspath(os.path.expanduser(os.environ[STATE_DIR_ENV_VAR]))
     if "state_dir" not in text:
         return _resolve(jobs_path, DEFAULT_STATE_DIR)
     values = []
