@@ -267,7 +267,10 @@ def log_line(line: str) -> None:
     """One line on stderr; journald adds its own time stamp, a terminal gets ours."""
     if not os.environ.get("JOURNAL_STREAM"):
         line = f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ} {line}"
-    print(line, file=sys.stderr, flush=True)
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except BrokenPipeError:  # its reader went away (journald restarted, `| head`): run on
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stderr.fileno())
 
 
 def become_subreaper() -> bool:

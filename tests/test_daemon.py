@@ -501,3 +501,30 @@ def test_the_daemon_reaps_the_background_processes_its_jobs_leave(tmp_path, as_p
         if event.event is EventType.FINISHED and event.job == "fails_leaving_a_child"
     ]
     assert failed == [3] * 9
+
+
+def test_the_daemon_runs_on_when_its_log_reader_goes_away(tmp_path):
+    """journald restarting, or `cronflow daemon | head`: writing the log then fails with a
+    broken pipe, and the daemon must neither die nor stop working."""
+    (tmp_path / "jobs.toml").write_text('[jobs.a]\ncommand = "true"\nschedule = "0 0 1 1 *"\n')
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "cronflow", "daemon", "--verbose"],
+        cwd=tmp_path,
+        env={"PATH": os.environ["PATH"], "TZ": CHILD_TZ},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert "cronflow daemon started" in daemon.stderr.readline()
+    daemon.stderr.close()  # the reader goes away
+    daemon.send_signal(signal.SIGHUP)  # the reload's log line meets the broken pipe
+    (tmp_path / "jobs.toml").write_text('[jobs.b]\ncommand = "true"\nschedule = "0 0 1 1 *"\n')
+    marks = tmp_path / ".cronflow" / "watermarks.json"
+    deadline = time.monotonic() + 60
+    while not (marks.exists() and '"b"' in marks.read_text()):  # it works on: took in job b
+        assert daemon.poll() is None and time.monotonic() < deadline, daemon.returncode
+        daemon.send_signal(signal.SIGHUP)  # again: the first may have come before the edit
+        time.sleep(0.1)  # polling for a condition under a deadline
+    daemon.send_signal(signal.SIGTERM)
+    assert daemon.wait(timeout=60) == 0
