@@ -461,6 +461,7 @@ SETTINGS_KEYS: dict[str, Callable[[Any], Any]] = {
     "shutdown_grace": parse_duration,
     "keep_days": _integer(0, 36_500),
     "keep_runs": _integer(1, 1_000_000),
+    "keep_history_days": _integer(0, 36_500),
 }
 ALERT_KEYS: dict[str, Callable[[Any], Any]] = {
     "urls": _alert_urls,
@@ -599,7 +600,16 @@ class _Validator:
             state_dir_from=state_dir_from,
             **_present(
                 values,
-                {key: key for key in ("max_parallel", "shutdown_grace", "keep_days", "keep_runs")},
+                {
+                    key: key
+                    for key in (
+                        "max_parallel",
+                        "shutdown_grace",
+                        "keep_days",
+                        "keep_runs",
+                        "keep_history_days",
+                    )
+                },
             ),
         )
 

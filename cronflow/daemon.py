@@ -147,6 +147,7 @@ class Daemon:
             decided = scheduler.decide()
             if decided.runs:
                 self._execute(scheduler, decided.runs)
+            scheduler.housekeeping()
             self._executions = [thread for thread in self._executions if thread.is_alive()]
             wake_at = self.next_wake(decided.watermarks.values(), self.clock.now())
             if self.verbose:

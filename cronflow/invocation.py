@@ -34,7 +34,7 @@ from cronflow.runner import ProcessRunner
 from cronflow.state import idle
 from cronflow.state.idle import HEARTBEAT
 from cronflow.state.locks import PLAN_LOCK, Locks
-from cronflow.state.store import PRUNED, Store, new_run_id
+from cronflow.state.store import FORGOTTEN, PRUNED, Store, new_run_id
 
 
 def build_scheduler(
@@ -65,6 +65,8 @@ def build_scheduler(
 
 
 PRUNE_EVERY = timedelta(hours=1)
+FORGET_EVERY = timedelta(days=1)
+RETENTION_LOCK = "@retention"
 
 
 class Scheduler:
@@ -81,9 +83,29 @@ class Scheduler:
     def tick(self) -> list[Outcome]:
         """Decide what is due now and run it; one Outcome per run started or held back."""
         outcomes = self.executor.execute(self.decide().runs)
-        self.prune_if_due()
+        self.housekeeping()
         self._leave_idle_stamp()
         return outcomes
+
+    def housekeeping(self) -> None:
+        """What every tick (one-shot or daemon loop) owes the state directory: prune run
+        output (hourly) and forget history past keep_history_days (daily)."""
+        self.prune_if_due()
+        self.forget_history_if_due()
+
+    def forget_history_if_due(self) -> tuple[int, int]:
+        """At most once a day, and by one process at a time: forget runs and delete log
+        segments older than keep_history_days (see Store.forget_before)."""
+        days = self.jobfile.settings.keep_history_days
+        now = self.clock.now()
+        last = self.store.read_stamp(FORGOTTEN)
+        if days == 0 or (last is not None and timedelta(0) <= now - last < FORGET_EVERY):
+            return 0, 0
+        with self.locks.hold(RETENTION_LOCK, wait=False) as alone:
+            if not alone:
+                return 0, 0  # another invocation is at it
+            self.store.write_stamp(FORGOTTEN, now)
+            return self.store.forget_before(now - timedelta(days=days))
 
     def _leave_idle_stamp(self) -> None:
         """Tell the one-shot ticks after this one until when nothing can be due (see idle)."""
@@ -92,9 +114,14 @@ class Scheduler:
         until = plan.quiet_until(
             self.jobfile, self.store.index(), self.store.read_watermarks(), now
         )
-        if until is not None and self.jobfile.settings.keep_days:
-            pruned = self.store.read_stamp(PRUNED)  # just now, or less than PRUNE_EVERY ago
-            until = min(until, pruned + PRUNE_EVERY) if pruned else None
+        settings = self.jobfile.settings
+        for wanted, stamp, every in (
+            (settings.keep_days or settings.keep_history_days, PRUNED, PRUNE_EVERY),
+            (settings.keep_history_days, FORGOTTEN, FORGET_EVERY),
+        ):
+            if until is not None and wanted:  # the next housekeeping needs a full tick
+                done = self.store.read_stamp(stamp)  # just now, or less than `every` ago
+                until = min(until, done + every) if done else None
         if until is None:
             idle.forget(str(self.store.state_dir))
             return
@@ -109,17 +136,17 @@ class Scheduler:
         )
 
     def prune_if_due(self) -> int:
-        """At most once an hour: delete run output past retention (keep_days, keep_runs)."""
+        """At most once an hour: delete run output past keep_days (but each job's keep_runs
+        newest), and never keep it longer than the history (keep_history_days)."""
         settings = self.jobfile.settings
+        days = [d for d in (settings.keep_days, settings.keep_history_days) if d]
         now = self.clock.now()
         last = self.store.read_stamp(PRUNED)
-        if settings.keep_days == 0 or (
-            last is not None and timedelta(0) <= now - last < PRUNE_EVERY
-        ):
+        if not days or (last is not None and timedelta(0) <= now - last < PRUNE_EVERY):
             return 0
         self.store.write_stamp(PRUNED, now)
         keep = self.store.index().run_ids_to_keep(settings.keep_runs)
-        return self.store.prune(keep, older_than=now - timedelta(days=settings.keep_days))
+        return self.store.prune(keep, older_than=now - timedelta(days=min(days)))
 
     def decide(self) -> plan.TickPlan:
         """Decide what is due now, and record the decision before anything runs."""

@@ -220,6 +220,7 @@ class Settings:
     shutdown_grace: timedelta = timedelta(seconds=30)  # the daemon's wait for running jobs
     keep_days: int = 30  # keep run output at least this long (0: forever)
     keep_runs: int = 100  # and always that of each job's newest runs
+    keep_history_days: int = 400  # forget runs (log, index) older than this (0: never)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

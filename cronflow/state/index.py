@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 import threading
 import time
@@ -59,6 +60,8 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 """
 _CHUNK = 8 * 1024 * 1024  # bytes of log read at a time while catching up
+SNAPSHOT_NAME = "index-snapshot.sqlite3"  # the index as retention left it (see snapshot)
+KEEP_NEWEST = 12  # runs of each job retention never forgets (status's strip)
 _TAIL_BYTES = 64 * 1024  # `latest_in_log` reads at most this much unindexed log, else syncs
 _NOT_ABOUT_A_RUN = (EventType.ALERT, EventType.CLOCK)  # events that never change a run's state
 
@@ -76,7 +79,10 @@ class RunIndex:
 
     @classmethod
     def open(cls, path: Path, log_files: Callable[[], list[Path]]) -> RunIndex:
-        """The index at `path`; a corrupt or foreign file is rebuilt aside and swapped in."""
+        """The index at `path`; a corrupt or foreign file is rebuilt aside and swapped in, and
+        a missing one, if retention left a snapshot, is built from it."""
+        if not path.exists() and path.with_name(SNAPSHOT_NAME).exists():
+            return cls.rebuild(path, log_files)
         try:
             history = cls(path=path)
             if history._meta("schema") not in (None, SCHEMA_VERSION):
@@ -90,9 +96,14 @@ class RunIndex:
     @classmethod
     def rebuild(cls, path: Path, log_files: Callable[[], list[Path]]) -> RunIndex:
         """Build the index from the whole log in a file of its own, then swap it in: nobody
-        ever opens an empty or half-built index in its place."""
+        ever opens an empty or half-built index in its place. With a snapshot beside it (what
+        retention kept of the log it deleted), start from the snapshot and read on from where
+        it stopped."""
         aside = path.with_name(f"{path.name}.rebuild-{os.getpid()}-{threading.get_ident()}")
         _remove_index(aside)
+        snapshot = path.with_name(SNAPSHOT_NAME)
+        if snapshot.exists():
+            shutil.copyfile(snapshot, aside)
         built = cls(path=aside)
         try:
             built.sync(log_files)
@@ -149,6 +160,9 @@ class RunIndex:
             start = self._resume_point(stats)
             if start is not None:
                 return files, stats, start
+        if self.path is not None and self.path.with_name(SNAPSHOT_NAME).exists():
+            # Retention deleted what the index last read: start again from the snapshot.
+            raise sqlite3.DatabaseError("the index reads a log file retention has deleted")
         self._reset()  # another log, a rewritten one, or its files are gone: read it all again
         return files, stats, 0
 
@@ -445,6 +459,59 @@ class RunIndex:
         row = self._one("SELECT max(last_activity) FROM jobs", ())
         return datetime.fromisoformat(row[0]) if row and row[0] else None
 
+    def forget_older_than(self, cutoff: datetime) -> int:
+        """Retention: drop the runs whose latest event is older than `cutoff`, but never what
+        the planner, `status` and alerts still need: each job's 12 newest runs, every run
+        since its newest success (the failing streak), and runs unfinished or owed a try.
+        Returns how many runs went."""
+        limit = _micros(cutoff)
+        forgotten = 0
+        with self._lock, self._transaction():
+            for (job,) in self._db.execute("SELECT job FROM jobs").fetchall():
+                newest = self._db.execute(
+                    "SELECT at FROM runs WHERE job = ? ORDER BY at DESC LIMIT 1 OFFSET ?",
+                    (job, KEEP_NEWEST - 1),
+                ).fetchone()
+                success = self._db.execute(
+                    "SELECT at FROM runs WHERE job = ? AND status = 'success' "
+                    "ORDER BY at DESC LIMIT 1",
+                    (job,),
+                ).fetchone()
+                if newest is None or success is None:
+                    continue  # fewer runs than the strip shows, or all of them one streak
+                # The newest success stays too: it is where the streak count stops.
+                below = min(newest[0], success[0])
+                forgotten += self._db.execute(
+                    "DELETE FROM runs WHERE job = ? AND at < ? AND ended < ? AND tries_left = 0"
+                    f" AND status NOT IN ({_UNFINISHED_SQL})",
+                    (job, below, limit),
+                ).rowcount
+        return forgotten
+
+    def snapshot(self) -> None:
+        """Write what the index holds to SNAPSHOT_NAME beside it, replacing the old one at
+        once (durable before it is in place): from it and the log files from where it stopped
+        reading, the index can always be built again, whatever log retention deleted."""
+        assert self.path is not None
+        final = self.path.with_name(SNAPSHOT_NAME)
+        aside = final.with_name(f"{final.name}.new-{os.getpid()}-{threading.get_ident()}")
+        aside.unlink(missing_ok=True)
+        with self._lock:
+            self._db.execute("VACUUM INTO ?", (str(aside),))
+        descriptor = os.open(aside, os.O_RDONLY)
+        try:
+            os.fchmod(descriptor, 0o600)
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+        os.replace(aside, final)
+        _sync_directory(final.parent)
+
+    def reads_from(self) -> str | None:
+        """The inode of the log file the index read last (it goes on from there)."""
+        with self._lock:
+            return self._meta("log_inode")
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
@@ -545,6 +612,14 @@ def _use_wal(db: sqlite3.Connection, patience: float = 60) -> None:
             if "locked" not in str(error) or time.monotonic() > deadline:
                 raise
             time.sleep(0.01)
+
+
+def _sync_directory(folder: Path) -> None:
+    descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def _remove_index(path: Path) -> None:

@@ -40,6 +40,7 @@ EXPOSURE_WARNED = "exposure-warned"  # the state directory mode last warned abou
 SEGMENT_BYTES = 64 * 1024 * 1024
 SEGMENT_GLOB = "runs-[0-9][0-9][0-9][0-9][0-9][0-9].jsonl"
 PRUNED = "last-prune"  # when run output was last pruned
+FORGOTTEN = "last-retention"  # when history past keep_history_days was last forgotten
 WATERMARKS_NAME = "watermarks.json"
 # Space held back in the state directory and given up when the disk is full, so the records
 # that end runs still fit: an outcome that happened is never lost for want of a few blocks.
@@ -341,6 +342,36 @@ class Store:
                 continue  # gone already, or not ours to remove: try again next time
         return removed
 
+    def forget_before(self, cutoff: datetime) -> tuple[int, int]:
+        """Retention: forget the runs older than `cutoff` that nothing needs any more (see
+        RunIndex.forget_older_than), snapshot the index, then delete the log segments
+        written wholly before `cutoff`. (runs forgotten, segments deleted). Call it under
+        the retention lock.
+
+        Crash-safe in any order of events: the snapshot is in place, complete and durable,
+        before any segment goes, and it says where in the log it stopped; so a kill -9 at
+        any point leaves either the old segments (still readable, no longer needed) or the
+        snapshot that replaces them. A segment is found old by its mtime, the time of its
+        last append: nothing is read to find it."""
+        index = self.index()
+        forgotten = index.forget_older_than(cutoff)
+        reading = index.reads_from()
+        old = [
+            path
+            for path in self.segments()
+            if (stat := _stat_or_none(path)) is not None
+            and stat.st_mtime < cutoff.timestamp()
+            and str(stat.st_ino) != reading  # (never: the index reads the newest file)
+        ]
+        if forgotten or old:
+            index.snapshot()
+        for path in old:
+            path.unlink(missing_ok=True)
+        if old:
+            with self._segments_guard:
+                self._segments = None  # listed again on next use
+        return forgotten, len(old)
+
     def output_paths(self, key: RunKey, run_id: str, attempt: int) -> dict[str, Path]:
         """Where an attempt's stdout and stderr go, and the exit status its wrapper writes:
         output/<job>/<run_id>.<attempt>.<stdout|stderr|exit>."""
@@ -364,6 +395,13 @@ def _write_private(path: Path, text: str) -> None:
     """Replace a small state file, readable by its owner only, whatever the umask."""
     with suppress(OSError):  # stamps only steer warnings and how often to prune
         write_private(str(path), text.encode())
+
+
+def _stat_or_none(path: Path) -> os.stat_result | None:
+    try:
+        return path.stat()
+    except FileNotFoundError:
+        return None
 
 
 def _read_text(path: Path) -> str | None:

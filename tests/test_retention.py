@@ -1,0 +1,242 @@
+"""Retention (issue 18): history older than keep_history_days is forgotten and its log
+segments deleted, without changing what cronflow decides or shows, even when killed midway."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from cronflow.model import EventType, RunEvent, RunKey, RunKind, RunStatus
+from cronflow.state.index import SNAPSHOT_NAME, RunIndex
+from cronflow.state.store import Store
+from tests.conftest import run_cli
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
+CUTOFF = START + timedelta(days=60)
+SEGMENT_BYTES = 20_000
+
+
+def day(n: float) -> datetime:
+    return START + timedelta(days=n)
+
+
+def event(job: str, n: int, status: RunStatus, **fields) -> RunEvent:
+    kind = EventType.FINISHED if status in (RunStatus.SUCCESS, RunStatus.FAILED) else status
+    return RunEvent(
+        event=EventType(kind),
+        job=job,
+        logical_time=day(n),
+        run_id=f"{job}-{n}",
+        status=status,
+        kind=RunKind.SCHEDULED,
+        attempt=1,
+        max_attempts=fields.pop("max_attempts", 1),
+        ended_at=day(n) + timedelta(minutes=5),
+        host="h",
+        pid=1,
+        **fields,
+    )
+
+
+def history() -> list[RunEvent]:
+    """100 days of four jobs, each kind of thing retention must keep among them."""
+    events = []
+    for n in range(100):
+        events.append(event("daily", n, RunStatus.SUCCESS if n < 95 else RunStatus.FAILED))
+        events.append(event("failing", n, RunStatus.FAILED))  # never succeeded: one streak
+        if n % 10 == 0:
+            events.append(event("rare", n, RunStatus.SUCCESS))  # 10 runs: all in the strip
+    # A try still owed since day 3, and a run abandoned on day 4: both outlive retention.
+    events.append(event("owed", 3, RunStatus.FAILED, max_attempts=3))
+    events.append(event("owed", 4, RunStatus.ABANDONED))
+    for n in range(5, 100):
+        events.append(event("owed", n, RunStatus.SUCCESS))
+    return events
+
+
+def write_aged(state: Path) -> Store:
+    """The history written as cronflow writes it, each line at its own time: segments get
+    the mtime of their last line, as they would have."""
+    store = Store(state, segment_bytes=SEGMENT_BYTES)
+    store.prepare()
+    for recorded in sorted(history(), key=lambda e: e.ended_at):
+        store.append(recorded)
+        stamp = recorded.ended_at.timestamp()  # a segment keeps its last line's time
+        os.utime(store.log_path, (stamp, stamp))
+    return store
+
+
+def answers(index: RunIndex) -> dict:
+    """Everything status, the planner and backfills ask the index, for every job."""
+    jobs = ["daily", "failing", "rare", "owed"]
+    return {
+        "runs": {job: index.job_runs(job, 12) for job in jobs},
+        "owed": sorted(e.run_id for e in index.owed_retries()),
+        "unfinished": sorted(e.run_id for e in index.unfinished(*RunStatus)),
+        "recent": {
+            (job, n): index.latest(RunKey(job, day(n))) for job in jobs for n in range(60, 100)
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def aged(tmp_path_factory) -> Path:
+    state = tmp_path_factory.mktemp("aged") / "state"
+    write_aged(state).index()
+    return state
+
+
+def test_retention_forgets_old_runs_and_segments_but_nothing_cronflow_decides_or_shows(
+    aged, tmp_path
+):
+    state = tmp_path / "state"
+    shutil.copytree(aged, state)
+    store = Store(state, segment_bytes=SEGMENT_BYTES)
+    before = answers(store.index())
+    segments_before = store.segments()
+    forgotten, deleted = store.forget_before(CUTOFF)
+    assert forgotten > 100 and deleted >= 1
+    assert len(store.segments()) == len(segments_before) - deleted
+    after = answers(store.index())
+    assert after == before
+    assert before["runs"]["failing"].failing_streak == 100  # a streak is never cut
+    index = store.index()
+    assert index.latest(RunKey("daily", day(10))) is None  # forgotten: a backfill reruns it
+    assert index.latest(RunKey("owed", day(3))) is not None  # a try is owed: kept
+    assert index.latest(RunKey("owed", day(4))) is not None  # abandoned: kept
+    assert len(index.job_runs("rare", 12).recent) == 10  # within the strip: kept
+    # Rebuilt from scratch, the index comes back the same (from the snapshot, then the log).
+    assert (state / SNAPSHOT_NAME).exists()
+    assert answers(Store(state).reindex()) == before
+    (state / "index.sqlite3").unlink()
+    assert answers(Store(state).index()) == before
+    # Nothing more is due: a second pass deletes and rewrites nothing.
+    snapshot_written = (state / SNAPSHOT_NAME).stat().st_mtime_ns
+    assert Store(state).forget_before(CUTOFF) == (0, 0)
+    assert (state / SNAPSHOT_NAME).stat().st_mtime_ns == snapshot_written
+
+
+def test_every_command_works_on_a_state_retention_thinned(aged, tmp_path):
+    state = tmp_path / ".cronflow"
+    shutil.copytree(aged, state)
+    Store(state).forget_before(CUTOFF)
+    (tmp_path / "jobs.toml").write_text(
+        "".join(
+            f'[jobs.{job}]\ncommand = "true"\nschedule = "0 0 * * *"\n'
+            for job in ("daily", "failing", "rare", "owed")
+        )
+    )
+    for command in (["status", "--json"], ["history"], ["logs", "daily"], ["reindex"]):
+        result = run_cli(*command, cwd=tmp_path)
+        assert result.returncode in (0, 1, 2) and "Traceback" not in result.stderr, command
+    document = json.loads(run_cli("status", "--json", cwd=tmp_path).stdout)
+    streaks = {row["job"]: row["failing_streak"] for row in document["jobs"]}
+    assert streaks == {"daily": 5, "failing": 100, "rare": 0, "owed": 0}
+
+
+KILLED_AT = """
+import os, shutil, signal, sys
+from datetime import datetime
+from pathlib import Path
+import cronflow.state.index as index_module
+from cronflow.state.store import Store
+
+calls = [0]
+target = int(sys.argv[2])
+
+def stepping(function):
+    def step(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == target:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return function(*args, **kwargs)
+    return step
+
+for module, name in ((os, "replace"), (os, "unlink"), (os, "fsync"), (shutil, "copyfile")):
+    setattr(module, name, stepping(getattr(module, name)))
+for name in ("forget_older_than", "snapshot", "sync"):
+    setattr(index_module.RunIndex, name, stepping(getattr(index_module.RunIndex, name)))
+Store(Path(sys.argv[1]), segment_bytes=20_000).forget_before(datetime.fromisoformat(sys.argv[3]))
+print("finished", calls[0])
+"""
+
+
+def test_a_retention_pass_killed_at_any_step_loses_nothing_kept(aged, tmp_path):
+    """kill -9 before each step of a retention pass in turn (each fsync, rename, unlink,
+    index write), until a pass runs to its end: after every one, every command works, every
+    answer about what is kept is the same, and a later pass finishes the job."""
+    reference = tmp_path / "reference"
+    shutil.copytree(aged, reference)
+    Store(reference).forget_before(CUTOFF)
+    expected = answers(Store(reference).index())
+    step = 1
+    while True:
+        state = tmp_path / f"killed-{step}"
+        shutil.copytree(aged, state)
+        child = subprocess.run(
+            [sys.executable, "-c", KILLED_AT, str(state), str(step), CUTOFF.isoformat()],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert child.returncode in (0, -9), child.stderr
+        assert answers(Store(state).index()) == expected, f"killed before step {step}"
+        assert answers(Store(state).reindex()) == expected, f"killed before step {step}"
+        Store(state).forget_before(CUTOFF)  # the next pass completes what this one began
+        assert answers(Store(state).index()) == expected
+        assert sorted(p.name for p in Store(state).segments()) == sorted(
+            p.name for p in Store(reference).segments()
+        )
+        shutil.rmtree(state)
+        if child.returncode == 0:
+            break
+        step += 1
+    assert step > 5  # it was killed at several points before it could finish
+
+
+def test_every_tick_applies_retention_once_a_day_and_the_daemon_loop_too(aged, tmp_path):
+    """Not only when some job runs: a one-shot tick with nothing due forgets old history
+    (once a day), and so does each loop of the daemon."""
+    from cronflow import config
+    from tests.conftest import real_scheduler
+    from tests.fakes import FakeClock
+    from tests.test_daemon import DaemonProcess
+
+    shutil.copytree(aged, tmp_path / ".cronflow")
+    jobs = tmp_path / "jobs.toml"
+    jobs.write_text(
+        "[cronflow]\nkeep_history_days = 60\n"
+        '[jobs.daily]\ncommand = "true"\nschedule = "0 0 1 1 *"\n'
+    )
+    clock = FakeClock(day(120) + timedelta(hours=1))
+    scheduler = real_scheduler(config.load(jobs), clock)
+    assert scheduler.tick() == []  # nothing due
+    index = Store(tmp_path / ".cronflow").index()
+    assert index.latest(RunKey("daily", day(40))) is None  # older than 60 days: forgotten
+    assert index.latest(RunKey("daily", day(70))) is not None
+    assert scheduler.forget_history_if_due() == (0, 0)  # done for today
+    clock.advance(timedelta(days=15))
+    assert scheduler.forget_history_if_due()[0] > 0  # a day later: days 60-75 go
+    # The daemon, by the real clock (months after this history): its first loop forgets.
+    daemon_state = tmp_path / "daemon"
+    shutil.copytree(aged, daemon_state / ".cronflow")
+    (daemon_state / "jobs.toml").write_text(jobs.read_text())
+    daemon = DaemonProcess(daemon_state)
+    daemon.expect("cronflow daemon started")
+    deadline = time.monotonic() + 60
+    while not (daemon_state / ".cronflow" / SNAPSHOT_NAME).exists():
+        assert time.monotonic() < deadline, "the daemon never applied retention"
+        time.sleep(0.05)  # polling for a condition under a deadline
+    daemon.process.send_signal(signal.SIGTERM)
+    assert daemon.finish() == 0
+    kept = Store(daemon_state / ".cronflow").index().job_runs("daily", 12)
+    assert len(kept.recent) == 12  # the strip survives however old it is
