@@ -895,11 +895,13 @@ def logs(
     store = _store(jobfile)
     started = report.attempt_output(
         jobfile,
-        store.read().events,
+        store.index(),
+        store.attempt_files,
         job,
         parse_dates(day, _today(jobfile))[0] if day else None,
         attempt,
         run_id,
+        whole_log=lambda: store.read().events,
     )
     secrets = _secrets_of(jobfile.jobs[job])
     if follow:

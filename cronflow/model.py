@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -366,6 +366,13 @@ class RunRecords(Protocol):
     def owed_retries(self) -> list[RunEvent]: ...
 
     def job_runs(self, job: str, strip: int) -> JobRuns: ...
+
+    def newest_with(
+        self,
+        job: str,
+        matches: Callable[[RunEvent], bool],
+        between: tuple[datetime, datetime] | None = None,
+    ) -> RunEvent | None: ...
 
     def newest_first(
         self,

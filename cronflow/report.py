@@ -4,7 +4,7 @@ running run is told by the caller."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 
@@ -266,17 +266,54 @@ def _run_summary(jobfile: JobFile, event: RunEvent) -> RunSummary:
 
 def attempt_output(
     jobfile: JobFile,
+    history: RunRecords,
+    attempt_files: Callable[[str, str, int], Mapping[str, Any]],
+    job: str,
+    day: date | None,
+    attempt: int | None,
+    run_id: str | None = None,
+    whole_log: Callable[[], list[RunEvent]] = list,
+) -> RunEvent:
+    """The `started` event (it holds the output paths) of one attempt of a job's run, found
+    through the index: the run is `run_id`, or the job's newest that ran, or the newest that
+    ran on `day` (in the job's zone); the attempt is the last one unless `attempt` is given.
+    Only a run id the index no longer knows (a rerun replaced it) is looked for in
+    `whole_log()`, the one case that reads the whole log."""
+    between = None
+    if day is not None:
+        zone = jobfile.jobs[job].timezone
+        between = (
+            datetime.combine(day, time(0), zone).astimezone(UTC),
+            datetime.combine(day + timedelta(days=1), time(0), zone).astimezone(UTC),
+        )
+    ran = history.newest_with(job, lambda e: e.attempt >= 1 and run_id in (None, e.run_id), between)
+    if ran is None and run_id is not None:
+        return attempt_in_log(jobfile, whole_log(), job, day, attempt, run_id)
+    if ran is None:
+        which = f" on {day}" if day else ""
+        raise UsageError(
+            f'job "{job}" has no recorded output{which}. `cronflow history '
+            f"--job {job}` lists its runs."
+        )
+    wanted = ran.attempt if attempt is None else attempt
+    if not 1 <= wanted <= ran.attempt:
+        raise UsageError(
+            f'run {ran.run_id} of job "{job}" has attempts '
+            f"{', '.join(str(n) for n in range(1, ran.attempt + 1))}, not {attempt}."
+        )
+    files = {name: str(path) for name, path in attempt_files(job, ran.run_id, wanted).items()}
+    return replace(ran, event=EventType.STARTED, attempt=wanted, output=files)
+
+
+def attempt_in_log(
+    jobfile: JobFile,
     events: list[RunEvent],
     job: str,
     day: date | None,
     attempt: int | None,
     run_id: str | None = None,
 ) -> RunEvent:
-    """The `started` event (it holds the output paths) of one attempt of a job's run.
-
-    The run is `run_id`, or the job's newest logical time, or the newest one on `day` (in the
-    job's zone); the attempt is the last one unless `attempt` is given.
-    """
+    """As attempt_output, from the events of the whole log."""
     zone = jobfile.jobs[job].timezone
     started = [
         e

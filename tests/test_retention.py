@@ -240,3 +240,36 @@ def test_every_tick_applies_retention_once_a_day_and_the_daemon_loop_too(aged, t
     assert daemon.finish() == 0
     kept = Store(daemon_state / ".cronflow").index().job_runs("daily", 12)
     assert len(kept.recent) == 12  # the strip survives however old it is
+
+
+def test_logs_finds_a_run_through_the_index_without_reading_the_log(tmp_path, monkeypatch, capsys):
+    """`cronflow logs` asks the index, whatever the log's size; only a run id that a rerun
+    replaced (the index keeps a run's latest execution) is looked for in the log."""
+    import contextlib
+
+    from cronflow.cli import app
+
+    (tmp_path / "jobs.toml").write_text(
+        '[jobs.flaky]\ncommand = \'echo "try $CRONFLOW_ATTEMPT of $CRONFLOW_DATE"; '
+        'test "$CRONFLOW_ATTEMPT" = 2\'\nschedule = "0 6 * * *"\n'
+        'retries = 1\nretry_delay = "0s"\n'
+    )
+    for date in ("2026-01-13", "2026-01-14"):
+        assert run_cli("run", "--date", date, cwd=tmp_path).returncode == 0
+    replaced = (
+        Store(tmp_path / ".cronflow").index().latest(RunKey("flaky", day(12) + timedelta(hours=6)))
+    )
+    assert run_cli("run", "--date", "2026-01-13", "--rerun", "all", cwd=tmp_path).returncode == 0
+
+    def shown(*arguments: str) -> str:
+        capsys.readouterr()
+        with contextlib.suppress(SystemExit):
+            app(["logs", "flaky", "--stdout", "--jobs", str(tmp_path / "jobs.toml"), *arguments])
+        return capsys.readouterr().out
+
+    monkeypatch.setattr(Store, "read", lambda self: pytest.fail("logs read the whole log"))
+    assert shown() == "try 2 of 2026-01-14\n"
+    assert shown("--attempt", "1") == "try 1 of 2026-01-14\n"
+    assert shown("--date", "2026-01-13", "--attempt", "1") == "try 1 of 2026-01-13\n"
+    monkeypatch.undo()
+    assert shown("--run", replaced.run_id, "--attempt", "2") == "try 2 of 2026-01-13\n"

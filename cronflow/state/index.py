@@ -443,6 +443,30 @@ class RunIndex:
         finally:
             cursor.close()
 
+    def newest_with(
+        self,
+        job: str,
+        matches: Callable[[RunEvent], bool],
+        between: tuple[datetime, datetime] | None = None,
+    ) -> RunEvent | None:
+        """The latest event of the job's newest run (with a logical time in `between`, if
+        given) that `matches`: runs are decoded newest first, only until one matches."""
+        low, high = (_micros(between[0]), _micros(between[1])) if between else (-(2**62), 2**62)
+        with self._lock:
+            cursor = self._db.execute(
+                "SELECT event FROM runs WHERE job = ? AND at >= ? AND at < ? ORDER BY at DESC",
+                (job, low, high),
+            )
+            try:
+                while batch := cursor.fetchmany(64):
+                    for (text,) in batch:
+                        event = _expand(text)
+                        if matches(event):
+                            return event
+            finally:
+                cursor.close()
+        return None
+
     def last_run(self, job: str) -> RunEvent | None:
         """The latest event of the job's run with the newest logical time."""
         recent = self.recent_runs(job, 1)

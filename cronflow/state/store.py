@@ -375,10 +375,14 @@ class Store:
     def output_paths(self, key: RunKey, run_id: str, attempt: int) -> dict[str, Path]:
         """Where an attempt's stdout and stderr go, and the exit status its wrapper writes:
         output/<job>/<run_id>.<attempt>.<stdout|stderr|exit>."""
-        directory = self.output_dir / key.job
         if key.job not in self._output_dirs_made:
-            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            (self.output_dir / key.job).mkdir(mode=0o700, parents=True, exist_ok=True)
             self._output_dirs_made.add(key.job)
+        return self.attempt_files(key.job, run_id, attempt)
+
+    def attempt_files(self, job: str, run_id: str, attempt: int) -> dict[str, Path]:
+        """Where an attempt's output files are (or were), creating nothing."""
+        directory = self.output_dir / job
         return {
             name: directory / f"{run_id}.{attempt}.{name}" for name in ("stdout", "stderr", "exit")
         }
