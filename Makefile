@@ -57,6 +57,7 @@ bench: dist
 	$(BIN)/python bench/bench_index.py
 	$(BIN)/python bench/bench_many.py
 	$(BIN)/python bench/bench_pyz.py
+	$(BIN)/python bench/bench_years.py
 
 clean:
 	rm -rf $(VENV) .venv-airflow .cronflow demo-data dist build

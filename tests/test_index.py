@@ -319,3 +319,47 @@ def test_the_latest_event_of_a_run_read_past_the_index_equals_a_full_scan(tmp_pa
                 assert asking.latest(key) == scanned.get(key), (step, key)
     if segment_bytes < 10_000:
         assert len(stores[0].segments()) > 3
+
+
+def test_an_index_row_gives_back_the_event_it_keeps():
+    """The compact row format (fields by position, times in µs, run ids by their suffix)
+    gives back every field the index keeps: all but stderr and a finished run's outputs."""
+    from dataclasses import replace
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from cronflow.model import EventType, JobProcess, RunEvent, RunKind
+
+    at = datetime(2026, 3, 29, 1, 30, tzinfo=UTC)
+    base = RunEvent(
+        event=EventType.FINISHED,
+        job="j.ob-1",
+        logical_time=at,
+        run_id="20260329T013000Z-a1b2c3",
+        status=RunStatus.SUCCESS,
+        kind=RunKind.BACKFILL,
+    )
+    variants = [
+        base,
+        replace(base, exit_code=0, duration_s=0.0),  # zeros that are not "empty"
+        replace(base, run_id="made-by-hand", v=2, missed_ticks=3, reason="é ✓"),
+        replace(
+            base,
+            event=EventType.STARTED,
+            status=RunStatus.RUNNING,
+            attempt=2,
+            max_attempts=3,
+            started_at=at.astimezone(timezone(timedelta(hours=2))) + timedelta(microseconds=7),
+            output={"stdout": "/o/x.2.stdout"},
+            process=JobProcess(pid=5, pgid=5, start_ticks=99, boot_id="b"),
+            host="h",
+            pid=12,
+            config_hash="abc",
+        ),
+        replace(base, status=RunStatus.FAILED, exit_code=3, signal=None, alert={"on": "x"}),
+    ]
+    for event in variants:
+        kept = RunIndex([event]).latest(event.key)
+        expected = event if event.status is RunStatus.RUNNING else replace(event, output={})
+        assert kept == replace(expected, stderr_tail=""), event
+    shown = RunIndex([replace(base, stderr_tail="boom", output={"stdout": "/x"})])
+    assert shown.latest(base.key) == base  # what the index never needs is not kept

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import chain
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -26,15 +26,17 @@ from typing import Any, BinaryIO
 from cronflow.model import (
     AlertEvent,
     EventType,
+    JobProcess,
     JobRuns,
     RunEvent,
     RunKey,
+    RunKind,
     RunStatus,
     failing_streak,
 )
 from cronflow.state.codec import event_from_json, event_to_json, parse_log
 
-SCHEMA_VERSION = "4"
+SCHEMA_VERSION = "5"
 _UNFINISHED_SQL = ", ".join(f"'{status.value}'" for status in RunStatus if status.is_unfinished)
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -105,6 +107,10 @@ class RunIndex:
         if snapshot.exists():
             shutil.copyfile(snapshot, aside)
         built = cls(path=aside)
+        if built._meta("schema") != SCHEMA_VERSION:  # a snapshot of another row format
+            built.close()
+            _remove_index(aside)
+            built = cls(path=aside)
         try:
             built.sync(log_files)
         finally:
@@ -307,9 +313,10 @@ class RunIndex:
     def latest(self, key: RunKey) -> RunEvent | None:
         """The last recorded event of this run, or None if it never ran."""
         row = self._one(
-            "SELECT event FROM runs WHERE job = ? AND at = ?", (key.job, _micros(key.logical_time))
+            f"SELECT {_ROW} FROM runs WHERE job = ? AND at = ?",
+            (key.job, _micros(key.logical_time)),
         )
-        return None if row is None else _expand(row[0])
+        return None if row is None else _expand(row)
 
     def latest_in_log(self, key: RunKey, log_files: Callable[[], list[Path]]) -> RunEvent | None:
         """The last recorded event of this run as the log says now, like `sync()` then
@@ -354,9 +361,9 @@ class RunIndex:
             return []
         marks = ", ".join("?" * len(wanted))
         return [
-            _expand(row[0])
+            _expand(row)
             for row in self._all(
-                f"SELECT event FROM runs WHERE status IN ({_UNFINISHED_SQL}) AND status IN ({marks})",
+                f"SELECT {_ROW} FROM runs WHERE status IN ({_UNFINISHED_SQL}) AND status IN ({marks})",
                 wanted,
             )
         ]
@@ -365,15 +372,15 @@ class RunIndex:
         """Runs whose latest event is a failed try with tries left: normally retried by the
         invocation that ran it, unless that one died before the next try."""
         return [
-            _expand(row[0]) for row in self._all("SELECT event FROM runs WHERE tries_left > 0", ())
+            _expand(row) for row in self._all(f"SELECT {_ROW} FROM runs WHERE tries_left > 0", ())
         ]
 
     def recent_runs(self, job: str, count: int) -> list[RunEvent]:
         """The latest event of each of the job's `count` newest runs, oldest first."""
         rows = self._all(
-            "SELECT event FROM runs WHERE job = ? ORDER BY at DESC LIMIT ?", (job, count)
+            f"SELECT {_ROW} FROM runs WHERE job = ? ORDER BY at DESC LIMIT ?", (job, count)
         )
-        return [_expand(row[0]) for row in reversed(rows)]
+        return [_expand(row) for row in reversed(rows)]
 
     def newest_first(
         self,
@@ -394,21 +401,21 @@ class RunIndex:
             where.append("at >= ?")
             parameters.append(_micros(since))
         sql = (
-            "SELECT event FROM runs"
+            f"SELECT {_ROW} FROM runs"
             + (" WHERE " + " AND ".join(where) if where else "")
             + " ORDER BY ended DESC LIMIT ?"
         )
-        return [_expand(row[0]) for row in self._all(sql, [*parameters, limit])]
+        return [_expand(row) for row in self._all(sql, [*parameters, limit])]
 
     def run_ids_to_keep(self, newest: int) -> set[str]:
         """Run ids of each job's `newest` runs, and of every unfinished run."""
         rows = self._all(
-            "SELECT event FROM (SELECT event, status, row_number() OVER "
+            f"SELECT {_ROW} FROM (SELECT {_ROW}, row_number() OVER "
             "(PARTITION BY job ORDER BY at DESC) AS place FROM runs) "
             f"WHERE place <= ? OR status IN ({_UNFINISHED_SQL})",
             (newest,),
         )
-        return {json.loads(row[0])["run_id"] for row in rows}
+        return {_expand(row).run_id for row in rows}
 
     def job_runs(self, job: str, strip: int) -> JobRuns:
         """The job's `strip` newest runs (logical time, status), the newest run's latest
@@ -416,20 +423,20 @@ class RunIndex:
         read only while the streak goes on."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT at, status, event FROM runs WHERE job = ? ORDER BY at DESC LIMIT ?",
+                f"SELECT {_ROW} FROM runs WHERE job = ? ORDER BY at DESC LIMIT ?",
                 (job, strip),
             ).fetchall()
-            statuses = [RunStatus(status) for _, status, _ in rows]
+            statuses = [RunStatus(status) for _, _, status, _ in rows]
             # Lazy: older runs are queried only if all of these leave the streak going.
-            older = self._statuses_before(job, rows[-1][0] if rows else 0)
+            older = self._statuses_before(job, rows[-1][1] if rows else 0)
             with closing(older):
                 streak = failing_streak(chain(statuses, older))
         return JobRuns(
             recent=[
                 (datetime.fromtimestamp(at / 1_000_000, UTC), status)
-                for (at, _, _), status in zip(reversed(rows), reversed(statuses), strict=True)
+                for (_, at, _, _), status in zip(reversed(rows), reversed(statuses), strict=True)
             ],
-            last=_expand(rows[0][2]) if rows else None,
+            last=_expand(rows[0]) if rows else None,
             failing_streak=streak,
         )
 
@@ -454,13 +461,13 @@ class RunIndex:
         low, high = (_micros(between[0]), _micros(between[1])) if between else (-(2**62), 2**62)
         with self._lock:
             cursor = self._db.execute(
-                "SELECT event FROM runs WHERE job = ? AND at >= ? AND at < ? ORDER BY at DESC",
+                f"SELECT {_ROW} FROM runs WHERE job = ? AND at >= ? AND at < ? ORDER BY at DESC",
                 (job, low, high),
             )
             try:
                 while batch := cursor.fetchmany(64):
-                    for (text,) in batch:
-                        event = _expand(text)
+                    for row in batch:
+                        event = _expand(row)
                         if matches(event):
                             return event
             finally:
@@ -475,7 +482,7 @@ class RunIndex:
     def clock_set_back(self) -> RunEvent | None:
         """The latest `clock` event: when the clock last went back behind decided ticks."""
         row = self._one("SELECT value FROM meta WHERE key = 'clock_set_back'", ())
-        return None if row is None else _expand(row[0])
+        return None if row is None else event_from_json(json.loads(row[0]))
 
     @property
     def last_activity(self) -> datetime | None:
@@ -686,18 +693,97 @@ def _micros(instant: datetime) -> int:
     return round(instant.timestamp() * 1_000_000)
 
 
+# An index row keeps a run's latest event as a JSON array of these fields, in this order,
+# trailing empty ones left off; job, logical time and status are the row's own columns.
+# Times are microseconds since the epoch (UTC); a run id made of the logical time and a
+# suffix (as cronflow makes them) keeps only the suffix, as a one-element list.
+_STORED = (
+    "event",
+    "run_id",
+    "kind",
+    "attempt",
+    "max_attempts",
+    "started_at",
+    "ended_at",
+    "duration_s",
+    "exit_code",
+    "signal",
+    "reason",
+    "missed_ticks",
+    "host",
+    "pid",
+    "config_hash",
+    "alert",
+    "output",
+    "process",
+    "v",
+)
+_EMPTY_BY_DEFAULT = (
+    *("attempt", "max_attempts", "reason", "missed_ticks", "host", "pid"),
+    *("config_hash", "alert", "output"),
+)
+_ROW = "job, at, status, event"  # what every query that decodes an event selects
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _compact(event: RunEvent) -> str:
-    """The event without what the index never needs: empty fields, stderr, finished outputs."""
-    record = {
-        key: value
-        for key, value in event_to_json(event).items()
-        if value is not None and value != "" and value != {}
-    }
-    record.pop("stderr_tail", None)
+    """The event as an index row stores it: without what the index never needs (stderr,
+    finished outputs, empty fields) or holds in columns, positionally."""
+    record = event_to_json(event)
     if event.status is not RunStatus.RUNNING:
-        record.pop("output", None)  # only an abandoned run copies its outputs
-    return json.dumps(record, separators=(",", ":"), ensure_ascii=False)
+        record["output"] = None  # only an abandoned run copies its outputs
+    prefix = f"{event.logical_time.astimezone(UTC):%Y%m%dT%H%M%SZ}-"
+    if event.run_id.startswith(prefix):
+        record["run_id"] = [event.run_id[len(prefix) :]]
+    for name in ("started_at", "ended_at"):
+        moment = getattr(event, name)
+        record[name] = None if moment is None else _micros(moment)
+    record["v"] = None if event.v == 1 else event.v
+    for name in _EMPTY_BY_DEFAULT:  # what _expand gives back for null anyway
+        if not record.get(name):
+            record[name] = None
+    values = [record.get(name) for name in _STORED]
+    while values and values[-1] is None:
+        values.pop()
+    return json.dumps(values, separators=(",", ":"), ensure_ascii=False)
 
 
-def _expand(text: str) -> RunEvent:
-    return event_from_json(json.loads(text))
+def _expand(row: tuple[Any, ...]) -> RunEvent:
+    """An index row (job, at, status, event) back into the event it keeps. The row was
+    written from a validated event, so nothing is checked again."""
+    job, at, status, text = row
+    values = json.loads(text)
+    record = dict(zip(_STORED, values + [None] * (len(_STORED) - len(values)), strict=True))
+    logical_time = _EPOCH + timedelta(microseconds=at)
+    run_id = record["run_id"] or ""
+    if isinstance(run_id, list):
+        run_id = f"{logical_time:%Y%m%dT%H%M%SZ}-{run_id[0]}"
+    process = record["process"]
+    return RunEvent(
+        v=record["v"] or 1,
+        event=EventType(record["event"]),
+        job=job,
+        logical_time=logical_time,
+        run_id=run_id,
+        status=RunStatus(status),
+        kind=RunKind(record["kind"]),
+        attempt=record["attempt"] or 0,
+        max_attempts=record["max_attempts"] or 0,
+        started_at=_moment(record["started_at"]),
+        ended_at=_moment(record["ended_at"]),
+        duration_s=record["duration_s"],
+        exit_code=record["exit_code"],
+        signal=record["signal"],
+        output=record["output"] or {},
+        reason=record["reason"] or "",
+        missed_ticks=record["missed_ticks"] or 0,
+        alert=record["alert"] or {},
+        host=record["host"] or "",
+        pid=record["pid"] or 0,
+        process=None if process is None else JobProcess(**process),
+        config_hash=record["config_hash"] or "",
+    )
+
+
+def _moment(micros: int | None) -> datetime | None:
+    return None if micros is None else _EPOCH + timedelta(microseconds=micros)
