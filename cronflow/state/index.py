@@ -64,6 +64,7 @@ CREATE TABLE IF NOT EXISTS jobs (
 _CHUNK = 8 * 1024 * 1024  # bytes of log read at a time while catching up
 SNAPSHOT_NAME = "index-snapshot.sqlite3"  # the index as retention left it (see snapshot)
 KEEP_NEWEST = 12  # runs of each job retention never forgets (status's strip)
+_FEW_RUNS = 5000  # newest_first: up to this many runs of the jobs asked, sorting them is cheap
 _TAIL_BYTES = 64 * 1024  # `latest_in_log` reads at most this much unindexed log, else syncs
 _NOT_ABOUT_A_RUN = (EventType.ALERT, EventType.CLOCK)  # events that never change a run's state
 
@@ -401,11 +402,21 @@ class RunIndex:
             where.append("at >= ?")
             parameters.append(_micros(since))
         sql = (
-            f"SELECT {_ROW} FROM runs"
+            f"SELECT {_ROW} FROM runs{self._newest_first_plan(jobs)}"
             + (" WHERE " + " AND ".join(where) if where else "")
             + " ORDER BY ended DESC LIMIT ?"
         )
         return [_expand(row) for row in self._all(sql, [*parameters, limit])]
+
+    def _newest_first_plan(self, jobs: Sequence[str]) -> str:
+        """For jobs with many runs (an every-minute job over months), walk runs by when they
+        ended and stop at the limit, rather than sorting all of theirs; SQLite's own choice
+        (their rows, then a sort) is right only while they are few."""
+        if not jobs:
+            return ""
+        marks = ", ".join("?" * len(jobs))
+        row = self._one(f"SELECT count(*) FROM runs WHERE job IN ({marks})", list(jobs))
+        return " INDEXED BY runs_by_end" if row and row[0] > _FEW_RUNS else ""
 
     def run_ids_to_keep(self, newest: int) -> set[str]:
         """Run ids of each job's `newest` runs, and of every unfinished run."""
@@ -517,7 +528,18 @@ class RunIndex:
                     f" AND status NOT IN ({_UNFINISHED_SQL})",
                     (job, below, limit),
                 ).rowcount
+        if forgotten:
+            self._give_back_space()
         return forgotten
+
+    def _give_back_space(self) -> None:
+        """Return the pages forgetting freed to the disk, and empty the write-ahead log (as
+        far as no reader holds it: then at a later pass)."""
+        if self.path is None:
+            return
+        with self._lock:
+            self._db.executescript("PRAGMA incremental_vacuum;")  # steps until all are freed
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
     def snapshot(self) -> None:
         """Write what the index holds to SNAPSHOT_NAME beside it, replacing the old one at
@@ -624,6 +646,8 @@ def _connect(path: Path | None) -> sqlite3.Connection:
         check_same_thread=False,
     )
     if path is not None:
+        # Pages freed by retention can go back to the disk (new index files only).
+        db.execute("PRAGMA auto_vacuum = INCREMENTAL")
         _use_wal(db)  # readers never wait for the one writer
         db.execute("PRAGMA synchronous = NORMAL")  # derived data: a lost tail is re-read
     db.executescript(_SCHEMA)
