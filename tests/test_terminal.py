@@ -42,8 +42,12 @@ REASON = "upstream db_dump_production_nightly @ 2026-01-13T02:30:00+01:00 is fai
 
 def tmux_missing() -> str:
     """Why no tmux can be had here, or "" when it can."""
-    if shutil.which("tmux") is None:
-        subprocess.run(["apt-get", "install", "-y", "-q", "tmux"], capture_output=True)
+    for first in ([], ["apt-get", "update", "-q"]):  # a fresh machine may have no lists yet
+        if shutil.which("tmux") is not None:
+            break
+        for command in (first, ["apt-get", "install", "-y", "-q", "tmux"]):
+            if command:
+                subprocess.run(command, capture_output=True, stdin=subprocess.DEVNULL)
     return "" if shutil.which("tmux") else "tmux is missing and apt-get could not install it"
 
 
