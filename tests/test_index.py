@@ -363,3 +363,17 @@ def test_an_index_row_gives_back_the_event_it_keeps():
         assert kept == replace(expected, stderr_tail=""), event
     shown = RunIndex([replace(base, stderr_tail="boom", output={"stdout": "/x"})])
     assert shown.latest(base.key) == base  # what the index never needs is not kept
+
+
+def test_the_newest_runs_of_a_busy_job_are_the_same_whichever_way_they_are_found(
+    tmp_path, monkeypatch
+):
+    """`history --job` of a job with many runs walks runs by end time instead of sorting
+    them: the same runs, in the same order, as the sort gives."""
+    write_log(tmp_path / "state", 4_000)
+    index = Store(tmp_path / "state").index()
+    sorted_runs = index.newest_first(jobs=[JOBS[0], JOBS[1]], limit=30)
+    monkeypatch.setattr("cronflow.state.index._FEW_RUNS", 10)  # now they count as many
+    assert index._newest_first_plan([JOBS[0]]) == " INDEXED BY runs_by_end"
+    assert index.newest_first(jobs=[JOBS[0], JOBS[1]], limit=30) == sorted_runs
+    assert len(sorted_runs) == 30

@@ -119,6 +119,10 @@ def test_retention_forgets_old_runs_and_segments_but_nothing_cronflow_decides_or
     assert answers(Store(state).reindex()) == before
     (state / "index.sqlite3").unlink()
     assert answers(Store(state).index()) == before
+    import sqlite3
+
+    freed = sqlite3.connect(state / "index.sqlite3").execute("PRAGMA freelist_count").fetchone()
+    assert freed == (0,)  # the pages of forgotten runs went back to the disk
     # Nothing more is due: a second pass deletes and rewrites nothing.
     snapshot_written = (state / SNAPSHOT_NAME).stat().st_mtime_ns
     assert Store(state).forget_before(CUTOFF) == (0, 0)

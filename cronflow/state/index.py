@@ -404,7 +404,7 @@ class RunIndex:
         sql = (
             f"SELECT {_ROW} FROM runs{self._newest_first_plan(jobs)}"
             + (" WHERE " + " AND ".join(where) if where else "")
-            + " ORDER BY ended DESC LIMIT ?"
+            + " ORDER BY ended DESC, job DESC, at DESC LIMIT ?"  # ties in a fixed order
         )
         return [_expand(row) for row in self._all(sql, [*parameters, limit])]
 
