@@ -3,8 +3,10 @@
 Against `python -c pass` and against a bare typer app with one command, all measured in this
 run as medians of repeated process starts. This is what cron pays every minute: the idle tick
 (answered from the stamp the last full tick left) and, for comparison, a full decision that
-finds nothing due (`--verbose` always decides in full). cronflow's modules are compiled first,
-as pip does when it installs the wheel.
+finds nothing due (`--verbose` always decides in full). Then the idle tick that also pings a
+heartbeat (to an HTTP server of this benchmark on 127.0.0.1) and renews a metrics file,
+against a bare Python process sending that one request. cronflow's modules are compiled
+first, as pip does when it installs the wheel.
 
     make bench        # or: .venv/bin/python bench/bench_startup.py [--repeat 30]
 """
@@ -17,7 +19,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 BARE_TYPER = """
@@ -41,6 +45,30 @@ def jobs_file(folder: Path, count: int) -> Path:
         )
     )
     return path
+
+
+class _Ok(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.do_GET()
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"OK")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def signalling_jobs_file(folder: Path, count: int, url: str) -> Path:
+    """The same jobs, with a heartbeat URL and a metrics file."""
+    folder.mkdir()
+    plain = jobs_file(folder, count).read_text()
+    settings = f'[cronflow]\nheartbeat_url = "{url}"\nmetrics_file = "cronflow.prom"\n\n'
+    (folder / "jobs.toml").write_text(settings + plain)
+    return folder / "jobs.toml"
 
 
 def median_seconds(commands: dict[str, list[str]], repeat: int, cwd: Path) -> dict[str, float]:
@@ -67,17 +95,29 @@ def main() -> None:
         jobs = jobs_file(folder, args.jobs)
         (folder / "bare_typer.py").write_text(BARE_TYPER)
         cronflow = [sys.executable, "-m", "cronflow", "run", "--jobs", str(jobs)]
-        subprocess.run(cronflow, check=True)  # first sight: writes the watermarks once
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _Ok)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{server.server_address[1]}/ping/heartbeat"
+        signalling = [
+            *cronflow[:-1],
+            str(signalling_jobs_file(folder / "signalling", args.jobs, url)),
+        ]
+        for first_sight in (cronflow, signalling):  # writes the watermarks once
+            subprocess.run(first_sight, check=True)
+        one_request = f"import urllib.request; urllib.request.urlopen({url!r}, b'').read()"
         results = median_seconds(
             {
                 "python -c pass": [sys.executable, "-c", "pass"],
                 "bare typer app, one command": [sys.executable, "bare_typer.py"],
                 f"cronflow run, {args.jobs} jobs, none due": cronflow,
                 "  the same, decided in full (-v)": [*cronflow, "--verbose"],
+                "python sending one HTTP request": [sys.executable, "-c", one_request],
+                "  idle run + heartbeat + metrics": signalling,
             },
             args.repeat,
             folder,
         )
+        server.shutdown()
     python, typer_app = results["python -c pass"], results["bare typer app, one command"]
     print(f"start-up, median of {args.repeat} runs (Python {sys.version.split()[0]})")
     for name, seconds in results.items():
@@ -86,6 +126,13 @@ def main() -> None:
             f"  x{seconds / typer_app:5.2f} typer"
         )
     print("  targets for the idle run: at most x6 python and x1.15 typer")
+    idle = results[f"cronflow run, {args.jobs} jobs, none due"]
+    signalled = results["  idle run + heartbeat + metrics"]
+    request = results["python sending one HTTP request"]
+    print(
+        f"  heartbeat and metrics on an idle run: x{signalled / idle:.2f} the idle run, "
+        f"x{signalled / request:.2f} a bare Python request"
+    )
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ Alert URLs hold tokens and passwords, so a target is only ever shown as `scheme:
 from __future__ import annotations
 
 import logging
-import re
 import socket
 import threading
 from collections.abc import Sequence
@@ -19,9 +18,9 @@ from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 from cronflow.clock import Clock
+from cronflow.masking import redact
 from cronflow.model import (
     AlertEvent,
     AlertSettings,
@@ -32,6 +31,7 @@ from cronflow.model import (
     RunKey,
     RunKind,
     RunStatus,
+    delivery_about,
 )
 from cronflow.state.index import AlertFacts
 from cronflow.state.store import Store
@@ -64,27 +64,6 @@ class Delivery:
 
 class Notifier(Protocol):
     def send(self, message: AlertMessage, tags: Sequence[str]) -> list[Delivery]: ...
-
-
-def redact(url: str) -> str:
-    """`scheme://host[:port]` of a URL; everything that may be secret is dropped.
-
-    Many apprise services put a token where a host would be (`slack://TokenA/...`,
-    `tgram://bot-id:token/...`), so the host is shown only when it looks like a real host
-    name or address; otherwise `***` stands for it.
-    """
-    parts = urlsplit(url)
-    netloc = parts.netloc.rpartition("@")[2]  # never the user:password part
-    name, colon, port = netloc.rpartition(":")
-    if not (colon and port.isdigit()):
-        name, port = netloc, ""
-    looks_like_host = name == "localhost" or "." in name or name.startswith("[")
-    if not (looks_like_host and _HOST.fullmatch(name)):
-        name = "***"
-    return f"{parts.scheme}://{name}" + (f":{port}" if port else "")
-
-
-_HOST = re.compile(r"[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]")  # a name, IPv4 or [IPv6]
 
 
 # ---- what each alert says -----------------------------------------------------------------
@@ -345,15 +324,9 @@ class Alerter:
             ]
         sent = sum(delivery.status is DeliveryStatus.SENT for delivery in deliveries)
         self.store.append(
-            RunEvent(
-                event=EventType.ALERT,
-                job=about.job,
-                logical_time=about.logical_time,
-                run_id=about.run_id,
-                status=about.status,
-                kind=about.kind,
-                attempt=about.attempt,
-                max_attempts=about.max_attempts,
+            delivery_about(
+                about,
+                EventType.ALERT,
                 ended_at=self.clock.now(),
                 reason=f"{message.on} alert: {sent} of {len(deliveries)} target(s) reached",
                 alert={

@@ -706,7 +706,7 @@ def status(
 
     Example:  cronflow status --check || echo "something failed"
     """
-    from cronflow import liveness, plan, report
+    from cronflow import liveness, pings, plan, report
     from cronflow.clock import SystemClock
     from cronflow.state.idle import HEARTBEAT
 
@@ -726,7 +726,12 @@ def status(
         jobs=job or (),
     )
     summary = report.overview(
-        jobfile, rows, store.read_stamp(HEARTBEAT), now, history.clock_set_back()
+        jobfile,
+        rows,
+        store.read_stamp(HEARTBEAT),
+        now,
+        history.clock_set_back(),
+        report.ping_notes(history.last_failed_ping(), pings.read_heartbeat(str(store.state_dir))),
     )
     if as_json:
         print(json.dumps(report.status_json(jobfile, rows, summary, now), indent=2))
@@ -838,6 +843,20 @@ def reindex(jobs: JobsOption = None) -> None:
         f"indexed {history.run_count()} runs from {store.log_path}"
         + (f" ({history.skipped_lines} unreadable lines skipped)" if history.skipped_lines else "")
     )
+
+
+@app.command()
+def metrics(jobs: JobsOption = None) -> None:
+    """Print every job's Prometheus metrics, as [cronflow] metrics_file holds them.
+
+    Example:  cronflow metrics | grep failing_streak
+    """
+    from cronflow.metrics import exposition
+    from cronflow.state.idle import HEARTBEAT
+
+    jobfile = _load(jobs)
+    store = _store(jobfile)
+    sys.stdout.write(exposition(jobfile, store.index(), store.read_stamp(HEARTBEAT)))
 
 
 @app.command()

@@ -18,6 +18,7 @@ from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronflow import (
@@ -39,6 +40,7 @@ from cronflow.model import (
     Job,
     JobFile,
     Overlap,
+    PingProtocol,
     RetryPolicy,
     Settings,
 )
@@ -397,6 +399,30 @@ def _alert_urls(value: Any) -> tuple[str, ...]:
     return urls
 
 
+def _ping_url(value: Any) -> str:
+    url = _string(value)
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        # Never echo the value: the check's UUID or ping key is its secret.
+        raise _Invalid(
+            "is not an http(s) URL",
+            'Write the check\'s ping URL, such as "https://hc-ping.com/<uuid>" or '
+            '"https://cronitor.link/p/<key>/<monitor>"',
+        )
+    return url
+
+
+def _metrics_file(value: Any) -> str:
+    path = _string(value)
+    if not path.endswith(".prom"):
+        raise _Invalid(
+            f'"{path}" does not end in .prom',
+            "node_exporter's textfile collector reads only *.prom files: name it so, such as "
+            '"/var/lib/node_exporter/textfile_collector/cronflow.prom"',
+        )
+    return path
+
+
 def _strings(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise _Invalid(
@@ -452,6 +478,8 @@ JOB_KEYS: dict[str, Callable[[Any], Any]] = {
     # `clock` is about cronflow, not a job: only [alerts] `on` can name it
     "alert_on": _choices(AlertEvent, tuple(on for on in AlertEvent if on is not AlertEvent.CLOCK)),
     "alert_tags": _strings,
+    "ping_url": _ping_url,
+    "ping_protocol": _choice(PingProtocol),
 }
 NOT_IN_DEFAULTS = {"command", "depends_on", "description"}
 SETTINGS_KEYS: dict[str, Callable[[Any], Any]] = {
@@ -462,6 +490,10 @@ SETTINGS_KEYS: dict[str, Callable[[Any], Any]] = {
     "keep_days": _integer(0, 36_500),
     "keep_runs": _integer(1, 1_000_000),
     "keep_history_days": _integer(0, 36_500),
+    "heartbeat_url": _ping_url,
+    "heartbeat_protocol": _choice(PingProtocol),
+    "ping_timeout": _positive_duration,
+    "metrics_file": _metrics_file,
 }
 ALERT_KEYS: dict[str, Callable[[Any], Any]] = {
     "urls": _alert_urls,
@@ -487,6 +519,8 @@ JOB_FIELDS = {
         "alerts",
         "alert_on",
         "alert_tags",
+        "ping_url",
+        "ping_protocol",
         "user",
         "group",
         "shell",
@@ -598,6 +632,7 @@ class _Validator:
             timezone=values.get("timezone", ZoneInfo("UTC")),
             state_dir=state_dir,
             state_dir_from=state_dir_from,
+            metrics_file=self._metrics_path(values.get("metrics_file")),
             **_present(
                 values,
                 {
@@ -608,10 +643,27 @@ class _Validator:
                         "keep_days",
                         "keep_runs",
                         "keep_history_days",
+                        "heartbeat_url",
+                        "heartbeat_protocol",
+                        "ping_timeout",
                     )
                 },
             ),
         )
+
+    def _metrics_path(self, text: str | None) -> Path | None:
+        """Where metrics go: resolved like every path, in a directory that exists (a
+        textfile collector's; cronflow does not create it)."""
+        if text is None:
+            return None
+        path = self._resolve(text)
+        if not path.parent.is_dir():
+            self._report(
+                ("cronflow", "metrics_file"),
+                f'the directory "{path.parent}" does not exist',
+                "Create it (node_exporter's --collector.textfile.directory), or fix the path",
+            )
+        return path
 
     def _alerts(self) -> AlertSettings:
         values = self._table(("alerts",), ALERT_KEYS)
@@ -696,6 +748,8 @@ class _Validator:
         if "user" in values or "group" in values:
             self._check_account(name, values)
         timezone = values.get("timezone", settings.timezone)
+        if "ping_url" in values:  # one check per job from a [defaults] slug URL
+            values["ping_url"] = values["ping_url"].replace("{job}", name)
         retry = RetryPolicy(**_present(values, RETRY_FIELDS))
         if "retries" in values:
             retry = replace(retry, attempts=values["retries"] + 1)

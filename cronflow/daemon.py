@@ -145,6 +145,7 @@ class Daemon:
                 scheduler = self._reloaded(scheduler, store, locks)
             self.wake.clear()
             decided = scheduler.decide()
+            scheduler.signal_decided()
             if decided.runs:
                 self._execute(scheduler, decided.runs)
             scheduler.housekeeping()

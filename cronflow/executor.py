@@ -24,6 +24,7 @@ from typing import Any
 from cronflow import accounts, dag, envfile, liveness, masking
 from cronflow.alerts import Alerter
 from cronflow.clock import Clock
+from cronflow.metrics import MetricsWriter
 from cronflow.model import (
     EventType,
     Job,
@@ -37,6 +38,7 @@ from cronflow.model import (
     RunKind,
     RunStatus,
 )
+from cronflow.pinger import Pinger
 from cronflow.plan import describe_key, should_run
 from cronflow.runner import (
     ProcessResult,
@@ -95,6 +97,8 @@ class Executor:
         on_event: Callable[[RunEvent], None] | None = None,
         on_outcome: Callable[[Outcome], None] | None = None,
         alerter: Alerter | None = None,
+        pinger: Pinger | None = None,
+        metrics: MetricsWriter | None = None,
         stop: threading.Event | None = None,
         environ: dict[str, str] | None = None,
     ) -> None:
@@ -106,6 +110,8 @@ class Executor:
         self.on_event = on_event or (lambda event: None)
         self.on_outcome = on_outcome or (lambda outcome: None)
         self.alerter = alerter
+        self.pinger = pinger
+        self.metrics = metrics
         self.stop = stop or threading.Event()  # once set: start nothing more, retry nothing
         self.environ = dict(os.environ if environ is None else environ)
         self.host = socket.gethostname()
@@ -146,6 +152,8 @@ class Executor:
                     held = self._held_back(by_key[key], outcomes, rerun)
                     if held:
                         outcomes[key] = held
+                        if self.metrics:
+                            self.metrics.changed()
                         self.on_outcome(held)
                         sorter.done(key)
                     else:
@@ -158,20 +166,34 @@ class Executor:
                     key = running.pop(future)
                     outcomes[key] = future.result()  # a StoreError stops everything here
                     self._alert_final(outcomes[key], dependents)
+                    if self.metrics:
+                        self.metrics.changed()
                     self.on_outcome(outcomes[key])
                     sorter.done(key)
-        if self.alerter:
-            self.alerter.wait()
+        for told in (self.alerter, self.pinger):
+            if told:
+                told.wait()
+        if self.metrics:
+            self.metrics.flush()
         return [outcomes[run.key] for run in runs]
 
     def _alert_final(self, outcome: Outcome, dependents: dict[RunKey, set[RunKey]]) -> None:
-        """Tell the alerter how a run ended; a failure names the runs it holds back."""
-        if self.alerter is None or outcome.event is None:
+        """Tell the alerter and the pinger how a run ended; a failure names the runs it
+        holds back."""
+        if outcome.event is None:
             return
         held_back = []
-        if outcome.status is not RunStatus.SUCCESS:
+        if self.alerter and outcome.status is not RunStatus.SUCCESS:
             held_back = sorted(dag.reachable(dependents, [outcome.key]) - {outcome.key})
-        self.alerter.finished(outcome.event, held_back)
+        self._tell_ended(outcome.event, held_back)
+
+    def _tell_ended(self, event: RunEvent, held_back: Sequence[RunKey] = ()) -> None:
+        """A try ended, or a run was settled: the alerter and the pinger decide what it
+        calls for (a retried try, a final outcome)."""
+        if self.alerter:
+            self.alerter.finished(event, held_back)
+        if self.pinger:
+            self.pinger.finished(event)
 
     # ---- one run -----------------------------------------------------------------------------
 
@@ -312,8 +334,8 @@ class Executor:
             )
         event = self.store.append(event)
         self.on_event(event)
-        if self.alerter and event.event is not EventType.INTERRUPTED:
-            self.alerter.finished(event)
+        if event.event is not EventType.INTERRUPTED:
+            self._tell_ended(event)
         return event
 
     def _attempts(self, planned: PlannedRun, job: Job, run_lock: int) -> Outcome:
@@ -332,8 +354,8 @@ class Executor:
             finished = self._attempt(planned, job, run_id, attempt, run_lock)
             if finished.status in (RunStatus.SUCCESS, RunStatus.INTERRUPTED):
                 break
-            if attempt < job.retry.attempts and self.alerter:
-                self.alerter.finished(finished)  # a try that will be retried
+            if attempt < job.retry.attempts:
+                self._tell_ended(finished)  # a try that will be retried
         return Outcome(key=planned.key, status=finished.status, attempts=attempt, event=finished)
 
     def _attempt(
@@ -357,6 +379,8 @@ class Executor:
                     process=process,
                 )
             )
+            if self.pinger:
+                self.pinger.started(started[-1])
 
         try:
             launch = self._launch(planned, job, run_id, attempt)

@@ -16,10 +16,11 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime, timedelta
 
-from cronflow import plan
+from cronflow import pings, plan
 from cronflow.alerts import Alerter
 from cronflow.clock import Clock
 from cronflow.executor import Executor, Outcome
+from cronflow.metrics import MetricsWriter
 from cronflow.model import (
     EventType,
     JobFile,
@@ -30,6 +31,7 @@ from cronflow.model import (
     RunStatus,
     Watermark,
 )
+from cronflow.pinger import Pinger
 from cronflow.runner import ProcessRunner
 from cronflow.state import idle
 from cronflow.state.idle import HEARTBEAT
@@ -48,8 +50,11 @@ def build_scheduler(
     on_outcome: Callable[[Outcome], None] | None = None,
     stop: threading.Event | None = None,
 ) -> Scheduler:
-    """A Scheduler with its Executor and Alerter, wired the way cronflow runs for real."""
+    """A Scheduler with its Executor, Alerter, Pinger and metrics, wired the way cronflow
+    runs for real."""
     alerter = Alerter(jobfile=jobfile, store=store, clock=clock)
+    pinger = Pinger(jobfile=jobfile, store=store, clock=clock)
+    metrics = MetricsWriter(jobfile, store) if jobfile.settings.metrics_file else None
     executor = Executor(
         jobfile=jobfile,
         store=store,
@@ -59,6 +64,8 @@ def build_scheduler(
         on_event=on_event,
         on_outcome=on_outcome,
         alerter=alerter,
+        pinger=pinger,
+        metrics=metrics,
         stop=stop,
     )
     return Scheduler(jobfile=jobfile, store=store, locks=locks, executor=executor, clock=clock)
@@ -82,10 +89,20 @@ class Scheduler:
 
     def tick(self) -> list[Outcome]:
         """Decide what is due now and run it; one Outcome per run started or held back."""
-        outcomes = self.executor.execute(self.decide().runs)
+        decided = self.decide()
+        self.signal_decided()
+        outcomes = self.executor.execute(decided.runs)
         self.housekeeping()
         self._leave_idle_stamp()
         return outcomes
+
+    def signal_decided(self) -> None:
+        """Tell the outside a decision was made: the heartbeat ping, and the metrics file
+        (in the background; `executor.execute` waits for both before it returns)."""
+        if self.executor.pinger:
+            self.executor.pinger.heartbeat()
+        if self.executor.metrics:
+            self.executor.metrics.changed()
 
     def housekeeping(self) -> None:
         """What every tick (one-shot or daemon loop) owes the state directory: prune run
@@ -133,6 +150,14 @@ class Scheduler:
             decided_at=now,
             until=until,
             warnings=self.jobfile.warnings,
+            heartbeat=(
+                settings.heartbeat_url,
+                pings.protocol_for(settings.heartbeat_url, settings.heartbeat_protocol),
+                settings.ping_timeout.total_seconds(),
+            )
+            if settings.heartbeat_url
+            else None,
+            metrics_file=str(settings.metrics_file) if settings.metrics_file else None,
         )
 
     def prune_if_due(self) -> int:

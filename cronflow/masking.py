@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from urllib.parse import urlsplit
 
 MASK = "***"
 MIN_SECRET_LENGTH = 5  # shorter values are not masked (Airflow's rule): "1" or "yes" would be
@@ -46,3 +47,25 @@ def mask_file(path: Path, secrets: tuple[str, ...]) -> None:
                 file.truncate()
     except OSError:
         pass  # as for capping: never fail a run over its captured output
+
+
+def redact(url: str) -> str:
+    """`scheme://host[:port]` of a URL; everything that may be secret is dropped.
+
+    Many apprise services put a token where a host would be (`slack://TokenA/...`,
+    `tgram://bot-id:token/...`), so the host is shown only when it looks like a real host
+    name or address; otherwise `***` stands for it. Ping URLs keep their secret (a check's
+    UUID, a ping or API key) in the path, which is never shown.
+    """
+    parts = urlsplit(url)
+    netloc = parts.netloc.rpartition("@")[2]  # never the user:password part
+    name, colon, port = netloc.rpartition(":")
+    if not (colon and port.isdigit()):
+        name, port = netloc, ""
+    looks_like_host = name == "localhost" or "." in name or name.startswith("[")
+    if not (looks_like_host and _HOST.fullmatch(name)):
+        name = "***"
+    return f"{parts.scheme}://{name}" + (f":{port}" if port else "")
+
+
+_HOST = re.compile(r"[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]")  # a name, IPv4 or [IPv6]

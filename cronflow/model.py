@@ -67,7 +67,15 @@ class EventType(StrEnum):
     WAITING = "waiting"  # a scheduled run whose other-schedule upstream has not succeeded yet
     INTERRUPTED = "interrupted"  # cronflow stopped before the run could start or retry
     ALERT = "alert"
+    PING = "ping"  # a heartbeat ping about a run to a monitor (Healthchecks, Cronitor)
     CLOCK = "clock"  # the clock went back past decided ticks; about no job (job and run_id "")
+
+
+class PingProtocol(StrEnum):
+    """How a monitor is pinged: Healthchecks' URL paths, or Cronitor's `state` parameter."""
+
+    HEALTHCHECKS = "healthchecks"
+    CRONITOR = "cronitor"
 
 
 class RunStatus(StrEnum):
@@ -206,6 +214,8 @@ class Job:
     alerts: bool = True  # false silences every alert about this job
     alert_on: tuple[AlertEvent, ...] | None = None  # None: the [alerts] `on` list
     alert_tags: tuple[str, ...] = ()  # apprise tags: which config-file targets hear of it
+    ping_url: str | None = None  # a monitor's ping URL (a secret: never printed whole)
+    ping_protocol: PingProtocol | None = None  # None: told from the URL (pings.protocol_for)
     config_hash: str = ""  # changes whenever anything in this job's definition changes
 
 
@@ -221,6 +231,10 @@ class Settings:
     keep_days: int = 30  # keep run output at least this long (0: forever)
     keep_runs: int = 100  # and always that of each job's newest runs
     keep_history_days: int = 400  # forget runs (log, index) older than this (0: never)
+    heartbeat_url: str | None = None  # pinged after every decision: cronflow itself is alive
+    heartbeat_protocol: PingProtocol | None = None
+    ping_timeout: timedelta = timedelta(seconds=5)  # for one try of one ping
+    metrics_file: Path | None = None  # Prometheus text exposition, rewritten atomically
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -322,6 +336,7 @@ class RunEvent:
     reason: str = ""
     missed_ticks: int = 0  # on a `missed` event: how many ticks, ending at logical_time
     alert: dict[str, Any] = field(default_factory=dict)  # on an `alert` event: what and how
+    ping: dict[str, Any] = field(default_factory=dict)  # on a `ping` event: which and how
     host: str = ""
     pid: int = 0  # the cronflow process that recorded the event
     process: JobProcess | None = None  # on `started`: the job's own process
@@ -331,6 +346,26 @@ class RunEvent:
     @property
     def key(self) -> RunKey:
         return RunKey(self.job, self.logical_time)
+
+
+def delivery_about(
+    run: RunEvent, event: EventType, *, ended_at: datetime, reason: str, **fields: Any
+) -> RunEvent:
+    """An `alert` or `ping` event: a delivery about a run (its identity, try and status as
+    they were), with how it went."""
+    return RunEvent(
+        event=event,
+        job=run.job,
+        logical_time=run.logical_time,
+        run_id=run.run_id,
+        status=run.status,
+        kind=run.kind,
+        attempt=run.attempt,
+        max_attempts=run.max_attempts,
+        ended_at=ended_at,
+        reason=reason,
+        **fields,
+    )
 
 
 def failing_streak(newest_first: Iterable[RunStatus]) -> int:

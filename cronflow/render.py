@@ -151,6 +151,8 @@ def _header(summary: Overview, now: datetime, cron_line: str) -> Text:
         )
     if summary.clock_warning:
         text.append(f".\nwarning: {summary.clock_warning}", style="bold yellow")
+    for warning in summary.ping_warnings:
+        text.append(f".\nwarning: {warning}", style="bold yellow")
     return text
 
 

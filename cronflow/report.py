@@ -60,6 +60,7 @@ class Overview:
     last_ran_at: datetime | None  # when cronflow last decided what was due
     stale: bool  # it did decide, but not for STALE_AFTER, and scheduled jobs exist
     clock_warning: str = ""  # the clock went back recently (see `clock_note`)
+    ping_warnings: tuple[str, ...] = ()  # the last failed ping and heartbeat (`ping_notes`)
 
 
 def summarise(
@@ -89,6 +90,7 @@ def overview(
     last_ran_at: datetime | None,
     now: datetime,
     clock_event: RunEvent | None = None,
+    ping_warnings: tuple[str, ...] = (),
 ) -> Overview:
     scheduled = any(job.schedule and job.enabled for job in jobfile.jobs.values())
     failing = sum(row.failing_streak > 0 for row in rows)
@@ -100,7 +102,30 @@ def overview(
         last_ran_at=last_ran_at,
         stale=scheduled and last_ran_at is not None and now - last_ran_at > STALE_AFTER,
         clock_warning=clock_note(clock_event, now),
+        ping_warnings=ping_warnings,
     )
+
+
+def ping_notes(failed_ping: RunEvent | None, heartbeat: Mapping[str, Any]) -> tuple[str, ...]:
+    """What status says about pings that did not arrive: the last failed ping about a run
+    (from the index) and the last failed heartbeat (pings.read_heartbeat), targets masked."""
+    notes = []
+    if failed_ping is not None and failed_ping.ended_at is not None:
+        ping = failed_ping.ping
+        notes.append(
+            f"ping failed at {failed_ping.ended_at.astimezone(UTC):%Y-%m-%d %H:%M:%S}Z: "
+            f"{failed_ping.job}'s {ping.get('signal')} ping to {ping.get('target')} "
+            f"({ping.get('delivery')})"
+        )
+    failed, last = heartbeat.get("last_failed"), heartbeat.get("last")
+    if isinstance(failed, dict) and isinstance(last, dict):
+        since = " (delivered since)" if last.get("at", 0) > failed.get("at", 0) else ""
+        at = datetime.fromtimestamp(float(failed.get("at", 0)), UTC)
+        notes.append(
+            f"heartbeat ping failed at {at:%Y-%m-%d %H:%M:%S}Z to {failed.get('target')} "
+            f"({failed.get('delivery')}){since}"
+        )
+    return tuple(notes)
 
 
 def clock_note(event: RunEvent | None, now: datetime) -> str:
@@ -175,6 +200,7 @@ def status_json(
             "last_ran_at": summary.last_ran_at and summary.last_ran_at.isoformat(),
             "stale": summary.stale,
             "clock_warning": summary.clock_warning or None,
+            "ping_warnings": list(summary.ping_warnings),
         },
         "summary": {
             "failing": summary.failing,

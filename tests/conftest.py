@@ -99,12 +99,16 @@ def load(path: Path) -> JobFile:
 
 
 @pytest.fixture
+def monitor():
+    """A real Healthchecks/Cronitor-speaking server on 127.0.0.1 (tests/receivers.py)."""
+    from tests.receivers import serving, start_monitor
+
+    yield from serving(start_monitor())
+
+
+@pytest.fixture
 def receiver():
     """A real HTTP server on 127.0.0.1 that records the alerts it receives."""
-    from tests.receivers import start_receiver
+    from tests.receivers import serving, start_receiver
 
-    started = start_receiver()
-    yield started
-    started.release.set()
-    started.server.shutdown()
-    started.server.server_close()
+    yield from serving(start_receiver())

@@ -436,3 +436,16 @@ def test_a_job_with_its_own_shell_runs_in_it_under_airflow(write_jobs):
     assert DagSource(dag_file.text).value("job", "bash_command") == (
         "/bin/dash -c " + shlex.quote("echo 'it''s' $0")
     )
+
+
+def test_a_ping_url_is_warned_without_showing_it(write_jobs):
+    files = export(
+        write_jobs("""
+        [jobs.backup]
+        command = "true"
+        ping_url = "https://hc-ping.com/5f0e4c1b-9a53-4b1e-8a43-2d9c1f6e7a10"
+    """)
+    )
+    backup = files["backup"]
+    assert "does not ping monitors" in warning_about(backup, "ping_url (backup)")
+    assert "5f0e4c1b" not in backup.text

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from cronflow import plan
-from cronflow.alerts import redact
+from cronflow.masking import redact
 from cronflow.model import EventType, RunKind, RunStatus
 from cronflow.state.store import Store
 from tests.conftest import load, real_scheduler, run_cli

@@ -53,13 +53,30 @@ def test_every_toml_block_in_the_readme_loads(tmp_path, index):
     if "user = " in toml_blocks()[index] and os.geteuid() != 0:
         pytest.skip("this example runs a job as another user, which needs cronflow as root")
     (tmp_path / "work").mkdir()
-    [apprise_yml] = re.findall(r"```yaml\n(.*?)```", README, re.S)
+    [apprise_yml] = re.findall(r"```yaml\n(urls:.*?)```", README, re.S)
     (tmp_path / "apprise.yml").write_text(apprise_yml)
     [env_file] = re.findall(r"```text\n(# secrets\.env.*?)```", README, re.S)
     (tmp_path / "secrets.env").write_text(env_file)
     path = tmp_path / "jobs.toml"
-    path.write_text(toml_blocks()[index])
+    textfile_directory = "/var/lib/node_exporter/textfile_collector"  # node_exporter's
+    (tmp_path / "textfile").mkdir()
+    path.write_text(toml_blocks()[index].replace(textfile_directory, str(tmp_path / "textfile")))
     config.load(path)
+
+
+def test_the_readme_alerting_rules_are_a_rules_file_on_documented_metrics():
+    import yaml  # apprise's dependency
+
+    [text] = re.findall(r"```yaml\n(groups:.*?)```", README, re.S)
+    [group] = yaml.safe_load(text)["groups"]
+    assert {rule["alert"] for rule in group["rules"]} == {
+        "CronflowJobNotSucceeding",
+        "CronflowJobFailing",
+        "CronflowNotTicking",
+    }
+    for rule in group["rules"]:
+        for metric in re.findall(r"cronflow_\w+", rule["expr"]):
+            assert f"| `{metric}" in README  # every metric a rule uses is documented
 
 
 def test_the_readme_env_file_example_parses():

@@ -193,6 +193,11 @@ _JOB_DIFFERENCES: tuple[tuple[Callable[[Job], bool], str], ...] = (
         lambda job: job.group is not None,
         "group ({jobs}): Airflow has no per-task group; the task runs with its user's own.",
     ),
+    (
+        lambda job: job.ping_url is not None,
+        "ping_url ({jobs}): Airflow does not ping monitors; these checks go late once the "
+        "DAG replaces cronflow. Ping from the command, or watch Airflow's own metrics.",
+    ),
 )
 
 

@@ -68,6 +68,8 @@ def event_to_json(event: RunEvent) -> dict[str, Any]:
         "pid": event.pid,
         "config_hash": event.config_hash,
     }
+    if event.ping:  # only on `ping` events: other lines stay as they were
+        record["ping"] = event.ping
     if event.process is not None:
         process = event.process
         record["process"] = {
@@ -109,6 +111,7 @@ def event_from_json(record: Any) -> RunEvent:
         reason=_typed(record, "reason", str, ""),
         missed_ticks=_typed(record, "missed_ticks", int, 0),
         alert=_typed(record, "alert", dict, {}),
+        ping=_typed(record, "ping", dict, {}),
         host=_typed(record, "host", str, ""),
         pid=_typed(record, "pid", int, 0),
         process=_process(_typed(record, "process", dict, None)),

@@ -32,6 +32,7 @@ from cronflow import STATE_DIR_ENV_VAR, __version__
 
 STAMP_NAME = "idle-until"
 HEARTBEAT = "last-tick"  # when cronflow last decided what was due (status warns when old)
+TICK_METRIC = "cronflow_tick_last_timestamp_seconds"  # the line of metrics_file a tick renews
 LOG_NAME = "runs.jsonl"
 DEFAULT_STATE_DIR = ".cronflow"
 _FORMAT = "cronflow idle stamp 1"
@@ -87,6 +88,8 @@ def remember(
     decided_at: datetime,
     until: datetime,
     warnings: tuple[str, ...],
+    heartbeat: tuple[str, str, float] | None = None,
+    metrics_file: str | None = None,
 ) -> None:
     """Write the stamp after a full tick: the digest, mode and owners of the jobs file decided
     from, the run log's identity taken before the index was read (`log_identity`), when the
@@ -113,6 +116,11 @@ def remember(
         f"sha256 {_digest(jobs_text.encode())}",
         *(f"warning {' '.join(warning.split())}" for warning in warnings),
     ]
+    if heartbeat is not None:
+        url, protocol, timeout = heartbeat
+        header.append(f"heartbeat {protocol} {timeout!r} {url}")
+    if metrics_file is not None:
+        header.append(f"metrics {metrics_file}")
     body = ("\n".join(header) + "\n").encode()
     temporary = os.path.join(state_dir, f".{STAMP_NAME}.{os.getpid()}")
     try:
@@ -176,7 +184,42 @@ def answer(jobs_path: str, now: datetime | None = None) -> bool:
         write_private(os.path.join(state_dir, HEARTBEAT), (now.isoformat() + "\n").encode())
     for warning in warnings:
         print(f"cronflow: warning: {warning}", file=sys.stderr)
+    if "metrics" in fields:
+        renew_tick_metric(fields["metrics"], now.timestamp())
+    if "heartbeat" in fields:
+        _ping_heartbeat(fields["heartbeat"], state_dir)
     return True
+
+
+def renew_tick_metric(path: str, at: float) -> None:
+    """Set the tick line of a metrics file to `at`, the rest as it was (nothing else can
+    have changed: the run log has not). Replaced whole, as metrics.write_atomically does."""
+    try:
+        with open(path) as file:
+            lines = file.read().splitlines()
+    except OSError:
+        return  # written again by the next full tick
+    prefix = TICK_METRIC + " "
+    renewed = [prefix + repr(round(at, 6)) if line.startswith(prefix) else line for line in lines]
+    if renewed == lines:
+        return
+    temporary = f"{os.path.join(os.path.dirname(path), '.' + os.path.basename(path))}.{os.getpid()}"
+    try:
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        with open(descriptor, "w") as file:
+            file.write("\n".join(renewed) + "\n")
+        os.replace(temporary, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+
+
+def _ping_heartbeat(field: str, state_dir: str) -> None:
+    protocol, timeout, url = (field.split(" ", 2) + ["", ""])[:3]
+    with contextlib.suppress(ValueError):
+        from cronflow import pings
+
+        pings.heartbeat(url, protocol, state_dir, timeout=float(timeout))
 
 
 def _digest(content: bytes) -> str:

@@ -60,13 +60,23 @@ CREATE TABLE IF NOT EXISTS jobs (
     success_seen INTEGER NOT NULL DEFAULT 0,         -- the newest success
     last_activity TEXT            -- UTC ISO-8601 of its newest event
 );
+CREATE TABLE IF NOT EXISTS outcomes (
+    job TEXT NOT NULL,
+    result TEXT NOT NULL,         -- how runs ended: success, failed, timed_out, skipped, ...
+    count INTEGER NOT NULL,       -- how many ever did (retention forgets runs, not these)
+    last_ended INTEGER,           -- the newest one's end (µs), duration and exit status
+    last_duration REAL,
+    last_exit INTEGER,
+    PRIMARY KEY (job, result)
+) WITHOUT ROWID;
 """
 _CHUNK = 8 * 1024 * 1024  # bytes of log read at a time while catching up
 SNAPSHOT_NAME = "index-snapshot.sqlite3"  # the index as retention left it (see snapshot)
 KEEP_NEWEST = 12  # runs of each job retention never forgets (status's strip)
 _FEW_RUNS = 5000  # newest_first: up to this many runs of the jobs asked, sorting them is cheap
 _TAIL_BYTES = 64 * 1024  # `latest_in_log` reads at most this much unindexed log, else syncs
-_NOT_ABOUT_A_RUN = (EventType.ALERT, EventType.CLOCK)  # events that never change a run's state
+# Events that never change a run's state.
+_NOT_ABOUT_A_RUN = (EventType.ALERT, EventType.PING, EventType.CLOCK)
 
 
 class RunIndex:
@@ -78,6 +88,7 @@ class RunIndex:
         self._lock = threading.RLock()
         self._db = _connect(path)
         self._opened = None if path is None else _inode(path)
+        self._count_outcomes_once()
         self.add_all(events)
 
     @classmethod
@@ -257,6 +268,10 @@ class RunIndex:
                 continue
             if not event.job:
                 continue  # about no job: the alert about a clock set back
+            if event.event is EventType.PING:
+                if event.ping.get("delivery") != "sent":
+                    self._set_meta("last_failed_ping", json.dumps(event_to_json(event)))
+                continue
             state = jobs.get(event.job) or jobs.setdefault(event.job, self.alert_facts(event.job))
             when = event.ended_at or event.started_at
             if when is not None:
@@ -268,6 +283,9 @@ class RunIndex:
                 continue
             if event.event is EventType.FINISHED and event.status is RunStatus.SUCCESS:
                 state.success_seen = seen
+            result = final_result(event)
+            if result is not None:
+                self._count_outcome(event, result)
             latest[(event.job, _micros(event.logical_time))] = event
         self._db.executemany(
             "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?)",
@@ -298,6 +316,75 @@ class RunIndex:
             ],
         )
         self._set_meta("events_seen", str(seen))
+
+    def _count_outcome(self, event: RunEvent, result: RunStatus) -> None:
+        self._db.execute(
+            "INSERT INTO outcomes VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (job, result) DO UPDATE "
+            "SET count = count + excluded.count, last_ended = excluded.last_ended, "
+            "last_duration = excluded.last_duration, last_exit = excluded.last_exit",
+            (
+                event.job,
+                result.value,
+                max(1, event.missed_ticks) if result is RunStatus.MISSED else 1,
+                _micros(_when(event)),
+                event.duration_s,
+                event.exit_code,
+            ),
+        )
+
+    def _count_outcomes_once(self) -> None:
+        """An index made before outcomes were counted starts their counts from the runs it
+        holds (once: it then counts each run as it ends)."""
+        if self._meta("outcomes_counted") is not None:
+            return
+        with self._lock, self._transaction():
+            if self._meta("outcomes_counted") is not None:
+                return  # another process got here first
+            finals = ", ".join(f"'{status.value}'" for status in FINAL_RESULTS)
+            groups = self._db.execute(
+                "SELECT job, status, count(*) FROM runs "
+                f"WHERE tries_left = 0 AND status IN ({finals}) GROUP BY job, status"
+            ).fetchall()
+            for job, status, count in groups:
+                row = self._db.execute(
+                    f"SELECT {_ROW} FROM runs WHERE job = ? AND status = ? "
+                    "ORDER BY at DESC LIMIT 1",
+                    (job, status),
+                ).fetchone()
+                newest = _expand(row)
+                self._db.execute(
+                    "INSERT OR REPLACE INTO outcomes VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        job,
+                        status,
+                        count,
+                        _micros(_when(newest)),
+                        newest.duration_s,
+                        newest.exit_code,
+                    ),
+                )
+            self._set_meta("outcomes_counted", "1")
+
+    def outcomes(self, job: str) -> dict[RunStatus, Outcome]:
+        """How the job's runs have ended, ever: per result, how many and the newest one."""
+        return {
+            RunStatus(result): Outcome(
+                count=count,
+                last_ended=_moment(last_ended),
+                last_duration=last_duration,
+                last_exit=last_exit,
+            )
+            for result, count, last_ended, last_duration, last_exit in self._all(
+                "SELECT result, count, last_ended, last_duration, last_exit FROM outcomes "
+                "WHERE job = ?",
+                (job,),
+            )
+        }
+
+    def last_failed_ping(self) -> RunEvent | None:
+        """The newest `ping` event whose delivery failed, of any job (for `status`)."""
+        text = self._meta("last_failed_ping")
+        return None if text is None else event_from_json(json.loads(text))
 
     def alert_facts(self, job: str) -> AlertFacts:
         """What the log says about the job's alerts and successes, in log order: the facts
@@ -592,9 +679,10 @@ class RunIndex:
         self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     def _reset(self) -> None:
-        for table in ("runs", "jobs", "meta"):
+        for table in ("runs", "jobs", "meta", "outcomes"):
             self._db.execute(f"DELETE FROM {table}")
         self._set_meta("schema", SCHEMA_VERSION)
+        self._set_meta("outcomes_counted", "1")
 
 
 @dataclass(slots=True)
@@ -698,6 +786,41 @@ def _extent(path: Path) -> tuple[str, int] | None:
 def _inode(path: Path) -> int | None:
     stat = _stat(path)
     return None if stat is None else stat.st_ino
+
+
+# How a run can end, as `cronflow_job_runs_total{result=...}` counts it.
+FINAL_RESULTS = (
+    RunStatus.SUCCESS,
+    RunStatus.FAILED,
+    RunStatus.TIMED_OUT,
+    RunStatus.UPSTREAM_FAILED,
+    RunStatus.SKIPPED,
+    RunStatus.MISSED,
+    RunStatus.ABANDONED,
+    RunStatus.INTERRUPTED,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How many of a job's runs ended one way, and the newest of them."""
+
+    count: int
+    last_ended: datetime | None
+    last_duration: float | None
+    last_exit: int | None
+
+
+def final_result(event: RunEvent) -> RunStatus | None:
+    """How the run ended, if this event ends it (for this invocation, at least): a success,
+    a failure with no tries left, or a run that never ran (upstream failed, skipped,
+    missed, abandoned, interrupted by cronflow's own stop). None for a start, a try that
+    will be retried, a run still waiting, and events about no run."""
+    if event.event in (EventType.STARTED, EventType.WAITING, *_NOT_ABOUT_A_RUN):
+        return None
+    if event.status in (RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.ABANDONED):
+        return event.status if event.attempt >= event.max_attempts else None
+    return event.status if event.status in FINAL_RESULTS else None
 
 
 def _tries_left(event: RunEvent) -> int:

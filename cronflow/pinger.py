@@ -1,0 +1,196 @@
+"""Pings about runs to each job's monitor (`ping_url`), and cronflow's own heartbeat.
+
+The executor tells the Pinger when a try starts and when it ends; the Pinger decides what
+to say (pings.Signal), sends it in the background and records each delivery as a `ping`
+event in the log, the way alert deliveries are recorded. A ping never blocks a run and
+never changes its outcome. Pings about one run go out in the order they were decided (a
+fast job's end never overtakes its start), so the monitor pairs them right.
+
+Retried tries: every try pings `start` (the monitor's "started but not finished" timer
+then measures one try, which `timeout` bounds, not tries and backoff delays together), a
+try that will be retried pings `log` (Healthchecks keeps its output without changing the
+check's state), and only the run's final outcome pings success or failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+from cronflow import pings
+from cronflow.clock import Clock
+from cronflow.model import EventType, Job, JobFile, RunEvent, RunStatus, delivery_about
+from cronflow.state.store import Store
+
+_RID_NAMESPACE = uuid.UUID("6f1c2a57-3f0e-4c1b-9a53-63726f6e666c")  # run ids -> rids
+
+
+class Pinger:
+    """Sends and records the pings of one jobs file's runs, and its heartbeat."""
+
+    def __init__(self, *, jobfile: JobFile, store: Store, clock: Clock) -> None:
+        self.jobfile = jobfile
+        self.store = store
+        self.clock = clock
+        self.timeout = jobfile.settings.ping_timeout.total_seconds()
+        self._guard = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: list[Future[None]] = []
+        self._last_of_run: dict[str, Future[None]] = {}  # run id -> its newest ping
+        self._limits: dict[str, int] = {}  # ping URL -> the body limit its server announced
+
+    # ---- what the executor tells it -----------------------------------------------------------
+
+    def started(self, event: RunEvent) -> None:
+        """A try started (its `started` event)."""
+        job = self.jobfile.jobs.get(event.job)
+        if job is not None and job.ping_url:
+            self._send(job, event, signal=pings.Signal.START)
+
+    def finished(self, event: RunEvent) -> None:
+        """A try ended (`finished`), or a run was settled as abandoned."""
+        job = self.jobfile.jobs.get(event.job)
+        if job is None or not job.ping_url or event.status is RunStatus.INTERRUPTED:
+            return  # cronflow's own stop: the run is taken up again, and pings `start` then
+        if event.status is RunStatus.SUCCESS:
+            self._send(job, event, signal=pings.Signal.SUCCESS, output=True, last=True)
+        elif event.attempt < event.max_attempts:
+            self._send(job, event, signal=pings.Signal.LOG, output=True)
+        else:
+            code = event.exit_code if event.event is EventType.FINISHED else None
+            self._send(
+                job,
+                event,
+                signal=pings.Signal.FAIL,
+                exit_code=code if code is not None and 1 <= code <= 255 else None,
+                output=True,
+                last=True,
+            )
+
+    def heartbeat(self) -> None:
+        """cronflow decided what was due: tell its own monitor, if it has one."""
+        settings = self.jobfile.settings
+        if settings.heartbeat_url:
+            url = settings.heartbeat_url
+            protocol = pings.protocol_for(url, settings.heartbeat_protocol)
+            state_dir = str(self.store.state_dir)
+            self._submit(lambda: pings.heartbeat(url, protocol, state_dir, timeout=self.timeout))
+
+    def wait(self) -> None:
+        """Wait for every ping in flight to be delivered (or given up) and recorded."""
+        with self._guard:
+            pending, self._pending = self._pending, []
+        for future in pending:
+            future.result()
+
+    # ---- sending ------------------------------------------------------------------------------
+
+    def _send(
+        self,
+        job: Job,
+        event: RunEvent,
+        *,
+        signal: str,
+        exit_code: int | None = None,
+        output: bool = False,
+        last: bool = False,
+    ) -> None:
+        assert job.ping_url is not None
+        url, protocol = job.ping_url, pings.protocol_for(job.ping_url, job.ping_protocol)
+        with self._guard:
+            before = self._last_of_run.get(event.run_id)
+
+            def ping() -> None:
+                if before is not None:
+                    before.result()  # the run's earlier ping first (it was submitted first)
+                limit = self._limits.get(url, pings.DEFAULT_BODY_LIMIT)
+                body = _body(event, signal, limit) if output else b""
+                rid = str(uuid.uuid5(_RID_NAMESPACE, event.run_id))
+                sent = pings.deliver(
+                    url,
+                    protocol,
+                    pings.Ping(signal=signal, exit_code=exit_code, run=rid, body=body, limit=limit),
+                    timeout=self.timeout,
+                )
+                if sent.body_limit is not None:
+                    self._limits[url] = sent.body_limit
+                self._record(job, event, sent, protocol)
+
+            future = self._submit_locked(ping)
+            if last:
+                self._last_of_run.pop(event.run_id, None)
+            else:
+                self._last_of_run[event.run_id] = future
+
+    def _submit(self, task: Callable[[], object]) -> None:
+        with self._guard:
+            self._submit_locked(task)
+
+    def _submit_locked(self, task: Callable[[], object]) -> Future[None]:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="cronflow-ping")
+        future = self._pool.submit(_never_raising, task)
+        self._pending = [*(f for f in self._pending if not f.done()), future]
+        return future
+
+    def _record(
+        self, job: Job, about: RunEvent, delivery: pings.PingDelivery, protocol: str
+    ) -> None:
+        if delivery.tries == 0:
+            return  # nothing to say in this protocol (Cronitor has no `log`)
+        self.store.append(
+            delivery_about(
+                about,
+                EventType.PING,
+                ended_at=self.clock.now(),
+                reason=f"{delivery.signal} ping: {delivery}",
+                ping={
+                    "signal": delivery.signal,
+                    "protocol": protocol,
+                    "target": delivery.target,
+                    "delivery": str(delivery),
+                    "tries": delivery.tries,
+                },
+                config_hash=job.config_hash,
+            )
+        )
+
+
+def _never_raising(task: Callable[[], object]) -> None:
+    """A ping must never take cronflow down with it (a full disk while recording, say)."""
+    with contextlib.suppress(Exception):
+        task()
+
+
+def _body(event: RunEvent, signal: str, limit: int) -> bytes:
+    """What the ping carries: for a failure, why (first line), then the try's output
+    (stdout, then stderr), its newest bytes kept within `limit`."""
+    head = b""
+    if signal == pings.Signal.LOG:
+        head = f"try {event.attempt} of {event.max_attempts}: {event.reason}; retrying\n".encode()
+    elif signal == pings.Signal.FAIL and event.reason:
+        head = f"{event.reason}\n".encode()
+    room = max(0, limit - len(head))
+    stdout = _tail(event.output.get("stdout"), room)
+    stderr = _tail(event.output.get("stderr"), room)
+    if len(stdout) + len(stderr) > room:  # share the room; stderr gets at least half
+        keep = min(len(stderr), max(room // 2, room - len(stdout)))
+        stderr = stderr[len(stderr) - keep :]
+        stdout = stdout[len(stdout) - (room - keep) :]
+    return (head + stdout + stderr)[-limit:] if limit else b""
+
+
+def _tail(path: str | None, size: int) -> bytes:
+    if not path or size <= 0:
+        return b""
+    try:
+        with open(Path(path), "rb") as file:
+            file.seek(max(0, os.fstat(file.fileno()).st_size - size))
+            return file.read(size)
+    except OSError:
+        return b""

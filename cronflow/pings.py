@@ -1,0 +1,232 @@
+"""Heartbeat pings: telling a monitor outside (Healthchecks, Cronitor) how runs go, and that
+cronflow itself is alive, so that a job that did *not* run is noticed too.
+
+Two protocols, told from the URL (or named by `ping_protocol`):
+
+- Healthchecks (healthchecks.io or self-hosted): POST `URL/start` when a try starts, `URL` on
+  success, `URL/<exit status>` on a final failure with one, `URL/fail` on one without (timed
+  out, killed, could not start), `URL/log` for a try that will be retried; `?rid=<uuid>`
+  pairs a run's start with its end. The body is the tail of the run's output, cut to the
+  limit the server announces in its `Ping-Body-Limit` header (10,000 bytes until it has).
+- Cronitor: GET `URL?state=run|complete|fail` with `series` (pairs them), `status_code`,
+  `host`, and the output's tail as `message` (Cronitor keeps 2,000 characters).
+
+A ping has a short timeout, is tried up to three times (not after an answer that says the
+URL is wrong, such as 404), and never raises. This module imports nothing heavy: the idle
+tick sends the heartbeat through it before the rest of cronflow loads.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from cronflow import __version__
+from cronflow.masking import redact
+
+HEALTHCHECKS, CRONITOR = "healthchecks", "cronitor"  # the values of model.PingProtocol
+DEFAULT_BODY_LIMIT = 10_000  # bytes, until the server says otherwise (Healthchecks' own)
+MAX_BODY_LIMIT = 1_000_000  # whatever a server announces, never read more output than this
+CRONITOR_MESSAGE_LIMIT = 2_000
+TRIES = 3
+BACKOFF_SECONDS = (0.5, 1.0)  # before the second and the third try
+HEARTBEAT_FILE = "last-heartbeat"  # the heartbeat's last delivery and last failure
+
+
+class Signal:
+    """What a ping says."""
+
+    START = "start"
+    SUCCESS = "success"
+    FAIL = "fail"
+    LOG = "log"  # a try failed and will be retried: logged, the check's state unchanged
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ping:
+    signal: str
+    exit_code: int | None = None  # on a final failure that has one: sent instead of `fail`
+    run: str = ""  # pairs a start with its end: Healthchecks' rid (a UUID), Cronitor's series
+    body: bytes = b""  # the tail of the run's output, or a line saying what happened
+    limit: int = DEFAULT_BODY_LIMIT
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PingDelivery:
+    target: str  # scheme://host[:port], never the whole URL
+    signal: str
+    status: str  # sent | failed | timeout
+    why: str = ""  # for a failure: what the server said, or what went wrong
+    tries: int = 1
+    body_limit: int | None = None  # what the server announced (Ping-Body-Limit)
+
+    @property
+    def sent(self) -> bool:
+        return self.status == "sent"
+
+    def __str__(self) -> str:
+        """As the log and the terminal show it: `sent`, `timeout`, `failed: HTTP 404 ...`."""
+        return f"{self.status}: {self.why}" if self.why else self.status
+
+
+def protocol_for(url: str, chosen: str | None = None) -> str:
+    """The protocol to ping `url` with: the one chosen, else Cronitor for its hosts
+    (cronitor.link, cronitor.io), else Healthchecks (hc-ping.com and self-hosted ones)."""
+    if chosen:
+        return chosen
+    host = (urlsplit(url).hostname or "").lower()
+    cronitor = host in ("cronitor.link", "cronitor.io") or host.endswith(
+        (".cronitor.link", ".cronitor.io")
+    )
+    return CRONITOR if cronitor else HEALTHCHECKS
+
+
+def request_for(url: str, protocol: str, ping: Ping) -> tuple[str, str, bytes | None] | None:
+    """(method, URL, body) of the request that says `ping`; None if the protocol has no
+    such signal (Cronitor has no log-only event)."""
+    base, _, query = url.partition("?")
+    if protocol == CRONITOR:
+        state = {Signal.START: "run", Signal.SUCCESS: "complete", Signal.FAIL: "fail"}.get(
+            ping.signal
+        )
+        if state is None:
+            return None
+        fields = [("state", state), ("host", socket.gethostname())]
+        if ping.run:
+            fields.append(("series", ping.run))
+        if ping.exit_code is not None:
+            fields.append(("status_code", str(ping.exit_code)))
+        message = ping.body.decode("utf-8", "replace")[-CRONITOR_MESSAGE_LIMIT:]
+        if message:
+            fields.append(("message", message))
+        return "GET", _with_query(base, query, fields), None
+    suffix = {Signal.START: "/start", Signal.LOG: "/log", Signal.SUCCESS: ""}.get(ping.signal)
+    if suffix is None:
+        suffix = f"/{ping.exit_code}" if ping.exit_code is not None else "/fail"
+    fields = [("rid", ping.run)] if ping.run else []
+    body = ping.body[-ping.limit :] if ping.limit > 0 else b""
+    return "POST", _with_query(base.rstrip("/") + suffix, query, fields), body
+
+
+def _with_query(base: str, query: str, fields: list[tuple[str, str]]) -> str:
+    parts = [part for part in (query, urlencode(fields)) if part]
+    return base + ("?" + "&".join(parts) if parts else "")
+
+
+def deliver(
+    url: str,
+    protocol: str,
+    ping: Ping,
+    *,
+    timeout: float,
+    sleep: Callable[[float], None] = time.sleep,
+) -> PingDelivery:
+    """Send `ping`, trying again after a failure that may pass (no answer, a timeout, a
+    5xx or 429 answer); never raises."""
+    target = redact(url)
+    request = request_for(url, protocol, ping)
+    if request is None:
+        return PingDelivery(target=target, signal=ping.signal, status="sent", tries=0)
+    for attempt in range(1, TRIES + 1):
+        status, why, limit, final = _send_once(*request, timeout=timeout)
+        if status == "sent" or final or attempt == TRIES:
+            return PingDelivery(
+                target=target,
+                signal=ping.signal,
+                status=status,
+                why=why,
+                tries=attempt,
+                body_limit=limit,
+            )
+        sleep(BACKOFF_SECONDS[attempt - 1])
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _send_once(
+    method: str, url: str, body: bytes | None, *, timeout: float
+) -> tuple[str, str, int | None, bool]:
+    """(status, why, announced body limit, final: trying again cannot help)."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(
+        url,
+        data=body,
+        method=method,
+        headers={"User-Agent": f"cronflow/{__version__}", "Content-Type": "text/plain"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            response.read(1024)
+            return "sent", "", _body_limit(response.headers.get("Ping-Body-Limit")), True
+    except urllib.error.HTTPError as error:
+        limit = _body_limit(error.headers.get("Ping-Body-Limit") if error.headers else None)
+        retry = error.code >= 500 or error.code == 429
+        return "failed", f"HTTP {error.code} {error.reason}", limit, not retry
+    except TimeoutError:
+        return "timeout", f"no answer within {timeout:g}s", None, False
+    except urllib.error.URLError as error:
+        reason = error.reason
+        if isinstance(reason, TimeoutError):
+            return "timeout", f"no answer within {timeout:g}s", None, False
+        return "failed", str(getattr(reason, "strerror", None) or reason), None, False
+    except (OSError, ValueError) as error:  # a reset connection, a malformed URL
+        return "failed", type(error).__name__, None, False
+
+
+def _body_limit(header: str | None) -> int | None:
+    try:
+        return None if header is None else max(0, min(int(header), MAX_BODY_LIMIT))
+    except ValueError:
+        return None
+
+
+# ---- the heartbeat: cronflow itself is alive ------------------------------------------------
+
+
+def heartbeat(
+    url: str, protocol: str, state_dir: str, *, timeout: float, now: float | None = None
+) -> PingDelivery:
+    """Ping the heartbeat URL (a plain success ping) and record the delivery, with the last
+    failed one kept, in state_dir/last-heartbeat for `status`."""
+    delivery = deliver(url, protocol, Ping(signal=Signal.SUCCESS), timeout=timeout)
+    record_heartbeat(state_dir, delivery, time.time() if now is None else now)
+    return delivery
+
+
+def record_heartbeat(state_dir: str, delivery: PingDelivery, at: float) -> None:
+    """Keep the last delivery and the last failure (a small private file, replaced whole;
+    a cache for `status`, never a record: not fsynced)."""
+    import json
+
+    path = os.path.join(state_dir, HEARTBEAT_FILE)
+    previous = read_heartbeat(state_dir)
+    entry = {"at": at, "target": delivery.target, "delivery": str(delivery)}
+    content = {"last": entry, "last_failed": previous.get("last_failed")}
+    if not delivery.sent:
+        content["last_failed"] = entry
+    temporary = f"{path}.{os.getpid()}.{id(delivery)}"
+    try:
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with open(descriptor, "w") as file:
+            json.dump(content, file)
+        os.replace(temporary, path)
+    except OSError:
+        pass  # the heartbeat itself went out (or not); only status's note is lost
+
+
+def read_heartbeat(state_dir: str) -> dict[str, Any]:
+    """What record_heartbeat kept: {"last": {...}, "last_failed": {...} | None}, or {}."""
+    import json
+
+    try:
+        with open(os.path.join(state_dir, HEARTBEAT_FILE)) as file:
+            content = json.load(file)
+    except (OSError, ValueError):
+        return {}
+    return content if isinstance(content, dict) else {}

@@ -1,0 +1,220 @@
+"""Prometheus metrics: read back by an independent parser (prometheus_client's), compared with
+what the log says, never torn under concurrent writers, counters that survive retention."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from cronflow import plan
+from cronflow.metrics import exposition
+from cronflow.model import EventType, RunKind, RunStatus
+from cronflow.state import idle
+from cronflow.state.store import Store
+from tests.conftest import load, real_scheduler, run_cli
+from tests.fakes import FakeClock
+from tests.waiting import wait_for
+
+DAY = date(2026, 1, 14)
+
+JOBS = """
+    [cronflow]
+    metrics_file = "textfile/cronflow.prom"
+    [jobs.extract]
+    command = "echo rows"
+    schedule = "0 6 * * *"
+    [jobs.load]
+    command = "echo refused >&2; exit 3"
+    depends_on = ["extract"]
+    [jobs.report]
+    command = "true"
+    depends_on = ["load"]
+"""
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """{(name, labels): value} of every sample, as Prometheus's own parser reads them."""
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def pipeline(write_jobs, tmp_path):
+    (tmp_path / "textfile").mkdir()
+    return load(write_jobs(JOBS))
+
+
+def run_day(jobfile, clock, day=DAY):
+    runs = plan.runs_for_date(jobfile, plan.select_jobs(jobfile, [], False), day, RunKind.BACKFILL)
+    return real_scheduler(jobfile, clock).executor.execute(runs)
+
+
+def test_the_file_holds_what_the_log_says_after_every_run(write_jobs, tmp_path, clock):
+    jobfile = pipeline(write_jobs, tmp_path)
+    run_day(jobfile, clock)
+    run_day(jobfile, clock, DAY + timedelta(days=1))
+    found = samples(jobfile.settings.metrics_file.read_text())
+    events = Store(jobfile.settings.state_dir).read().events
+    finished = {e.job: e for e in events if e.event is EventType.FINISHED}  # the newest
+    extract, load_ = finished["extract"], finished["load"]
+
+    def value(name, **labels):
+        return found[(name, tuple(sorted(labels.items())))]
+
+    assert value("cronflow_job_last_success_timestamp_seconds", job="extract") == round(
+        extract.ended_at.timestamp(), 6
+    )
+    assert value("cronflow_job_last_completion_timestamp_seconds", job="load") == round(
+        load_.ended_at.timestamp(), 6
+    )
+    assert value("cronflow_job_last_duration_seconds", job="load") == load_.duration_s
+    assert value("cronflow_job_last_exit_code", job="load") == 3
+    assert value("cronflow_job_runs_total", job="extract", result="success") == 2
+    assert value("cronflow_job_runs_total", job="load", result="failed") == 2
+    assert value("cronflow_job_runs_total", job="report", result="upstream_failed") == 2
+    assert value("cronflow_job_runs_total", job="report", result="success") == 0
+    assert value("cronflow_job_failing_streak", job="load") == 2
+    assert value("cronflow_job_failing_streak", job="extract") == 0
+    assert value("cronflow_job_running", job="load") == 0
+    assert ("cronflow_job_last_success_timestamp_seconds", (("job", "load"),)) not in found
+
+
+def test_a_tick_writes_its_time_and_an_idle_tick_renews_only_that(write_jobs, tmp_path):
+    jobfile = pipeline(write_jobs, tmp_path)
+    clock = FakeClock(datetime(2026, 1, 14, 6, 0, 30, tzinfo=UTC))
+    real_scheduler(jobfile, clock).tick()
+    path = jobfile.settings.metrics_file
+    first = path.read_text()
+    assert samples(first)[("cronflow_tick_last_timestamp_seconds", ())] == clock.now().timestamp()
+    later = clock.now() + timedelta(minutes=7)
+    assert idle.answer(str(jobfile.path), later)
+    renewed = path.read_text()
+    assert samples(renewed)[("cronflow_tick_last_timestamp_seconds", ())] == later.timestamp()
+    unchanged = [line for line in first.splitlines() if "tick_last" not in line]
+    assert [line for line in renewed.splitlines() if "tick_last" not in line] == unchanged
+
+
+def test_help_and_type_lines_are_the_same_on_every_write(write_jobs, tmp_path, clock):
+    jobfile = pipeline(write_jobs, tmp_path)
+    path = jobfile.settings.metrics_file
+    comments = []
+    for day in range(3):
+        run_day(jobfile, clock, DAY + timedelta(days=day))
+        comments.append([line for line in path.read_text().splitlines() if line.startswith("#")])
+    assert comments[0] == comments[1] == comments[2]
+    assert len(comments[0]) == 16  # HELP and TYPE of eight metrics
+
+
+def test_cronflow_metrics_prints_what_the_file_holds(write_jobs, tmp_path, clock):
+    jobfile = pipeline(write_jobs, tmp_path)
+    run_day(jobfile, clock)
+    printed = run_cli("metrics", "--jobs", str(jobfile.path), cwd=tmp_path)
+    assert printed.returncode == 0, printed.stderr
+    assert printed.stdout == jobfile.settings.metrics_file.read_text()
+
+
+WRITER = """
+import sys
+from pathlib import Path
+from cronflow.metrics import write_atomically
+path, stop, me = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+text = "".join(f"cronflow_job_running{{job=\\"{me}-{n}\\"}} {n}\\n" for n in range(500))
+while not stop.exists():
+    write_atomically(path, "# TYPE cronflow_job_running gauge\\n" + text + "# END\\n")
+"""
+
+
+def test_concurrent_writers_never_leave_a_torn_file(tmp_path):
+    """Four real processes replace the file as fast as they can while it is read and parsed
+    (200 times, and until two writers' files were read): every read is one whole file."""
+    path, stop = tmp_path / "cronflow.prom", tmp_path / "stop"
+    writers = [
+        subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(stop), f"w{n}"])
+        for n in range(4)
+    ]
+    try:
+        wait_for(path.exists, "a first metrics file")
+        writers_seen, torn, reads = set(), 0, 0
+        deadline = time.monotonic() + 60
+        while reads < 200 or (len(writers_seen) < 2 and time.monotonic() < deadline):
+            reads += 1
+            text = path.read_text()
+            found = samples(text.replace("# END\n", ""))
+            torn += not (text.endswith("# END\n") and len(found) == 500)
+            writers_seen.add(text.partition('job="')[2][:2])
+    finally:
+        stop.touch()
+        codes = [writer.wait(timeout=60) for writer in writers]
+    assert codes == [0] * 4 and torn == 0
+    assert len(writers_seen) > 1  # the reads did fall among several writers' files
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporaries left
+
+
+def test_counters_survive_retention(write_jobs, tmp_path, clock):
+    jobfile = pipeline(write_jobs, tmp_path)
+    for day in range(20):
+        run_day(jobfile, clock, DAY + timedelta(days=day))
+    store = Store(jobfile.settings.state_dir)
+    before = exposition(jobfile, store.index(), None)
+    forgotten, _ = store.forget_before(datetime(2026, 2, 1, tzinfo=UTC))
+    assert forgotten > 0
+    after = exposition(jobfile, store.reindex(), None)  # rebuilt from the snapshot, even
+    assert samples(after) == samples(before)
+    assert (
+        samples(after)[("cronflow_job_runs_total", (("job", "extract"), ("result", "success")))]
+        == 20
+    )
+
+
+def test_metrics_file_errors_are_clear(write_jobs, tmp_path):
+    for value, problem in (
+        ('"metrics.txt"', "does not end in .prom"),
+        ('"missing/cronflow.prom"', "does not exist"),
+    ):
+        path = write_jobs(f'[cronflow]\nmetrics_file = {value}\n[jobs.a]\ncommand = "true"\n')
+        checked = run_cli("validate", "--jobs", str(path), cwd=tmp_path)
+        assert checked.returncode == 2
+        assert problem in checked.stderr and "metrics_file" in checked.stderr
+        assert "Traceback" not in checked.stderr
+
+
+def test_a_failed_run_counts_once_however_many_tries(write_jobs, tmp_path, clock):
+    (tmp_path / "textfile").mkdir()
+    jobfile = load(
+        write_jobs(
+            """
+            [cronflow]
+            metrics_file = "textfile/cronflow.prom"
+            [jobs.flaky]
+            command = "exit 1"
+            retries = 2
+            retry_delay = "1m"
+            """
+        )
+    )
+    [outcome] = run_day(jobfile, clock)
+    assert outcome.status is RunStatus.FAILED and outcome.attempts == 3
+    found = samples(Path(jobfile.settings.metrics_file).read_text())
+    assert found[("cronflow_job_runs_total", (("job", "flaky"), ("result", "failed")))] == 1
+
+
+def test_an_index_from_before_counting_counts_the_runs_it_holds(write_jobs, tmp_path, clock):
+    """An index an earlier cronflow built has runs but no counts: they start from its runs."""
+    jobfile = pipeline(write_jobs, tmp_path)
+    for day in range(3):
+        run_day(jobfile, clock, DAY + timedelta(days=day))
+    store = Store(jobfile.settings.state_dir)
+    counted = exposition(jobfile, store.index(), None)
+    store.index().close()
+    with sqlite3.connect(store.index_path) as db:  # as the earlier cronflow left it
+        db.execute("DELETE FROM outcomes")
+        db.execute("DELETE FROM meta WHERE key = 'outcomes_counted'")
+    assert samples(exposition(jobfile, Store(store.state_dir).index(), None)) == samples(counted)
