@@ -663,6 +663,13 @@ class _Validator:
                 f'the directory "{path.parent}" does not exist',
                 "Create it (node_exporter's --collector.textfile.directory), or fix the path",
             )
+        elif not os.access(path.parent, os.W_OK):
+            self._report(
+                ("cronflow", "metrics_file"),
+                f'the directory "{path.parent}" is not writable by {trust.user_name(self.euid)}',
+                "Let this user write there (the file is replaced, so the directory must be), "
+                "or name another",
+            )
         return path
 
     def _alerts(self) -> AlertSettings:

@@ -4,7 +4,8 @@
 Every value comes from the run index, so the counters survive restarts and retention (the
 index counts how runs ended as it takes in the log; see RunIndex.outcomes). The file is
 replaced whole (a temporary file in the same directory, then a rename), so a scrape never
-reads half of one, whoever writes it. Labels: `job`, and `result` from a fixed set.
+reads half of one, whoever writes it; writers take turns (the @metrics lock), so a counter
+never goes down. Labels: `job`, and `result` from a fixed set.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from datetime import datetime
 from pathlib import Path
 
 from cronflow.model import JobFile, RunStatus
-from cronflow.state.idle import HEARTBEAT, TICK_METRIC
+from cronflow.state.idle import HEARTBEAT, METRICS_LOCK, TICK_METRIC
 from cronflow.state.index import FINAL_RESULTS, RunIndex
+from cronflow.state.locks import Locks
 from cronflow.state.store import Store
 
 # What ended with the run's own process (the job ran, to an end): a "completion".
@@ -140,7 +142,6 @@ class MetricsWriter:
         self._guard = threading.Lock()
         self._dirty = False
         self._writer: threading.Thread | None = None
-        self.last_error: str = ""
 
     def changed(self) -> None:
         with self._guard:
@@ -171,10 +172,12 @@ class MetricsWriter:
                     return
                 self._dirty = False
             try:
-                text = exposition(
-                    self.jobfile, self.store.index(), self.store.read_stamp(HEARTBEAT)
-                )
-                write_atomically(self.path, text)
-                self.last_error = ""
-            except Exception as error:  # noqa: BLE001 (a full disk, a removed directory)
-                self.last_error = f"{type(error).__name__}: {error}"
+                # Computed and renamed in turn: each write holds counts at least as new as
+                # the write before it, whoever made that one (counters never go down).
+                with Locks(self.store.lock_dir).hold(METRICS_LOCK, wait=True):
+                    text = exposition(
+                        self.jobfile, self.store.index(), self.store.read_stamp(HEARTBEAT)
+                    )
+                    write_atomically(self.path, text)
+            except Exception:  # noqa: BLE001, S112 (a full disk, a removed directory)
+                continue  # the file grows old, and the tick-age alert says so

@@ -34,6 +34,7 @@ JOBS = """
 [cronflow]
 state_dir = "state"
 max_parallel = 4
+metrics_file = "metrics.prom"
 
 [defaults]
 retries = 2
@@ -67,6 +68,9 @@ class Figures:
     index_polls: int = 0
     index_shrank: int = 0  # polls that saw fewer indexed runs than an earlier poll
     index_most: int = 0
+    metrics_polls: int = 0
+    metrics_torn: int = 0  # reads of metrics.prom that were not one whole file
+    counters_fell: int = 0  # reads where a runs_total counter was below an earlier read's
     runs: int = 0  # distinct (job, logical time) executed
     effects: int = 0
     duplicates: int = 0  # executions beyond the first of a run
@@ -77,7 +81,14 @@ class Figures:
 
     @property
     def clean(self) -> bool:
-        return not (self.duplicates or self.lost or self.unbacked or self.index_shrank)
+        return not (
+            self.duplicates
+            or self.lost
+            or self.unbacked
+            or self.index_shrank
+            or self.metrics_torn
+            or self.counters_fell
+        )
 
     def report(self, seconds: float, kill: bool) -> str:
         kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(self.invocations.items()))
@@ -93,6 +104,8 @@ class Figures:
                 f"{self.abandoned}",
                 f"  index: {self.index_polls} polls, most runs {self.index_most}, shrank "
                 f"{self.index_shrank} times",
+                f"  metrics: {self.metrics_polls} reads, torn {self.metrics_torn}, a counter "
+                f"went down {self.counters_fell} times",
                 "  verdict: " + ("exactly once" if self.clean else "BROKEN"),
             ]
         )
@@ -117,6 +130,7 @@ class Torture:
             threading.Thread(target=self._keep_daemon),
             threading.Thread(target=self._repeat, args=("one-shot", lambda: ["run"])),
             threading.Thread(target=self._read_index),
+            threading.Thread(target=self._read_metrics),
         ]
         workers += [
             threading.Thread(target=self._repeat, args=("backfill", self._backfill))
@@ -205,6 +219,36 @@ class Torture:
             if count < self.figures.index_most:
                 self.figures.index_shrank += 1
             self.figures.index_most = max(self.figures.index_most, count)
+
+    def _read_metrics(self) -> None:
+        """Read metrics.prom as node_exporter would: always one whole file, and no counter
+        ever lower than a read before (Prometheus would take it for a restart)."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        path = self.folder / "metrics.prom"
+        highest: dict[tuple, float] = {}
+        while not self.stop.wait(0.05):
+            try:
+                text = path.read_text()
+            except FileNotFoundError:
+                continue  # not written yet
+            self.figures.metrics_polls += 1
+            try:
+                families = list(text_string_to_metric_families(text))
+            except ValueError:
+                families = []
+            if len(families) != 8 or not text.endswith("\n"):
+                self.figures.metrics_torn += 1
+                continue
+            fell = False
+            for family in families:
+                if family.type != "counter":
+                    continue
+                for sample in family.samples:
+                    key = (sample.name, tuple(sorted(sample.labels.items())))
+                    fell |= sample.value < highest.get(key, 0)
+                    highest[key] = max(highest.get(key, 0), sample.value)
+            self.figures.counters_fell += fell
 
     # ---- settling and counting ----------------------------------------------------------------
 

@@ -33,6 +33,7 @@ from cronflow import STATE_DIR_ENV_VAR, __version__
 STAMP_NAME = "idle-until"
 HEARTBEAT = "last-tick"  # when cronflow last decided what was due (status warns when old)
 TICK_METRIC = "cronflow_tick_last_timestamp_seconds"  # the line of metrics_file a tick renews
+METRICS_LOCK = "@metrics"  # held by every writer of metrics_file, from reading to renaming
 LOG_NAME = "runs.jsonl"
 DEFAULT_STATE_DIR = ".cronflow"
 _FORMAT = "cronflow idle stamp 1"
@@ -185,22 +186,38 @@ def answer(jobs_path: str, now: datetime | None = None) -> bool:
     for warning in warnings:
         print(f"cronflow: warning: {warning}", file=sys.stderr)
     if "metrics" in fields:
-        renew_tick_metric(fields["metrics"], now.timestamp())
+        renew_tick_metric(fields["metrics"], now.timestamp(), state_dir)
     if "heartbeat" in fields:
         _ping_heartbeat(fields["heartbeat"], state_dir)
     return True
 
 
-def renew_tick_metric(path: str, at: float) -> None:
+def renew_tick_metric(path: str, at: float, state_dir: str) -> None:
     """Set the tick line of a metrics file to `at`, the rest as it was (nothing else can
-    have changed: the run log has not). Replaced whole, as metrics.write_atomically does."""
+    have changed: the run log has not). Replaced whole, as metrics.write_atomically does,
+    and under the metrics lock, so that it never puts back counts older than another
+    writer's (a Prometheus counter must not go down)."""
+    lock = os.path.join(state_dir, "locks", f"{METRICS_LOCK}.lock")
+    try:
+        descriptor = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return  # written again by the next full tick
+    try:
+        import fcntl
+
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        _renew(path, TICK_METRIC + " ", repr(round(at, 6)))
+    finally:
+        os.close(descriptor)
+
+
+def _renew(path: str, prefix: str, value: str) -> None:
     try:
         with open(path) as file:
             lines = file.read().splitlines()
     except OSError:
         return  # written again by the next full tick
-    prefix = TICK_METRIC + " "
-    renewed = [prefix + repr(round(at, 6)) if line.startswith(prefix) else line for line in lines]
+    renewed = [prefix + value if line.startswith(prefix) else line for line in lines]
     if renewed == lines:
         return
     temporary = f"{os.path.join(os.path.dirname(path), '.' + os.path.basename(path))}.{os.getpid()}"
