@@ -127,6 +127,14 @@ class Executor:
         outcomes: dict[RunKey, Outcome] = {}
         running: dict[Future[Outcome], RunKey] = {}
         waiting: list[RunKey] = []  # ready, but held back while their job runs (oldest first)
+
+        def ended(key: RunKey, outcome: Outcome) -> None:
+            outcomes[key] = outcome
+            if self.metrics:
+                self.metrics.changed()
+            self.on_outcome(outcome)
+            sorter.done(key)
+
         with ThreadPoolExecutor(
             max_workers=self.jobfile.settings.max_parallel, thread_name_prefix="cronflow-run"
         ) as pool:
@@ -151,11 +159,7 @@ class Executor:
                     waiting.remove(key)
                     held = self._held_back(by_key[key], outcomes, rerun)
                     if held:
-                        outcomes[key] = held
-                        if self.metrics:
-                            self.metrics.changed()
-                        self.on_outcome(held)
-                        sorter.done(key)
+                        ended(key, held)
                     else:
                         running[pool.submit(self._run, by_key[key], rerun)] = key
                         busy.add(key.job)
@@ -164,12 +168,9 @@ class Executor:
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in finished:
                     key = running.pop(future)
-                    outcomes[key] = future.result()  # a StoreError stops everything here
-                    self._alert_final(outcomes[key], dependents)
-                    if self.metrics:
-                        self.metrics.changed()
-                    self.on_outcome(outcomes[key])
-                    sorter.done(key)
+                    outcome = future.result()  # a StoreError stops everything here
+                    self._alert_final(outcome, dependents)
+                    ended(key, outcome)
         for told in (self.alerter, self.pinger):
             if told:
                 told.wait()

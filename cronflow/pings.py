@@ -135,16 +135,11 @@ def deliver(
     for attempt in range(1, TRIES + 1):
         status, why, limit, final = _send_once(*request, timeout=timeout)
         if status == "sent" or final or attempt == TRIES:
-            return PingDelivery(
-                target=target,
-                signal=ping.signal,
-                status=status,
-                why=why,
-                tries=attempt,
-                body_limit=limit,
-            )
+            break
         sleep(BACKOFF_SECONDS[attempt - 1])
-    raise AssertionError("unreachable")  # pragma: no cover
+    return PingDelivery(
+        target=target, signal=ping.signal, status=status, why=why, tries=attempt, body_limit=limit
+    )
 
 
 def _send_once(
