@@ -24,7 +24,6 @@ from typing import Any
 from cronflow import accounts, dag, envfile, liveness, masking
 from cronflow.alerts import Alerter
 from cronflow.clock import Clock
-from cronflow.metrics import MetricsWriter
 from cronflow.model import (
     EventType,
     Job,
@@ -40,6 +39,7 @@ from cronflow.model import (
 )
 from cronflow.pinger import Pinger
 from cronflow.plan import describe_key, should_run
+from cronflow.refresh import Refresher
 from cronflow.runner import (
     ProcessResult,
     ProcessRunner,
@@ -98,7 +98,7 @@ class Executor:
         on_outcome: Callable[[Outcome], None] | None = None,
         alerter: Alerter | None = None,
         pinger: Pinger | None = None,
-        metrics: MetricsWriter | None = None,
+        refreshers: Sequence[Refresher] = (),
         stop: threading.Event | None = None,
         environ: dict[str, str] | None = None,
     ) -> None:
@@ -111,7 +111,7 @@ class Executor:
         self.on_outcome = on_outcome or (lambda outcome: None)
         self.alerter = alerter
         self.pinger = pinger
-        self.metrics = metrics
+        self.refreshers = tuple(refreshers)  # files kept current after every run's end
         self.stop = stop or threading.Event()  # once set: start nothing more, retry nothing
         self.environ = dict(os.environ if environ is None else environ)
         self.host = socket.gethostname()
@@ -130,8 +130,8 @@ class Executor:
 
         def ended(key: RunKey, outcome: Outcome) -> None:
             outcomes[key] = outcome
-            if self.metrics:
-                self.metrics.changed()
+            for refresher in self.refreshers:
+                refresher.changed()
             self.on_outcome(outcome)
             sorter.done(key)
 
@@ -174,8 +174,8 @@ class Executor:
         for told in (self.alerter, self.pinger):
             if told:
                 told.wait()
-        if self.metrics:
-            self.metrics.flush()
+        for refresher in self.refreshers:
+            refresher.flush()
         return [outcomes[run.key] for run in runs]
 
     def _alert_final(self, outcome: Outcome, dependents: dict[RunKey, set[RunKey]]) -> None:

@@ -20,7 +20,7 @@ from cronflow import pings, plan
 from cronflow.alerts import Alerter
 from cronflow.clock import Clock
 from cronflow.executor import Executor, Outcome
-from cronflow.metrics import MetricsWriter
+from cronflow.metrics import metrics_refresher
 from cronflow.model import (
     EventType,
     JobFile,
@@ -54,7 +54,7 @@ def build_scheduler(
     runs for real."""
     alerter = Alerter(jobfile=jobfile, store=store, clock=clock)
     pinger = Pinger(jobfile=jobfile, store=store, clock=clock)
-    metrics = MetricsWriter(jobfile, store) if jobfile.settings.metrics_file else None
+    refreshers = [metrics_refresher(jobfile, store)] if jobfile.settings.metrics_file else []
     executor = Executor(
         jobfile=jobfile,
         store=store,
@@ -65,7 +65,7 @@ def build_scheduler(
         on_outcome=on_outcome,
         alerter=alerter,
         pinger=pinger,
-        metrics=metrics,
+        refreshers=refreshers,
         stop=stop,
     )
     return Scheduler(jobfile=jobfile, store=store, locks=locks, executor=executor, clock=clock)
@@ -97,12 +97,12 @@ class Scheduler:
         return outcomes
 
     def signal_decided(self) -> None:
-        """Tell the outside a decision was made: the heartbeat ping, and the metrics file
-        (in the background; `executor.execute` waits for both before it returns)."""
+        """Tell the outside a decision was made: the heartbeat ping, the metrics file and the
+        status page (in the background; `executor.execute` waits for them before it returns)."""
         if self.executor.pinger:
             self.executor.pinger.heartbeat()
-        if self.executor.metrics:
-            self.executor.metrics.changed()
+        for refresher in self.executor.refreshers:
+            refresher.changed()
 
     def housekeeping(self) -> None:
         """What every tick (one-shot or daemon loop) owes the state directory: prune run

@@ -10,12 +10,10 @@ never goes down. Labels: `job`, and `result` from a fixed set.
 
 from __future__ import annotations
 
-import os
-import threading
 from datetime import datetime
-from pathlib import Path
 
 from cronflow.model import JobFile, RunStatus
+from cronflow.refresh import Refresher
 from cronflow.state.idle import HEARTBEAT, METRICS_LOCK, TICK_METRIC
 from cronflow.state.index import FINAL_RESULTS, RunIndex
 from cronflow.state.locks import Locks
@@ -116,68 +114,13 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Replace `path` whole: readers see the old file or the new one, never a mix. Readable
-    by all (the collector often runs as another user): it holds no secret."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
-    try:
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        with open(descriptor, "w") as file:
-            file.write(text)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
-class MetricsWriter:
-    """Keeps `metrics_file` current: `changed()` after a decision or a run's end asks for a
-    rewrite, done by one background thread (changes that come while it writes are taken in
-    by the next write); `flush()` before exiting. Never raises: metrics must not stop jobs."""
-
-    def __init__(self, jobfile: JobFile, store: Store) -> None:
-        assert jobfile.settings.metrics_file is not None
-        self.path = jobfile.settings.metrics_file
-        self.jobfile = jobfile
-        self.store = store
-        self._guard = threading.Lock()
-        self._dirty = False
-        self._writer: threading.Thread | None = None
-
-    def changed(self) -> None:
-        with self._guard:
-            self._dirty = True
-            if self._writer is None or not self._writer.is_alive():
-                self._writer = threading.Thread(
-                    target=self._write_while_dirty, name="cronflow-metrics", daemon=True
-                )
-                self._writer.start()
-
-    def flush(self) -> None:
-        """Wait until every change asked for is written."""
-        with self._guard:
-            writer = self._writer
-        if writer is not None:
-            writer.join()
-        if self._dirty:
-            self._write_while_dirty()
-
-    def write_now(self) -> None:
-        self.changed()
-        self.flush()
-
-    def _write_while_dirty(self) -> None:
-        while True:
-            with self._guard:
-                if not self._dirty:
-                    return
-                self._dirty = False
-            try:
-                # Computed and renamed in turn: each write holds counts at least as new as
-                # the write before it, whoever made that one (counters never go down).
-                with Locks(self.store.lock_dir).hold(METRICS_LOCK, wait=True):
-                    text = exposition(
-                        self.jobfile, self.store.index(), self.store.read_stamp(HEARTBEAT)
-                    )
-                    write_atomically(self.path, text)
-            except Exception:  # noqa: BLE001, S112 (a full disk, a removed directory)
-                continue  # the file grows old, and the tick-age alert says so
+def metrics_refresher(jobfile: JobFile, store: Store) -> Refresher:
+    """Keeps [cronflow] metrics_file current (readable by all: the collector often runs as
+    another user, and it holds no secret)."""
+    assert jobfile.settings.metrics_file is not None
+    return Refresher(
+        jobfile.settings.metrics_file,
+        lambda: exposition(jobfile, store.index(), store.read_stamp(HEARTBEAT)),
+        locks=Locks(store.lock_dir),
+        lock_name=METRICS_LOCK,
+    )

@@ -124,7 +124,7 @@ def test_cronflow_metrics_prints_what_the_file_holds(write_jobs, tmp_path, clock
 WRITER = """
 import sys
 from pathlib import Path
-from cronflow.metrics import write_atomically
+from cronflow.refresh import write_atomically
 path, stop, me = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 text = "".join(f"cronflow_job_running{{job=\\"{me}-{n}\\"}} {n}\\n" for n in range(500))
 while not stop.exists():

@@ -194,7 +194,7 @@ def answer(jobs_path: str, now: datetime | None = None) -> bool:
 
 def renew_tick_metric(path: str, at: float, state_dir: str) -> None:
     """Set the tick line of a metrics file to `at`, the rest as it was (nothing else can
-    have changed: the run log has not). Replaced whole, as metrics.write_atomically does,
+    have changed: the run log has not). Replaced whole, as refresh.write_atomically does,
     and under the metrics lock, so that it never puts back counts older than another
     writer's (a Prometheus counter must not go down)."""
     lock = os.path.join(state_dir, "locks", f"{METRICS_LOCK}.lock")
