@@ -56,6 +56,7 @@ bench: dist
 	$(BIN)/python bench/bench_status.py
 	$(BIN)/python bench/bench_index.py
 	$(BIN)/python bench/bench_many.py
+	$(BIN)/python bench/bench_page.py
 	$(BIN)/python bench/bench_pyz.py
 	$(BIN)/python bench/bench_years.py
 

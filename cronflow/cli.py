@@ -701,46 +701,46 @@ def status(
         typer.Option("--check", help="Exit 1 if any job's latest run failed (for monitoring)."),
     ] = False,
     wide: WideOption = False,
+    html: Annotated[
+        str | None,
+        typer.Option(
+            "--html",
+            metavar="FILE",
+            help="Write the status page (one self-contained HTML file) there; - for stdout.",
+        ),
+    ] = None,
 ) -> None:
     """Show every job at a glance: last run, next due, failing streak, a strip of recent runs.
 
     Example:  cronflow status --check || echo "something failed"
     """
-    from cronflow import liveness, pings, plan, report
+    from cronflow import liveness, plan, report, status_page
     from cronflow.clock import SystemClock
-    from cronflow.state.idle import HEARTBEAT
 
     jobfile = _load(jobs)
     if job:
         plan.select_jobs(jobfile, job, downstream=False)  # unknown names are a clear error
     store = _store(jobfile)
-    history = store.index()
     now = SystemClock().now()
-    rows = report.summarise(
+    data = status_page.gather(
         jobfile,
-        history,
-        store.read_watermarks(),
+        store,
         now,
         who_runs=liveness.describe_running,
         include_disabled=show_all,
         jobs=job or (),
     )
-    summary = report.overview(
-        jobfile,
-        rows,
-        store.read_stamp(HEARTBEAT),
-        now,
-        history.clock_set_back(),
-        report.ping_notes(history.last_failed_ping(), pings.read_heartbeat(str(store.state_dir))),
-    )
-    if as_json:
-        print(json.dumps(report.status_json(jobfile, rows, summary, now), indent=2))
+    history, summary = data.history, data.summary
+    if html is not None:
+        _write_page(html, status_page.page_from(jobfile, store, data, now))
+    elif as_json:
+        print(json.dumps(report.status_json(jobfile, data.rows, summary, now), indent=2))
     else:
         from cronflow import render
 
         cron_line = shlex.join([*_own_command(), "run", "--jobs", str(jobfile.path.absolute())])
         render.status_table(
-            rows,
+            data.rows,
             summary,
             now,
             wide=wide,
@@ -754,6 +754,23 @@ def status(
         )
     if check and summary.failing:
         raise typer.Exit(1)
+
+
+def _write_page(where: str, page: str) -> None:
+    """The status page to a file (replaced whole, as html_file is), or to stdout for `-`."""
+    if where == "-":
+        sys.stdout.write(page)
+        return
+    from cronflow.refresh import write_atomically
+    from cronflow.status_page import PAGE_MODE
+
+    try:
+        write_atomically(Path(where).absolute(), page, mode=PAGE_MODE)
+    except OSError as error:
+        raise UsageError(
+            f"cannot write the status page to {where}: {error.strerror}. Name a file in a "
+            "directory that exists and that you can write to, or - for stdout."
+        ) from None
 
 
 @app.command()

@@ -494,6 +494,7 @@ SETTINGS_KEYS: dict[str, Callable[[Any], Any]] = {
     "heartbeat_protocol": _choice(PingProtocol),
     "ping_timeout": _positive_duration,
     "metrics_file": _metrics_file,
+    "html_file": _string,
 }
 ALERT_KEYS: dict[str, Callable[[Any], Any]] = {
     "urls": _alert_urls,
@@ -632,7 +633,8 @@ class _Validator:
             timezone=values.get("timezone", ZoneInfo("UTC")),
             state_dir=state_dir,
             state_dir_from=state_dir_from,
-            metrics_file=self._metrics_path(values.get("metrics_file")),
+            metrics_file=self._output_path("metrics_file", values.get("metrics_file")),
+            html_file=self._output_path("html_file", values.get("html_file")),
             **_present(
                 values,
                 {
@@ -651,21 +653,23 @@ class _Validator:
             ),
         )
 
-    def _metrics_path(self, text: str | None) -> Path | None:
-        """Where metrics go: resolved like every path, in a directory that exists (a
-        textfile collector's; cronflow does not create it)."""
+    def _output_path(self, key: str, text: str | None) -> Path | None:
+        """Where a file cronflow keeps current goes (metrics_file, html_file): resolved like
+        every path, in a directory that exists and this user can write to (the file is
+        replaced whole; cronflow does not create the directory)."""
         if text is None:
             return None
         path = self._resolve(text)
         if not path.parent.is_dir():
             self._report(
-                ("cronflow", "metrics_file"),
+                ("cronflow", key),
                 f'the directory "{path.parent}" does not exist',
-                "Create it (node_exporter's --collector.textfile.directory), or fix the path",
+                "Create it (for metrics_file: node_exporter's --collector.textfile.directory), "
+                "or fix the path",
             )
         elif not os.access(path.parent, os.W_OK):
             self._report(
-                ("cronflow", "metrics_file"),
+                ("cronflow", key),
                 f'the directory "{path.parent}" is not writable by {trust.user_name(self.euid)}',
                 "Let this user write there (the file is replaced, so the directory must be), "
                 "or name another",

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime, timedelta
 
-from cronflow import pings, plan
+from cronflow import liveness, pings, plan
 from cronflow.alerts import Alerter
 from cronflow.clock import Clock
 from cronflow.executor import Executor, Outcome
@@ -37,6 +37,7 @@ from cronflow.state import idle
 from cronflow.state.idle import HEARTBEAT
 from cronflow.state.locks import PLAN_LOCK, Locks
 from cronflow.state.store import FORGOTTEN, PRUNED, Store, new_run_id
+from cronflow.status_page import page_refresher
 
 
 def build_scheduler(
@@ -55,6 +56,8 @@ def build_scheduler(
     alerter = Alerter(jobfile=jobfile, store=store, clock=clock)
     pinger = Pinger(jobfile=jobfile, store=store, clock=clock)
     refreshers = [metrics_refresher(jobfile, store)] if jobfile.settings.metrics_file else []
+    if jobfile.settings.html_file:
+        refreshers.append(page_refresher(jobfile, store, clock.now, liveness.describe_running))
     executor = Executor(
         jobfile=jobfile,
         store=store,
@@ -158,6 +161,7 @@ class Scheduler:
             if settings.heartbeat_url
             else None,
             metrics_file=str(settings.metrics_file) if settings.metrics_file else None,
+            page_file=str(settings.html_file) if settings.html_file else None,
         )
 
     def prune_if_due(self) -> int:

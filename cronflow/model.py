@@ -235,6 +235,7 @@ class Settings:
     heartbeat_protocol: PingProtocol | None = None
     ping_timeout: timedelta = timedelta(seconds=5)  # for one try of one ping
     metrics_file: Path | None = None  # Prometheus text exposition, rewritten atomically
+    html_file: Path | None = None  # the status page, rewritten atomically
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

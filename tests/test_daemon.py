@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import queue
-import shutil
 import signal
 import socket
 import stat
@@ -29,6 +28,7 @@ from cronflow.runner import ShellRunner
 from cronflow.state.store import Store
 from tests.conftest import CHILD_TZ, load, run_cli
 from tests.fakes import FakeClock
+from tests.system_tools import installed
 from tests.test_runner import is_alive
 from tests.waiting import wait_for
 
@@ -449,10 +449,9 @@ def children_of(parent: int) -> list[tuple[int, str, str]]:
 
 def namespaces_work() -> str:
     """Why a PID namespace cannot be made here, or "" when it can."""
-    if shutil.which("unshare") is None:
-        subprocess.run(["apt-get", "install", "-y", "-q", "util-linux"], capture_output=True)
-    if shutil.which("unshare") is None:
-        return "unshare(1) is missing and apt-get could not install util-linux"
+    why = installed("unshare", "util-linux")
+    if why:
+        return why
     trial = subprocess.run(
         ["unshare", "--fork", "--pid", "--mount-proc", "true"], capture_output=True, text=True
     )

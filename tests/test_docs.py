@@ -58,9 +58,13 @@ def test_every_toml_block_in_the_readme_loads(tmp_path, index):
     [env_file] = re.findall(r"```text\n(# secrets\.env.*?)```", README, re.S)
     (tmp_path / "secrets.env").write_text(env_file)
     path = tmp_path / "jobs.toml"
-    textfile_directory = "/var/lib/node_exporter/textfile_collector"  # node_exporter's
-    (tmp_path / "textfile").mkdir()
-    path.write_text(toml_blocks()[index].replace(textfile_directory, str(tmp_path / "textfile")))
+    block = toml_blocks()[index]
+    # The examples' own directories (node_exporter's, a web server's), made here instead.
+    for example in ("/var/lib/node_exporter/textfile_collector", "/var/www/cronflow"):
+        made = tmp_path / example.strip("/").replace("/", "_")
+        made.mkdir()
+        block = block.replace(example, str(made))
+    path.write_text(block)
     config.load(path)
 
 

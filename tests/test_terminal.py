@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_cli
+from tests.system_tools import installed
 
 JOBS = """
 [cronflow]
@@ -42,13 +42,7 @@ REASON = "upstream db_dump_production_nightly @ 2026-01-13T02:30:00+01:00 is fai
 
 def tmux_missing() -> str:
     """Why no tmux can be had here, or "" when it can."""
-    for first in ([], ["apt-get", "update", "-q"]):  # a fresh machine may have no lists yet
-        if shutil.which("tmux") is not None:
-            break
-        for command in (first, ["apt-get", "install", "-y", "-q", "tmux"]):
-            if command:
-                subprocess.run(command, capture_output=True, stdin=subprocess.DEVNULL)
-    return "" if shutil.which("tmux") else "tmux is missing and apt-get could not install it"
+    return installed("tmux", "tmux")
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from cronflow import STATE_DIR_ENV_VAR, __version__
@@ -34,6 +35,8 @@ STAMP_NAME = "idle-until"
 HEARTBEAT = "last-tick"  # when cronflow last decided what was due (status warns when old)
 TICK_METRIC = "cronflow_tick_last_timestamp_seconds"  # the line of metrics_file a tick renews
 METRICS_LOCK = "@metrics"  # held by every writer of metrics_file, from reading to renaming
+PAGE_LOCK = "@page"  # the same for html_file
+TICK_START, TICK_END = "<!--tick-->", "<!--/tick-->"  # where html_file says when cronflow ticked
 LOG_NAME = "runs.jsonl"
 DEFAULT_STATE_DIR = ".cronflow"
 _FORMAT = "cronflow idle stamp 1"
@@ -91,6 +94,7 @@ def remember(
     warnings: tuple[str, ...],
     heartbeat: tuple[str, str, float] | None = None,
     metrics_file: str | None = None,
+    page_file: str | None = None,
 ) -> None:
     """Write the stamp after a full tick: the digest, mode and owners of the jobs file decided
     from, the run log's identity taken before the index was read (`log_identity`), when the
@@ -122,6 +126,8 @@ def remember(
         header.append(f"heartbeat {protocol} {timeout!r} {url}")
     if metrics_file is not None:
         header.append(f"metrics {metrics_file}")
+    if page_file is not None:
+        header.append(f"page {page_file}")
     body = ("\n".join(header) + "\n").encode()
     temporary = os.path.join(state_dir, f".{STAMP_NAME}.{os.getpid()}")
     try:
@@ -187,6 +193,8 @@ def answer(jobs_path: str, now: datetime | None = None) -> bool:
         print(f"cronflow: warning: {warning}", file=sys.stderr)
     if "metrics" in fields:
         renew_tick_metric(fields["metrics"], now.timestamp(), state_dir)
+    if "page" in fields:
+        renew_page_tick(fields["page"], now, state_dir)
     if "heartbeat" in fields:
         _ping_heartbeat(fields["heartbeat"], state_dir)
     return True
@@ -194,41 +202,80 @@ def answer(jobs_path: str, now: datetime | None = None) -> bool:
 
 def renew_tick_metric(path: str, at: float, state_dir: str) -> None:
     """Set the tick line of a metrics file to `at`, the rest as it was (nothing else can
-    have changed: the run log has not). Replaced whole, as refresh.write_atomically does,
-    and under the metrics lock, so that it never puts back counts older than another
-    writer's (a Prometheus counter must not go down)."""
-    lock = os.path.join(state_dir, "locks", f"{METRICS_LOCK}.lock")
+    have changed: the run log has not)."""
+    prefix = TICK_METRIC + " "
+
+    def renewed(text: str) -> str:
+        lines = text.splitlines()
+        return "\n".join(
+            prefix + repr(round(at, 6)) if line.startswith(prefix) else line for line in lines
+        ) + ("\n" if lines else "")
+
+    _renew(path, renewed, state_dir, METRICS_LOCK)
+
+
+def renew_page_tick(path: str, at: datetime, state_dir: str) -> None:
+    """Set when cronflow last ticked on the status page (html_file), the rest as it was."""
+
+    def renewed(text: str) -> str:
+        before, start, rest = text.partition(TICK_START)
+        _, end, after = rest.partition(TICK_END)
+        if not (start and end):
+            return text
+        return before + start + tick_html(at, stale=False) + end + after
+
+    _renew(path, renewed, state_dir, PAGE_LOCK)
+
+
+def tick_html(last: datetime | None, stale: bool) -> str:
+    """The page's words on when cronflow last decided what was due (status_page and the
+    idle tick write them); the page's script shows the warning again once the time is old."""
+    if last is None:
+        said = "cronflow has not decided anything by the clock here yet."
+    else:
+        moment = last.astimezone(UTC)
+        said = (
+            f'cronflow last decided what was due <time datetime="{moment.isoformat()}">'
+            f"{moment:%Y-%m-%d %H:%M:%S}Z</time>."
+        )
+    hidden = "" if stale else " hidden"
+    return (
+        f'<p class="tick">{said}</p><p class="warn" id="stale-warning"{hidden}>warning: no '
+        "tick for a while: is the cron line or the daemon still running?</p>"
+    )
+
+
+def _renew(path: str, renewed: Callable[[str], str], state_dir: str, lock: str) -> None:
+    """Replace a file with `renewed(its text)`, whole (a temporary file, then a rename, with
+    the file's own mode and group), under its writers' lock, so that it never puts back what
+    is older than another writer's."""
+    lock_path = os.path.join(state_dir, "locks", f"{lock}.lock")
     try:
-        descriptor = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     except OSError:
         return  # written again by the next full tick
+    temporary = f"{os.path.join(os.path.dirname(path), '.' + os.path.basename(path))}.{os.getpid()}"
     try:
         import fcntl
 
         fcntl.flock(descriptor, fcntl.LOCK_EX)
-        _renew(path, TICK_METRIC + " ", repr(round(at, 6)))
-    finally:
-        os.close(descriptor)
-
-
-def _renew(path: str, prefix: str, value: str) -> None:
-    try:
-        with open(path) as file:
-            lines = file.read().splitlines()
-    except OSError:
-        return  # written again by the next full tick
-    renewed = [prefix + value if line.startswith(prefix) else line for line in lines]
-    if renewed == lines:
-        return
-    temporary = f"{os.path.join(os.path.dirname(path), '.' + os.path.basename(path))}.{os.getpid()}"
-    try:
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        with open(descriptor, "w") as file:
-            file.write("\n".join(renewed) + "\n")
-        os.replace(temporary, path)
+        with open(path, encoding="utf-8") as file:
+            text = file.read()
+            was = os.fstat(file.fileno())
+        new = renewed(text)
+        if new != text:
+            output = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with open(output, "w", encoding="utf-8") as file:
+                with contextlib.suppress(OSError):
+                    os.fchown(file.fileno(), -1, was.st_gid)
+                os.fchmod(file.fileno(), was.st_mode & 0o777)
+                file.write(new)
+            os.replace(temporary, path)
     except OSError:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
+    finally:
+        os.close(descriptor)
 
 
 def _ping_heartbeat(field: str, state_dir: str) -> None:

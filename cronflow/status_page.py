@@ -1,0 +1,524 @@
+"""The HTML status page: `cronflow status --html FILE` and `[cronflow] html_file`.
+
+One self-contained file: its style and script are inline, it loads nothing (its Content
+Security Policy forbids it) and it reads well with scripts off: the grid of jobs by runs,
+each run a cell coloured *and* lettered as in the terminal, with its details in its title;
+the dependency graph drawn as inline SVG. With scripts on: details on hover or focus,
+filters by job and state, times relative to now that keep themselves current.
+
+Everything that comes from jobs.toml or a run is escaped where it is written (text and
+attribute values); the script holds no data at all, it only reads the page it is in.
+The time of the last decision sits between `<!--tick-->` markers, so that an idle tick can
+renew it without rendering the page (see state/idle.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from html import escape
+from zoneinfo import ZoneInfo
+
+from cronflow import __version__, pings, report
+from cronflow.model import JobFile, RunEvent, RunStatus
+from cronflow.plan import dependency_graph
+from cronflow.refresh import Refresher
+from cronflow.runner import tail_of
+from cronflow.state.idle import HEARTBEAT, PAGE_LOCK, tick_html
+from cronflow.state.index import RunIndex
+from cronflow.state.locks import Locks
+from cronflow.state.store import Store
+
+PAGE_RUNS = 30  # runs of each job in the grid
+PAGE_MODE = 0o640  # its owner, and its directory's group (a web server's): never everyone
+
+
+@dataclass(frozen=True, slots=True)
+class StatusData:
+    """What `status` shows, in every form (terminal, JSON, this page)."""
+
+    rows: list[report.JobStatus]
+    summary: report.Overview
+    history: RunIndex
+
+
+def gather(
+    jobfile: JobFile,
+    store: Store,
+    now: datetime,
+    *,
+    who_runs: Callable[[RunEvent], str],
+    include_disabled: bool = False,
+    jobs: Sequence[str] = (),
+) -> StatusData:
+    """The rows and the header of `status`, read from the state directory."""
+    history = store.index()
+    rows = report.summarise(
+        jobfile,
+        history,
+        store.read_watermarks(),
+        now,
+        who_runs=who_runs,
+        include_disabled=include_disabled,
+        jobs=jobs,
+    )
+    summary = report.overview(
+        jobfile,
+        rows,
+        store.read_stamp(HEARTBEAT),
+        now,
+        history.clock_set_back(),
+        report.ping_notes(history.last_failed_ping(), pings.read_heartbeat(str(store.state_dir))),
+    )
+    return StatusData(rows, summary, history)
+
+
+def page_of(
+    jobfile: JobFile, store: Store, now: datetime, who_runs: Callable[[RunEvent], str]
+) -> str:
+    """The page for the state directory as it is now."""
+    return page_from(jobfile, store, gather(jobfile, store, now, who_runs=who_runs), now)
+
+
+def page_from(jobfile: JobFile, store: Store, data: StatusData, now: datetime) -> str:
+    """The page for what `gather` read; each job's newest PAGE_RUNS runs are read too, and
+    for a failing job, the last lines of its newest failed try's stderr."""
+    runs = {row.job: data.history.recent_runs(row.job, PAGE_RUNS) for row in data.rows}
+    stderr = {}
+    for row in data.rows:
+        failed = [run for run in runs[row.job] if run.status.is_failure and run.attempt > 0]
+        if row.failing_streak and failed:
+            newest = failed[-1]
+            files = store.attempt_files(newest.job, newest.run_id, newest.attempt)
+            stderr[row.job] = tail_of(files["stderr"])
+    return render(jobfile, data.rows, data.summary, runs, now, stderr)
+
+
+def page_refresher(
+    jobfile: JobFile, store: Store, now: Callable[[], datetime], who_runs: Callable[[RunEvent], str]
+) -> Refresher:
+    """Keeps [cronflow] html_file current. Readable by its owner and its directory's group
+    only (0640): stderr tails can hold what a job printed."""
+    assert jobfile.settings.html_file is not None
+    return Refresher(
+        jobfile.settings.html_file,
+        lambda: page_of(jobfile, store, now(), who_runs),
+        locks=Locks(store.lock_dir),
+        lock_name=PAGE_LOCK,
+        mode=PAGE_MODE,
+    )
+
+
+# ---- the page ---------------------------------------------------------------------------------
+
+
+def render(
+    jobfile: JobFile,
+    rows: Sequence[report.JobStatus],
+    summary: report.Overview,
+    runs: Mapping[str, Sequence[RunEvent]],
+    now: datetime,
+    stderr: Mapping[str, str] | None = None,
+) -> str:
+    """The whole page, as text. `stderr`: the last lines of a failing job's stderr."""
+    title = f"cronflow: {jobfile.path.name}"
+    ordered = sorted(rows, key=_failing_first)
+    return "\n".join(
+        [
+            "<!doctype html>",
+            '<html lang="en">',
+            "<head>",
+            '<meta charset="utf-8">',
+            '<meta name="viewport" content="width=device-width, initial-scale=1">',
+            '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
+            "style-src 'unsafe-inline'; script-src 'unsafe-inline'\">",
+            f"<title>{escape(title)}</title>",
+            f"<style>{_STYLE}</style>",
+            "</head>",
+            "<body>",
+            _header(jobfile, summary),
+            _controls(),
+            _grid(jobfile, ordered, runs, stderr or {}),
+            _graph(jobfile, rows),
+            f'<footer>Written by cronflow {escape(__version__)} at <time datetime="'
+            f'{now.astimezone(UTC).isoformat()}">{now.astimezone(UTC):%Y-%m-%d %H:%M:%S}Z'
+            "</time>. This page loads nothing: everything on it is in this one file.</footer>",
+            '<div id="detail" role="status" hidden></div>',
+            f"<script>{_SCRIPT}</script>",
+            "</body>",
+            "</html>",
+            "",
+        ]
+    )
+
+
+def _failing_first(row: report.JobStatus) -> int:
+    """Failing jobs first, then running ones, then the rest (each in flow order: sorted
+    keeps it)."""
+    return 0 if row.failing_streak > 0 else 1 if row.status == "running" else 2
+
+
+def _state_of(row: report.JobStatus) -> str:
+    if row.failing_streak > 0:
+        return "failing"
+    if row.status == "running":
+        return "running"
+    return "healthy" if row.status else "never-run"
+
+
+def _header(jobfile: JobFile, summary: report.Overview) -> str:
+    counts = [
+        ("failing", summary.failing),
+        ("running", summary.running),
+        ("healthy", summary.healthy),
+    ]
+    badges = " ".join(
+        f'<span class="badge {name}"><b>{count}</b> {name}</span>' for name, count in counts
+    )
+    warnings = [summary.clock_warning, *summary.ping_warnings]
+    return "\n".join(
+        [
+            "<header>",
+            f"<h1>cronflow <small>{escape(str(jobfile.path))}</small></h1>",
+            f'<p class="summary">{badges}</p>',
+            "<!--tick-->" + tick_html(summary.last_ran_at, stale=summary.stale) + "<!--/tick-->",
+            *(f'<p class="warn">warning: {escape(text)}</p>' for text in warnings if text),
+            '<p class="hint">Commands on this page are for this jobs file: add '
+            f"<code>--jobs {escape(str(jobfile.path))}</code> where it is not found by "
+            "itself.</p>",
+            "</header>",
+        ]
+    )
+
+
+def _controls() -> str:
+    """Filters, shown by the script (they need it)."""
+    states = "".join(
+        f'<option value="{state}">{state.replace("-", " ")}</option>'
+        for state in ("all", "failing", "running", "healthy", "never-run")
+    )
+    return (
+        '<form id="filters" hidden><label>Job <input id="filter-job" type="search" '
+        'placeholder="name contains…" autocomplete="off"></label> '
+        f'<label>State <select id="filter-state">{states}</select></label> '
+        '<span id="shown"></span></form>'
+    )
+
+
+def _grid(
+    jobfile: JobFile,
+    rows: Sequence[report.JobStatus],
+    runs: Mapping[str, Sequence[RunEvent]],
+    stderr: Mapping[str, str],
+) -> str:
+    head = (
+        "<thead><tr><th>Job</th><th>Status</th><th>Failing</th><th>Last run</th>"
+        f"<th>Next due</th><th>Runs, oldest first (at most {PAGE_RUNS})</th></tr></thead>"
+    )
+    body = "\n".join(
+        _grid_row(jobfile, row, runs.get(row.job, ()), stderr.get(row.job, "")) for row in rows
+    )
+    return (
+        '<main><h2>Jobs</h2><div class="scroll"><table class="grid">'
+        f"{head}<tbody>\n{body}\n</tbody></table></div></main>"
+    )
+
+
+def _grid_row(
+    jobfile: JobFile, row: report.JobStatus, runs: Sequence[RunEvent], stderr: str
+) -> str:
+    job = jobfile.jobs.get(row.job)
+    description = job.description if job else ""
+    status = row.status or "never run"
+    cells = "".join(_run_cell(row, run) for run in runs) or '<span class="none">no runs yet</span>'
+    reason = f'<div class="reason">{escape(row.reason)}</div>' if row.reason else ""
+    if stderr:
+        reason += (
+            f"<details><summary>last lines of stderr</summary><pre>{escape(stderr)}</pre></details>"
+        )
+    about = f'<div class="about">{escape(description)}</div>' if description else ""
+    schedule = escape(row.schedule + (f" ({row.schedule_words})" if row.schedule_words else ""))
+    return (
+        f'<tr data-job="{escape(row.job)}" data-state="{_state_of(row)}">'
+        f'<td data-label="Job"><b class="name">{escape(row.job)}</b>{about}'
+        f'<div class="schedule">{schedule}, {escape(row.timezone)}</div></td>'
+        f'<td data-label="Status"><span class="word s-{escape(row.status or "none")}">'
+        f"{escape(status)}</span>{reason}</td>"
+        f'<td data-label="Failing" class="streak">{row.failing_streak or ""}</td>'
+        f'<td data-label="Last run">{_time(row.ended_at or row.last_logical_time)}</td>'
+        f'<td data-label="Next due">{_time(row.next_due)}</td>'
+        f'<td data-label="Runs" class="runs">{cells}</td></tr>'
+    )
+
+
+def _run_cell(row: report.JobStatus, run: RunEvent) -> str:
+    """One run: its letter on its status's colour, and in its title when it was for, how it
+    ended, which try, how long, the exit status and the command that prints its output."""
+    local = run.logical_time.astimezone(_zone(row))
+    facts = [f"{local:%Y-%m-%d %H:%M}{local:%z}", str(run.status)]
+    if run.attempt:
+        facts.append(f"try {run.attempt}/{run.max_attempts}")
+    if run.duration_s is not None:
+        facts.append(f"{run.duration_s:.1f}s")
+    if run.exit_code is not None:
+        facts.append(f"exit {run.exit_code}")
+    lines = [" · ".join(facts)]
+    if run.reason and run.exit_code is None:
+        lines.append(run.reason)
+    if run.attempt > 0 and run.run_id:
+        lines.append(f"cronflow logs {row.job} --run {run.run_id}")
+    return (
+        f'<span class="cell s-{run.status}" title="{escape(chr(10).join(lines))}">'
+        f"{escape(run.status.letter)}</span>"
+    )
+
+
+def _zone(row: report.JobStatus) -> ZoneInfo:
+    return ZoneInfo(row.timezone)
+
+
+def _time(iso: str | None) -> str:
+    if iso is None:
+        return '<span class="none">—</span>'
+    moment = datetime.fromisoformat(iso)
+    return (
+        f'<time datetime="{escape(moment.astimezone(UTC).isoformat())}" title="{escape(iso)}">'
+        f"{moment:%Y-%m-%d %H:%M} {escape(moment.strftime('%z'))}</time>"
+    )
+
+
+# ---- the dependency graph, by levels ------------------------------------------------------------
+
+_NODE_W, _NODE_H, _GAP_X, _GAP_Y, _MARGIN = 180, 30, 56, 14, 12
+
+
+def _graph(jobfile: JobFile, rows: Sequence[report.JobStatus]) -> str:
+    """Each flow in a band of its own; in it, each job in the column of its level (one more
+    than its deepest upstream), ordered to follow its upstreams; arrows point downstream.
+    An arrow that skips levels arches over the band, clear of the jobs it passes."""
+    status = {row.job: row.status or "none" for row in rows}
+    graph = dependency_graph(jobfile)
+    positions: dict[str, tuple[float, float]] = {}
+    level_of: dict[str, int] = {}
+    top, widest = float(_MARGIN), 0
+    for flow in report.flows(jobfile):
+        columns = _levels(flow, graph)
+        level_of.update({name: level for level, names in enumerate(columns) for name in names})
+        span = max(
+            (level_of[name] - level_of[up] for name in flow for up in graph[name]), default=1
+        )
+        top += _arch(span) if span > 1 else 0  # headroom for the arches
+        for level, names in enumerate(columns):
+            for index, name in enumerate(names):
+                left = float(_MARGIN + level * (_NODE_W + _GAP_X))
+                positions[name] = (left, top + index * (_NODE_H + _GAP_Y))
+        widest = max(widest, len(columns))
+        top += max(map(len, columns)) * (_NODE_H + _GAP_Y) + _GAP_Y
+    width = _MARGIN * 2 + widest * (_NODE_W + _GAP_X) - _GAP_X
+    edges = []
+    for name, upstreams in graph.items():
+        for upstream in upstreams:
+            edges.append(
+                _edge(positions[upstream], positions[name], level_of[name] - level_of[upstream])
+            )
+    nodes = []
+    for name, (x, y) in positions.items():
+        label = name if len(name) <= 22 else name[:21] + "…"
+        nodes.append(
+            f'<g class="node s-{escape(status.get(name, "none"))}" data-job="{escape(name)}">'
+            f"<title>{escape(name)}: {escape(status.get(name, 'none'))}</title>"
+            f'<rect x="{x:g}" y="{y:g}" width="{_NODE_W}" height="{_NODE_H}" rx="5"/>'
+            f'<text x="{x + 10:g}" y="{y + 20:g}">{escape(label)}</text></g>'
+        )
+    return (
+        '<section><h2>Dependencies</h2><div class="scroll">'
+        f'<svg class="graph" width="{width:g}" height="{top:g}" viewBox="0 0 {width:g} {top:g}" '
+        'role="img" aria-label="dependency graph">'
+        '<defs><marker id="arrow" viewBox="0 0 8 8" refX="7" refY="4" markerWidth="7" '
+        'markerHeight="7" orient="auto"><path d="M0,0 L8,4 L0,8 z"/></marker></defs>'
+        f'<g class="edges">{"".join(edges)}</g>{"".join(nodes)}</svg></div></section>'
+    )
+
+
+def _arch(span: int) -> float:
+    """How high an arrow skipping `span - 1` levels rises above the band's first row."""
+    return 12.0 + 6.0 * (span - 1)
+
+
+def _edge(upstream: tuple[float, float], downstream: tuple[float, float], span: int) -> str:
+    (x1, y1), (x2, y2) = upstream, downstream
+    if span <= 1:  # to the next level: an S-curve between the two
+        start, end = (x1 + _NODE_W, y1 + _NODE_H / 2), (x2 - 4, y2 + _NODE_H / 2)
+        bend = (end[0] - start[0]) / 2
+        return (
+            f'<path d="M{start[0]:g},{start[1]:g} C{start[0] + bend:g},{start[1]:g} '
+            f'{end[0] - bend:g},{end[1]:g} {end[0]:g},{end[1]:g}"/>'
+        )
+    # Further: from the top of the upstream job over the band to the top of the downstream one.
+    start, end = (x1 + _NODE_W * 0.75, y1), (x2 + _NODE_W * 0.25, y2 - 3)
+    crest = min(y1, y2) - _arch(span)
+    return (
+        f'<path class="long" d="M{start[0]:g},{start[1]:g} C{start[0]:g},{crest:g} '
+        f'{end[0]:g},{crest:g} {end[0]:g},{end[1]:g}"/>'
+    )
+
+
+def _levels(flow: list[str], graph: Mapping[str, Sequence[str]]) -> list[list[str]]:
+    """The flow's jobs by level (flow is in dependency order), each level ordered by where
+    its jobs' upstreams stand in the level before (fewer crossing arrows)."""
+    level: dict[str, int] = {}
+    for name in flow:
+        level[name] = 1 + max((level[up] for up in graph[name] if up in level), default=-1)
+    columns: list[list[str]] = [[] for _ in range(max(level.values()) + 1)]
+    for name in flow:
+        columns[level[name]].append(name)
+    place: dict[str, int] = {}
+    for column in columns:
+        column.sort(
+            key=lambda name: sum(place.get(up, 0) for up in graph[name]) / max(1, len(graph[name]))
+        )
+        place.update({name: index for index, name in enumerate(column)})
+    return columns
+
+
+# ---- style and script --------------------------------------------------------------------------
+
+_COLOURS = {
+    RunStatus.SUCCESS: ("#2e7d32", "#fff"),
+    RunStatus.FAILED: ("#c62828", "#fff"),
+    RunStatus.TIMED_OUT: ("#ad1457", "#fff"),
+    RunStatus.UPSTREAM_FAILED: ("#e65100", "#fff"),
+    RunStatus.SKIPPED: ("#607d8b", "#fff"),
+    RunStatus.MISSED: ("#9e9e9e", "#000"),
+    RunStatus.RUNNING: ("#1565c0", "#fff"),
+    RunStatus.WAITING: ("#6a1b9a", "#fff"),
+    RunStatus.ABANDONED: ("#4e342e", "#fff"),
+    RunStatus.INTERRUPTED: ("#f9a825", "#000"),
+}
+_STATUS_STYLE = "".join(
+    f".s-{status}{{background:{back};color:{fore}}}"
+    f"svg .node.s-{status} rect{{fill:{back}}}svg .node.s-{status} text{{fill:{fore}}}"
+    for status, (back, fore) in _COLOURS.items()
+)
+_STYLE = (
+    "body{font:14px/1.4 system-ui,sans-serif;margin:0 auto;padding:12px;max-width:1400px;"
+    "color:#1b1b1b;background:#fafafa}"
+    "h1{font-size:20px;margin:0 0 6px}h1 small{font-weight:normal;color:#555;font-size:13px}"
+    "h2{font-size:16px;margin:18px 0 6px}"
+    ".badge{display:inline-block;padding:2px 8px;border-radius:10px;margin-right:4px;"
+    "border:1px solid #ccc;background:#fff}.badge.failing b{color:#c62828}"
+    ".badge.running b{color:#1565c0}.badge.healthy b{color:#2e7d32}"
+    ".warn{color:#8a4b00;background:#fff4e0;border-left:4px solid #f9a825;padding:4px 8px}"
+    ".hint,footer{color:#555;font-size:12px}code{font-size:12px}"
+    ".scroll{overflow-x:auto}"
+    "table.grid{border-collapse:collapse;width:100%;background:#fff}"
+    ".grid th,.grid td{border-bottom:1px solid #e0e0e0;padding:6px 8px;text-align:left;"
+    "vertical-align:top}"
+    ".grid th{font-size:12px;color:#555;white-space:nowrap}"
+    ".name{word-break:break-all}.about,.schedule,.reason{font-size:12px;color:#555}"
+    ".reason{color:#8e1b1b;max-width:32em;overflow-wrap:anywhere}"
+    ".word{padding:1px 6px;border-radius:4px;white-space:nowrap}.word.s-none{color:#555}"
+    ".streak{font-weight:bold;color:#c62828;text-align:center}.grid time{white-space:nowrap}"
+    ".runs{white-space:nowrap}"
+    ".cell{display:inline-block;width:14px;height:20px;margin:1px;border-radius:3px;"
+    "text-align:center;font:bold 12px/20px ui-monospace,monospace;cursor:default}"
+    ".cell:focus{outline:2px solid #000;outline-offset:1px}"
+    ".none{color:#888}tr[hidden]{display:none}details{font-size:12px}"
+    "pre{white-space:pre-wrap;overflow-wrap:anywhere;background:#f3f3f3;padding:4px;margin:2px 0;"
+    "max-width:40em;max-height:12em;overflow:auto}"
+    "#filters{margin:10px 0}#filters input,#filters select{font:inherit;padding:2px 4px}"
+    "#shown{color:#555;font-size:12px;margin-left:8px}"
+    "#detail{position:fixed;z-index:2;max-width:28em;background:#222;color:#fff;padding:6px 8px;"
+    "border-radius:4px;font-size:12px;white-space:pre-wrap;pointer-events:none}"
+    "svg.graph{background:#fff;border:1px solid #e0e0e0}"
+    "svg .edges path{fill:none;stroke:#777;stroke-width:1.3;marker-end:url(#arrow)}"
+    "svg .edges path.long{stroke:#999;stroke-dasharray:4 2}"
+    "svg marker path{fill:#777}svg .node rect{stroke:#333;stroke-width:.6}"
+    "svg .node text{font:12px system-ui,sans-serif}svg .node.s-none rect{fill:#eceff1}"
+    "@media (max-width:700px){.grid thead{display:none}"
+    ".grid,.grid tbody,.grid tr,.grid td{display:block;width:auto}"
+    ".grid tr{border-bottom:2px solid #ccc;padding:4px 0}.grid td{border:0;padding:2px 4px}"
+    ".grid td[data-label]:not(:first-child)::before{content:attr(data-label) ': ';"
+    "color:#555;font-size:12px}"
+    ".grid td.streak:empty{display:none}.runs{white-space:normal}}" + _STATUS_STYLE
+)
+# Reads only the page: no data is ever written into this script.
+_SCRIPT = """
+(function () {
+  "use strict";
+  var rows = Array.prototype.slice.call(document.querySelectorAll("tr[data-job]"));
+  var form = document.getElementById("filters");
+  var jobBox = document.getElementById("filter-job");
+  var stateBox = document.getElementById("filter-state");
+  var shown = document.getElementById("shown");
+  function filter() {
+    var text = jobBox.value.toLowerCase(), state = stateBox.value, count = 0;
+    rows.forEach(function (row) {
+      var show = row.dataset.job.toLowerCase().indexOf(text) >= 0 &&
+        (state === "all" || row.dataset.state === state);
+      row.hidden = !show;
+      if (show) { count += 1; }
+    });
+    shown.textContent = count + " of " + rows.length + " jobs";
+  }
+  form.hidden = false;
+  form.addEventListener("submit", function (event) { event.preventDefault(); });
+  jobBox.addEventListener("input", filter);
+  stateBox.addEventListener("change", filter);
+  filter();
+
+  var detail = document.getElementById("detail");
+  function show(cell) {
+    detail.textContent = cell.dataset.detail;
+    var box = cell.getBoundingClientRect();
+    detail.hidden = false;
+    var left = Math.min(box.left, window.innerWidth - detail.offsetWidth - 8);
+    detail.style.left = Math.max(4, left) + "px";
+    var below = box.bottom + 6;
+    detail.style.top = (below + detail.offsetHeight > window.innerHeight ?
+      box.top - detail.offsetHeight - 6 : below) + "px";
+  }
+  function hide() { detail.hidden = true; }
+  document.querySelectorAll(".cell").forEach(function (cell) {
+    cell.tabIndex = 0;
+    cell.dataset.detail = cell.title;
+    cell.removeAttribute("title");
+    cell.setAttribute("aria-label", cell.dataset.detail);
+    ["mouseenter", "focus"].forEach(function (on) {
+      cell.addEventListener(on, function () { show(cell); });
+    });
+    ["mouseleave", "blur"].forEach(function (on) { cell.addEventListener(on, hide); });
+  });
+
+  function span(seconds) {
+    var s = Math.abs(Math.round(seconds));
+    if (s < 60) { return s + "s"; }
+    var m = Math.floor(s / 60);
+    if (m < 60) { return m + "m"; }
+    var h = Math.floor(m / 60);
+    if (h < 48) { return h + "h" + (m % 60 ? (m % 60) + "m" : ""); }
+    return Math.floor(h / 24) + "d" + (h % 24 ? (h % 24) + "h" : "");
+  }
+  var times = document.querySelectorAll("time[datetime]");
+  var tick = document.querySelector(".tick time");
+  function relative() {
+    var now = Date.now();
+    times.forEach(function (element) {
+      var seconds = (Date.parse(element.getAttribute("datetime")) - now) / 1000;
+      if (!element.dataset.absolute) {
+        element.dataset.absolute = element.textContent;
+        element.title = element.title || element.textContent;
+      }
+      element.textContent = seconds > 0 ? "in " + span(seconds) : span(seconds) + " ago";
+    });
+    if (tick) {
+      var stale = (now - Date.parse(tick.getAttribute("datetime"))) / 1000 > 300;
+      document.body.classList.toggle("stale", stale);
+      document.getElementById("stale-warning").hidden = !stale;
+    }
+  }
+  relative();
+  setInterval(relative, 15000);
+})();
+"""
