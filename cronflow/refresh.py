@@ -3,8 +3,9 @@ status page. Each is rendered from the run index and replaced whole (a temporary
 beside it, then a rename), so a reader never sees half of one.
 
 `Refresher.changed()` after a decision or a run's end asks for a rewrite, done by one
-background thread (changes that come while it writes are taken in by the next write);
-`flush()` waits for it. Writers of one file, in any process, take turns under a lock from
+background thread (changes that come while it writes are taken in by the next write, which
+waits as long as the last one took: a large page then costs at most half of a core, and
+the runs in this process keep the rest); `flush()` waits for it, without that pause. Writers of one file, in any process, take turns under a lock from
 rendering to renaming, so a later write never holds older data than an earlier one (a
 Prometheus counter must never go down). Nothing here ever raises into a run.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -58,6 +60,7 @@ class Refresher:
         self._guard = threading.Lock()
         self._dirty = False
         self._writer: threading.Thread | None = None
+        self._hurry = threading.Event()  # set by flush: no pause before the last write
 
     def changed(self) -> None:
         with self._guard:
@@ -72,10 +75,12 @@ class Refresher:
         """Wait until every change asked for is written."""
         with self._guard:
             writer = self._writer
+        self._hurry.set()
         if writer is not None:
             writer.join()
         if self._dirty:
             self._write_while_dirty()
+        self._hurry.clear()
 
     def write_now(self) -> None:
         self.changed()
@@ -87,8 +92,10 @@ class Refresher:
                 if not self._dirty:
                     return
                 self._dirty = False
+            began = time.monotonic()
             try:
                 with self.locks.hold(self.lock_name, wait=True):
                     write_atomically(self.path, self.render(), self.mode)
             except Exception:  # noqa: BLE001, S112 (a full disk, a removed directory)
                 continue  # the file grows old, and its tick time says so
+            self._hurry.wait(time.monotonic() - began)
