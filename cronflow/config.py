@@ -423,6 +423,25 @@ def _metrics_file(value: Any) -> str:
     return path
 
 
+def _exit_codes(value: Any) -> frozenset[int]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, list) or not all(
+        isinstance(code, int) and not isinstance(code, bool) for code in value
+    ):
+        raise _Invalid(
+            f"must be a list of exit statuses, not {_type_name(value)}",
+            "Write a list of numbers from 1 to 255, such as [2, 3]",
+        )
+    for code in value:
+        if not 1 <= code <= 255:
+            raise _Invalid(
+                f"holds {code}, which no process exits with",
+                "Use exit statuses from 1 to 255 (0 is always a success)",
+            )
+    return frozenset(value)
+
+
 def _strings(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise _Invalid(
@@ -480,6 +499,8 @@ JOB_KEYS: dict[str, Callable[[Any], Any]] = {
     "alert_tags": _strings,
     "ping_url": _ping_url,
     "ping_protocol": _choice(PingProtocol),
+    "success_exit_codes": _exit_codes,
+    "no_retry_exit_codes": _exit_codes,
 }
 NOT_IN_DEFAULTS = {"command", "depends_on", "description"}
 SETTINGS_KEYS: dict[str, Callable[[Any], Any]] = {
@@ -522,6 +543,8 @@ JOB_FIELDS = {
         "alert_tags",
         "ping_url",
         "ping_protocol",
+        "success_exit_codes",
+        "no_retry_exit_codes",
         "user",
         "group",
         "shell",
@@ -759,6 +782,14 @@ class _Validator:
         if "user" in values or "group" in values:
             self._check_account(name, values)
         timezone = values.get("timezone", settings.timezone)
+        both = values.get("success_exit_codes", set()) & values.get("no_retry_exit_codes", set())
+        if both:
+            self._report(
+                ("jobs", name, "no_retry_exit_codes"),
+                f"exit status {min(both)} is also in success_exit_codes",
+                "Keep each exit status in one list: a success is never retried anyway",
+                job=name,
+            )
         if "ping_url" in values:  # one check per job from a [defaults] slug URL
             values["ping_url"] = values["ping_url"].replace("{job}", name)
         retry = RetryPolicy(**_present(values, RETRY_FIELDS))

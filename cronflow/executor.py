@@ -298,7 +298,10 @@ class Executor:
         )
         if isinstance(exit_status, int):
             ended = _modified(Path(started.output["exit"])) or self.clock.now()
-            status = RunStatus.SUCCESS if exit_status == 0 else RunStatus.FAILED
+            job = self.jobfile.jobs.get(started.job)  # None: no longer in the file
+            status = _judged(job, exit_status)
+            if status is RunStatus.FAILED and _fails_fast(job, exit_status):
+                common["max_attempts"] = started.attempt  # its last try, as _attempt records
             stderr = Path(started.output.get("stderr", ""))
             event = RunEvent(
                 event=EventType.FINISHED,
@@ -310,7 +313,7 @@ class Executor:
                 if started.started_at
                 else None,
                 stderr_tail=tail_of(stderr),
-                reason=f"{who} while it ran; its shell recorded exit status {exit_status}",
+                reason=f"{who} while it ran; its shell recorded {_exit_words(job, exit_status)}",
                 **common,
             )
         elif exit_status == "cancelled":
@@ -355,6 +358,8 @@ class Executor:
             finished = self._attempt(planned, job, run_id, attempt, run_lock)
             if finished.status in (RunStatus.SUCCESS, RunStatus.INTERRUPTED):
                 break
+            if attempt >= finished.max_attempts:
+                break  # its exit status forbids another try
             if attempt < job.retry.attempts:
                 self._tell_ended(finished)  # a try that will be retried
         return Outcome(key=planned.key, status=finished.status, attempts=attempt, event=finished)
@@ -408,13 +413,18 @@ class Executor:
             )
             if not started:  # it could not be started at all
                 record_started()
+        status = _status_of(result, job)
+        last_try = status is RunStatus.FAILED and _fails_fast(job, result.exit_code)
         return self._record(
             planned,
             job,
             EventType.FINISHED,
-            _status_of(result),
+            status,
             run_id=run_id,
             attempt=attempt,
+            # An exit status that forbids retrying makes this the run's last try: every
+            # reader (retries, alerts, pings, the index's owed tries) sees a final failure.
+            max_attempts=attempt if last_try else job.retry.attempts,
             started_at=started[0].started_at,
             ended_at=self.clock.now(),
             duration_s=result.duration_s,
@@ -561,9 +571,8 @@ class Executor:
             logical_time=planned.logical_time,
             status=status,
             kind=planned.kind,
-            max_attempts=job.retry.attempts,
             config_hash=job.config_hash,
-            **fields,
+            **{"max_attempts": job.retry.attempts, **fields},
         )
         record = self.store.append(record)  # stamped with our host and pid
         self.on_event(record)
@@ -573,7 +582,11 @@ class Executor:
 def _continued(planned: PlannedRun, latest: RunEvent | None, job: Job) -> PlannedRun:
     """A run cut short (abandoned, interrupted, or failed by a cronflow that died before its
     retry) goes on with the same run id and the next attempt while it has tries left."""
-    if latest is None or latest.status not in RESUMABLE or latest.attempt >= job.retry.attempts:
+    if (
+        latest is None
+        or latest.status not in RESUMABLE
+        or latest.attempt >= min(job.retry.attempts, latest.max_attempts or job.retry.attempts)
+    ):
         return replace(planned, run_id=None, first_attempt=1)
     return replace(planned, run_id=latest.run_id, first_attempt=latest.attempt + 1)
 
@@ -585,12 +598,34 @@ def _modified(path: Path) -> datetime | None:
         return None
 
 
-def _status_of(result: ProcessResult) -> RunStatus:
+def _status_of(result: ProcessResult, job: Job) -> RunStatus:
     if result.interrupted:
         return RunStatus.INTERRUPTED
     if result.timed_out:
         return RunStatus.TIMED_OUT
-    return RunStatus.SUCCESS if result.succeeded else RunStatus.FAILED
+    return _judged(job, result.exit_code)
+
+
+def _judged(job: Job | None, exit_code: int | None) -> RunStatus:
+    """A try's outcome by its exit status: 0 and the job's success_exit_codes succeed (for
+    a job no longer in the file, only 0)."""
+    if exit_code == 0 or (job and exit_code in job.success_exit_codes):
+        return RunStatus.SUCCESS
+    return RunStatus.FAILED
+
+
+def _fails_fast(job: Job | None, exit_code: int | None) -> bool:
+    """A failed try whose exit status forbids another (no_retry_exit_codes)."""
+    return job is not None and exit_code in job.no_retry_exit_codes
+
+
+def _exit_words(job: Job | None, exit_code: int) -> str:
+    """Why an exit status ended a try as it did, as the run's reason says it."""
+    if job and exit_code in job.success_exit_codes:
+        return f"exit status {exit_code}, a success (success_exit_codes)"
+    if job and exit_code in job.no_retry_exit_codes:
+        return f"exit status {exit_code}, not retried (no_retry_exit_codes)"
+    return f"exit status {exit_code}"
 
 
 def _reason_of(result: ProcessResult, job: Job) -> str:
@@ -603,5 +638,5 @@ def _reason_of(result: ProcessResult, job: Job) -> str:
     if result.signal:
         return f"killed by signal {result.signal}"
     if result.exit_code:
-        return f"exit status {result.exit_code}"
+        return _exit_words(job, result.exit_code)
     return ""

@@ -214,6 +214,8 @@ class Job:
     alerts: bool = True  # false silences every alert about this job
     alert_on: tuple[AlertEvent, ...] | None = None  # None: the [alerts] `on` list
     alert_tags: tuple[str, ...] = ()  # apprise tags: which config-file targets hear of it
+    success_exit_codes: frozenset[int] = frozenset()  # exit statuses that count as success, as 0
+    no_retry_exit_codes: frozenset[int] = frozenset()  # a try ending so fails the run at once
     ping_url: str | None = None  # a monitor's ping URL (a secret: never printed whole)
     ping_protocol: PingProtocol | None = None  # None: told from the URL (pings.protocol_for)
     config_hash: str = ""  # changes whenever anything in this job's definition changes

@@ -449,3 +449,22 @@ def test_a_ping_url_is_warned_without_showing_it(write_jobs):
     backup = files["backup"]
     assert "does not ping monitors" in warning_about(backup, "ping_url (backup)")
     assert "5f0e4c1b" not in backup.text
+
+
+def test_exit_code_policy_is_carried_or_warned(write_jobs):
+    files = export(
+        write_jobs("""
+        [jobs.rsync]
+        command = "rsync -a src/ dst/"
+        success_exit_codes = [24, 23]
+        no_retry_exit_codes = [2]
+        retries = 2
+    """)
+    )
+    rsync = files["rsync"]
+    command = DagSource(rsync.text).value("rsync", "bash_command")
+    assert command == (
+        "(\nrsync -a src/ dst/\n)\nstatus=$?\ncase $status in 23|24) exit 0;; esac\nexit $status"
+    )
+    assert DagSource(rsync.text).value("rsync", "skip_on_exit_code") is None
+    assert "retried there" in warning_about(rsync, "no_retry_exit_codes (rsync)")

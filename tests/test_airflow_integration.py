@@ -82,6 +82,12 @@ FEATURES = """
     [jobs.parked]
     command = "true"
     enabled = false
+
+    [jobs.partial]
+    command = "echo some files vanished >&2; exit 24"
+    retries = 0
+    success_exit_codes = [24]
+    no_retry_exit_codes = [2]
 """
 
 ALERTS = """
@@ -257,6 +263,7 @@ def test_airflow_loads_every_exported_file_without_errors(world):
             "feature_weekly",
             "feature_broken",
             "feature_parked",
+            "feature_partial",
         ]
     )
 
@@ -371,6 +378,13 @@ def test_airflow_runs_the_example_flow_as_cronflow_does(world, tmp_path):
     warehouse = "demo-data/warehouse.csv"
     assert (world.example / warehouse).read_text() == (tmp_path / warehouse).read_text()
     assert (tmp_path / warehouse).read_text().startswith("2026-01-14,")
+
+
+def test_an_exit_status_cronflow_counts_as_success_succeeds_under_airflow(world):
+    airflow(world, "dags", "test", "feature_partial", "2026-01-14T00:00:00+00:00")
+    run = run_of(world, "feature_partial", "2026-01-14T00:00:00+00:00")
+    assert run["state"] == "success"
+    assert run["tasks"]["partial"]["state"] == "success"
 
 
 def test_jobs_see_the_same_cronflow_variables_under_airflow(world, tmp_path):

@@ -133,14 +133,16 @@ def test_an_interrupted_run_is_retried_at_the_next_start(tmp_path):
     daemon = DaemonProcess(tmp_path)
     daemon.expect("long @")
     daemon.process.send_signal(signal.SIGTERM)
-    daemon.finish()
+    assert daemon.finish() == 0, daemon.lines
     interrupted_key = events(tmp_path)[0].key
     again = DaemonProcess(tmp_path)
     again.expect("attempt 2/2")
     again.process.send_signal(signal.SIGTERM)
     again.finish()
     trail = [(e.event.value, e.attempt) for e in events(tmp_path) if e.key == interrupted_key]
-    assert trail[:3] == [("started", 1), ("finished", 1), ("started", 2)]
+    # (Seen once under a full parallel suite: ('abandoned', 1) in place of the first daemon's
+    # own 'finished'; its log, kept below, is what to read if it comes back.)
+    assert trail[:3] == [("started", 1), ("finished", 1), ("started", 2)], daemon.lines
 
 
 def test_after_kill_9_a_restarted_daemon_leaves_the_orphan_then_records_and_retries_it(tmp_path):

@@ -194,6 +194,11 @@ _JOB_DIFFERENCES: tuple[tuple[Callable[[Job], bool], str], ...] = (
         "group ({jobs}): Airflow has no per-task group; the task runs with its user's own.",
     ),
     (
+        lambda job: bool(job.no_retry_exit_codes),
+        "no_retry_exit_codes ({jobs}): Airflow retries a failed task whatever its exit "
+        "status, so a try that fails with one of them is retried there.",
+    ),
+    (
         lambda job: job.ping_url is not None,
         "ping_url ({jobs}): Airflow does not ping monitors; these checks go late once the "
         "DAG replaces cronflow. Ping from the command, or watch Airflow's own metrics.",
@@ -574,6 +579,11 @@ def _task(jobfile: JobFile, job: Job, variable: str) -> str:
     command = _verbatim(
         job.command if job.shell in _BASHES else f"{job.shell} -c {shlex.quote(job.command)}"
     )
+    if job.success_exit_codes:  # BashOperator fails on any non-zero exit: say which succeed
+        codes = "|".join(str(code) for code in sorted(job.success_exit_codes))
+        command = (
+            f"(\n{command}\n)\nstatus=$?\ncase $status in {codes}) exit 0;; esac\nexit $status"
+        )
     if command.endswith(_TEMPLATE_FILE_ENDINGS):
         command += " "  # else BashOperator would load the command as a template file
     env = "cronflow_env(" + _literal(job.name) + ", " + _literal(job.timezone.key) + ")"
@@ -586,7 +596,7 @@ def _task(jobfile: JobFile, job: Job, variable: str) -> str:
         ("cwd", _literal(_verbatim(str(job.cwd)))),
         ("env", env),
         ("append_env", "True"),  # the worker's environment, then env, as cronflow does
-        ("skip_on_exit_code", "None"),  # cronflow counts every non-zero exit as a failure
+        ("skip_on_exit_code", "None"),  # cronflow never skips a run by its exit status
         ("do_xcom_push", "False"),
         ("retries", str(job.retry.attempts - 1)),
     ]
