@@ -42,6 +42,7 @@ from cronflow.model import (
     Overlap,
     PingProtocol,
     RetryPolicy,
+    RunIf,
     Settings,
 )
 
@@ -483,6 +484,7 @@ JOB_KEYS: dict[str, Callable[[Any], Any]] = {
     "user": _non_empty_string,
     "group": _non_empty_string,
     "depends_on": _names,
+    "run_if": _choice(RunIf),
     "retries": _integer(0, 100),
     "retry_delay": parse_duration,
     "retry_backoff": _backoff,
@@ -533,6 +535,7 @@ JOB_FIELDS = {
         "description",
         "env",
         "depends_on",
+        "run_if",
         "kill_grace",
         "catchup",
         "max_catchup",
@@ -782,6 +785,15 @@ class _Validator:
         if "user" in values or "group" in values:
             self._check_account(name, values)
         timezone = values.get("timezone", settings.timezone)
+        own = self.raw["jobs"][name]  # a [defaults] run_if is for the jobs with upstreams
+        rule = values.get("run_if", RunIf.ALL_SUCCESS)
+        if "run_if" in own and rule is not RunIf.ALL_SUCCESS and not own.get("depends_on"):
+            self._report(
+                ("jobs", name, "run_if"),
+                f'run_if = "{rule}" but the job has no depends_on',
+                "A trigger rule is about upstreams: add depends_on, or remove run_if",
+                job=name,
+            )
         both = values.get("success_exit_codes", set()) & values.get("no_retry_exit_codes", set())
         if both:
             self._report(

@@ -1,18 +1,21 @@
-"""The dependency graph drawn as text, Graphviz DOT or Mermaid. Pure."""
+"""The dependency graph drawn as text, Graphviz DOT or Mermaid. Pure. Arrows into a job
+whose run_if is not all_success are dashed and carry the rule."""
 
 from __future__ import annotations
 
 import json
 
-from cronflow.model import Job, JobFile
+from cronflow.model import Job, JobFile, RunIf
 from cronflow.report import flows
 from cronflow.schedule import describe
 
 
 def _label(job: Job) -> str:
     if job.schedule:
-        return f"{describe(job.schedule)} ({job.timezone.key})"
-    return f"after {', '.join(job.depends_on)}" if job.depends_on else "manual"
+        label = f"{describe(job.schedule)} ({job.timezone.key})"
+    else:
+        label = f"after {', '.join(job.depends_on)}" if job.depends_on else "manual"
+    return label + ("" if job.run_if is RunIf.ALL_SUCCESS else f", run_if {job.run_if}")
 
 
 def as_text(jobfile: JobFile) -> str:
@@ -55,8 +58,9 @@ def as_dot(jobfile: JobFile) -> str:
         label = json.dumps(f"{job.name}\n{_label(job)}")
         lines.append(f"  {json.dumps(job.name)} [label={label}];")
     for job in jobfile.jobs.values():
+        style = "" if job.run_if is RunIf.ALL_SUCCESS else f' [style=dashed, label="{job.run_if}"]'
         for upstream in job.depends_on:
-            lines.append(f"  {json.dumps(upstream)} -> {json.dumps(job.name)};")
+            lines.append(f"  {json.dumps(upstream)} -> {json.dumps(job.name)}{style};")
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -68,8 +72,9 @@ def as_mermaid(jobfile: JobFile) -> str:
         text = f"{job.name}<br/>{_label(job)}".replace('"', "#quot;")
         lines.append(f'  {ids[job.name]}["{text}"]')
     for job in jobfile.jobs.values():
+        arrow = "-->" if job.run_if is RunIf.ALL_SUCCESS else f"-.->|{job.run_if}|"
         for upstream in job.depends_on:
-            lines.append(f"  {ids[upstream]} --> {ids[job.name]}")
+            lines.append(f"  {ids[upstream]} {arrow} {ids[job.name]}")
     return "\n".join(lines) + "\n"
 
 

@@ -38,7 +38,7 @@ from cronflow.model import (
     RunStatus,
 )
 from cronflow.pinger import Pinger
-from cronflow.plan import describe_key, should_run
+from cronflow.plan import describe_key, gate, should_run
 from cronflow.refresh import Refresher
 from cronflow.runner import (
     ProcessResult,
@@ -482,10 +482,11 @@ class Executor:
     def _held_back(
         self, planned: PlannedRun, outcomes: dict[RunKey, Outcome], rerun: Rerun
     ) -> Outcome | None:
-        """If an upstream has not succeeded, the outcome of this run (recorded unless the log
-        says it need not run at all); else None."""
+        """If the job's run_if is not met by its upstreams, the outcome of this run
+        (recorded unless the log says it need not run at all); else None."""
         history = None
         job = self.jobfile.jobs[planned.job]
+        statuses: list[tuple[RunKey, RunStatus | None]] = []
         for upstream in planned.upstreams:
             if upstream in outcomes:
                 outcome = outcomes[upstream]
@@ -498,35 +499,34 @@ class Executor:
                         reason=f"upstream {describe_key(self.jobfile, upstream)} "
                         f"is {outcome.status}",
                     )
-                status: RunStatus | None = outcome.status
+                statuses.append((upstream, outcome.status))
             else:  # not part of this invocation: the log decides
                 if history is None:
                     history = self.store.index()
-                status = history.status(upstream)
-            if status is RunStatus.SUCCESS:
-                continue
-            done = self._already_done(planned, rerun, self.store.latest(planned.key))
-            if done:
-                return done  # never record a hold over a run that need not run again
-            reason = (
-                f"upstream {describe_key(self.jobfile, upstream)} "
-                f"{'has not run' if status is None else f'is {status}'}"
-            )
-            other_schedule = self.jobfile.jobs[upstream.job].cadence != job.cadence
-            if planned.kind in CLOCK_KINDS and other_schedule:
-                return self._record_waiting(planned, job, reason)
-            held = RunStatus.SKIPPED if status is RunStatus.SKIPPED else RunStatus.UPSTREAM_FAILED
-            self._record(
-                planned,
-                job,
-                EventType(held.value),
-                held,
-                reason=reason,
-                run_id=new_run_id(planned.logical_time),
-                ended_at=self.clock.now(),
-            )
-            return Outcome(key=planned.key, status=held, reason=reason)
-        return None
+                statuses.append((upstream, history.status(upstream)))
+        verdict = gate(self.jobfile, job, statuses)
+        if verdict.held is None:
+            return None
+        done = self._already_done(planned, rerun, self.store.latest(planned.key))
+        if done:
+            return done  # never record a hold over a run that need not run again
+        blocking = verdict.blocking
+        if (
+            blocking is not None
+            and planned.kind in CLOCK_KINDS
+            and self.jobfile.jobs[blocking.job].cadence != job.cadence
+        ):
+            return self._record_waiting(planned, job, verdict.reason)
+        self._record(
+            planned,
+            job,
+            EventType(verdict.held.value),
+            verdict.held,
+            reason=verdict.reason,
+            run_id=new_run_id(planned.logical_time),
+            ended_at=self.clock.now(),
+        )
+        return Outcome(key=planned.key, status=verdict.held, reason=verdict.reason)
 
     def _record_interrupted(
         self, planned: PlannedRun, attempt: int, run_id: str | None, reason: str

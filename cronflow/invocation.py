@@ -244,11 +244,17 @@ class Scheduler:
     def backfill_preview(self, chosen: plan.Backfill, rerun: Rerun) -> list[plan.Verdict]:
         """What `backfill` would do and why, changing nothing (for --dry-run)."""
         history = self.store.index()
-        return [
-            plan.backfill_verdict(run, history.status(run.key), rerun)
-            for runs in chosen.by_date
-            for run in runs
-        ] + [plan.not_yet_due_verdict(run) for run in chosen.not_yet_due]
+        verdicts = []
+        for runs in chosen.by_date:
+            base = [plan.backfill_verdict(run, history.status(run.key), rerun) for run in runs]
+            to_run = {
+                run.key for run, v in zip(runs, base, strict=True) if v.action is plan.Action.RUN
+            }
+            verdicts += [
+                plan.with_rule(self.jobfile, verdict, run, to_run, history)
+                for run, verdict in zip(runs, base, strict=True)
+            ]
+        return verdicts + [plan.not_yet_due_verdict(run) for run in chosen.not_yet_due]
 
     def settle_orphans(self) -> list[RunEvent]:
         """Settle every run left `running` on this host whose run lock is free (its cronflow

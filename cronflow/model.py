@@ -71,6 +71,16 @@ class EventType(StrEnum):
     CLOCK = "clock"  # the clock went back past decided ticks; about no job (job and run_id "")
 
 
+class RunIf(StrEnum):
+    """When a job with upstreams runs (a trigger rule; Airflow's names)."""
+
+    ALL_SUCCESS = "all_success"  # every upstream succeeded (else upstream_failed)
+    ALL_DONE = "all_done"  # every upstream ended, however (cleanup, unlock, notify)
+    ONE_FAILED = "one_failed"  # at least one upstream failed
+    ALL_FAILED = "all_failed"  # every upstream failed
+    NONE_FAILED = "none_failed"  # no upstream failed (succeeded or skipped)
+
+
 class PingProtocol(StrEnum):
     """How a monitor is pinged: Healthchecks' URL paths, or Cronitor's `state` parameter."""
 
@@ -203,6 +213,7 @@ class Job:
     user: str | None = None  # run as this user (cronflow must run as root)
     group: str | None = None  # and this group instead of the user's own
     depends_on: tuple[str, ...] = ()
+    run_if: RunIf = RunIf.ALL_SUCCESS
     retry: RetryPolicy = RetryPolicy()
     timeout: timedelta | None = None
     kill_grace: timedelta = timedelta(seconds=10)

@@ -26,6 +26,7 @@ from cronflow.model import (
     PlannedRun,
     Rerun,
     RunEvent,
+    RunIf,
     RunKey,
     RunKind,
     RunRecords,
@@ -312,16 +313,22 @@ def _run_verdicts(jobfile: JobFile, runs: list[PlannedRun], history: RunRecords)
     planned = {run.key for run in runs}
     verdicts = []
     for run in runs:
-        missing = [
-            key
-            for key in run.upstreams
-            if key not in planned and history.status(key) is not RunStatus.SUCCESS
-        ]
-        if missing:
+        job = jobfile.jobs[run.job]
+        known = [(key, history.status(key)) for key in run.upstreams if key not in planned]
+        verdict = gate(jobfile, job, known)
+        rule = "" if job.run_if is RunIf.ALL_SUCCESS else f" (run_if = {job.run_if})"
+        if verdict.held is not None and verdict.blocking is None:
+            action, detail = Action.SKIP, verdict.reason  # its rule cannot be met
+        elif verdict.held is not None:
+            missing = [key for key, status in known if status is not RunStatus.SUCCESS]
+            if job.run_if is not RunIf.ALL_SUCCESS:
+                missing = [key for key, status in known if status in _NOT_ENDED]
             action, detail = (
                 Action.WAITING,
-                "for " + ", ".join(describe_key(jobfile, k) for k in missing),
+                "for " + ", ".join(describe_key(jobfile, k) for k in missing) + rule,
             )
+        elif rule and len(known) < len(run.upstreams):
+            action, detail = Action.RUN, f"{run.kind.value}, if its upstreams meet{rule}"
         elif run.run_id is not None:
             action, detail = Action.RETRY, f"attempt {run.first_attempt}, resuming {run.run_id}"
         else:
@@ -337,6 +344,55 @@ def describe_key(jobfile: JobFile, key: RunKey) -> str:
     job = jobfile.jobs.get(key.job)
     when = key.logical_time.astimezone(job.timezone) if job else key.logical_time
     return f"{key.job} @ {when.isoformat()}"
+
+
+@dataclass(frozen=True, slots=True)
+class Gate:
+    """Whether a run may start, given how its upstream runs stand (see `gate`)."""
+
+    held: RunStatus | None = None  # None: it runs; else UPSTREAM_FAILED or SKIPPED
+    blocking: RunKey | None = None  # an upstream that has not ended (it may yet: wait for it)
+    reason: str = ""
+
+
+# Upstream statuses that have not ended, for a trigger rule: the run may still come.
+_NOT_ENDED = (None, RunStatus.RUNNING, RunStatus.WAITING, RunStatus.INTERRUPTED)
+
+
+def gate(jobfile: JobFile, job: Job, upstreams: Sequence[tuple[RunKey, RunStatus | None]]) -> Gate:
+    """The job's run_if applied to its upstream runs' statuses (None: never run).
+
+    all_success (the default) holds the run back at the first upstream that did not
+    succeed: upstream_failed, or skipped after a skipped one, as always. The other rules
+    need every upstream to have ended (`blocking` names one that has not), then run or
+    skip: all_done runs whatever they ended as, one_failed when one failed, all_failed
+    when all did, none_failed when none did (succeeded or skipped)."""
+    rule = job.run_if
+    for key, status in upstreams:
+        said = f"upstream {describe_key(jobfile, key)} " + (
+            "has not run" if status is None else f"is {status}"
+        )
+        if rule is RunIf.ALL_SUCCESS and status is not RunStatus.SUCCESS:
+            held = RunStatus.SKIPPED if status is RunStatus.SKIPPED else RunStatus.UPSTREAM_FAILED
+            return Gate(held, key, said)
+        if rule is not RunIf.ALL_SUCCESS and status in _NOT_ENDED:
+            return Gate(RunStatus.SKIPPED, key, f"{said} (run_if = {rule} waits for all to end)")
+    failed = [key for key, status in upstreams if status is not None and status.is_failure]
+    met = {
+        RunIf.ALL_SUCCESS: True,
+        RunIf.ALL_DONE: True,
+        RunIf.ONE_FAILED: bool(failed),
+        RunIf.ALL_FAILED: len(failed) == len(upstreams),
+        RunIf.NONE_FAILED: not failed,
+    }[rule]
+    if met:
+        return Gate()
+    why = {
+        RunIf.ONE_FAILED: "no upstream failed",
+        RunIf.ALL_FAILED: "not every upstream failed",
+        RunIf.NONE_FAILED: f"upstream {describe_key(jobfile, failed[0]) if failed else ''} failed",
+    }[rule]
+    return Gate(RunStatus.SKIPPED, None, f"run_if = {rule}: {why}")
 
 
 def select_jobs(
@@ -511,6 +567,29 @@ def backfill_verdict(run: PlannedRun, status: RunStatus | None, rerun: Rerun) ->
         )
     detail = "never run" if status is None else f"was {status}, --rerun {rerun}"
     return Verdict(job=run.job, logical_time=run.logical_time, action=Action.RUN, detail=detail)
+
+
+def with_rule(
+    jobfile: JobFile,
+    verdict: Verdict,
+    run: PlannedRun,
+    planned: set[RunKey],
+    history: RunRecords,
+) -> Verdict:
+    """A backfill verdict with the job's run_if applied: a run whose upstreams all stand
+    in the log already is decided now (run, or skip and why); one that waits for
+    upstreams run with it says the rule it will be held to."""
+    job = jobfile.jobs[run.job]
+    if verdict.action is not Action.RUN or job.run_if is RunIf.ALL_SUCCESS:
+        return verdict
+    if any(key in planned for key in run.upstreams):
+        return replace(
+            verdict, detail=f"{verdict.detail}, if its upstreams meet run_if = {job.run_if}"
+        )
+    decided = gate(jobfile, job, [(key, history.status(key)) for key in run.upstreams])
+    if decided.held is None:
+        return replace(verdict, detail=f"{verdict.detail}, run_if = {job.run_if} is met")
+    return replace(verdict, action=Action.SKIP, detail=decided.reason)
 
 
 def schedule_of(cadence: Cadence) -> Schedule:

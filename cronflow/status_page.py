@@ -21,7 +21,7 @@ from html import escape
 from zoneinfo import ZoneInfo
 
 from cronflow import __version__, pings, report
-from cronflow.model import JobFile, RunEvent, RunStatus
+from cronflow.model import Job, JobFile, RunEvent, RunIf, RunStatus
 from cronflow.plan import dependency_graph
 from cronflow.refresh import Refresher
 from cronflow.runner import tail_of
@@ -319,9 +319,8 @@ def _graph(jobfile: JobFile, rows: Sequence[report.JobStatus]) -> str:
     edges = []
     for name, upstreams in graph.items():
         for upstream in upstreams:
-            edges.append(
-                _edge(positions[upstream], positions[name], level_of[name] - level_of[upstream])
-            )
+            span = level_of[name] - level_of[upstream]
+            edges.append(_edge(positions[upstream], positions[name], span, jobfile.jobs[name]))
     nodes = []
     for name, (x, y) in positions.items():
         label = name if len(name) <= 22 else name[:21] + "…"
@@ -346,22 +345,32 @@ def _arch(span: int) -> float:
     return 12.0 + 6.0 * (span - 1)
 
 
-def _edge(upstream: tuple[float, float], downstream: tuple[float, float], span: int) -> str:
+def _edge(
+    upstream: tuple[float, float], downstream: tuple[float, float], span: int, job: Job
+) -> str:
+    """An arrow into `job`: an S-curve to the next level, an arch over the band further on;
+    dashed and saying the rule when the job's run_if is not all_success."""
     (x1, y1), (x2, y2) = upstream, downstream
-    if span <= 1:  # to the next level: an S-curve between the two
+    if span <= 1:
         start, end = (x1 + _NODE_W, y1 + _NODE_H / 2), (x2 - 4, y2 + _NODE_H / 2)
         bend = (end[0] - start[0]) / 2
-        return (
-            f'<path d="M{start[0]:g},{start[1]:g} C{start[0] + bend:g},{start[1]:g} '
-            f'{end[0] - bend:g},{end[1]:g} {end[0]:g},{end[1]:g}"/>'
-        )
-    # Further: from the top of the upstream job over the band to the top of the downstream one.
-    start, end = (x1 + _NODE_W * 0.75, y1), (x2 + _NODE_W * 0.25, y2 - 3)
-    crest = min(y1, y2) - _arch(span)
-    return (
-        f'<path class="long" d="M{start[0]:g},{start[1]:g} C{start[0]:g},{crest:g} '
-        f'{end[0]:g},{crest:g} {end[0]:g},{end[1]:g}"/>'
+        first, second = (start[0] + bend, start[1]), (end[0] - bend, end[1])
+        classes = []
+    else:  # from the top of the upstream job over the band to the top of the downstream one
+        start, end = (x1 + _NODE_W * 0.75, y1), (x2 + _NODE_W * 0.25, y2 - 3)
+        crest = min(y1, y2) - _arch(span)
+        first, second = (start[0], crest), (end[0], crest)
+        classes = ["long"]
+    rule = ""
+    if job.run_if is not RunIf.ALL_SUCCESS:
+        classes.append("rule")
+        rule = f"<title>{escape(job.name)}: run_if {job.run_if}</title>"
+    shape = (
+        f"M{start[0]:g},{start[1]:g} C{first[0]:g},{first[1]:g} "
+        f"{second[0]:g},{second[1]:g} {end[0]:g},{end[1]:g}"
     )
+    attribute = f' class="{" ".join(classes)}"' if classes else ""
+    return f'<path{attribute} d="{shape}">{rule}</path>'
 
 
 def _levels(flow: list[str], graph: Mapping[str, Sequence[str]]) -> list[list[str]]:
@@ -434,6 +443,7 @@ _STYLE = (
     "svg.graph{background:#fff;border:1px solid #e0e0e0}"
     "svg .edges path{fill:none;stroke:#777;stroke-width:1.3;marker-end:url(#arrow)}"
     "svg .edges path.long{stroke:#999;stroke-dasharray:4 2}"
+    "svg .edges path.rule{stroke:#e65100;stroke-dasharray:6 3}"
     "svg marker path{fill:#777}svg .node rect{stroke:#333;stroke-width:.6}"
     "svg .node text{font:12px system-ui,sans-serif}svg .node.s-none rect{fill:#eceff1}"
     "@media (max-width:700px){.grid thead{display:none}"

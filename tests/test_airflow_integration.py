@@ -22,6 +22,7 @@ from types import SimpleNamespace
 import pytest
 
 from cronflow import config
+from cronflow.state.store import Store
 from tests.conftest import CHILD_TZ, run_cli
 from tests.receivers import start_receiver
 
@@ -88,6 +89,25 @@ FEATURES = """
     retries = 0
     success_exit_codes = [24]
     no_retry_exit_codes = [2]
+
+    [jobs.flaky_step]
+    command = "exit 5"
+    retries = 0
+
+    [jobs.tidy]
+    command = "true"
+    depends_on = ["flaky_step"]
+    run_if = "all_done"
+
+    [jobs.on_failure]
+    command = "true"
+    depends_on = ["flaky_step"]
+    run_if = "one_failed"
+
+    [jobs.on_success]
+    command = "true"
+    depends_on = ["flaky_step"]
+    run_if = "none_failed"
 """
 
 ALERTS = """
@@ -264,6 +284,7 @@ def test_airflow_loads_every_exported_file_without_errors(world):
             "feature_broken",
             "feature_parked",
             "feature_partial",
+            "feature_flaky_step",
         ]
     )
 
@@ -385,6 +406,26 @@ def test_an_exit_status_cronflow_counts_as_success_succeeds_under_airflow(world)
     run = run_of(world, "feature_partial", "2026-01-14T00:00:00+00:00")
     assert run["state"] == "success"
     assert run["tasks"]["partial"]["state"] == "success"
+
+
+def test_trigger_rules_decide_under_airflow_as_under_cronflow(world, tmp_path):
+    when = "2026-01-14T00:00:00+00:00"
+    airflow(world, "dags", "test", "feature_flaky_step", when, check=False)
+    under_airflow = {
+        task: state["state"]
+        for task, state in run_of(world, "feature_flaky_step", when)["tasks"].items()
+    }
+    cronflow_run = run_cli(
+        "run", "--date", "2026-01-14", "--job", "flaky_step", "--downstream", cwd=world.features
+    )
+    assert cronflow_run.returncode == 1, cronflow_run.stderr
+    events = Store(world.features / ".cronflow").read().events
+    runs = [e for e in events if e.job in under_airflow and e.event.value != "alert"]
+    under_cronflow = {e.job: e.status.value for e in runs}
+    decided = {"flaky_step": "failed", "tidy": "success", "on_failure": "success"}
+    # An unmet none_failed: cronflow says skipped (its rule), Airflow upstream_failed (warned).
+    assert under_cronflow == {**decided, "on_success": "skipped"}, cronflow_run.stdout
+    assert under_airflow == {**decided, "on_success": "upstream_failed"}
 
 
 def test_jobs_see_the_same_cronflow_variables_under_airflow(world, tmp_path):

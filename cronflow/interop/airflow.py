@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from cronflow import __version__, dag
 from cronflow.alerts import alerted_events
 from cronflow.errors import UsageError
-from cronflow.model import AlertEvent, Cadence, CatchUp, Job, JobFile, Overlap
+from cronflow.model import AlertEvent, Cadence, CatchUp, Job, JobFile, Overlap, RunIf
 from cronflow.schedule import compile_schedule, days_or, describe, offset_change
 
 DAG_ID_PREFIX = re.compile(r"[A-Za-z0-9_.-]*\Z")  # what Airflow allows in a dag_id
@@ -241,6 +241,16 @@ def _differences(jobfile: JobFile, flow: _Flow) -> list[str]:
             )
     for applies, text in _JOB_DIFFERENCES:
         about([job for job in flow.jobs if applies(job)], text)
+    about(
+        [j for j in flow.jobs if j.run_if is not RunIf.ALL_SUCCESS and flow.external.get(j.name)],
+        "run_if ({jobs}): an upstream on another schedule is waited for by an "
+        "ExternalTaskSensor, which lets the task start only after that upstream succeeded.",
+    )
+    about(
+        [j for j in flow.jobs if j.run_if is RunIf.NONE_FAILED],
+        'run_if = "none_failed" ({jobs}): when an upstream failed, Airflow marks the task '
+        "upstream_failed where cronflow records it skipped (its rule not met).",
+    )
     disabled = [j for j in flow.jobs if not j.enabled]
     if disabled and len(disabled) < len(flow.jobs):
         about(
@@ -609,6 +619,8 @@ def _task(jobfile: JobFile, job: Job, variable: str) -> str:
         arguments.append(("execution_timeout", _timedelta_literal(job.timeout)))
     if job.overlap is not Overlap.ALLOW:
         arguments.append(("max_active_tis_per_dag", "1"))
+    if job.run_if is not RunIf.ALL_SUCCESS:  # Airflow's trigger rules bear the same names
+        arguments.append(("trigger_rule", _literal(job.run_if.value)))
     if job.user:
         arguments.append(("run_as_user", _literal(job.user)))
     for on in alerted_events(jobfile, job):
