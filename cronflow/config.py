@@ -265,7 +265,12 @@ def _timezone(value: Any) -> ZoneInfo:
         ) from None
 
 
+AT_BOOT = "@reboot"
+
+
 def _schedule(value: Any) -> str:
+    if isinstance(value, str) and value.strip().lower() == AT_BOOT:
+        return AT_BOOT  # not a cron schedule: once per boot (Job.at_boot)
     try:
         return schedule.check(_string(value))
     except schedule.ScheduleError as error:
@@ -785,6 +790,15 @@ class _Validator:
         if "user" in values or "group" in values:
             self._check_account(name, values)
         timezone = values.get("timezone", settings.timezone)
+        at_boot = values.get("schedule") == AT_BOOT
+        if at_boot and values.get("depends_on"):
+            self._report(
+                ("jobs", name, "schedule"),
+                "@reboot runs once per boot, before anything else: it cannot have depends_on",
+                "Remove depends_on, or give the job the schedule of its upstreams "
+                "(jobs after a @reboot job are fine)",
+                job=name,
+            )
         own = self.raw["jobs"][name]  # a [defaults] run_if is for the jobs with upstreams
         rule = values.get("run_if", RunIf.ALL_SUCCESS)
         if "run_if" in own and rule is not RunIf.ALL_SUCCESS and not own.get("depends_on"):
@@ -810,9 +824,10 @@ class _Validator:
         definition: dict[str, Any] = dict(
             name=name,
             command=values["command"],
-            schedule=values.get("schedule"),
+            schedule=None if at_boot else values.get("schedule"),
+            at_boot=at_boot,
             timezone=timezone,
-            cadence=Cadence(values.get("schedule"), timezone),
+            cadence=Cadence(None if at_boot else values.get("schedule"), timezone),
             cwd=cwd,
             env_files=env_files,
             retry=retry,

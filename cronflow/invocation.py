@@ -22,6 +22,7 @@ from cronflow.clock import Clock
 from cronflow.executor import Executor, Outcome
 from cronflow.metrics import metrics_refresher
 from cronflow.model import (
+    Boot,
     EventType,
     JobFile,
     PlannedRun,
@@ -50,6 +51,7 @@ def build_scheduler(
     on_event: Callable[[RunEvent], None] | None = None,
     on_outcome: Callable[[Outcome], None] | None = None,
     stop: threading.Event | None = None,
+    boot: Callable[[datetime], Boot] = liveness.this_boot,
 ) -> Scheduler:
     """A Scheduler with its Executor, Alerter, Pinger and metrics, wired the way cronflow
     runs for real."""
@@ -71,7 +73,9 @@ def build_scheduler(
         refreshers=refreshers,
         stop=stop,
     )
-    return Scheduler(jobfile=jobfile, store=store, locks=locks, executor=executor, clock=clock)
+    return Scheduler(
+        jobfile=jobfile, store=store, locks=locks, executor=executor, clock=clock, boot=boot
+    )
 
 
 PRUNE_EVERY = timedelta(hours=1)
@@ -81,9 +85,17 @@ RETENTION_LOCK = "@retention"
 
 class Scheduler:
     def __init__(
-        self, *, jobfile: JobFile, store: Store, locks: Locks, executor: Executor, clock: Clock
+        self,
+        *,
+        jobfile: JobFile,
+        store: Store,
+        locks: Locks,
+        executor: Executor,
+        clock: Clock,
+        boot: Callable[[datetime], Boot] = liveness.this_boot,
     ) -> None:
         self.jobfile = jobfile
+        self.boot = boot  # the running boot, told at a given time (tests give their own)
         self.store = store
         self.locks = locks
         self.executor = executor
@@ -162,6 +174,9 @@ class Scheduler:
             else None,
             metrics_file=str(settings.metrics_file) if settings.metrics_file else None,
             page_file=str(settings.html_file) if settings.html_file else None,
+            boot_id=self.boot(now).id
+            if any(job.at_boot for job in self.jobfile.jobs.values())
+            else None,
         )
 
     def prune_if_due(self) -> int:
@@ -185,7 +200,11 @@ class Scheduler:
             now = self.clock.now()
             watermarks = self.store.read_watermarks()
             decided = plan.due_runs(
-                self.jobfile, self.store.index(), self._after_clock_check(watermarks, now), now
+                self.jobfile,
+                self.store.index(),
+                self._after_clock_check(watermarks, now),
+                now,
+                boot=self._this_boot(now, record=True),
             )
             for job, ticks in decided.missed.items():
                 self._record_missed(job, ticks)
@@ -194,11 +213,26 @@ class Scheduler:
             self.store.write_stamp(HEARTBEAT, now)
         return decided
 
+    def _this_boot(self, now: datetime, record: bool) -> Boot | None:
+        """The boot @reboot runs are for (None when no job is one): as first recorded, or
+        (deciding, under the @plan lock) recorded now; a dry run only looks."""
+        if not any(job.at_boot for job in self.jobfile.jobs.values()):
+            return None
+        seen = self.boot(now)
+        return self.store.boot(seen) if record else self.store.known_boot(seen)
+
     def preview(self) -> plan.TickPlan:
         """What `decide` would do now, changing nothing (for --dry-run)."""
         now = self.clock.now()
         watermarks, _ = plan.watermarks_to_decide_from(self.store.read_watermarks(), now)
-        decided = plan.due_runs(self.jobfile, self.store.index(), watermarks, now, explain=True)
+        decided = plan.due_runs(
+            self.jobfile,
+            self.store.index(),
+            watermarks,
+            now,
+            explain=True,
+            boot=self._this_boot(now, record=False),
+        )
         verdicts = [
             verdict
             if verdict.action is not plan.Action.RUN or self.locks.is_free(verdict.job)

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import functools
 import socket
+import time
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple
 
-from cronflow.model import JobProcess, RunEvent
+from cronflow.model import Boot, JobProcess, RunEvent
 
 _PROC = Path("/proc")
 
@@ -25,6 +27,13 @@ def boot_id() -> str:
         return (_PROC / "sys/kernel/random/boot_id").read_text().strip()
     except OSError:
         return ""
+
+
+def this_boot(now: datetime) -> Boot:
+    """The running boot: the kernel's boot id, and when it began by `now`'s clock (now less
+    the time the kernel has been up, suspended time included)."""
+    up = timedelta(seconds=time.clock_gettime(time.CLOCK_BOOTTIME))
+    return Boot(boot_id(), now - up)
 
 
 def identify(pid: int) -> JobProcess | None:

@@ -213,6 +213,7 @@ class Job:
     user: str | None = None  # run as this user (cronflow must run as root)
     group: str | None = None  # and this group instead of the user's own
     depends_on: tuple[str, ...] = ()
+    at_boot: bool = False  # schedule = "@reboot": once per boot of the machine (schedule None)
     run_if: RunIf = RunIf.ALL_SUCCESS
     retry: RetryPolicy = RetryPolicy()
     timeout: timedelta | None = None
@@ -276,6 +277,15 @@ class JobFile:
     jobs: dict[str, Job]  # in the order the file declares them
     warnings: tuple[str, ...] = ()  # what is unsafe but allowed, as cronflow does not run as root
     text: str = field(default="", repr=False)  # the file as read: what the idle stamp compares
+
+
+@dataclass(frozen=True, slots=True)
+class Boot:
+    """The machine's current boot: the kernel's boot id, and when cronflow first saw it
+    begin (what @reboot runs take as their logical time)."""
+
+    id: str
+    time: datetime
 
 
 @dataclass(frozen=True, slots=True, order=True)

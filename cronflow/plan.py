@@ -19,6 +19,7 @@ from enum import StrEnum
 from cronflow import dag
 from cronflow.errors import UsageError
 from cronflow.model import (
+    Boot,
     Cadence,
     CatchUp,
     Job,
@@ -97,8 +98,10 @@ def due_runs(
     watermarks: Mapping[str, Watermark],
     now: datetime,
     explain: bool = False,
+    boot: Boot | None = None,
 ) -> TickPlan:
-    """The runs due at `now`, given each job's watermark and what the log already holds.
+    """The runs due at `now`, given each job's watermark and what the log already holds,
+    and the @reboot runs of this `boot` not yet tried (once per boot: no catch-up).
 
     With `explain`, also say for every job why it does or does not run (for --dry-run).
     """
@@ -166,6 +169,20 @@ def due_runs(
             roots.append(
                 PlannedRun(key=key, kind=RunKind.SCHEDULED if on_time else RunKind.CATCHUP)
             )
+    for job in jobfile.jobs.values():
+        if job.at_boot and job.enabled and boot is not None:
+            key = RunKey(job.name, boot.time)
+            if history.status(key) is None:
+                roots.append(PlannedRun(key=key, kind=RunKind.SCHEDULED))
+            elif explain:
+                verdicts.append(
+                    Verdict(
+                        job=job.name,
+                        logical_time=boot.time,
+                        action=Action.ALREADY_DONE,
+                        detail=f"@reboot: this boot's run is {history.status(key)}",
+                    )
+                )
     roots += _resumed(jobfile, history, now)
     runs = _with_unscheduled_downstream(jobfile, roots, history)
     if explain:

@@ -157,8 +157,11 @@ def _job_status(
         job=job.name,
         flow=flow,
         schedule=job.schedule
+        or ("@reboot" if job.at_boot else "")
         or (f"after {', '.join(job.depends_on)}" if job.depends_on else "manual"),
-        schedule_words=describe(job.schedule) if job.schedule else "",
+        schedule_words=describe(job.schedule)
+        if job.schedule
+        else ("once per boot" if job.at_boot else ""),
         timezone=zone.key,
         enabled=job.enabled,
         last_logical_time=_local(last.logical_time, zone) if last else None,

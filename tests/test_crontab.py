@@ -51,7 +51,6 @@ def test_a_system_crontab_round_trips_into_a_valid_jobs_file(tmp_path):
     result = run_cli("import-crontab", "crontab", "-o", "jobs.toml", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "read crontab as a system crontab" in result.stderr  # told from the content
-    assert "not translated: line 17: @reboot" in result.stderr
     assert "not translated: line 18: 0 0 * * * root echo hello % world" in result.stderr
     assert (
         'check: line 9: runs as user nobody (user = "nobody"), which needs cronflow to run '
@@ -59,7 +58,7 @@ def test_a_system_crontab_round_trips_into_a_valid_jobs_file(tmp_path):
     ) in result.stderr
     assert "check: line 9 (pg_dump): it computes a date with `date`" in result.stderr
     text = (tmp_path / "jobs.toml").read_text()
-    assert "#   line 17: @reboot root /usr/local/bin/on-boot.sh" in text  # listed, not dropped
+    assert "#   line 18: 0 0 * * * root echo hello % world" in text  # listed, not dropped
     validate = run_cli("validate", cwd=tmp_path)
     assert validate.returncode == (0 if os.geteuid() == 0 else 2), validate.stderr
     document = tomllib.loads(text)
@@ -71,6 +70,7 @@ def test_a_system_crontab_round_trips_into_a_valid_jobs_file(tmp_path):
         "poll",
         "rotate_keys",
         "weekly_backup",
+        "on_boot",
     ]
     assert document["cronflow"]["timezone"] == "Europe/Berlin"
     assert document["alerts"] == {
@@ -86,6 +86,7 @@ def test_a_system_crontab_round_trips_into_a_valid_jobs_file(tmp_path):
     assert jobs["run_parts_cron_hourly"]["cwd"] == str(Path("~root").expanduser())
     assert jobs["pg_dump"]["command"] == "pg_dump app > /var/backups/app-$(date +%F).sql"
     assert jobs["cleanup"]["schedule"] == "@daily"
+    assert jobs["on_boot"]["schedule"] == "@reboot"  # once per boot, as cron did
 
 
 def test_imported_schedules_fire_when_cron_would(tmp_path):
@@ -98,6 +99,9 @@ def test_imported_schedules_fire_when_cron_would(tmp_path):
     zone = ZoneInfo("Europe/Berlin")
     jobs = tomllib.loads((tmp_path / "jobs.toml").read_text())["jobs"]
     for name, table in jobs.items():
+        if table["schedule"] == "@reboot":
+            assert name not in {t["job"] for t in ours}  # no ticks: it runs at boot
+            continue
         cron = croniter(table["schedule"], datetime.fromisoformat(start).astimezone(zone))
         expected = [cron.get_next(datetime).isoformat() for _ in range(6)]
         assert [t["logical_time"] for t in ours if t["job"] == name] == expected, name

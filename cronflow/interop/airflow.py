@@ -194,6 +194,11 @@ _JOB_DIFFERENCES: tuple[tuple[Callable[[Job], bool], str], ...] = (
         "group ({jobs}): Airflow has no per-task group; the task runs with its user's own.",
     ),
     (
+        lambda job: job.at_boot,
+        "@reboot ({jobs}): Airflow has no boot trigger; the DAG has no schedule. Trigger it "
+        "at boot from the host (`airflow dags trigger` in a systemd unit).",
+    ),
+    (
         lambda job: bool(job.no_retry_exit_codes),
         "no_retry_exit_codes ({jobs}): Airflow retries a failed task whatever its exit "
         "status, so a try that fails with one of them is retried there.",

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 from cronflow import schedule
 
 CRON_SHELL = "/bin/sh"
-# Debian cron's macros (lower case only); @reboot has no translation.
+# Debian cron's macros (lower case only); @reboot is one too, and jobs.toml's schedule takes it.
 _MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
 # Cron's variable line: a name without blanks or `=`, then `=` (cron's load_env()).
 _VARIABLE = re.compile(r"\s*([^\s=]+)\s*=(.*)$")
@@ -353,9 +353,6 @@ def _job_line(
         result.untranslated.append(f"line {number}: {line} ({why})")
 
     first = line.split()[0]
-    if first == "@reboot":
-        skip("@reboot has no equivalent: run it from a systemd unit or your init system")
-        return None
     if first.startswith("@") and first.lower() in _MACROS and first not in _MACROS:
         skip(f"cron's macros are lower case: {first.lower()}")
         return None
@@ -425,7 +422,8 @@ def _refused_by_cron(expression: str) -> str | None:
     """Why Debian cron would refuse this schedule, or None. Stricter than jobs.toml, which
     also takes croniter's extensions (L, W, #) and `5/15`."""
     if expression.startswith("@"):
-        return None if expression in _MACROS else f"{expression} is not one of cron's macros"
+        known = (*_MACROS, "@reboot")
+        return None if expression in known else f"{expression} is not one of cron's macros"
     for text, name in zip(
         expression.split(" "),
         ("minute", "hour", "day-of-month", "month", "day-of-week"),

@@ -95,6 +95,7 @@ def remember(
     heartbeat: tuple[str, str, float] | None = None,
     metrics_file: str | None = None,
     page_file: str | None = None,
+    boot_id: str | None = None,
 ) -> None:
     """Write the stamp after a full tick: the digest, mode and owners of the jobs file decided
     from, the run log's identity taken before the index was read (`log_identity`), when the
@@ -128,6 +129,8 @@ def remember(
         header.append(f"metrics {metrics_file}")
     if page_file is not None:
         header.append(f"page {page_file}")
+    if boot_id is not None:  # @reboot jobs: a new boot means a full tick
+        header.append(f"boot {boot_id}")
     body = ("\n".join(header) + "\n").encode()
     temporary = os.path.join(state_dir, f".{STAMP_NAME}.{os.getpid()}")
     try:
@@ -181,6 +184,8 @@ def answer(jobs_path: str, now: datetime | None = None) -> bool:
     }
     if lines[:1] != [_FORMAT] or any(fields.get(name) != value for name, value in expected.items()):
         return False
+    if "boot" in fields and fields["boot"] != _boot_id():
+        return False  # the machine restarted since: its @reboot jobs are due
     instant = now.timestamp()
     if not decided - CLOCK_TOLERANCE_SECONDS <= instant < until:
         return False
@@ -284,6 +289,14 @@ def _ping_heartbeat(field: str, state_dir: str) -> None:
         from cronflow import pings
 
         pings.heartbeat(url, protocol, state_dir, timeout=float(timeout))
+
+
+def _boot_id() -> str:
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as file:
+            return file.read().strip()
+    except OSError:
+        return ""
 
 
 def _digest(content: bytes) -> str:

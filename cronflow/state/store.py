@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 
 from cronflow.errors import StoreError
-from cronflow.model import RunEvent, RunKey, Watermark
+from cronflow.model import Boot, RunEvent, RunKey, Watermark
 from cronflow.state.codec import (
     LogContents,
     event_to_json,
@@ -42,6 +42,8 @@ SEGMENT_GLOB = "runs-[0-9][0-9][0-9][0-9][0-9][0-9].jsonl"
 PRUNED = "last-prune"  # when run output was last pruned
 FORGOTTEN = "last-retention"  # when history past keep_history_days was last forgotten
 WATERMARKS_NAME = "watermarks.json"
+BOOTS_NAME = "boots"  # each boot seen: its id and the time first estimated for it
+KEEP_BOOTS = 50
 # Space held back in the state directory and given up when the disk is full, so the records
 # that end runs still fit: an outcome that happened is never lost for want of a few blocks.
 RESERVE_NAME = "reserve"
@@ -223,23 +225,38 @@ class Store:
                 for job, mark in sorted(watermarks.items())
             },
         }
-        temporary = self.watermarks_path.with_suffix(f".tmp.{os.getpid()}")
+        _write_durably(self.watermarks_path, json.dumps(document, indent=1).encode())
+
+    def boot(self, seen: Boot) -> Boot:
+        """This boot as first recorded: its id with the time first estimated for it (an
+        NTP step after boot changes later estimates, never a recorded one), recording `seen`
+        if it is new. The @reboot runs of a boot take that time as their logical time, so
+        it is durable before any of them starts. Call under the @plan lock."""
+        known = self._boots()
+        for boot in known:
+            if boot.id == seen.id:
+                return boot
+        first = Boot(seen.id, seen.time.replace(microsecond=0))
+        lines = [f"{b.id} {time_to_json(b.time)}" for b in [*known, first][-KEEP_BOOTS:]]
+        _write_durably(self.state_dir / BOOTS_NAME, ("\n".join(lines) + "\n").encode())
+        return first
+
+    def known_boot(self, seen: Boot) -> Boot:
+        """This boot as recorded, or as it would be recorded now (for a dry run)."""
+        recorded = [boot for boot in self._boots() if boot.id == seen.id]
+        return recorded[0] if recorded else Boot(seen.id, seen.time.replace(microsecond=0))
+
+    def _boots(self) -> list[Boot]:
         try:
-            descriptor = os.open(
-                temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600
-            )
-            try:
-                os.write(descriptor, json.dumps(document, indent=1).encode())
-                os.fsync(descriptor)
-            finally:
-                os.close(descriptor)
-            os.replace(temporary, self.watermarks_path)
-        except OSError as error:
-            temporary.unlink(missing_ok=True)
-            raise StoreError(
-                f"cannot write {self.watermarks_path}: {error.strerror}. Free disk "
-                "space or fix permissions, then run again"
-            ) from None
+            return [
+                Boot(boot_id, time_from_json(moment))
+                for boot_id, _, moment in (
+                    line.partition(" ")
+                    for line in (self.state_dir / BOOTS_NAME).read_text().splitlines()
+                )
+            ]
+        except (OSError, ValueError):
+            return []  # none recorded (or damaged): this boot's @reboot runs are decided again
 
     def write_stamp(self, name: str, now: datetime) -> None:
         """Remember when something last happened (HEARTBEAT: a decision; PRUNED: a prune)."""
@@ -418,3 +435,22 @@ def _read_text(path: Path) -> str | None:
 def new_run_id(logical_time: datetime) -> str:
     """A unique id for one execution of a run; its retries share it, a rerun gets a new one."""
     return f"{logical_time:%Y%m%dT%H%M%SZ}-{os.urandom(3).hex()}"  # as secrets.token_hex
+
+
+def _write_durably(path: Path, content: bytes) -> None:
+    """Replace a state file atomically and durably (temporary file, fsync, rename)."""
+    temporary = path.with_suffix(f".tmp.{os.getpid()}")
+    try:
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(descriptor, content)
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+        os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise StoreError(
+            f"cannot write {path}: {error.strerror}. Free disk space or fix permissions, "
+            "then run again"
+        ) from None
