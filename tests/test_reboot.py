@@ -8,8 +8,12 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from cronflow.invocation import build_scheduler
+from cronflow.liveness import boot_id
 from cronflow.model import Boot
+from cronflow.runner import ShellRunner
 from cronflow.state import idle
+from cronflow.state.locks import Locks
 from cronflow.state.store import Store
 from tests.conftest import load, run_cli
 from tests.fakes import FakeClock
@@ -50,23 +54,24 @@ class Machine:
         self.id, self.began, self.step = f"boot-{int(self.id[5:]) + 1}", at, timedelta(0)
 
 
-def ticks(folder: Path, machine: Machine, clock: FakeClock, minutes: int) -> None:
-    from cronflow.invocation import build_scheduler
-    from cronflow.runner import ShellRunner
-    from cronflow.state.locks import Locks
-
+def scheduler_on(folder: Path, machine: Machine, clock: FakeClock):
+    """A scheduler wired as cronflow's, on this fake machine's boots."""
     jobfile = load(folder / "jobs.toml")
+    store = Store(jobfile.settings.state_dir)
+    store.prepare()
+    return build_scheduler(
+        jobfile,
+        store=store,
+        locks=Locks(store.lock_dir),
+        clock=clock,
+        runner=ShellRunner(),
+        boot=machine,
+    )
+
+
+def ticks(folder: Path, machine: Machine, clock: FakeClock, minutes: int) -> None:
     for _ in range(minutes):
-        store = Store(jobfile.settings.state_dir)
-        store.prepare()
-        build_scheduler(
-            jobfile,
-            store=store,
-            locks=Locks(store.lock_dir),
-            clock=clock,
-            runner=ShellRunner(),
-            boot=machine,
-        ).tick()
+        scheduler_on(folder, machine, clock).tick()
         clock.advance(timedelta(minutes=1))
 
 
@@ -89,26 +94,12 @@ def test_once_per_boot_with_the_boot_time_as_its_logical_time(tmp_path):
 
 def test_the_idle_tick_answers_only_on_the_boot_it_was_left_on(tmp_path):
     (tmp_path / "jobs.toml").write_text(JOBS)
-    jobfile = load(tmp_path / "jobs.toml")
-    store = Store(jobfile.settings.state_dir)
-    store.prepare()
-    from cronflow.invocation import build_scheduler
-    from cronflow.liveness import boot_id
-    from cronflow.runner import ShellRunner
-    from cronflow.state.locks import Locks
-
     clock = FakeClock(datetime(2026, 1, 14, 6, 0, 30, tzinfo=UTC))
     this_machine = Machine()
     this_machine.id = boot_id()  # the stamp is checked against the real kernel's boot id
-    scheduler = build_scheduler(
-        jobfile,
-        store=store,
-        locks=Locks(store.lock_dir),
-        clock=clock,
-        runner=ShellRunner(),
-        boot=this_machine,
-    )
+    scheduler = scheduler_on(tmp_path, this_machine, clock)
     scheduler.tick()
+    store, jobfile = scheduler.store, scheduler.jobfile
     stamp = (store.state_dir / idle.STAMP_NAME).read_text()
     assert f"boot {boot_id()}" in stamp
     assert idle.answer(str(jobfile.path), clock.now() + timedelta(minutes=5))
