@@ -668,6 +668,7 @@ def next_ticks(
             "job": tick.job,
             "logical_time": tick.local.isoformat(),
             "utc": tick.at.isoformat(),
+            "starts": tick.starts.isoformat(),
             "dst": tick.dst_note,
         }
         for tick in plan.upcoming_ticks(

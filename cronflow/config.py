@@ -448,6 +448,22 @@ def _exit_codes(value: Any) -> frozenset[int]:
     return frozenset(value)
 
 
+def _host_identity() -> str:
+    """What makes this host's random_offset its own: systemd's machine id (as systemd's
+    RandomizedOffsetSec= uses), else the host name."""
+    for path in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
+        try:
+            with open(path) as file:
+                identity = file.read().strip()
+        except OSError:
+            continue
+        if identity:
+            return identity
+    import socket
+
+    return socket.gethostname()
+
+
 def _strings(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise _Invalid(
@@ -496,6 +512,8 @@ JOB_KEYS: dict[str, Callable[[Any], Any]] = {
     "retry_max_delay": parse_duration,
     "timeout": parse_duration,
     "kill_grace": parse_duration,
+    "random_delay": parse_duration,
+    "random_offset": parse_duration,
     "catchup": _choice(CatchUp),
     "max_catchup": _integer(1, 100_000),
     "overlap": _choice(Overlap),
@@ -542,6 +560,8 @@ JOB_FIELDS = {
         "depends_on",
         "run_if",
         "kill_grace",
+        "random_delay",
+        "random_offset",
         "catchup",
         "max_catchup",
         "overlap",
@@ -664,6 +684,7 @@ class _Validator:
             timezone=values.get("timezone", ZoneInfo("UTC")),
             state_dir=state_dir,
             state_dir_from=state_dir_from,
+            host_seed=_host_identity(),
             metrics_file=self._output_path("metrics_file", values.get("metrics_file")),
             html_file=self._output_path("html_file", values.get("html_file")),
             **_present(

@@ -16,11 +16,11 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from cronflow import config
+from cronflow import config, plan
 from cronflow.clock import Clock
 from cronflow.errors import ConfigError, CronflowError, Problem
 from cronflow.executor import STOP_KILL_GRACE
@@ -150,7 +150,7 @@ class Daemon:
                 self._execute(scheduler, decided.runs)
             scheduler.housekeeping()
             self._executions = [thread for thread in self._executions if thread.is_alive()]
-            wake_at = self.next_wake(decided.watermarks.values(), self.clock.now())
+            wake_at = self.next_wake(scheduler.jobfile, decided.watermarks, self.clock.now())
             if self.verbose:
                 self.log(f"sleeping until {wake_at.isoformat()}")
             if not self.stop.is_set():
@@ -158,10 +158,15 @@ class Daemon:
                 self.clock.sleep_until(wake_at, self.wake)
 
     @staticmethod
-    def next_wake(watermarks: Iterable[Watermark], now: datetime) -> datetime:
-        """The next tick of any job, but no later than a minute from now."""
-        ticks = [mark.next_tick for mark in watermarks if mark.next_tick is not None]
-        return min([now + MAX_SLEEP, *ticks])
+    def next_wake(jobfile: JobFile, watermarks: Mapping[str, Watermark], now: datetime) -> datetime:
+        """When the next run of any job starts (its tick, later by any random delay or
+        offset), but no later than a minute from now."""
+        starts = [
+            plan.start_of(jobfile, jobfile.jobs[job], mark.next_tick)
+            for job, mark in watermarks.items()
+            if mark.next_tick is not None and job in jobfile.jobs
+        ]
+        return min([now + MAX_SLEEP, *starts])
 
     def _scheduler(self, jobfile: JobFile, store: Store, locks: Locks) -> Scheduler:
         on_event = self.on_event

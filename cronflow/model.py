@@ -218,6 +218,8 @@ class Job:
     retry: RetryPolicy = RetryPolicy()
     timeout: timedelta | None = None
     kill_grace: timedelta = timedelta(seconds=10)
+    random_delay: timedelta = timedelta(0)  # each scheduled run starts up to this much later
+    random_offset: timedelta = timedelta(0)  # every run on this host starts this much later
     catchup: CatchUp = CatchUp.LATEST
     max_catchup: int = 100
     overlap: Overlap = Overlap.SKIP
@@ -245,6 +247,7 @@ class Settings:
     keep_days: int = 30  # keep run output at least this long (0: forever)
     keep_runs: int = 100  # and always that of each job's newest runs
     keep_history_days: int = 400  # forget runs (log, index) older than this (0: never)
+    host_seed: str = ""  # this host's identity (machine id): what random_offset is drawn from
     heartbeat_url: str | None = None  # pinged after every decision: cronflow itself is alive
     heartbeat_protocol: PingProtocol | None = None
     ping_timeout: timedelta = timedelta(seconds=5)  # for one try of one ping

@@ -118,34 +118,20 @@ def due_runs(
         mark = watermarks.get(job.name)
         if mark and mark.schedule == fingerprint and mark.next_tick and mark.next_tick > now:
             if explain:
-                verdicts.append(
-                    Verdict(
-                        job=job.name,
-                        logical_time=mark.next_tick,
-                        action=Action.NOT_DUE,
-                        detail="next tick",
-                    )
-                )
+                verdicts.append(_not_due(jobfile, job, mark.next_tick))
             continue
         schedule = schedule_of(job.cadence)
         since = mark.decided if mark else now - FIRST_SIGHT
-        ticks = schedule.ticks(since, now)
+        ticks = _started_by(jobfile, job, schedule.ticks(since, now), now)
         decided = ticks[-1] if ticks else since
         new_watermarks[job.name] = Watermark(
             decided=decided, next_tick=schedule.next_after(decided), schedule=fingerprint
         )
         if not ticks:
             if explain:
-                verdicts.append(
-                    Verdict(
-                        job=job.name,
-                        logical_time=new_watermarks[job.name].next_tick,
-                        action=Action.NOT_DUE,
-                        detail="next tick",
-                    )
-                )
+                verdicts.append(_not_due(jobfile, job, new_watermarks[job.name].next_tick))
             continue
-        to_run, not_run = _apply_catchup(job, ticks, now)
+        to_run, not_run = _apply_catchup(job, ticks, now - start_of(jobfile, job, ticks[-1]))
         if not_run:
             missed[job.name] = not_run
         if not_run and explain:
@@ -165,7 +151,7 @@ def due_runs(
                         Verdict(job=job.name, logical_time=tick, action=Action.ALREADY_DONE)
                     )
                 continue
-            on_time = tick == ticks[-1] and now - tick <= LATE_AFTER
+            on_time = tick == ticks[-1] and now - start_of(jobfile, job, tick) <= LATE_AFTER
             roots.append(
                 PlannedRun(key=key, kind=RunKind.SCHEDULED if on_time else RunKind.CATCHUP)
             )
@@ -216,15 +202,61 @@ def watermarks_to_decide_from(
 
 
 def _apply_catchup(
-    job: Job, ticks: list[datetime], now: datetime
+    job: Job, ticks: list[datetime], newest_late_by: timedelta
 ) -> tuple[list[datetime], list[datetime]]:
     """Split due ticks into (run, missed) by the job's catch-up policy."""
-    newest_on_time = now - ticks[-1] <= LATE_AFTER
+    newest_on_time = newest_late_by <= LATE_AFTER
     if job.catchup is CatchUp.ALL:
         return ticks[-job.max_catchup :], ticks[: -job.max_catchup]
     if job.catchup is CatchUp.NONE and not newest_on_time:
         return [], ticks
     return ticks[-1:], ticks[:-1]
+
+
+def _not_due(jobfile: JobFile, job: Job, tick: datetime | None) -> Verdict:
+    """The dry run's word on a job whose next run has not started: its next tick, and when
+    that run starts if a random delay or offset moves it."""
+    start = None if tick is None else start_of(jobfile, job, tick)
+    detail = "next tick"
+    if tick is not None and start is not None and start != tick:
+        detail += f", starts {start.astimezone(job.timezone).isoformat()}"
+    return Verdict(job=job.name, logical_time=tick, action=Action.NOT_DUE, detail=detail)
+
+
+def start_of(jobfile: JobFile, job: Job, tick: datetime) -> datetime:
+    """When the scheduled run of `job` for `tick` starts: at the tick, later by the job's
+    random_offset share for this host (the same for every run: a fleet spreads out, each
+    host stays regular) and its random_delay share for this tick (fresh for each run), as
+    systemd's RandomizedOffsetSec= and RandomizedDelaySec=. Drawn from a hash, not a random
+    generator: every invocation, the idle stamp, `next` and `status` tell the same time.
+    The run's logical time stays the tick."""
+    if not (job.random_delay or job.random_offset):
+        return tick
+    seed = jobfile.settings.host_seed
+    seconds = (
+        _share(seed, job.name) * job.random_offset.total_seconds()
+        + _share(seed, job.name, tick.isoformat()) * job.random_delay.total_seconds()
+    )
+    return tick + timedelta(seconds=int(seconds))
+
+
+def _share(*parts: str) -> float:
+    """A number in [0, 1) drawn evenly from `parts`."""
+    import hashlib
+
+    digest = hashlib.sha256("\0".join(parts).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def _started_by(jobfile: JobFile, job: Job, ticks: list[datetime], now: datetime) -> list[datetime]:
+    """The ticks whose runs have started by `now` (see start_of), oldest first, stopping at
+    the first that has not: a later tick never starts before an earlier one."""
+    started = []
+    for tick in ticks:
+        if start_of(jobfile, job, tick) > now:
+            break
+        started.append(tick)
+    return started
 
 
 def _resumed(jobfile: JobFile, history: RunRecords, now: datetime) -> list[PlannedRun]:
@@ -278,7 +310,7 @@ def quiet_until(
         mark = watermarks.get(job.name)
         if mark is None or mark.schedule != job.cadence.fingerprint or mark.next_tick is None:
             return None
-        instants.append(mark.next_tick)
+        instants.append(start_of(jobfile, job, mark.next_tick))
     instants += [_retry_at(job, event, now) for job, event in _tries_owed(jobfile, history)]
     return min(instants, default=None)
 
@@ -651,6 +683,7 @@ class UpcomingTick:
     at: datetime  # aware UTC
     local: datetime  # the same instant in the job's zone
     dst_note: str  # how daylight saving time shaped it, or ""
+    starts: datetime  # when its run starts, in the job's zone (later by random_delay/offset)
 
 
 def upcoming_ticks(
@@ -675,6 +708,7 @@ def upcoming_ticks(
                     at=tick,
                     local=tick.astimezone(job.timezone),
                     dst_note=schedule.dst_note(tick),
+                    starts=start_of(jobfile, job, tick).astimezone(job.timezone),
                 )
             )
     return found

@@ -236,17 +236,26 @@ def history_table(
 
 
 def ticks_table(ticks: list[dict[str, str]], wide: bool = False) -> None:
-    """`cronflow next`: each tick in its job's zone and in UTC, and how DST shaped it."""
+    """`cronflow next`: each tick in its job's zone and in UTC, when its run starts (when a
+    random delay or offset moves it), and how DST shaped it."""
     console = make_console()
+    delayed = any(tick["starts"] != tick["logical_time"] for tick in ticks)
+    columns = [Column("job"), Column("logical time")]
+    columns += [Column("starts")] if delayed else []
+    columns += [Column("utc", spill=True), Column("daylight saving time")]
     _print_grid(
         console,
+        columns,
         [
-            Column("job"),
-            Column("logical time"),
-            Column("utc", spill=True),
-            Column("daylight saving time"),
+            [
+                tick["job"],
+                tick["logical_time"],
+                *([tick["starts"]] if delayed else []),
+                tick["utc"],
+                tick["dst"],
+            ]
+            for tick in ticks
         ],
-        [[tick["job"], tick["logical_time"], tick["utc"], tick["dst"]] for tick in ticks],
         table_width(console, wide),
     )
 

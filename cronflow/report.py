@@ -11,7 +11,7 @@ from typing import Any
 from cronflow import __version__, dag
 from cronflow.errors import UsageError
 from cronflow.model import EventType, Job, JobFile, RunEvent, RunRecords, RunStatus, Watermark
-from cronflow.plan import dependency_graph, describe_key, schedule_of
+from cronflow.plan import dependency_graph, describe_key, schedule_of, start_of
 from cronflow.schedule import describe
 
 STATUS_SCHEMA_VERSION = 2
@@ -80,7 +80,8 @@ def summarise(
             job = jobfile.jobs[name]
             if (jobs and name not in jobs) or (not job.enabled and not include_disabled):
                 continue
-            rows.append(_job_status(job, flow, history, watermarks.get(name), now, who_runs))
+            mark = watermarks.get(name)
+            rows.append(_job_status(jobfile, job, flow, history, mark, now, who_runs))
     return rows
 
 
@@ -143,6 +144,7 @@ def flows(jobfile: JobFile) -> list[list[str]]:
 
 
 def _job_status(
+    jobfile: JobFile,
     job: Job,
     flow: int,
     history: RunRecords,
@@ -173,7 +175,7 @@ def _job_status(
         reason=(who_runs(last) if last.status is RunStatus.RUNNING else last.reason)
         if last
         else "",
-        next_due=_local_or_none(_next_due(job, mark, now), zone)
+        next_due=_local_or_none(_next_due(jobfile, job, mark, now), zone)
         if job.schedule and job.enabled
         else None,
         failing_streak=runs.failing_streak,
@@ -184,10 +186,14 @@ def _job_status(
     )
 
 
-def _next_due(job: Job, mark: Watermark | None, now: datetime) -> datetime | None:
+def _next_due(jobfile: JobFile, job: Job, mark: Watermark | None, now: datetime) -> datetime | None:
+    """When the job's next run starts (a random delay or offset included)."""
+    tick = None
     if mark and mark.next_tick and mark.schedule == job.cadence.fingerprint:
-        return mark.next_tick  # includes a tick that is due but not yet decided
-    return schedule_of(job.cadence).next_after(now)
+        tick = mark.next_tick  # includes a tick that is due but not yet decided
+    else:
+        tick = schedule_of(job.cadence).next_after(now)
+    return None if tick is None else start_of(jobfile, job, tick)
 
 
 def status_json(

@@ -194,6 +194,11 @@ _JOB_DIFFERENCES: tuple[tuple[Callable[[Job], bool], str], ...] = (
         "group ({jobs}): Airflow has no per-task group; the task runs with its user's own.",
     ),
     (
+        lambda job: bool(job.random_delay or job.random_offset),
+        "random_delay/random_offset ({jobs}): Airflow starts a run at its tick; spread the "
+        "load with pools, or schedules of their own per DAG, instead.",
+    ),
+    (
         lambda job: job.at_boot,
         "@reboot ({jobs}): Airflow has no boot trigger; the DAG has no schedule. Trigger it "
         "at boot from the host (`airflow dags trigger` in a systemd unit).",
