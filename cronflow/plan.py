@@ -380,6 +380,8 @@ def _run_verdicts(jobfile: JobFile, runs: list[PlannedRun], history: RunRecords)
             action, detail = Action.RUN, f"{run.kind.value}, if its upstreams meet{rule}"
         elif run.run_id is not None:
             action, detail = Action.RETRY, f"attempt {run.first_attempt}, resuming {run.run_id}"
+        elif job.at_boot:
+            action, detail = Action.RUN, "@reboot: the first decision since this boot began"
         else:
             action, detail = Action.RUN, run.kind.value
         verdicts.append(

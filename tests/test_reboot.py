@@ -149,6 +149,16 @@ def test_the_daemon_runs_it_at_its_first_loop(tmp_path):
     assert START  # the fast daemon's clock starts at 06:00:30 on the day of these tests
 
 
+def test_the_dry_run_says_why_it_runs_or_not(tmp_path):
+    (tmp_path / "jobs.toml").write_text(JOBS)
+    before = run_cli("run", "--dry-run", "--verbose", cwd=tmp_path, env={"COLUMNS": "200"})
+    assert "@reboot: the first decision since this boot began" in before.stdout
+    assert run_cli("run", cwd=tmp_path).returncode == 0
+    after = run_cli("run", "--dry-run", "--verbose", cwd=tmp_path, env={"COLUMNS": "200"})
+    assert "@reboot: this boot's run is success" in after.stdout
+    assert not effects(tmp_path)[2:]  # the dry runs ran nothing
+
+
 def test_a_reboot_job_with_upstreams_is_a_clear_error(tmp_path):
     (tmp_path / "jobs.toml").write_text(
         '[jobs.a]\ncommand = "true"\n[jobs.b]\ncommand = "true"\nschedule = "@reboot"\n'
