@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # for annotations only: the commands import what they use whe
     from cronflow.executor import Outcome
     from cronflow.invocation import Scheduler
     from cronflow.plan import Backfill
+    from cronflow.state.index import RunIndex
     from cronflow.state.store import Store
 
 app = typer.Typer(
@@ -172,9 +173,21 @@ def run(
             help="Only this job (repeatable). Without --date: run it now, once.",
         ),
     ] = None,
+    asset: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--asset",
+            metavar="NAME",
+            click_type=_Text(),
+            help="Only the job that produces this asset (repeatable); as --job names it.",
+        ),
+    ] = None,
     downstream: Annotated[
         bool,
-        typer.Option("--downstream", help="With --job: also run every job that depends on them."),
+        typer.Option(
+            "--downstream",
+            help="With --job or --asset: also run every job that depends on them.",
+        ),
     ] = False,
     exclude: Annotated[
         list[str] | None,
@@ -216,13 +229,19 @@ def run(
       cronflow run --date -7d..today --exclude health
 
       cronflow run --date 2026-01-01..2026-01-31 --job load --downstream
+
+      cronflow run --date -7d..today --asset warehouse.sales --downstream
     """
+    jobfile = _load(jobs, consequence="nothing was run")
+    if asset:
+        from cronflow.assets import producers_of
+
+        job = [*(job or []), *producers_of(jobfile, asset)]
     if dates is None and not job and (downstream or exclude):
         raise UsageError(
             "--downstream and --exclude choose among the runs of a --date or a --job. "
             "Without them, cronflow runs whatever is due now."
         )
-    jobfile = _load(jobs, consequence="nothing was run")
     if dates is not None:
         days = parse_dates(dates, _today(jobfile))
         succeeded = _run_dates(
@@ -753,8 +772,20 @@ def status(
             f"note: {history.skipped_lines} unreadable line(s) in the run log were skipped.",
             file=sys.stderr,
         )
-    if check and summary.failing:
+    stale = _stale_assets(jobfile, history, now)
+    if stale and html is None and not as_json:
+        print(f"stale assets: {', '.join(stale)} (cronflow assets says why)")
+    if check and (summary.failing or stale):
         raise typer.Exit(1)
+
+
+def _stale_assets(jobfile: JobFile, history: RunIndex, now: datetime) -> list[str]:
+    """The names of the assets older than they may be (`status --check` fails on them)."""
+    if not jobfile.assets:
+        return []
+    from cronflow import assets
+
+    return [s.name for s in assets.states(jobfile, history, now) if s.state == "stale"]
 
 
 def _write_page(where: str, page: str) -> None:
@@ -861,6 +892,54 @@ def reindex(jobs: JobsOption = None) -> None:
         f"indexed {history.run_count()} runs from {store.log_path}"
         + (f" ({history.skipped_lines} unreadable lines skipped)" if history.skipped_lines else "")
     )
+
+
+@app.command()
+def assets(
+    name: Annotated[
+        str | None,
+        typer.Argument(metavar="NAME", click_type=_Text(), help="Only this asset."),
+    ] = None,
+    jobs: JobsOption = None,
+    lineage: Annotated[
+        bool,
+        typer.Option("--lineage", help="With NAME: what it is made from and what is made from it."),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show each asset: its producer, how fresh it is, fresh or stale and why, its consumers.
+
+    Example:  cronflow assets warehouse.sales --lineage
+    """
+    from cronflow import assets as freshness
+    from cronflow.clock import SystemClock
+
+    jobfile = _load(jobs)
+    if name is not None and name not in jobfile.assets:
+        known = ", ".join(sorted(jobfile.assets)) or "none"
+        raise UsageError(f'no asset is named "{name}" in {jobfile.path} (assets: {known})')
+    if lineage:
+        if name is None:
+            raise UsageError("--lineage needs an asset NAME: cronflow assets NAME --lineage")
+        upstream, downstream = freshness.lineage(jobfile, name)
+        if as_json:
+            print(json.dumps({"asset": name, "upstream": upstream, "downstream": downstream}))
+        else:
+            print("made from:\n" + "\n".join("  " + line for line in upstream))
+            print("made into:\n" + "\n".join("  " + line for line in downstream))
+        return
+    now = SystemClock().now()
+    found = [
+        state
+        for state in freshness.states(jobfile, _store(jobfile).index(), now)
+        if name is None or state.name == name
+    ]
+    if as_json:
+        print(json.dumps({"v": 1, "assets": [freshness.as_json(s, now) for s in found]}, indent=2))
+        return
+    from cronflow import render
+
+    render.assets_table(found, now)
 
 
 @app.command()

@@ -35,6 +35,7 @@ from cronflow.errors import ConfigError, Problem
 from cronflow.model import (
     AlertEvent,
     AlertSettings,
+    Asset,
     Cadence,
     CatchUp,
     Job,
@@ -464,6 +465,18 @@ def _host_identity() -> str:
     return socket.gethostname()
 
 
+def _asset_names(value: Any) -> tuple[str, ...]:
+    """Asset names: free-form (warehouse.sales, /srv/data/sales.csv), one or a list."""
+    names = (value,) if isinstance(value, str) else _strings(value)
+    for name in names:
+        if not name.strip() or name != name.strip():
+            raise _Invalid(
+                f'"{name}" is not an asset name',
+                'Name it without leading or trailing blanks, such as "warehouse.sales"',
+            )
+    return tuple(dict.fromkeys(names))
+
+
 def _strings(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise _Invalid(
@@ -505,6 +518,8 @@ JOB_KEYS: dict[str, Callable[[Any], Any]] = {
     "user": _non_empty_string,
     "group": _non_empty_string,
     "depends_on": _names,
+    "produces": _asset_names,
+    "uses": _asset_names,
     "run_if": _choice(RunIf),
     "retries": _integer(0, 100),
     "retry_delay": parse_duration,
@@ -527,7 +542,7 @@ JOB_KEYS: dict[str, Callable[[Any], Any]] = {
     "success_exit_codes": _exit_codes,
     "no_retry_exit_codes": _exit_codes,
 }
-NOT_IN_DEFAULTS = {"command", "depends_on", "description"}
+NOT_IN_DEFAULTS = {"command", "depends_on", "description", "produces", "uses"}
 SETTINGS_KEYS: dict[str, Callable[[Any], Any]] = {
     "timezone": _timezone,
     "state_dir": _path,
@@ -549,7 +564,12 @@ ALERT_KEYS: dict[str, Callable[[Any], Any]] = {
     "repeat": _repeat,
     "timeout": _positive_duration,
 }
-TABLES = ("cronflow", "defaults", "alerts", "jobs")
+TABLES = ("cronflow", "defaults", "alerts", "jobs", "assets")
+ASSET_KEYS: dict[str, Callable[[Any], Any]] = {
+    "external": _boolean,
+    "fresh_within": _positive_duration,
+    "description": _string,
+}
 # jobs.toml key -> model field, for keys that are copied as they are when present
 RETRY_FIELDS = {"retry_delay": "delay", "retry_backoff": "backoff", "retry_max_delay": "max_delay"}
 JOB_FIELDS = {
@@ -558,6 +578,8 @@ JOB_FIELDS = {
         "description",
         "env",
         "depends_on",
+        "produces",
+        "uses",
         "run_if",
         "kill_grace",
         "random_delay",
@@ -616,6 +638,7 @@ class _Validator:
             ("defaults",), {k: v for k, v in JOB_KEYS.items() if k not in NOT_IN_DEFAULTS}
         )
         jobs = self._jobs(defaults, settings)
+        assets = self._assets(jobs)
         warnings = self._check_trust(alerts, jobs)
         if self.problems:
             raise ConfigError(self.path, self.problems)
@@ -624,6 +647,7 @@ class _Validator:
             settings=settings,
             alerts=alerts,
             jobs=jobs,
+            assets=assets,
             warnings=tuple(warnings),
             text=self.text,
         )
@@ -792,6 +816,7 @@ class _Validator:
                     )
                 continue
             jobs[name] = self._job(name, values, settings)
+        jobs = self._with_asset_upstreams(jobs)
         self._check_dependencies(jobs)
         return jobs
 
@@ -961,6 +986,89 @@ class _Validator:
                         )
                     )
         return warnings
+
+    # ---- assets ------------------------------------------------------------------------------
+
+    def _producers(self, jobs: dict[str, Job]) -> dict[str, str]:
+        """Asset -> the job that produces it; an asset two jobs produce is reported."""
+        producers: dict[str, str] = {}
+        for job in jobs.values():
+            for asset in job.produces:
+                if asset in producers:
+                    self._report(
+                        ("jobs", job.name, "produces"),
+                        f'"{asset}" is produced by {producers[asset]} too',
+                        "Let one job produce it (others can `use` it), or name the two apart",
+                        job=job.name,
+                    )
+                else:
+                    producers[asset] = job.name
+        return producers
+
+    def _with_asset_upstreams(self, jobs: dict[str, Job]) -> dict[str, Job]:
+        """Each job's upstreams with the producers of what it uses (a dependency given both
+        ways is one dependency; its own assets are not)."""
+        producers = {asset: job.name for job in jobs.values() for asset in job.produces}
+        linked = {}
+        for name, job in jobs.items():
+            derived = [producers[a] for a in job.uses if a in producers and producers[a] != name]
+            depends_on = tuple(dict.fromkeys([*job.depends_on, *derived]))
+            linked[name] = replace(job, depends_on=depends_on) if derived else job
+        return linked
+
+    def _assets(self, jobs: dict[str, Job]) -> dict[str, Asset]:
+        """Every asset named by a job or an [assets.NAME] table, checked: what is used is
+        produced by a job or declared external, and what is declared is one or the other."""
+        producers = self._producers(jobs)
+        tables = self.raw.get("assets", {})
+        if not isinstance(tables, dict):
+            self._report(
+                ("assets",),
+                f"must be a table, not {_type_name(tables)}",
+                "Write [assets.NAME] tables",
+            )
+            tables = {}
+        declared = {name: self._table(("assets", name), ASSET_KEYS) for name in tables}
+        consumers: dict[str, list[str]] = {}
+        for job in jobs.values():
+            for asset in job.uses:
+                consumers.setdefault(asset, []).append(job.name)
+                if asset not in producers and not declared.get(asset, {}).get("external"):
+                    known = sorted({*producers, *declared})
+                    close = _close_matches(asset, known)
+                    hint = f'Did you mean "{close[0]}"? ' if close else ""
+                    self._report(
+                        ("jobs", job.name, "uses"),
+                        f'uses "{asset}", which no job produces',
+                        f"{hint}Add it to the producing job's produces, or declare it made "
+                        f'outside cronflow: [assets."{asset}"] external = true',
+                        job=job.name,
+                    )
+        for name, values in declared.items():
+            if values.get("external") and name in producers:
+                self._report(
+                    ("assets", name, "external"),
+                    f'"{name}" is declared external but job {producers[name]} produces it',
+                    "Remove external = true, or remove it from that job's produces",
+                )
+            elif not values.get("external") and name not in producers:
+                self._report(
+                    ("assets", name),
+                    f'no job produces "{name}"',
+                    "Add it to a job's produces, or declare external = true",
+                )
+        names = [*producers, *(n for n in declared if n not in producers)]
+        names += [n for n in consumers if n not in names]
+        return {
+            name: Asset(
+                name=name,
+                producer=producers.get(name),
+                consumers=tuple(consumers.get(name, ())),
+                fresh_within=declared.get(name, {}).get("fresh_within"),
+                description=declared.get(name, {}).get("description", ""),
+            )
+            for name in names
+        }
 
     # ---- the graph ---------------------------------------------------------------------------
 

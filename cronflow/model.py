@@ -212,7 +212,9 @@ class Job:
     env_files: tuple[Path, ...] = ()  # dotenv files read at each run, before `env`
     user: str | None = None  # run as this user (cronflow must run as root)
     group: str | None = None  # and this group instead of the user's own
-    depends_on: tuple[str, ...] = ()
+    depends_on: tuple[str, ...] = ()  # with the producers of what it `uses`, derived
+    produces: tuple[str, ...] = ()  # assets: tables, files, reports it makes (free-form names)
+    uses: tuple[str, ...] = ()  # assets it reads; their producers are its upstreams
     at_boot: bool = False  # schedule = "@reboot": once per boot of the machine (schedule None)
     run_if: RunIf = RunIf.ALL_SUCCESS
     retry: RetryPolicy = RetryPolicy()
@@ -271,6 +273,18 @@ class AlertSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Asset:
+    """Something jobs make and read: a table, a file, a report. As fresh as the logical
+    time of its producer's newest successful run."""
+
+    name: str
+    producer: str | None  # the job that `produces` it; None for an external asset
+    consumers: tuple[str, ...] = ()  # the jobs that `use` it
+    fresh_within: timedelta | None = None  # None: two intervals of its producer's schedule
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class JobFile:
     """A whole validated jobs.toml."""
 
@@ -278,6 +292,7 @@ class JobFile:
     settings: Settings
     alerts: AlertSettings
     jobs: dict[str, Job]  # in the order the file declares them
+    assets: dict[str, Asset] = field(default_factory=dict)  # by name, producers first seen
     warnings: tuple[str, ...] = ()  # what is unsafe but allowed, as cronflow does not run as root
     text: str = field(default="", repr=False)  # the file as read: what the idle stamp compares
 
@@ -428,6 +443,8 @@ class RunRecords(Protocol):
     def owed_retries(self) -> list[RunEvent]: ...
 
     def job_runs(self, job: str, strip: int) -> JobRuns: ...
+
+    def newest_success(self, job: str) -> datetime | None: ...
 
     def newest_with(
         self,

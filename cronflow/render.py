@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.text import Text
 
 from cronflow import __version__
+from cronflow.assets import AssetState
 from cronflow.model import JobFile, RunStatus
 from cronflow.plan import JobPlan, Verdict
 from cronflow.report import JobStatus, Overview, RunSummary
@@ -256,6 +257,38 @@ def ticks_table(ticks: list[dict[str, str]], wide: bool = False) -> None:
             ]
             for tick in ticks
         ],
+        table_width(console, wide),
+    )
+
+
+def assets_table(states: Sequence[AssetState], now: datetime, wide: bool = False) -> None:
+    """`cronflow assets`: one line per asset, stale ones coloured, with why."""
+    console = make_console()
+    colours = {"fresh": "green", "stale": "bold red", "external": "dim", "unknown": "yellow"}
+    rows: list[list[Cell] | None] = [
+        [
+            state.name,
+            state.producer or "(external)",
+            f"{state.fresh_as_of:%Y-%m-%d %H:%M}Z" if state.fresh_as_of else "-",
+            f"{_span(now - state.fresh_as_of)} old" if state.fresh_as_of else "-",
+            (state.state, colours.get(state.state, "")),
+            state.why,
+            ", ".join(state.consumers) or "-",
+        ]
+        for state in states
+    ]
+    _print_grid(
+        console,
+        [
+            Column("asset"),
+            Column("producer"),
+            Column("fresh as of", drop=2),
+            Column("age"),
+            Column("state"),
+            Column("why", spill=True),
+            Column("consumers", drop=1),
+        ],
+        rows,
         table_width(console, wide),
     )
 

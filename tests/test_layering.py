@@ -32,6 +32,12 @@ CORE = [
     "alerts",
     "daemon",
     "interop.systemd",
+    "pings",
+    "pinger",
+    "metrics",
+    "refresh",
+    "status_page",
+    "assets",
 ]
 
 
@@ -74,6 +80,7 @@ CORE = {
     "cronflow.dag",
     "cronflow.plan",
     "cronflow.report",
+    "cronflow.assets",
 }
 # Third-party packages and the only modules allowed to import them.
 OWNERS = {

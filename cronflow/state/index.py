@@ -381,6 +381,14 @@ class RunIndex:
             )
         }
 
+    def newest_success(self, job: str) -> datetime | None:
+        """The logical time of the job's newest successful run (retention keeps it)."""
+        row = self._one(
+            "SELECT at FROM runs WHERE job = ? AND status = 'success' ORDER BY at DESC LIMIT 1",
+            (job,),
+        )
+        return None if row is None else _EPOCH + timedelta(microseconds=row[0])
+
     def last_failed_ping(self) -> RunEvent | None:
         """The newest `ping` event whose delivery failed, of any job (for `status`)."""
         text = self._meta("last_failed_ping")

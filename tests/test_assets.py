@@ -1,0 +1,191 @@
+"""Assets: what jobs produce and use, dependencies derived from them, freshness over time on
+an injected clock after real runs, lineage, `run --asset`, `cronflow assets`, and
+`status --check`."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from cronflow import assets, plan
+from cronflow.model import RunKind
+from cronflow.state.store import Store
+from tests.conftest import load, real_scheduler, run_cli
+from tests.fakes import FakeClock
+
+PIPELINE = """
+[assets."crm.contacts"]
+external = true
+
+[assets."warehouse.sales"]
+fresh_within = "26h"
+
+[jobs.extract]
+command = "echo extract >> effects"
+schedule = "0 6 * * *"
+produces = ["raw.orders"]
+
+[jobs.load]
+command = "echo load >> effects; {load}"
+uses = ["raw.orders", "crm.contacts"]
+produces = ["warehouse.sales"]
+depends_on = ["extract"]  # said both ways: one dependency
+
+[jobs.report]
+command = "echo report >> effects"
+uses = ["warehouse.sales"]
+produces = "/srv/reports/daily.pdf"
+"""
+DAY = date(2026, 1, 14)
+SIX = datetime(2026, 1, 14, 6, tzinfo=UTC)
+
+
+def pipeline(folder: Path, load_: str = "true") -> Path:
+    (folder / "jobs.toml").write_text(PIPELINE.format(load=load_))
+    return folder / "jobs.toml"
+
+
+def run_day(jobfile, day=DAY):
+    runs = plan.runs_for_date(jobfile, plan.select_jobs(jobfile, [], False), day, RunKind.BACKFILL)
+    clock = FakeClock(datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=7))
+    return real_scheduler(jobfile, clock).executor.execute(runs)
+
+
+def states_at(jobfile, now):
+    index = Store(jobfile.settings.state_dir).index()
+    return {state.name: state for state in assets.states(jobfile, index, now)}
+
+
+def test_uses_become_dependencies_and_one_given_both_ways_is_one(tmp_path):
+    jobfile = load(pipeline(tmp_path))
+    assert jobfile.jobs["load"].depends_on == ("extract",)
+    assert jobfile.jobs["report"].depends_on == ("load",)  # from `uses` alone
+    assert jobfile.assets["warehouse.sales"].producer == "load"
+    assert jobfile.assets["warehouse.sales"].consumers == ("report",)
+    assert jobfile.assets["crm.contacts"].producer is None
+    run_day(jobfile)
+    assert (tmp_path / "effects").read_text().split() == ["extract", "load", "report"]
+
+
+def test_freshness_over_time(tmp_path):
+    jobfile = load(pipeline(tmp_path))
+    run_day(jobfile)
+    fresh = states_at(jobfile, SIX + timedelta(hours=25))
+    assert fresh["warehouse.sales"].state == "fresh"
+    assert fresh["warehouse.sales"].fresh_as_of == SIX
+    assert fresh["raw.orders"].fresh_within == timedelta(days=2)  # two daily intervals
+    assert fresh["crm.contacts"].state == "external"
+    later = states_at(jobfile, SIX + timedelta(hours=27))
+    assert later["warehouse.sales"].state == "stale"
+    assert later["raw.orders"].state == "fresh"  # 27 h is within two days
+    assert later["/srv/reports/daily.pdf"].state == "fresh"  # unscheduled: no default age
+
+
+def test_why_an_asset_is_stale(tmp_path):
+    run_day(load(pipeline(tmp_path)), date(2026, 1, 13))  # all fresh as of the 13th
+    jobfile = load(pipeline(tmp_path, load_="exit 3"))
+    run_day(jobfile)  # load fails on the 14th; report is held back
+    found = states_at(jobfile, SIX + timedelta(hours=10))
+    sales = found["warehouse.sales"]
+    assert sales.state == "stale" and sales.fresh_as_of == SIX - timedelta(days=1)
+    assert sales.why == "producer load @ 2026-01-14T06:00:00+00:00 is failed"
+    assert found["/srv/reports/daily.pdf"].state == "fresh"  # no default age: unscheduled
+
+
+def test_an_asset_never_produced_is_stale(tmp_path):
+    jobfile = load(pipeline(tmp_path))
+    never = states_at(jobfile, SIX)["warehouse.sales"]
+    assert (never.state, never.why) == ("stale", "never produced")
+
+
+def test_a_stale_input_is_named_as_the_reason(tmp_path):
+    (tmp_path / "jobs.toml").write_text(
+        '[assets.b]\nfresh_within = "1h"\n'
+        '[jobs.a]\ncommand = "true"\nschedule = "0 6 * * *"\nproduces = ["a"]\n'
+        '[jobs.b]\ncommand = "true"\nschedule = "30 6 * * *"\nuses = ["a"]\nproduces = ["b"]\n'
+        '[assets.a]\nfresh_within = "1h"\n'
+    )
+    jobfile = load(tmp_path / "jobs.toml")
+    run_day(jobfile)
+    found = states_at(jobfile, SIX + timedelta(hours=3))
+    assert found["a"].state == found["b"].state == "stale"
+    assert found["b"].why == "upstream asset a is stale"
+
+
+def test_lineage_of_a_diamond(tmp_path):
+    (tmp_path / "jobs.toml").write_text(
+        '[jobs.A]\ncommand = "true"\nproduces = ["a"]\n'
+        '[jobs.B]\ncommand = "true"\nuses = ["a"]\nproduces = ["b"]\n'
+        '[jobs.C]\ncommand = "true"\nuses = ["a"]\nproduces = ["c"]\n'
+        '[jobs.D]\ncommand = "true"\nuses = ["b", "c"]\nproduces = ["d"]\n'
+    )
+    shown = json.loads(run_cli("assets", "d", "--lineage", "--json", cwd=tmp_path).stdout)
+    assert shown["upstream"] == [
+        "asset d",
+        "  job D",
+        "    asset b",
+        "      job B",
+        "        asset a",
+        "          job A",
+        "    asset c",
+        "      job C",
+        "        asset a",
+    ]
+    down = json.loads(run_cli("assets", "a", "--lineage", "--json", cwd=tmp_path).stdout)
+    assert down["downstream"][:3] == ["asset a", "  job B", "    asset b"]
+    assert "  job C" in down["downstream"]
+
+
+def test_run_by_asset_and_the_assets_command(tmp_path):
+    pipeline(tmp_path)
+    assert run_cli("run", "--date", "2026-01-14", cwd=tmp_path).returncode == 0
+    day = ["run", "--date", "2026-01-14", "--rerun", "all"]
+    ran = run_cli(*day, "--asset", "warehouse.sales", cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    effects = tmp_path / "effects"
+    assert effects.read_text().split()[3:] == ["load"]  # its producer alone
+    ran = run_cli(*day, "--asset", "raw.orders", "--downstream", cwd=tmp_path)
+    assert effects.read_text().split()[4:] == ["extract", "load", "report"]
+    listed = json.loads(run_cli("assets", "--json", cwd=tmp_path).stdout)["assets"]
+    by_name = {entry["asset"]: entry for entry in listed}
+    assert by_name["warehouse.sales"]["fresh_as_of"] == "2026-01-14T06:00:00+00:00"
+    assert by_name["warehouse.sales"]["state"] == "stale"  # long ago by the real clock
+    assert by_name["crm.contacts"]["state"] == "external"
+    checked = run_cli("status", "--check", cwd=tmp_path)
+    assert checked.returncode == 1 and "stale assets: " in checked.stdout
+    external = run_cli("run", "--date", "2026-01-14", "--asset", "crm.contacts", cwd=tmp_path)
+    assert external.returncode == 2 and "is external" in external.stderr
+    unknown = run_cli("run", "--date", "2026-01-14", "--asset", "nope", cwd=tmp_path)
+    assert unknown.returncode == 2 and 'no asset is named "nope"' in unknown.stderr
+
+
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        (
+            '[jobs.a]\ncommand = "true"\nuses = ["warehouse.sale"]\n'
+            '[jobs.b]\ncommand = "true"\nproduces = ["warehouse.sales"]\n',
+            'uses "warehouse.sale", which no job produces',
+        ),
+        (
+            '[jobs.a]\ncommand = "true"\nproduces = ["t"]\n'
+            '[jobs.b]\ncommand = "true"\nproduces = ["t"]\n',
+            '"t" is produced by a too',
+        ),
+        ('[assets.t]\nfresh_within = "1h"\n[jobs.a]\ncommand = "true"\n', 'no job produces "t"'),
+        (
+            '[assets.t]\nexternal = true\n[jobs.a]\ncommand = "true"\nproduces = ["t"]\n',
+            "declared external but job a produces it",
+        ),
+    ],
+)
+def test_asset_mistakes_are_clear_errors(tmp_path, text, problem):
+    (tmp_path / "jobs.toml").write_text(text)
+    checked = run_cli("validate", cwd=tmp_path)
+    assert checked.returncode == 2 and problem in checked.stderr, checked.stderr
+    assert "Traceback" not in checked.stderr
+    if "warehouse.sale" in text:
+        assert 'Did you mean "warehouse.sales"?' in checked.stderr
