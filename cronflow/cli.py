@@ -1090,6 +1090,10 @@ def graph(
             help="text (a tree per flow), dot (Graphviz) or mermaid.",
         ),
     ] = GraphFormat.text,
+    show_assets: Annotated[
+        bool,
+        typer.Option("--assets", help="Draw assets and the jobs that produce and use them."),
+    ] = False,
 ) -> None:
     """Draw the dependency graph with schedules, as a tree, Graphviz DOT or Mermaid.
 
@@ -1098,7 +1102,14 @@ def graph(
     from cronflow import drawing
 
     jobfile = _load(jobs)
-    draw = {"text": drawing.as_text, "dot": drawing.as_dot, "mermaid": drawing.as_mermaid}
+    if show_assets:
+        draw = {
+            "text": drawing.assets_text,
+            "dot": drawing.assets_dot,
+            "mermaid": drawing.assets_mermaid,
+        }
+    else:
+        draw = {"text": drawing.as_text, "dot": drawing.as_dot, "mermaid": drawing.as_mermaid}
     sys.stdout.write(draw[output_format.value](jobfile))
 
 

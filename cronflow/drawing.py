@@ -84,3 +84,52 @@ def _dependents(jobfile: JobFile) -> dict[str, list[str]]:
         for upstream in job.depends_on:
             dependents.setdefault(upstream, []).append(job.name)
     return dependents
+
+
+# ---- the asset view: jobs and what they produce and use ---------------------------------------
+
+
+def assets_text(jobfile: JobFile) -> str:
+    """One line per asset: who produces it, who uses it."""
+    lines = []
+    for asset in jobfile.assets.values():
+        made = f"made by {asset.producer}" if asset.producer else "external"
+        used = ", ".join(asset.consumers) or "nobody"
+        lines.append(f"{asset.name}  [{made}; used by {used}]")
+    return "\n".join(lines) + "\n" if lines else "no assets: no job produces or uses one\n"
+
+
+def assets_dot(jobfile: JobFile) -> str:
+    """Jobs as boxes, assets as cylinders; arrows from producer to asset to consumers."""
+    lines = ["digraph cronflow_assets {", "  rankdir=LR;", "  node [shape=box];"]
+    for asset in jobfile.assets.values():
+        node, label = json.dumps("asset:" + asset.name), asset.name
+        style = "" if asset.producer else ", style=dashed"
+        label += "" if asset.producer else " (external)"
+        lines.append(f"  {node} [shape=cylinder{style}, label={json.dumps(label)}];")
+    for asset in jobfile.assets.values():
+        node = json.dumps("asset:" + asset.name)
+        if asset.producer:
+            lines.append(f"  {json.dumps(asset.producer)} -> {node};")
+        for consumer in asset.consumers:
+            lines.append(f"  {node} -> {json.dumps(consumer)};")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def assets_mermaid(jobfile: JobFile) -> str:
+    """The same in Mermaid: assets as cylinders `[(name)]`."""
+    jobs = {name: f"j{index}" for index, name in enumerate(jobfile.jobs)}
+    ids = {name: f"a{index}" for index, name in enumerate(jobfile.assets)}
+    lines = ["flowchart LR"]
+    for name, node in ids.items():
+        external = "" if jobfile.assets[name].producer else " (external)"
+        lines.append(f'  {node}[("{(name + external).replace(chr(34), "#quot;")}")]')
+    for name, node in jobs.items():
+        lines.append(f'  {node}["{name}"]')
+    for asset in jobfile.assets.values():
+        if asset.producer:
+            lines.append(f"  {jobs[asset.producer]} --> {ids[asset.name]}")
+        for consumer in asset.consumers:
+            lines.append(f"  {ids[asset.name]} --> {jobs[consumer]}")
+    return "\n".join(lines) + "\n"

@@ -5,13 +5,16 @@ Every value comes from the run index, so the counters survive restarts and reten
 index counts how runs ended as it takes in the log; see RunIndex.outcomes). The file is
 replaced whole (a temporary file in the same directory, then a rename), so a scrape never
 reads half of one, whoever writes it; writers take turns (the @metrics lock), so a counter
-never goes down. Labels: `job`, and `result` from a fixed set.
+never goes down. Labels: `job`, `result` from a fixed set, and `asset` (the jobs file's).
+Nothing in the file depends on the time it is written: an asset's staleness is
+`time() - fresh_timestamp > fresh_within`, computed by Prometheus.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
+from cronflow import assets
 from cronflow.model import JobFile, RunStatus
 from cronflow.refresh import Refresher
 from cronflow.state.idle import HEARTBEAT, METRICS_LOCK, TICK_METRIC
@@ -55,6 +58,16 @@ _METRICS = (
     ),
     ("cronflow_job_running", "gauge", "Runs of the job recorded as running now."),
     (
+        "cronflow_asset_fresh_timestamp_seconds",
+        "gauge",
+        "The logical time the asset is fresh as of: its producer's newest success (Unix time).",
+    ),
+    (
+        "cronflow_asset_fresh_within_seconds",
+        "gauge",
+        "How old the asset may grow before it is stale (fresh_within, or two intervals).",
+    ),
+    (
         TICK_METRIC,
         "gauge",
         "When cronflow last decided what was due (Unix time): the daemon or the cron line runs.",
@@ -97,6 +110,18 @@ def exposition(jobfile: JobFile, index: RunIndex, last_tick: datetime | None) ->
         samples["cronflow_job_failing_streak"].append(f"{{{label}}} {runs.failing_streak}")
         running = sum(status is RunStatus.RUNNING for _, status in runs.recent)
         samples["cronflow_job_running"].append(f"{{{label}}} {running}")
+    if jobfile.assets:
+        now = last_tick or datetime.now(UTC)  # what a default age is measured at
+        for state in assets.states(jobfile, index, now):
+            label = f'{{asset="{_escape(state.name)}"}}'
+            if state.fresh_as_of is not None:
+                samples["cronflow_asset_fresh_timestamp_seconds"].append(
+                    f"{label} {_seconds(state.fresh_as_of)}"
+                )
+            if state.fresh_within is not None:
+                samples["cronflow_asset_fresh_within_seconds"].append(
+                    f"{label} {state.fresh_within.total_seconds()!r}"
+                )
     if last_tick is not None:
         samples[TICK_METRIC].append(f" {_seconds(last_tick)}")
     lines = []

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from html import escape
 from zoneinfo import ZoneInfo
 
-from cronflow import __version__, pings, report
+from cronflow import __version__, assets, pings, report
 from cronflow.model import Job, JobFile, RunEvent, RunIf, RunStatus
 from cronflow.plan import dependency_graph
 from cronflow.refresh import Refresher
@@ -92,7 +92,8 @@ def page_from(jobfile: JobFile, store: Store, data: StatusData, now: datetime) -
             newest = failed[-1]
             files = store.attempt_files(newest.job, newest.run_id, newest.attempt)
             stderr[row.job] = tail_of(files["stderr"])
-    return render(jobfile, data.rows, data.summary, runs, now, stderr)
+    found = assets.states(jobfile, data.history, now) if jobfile.assets else []
+    return render(jobfile, data.rows, data.summary, runs, now, stderr, found)
 
 
 def page_refresher(
@@ -120,8 +121,10 @@ def render(
     runs: Mapping[str, Sequence[RunEvent]],
     now: datetime,
     stderr: Mapping[str, str] | None = None,
+    asset_states: Sequence[assets.AssetState] = (),
 ) -> str:
-    """The whole page, as text. `stderr`: the last lines of a failing job's stderr."""
+    """The whole page, as text. `stderr`: the last lines of a failing job's stderr;
+    `asset_states`: the assets' freshness (a section of its own when there are any)."""
     title = f"cronflow: {jobfile.path.name}"
     ordered = sorted(rows, key=_failing_first)
     return "\n".join(
@@ -140,6 +143,7 @@ def render(
             _header(jobfile, summary),
             _controls(),
             _grid(jobfile, ordered, runs, stderr or {}),
+            _assets(asset_states),
             _graph(jobfile, rows),
             f'<footer>Written by cronflow {escape(__version__)} at <time datetime="'
             f'{now.astimezone(UTC).isoformat()}">{now.astimezone(UTC):%Y-%m-%d %H:%M:%S}Z'
@@ -285,6 +289,31 @@ def _time(iso: str | None) -> str:
     return (
         f'<time datetime="{escape(moment.astimezone(UTC).isoformat())}" title="{escape(iso)}">'
         f"{moment:%Y-%m-%d %H:%M} {escape(moment.strftime('%z'))}</time>"
+    )
+
+
+def _assets(states: Sequence[assets.AssetState]) -> str:
+    """What jobs produce, and how fresh it is (see `cronflow assets`)."""
+    if not states:
+        return ""
+    rows = []
+    for state in states:
+        fresh = (
+            _time(state.fresh_as_of.isoformat())
+            if state.fresh_as_of
+            else '<span class="none">—</span>'
+        )
+        rows.append(
+            f'<tr data-asset="{escape(state.name)}"><td><b>{escape(state.name)}</b></td>'
+            f"<td>{escape(state.producer or '(external)')}</td><td>{fresh}</td>"
+            f'<td><span class="word a-{escape(state.state)}">{escape(state.state)}</span></td>'
+            f'<td class="reason">{escape(state.why)}</td>'
+            f"<td>{escape(', '.join(state.consumers) or '—')}</td></tr>"
+        )
+    return (
+        '<section><h2>Assets</h2><div class="scroll"><table class="grid assets"><thead><tr>'
+        "<th>Asset</th><th>Producer</th><th>Fresh as of</th><th>State</th><th>Why</th>"
+        f"<th>Used by</th></tr></thead><tbody>{''.join(rows)}</tbody></table></div></section>"
     )
 
 
@@ -434,6 +463,8 @@ _STYLE = (
     "text-align:center;font:bold 12px/20px ui-monospace,monospace;cursor:default}"
     ".cell:focus{outline:2px solid #000;outline-offset:1px}"
     ".none{color:#888}tr[hidden]{display:none}details{font-size:12px}"
+    ".a-fresh{background:#2e7d32;color:#fff}.a-stale{background:#c62828;color:#fff}"
+    ".a-external{background:#eceff1;color:#333}"
     "pre{white-space:pre-wrap;overflow-wrap:anywhere;background:#f3f3f3;padding:4px;margin:2px 0;"
     "max-width:40em;max-height:12em;overflow:auto}"
     "#filters{margin:10px 0}#filters input,#filters select{font:inherit;padding:2px 4px}"

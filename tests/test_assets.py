@@ -189,3 +189,37 @@ def test_asset_mistakes_are_clear_errors(tmp_path, text, problem):
     assert "Traceback" not in checked.stderr
     if "warehouse.sale" in text:
         assert 'Did you mean "warehouse.sales"?' in checked.stderr
+
+
+def test_metrics_tell_each_assets_freshness(tmp_path):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    pipeline(tmp_path)
+    (tmp_path / "jobs.toml").write_text(
+        '[cronflow]\nmetrics_file = "cronflow.prom"\n' + (tmp_path / "jobs.toml").read_text()
+    )
+    jobfile = load(tmp_path / "jobs.toml")
+    run_day(jobfile)
+    samples = {
+        (sample.name, sample.labels.get("asset")): sample.value
+        for family in text_string_to_metric_families(jobfile.settings.metrics_file.read_text())
+        for sample in family.samples
+    }
+    fresh = "cronflow_asset_fresh_timestamp_seconds"
+    assert samples[(fresh, "warehouse.sales")] == SIX.timestamp()
+    assert samples[("cronflow_asset_fresh_within_seconds", "warehouse.sales")] == 26 * 3600
+    assert samples[("cronflow_asset_fresh_within_seconds", "raw.orders")] == 2 * 86400
+    assert (fresh, "crm.contacts") not in samples  # external: cronflow cannot tell
+
+
+def test_the_graph_has_an_asset_view(tmp_path):
+    pipeline(tmp_path)
+    text = run_cli("graph", "--assets", cwd=tmp_path).stdout
+    assert "warehouse.sales  [made by load; used by report]" in text
+    assert "crm.contacts  [external; used by load]" in text
+    dot = run_cli("graph", "--assets", "--format", "dot", cwd=tmp_path).stdout
+    assert '"load" -> "asset:warehouse.sales";' in dot
+    assert '"asset:warehouse.sales" -> "report";' in dot
+    assert '"asset:crm.contacts" [shape=cylinder, style=dashed' in dot
+    mermaid = run_cli("graph", "--assets", "--format", "mermaid", cwd=tmp_path).stdout
+    assert '[("warehouse.sales")]' in mermaid and mermaid.startswith("flowchart LR")

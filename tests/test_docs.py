@@ -76,6 +76,7 @@ def test_the_readme_alerting_rules_are_a_rules_file_on_documented_metrics():
     assert {rule["alert"] for rule in group["rules"]} == {
         "CronflowJobNotSucceeding",
         "CronflowJobFailing",
+        "CronflowAssetStale",
         "CronflowNotTicking",
     }
     for rule in group["rules"]:

@@ -110,7 +110,7 @@ def test_help_and_type_lines_are_the_same_on_every_write(write_jobs, tmp_path, c
         run_day(jobfile, clock, DAY + timedelta(days=day))
         comments.append([line for line in path.read_text().splitlines() if line.startswith("#")])
     assert comments[0] == comments[1] == comments[2]
-    assert len(comments[0]) == 16  # HELP and TYPE of eight metrics
+    assert len(comments[0]) == 20  # HELP and TYPE of ten metrics
 
 
 def test_cronflow_metrics_prints_what_the_file_holds(write_jobs, tmp_path, clock):

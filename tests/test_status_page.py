@@ -291,3 +291,25 @@ def test_html_file_errors_are_clear_and_status_html_to_a_missing_folder_too(tmp_
     assert "cannot write the status page to nowhere/status.html" in written.stderr
     printed = run_cli("status", "--html", "-", cwd=tmp_path)
     assert printed.returncode == 0 and printed.stdout.startswith("<!doctype html>")
+
+
+def test_the_page_shows_each_assets_freshness(browser, tmp_path):
+    (tmp_path / "jobs.toml").write_text(
+        '[assets."crm <contacts>"]\nexternal = true\n'
+        '[jobs.extract]\ncommand = "true"\nschedule = "0 6 * * *"\nproduces = ["raw.orders"]\n'
+        '[jobs.load]\ncommand = "exit 1"\nuses = ["raw.orders", "crm <contacts>"]\n'
+        'produces = ["warehouse.sales"]\n'
+    )
+    run_cli("run", "--date", "2026-01-14", cwd=tmp_path)
+    assert run_cli("status", "--html", "page.html", cwd=tmp_path).returncode == 0
+    browser.open((tmp_path / "page.html").as_uri())
+    shown = browser.evaluate(
+        """Array.from(document.querySelectorAll("tr[data-asset]")).map(row =>
+            [row.dataset.asset, row.querySelector(".word").textContent])"""
+    )
+    assert shown == [
+        ["raw.orders", "stale"],  # fresh as of 2026-01-14: long ago by the real clock
+        ["warehouse.sales", "stale"],
+        ["crm <contacts>", "external"],
+    ]
+    assert browser.console_errors() == []

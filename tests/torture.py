@@ -237,7 +237,7 @@ class Torture:
                 families = list(text_string_to_metric_families(text))
             except ValueError:
                 families = []
-            if len(families) != 8 or not text.endswith("\n"):
+            if len(families) != 10 or not text.endswith("\n"):
                 self.figures.metrics_torn += 1
                 continue
             fell = False
