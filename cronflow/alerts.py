@@ -19,6 +19,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
+from cronflow.assets import AssetState
 from cronflow.clock import Clock
 from cronflow.masking import redact
 from cronflow.model import (
@@ -137,6 +138,28 @@ def clock_message(event: RunEvent) -> AlertMessage:
     )
 
 
+def asset_message(state: AssetState, now: datetime) -> AlertMessage:
+    """An asset went stale (or is fresh again): how old it is, what it may be, and why."""
+    stale = state.state == "stale"
+    as_of = f"{state.fresh_as_of:%Y-%m-%d %H:%M}Z" if state.fresh_as_of else "never"
+    lines = [
+        f"**Asset:** {state.name}",
+        f"**Fresh as of:** {as_of}",
+        f"**May be:** {state.fresh_within} old" if state.fresh_within else "",
+        f"**Produced by:** {state.producer}",
+        f"**Why:** {state.why}" if stale and state.why else "",
+        f"**Used by:** {', '.join(state.consumers)}" if state.consumers else "",
+        f"**Host:** {socket.gethostname()}",
+        f"See `cronflow assets {state.name} --lineage`",
+    ]
+    return AlertMessage(
+        on=AlertEvent.STALE,
+        severity="warning" if stale else "success",
+        title=f"cronflow: {state.name} is " + ("stale" if stale else "fresh again"),
+        body="\n".join(line for line in lines if line),
+    )
+
+
 def config_message(path: Path, error: str) -> AlertMessage:
     return AlertMessage(
         on=AlertEvent.FAILURE,
@@ -207,7 +230,7 @@ def alerted_events(jobfile: JobFile, job: Job) -> tuple[AlertEvent, ...]:
     if not (jobfile.alerts.has_targets and job.alerts):
         return ()
     events = job.alert_on if job.alert_on is not None else jobfile.alerts.on
-    return tuple(on for on in events if on is not AlertEvent.CLOCK)
+    return tuple(on for on in events if on not in (AlertEvent.CLOCK, AlertEvent.STALE))
 
 
 class Alerter:
@@ -253,6 +276,21 @@ class Alerter:
         """The clock went back behind decided ticks (a `clock` event, about no job)."""
         if self.settings.has_targets and AlertEvent.CLOCK in self.settings.on:
             self._send(None, event, clock_message(event))
+
+    def asset_changed(self, state: AssetState) -> None:
+        """An asset went stale, or is fresh again after a stale alert (see
+        Scheduler.watch_assets: once per staleness). Recorded as an alert about no job."""
+        if self.settings.has_targets and AlertEvent.STALE in self.settings.on:
+            now = self.clock.now()
+            about = RunEvent(
+                event=EventType.ALERT,
+                job="",
+                logical_time=state.fresh_as_of or now,
+                run_id="",
+                status=RunStatus.FAILED if state.state == "stale" else RunStatus.SUCCESS,
+                kind=RunKind.SCHEDULED,
+            )
+            self._send(None, about, asset_message(state, now))
 
     def config_broken(self, path: Path, error: str) -> None:
         """An edit of the jobs file the daemon cannot use (it keeps the last good one)."""

@@ -535,7 +535,10 @@ JOB_KEYS: dict[str, Callable[[Any], Any]] = {
     "enabled": _boolean,
     "alerts": _boolean,
     # `clock` is about cronflow, not a job: only [alerts] `on` can name it
-    "alert_on": _choices(AlertEvent, tuple(on for on in AlertEvent if on is not AlertEvent.CLOCK)),
+    # `clock` and `stale` are about cronflow and assets, not a job: only [alerts] `on` names them
+    "alert_on": _choices(
+        AlertEvent, tuple(on for on in AlertEvent if on not in (AlertEvent.CLOCK, AlertEvent.STALE))
+    ),
     "alert_tags": _strings,
     "ping_url": _ping_url,
     "ping_protocol": _choice(PingProtocol),

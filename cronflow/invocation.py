@@ -16,12 +16,13 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime, timedelta
 
-from cronflow import liveness, pings, plan
+from cronflow import assets, liveness, pings, plan
 from cronflow.alerts import Alerter
 from cronflow.clock import Clock
 from cronflow.executor import Executor, Outcome
 from cronflow.metrics import metrics_refresher
 from cronflow.model import (
+    AlertEvent,
     Boot,
     EventType,
     JobFile,
@@ -154,6 +155,10 @@ class Scheduler:
             if until is not None and wanted:  # the next housekeeping needs a full tick
                 done = self.store.read_stamp(stamp)  # just now, or less than `every` ago
                 until = min(until, done + every) if done else None
+        if until is not None and self.jobfile.assets:  # a fresh asset turning stale
+            for state in assets.states(self.jobfile, self.store.index(), now):
+                if state.state == "fresh" and state.fresh_as_of and state.fresh_within:
+                    until = min(until, state.fresh_as_of + state.fresh_within)
         if until is None:
             idle.forget(str(self.store.state_dir))
             return
@@ -208,10 +213,35 @@ class Scheduler:
             )
             for job, ticks in decided.missed.items():
                 self._record_missed(job, ticks)
+            self.watch_assets(now)
             if decided.watermarks != watermarks:
                 self.store.write_watermarks(decided.watermarks)
             self.store.write_stamp(HEARTBEAT, now)
         return decided
+
+    def watch_assets(self, now: datetime) -> None:
+        """Alert once per staleness: when an asset goes stale, and when one alerted as stale
+        is fresh again. An asset never produced does not alert (it is new, not late). Called under the @plan lock, which keeps the set of alerted assets
+        (state_dir/stale-alerted) one decision's at a time."""
+        alerter = self.executor.alerter
+        settings = self.jobfile.alerts
+        if not (self.jobfile.assets and alerter and settings.has_targets):
+            return
+        if AlertEvent.STALE not in settings.on:
+            return
+        alerted = self.store.stale_alerted()
+        now_alerted = set(alerted) & set(self.jobfile.assets)
+        for state in assets.states(self.jobfile, self.store.index(), now):
+            if state.fresh_as_of is None:
+                continue  # never produced: new, not late (status and `assets` still say stale)
+            if state.state == "stale" and state.name not in now_alerted:
+                alerter.asset_changed(state)
+                now_alerted.add(state.name)
+            elif state.state == "fresh" and state.name in now_alerted:
+                alerter.asset_changed(state)
+                now_alerted.discard(state.name)
+        if now_alerted != alerted:
+            self.store.write_stale_alerted(now_alerted)
 
     def _this_boot(self, now: datetime, record: bool) -> Boot | None:
         """The boot @reboot runs are for (None when no job is one): as first recorded, or

@@ -44,6 +44,7 @@ class AlertEvent(StrEnum):
     MISSED = "missed"
     SUCCESS = "success"
     CLOCK = "clock"  # the system clock went back past ticks already decided (not about a job)
+    STALE = "stale"  # an asset went stale, or is fresh again (about an asset, not a job)
 
 
 class RunKind(StrEnum):
@@ -263,7 +264,12 @@ class AlertSettings:
 
     urls: tuple[str, ...] = ()  # apprise URLs; they may hold secrets, so never print them
     config: Path | None = None  # an apprise config file (YAML or text), tags route per job
-    on: tuple[AlertEvent, ...] = (AlertEvent.FAILURE, AlertEvent.RECOVERY, AlertEvent.CLOCK)
+    on: tuple[AlertEvent, ...] = (
+        AlertEvent.FAILURE,
+        AlertEvent.RECOVERY,
+        AlertEvent.CLOCK,
+        AlertEvent.STALE,
+    )
     repeat: timedelta | None = None  # None: one failure alert per failing streak
     timeout: timedelta = timedelta(seconds=10)  # for one delivery
 

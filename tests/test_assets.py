@@ -223,3 +223,49 @@ def test_the_graph_has_an_asset_view(tmp_path):
     assert '"asset:crm.contacts" [shape=cylinder, style=dashed' in dot
     mermaid = run_cli("graph", "--assets", "--format", "mermaid", cwd=tmp_path).stdout
     assert '[("warehouse.sales")]' in mermaid and mermaid.startswith("flowchart LR")
+
+
+def test_a_stale_asset_alerts_once_and_again_when_fresh(tmp_path, receiver):
+    """Ticks on an injected clock, alerts to a real receiver: stale once (not at every
+    tick), fresh again once its producer succeeds for a newer tick."""
+    (tmp_path / "jobs.toml").write_text(
+        f'[alerts]\nurls = ["{receiver.url()}"]\n'
+        '[assets.sales]\nfresh_within = "90m"\n'
+        '[jobs.load]\ncommand = "test ! -e broken"\nschedule = "0 * * * *"\nproduces = ["sales"]\n'
+    )
+    jobfile = load(tmp_path / "jobs.toml")
+    clock = FakeClock(SIX + timedelta(seconds=30))
+
+    def tick(minutes: int) -> list[str]:
+        for _ in range(minutes):
+            real_scheduler(jobfile, clock).tick()
+            clock.advance(timedelta(minutes=1))
+        return [message.body["title"] for message in receiver.messages()]
+
+    assert tick(5) == []  # 06:00 ran: fresh
+    (tmp_path / "broken").touch()  # load fails from 07:00 on
+    titles = tick(120)  # until 08:05: as of 06:00, older than 90 minutes at 07:30
+    assert titles.count("cronflow: sales is stale") == 1
+    assert Store(jobfile.settings.state_dir).stale_alerted() == {"sales"}
+    (tmp_path / "broken").unlink()
+    titles = tick(60)  # 09:00 succeeds
+    assert titles.count("cronflow: sales is fresh again") == 1
+    assert "cronflow: sales is stale" not in titles
+    assert Store(jobfile.settings.state_dir).stale_alerted() == set()
+
+
+def test_the_idle_tick_wakes_up_when_an_asset_turns_stale(tmp_path, receiver):
+    from cronflow.state import idle
+
+    (tmp_path / "jobs.toml").write_text(
+        f'[cronflow]\nkeep_days = 0\nkeep_history_days = 0\n[alerts]\nurls = ["{receiver.url()}"]\n'
+        '[assets.sales]\nfresh_within = "3h"\n'
+        '[jobs.load]\ncommand = "true"\nschedule = "0 6 * * *"\nproduces = ["sales"]\n'
+    )
+    jobfile = load(tmp_path / "jobs.toml")
+    clock = FakeClock(SIX + timedelta(seconds=30))
+    real_scheduler(jobfile, clock).tick()  # runs 06:00
+    real_scheduler(jobfile, clock).tick()  # decides again, leaves the stamp
+    turns_stale = SIX + timedelta(hours=3)
+    assert idle.answer(str(jobfile.path), turns_stale - timedelta(seconds=1))
+    assert not idle.answer(str(jobfile.path), turns_stale)  # a full tick: it alerts

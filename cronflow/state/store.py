@@ -43,6 +43,7 @@ PRUNED = "last-prune"  # when run output was last pruned
 FORGOTTEN = "last-retention"  # when history past keep_history_days was last forgotten
 WATERMARKS_NAME = "watermarks.json"
 BOOTS_NAME = "boots"  # each boot seen: its id and the time first estimated for it
+STALE_ALERTED_NAME = "stale-alerted"  # the assets a stale alert went out for, not yet fresh
 KEEP_BOOTS = 50
 # Space held back in the state directory and given up when the disk is full, so the records
 # that end runs still fit: an outcome that happened is never lost for want of a few blocks.
@@ -240,6 +241,19 @@ class Store:
         lines = [f"{b.id} {time_to_json(b.time)}" for b in [*known, first][-KEEP_BOOTS:]]
         _write_durably(self.state_dir / BOOTS_NAME, ("\n".join(lines) + "\n").encode())
         return first
+
+    def stale_alerted(self) -> set[str]:
+        """The assets alerted as stale and not fresh again since (one name a line)."""
+        try:
+            text = (self.state_dir / STALE_ALERTED_NAME).read_text()
+        except OSError:
+            return set()
+        return {line for line in text.splitlines() if line}
+
+    def write_stale_alerted(self, names: set[str]) -> None:
+        """Replace that set durably (under the @plan lock: one decision at a time)."""
+        content = "".join(f"{name}\n" for name in sorted(names))
+        _write_durably(self.state_dir / STALE_ALERTED_NAME, content.encode())
 
     def known_boot(self, seen: Boot) -> Boot:
         """This boot as recorded, or as it would be recorded now (for a dry run)."""
