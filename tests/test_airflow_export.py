@@ -468,3 +468,25 @@ def test_exit_code_policy_is_carried_or_warned(write_jobs):
     )
     assert DagSource(rsync.text).value("rsync", "skip_on_exit_code") is None
     assert "retried there" in warning_about(rsync, "no_retry_exit_codes (rsync)")
+
+
+def test_assets_become_airflow_outlets_and_inlets(write_jobs):
+    files = export(
+        write_jobs("""
+        [assets."crm.contacts"]
+        external = true
+        [jobs.load]
+        command = "true"
+        schedule = "0 6 * * *"
+        uses = ["crm.contacts"]
+        produces = ["warehouse.sales"]
+        [jobs.report]
+        command = "true"
+        uses = ["warehouse.sales"]
+    """)
+    )
+    text = files["load"].text
+    assert 'outlets=[Asset("warehouse.sales")]' in text
+    assert 'inlets=[Asset("crm.contacts")]' in text
+    assert 'inlets=[Asset("warehouse.sales")]' in text  # report, in the same DAG
+    assert "from airflow.sdk import DAG, Asset, CronTriggerTimetable" in text

@@ -93,6 +93,11 @@ FEATURES = """
     [jobs.flaky_step]
     command = "exit 5"
     retries = 0
+    produces = ["warehouse.flaky"]
+    uses = ["crm.contacts"]
+
+    [assets."crm.contacts"]
+    external = true
 
     [jobs.tidy]
     command = "true"

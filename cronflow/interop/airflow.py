@@ -425,6 +425,7 @@ def _imports(flow: _Flow, body: str) -> str:
     third_party = [
         "from airflow.providers.standard.operators.bash import BashOperator",
         "from airflow.sdk import DAG"
+        + (", Asset" if "Asset(" in body else "")
         + (", CronTriggerTimetable" if flow.cadence.expression else ""),
     ]
     if flow.external:
@@ -631,6 +632,9 @@ def _task(jobfile: JobFile, job: Job, variable: str) -> str:
         arguments.append(("max_active_tis_per_dag", "1"))
     if job.run_if is not RunIf.ALL_SUCCESS:  # Airflow's trigger rules bear the same names
         arguments.append(("trigger_rule", _literal(job.run_if.value)))
+    for key, names in (("outlets", job.produces), ("inlets", job.uses)):  # Airflow Assets
+        if names:
+            arguments.append((key, "[" + ", ".join(f"Asset({_literal(n)})" for n in names) + "]"))
     if job.user:
         arguments.append(("run_as_user", _literal(job.user)))
     for on in alerted_events(jobfile, job):
