@@ -39,7 +39,6 @@ from cronflow.state import idle
 from cronflow.state.idle import HEARTBEAT
 from cronflow.state.locks import PLAN_LOCK, Locks
 from cronflow.state.store import FORGOTTEN, PRUNED, Store, new_run_id
-from cronflow.status_page import page_refresher
 
 
 def build_scheduler(
@@ -60,6 +59,8 @@ def build_scheduler(
     pinger = Pinger(jobfile=jobfile, store=store, clock=clock)
     refreshers = [metrics_refresher(jobfile, store)] if jobfile.settings.metrics_file else []
     if jobfile.settings.html_file:
+        from cronflow.status_page import page_refresher  # its renderer only when it is wanted
+
         refreshers.append(page_refresher(jobfile, store, clock.now, liveness.describe_running))
     executor = Executor(
         jobfile=jobfile,

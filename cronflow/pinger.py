@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -27,7 +26,7 @@ from cronflow.clock import Clock
 from cronflow.model import EventType, Job, JobFile, RunEvent, RunStatus, delivery_about
 from cronflow.state.store import Store
 
-_RID_NAMESPACE = uuid.UUID("6f1c2a57-3f0e-4c1b-9a53-63726f6e666c")  # run ids -> rids
+_RID_NAMESPACE = "6f1c2a57-3f0e-4c1b-9a53-63726f6e666c"  # run ids -> rids (uuid5)
 
 
 class Pinger:
@@ -110,7 +109,7 @@ class Pinger:
                     before.result()  # the run's earlier ping first (it was submitted first)
                 limit = self._limits.get(url, pings.DEFAULT_BODY_LIMIT)
                 body = _body(event, signal, limit) if output else b""
-                rid = str(uuid.uuid5(_RID_NAMESPACE, event.run_id))
+                rid = _rid(event.run_id)
                 sent = pings.deliver(
                     url,
                     protocol,
@@ -159,6 +158,13 @@ class Pinger:
                 config_hash=job.config_hash,
             )
         )
+
+
+def _rid(run_id: str) -> str:
+    """The UUID a run's pings carry (Healthchecks' rid): the same for all of its tries."""
+    import uuid  # only when a ping goes out
+
+    return str(uuid.uuid5(uuid.UUID(_RID_NAMESPACE), run_id))
 
 
 def _never_raising(task: Callable[[], object]) -> None:
