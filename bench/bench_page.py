@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from bench_years import median_seconds  # bench/ is on the path: python bench/bench_page.py
 
 from cronflow.model import EventType, RunEvent, RunKind, RunStatus
 from cronflow.state.codec import event_to_json
@@ -68,15 +68,6 @@ def state(folder: Path, jobs: int) -> Path:
     return folder / "jobs.toml"
 
 
-def median_seconds(command: list[str], repeat: int, cwd: Path) -> float:
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        subprocess.run(command, cwd=cwd, check=True, stdout=subprocess.DEVNULL)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
@@ -91,8 +82,8 @@ def main() -> None:
             path = state(folder, jobs)
             status = [sys.executable, "-m", "cronflow", "status", "--jobs", str(path)]
             subprocess.run(status, cwd=folder, check=True, stdout=subprocess.DEVNULL)  # index
-            terminal = median_seconds([*status, "--wide"], args.repeat, folder)
-            page = median_seconds([*status, "--html", "page.html"], args.repeat, folder)
+            terminal = median_seconds([*status, "--wide"], folder, args.repeat)
+            page = median_seconds([*status, "--html", "page.html"], folder, args.repeat)
             size = (folder / "page.html").stat().st_size
             print(
                 f"  {jobs:5} jobs: status {terminal:6.2f} s, status --html {page:6.2f} s "

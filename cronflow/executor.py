@@ -169,7 +169,7 @@ class Executor:
                 for future in finished:
                     key = running.pop(future)
                     outcome = future.result()  # a StoreError stops everything here
-                    self._alert_final(outcome, dependents)
+                    self._tell_final(outcome, dependents)
                     ended(key, outcome)
         for told in (self.alerter, self.pinger):
             if told:
@@ -178,7 +178,7 @@ class Executor:
             refresher.flush()
         return [outcomes[run.key] for run in runs]
 
-    def _alert_final(self, outcome: Outcome, dependents: dict[RunKey, set[RunKey]]) -> None:
+    def _tell_final(self, outcome: Outcome, dependents: dict[RunKey, set[RunKey]]) -> None:
         """Tell the alerter and the pinger how a run ended; a failure names the runs it
         holds back."""
         if outcome.event is None:

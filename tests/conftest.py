@@ -61,6 +61,16 @@ def run_cli(
     )
 
 
+def refused(folder: Path, text: str) -> str:
+    """Write `text` as folder/jobs.toml and validate it with the real command: it must be
+    refused with exit status 2 and a message, never a traceback. Returns the message."""
+    (folder / "jobs.toml").write_text(text)
+    checked = run_cli("validate", "--jobs", str(folder / "jobs.toml"), cwd=folder)
+    assert checked.returncode == 2, checked.stderr
+    assert "Traceback" not in checked.stderr
+    return checked.stderr
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock(datetime(2026, 1, 15, 3, 0, tzinfo=UTC))

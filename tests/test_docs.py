@@ -38,7 +38,8 @@ def test_every_option_is_documented(name):
 
 
 @pytest.mark.parametrize(
-    "key", sorted({*config.JOB_KEYS, *config.SETTINGS_KEYS, *config.ALERT_KEYS})
+    "key",
+    sorted({*config.JOB_KEYS, *config.SETTINGS_KEYS, *config.ALERT_KEYS, *config.ASSET_KEYS}),
 )
 def test_every_jobs_toml_key_is_in_the_reference(key):
     assert f"| `{key}` |" in README

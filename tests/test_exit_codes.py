@@ -11,7 +11,7 @@ import pytest
 from cronflow import plan
 from cronflow.model import EventType, RunKind, RunStatus
 from cronflow.state.store import Store
-from tests.conftest import load, real_scheduler, run_cli
+from tests.conftest import load, real_scheduler, refused
 from tests.fakes import FakeClock
 
 DAY = date(2026, 1, 14)
@@ -155,8 +155,6 @@ def _started(run, output):
         ("success_exit_codes = [2]\nno_retry_exit_codes = [2, 3]", "exit status 2 is also in"),
     ],
 )
-def test_bad_exit_code_lists_are_clear_errors(write_jobs, tmp_path, lines, problem):
-    path = write_jobs(f'[jobs.a]\ncommand = "true"\n{lines}\n')
-    checked = run_cli("validate", "--jobs", str(path), cwd=tmp_path)
-    assert checked.returncode == 2 and problem in checked.stderr, checked.stderr
-    assert "Traceback" not in checked.stderr
+def test_bad_exit_code_lists_are_clear_errors(tmp_path, lines, problem):
+    said = refused(tmp_path, f'[jobs.a]\ncommand = "true"\n{lines}\n')
+    assert problem in said, said

@@ -18,7 +18,7 @@ from cronflow import pings, plan
 from cronflow.model import EventType, RunKind, RunStatus
 from cronflow.state import idle
 from cronflow.state.store import Store
-from tests.conftest import load, real_scheduler, run_cli
+from tests.conftest import load, real_scheduler, refused, run_cli
 from tests.fakes import FakeClock
 from tests.fast_daemon import START
 from tests.waiting import wait_for
@@ -262,12 +262,10 @@ def test_a_failing_heartbeat_is_kept_for_status(write_jobs, monitor, tmp_path):
         ("42", "must be a string"),
     ],
 )
-def test_a_bad_ping_url_is_a_clear_error_that_never_shows_it(write_jobs, tmp_path, value, problem):
-    path = write_jobs(f'[jobs.a]\ncommand = "true"\nping_url = {value}\n')
-    checked = run_cli("validate", "--jobs", str(path), cwd=tmp_path)
-    assert checked.returncode == 2
-    assert problem in checked.stderr and "ping_url" in checked.stderr
-    assert "5f0e4c1b" not in checked.stderr and "Traceback" not in checked.stderr
+def test_a_bad_ping_url_is_a_clear_error_that_never_shows_it(tmp_path, value, problem):
+    said = refused(tmp_path, f'[jobs.a]\ncommand = "true"\nping_url = {value}\n')
+    assert problem in said and "ping_url" in said
+    assert "5f0e4c1b" not in said
 
 
 def test_the_daemon_pings_its_heartbeat_and_renews_the_metrics_every_loop(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,12 +16,15 @@ from pathlib import Path
 import pytest
 
 from cronflow import status_page
-from cronflow.model import EventType, RunEvent, RunKind, RunStatus
+from cronflow.model import EventType, RunEvent, RunStatus
 from cronflow.state import idle
-from cronflow.state.store import Store, new_run_id
+from cronflow.state.store import Store
 from tests.browser import Browser, chromium_missing
-from tests.conftest import load, real_scheduler, run_cli
+from tests.conftest import load, real_scheduler, refused, run_cli
 from tests.fakes import FakeClock
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+from bench_page import state  # noqa: E402  (the generator lives with the benchmark)
 
 SCREENSHOTS = Path(__file__).parent.parent / ".test-output"
 PAYLOAD = '<script>window.pwned = 1</script><img src=x onerror="window.pwned = 2">'
@@ -191,51 +195,8 @@ def test_with_scripts_on_filters_hover_details_and_relative_times(browser, pipel
     assert all(re.fullmatch(r"(in )?\d+[smhd]\S*( ago)?", t) for t in times), times
 
 
-def fifty_jobs(folder: Path) -> Path:
-    """Fifty jobs in five flows of ten, thirty runs each, recorded as cronflow records them."""
-    lines = []
-    for flow in range(5):
-        for step in range(10):
-            name = f"flow{flow}_step{step}_{'warehouse' if step % 3 else 'x'}"
-            lines.append(f'[jobs.{name}]\ncommand = "true"')
-            if step == 0:
-                lines.append('schedule = "0 6 * * *"')
-            else:
-                up = [f"flow{flow}_step{step - 1}_{'warehouse' if (step - 1) % 3 else 'x'}"]
-                if step >= 3:
-                    up.append(f"flow{flow}_step{step - 3}_{'warehouse' if (step - 3) % 3 else 'x'}")
-                lines.append(f"depends_on = {up!r}".replace("'", '"'))
-    (folder / "jobs.toml").write_text("\n".join(lines) + "\n")
-    jobfile = load(folder / "jobs.toml")
-    store = Store(jobfile.settings.state_dir)
-    store.prepare()
-    first = datetime(2026, 1, 1, 6, tzinfo=UTC)
-    for day in range(30):
-        at = first + timedelta(days=day)
-        for number, name in enumerate(jobfile.jobs):
-            failed = (day * 7 + number) % 23 == 0
-            store.append(
-                RunEvent(
-                    event=EventType.FINISHED,
-                    job=name,
-                    logical_time=at,
-                    run_id=new_run_id(at),
-                    status=RunStatus.FAILED if failed else RunStatus.SUCCESS,
-                    kind=RunKind.SCHEDULED,
-                    attempt=1,
-                    max_attempts=1,
-                    started_at=at,
-                    ended_at=at + timedelta(seconds=number),
-                    duration_s=float(number),
-                    exit_code=1 if failed else 0,
-                    reason="exit status 1" if failed else "",
-                )
-            )
-    return folder / "jobs.toml"
-
-
 def test_fifty_jobs_by_thirty_runs_screenshots(browser, tmp_path):
-    jobs = fifty_jobs(tmp_path)
+    jobs = state(tmp_path, 50)  # fifty jobs in flows of ten, thirty runs each
     written = run_cli("status", "--html", "status.html", "--jobs", str(jobs), cwd=tmp_path)
     assert written.returncode == 0, written.stderr
     page = tmp_path / "status.html"
@@ -280,12 +241,11 @@ def test_html_file_is_kept_by_ticks_and_renewed_by_idle_ticks(tmp_path):
 
 
 def test_html_file_errors_are_clear_and_status_html_to_a_missing_folder_too(tmp_path):
-    path = tmp_path / "jobs.toml"
-    path.write_text('[cronflow]\nhtml_file = "nowhere/status.html"\n[jobs.a]\ncommand = "true"\n')
-    checked = run_cli("validate", "--jobs", str(path), cwd=tmp_path)
-    assert checked.returncode == 2
-    assert "html_file" in checked.stderr and "does not exist" in checked.stderr
-    path.write_text('[jobs.a]\ncommand = "true"\n')
+    said = refused(
+        tmp_path, '[cronflow]\nhtml_file = "nowhere/status.html"\n[jobs.a]\ncommand = "true"\n'
+    )
+    assert "html_file" in said and "does not exist" in said
+    (tmp_path / "jobs.toml").write_text('[jobs.a]\ncommand = "true"\n')
     written = run_cli("status", "--html", "nowhere/status.html", cwd=tmp_path)
     assert written.returncode == 2 and "Traceback" not in written.stderr
     assert "cannot write the status page to nowhere/status.html" in written.stderr
