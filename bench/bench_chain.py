@@ -18,11 +18,12 @@ import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from cronflow import config, plan
+from cronflow.act.engine import build_scheduler
+from cronflow.act.runner import ShellRunner
 from cronflow.clock import SystemClock
-from cronflow.invocation import build_scheduler
+from cronflow.decide import plan
+from cronflow.load import jobs_toml
 from cronflow.model import RunKind, RunStatus
-from cronflow.runner import ShellRunner
 from cronflow.state.locks import Locks
 from cronflow.state.store import Store
 
@@ -47,7 +48,7 @@ def time_bare_loop(count: int) -> float:
 def time_executor(jobs_path: Path, day: date = date(2026, 1, 14), fresh: bool = True) -> float:
     """A day's runs through cronflow's executor, in this process: the runs alone (in a
     fresh state dir each time, unless `fresh` is False)."""
-    jobfile = config.load(jobs_path)
+    jobfile = jobs_toml.load(jobs_path)
     state_dir = jobs_path.parent / f".state-{time.monotonic_ns()}"
     store = Store(state_dir if fresh else jobfile.settings.state_dir)
     store.prepare()

@@ -146,11 +146,11 @@ def main() -> None:
             subprocess.run(commands()["status"], cwd=folder, check=True, stdout=subprocess.DEVNULL)
         before = size_of(large / ".cronflow")
         index_bytes = (large / ".cronflow" / "index.sqlite3").stat().st_size
-        from cronflow import config
+        from cronflow.load import jobs_toml
         from cronflow.state.store import Store
 
         started = time.perf_counter()
-        Store(config.load(large / "jobs.toml").settings.state_dir).forget_before(
+        Store(jobs_toml.load(large / "jobs.toml").settings.state_dir).forget_before(
             end - timedelta(days=KEEP_DAYS)
         )
         retention = time.perf_counter() - started

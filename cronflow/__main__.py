@@ -6,49 +6,38 @@ and `cronflow daemon` starts lean. Everything else, and any other spelling of th
 
 import os
 import sys
-from collections.abc import Callable
 
 from cronflow import DEFAULT_JOBS_FILE, JOBS_ENV_VAR
 
 
 def main() -> None:
-    idle_tick = _plain_options(sys.argv[1:], "run", flags=())
-    if idle_tick is not None:
-        from cronflow.state import idle
+    run_options = _plain_options(sys.argv[1:], "run", flags=())
+    if run_options is not None:
+        from cronflow.act import idle_tick
 
-        jobs, _ = idle_tick
-        if idle.answer(jobs or os.environ.get(JOBS_ENV_VAR) or DEFAULT_JOBS_FILE):
+        jobs, _ = run_options
+        if idle_tick.answer(jobs or os.environ.get(JOBS_ENV_VAR) or DEFAULT_JOBS_FILE):
             return
     daemon_options = _plain_options(sys.argv[1:], "daemon", flags=("--verbose", "-v"))
     if daemon_options is not None:
         from pathlib import Path
 
-        from cronflow import config, daemon
+        from cronflow.act import daemon
+        from cronflow.load import jobs_toml
 
         jobs, flags = daemon_options
         explicit = Path(jobs) if jobs is not None else None
+        from cronflow.errors import reporting_errors
+
         reporting_errors(
             lambda: daemon.serve(
-                config.find_jobs_file(explicit, os.environ, Path.cwd()), bool(flags)
+                jobs_toml.find_jobs_file(explicit, os.environ, Path.cwd()), bool(flags)
             )
         )
         return
-    from cronflow.cli import main as cli_main
+    from cronflow.cli.main import main as cli_main
 
     cli_main()
-
-
-def reporting_errors(action: Callable[[], object]) -> None:
-    """Run `action`, turning cronflow's errors into a message and an exit status."""
-    from cronflow.errors import CronflowError
-
-    try:
-        action()
-    except CronflowError as error:
-        print(f"cronflow: {error}", file=sys.stderr)
-        sys.exit(error.exit_code)
-    except KeyboardInterrupt:
-        sys.exit(130)
 
 
 def _plain_options(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,3 +71,14 @@ class StoreError(CronflowError):
     """The run log or state directory cannot be written; the run is not started."""
 
     exit_code = 1
+
+
+def reporting_errors(action: Callable[[], object]) -> None:
+    """Run `action`, turning cronflow's errors into a message and an exit status."""
+    try:
+        action()
+    except CronflowError as error:
+        print(f"cronflow: {error}", file=sys.stderr)
+        sys.exit(error.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -238,6 +238,10 @@ class Job:
     config_hash: str = ""  # changes whenever anything in this job's definition changes
 
 
+# Stopping: after shutdown_grace, the jobs still running get SIGKILL and this long to go.
+STOP_KILL_GRACE = 5.0
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     """The [cronflow] table."""

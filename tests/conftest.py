@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from cronflow import config
-from cronflow.executor import Executor
-from cronflow.invocation import build_scheduler
+from cronflow.act.engine import build_scheduler
+from cronflow.act.executor import Executor
+from cronflow.act.runner import ShellRunner
+from cronflow.load import jobs_toml
 from cronflow.model import JobFile
-from cronflow.runner import ShellRunner
 from cronflow.state.locks import Locks
 from cronflow.state.store import Store
 from tests.fakes import FakeClock
@@ -46,7 +46,7 @@ def run_cli(
 ) -> subprocess.CompletedProcess:
     """`python -m cronflow ARGS` in a real process, with no terminal and a strange TZ."""
     # Not the terminal's size running the tests: a test that wants a width says COLUMNS.
-    dropped = (config.JOBS_ENV_VAR, "COLUMNS", "LINES")
+    dropped = (jobs_toml.JOBS_ENV_VAR, "COLUMNS", "LINES")
     inherited = {k: v for k, v in os.environ.items() if k not in dropped}
     child_env = {**inherited, "TZ": CHILD_TZ, "CI": "true", "NO_COLOR": "1", **(env or {})}
     return subprocess.run(
@@ -105,7 +105,7 @@ def real_scheduler(jobfile: JobFile, clock):
 
 
 def load(path: Path) -> JobFile:
-    return config.load(path)
+    return jobs_toml.load(path)
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cronflow.daemon import Daemon
-from cronflow.runner import ShellRunner
+from cronflow.act.daemon import Daemon
+from cronflow.act.runner import ShellRunner
 
 START = datetime(2026, 1, 14, 6, 0, 30, tzinfo=UTC)
 

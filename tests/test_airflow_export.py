@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cronflow import config
 from cronflow.errors import UsageError
 from cronflow.interop.airflow import _literal, export_airflow
+from cronflow.load import jobs_toml
 from tests.conftest import run_cli
 
 NOW = datetime(2026, 11, 24, 16, 41, 27, tzinfo=UTC)
@@ -26,7 +26,7 @@ def export(path: Path, **options):
     return {
         f.dag_id: f
         for f in export_airflow(
-            config.load(path), now=NOW, decided=options.pop("decided", {}), **options
+            jobs_toml.load(path), now=NOW, decided=options.pop("decided", {}), **options
         )
     }
 
@@ -91,7 +91,7 @@ def test_the_example_becomes_one_dag_per_flow(example):
 
 
 def test_each_job_keeps_command_cwd_env_retries_and_timeout(example):
-    jobfile = config.load(ROOT / "jobs.toml.example")
+    jobfile = jobs_toml.load(ROOT / "jobs.toml.example")
     sales = DagSource(example["extract"].text)
     for name in ("extract", "transform", "load", "report"):
         job = jobfile.jobs[name]

@@ -21,7 +21,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from cronflow import config
+from cronflow.load import jobs_toml
 from cronflow.state.store import Store
 from tests.conftest import CHILD_TZ, run_cli
 from tests.receivers import start_receiver
@@ -295,7 +295,7 @@ def test_airflow_loads_every_exported_file_without_errors(world):
 
 
 def test_the_loaded_example_matches_the_jobs_file(world):
-    jobfile = config.load(world.example / "jobs.toml")
+    jobfile = jobs_toml.load(world.example / "jobs.toml")
     dags = world.loaded["dags"]
     for dag_id, names in (
         ("example_extract", ["extract", "transform", "load", "report"]),

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from cronflow import plan
+from cronflow.decide import plan
 from cronflow.masking import redact
 from cronflow.model import EventType, RunKind, RunStatus
 from cronflow.state.store import Store
@@ -376,9 +376,9 @@ def test_bad_alert_targets_are_config_errors(tmp_path, alerts, words):
 def test_the_alert_policy_reads_facts_in_log_order():
     """Streaks and owed recoveries are decided by alerts.py from where in the log the index
     saw each alert and success (not by the index, and not by clocks that may go back)."""
-    from cronflow.alerts import owes_recovery, streak_alerted_at
     from cronflow.model import RunEvent
     from cronflow.state.index import RunIndex
+    from cronflow.tell.alerts import owes_recovery, streak_alerted_at
 
     at = datetime(2026, 1, 14, 6, tzinfo=UTC)
 

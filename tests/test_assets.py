@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from cronflow import assets, plan
+from cronflow.act import idle_tick
+from cronflow.decide import freshness, plan
 from cronflow.model import RunKind
 from cronflow.state.store import Store
 from tests.conftest import load, real_scheduler, refused, run_cli
@@ -56,7 +57,7 @@ def run_day(jobfile, day=DAY):
 
 def states_at(jobfile, now):
     index = Store(jobfile.settings.state_dir).index()
-    return {state.name: state for state in assets.states(jobfile, index, now)}
+    return {state.name: state for state in freshness.states(jobfile, index, now)}
 
 
 def test_uses_become_dependencies_and_one_given_both_ways_is_one(tmp_path):
@@ -253,7 +254,6 @@ def test_a_stale_asset_alerts_once_and_again_when_fresh(tmp_path, receiver):
 
 
 def test_the_idle_tick_wakes_up_when_an_asset_turns_stale(tmp_path, receiver):
-    from cronflow.state import idle
 
     (tmp_path / "jobs.toml").write_text(
         f'[cronflow]\nkeep_days = 0\nkeep_history_days = 0\n[alerts]\nurls = ["{receiver.url()}"]\n'
@@ -265,5 +265,5 @@ def test_the_idle_tick_wakes_up_when_an_asset_turns_stale(tmp_path, receiver):
     real_scheduler(jobfile, clock).tick()  # runs 06:00
     real_scheduler(jobfile, clock).tick()  # decides again, leaves the stamp
     turns_stale = SIX + timedelta(hours=3)
-    assert idle.answer(str(jobfile.path), turns_stale - timedelta(seconds=1))
-    assert not idle.answer(str(jobfile.path), turns_stale)  # a full tick: it alerts
+    assert idle_tick.answer(str(jobfile.path), turns_stale - timedelta(seconds=1))
+    assert not idle_tick.answer(str(jobfile.path), turns_stale)  # a full tick: it alerts

@@ -83,8 +83,8 @@ def test_dry_run_prints_the_plan_and_runs_nothing(project):
 
 
 def test_a_backfill_dry_run_sums_up_each_job_and_exclude_leaves_jobs_out(tmp_path):
-    """A week of a minutely health check: one line per job (count, span, to run / done / not
-    yet due), not 10,000 lines; --exclude leaves the health check out of plan and run."""
+    """A week of a minutely health check: one line per job (count, span, to run / done /
+    skipped / not yet due), not 10,000 lines; --exclude leaves the health check out of plan and run."""
     (tmp_path / "jobs.toml").write_text(
         '[jobs.health]\ncommand = "true"\nschedule = "* * * * *"\n'
         "[jobs.report]\ncommand = 'echo \"$CRONFLOW_DATE\" >> ran.txt'\n"
@@ -96,8 +96,8 @@ def test_a_backfill_dry_run_sums_up_each_job_and_exclude_leaves_jobs_out(tmp_pat
     rows = {line.split()[0]: line.split() for line in dry.stdout.splitlines()[3:5]}
     assert rows["health"][:2] == ["health", "10080"]
     assert rows["health"][2:7] == ["2026-01-01", "00:00:00", "..", "2026-01-07", "23:59:00"]
-    assert rows["health"][7:] == ["10080", "0", "0"]  # to run, done, not yet due
-    assert rows["report"][1] == "7" and rows["report"][7:] == ["6", "1", "0"]
+    assert rows["health"][7:] == ["10080", "0", "0", "0"]  # to run, done, skipped, not yet due
+    assert rows["report"][1] == "7" and rows["report"][7:] == ["6", "1", "0", "0"]
     assert len(dry.stdout.splitlines()) < 10 and "--verbose" in dry.stdout
     result = run_cli("run", "--date", "2026-01-01..2026-01-07", "--exclude", "health", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -117,7 +117,7 @@ def test_days_are_words_or_counted_back_from_today_in_the_files_zone(tmp_path):
     from datetime import date, datetime, timedelta
     from zoneinfo import ZoneInfo
 
-    from cronflow.cli import parse_dates
+    from cronflow.cli.main import parse_dates
 
     today = date(2026, 3, 1)
     assert parse_dates("today", today) == [today]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from cronflow import config
 from cronflow.errors import ConfigError
+from cronflow.load import jobs_toml
 from cronflow.model import CatchUp, Overlap
 from tests.conftest import run_cli
 
@@ -187,7 +187,7 @@ def test_every_problem_is_reported_at_once(write_jobs):
         timeuot = "5m"
     """)
     with pytest.raises(ConfigError) as raised:
-        config.load(path)
+        jobs_toml.load(path)
     problems = raised.value.problems
     assert [(p.line, p.job, p.key) for p in problems] == [
         (3, None, "cronflow.timezone"),
@@ -209,9 +209,11 @@ def test_every_problem_is_reported_at_once(write_jobs):
 
 def test_the_jobs_file_comes_from_the_option_then_the_environment_then_the_folder(tmp_path):
     explicit, from_env = tmp_path / "a.toml", tmp_path / "b.toml"
-    assert config.find_jobs_file(explicit, {"CRONFLOW_JOBS": str(from_env)}, tmp_path) == explicit
-    assert config.find_jobs_file(None, {"CRONFLOW_JOBS": str(from_env)}, tmp_path) == from_env
-    assert config.find_jobs_file(None, {}, tmp_path) == tmp_path / "jobs.toml"
+    assert (
+        jobs_toml.find_jobs_file(explicit, {"CRONFLOW_JOBS": str(from_env)}, tmp_path) == explicit
+    )
+    assert jobs_toml.find_jobs_file(None, {"CRONFLOW_JOBS": str(from_env)}, tmp_path) == from_env
+    assert jobs_toml.find_jobs_file(None, {}, tmp_path) == tmp_path / "jobs.toml"
 
 
 def test_cronflow_jobs_variable_is_used_by_the_cli(write_jobs, tmp_path):
@@ -236,17 +238,17 @@ def test_cronflow_jobs_variable_is_used_by_the_cli(write_jobs, tmp_path):
     ],
 )
 def test_durations(text, seconds):
-    assert config.parse_duration(text) == timedelta(seconds=seconds)
+    assert jobs_toml.parse_duration(text) == timedelta(seconds=seconds)
 
 
 @pytest.mark.parametrize("text", ["", "5x", "m", "-5", -1, True, [1], "1.h"])
 def test_bad_durations(text):
-    with pytest.raises(config._Invalid):
-        config.parse_duration(text)
+    with pytest.raises(jobs_toml._Invalid):
+        jobs_toml.parse_duration(text)
 
 
 def test_defaults_apply_to_every_job_that_does_not_set_the_key(write_jobs):
-    jobfile = config.load(
+    jobfile = jobs_toml.load(
         write_jobs("""
         [cronflow]
         timezone = "Europe/Berlin"
@@ -281,7 +283,7 @@ def test_defaults_apply_to_every_job_that_does_not_set_the_key(write_jobs):
 
 
 def test_an_unscheduled_job_takes_the_schedule_and_zone_of_its_upstreams(write_jobs):
-    jobfile = config.load(
+    jobfile = jobs_toml.load(
         write_jobs("""
         [jobs.extract]
         command = "true"
@@ -304,14 +306,14 @@ def test_relative_paths_start_at_the_jobs_file(tmp_path):
     (tmp_path / "etc" / "work").mkdir(parents=True)
     path = tmp_path / "etc" / "jobs.toml"
     path.write_text('[cronflow]\nstate_dir = "state"\n[jobs.a]\ncommand = "true"\ncwd = "work"\n')
-    jobfile = config.load(path)
+    jobfile = jobs_toml.load(path)
     assert jobfile.settings.state_dir == tmp_path / "etc" / "state"
     assert jobfile.jobs["a"].cwd == tmp_path / "etc" / "work"
 
 
 def test_quoted_job_names_and_inline_tables_are_located(write_jobs):
     with pytest.raises(ConfigError) as raised:
-        config.load(
+        jobs_toml.load(
             write_jobs("""
             [jobs."db-dump"]
             command = '''
@@ -327,9 +329,9 @@ def test_quoted_job_names_and_inline_tables_are_located(write_jobs):
 
 def test_job_names_must_be_usable_as_file_names(write_jobs):
     with pytest.raises(ConfigError, match="is not allowed"):
-        config.load(write_jobs('[jobs."../x"]\ncommand = "true"\n'))
+        jobs_toml.load(write_jobs('[jobs."../x"]\ncommand = "true"\n'))
 
 
 def test_the_example_jobs_file_is_valid():
-    jobfile = config.load(ROOT / "jobs.toml.example")
+    jobfile = jobs_toml.load(ROOT / "jobs.toml.example")
     assert {"extract", "transform", "load", "report"} <= set(jobfile.jobs)

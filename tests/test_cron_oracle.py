@@ -18,7 +18,7 @@ from cronsim import CronSim
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from cronflow.schedule import MACROS, check, compile_schedule
+from cronflow.decide.schedule import MACROS, check, compile_schedule
 
 ZONES = [
     "UTC",

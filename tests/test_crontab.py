@@ -14,8 +14,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from croniter import croniter
 
-from cronflow import config
 from cronflow.interop.crontab import FormatUnknown, Host, detect_format, translate
+from cronflow.load import jobs_toml
 from tests.conftest import run_cli
 
 HOST = Host(
@@ -147,7 +147,7 @@ def test_import_never_overwrites_a_file(tmp_path):
 
 def test_init_writes_a_starter_that_loads_and_runs(tmp_path):
     assert run_cli("init", cwd=tmp_path).returncode == 0
-    jobfile = config.load(tmp_path / "jobs.toml")
+    jobfile = jobs_toml.load(tmp_path / "jobs.toml")
     assert list(jobfile.jobs) == ["extract", "report"]
     run = run_cli("run", "--date", "2026-01-14", cwd=tmp_path)
     assert run.returncode == 0 and "2 runs: 2 success" in run.stdout

@@ -21,10 +21,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from cronflow import plan
-from cronflow.daemon import MAX_SLEEP, Daemon, notify_systemd
+from cronflow.act.daemon import MAX_SLEEP, Daemon, notify_systemd
+from cronflow.act.runner import ShellRunner
+from cronflow.decide import plan
 from cronflow.model import EventType, RunStatus
-from cronflow.runner import ShellRunner
 from cronflow.state.store import Store
 from tests.conftest import CHILD_TZ, load, run_cli
 from tests.fakes import FakeClock
@@ -254,8 +254,8 @@ def test_the_daemon_starts_without_the_command_line_framework(tmp_path):
     daemon.process.send_signal(signal.SIGTERM)
     assert daemon.finish() == 0
     imported = {line.rsplit("|", 1)[-1].strip() for line in daemon.lines if "import time:" in line}
-    assert "cronflow.daemon" in imported and "sqlite3" in imported  # the probe sees imports
-    assert not {"typer", "click", "rich", "filelock", "cronflow.cli"} & imported
+    assert "cronflow.act.daemon" in imported and "sqlite3" in imported  # the probe sees imports
+    assert not {"typer", "click", "rich", "filelock", "cronflow.cli.main"} & imported
 
 
 def test_a_daemon_command_line_the_lean_start_does_not_know_goes_to_the_cli(tmp_path):

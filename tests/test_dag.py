@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cronflow import dag
+from cronflow.decide import dag
 
 
 @st.composite

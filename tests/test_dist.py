@@ -228,7 +228,7 @@ def test_the_packages_carry_complete_metadata(dist):
     [sdist] = dist.glob("cronflow-*.tar.gz")
     with tarfile.open(sdist) as archive:
         names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
-    assert {"README.md", "LICENSE", "pyproject.toml", "cronflow/cli.py"} <= names
+    assert {"README.md", "LICENSE", "pyproject.toml", "cronflow/cli/main.py"} <= names
 
 
 # ---- completion (no build needed) --------------------------------------------------------------

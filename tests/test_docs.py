@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import typer.main
 
-from cronflow import config
-from cronflow.cli import app
+from cronflow.cli.main import app
+from cronflow.load import jobs_toml
 from tests.conftest import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,7 +39,14 @@ def test_every_option_is_documented(name):
 
 @pytest.mark.parametrize(
     "key",
-    sorted({*config.JOB_KEYS, *config.SETTINGS_KEYS, *config.ALERT_KEYS, *config.ASSET_KEYS}),
+    sorted(
+        {
+            *jobs_toml.JOB_KEYS,
+            *jobs_toml.SETTINGS_KEYS,
+            *jobs_toml.ALERT_KEYS,
+            *jobs_toml.ASSET_KEYS,
+        }
+    ),
 )
 def test_every_jobs_toml_key_is_in_the_reference(key):
     assert f"| `{key}` |" in README
@@ -66,7 +73,7 @@ def test_every_toml_block_in_the_readme_loads(tmp_path, index):
         made.mkdir()
         block = block.replace(example, str(made))
     path.write_text(block)
-    config.load(path)
+    jobs_toml.load(path)
 
 
 def test_the_readme_alerting_rules_are_a_rules_file_on_documented_metrics():
@@ -86,7 +93,7 @@ def test_the_readme_alerting_rules_are_a_rules_file_on_documented_metrics():
 
 
 def test_the_readme_env_file_example_parses():
-    from cronflow.envfile import parse_env
+    from cronflow.load.env_files import parse_env
 
     [env_file] = re.findall(r"```text\n(# secrets\.env.*?)```", README, re.S)
     assert parse_env(env_file) == {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from cronflow import plan
+from cronflow.decide import plan
 from cronflow.model import EventType, Rerun, RunKind, RunStatus
 from cronflow.state.store import Store
 from tests.conftest import load

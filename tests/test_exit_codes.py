@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from cronflow import plan
+from cronflow.decide import plan
 from cronflow.model import EventType, RunKind, RunStatus
 from cronflow.state.store import Store
 from tests.conftest import load, real_scheduler, refused

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from cronflow.act import idle_tick
 from cronflow.model import EventType, RunEvent, RunKind, RunStatus
-from cronflow.state import idle
+from cronflow.state import idle_stamp, layout
 from cronflow.state.store import Store
 from tests.conftest import load, real_scheduler
 from tests.fakes import FakeClock
@@ -55,7 +56,7 @@ def effects_of_minutes(folder: Path, minutes: int, use_idle: bool) -> tuple[list
     clock = FakeClock(T0)
     answered = 0
     for _ in range(minutes):
-        if use_idle and idle.answer(str(path), clock.now()):
+        if use_idle and idle_tick.answer(str(path), clock.now()):
             answered += 1
         else:
             real_scheduler(jobfile, clock).tick()
@@ -111,11 +112,11 @@ def quiet_state(tmp_path):
 
 def test_the_stamp_answers_until_the_next_tick_and_writes_the_heartbeat(quiet_state):
     path, clock = quiet_state
-    heartbeat = path.parent / ".cronflow" / idle.HEARTBEAT
-    assert idle.answer(str(path), clock.now() + timedelta(minutes=20))
+    heartbeat = path.parent / ".cronflow" / layout.LAST_TICK
+    assert idle_tick.answer(str(path), clock.now() + timedelta(minutes=20))
     assert heartbeat.read_text().startswith("2026-01-10T12:20:30")
-    assert idle.answer(str(path), datetime(2026, 1, 10, 12, 59, 59, tzinfo=UTC))
-    assert not idle.answer(str(path), datetime(2026, 1, 10, 13, 0, tzinfo=UTC))  # due
+    assert idle_tick.answer(str(path), datetime(2026, 1, 10, 12, 59, 59, tzinfo=UTC))
+    assert not idle_tick.answer(str(path), datetime(2026, 1, 10, 13, 0, tzinfo=UTC))  # due
 
 
 def test_anything_changed_means_a_full_tick(quiet_state):
@@ -124,14 +125,14 @@ def test_anything_changed_means_a_full_tick(quiet_state):
     text = path.read_text()
 
     path.write_text(text.replace('"true"', '"echo"'))  # same size, other bytes
-    assert not idle.answer(str(path), later)
+    assert not idle_tick.answer(str(path), later)
     path.write_text(text)
-    assert idle.answer(str(path), later)
+    assert idle_tick.answer(str(path), later)
 
     path.chmod(0o666)  # trust: a file others may change is refused as root
-    assert not idle.answer(str(path), later)
+    assert not idle_tick.answer(str(path), later)
     path.chmod(0o644)
-    assert idle.answer(str(path), later)
+    assert idle_tick.answer(str(path), later)
 
     # Anything recorded (here a run another invocation held back) invalidates the stamp.
     Store(path.parent / ".cronflow").append(
@@ -142,13 +143,13 @@ def test_anything_changed_means_a_full_tick(quiet_state):
             status=RunStatus.SKIPPED,
         )
     )
-    assert not idle.answer(str(path), later)
+    assert not idle_tick.answer(str(path), later)
 
 
 def test_a_clock_set_back_behind_the_decision_means_a_full_tick(quiet_state):
     path, clock = quiet_state
-    assert idle.answer(str(path), clock.now() - timedelta(seconds=50))  # an NTP step
-    assert not idle.answer(str(path), clock.now() - timedelta(minutes=5))
+    assert idle_tick.answer(str(path), clock.now() - timedelta(seconds=50))  # an NTP step
+    assert not idle_tick.answer(str(path), clock.now() - timedelta(minutes=5))
 
 
 def test_a_retry_owed_by_a_dead_cronflow_is_due_at_its_delay(tmp_path):
@@ -171,13 +172,13 @@ def test_a_retry_owed_by_a_dead_cronflow_is_due_at_its_delay(tmp_path):
     )
     clock.advance(timedelta(minutes=1))
     scheduler.tick()  # the retry is not due yet: the stamp says when it is
-    assert idle.answer(str(path), datetime(2026, 1, 10, 12, 10, tzinfo=UTC))
-    assert not idle.answer(str(path), datetime(2026, 1, 10, 12, 11, tzinfo=UTC))
+    assert idle_tick.answer(str(path), datetime(2026, 1, 10, 12, 10, tzinfo=UTC))
+    assert not idle_tick.answer(str(path), datetime(2026, 1, 10, 12, 11, tzinfo=UTC))
 
 
 def test_no_stamp_while_a_run_runs(tmp_path):
     _, _, scheduler = ticked(tmp_path, '[jobs.slow]\ncommand = "true"\nschedule = "0 * * * *"\n')
-    assert (tmp_path / ".cronflow" / idle.STAMP_NAME).exists()
+    assert (tmp_path / ".cronflow" / layout.IDLE_STAMP_NAME).exists()
     started = scheduler.store.append(
         event(
             "slow",
@@ -192,7 +193,7 @@ def test_no_stamp_while_a_run_runs(tmp_path):
         assert held is not None
         scheduler.tick()
     assert scheduler.store.index().latest(started.key).status is RunStatus.RUNNING
-    assert not (tmp_path / ".cronflow" / idle.STAMP_NAME).exists()
+    assert not (tmp_path / ".cronflow" / layout.IDLE_STAMP_NAME).exists()
 
 
 @pytest.mark.parametrize(
@@ -209,10 +210,10 @@ def test_the_stamp_is_where_idle_ticks_look_or_nowhere(tmp_path, setting, found)
         tmp_path, f'{setting}\n[jobs.a]\ncommand = "true"\nschedule = "0 * * * *"\n'
     )
     state_dir = scheduler.jobfile.settings.state_dir
-    assert (state_dir / idle.STAMP_NAME).exists() == (found is not None)
+    assert (state_dir / layout.IDLE_STAMP_NAME).exists() == (found is not None)
     if found:
         assert state_dir == tmp_path / found
-        assert idle.answer(str(path), clock.now() + timedelta(minutes=1))
+        assert idle_tick.answer(str(path), clock.now() + timedelta(minutes=1))
 
 
 def test_a_real_idle_tick_never_loads_the_command_line_framework(tmp_path):
@@ -230,9 +231,9 @@ def test_a_real_idle_tick_never_loads_the_command_line_framework(tmp_path):
     probe = (
         "import sys; sys.argv = ['cronflow', 'run', '--jobs', sys.argv[1]];"
         "from cronflow.__main__ import main; main();"
-        "print(sorted(m for m in ('typer', 'cronflow.cli', 'cronflow.config') if m in sys.modules))"
+        "print(sorted(m for m in ('typer', 'cronflow.cli.main', 'cronflow.load.jobs_toml') if m in sys.modules))"
     )
-    heartbeat = tmp_path / ".cronflow" / idle.HEARTBEAT
+    heartbeat = tmp_path / ".cronflow" / layout.LAST_TICK
     before = heartbeat.read_text()
     second = subprocess.run(
         [sys.executable, "-c", probe, str(path)], capture_output=True, text=True, env=env
@@ -244,32 +245,32 @@ def test_a_real_idle_tick_never_loads_the_command_line_framework(tmp_path):
 
 def test_a_stamp_others_could_have_written_is_not_trusted(quiet_state):
     path, clock = quiet_state
-    stamp = path.parent / ".cronflow" / idle.STAMP_NAME
+    stamp = path.parent / ".cronflow" / layout.IDLE_STAMP_NAME
     later = clock.now() + timedelta(minutes=5)
-    assert idle.answer(str(path), later)
+    assert idle_tick.answer(str(path), later)
     stamp.chmod(0o622)  # writable by group and others
-    assert not idle.answer(str(path), later)
+    assert not idle_tick.answer(str(path), later)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
 def test_a_stamp_another_user_owns_is_not_trusted(quiet_state):
     path, clock = quiet_state
     later = clock.now() + timedelta(minutes=5)
-    assert idle.answer(str(path), later)
-    os.chown(path.parent / ".cronflow" / idle.STAMP_NAME, 65534, -1)  # nobody's
-    assert not idle.answer(str(path), later)
+    assert idle_tick.answer(str(path), later)
+    os.chown(path.parent / ".cronflow" / layout.IDLE_STAMP_NAME, 65534, -1)  # nobody's
+    assert not idle_tick.answer(str(path), later)
 
 
 def test_the_idle_tick_allows_the_clock_step_the_planner_allows():
-    from cronflow import plan
+    from cronflow.decide import plan
 
-    assert plan.CLOCK_TOLERANCE.total_seconds() == idle.CLOCK_TOLERANCE_SECONDS
+    assert plan.CLOCK_TOLERANCE.total_seconds() == idle_stamp.CLOCK_TOLERANCE_SECONDS
 
 
 def test_the_idle_tick_finds_the_state_directory_where_config_does(tmp_path, monkeypatch):
     """The light reading of the jobs file and the full one agree, CRONFLOW_STATE_DIR too."""
-    from cronflow import config
-    from cronflow.state.idle import light_state_dir
+    from cronflow.load import jobs_toml
+    from cronflow.state.idle_stamp import light_state_dir
 
     jobs = tmp_path / "jobs.toml"
     for text in (
@@ -282,5 +283,5 @@ def test_the_idle_tick_finds_the_state_directory_where_config_does(tmp_path, mon
                 monkeypatch.setenv("CRONFLOW_STATE_DIR", override)
             else:
                 monkeypatch.delenv("CRONFLOW_STATE_DIR", raising=False)
-            full = config.load(jobs).settings.state_dir
+            full = jobs_toml.load(jobs).settings.state_dir
             assert light_state_dir(str(jobs), text) == str(full)

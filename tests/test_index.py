@@ -98,7 +98,7 @@ def test_retention_prunes_old_output_but_keeps_what_status_needs(write_jobs, tmp
     import os
     from datetime import UTC, datetime, timedelta
 
-    from cronflow import config
+    from cronflow.load import jobs_toml
     from tests.conftest import real_scheduler
     from tests.fakes import FakeClock
 
@@ -109,11 +109,11 @@ def test_retention_prunes_old_output_but_keeps_what_status_needs(write_jobs, tmp
         [jobs.daily]
         command = "echo hello"
     """)
-    jobfile = config.load(path)
+    jobfile = jobs_toml.load(path)
     clock = FakeClock(datetime(2026, 1, 20, tzinfo=UTC))
     scheduler = real_scheduler(jobfile, clock)
     store = scheduler.store
-    from cronflow import plan
+    from cronflow.decide import plan
     from cronflow.model import RunKind
 
     for day in range(1, 6):

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from cronflow import plan
+from cronflow.decide import plan
 from cronflow.model import EventType, RunKind, RunStatus, Watermark
 from cronflow.state.index import RunIndex
 from cronflow.state.store import Store

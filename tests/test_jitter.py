@@ -9,9 +9,9 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from cronflow import plan
-from cronflow.daemon import Daemon
-from cronflow.state import idle
+from cronflow.act import idle_tick
+from cronflow.act.daemon import Daemon
+from cronflow.decide import plan
 from cronflow.state.store import Store
 from tests.conftest import load, real_scheduler, refused, run_cli
 from tests.fakes import FakeClock
@@ -89,8 +89,8 @@ def test_the_idle_tick_the_daemon_and_next_wait_for_the_start_not_the_tick(tmp_p
     pending = watermarks["report"].next_tick  # 06:00 if its run has not started, else 07:00
     start = plan.start_of(jobfile, job, pending)
     assert start > clock.now()
-    assert idle.answer(str(path), start - timedelta(seconds=1))  # nothing has started yet
-    assert not idle.answer(str(path), start)  # its run starts: a full tick
+    assert idle_tick.answer(str(path), start - timedelta(seconds=1))  # nothing has started yet
+    assert not idle_tick.answer(str(path), start)  # its run starts: a full tick
     assert Daemon.next_wake(jobfile, watermarks, start - timedelta(seconds=30)) == start
     status = json.loads(run_cli("status", "--json", cwd=tmp_path).stdout)
     assert status["jobs"][0]["next_due"] == start.isoformat()  # when it starts

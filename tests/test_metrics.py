@@ -12,11 +12,11 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from cronflow import plan
-from cronflow.metrics import exposition
+from cronflow.act import idle_tick
+from cronflow.decide import plan
 from cronflow.model import EventType, RunKind, RunStatus
-from cronflow.state import idle
 from cronflow.state.store import Store
+from cronflow.tell.metrics import exposition
 from tests.conftest import load, real_scheduler, refused, run_cli
 from tests.fakes import FakeClock
 from tests.waiting import wait_for
@@ -95,7 +95,7 @@ def test_a_tick_writes_its_time_and_an_idle_tick_renews_only_that(write_jobs, tm
     first = path.read_text()
     assert samples(first)[("cronflow_tick_last_timestamp_seconds", ())] == clock.now().timestamp()
     later = clock.now() + timedelta(minutes=7)
-    assert idle.answer(str(jobfile.path), later)
+    assert idle_tick.answer(str(jobfile.path), later)
     renewed = path.read_text()
     assert samples(renewed)[("cronflow_tick_last_timestamp_seconds", ())] == later.timestamp()
     unchanged = [line for line in first.splitlines() if "tick_last" not in line]
@@ -124,7 +124,7 @@ def test_cronflow_metrics_prints_what_the_file_holds(write_jobs, tmp_path, clock
 WRITER = """
 import sys
 from pathlib import Path
-from cronflow.refresh import write_atomically
+from cronflow.tell.derived_files import write_atomically
 path, stop, me = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 text = "".join(f"cronflow_job_running{{job=\\"{me}-{n}\\"}} {n}\\n" for n in range(500))
 while not stop.exists():

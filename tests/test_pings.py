@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from cronflow import pings, plan
+from cronflow.act import idle_tick
+from cronflow.decide import plan
 from cronflow.model import EventType, RunKind, RunStatus
-from cronflow.state import idle
 from cronflow.state.store import Store
+from cronflow.tell import ping_requests
 from tests.conftest import load, real_scheduler, refused, run_cli
 from tests.fakes import FakeClock
 from tests.fast_daemon import START
@@ -208,10 +209,14 @@ def test_cronitor_pings_say_run_complete_and_fail_in_a_series(write_jobs, monito
 
 
 def test_the_protocol_is_told_from_the_url():
-    assert pings.protocol_for("https://cronitor.link/p/k/job") == pings.CRONITOR
-    assert pings.protocol_for("https://hc-ping.com/uuid") == pings.HEALTHCHECKS
-    assert pings.protocol_for("https://hc.example.org/ping/uuid") == pings.HEALTHCHECKS
-    assert pings.protocol_for("https://hc.example.org/x", "cronitor") == pings.CRONITOR
+    assert ping_requests.protocol_for("https://cronitor.link/p/k/job") == ping_requests.CRONITOR
+    assert ping_requests.protocol_for("https://hc-ping.com/uuid") == ping_requests.HEALTHCHECKS
+    assert (
+        ping_requests.protocol_for("https://hc.example.org/ping/uuid") == ping_requests.HEALTHCHECKS
+    )
+    assert (
+        ping_requests.protocol_for("https://hc.example.org/x", "cronitor") == ping_requests.CRONITOR
+    )
 
 
 def test_the_heartbeat_is_pinged_by_full_ticks_and_idle_ticks(write_jobs, monitor):
@@ -227,10 +232,10 @@ def test_the_heartbeat_is_pinged_by_full_ticks_and_idle_ticks(write_jobs, monito
     clock = FakeClock(datetime(2026, 1, 10, 12, 0, 30, tzinfo=UTC))
     real_scheduler(load(path), clock).tick()  # runs 12:00, pings, leaves the stamp
     assert [p.signal for p in monitor.pings("cronflow-heartbeat")] == ["success"]
-    assert idle.answer(str(path), clock.now() + timedelta(minutes=1))
-    assert idle.answer(str(path), clock.now() + timedelta(minutes=2))
+    assert idle_tick.answer(str(path), clock.now() + timedelta(minutes=1))
+    assert idle_tick.answer(str(path), clock.now() + timedelta(minutes=2))
     assert [p.status for p in monitor.pings("cronflow-heartbeat")] == [200] * 3
-    kept = pings.read_heartbeat(str(path.parent / ".cronflow"))
+    kept = ping_requests.read_heartbeat(str(path.parent / ".cronflow"))
     assert kept["last"]["delivery"] == "sent" and kept["last_failed"] is None
 
 
@@ -247,7 +252,7 @@ def test_a_failing_heartbeat_is_kept_for_status(write_jobs, monitor, tmp_path):
     )
     ran = run_cli("run", "--jobs", str(path), cwd=tmp_path)
     assert ran.returncode == 0, ran.stderr
-    kept = pings.read_heartbeat(str(path.parent / ".cronflow"))
+    kept = ping_requests.read_heartbeat(str(path.parent / ".cronflow"))
     assert kept["last_failed"]["delivery"] == "failed: HTTP 404 Not Found"
     status = run_cli("status", "--jobs", str(path), cwd=tmp_path, env={"COLUMNS": "200"})
     assert "heartbeat ping failed" in status.stdout

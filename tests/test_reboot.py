@@ -8,11 +8,12 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from cronflow.invocation import build_scheduler
-from cronflow.liveness import boot_id
+from cronflow.act import idle_tick
+from cronflow.act.engine import build_scheduler
+from cronflow.act.processes import boot_id
+from cronflow.act.runner import ShellRunner
 from cronflow.model import Boot
-from cronflow.runner import ShellRunner
-from cronflow.state import idle
+from cronflow.state import layout
 from cronflow.state.locks import Locks
 from cronflow.state.store import Store
 from tests.conftest import load, refused, run_cli
@@ -100,11 +101,11 @@ def test_the_idle_tick_answers_only_on_the_boot_it_was_left_on(tmp_path):
     scheduler = scheduler_on(tmp_path, this_machine, clock)
     scheduler.tick()
     store, jobfile = scheduler.store, scheduler.jobfile
-    stamp = (store.state_dir / idle.STAMP_NAME).read_text()
+    stamp = (store.state_dir / layout.IDLE_STAMP_NAME).read_text()
     assert f"boot {boot_id()}" in stamp
-    assert idle.answer(str(jobfile.path), clock.now() + timedelta(minutes=5))
-    (store.state_dir / idle.STAMP_NAME).write_text(stamp.replace(boot_id(), "another-boot"))
-    assert not idle.answer(str(jobfile.path), clock.now() + timedelta(minutes=5))
+    assert idle_tick.answer(str(jobfile.path), clock.now() + timedelta(minutes=5))
+    (store.state_dir / layout.IDLE_STAMP_NAME).write_text(stamp.replace(boot_id(), "another-boot"))
+    assert not idle_tick.answer(str(jobfile.path), clock.now() + timedelta(minutes=5))
 
 
 def test_side_by_side_one_shots_at_boot_run_it_once(tmp_path):

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from cronflow.model import EventType, RunEvent, RunKey, RunKind, RunStatus
-from cronflow.state.index import SNAPSHOT_NAME, RunIndex
+from cronflow.state.index import RunIndex
+from cronflow.state.layout import SNAPSHOT_NAME
 from cronflow.state.store import Store
 from tests.conftest import run_cli
 
@@ -210,7 +211,7 @@ def test_a_retention_pass_killed_at_any_step_loses_nothing_kept(aged, tmp_path):
 def test_every_tick_applies_retention_once_a_day_and_the_daemon_loop_too(aged, tmp_path):
     """Not only when some job runs: a one-shot tick with nothing due forgets old history
     (once a day), and so does each loop of the daemon."""
-    from cronflow import config
+    from cronflow.load import jobs_toml
     from tests.conftest import real_scheduler
     from tests.fakes import FakeClock
     from tests.test_daemon import DaemonProcess
@@ -222,7 +223,7 @@ def test_every_tick_applies_retention_once_a_day_and_the_daemon_loop_too(aged, t
         '[jobs.daily]\ncommand = "true"\nschedule = "0 0 1 1 *"\n'
     )
     clock = FakeClock(day(120) + timedelta(hours=1))
-    scheduler = real_scheduler(config.load(jobs), clock)
+    scheduler = real_scheduler(jobs_toml.load(jobs), clock)
     assert scheduler.tick() == []  # nothing due
     index = Store(tmp_path / ".cronflow").index()
     assert index.latest(RunKey("daily", day(40))) is None  # older than 60 days: forgotten
@@ -251,7 +252,7 @@ def test_logs_finds_a_run_through_the_index_without_reading_the_log(tmp_path, mo
     replaced (the index keeps a run's latest execution) is looked for in the log."""
     import contextlib
 
-    from cronflow.cli import app
+    from cronflow.cli.main import app
 
     (tmp_path / "jobs.toml").write_text(
         '[jobs.flaky]\ncommand = \'echo "try $CRONFLOW_ATTEMPT of $CRONFLOW_DATE"; '

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from cronflow import drawing
 from cronflow.model import EventType
 from cronflow.state.store import Store
+from cronflow.tell import graphs
 from tests.conftest import load, real_scheduler, refused, run_cli
 from tests.fakes import FakeClock
 
@@ -133,6 +133,24 @@ def test_the_dry_run_explains_each_rule(tmp_path):
     assert effects(tmp_path) == ["extract", "load"]  # a dry run runs nothing
 
 
+def test_the_dry_run_summary_counts_a_rule_not_met_as_skipped_not_done(tmp_path):
+    """The upstreams ran (extract succeeded, load failed); of the rule jobs, all_done and
+    one_failed would run, all_failed and none_failed are skipped by their rule (and report
+    after none_failed waits on it), and nothing is already done but the two upstreams."""
+    flow(tmp_path, "true", "exit 3")
+    backfill(tmp_path, "--job", "extract", "--job", "load")
+    planned = run_cli("run", "--date", "2026-01-14", "--dry-run", "--rerun", "none", cwd=tmp_path)
+    assert planned.returncode == 0, planned.stderr
+    header, _, *lines = [line.split() for line in planned.stdout.splitlines()[1:9]]
+    assert header[-7:] == ["to", "run", "done", "skipped", "not", "yet", "due"]
+    rows = {line[0]: line[-4:] for line in lines}  # to run, done, skipped, not yet due
+    assert rows["extract"] == ["0", "1", "0", "0"] and rows["load"] == ["0", "1", "0", "0"]
+    assert rows["on_all_done"] == ["1", "0", "0", "0"]
+    assert rows["on_one_failed"] == ["1", "0", "0", "0"]
+    assert rows["on_all_failed"] == ["0", "0", "1", "0"]
+    assert rows["on_none_failed"] == ["0", "0", "1", "0"]
+
+
 def test_a_scheduled_rule_job_waits_for_an_upstream_on_another_schedule_then_runs(tmp_path):
     """cleanup (hourly at :30, all_done) after nightly (daily 06:00, fails): at 05:30 it
     waits (nightly's 06:00 has not run... its latest tick is yesterday's, never run), and
@@ -152,10 +170,10 @@ def test_a_scheduled_rule_job_waits_for_an_upstream_on_another_schedule_then_run
 
 def test_the_graph_draws_rule_edges_dashed_with_the_rule(tmp_path):
     jobfile = load(flow(tmp_path, "true", "true"))
-    assert '"extract" -> "on_all_done" [style=dashed, label="all_done"];' in drawing.as_dot(jobfile)
-    assert "-.->|one_failed|" in drawing.as_mermaid(jobfile)
-    assert "on_all_failed  [after extract, load, run_if all_failed]" in drawing.as_text(jobfile)
-    assert '"extract" -> "report"' not in drawing.as_dot(jobfile)
+    assert '"extract" -> "on_all_done" [style=dashed, label="all_done"];' in graphs.as_dot(jobfile)
+    assert "-.->|one_failed|" in graphs.as_mermaid(jobfile)
+    assert "on_all_failed  [after extract, load, run_if all_failed]" in graphs.as_text(jobfile)
+    assert '"extract" -> "report"' not in graphs.as_dot(jobfile)
 
 
 @pytest.mark.parametrize(

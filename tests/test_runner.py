@@ -8,7 +8,8 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
-from cronflow.runner import ProcessSpec, ShellRunner, cap_file, tail_of
+from cronflow.act.runner import ProcessSpec, ShellRunner
+from cronflow.state.outputs import cap_file, tail_of
 from tests.waiting import wait_for
 
 

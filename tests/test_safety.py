@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from cronflow import config
-from cronflow.envfile import EnvFileError, parse_env
+from cronflow.act.runner import read_exit_status
+from cronflow.decide.plan import runs_for_date
 from cronflow.errors import ConfigError
+from cronflow.load import jobs_toml
+from cronflow.load.env_files import EnvFileError, parse_env
 from cronflow.model import RunKind, RunStatus
-from cronflow.plan import runs_for_date
-from cronflow.runner import read_exit_status
 from tests.conftest import run_cli
 
 IS_ROOT = os.geteuid() == 0
@@ -162,19 +162,19 @@ def test_not_as_root_the_same_findings_only_warn(guarded, tmp_path):
     for path in (tmp_path, tmp_path / "conf", *(tmp_path / "conf").iterdir(), guarded):
         os.chown(path, NOBODY.pw_uid, -1)  # as if nobody had written it all
     make_group_writable(guarded)
-    jobfile = config.load(guarded, euid=NOBODY.pw_uid)  # cronflow running as nobody
+    jobfile = jobs_toml.load(guarded, euid=NOBODY.pw_uid)  # cronflow running as nobody
     assert jobfile.warnings == (
         f"the jobs file is writable by group (mode 0664); as root cronflow would refuse it. "
         f"Fix: chmod go-w {guarded}",
     )
     with pytest.raises(ConfigError, match="owned by nobody"):
-        config.load(guarded, euid=0)
+        jobs_toml.load(guarded, euid=0)
 
 
 def test_an_env_file_that_others_can_change_after_loading_fails_only_its_run(
     guarded, tmp_path, make_executor
 ):
-    jobfile = config.load(guarded)
+    jobfile = jobs_toml.load(guarded)
     run = runs_for_date(jobfile, ["mark"], date(2026, 1, 14), RunKind.BACKFILL)
     make_other_writable(tmp_path / "conf" / "job.env")
     [outcome] = make_executor(jobfile).execute(run)
@@ -266,7 +266,7 @@ def test_accounts_are_checked_by_validate(write_jobs, tmp_path, keys, message):
 def test_a_user_needs_cronflow_to_run_as_root(write_jobs):
     path = write_jobs('[jobs.who]\ncommand = "true"\nuser = "nobody"\n')
     with pytest.raises(ConfigError) as error:
-        config.load(path, euid=NOBODY.pw_uid)
+        jobs_toml.load(path, euid=NOBODY.pw_uid)
     assert (
         'job "who", key "user": user = "nobody" needs cronflow to run as root, and it runs '
         "as nobody"
@@ -309,7 +309,7 @@ def test_an_env_file_broken_after_loading_fails_the_run_with_a_reason(
     write_jobs, tmp_path, make_executor
 ):
     (tmp_path / "a.env").write_text("OK=1\n")
-    jobfile = config.load(write_jobs('[jobs.show]\ncommand = "touch ran"\nenv_file = "a.env"\n'))
+    jobfile = jobs_toml.load(write_jobs('[jobs.show]\ncommand = "touch ran"\nenv_file = "a.env"\n'))
     (tmp_path / "a.env").write_text("OK=1\nnot an assignment s3cret\n")
     run = runs_for_date(jobfile, ["show"], date(2026, 1, 14), RunKind.BACKFILL)
     [outcome] = make_executor(jobfile).execute(run)

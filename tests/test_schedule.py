@@ -15,7 +15,7 @@ from croniter import croniter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cronflow.schedule import ScheduleError, check, compile_schedule, describe
+from cronflow.decide.schedule import ScheduleError, check, compile_schedule, describe
 
 NEW_YORK = ZoneInfo("America/New_York")
 
@@ -192,7 +192,7 @@ field = st.lists(field_item, min_size=1, max_size=3).map(",".join)
 @settings(max_examples=2000, deadline=None)
 @given(st.tuples(field, field, field, field, field).map(" ".join))
 def test_expressions_vouched_for_without_croniter_are_accepted_by_croniter(fields):
-    from cronflow.schedule import _plainly_valid
+    from cronflow.decide.schedule import _plainly_valid
 
     if _plainly_valid(fields):
         assert croniter_accepts(fields), fields
@@ -210,7 +210,7 @@ def test_expressions_vouched_for_without_croniter_are_accepted_by_croniter(field
     ],
 )
 def test_common_expressions_are_vouched_for_without_croniter(fields):
-    from cronflow.schedule import _plainly_valid
+    from cronflow.decide.schedule import _plainly_valid
 
     assert _plainly_valid(fields) and croniter_accepts(fields)
 
@@ -221,7 +221,7 @@ def test_a_run_with_nothing_due_does_not_import_croniter(tmp_path):
 
     (tmp_path / "jobs.toml").write_text('[jobs.a]\ncommand = "true"\nschedule = "0 3 29 2 *"\n')
     code = (
-        "import sys; from cronflow.cli import main; sys.argv = ['cronflow', 'run']\n"
+        "import sys; from cronflow.cli.main import main; sys.argv = ['cronflow', 'run']\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
         "print('croniter loaded:', 'croniter' in sys.modules)"
     )

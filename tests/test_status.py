@@ -8,12 +8,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from cronflow import config, drawing, report
+from cronflow.load import jobs_toml
 from cronflow.model import EventType, RunEvent, RunKind, RunStatus
 from cronflow.state.codec import event_to_json
-from cronflow.state.idle import HEARTBEAT
 from cronflow.state.index import RunIndex
+from cronflow.state.layout import LAST_TICK
 from cronflow.state.store import Store
+from cronflow.tell import graphs, overview
 from tests.conftest import run_cli
 
 SCENARIO = """
@@ -60,7 +61,7 @@ def scenario(tmp_path):
     )
     flag.touch()
     run_cli("run", "--date", "2026-01-14", cwd=tmp_path)
-    return config.load(tmp_path / "jobs.toml")
+    return jobs_toml.load(tmp_path / "jobs.toml")
 
 
 def test_status_rows_strip_and_json_for_a_busy_scenario(tmp_path):
@@ -202,23 +203,23 @@ def test_the_failing_streak_is_exact_however_long_and_a_missed_tick_does_not_end
 
 def test_the_stale_warning_follows_the_injected_clock(tmp_path):
     (tmp_path / "jobs.toml").write_text('[jobs.a]\ncommand = "true"\nschedule = "@hourly"\n')
-    jobfile = config.load(tmp_path / "jobs.toml")
+    jobfile = jobs_toml.load(tmp_path / "jobs.toml")
     store = Store(tmp_path / ".cronflow")
     store.prepare()
     ticked = datetime(2026, 1, 14, 6, 0, tzinfo=UTC)
-    store.write_stamp(HEARTBEAT, ticked)
-    rows = report.summarise(jobfile, RunIndex([]), {}, ticked)
-    fresh = report.overview(
-        jobfile, rows, store.read_stamp(HEARTBEAT), ticked + timedelta(minutes=4)
+    store.write_stamp(LAST_TICK, ticked)
+    rows = overview.summarise(jobfile, RunIndex([]), {}, ticked)
+    fresh = overview.overview(
+        jobfile, rows, store.read_stamp(LAST_TICK), ticked + timedelta(minutes=4)
     )
-    stale = report.overview(
-        jobfile, rows, store.read_stamp(HEARTBEAT), ticked + timedelta(minutes=6)
+    stale = overview.overview(
+        jobfile, rows, store.read_stamp(LAST_TICK), ticked + timedelta(minutes=6)
     )
     assert (fresh.stale, stale.stale) == (False, True)
     assert stale.last_ran_at == ticked
     shown = run_cli("status", cwd=tmp_path).stdout
     assert "warning: no tick for a while" in shown  # the real clock is long past 2026-01-14
-    never = report.overview(jobfile, rows, None, ticked)
+    never = overview.overview(jobfile, rows, None, ticked)
     assert not never.stale and never.last_ran_at is None  # not stale: it never ran yet
 
 
@@ -296,7 +297,7 @@ def test_logs_follow_prints_a_running_attempt_until_it_ends(tmp_path):
 
 def test_graph_in_every_format(tmp_path):
     (tmp_path / "jobs.toml").write_text(SCENARIO.format(flag="x"))
-    jobfile = config.load(tmp_path / "jobs.toml")
+    jobfile = jobs_toml.load(tmp_path / "jobs.toml")
     text = run_cli("graph", cwd=tmp_path).stdout
     assert text.splitlines()[:3] == [
         "extract  [daily at 06:00 (UTC)]",
@@ -318,13 +319,13 @@ def test_graph_in_every_format(tmp_path):
 def test_a_diamond_draws_the_shared_job_once():
     from pathlib import Path
 
-    jobfile = config.parse(
+    jobfile = jobs_toml.parse(
         '[jobs.a]\ncommand="x"\n[jobs.b]\ncommand="x"\ndepends_on=["a"]\n'
         '[jobs.c]\ncommand="x"\ndepends_on=["a"]\n'
         '[jobs.d]\ncommand="x"\ndepends_on=["b","c"]\n',
         Path("/tmp/j.toml"),
     )
-    assert drawing.as_text(jobfile).splitlines() == [
+    assert graphs.as_text(jobfile).splitlines() == [
         "a  [manual]",
         "├── b  [after a]",
         "│   └── d  [after b, c]",
@@ -338,7 +339,7 @@ def test_tables_wrap_the_last_column_to_the_width_and_end_no_line_in_blanks():
 
     from rich.console import Console
 
-    from cronflow.render import Column, _print_grid
+    from cronflow.tell.terminal import Column, _print_grid
 
     out = io.StringIO()
     console = Console(file=out, width=60, force_terminal=False)

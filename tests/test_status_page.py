@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from cronflow import status_page
+from cronflow.act import idle_tick
 from cronflow.model import EventType, RunEvent, RunStatus
-from cronflow.state import idle
 from cronflow.state.store import Store
+from cronflow.tell import status_page
 from tests.browser import Browser, chromium_missing
 from tests.conftest import load, real_scheduler, refused, run_cli
 from tests.fakes import FakeClock
@@ -230,7 +230,7 @@ def test_html_file_is_kept_by_ticks_and_renewed_by_idle_ticks(tmp_path):
     assert os.stat(page).st_mode & 0o777 == 0o640
     assert os.stat(page).st_gid == os.stat(tmp_path / "www").st_gid
     later = clock.now() + timedelta(minutes=9)
-    assert idle.answer(str(path), later)
+    assert idle_tick.answer(str(path), later)
     renewed = page.read_text()
     tick = re.compile(r"<!--tick-->(.*)<!--/tick-->", re.S)
     assert "2026-01-10 12:00:30Z" in tick.search(first).group(1)

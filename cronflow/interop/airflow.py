@@ -18,11 +18,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from cronflow import __version__, dag
-from cronflow.alerts import alerted_events
+from cronflow import __version__
+from cronflow.decide import dag
+from cronflow.decide.schedule import compile_schedule, days_or, describe, offset_change
 from cronflow.errors import UsageError
 from cronflow.model import AlertEvent, Cadence, CatchUp, Job, JobFile, Overlap, RunIf
-from cronflow.schedule import compile_schedule, days_or, describe, offset_change
+from cronflow.tell.alerts import alerted_events
 
 DAG_ID_PREFIX = re.compile(r"[A-Za-z0-9_.-]*\Z")  # what Airflow allows in a dag_id
 LINE_LENGTH = 88  # the generated files are formatted as ruff and black format them

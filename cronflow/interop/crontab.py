@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from cronflow import schedule
+from cronflow.decide import schedule
 
 CRON_SHELL = "/bin/sh"
 # Debian cron's macros (lower case only); @reboot is one too, and jobs.toml's schedule takes it.

@@ -8,7 +8,7 @@ import shlex
 from datetime import timedelta
 from pathlib import Path
 
-from cronflow.executor import STOP_KILL_GRACE
+from cronflow.model import STOP_KILL_GRACE
 
 DAEMON_SERVICE = """\
 [Unit]

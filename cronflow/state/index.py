@@ -35,6 +35,7 @@ from cronflow.model import (
     failing_streak,
 )
 from cronflow.state.codec import event_from_json, event_to_json, parse_log
+from cronflow.state.layout import SNAPSHOT_NAME
 
 SCHEMA_VERSION = "5"
 _UNFINISHED_SQL = ", ".join(f"'{status.value}'" for status in RunStatus if status.is_unfinished)
@@ -71,7 +72,6 @@ CREATE TABLE IF NOT EXISTS outcomes (
 ) WITHOUT ROWID;
 """
 _CHUNK = 8 * 1024 * 1024  # bytes of log read at a time while catching up
-SNAPSHOT_NAME = "index-snapshot.sqlite3"  # the index as retention left it (see snapshot)
 KEEP_NEWEST = 12  # runs of each job retention never forgets (status's strip)
 _FEW_RUNS = 5000  # newest_first: up to this many runs of the jobs asked, sorting them is cheap
 _TAIL_BYTES = 64 * 1024  # `latest_in_log` reads at most this much unindexed log, else syncs

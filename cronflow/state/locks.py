@@ -25,8 +25,6 @@ from pathlib import Path
 from cronflow.errors import StoreError
 from cronflow.model import RunKey
 
-PLAN_LOCK = "@plan"
-
 
 def run_lock_name(key: RunKey) -> str:
     return f"{key.job}@{key.logical_time:%Y%m%dT%H%M%SZ}"

@@ -32,27 +32,27 @@ from cronflow.state.codec import (
     time_from_json,
     time_to_json,
 )
-from cronflow.state.idle import LOG_NAME, write_private
+from cronflow.state.files import write_private
 from cronflow.state.index import RunIndex
+from cronflow.state.layout import (
+    BOOTS_NAME,
+    EXPOSURE_WARNED,
+    INDEX_NAME,
+    LOCK_DIR,
+    LOG_NAME,
+    OUTPUT_DIR,
+    RESERVE_NAME,
+    SEGMENT_GLOB,
+    STALE_ALERTED_NAME,
+    WATERMARKS_NAME,
+)
 
-EXPOSURE_WARNED = "exposure-warned"  # the state directory mode last warned about
 # runs.jsonl rolls over into runs-000001.jsonl, runs-000002.jsonl, ... at this size; all kept.
 SEGMENT_BYTES = 64 * 1024 * 1024
-SEGMENT_GLOB = "runs-[0-9][0-9][0-9][0-9][0-9][0-9].jsonl"
-PRUNED = "last-prune"  # when run output was last pruned
-FORGOTTEN = "last-retention"  # when history past keep_history_days was last forgotten
-WATERMARKS_NAME = "watermarks.json"
-BOOTS_NAME = "boots"  # each boot seen: its id and the time first estimated for it
-STALE_ALERTED_NAME = "stale-alerted"  # the assets a stale alert went out for, not yet fresh
 KEEP_BOOTS = 50
 # Space held back in the state directory and given up when the disk is full, so the records
 # that end runs still fit: an outcome that happened is never lost for want of a few blocks.
-RESERVE_NAME = "reserve"
 RESERVE_BYTES = 1024 * 1024
-STDERR_TAIL_LINES = 20
-STDERR_TAIL_BYTES = 4096
-# Each output file is cut to this size after its attempt ends, keeping its head and tail.
-OUTPUT_LIMIT_BYTES = 10 * 1024 * 1024
 
 
 class Store:
@@ -62,10 +62,10 @@ class Store:
         self.state_dir = state_dir
         self.segment_bytes = segment_bytes
         self.log_path = state_dir / LOG_NAME
-        self.output_dir = state_dir / "output"
-        self.lock_dir = state_dir / "locks"
+        self.output_dir = state_dir / OUTPUT_DIR
+        self.lock_dir = state_dir / LOCK_DIR
         self.watermarks_path = state_dir / WATERMARKS_NAME
-        self.index_path = state_dir / "index.sqlite3"
+        self.index_path = state_dir / INDEX_NAME
         self._index: RunIndex | None = None  # opened on first use
         self._index_guard = threading.Lock()
         self._output_dirs_made: set[str] = set()
@@ -273,7 +273,7 @@ class Store:
             return []  # none recorded (or damaged): this boot's @reboot runs are decided again
 
     def write_stamp(self, name: str, now: datetime) -> None:
-        """Remember when something last happened (HEARTBEAT: a decision; PRUNED: a prune)."""
+        """Remember when something last happened (layout.LAST_TICK, LAST_PRUNE, ...)."""
         _write_private(self.state_dir / name, now.isoformat() + "\n")
 
     def exposure_warning(self) -> str | None:

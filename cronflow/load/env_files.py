@@ -12,7 +12,7 @@ import os
 import re
 from pathlib import Path
 
-from cronflow import trust
+from cronflow.load import trust
 from cronflow.model import Job
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 
+from cronflow.decide.plan import describe_key, schedule_of
 from cronflow.model import Asset, Job, JobFile, RunKey, RunRecords, RunStatus
-from cronflow.plan import describe_key, schedule_of
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,7 +1,7 @@
 """Pings about runs to each job's monitor (`ping_url`), and cronflow's own heartbeat.
 
 The executor tells the Pinger when a try starts and when it ends; the Pinger decides what
-to say (pings.Signal), sends it in the background and records each delivery as a `ping`
+to say (ping_requests.Signal), sends it in the background and records each delivery as a `ping`
 event in the log, the way alert deliveries are recorded. A ping never blocks a run and
 never changes its outcome. Pings about one run go out in the order they were decided (a
 fast job's end never overtakes its start), so the monitor pairs them right.
@@ -21,10 +21,10 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from cronflow import pings
 from cronflow.clock import Clock
 from cronflow.model import EventType, Job, JobFile, RunEvent, RunStatus, delivery_about
 from cronflow.state.store import Store
+from cronflow.tell import ping_requests
 
 _RID_NAMESPACE = "6f1c2a57-3f0e-4c1b-9a53-63726f6e666c"  # run ids -> rids (uuid5)
 
@@ -49,7 +49,7 @@ class Pinger:
         """A try started (its `started` event)."""
         job = self.jobfile.jobs.get(event.job)
         if job is not None and job.ping_url:
-            self._send(job, event, signal=pings.Signal.START)
+            self._send(job, event, signal=ping_requests.Signal.START)
 
     def finished(self, event: RunEvent) -> None:
         """A try ended (`finished`), or a run was settled as abandoned."""
@@ -57,15 +57,15 @@ class Pinger:
         if job is None or not job.ping_url or event.status is RunStatus.INTERRUPTED:
             return  # cronflow's own stop: the run is taken up again, and pings `start` then
         if event.status is RunStatus.SUCCESS:
-            self._send(job, event, signal=pings.Signal.SUCCESS, output=True, last=True)
+            self._send(job, event, signal=ping_requests.Signal.SUCCESS, output=True, last=True)
         elif event.attempt < event.max_attempts:
-            self._send(job, event, signal=pings.Signal.LOG, output=True)
+            self._send(job, event, signal=ping_requests.Signal.LOG, output=True)
         else:
             code = event.exit_code if event.event is EventType.FINISHED else None
             self._send(
                 job,
                 event,
-                signal=pings.Signal.FAIL,
+                signal=ping_requests.Signal.FAIL,
                 exit_code=code if code is not None and 1 <= code <= 255 else None,
                 output=True,
                 last=True,
@@ -76,9 +76,11 @@ class Pinger:
         settings = self.jobfile.settings
         if settings.heartbeat_url:
             url = settings.heartbeat_url
-            protocol = pings.protocol_for(url, settings.heartbeat_protocol)
+            protocol = ping_requests.protocol_for(url, settings.heartbeat_protocol)
             state_dir = str(self.store.state_dir)
-            self._submit(lambda: pings.heartbeat(url, protocol, state_dir, timeout=self.timeout))
+            self._submit(
+                lambda: ping_requests.heartbeat(url, protocol, state_dir, timeout=self.timeout)
+            )
 
     def wait(self) -> None:
         """Wait for every ping in flight to be delivered (or given up) and recorded."""
@@ -100,20 +102,22 @@ class Pinger:
         last: bool = False,
     ) -> None:
         assert job.ping_url is not None
-        url, protocol = job.ping_url, pings.protocol_for(job.ping_url, job.ping_protocol)
+        url, protocol = job.ping_url, ping_requests.protocol_for(job.ping_url, job.ping_protocol)
         with self._guard:
             before = self._last_of_run.get(event.run_id)
 
             def ping() -> None:
                 if before is not None:
                     before.result()  # the run's earlier ping first (it was submitted first)
-                limit = self._limits.get(url, pings.DEFAULT_BODY_LIMIT)
+                limit = self._limits.get(url, ping_requests.DEFAULT_BODY_LIMIT)
                 body = _body(event, signal, limit) if output else b""
                 rid = _rid(event.run_id)
-                sent = pings.deliver(
+                sent = ping_requests.deliver(
                     url,
                     protocol,
-                    pings.Ping(signal=signal, exit_code=exit_code, run=rid, body=body, limit=limit),
+                    ping_requests.Ping(
+                        signal=signal, exit_code=exit_code, run=rid, body=body, limit=limit
+                    ),
                     timeout=self.timeout,
                 )
                 if sent.body_limit is not None:
@@ -138,7 +142,7 @@ class Pinger:
         return future
 
     def _record(
-        self, job: Job, about: RunEvent, delivery: pings.PingDelivery, protocol: str
+        self, job: Job, about: RunEvent, delivery: ping_requests.PingDelivery, protocol: str
     ) -> None:
         if delivery.tries == 0:
             return  # nothing to say in this protocol (Cronitor has no `log`)
@@ -177,9 +181,9 @@ def _body(event: RunEvent, signal: str, limit: int) -> bytes:
     """What the ping carries: for a failure, why (first line), then the try's output
     (stdout, then stderr), its newest bytes kept within `limit`."""
     head = b""
-    if signal == pings.Signal.LOG:
+    if signal == ping_requests.Signal.LOG:
         head = f"try {event.attempt} of {event.max_attempts}: {event.reason}; retrying\n".encode()
-    elif signal == pings.Signal.FAIL and event.reason:
+    elif signal == ping_requests.Signal.FAIL and event.reason:
         head = f"{event.reason}\n".encode()
     room = max(0, limit - len(head))
     stdout = _tail(event.output.get("stdout"), room)

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 
-from cronflow import dag
+from cronflow.decide import dag
+from cronflow.decide.schedule import Schedule, compile_schedule
 from cronflow.errors import UsageError
 from cronflow.model import (
     Boot,
@@ -34,7 +35,6 @@ from cronflow.model import (
     RunStatus,
     Watermark,
 )
-from cronflow.schedule import Schedule, compile_schedule
 
 # An unscheduled job with no scheduled upstream runs for midnight of the date it is run for.
 _MIDNIGHT = "0 0 * * *"
@@ -571,7 +571,8 @@ class JobPlan:
     first: datetime
     last: datetime
     to_run: int
-    already_done: int
+    already_done: int  # recorded already, not asked to run again (--rerun)
+    skipped: int  # its run_if cannot be met by its upstreams' recorded outcomes
     not_yet_due: int
 
 
@@ -591,7 +592,8 @@ def summarise_verdicts(verdicts: Sequence[Verdict]) -> list[JobPlan]:
                 first=min(times),
                 last=max(times),
                 to_run=actions.count(Action.RUN),
-                already_done=actions.count(Action.SKIP),
+                already_done=actions.count(Action.ALREADY_DONE),
+                skipped=actions.count(Action.SKIP),
                 not_yet_due=actions.count(Action.NOT_YET_DUE),
             )
         )
@@ -613,7 +615,7 @@ def backfill_verdict(run: PlannedRun, status: RunStatus | None, rerun: Rerun) ->
         return Verdict(
             job=run.job,
             logical_time=run.logical_time,
-            action=Action.SKIP,
+            action=Action.ALREADY_DONE,
             detail=f"already {status} (--rerun {rerun})",
         )
     detail = "never run" if status is None else f"was {status}, --rerun {rerun}"

@@ -20,15 +20,18 @@ from datetime import UTC, datetime
 from html import escape
 from zoneinfo import ZoneInfo
 
-from cronflow import __version__, assets, pings, report
+from cronflow import __version__
+from cronflow.decide import freshness
+from cronflow.decide.plan import dependency_graph
 from cronflow.model import Job, JobFile, RunEvent, RunIf, RunStatus
-from cronflow.plan import dependency_graph
-from cronflow.refresh import Refresher
-from cronflow.runner import tail_of
-from cronflow.state.idle import HEARTBEAT, PAGE_LOCK, tick_html
 from cronflow.state.index import RunIndex
+from cronflow.state.layout import LAST_TICK, PAGE_LOCK
 from cronflow.state.locks import Locks
+from cronflow.state.outputs import tail_of
 from cronflow.state.store import Store
+from cronflow.tell import overview, ping_requests
+from cronflow.tell.derived_files import Refresher
+from cronflow.tell.tick_marks import tick_html
 
 PAGE_RUNS = 30  # runs of each job in the grid
 PAGE_MODE = 0o640  # its owner, and its directory's group (a web server's): never everyone
@@ -38,8 +41,8 @@ PAGE_MODE = 0o640  # its owner, and its directory's group (a web server's): neve
 class StatusData:
     """What `status` shows, in every form (terminal, JSON, this page)."""
 
-    rows: list[report.JobStatus]
-    summary: report.Overview
+    rows: list[overview.JobStatus]
+    summary: overview.Overview
     history: RunIndex
 
 
@@ -54,7 +57,7 @@ def gather(
 ) -> StatusData:
     """The rows and the header of `status`, read from the state directory."""
     history = store.index()
-    rows = report.summarise(
+    rows = overview.summarise(
         jobfile,
         history,
         store.read_watermarks(),
@@ -63,13 +66,15 @@ def gather(
         include_disabled=include_disabled,
         jobs=jobs,
     )
-    summary = report.overview(
+    summary = overview.overview(
         jobfile,
         rows,
-        store.read_stamp(HEARTBEAT),
+        store.read_stamp(LAST_TICK),
         now,
         history.clock_set_back(),
-        report.ping_notes(history.last_failed_ping(), pings.read_heartbeat(str(store.state_dir))),
+        overview.ping_notes(
+            history.last_failed_ping(), ping_requests.read_heartbeat(str(store.state_dir))
+        ),
     )
     return StatusData(rows, summary, history)
 
@@ -92,7 +97,7 @@ def page_from(jobfile: JobFile, store: Store, data: StatusData, now: datetime) -
             newest = failed[-1]
             files = store.attempt_files(newest.job, newest.run_id, newest.attempt)
             stderr[row.job] = tail_of(files["stderr"])
-    found = assets.states(jobfile, data.history, now) if jobfile.assets else []
+    found = freshness.states(jobfile, data.history, now) if jobfile.assets else []
     return render(jobfile, data.rows, data.summary, runs, now, stderr, found)
 
 
@@ -116,12 +121,12 @@ def page_refresher(
 
 def render(
     jobfile: JobFile,
-    rows: Sequence[report.JobStatus],
-    summary: report.Overview,
+    rows: Sequence[overview.JobStatus],
+    summary: overview.Overview,
     runs: Mapping[str, Sequence[RunEvent]],
     now: datetime,
     stderr: Mapping[str, str] | None = None,
-    asset_states: Sequence[assets.AssetState] = (),
+    asset_states: Sequence[freshness.AssetState] = (),
 ) -> str:
     """The whole page, as text. `stderr`: the last lines of a failing job's stderr;
     `asset_states`: the assets' freshness (a section of its own when there are any)."""
@@ -157,13 +162,13 @@ def render(
     )
 
 
-def _failing_first(row: report.JobStatus) -> int:
+def _failing_first(row: overview.JobStatus) -> int:
     """Failing jobs first, then running ones, then the rest (each in flow order: sorted
     keeps it)."""
     return 0 if row.failing_streak > 0 else 1 if row.status == "running" else 2
 
 
-def _state_of(row: report.JobStatus) -> str:
+def _state_of(row: overview.JobStatus) -> str:
     if row.failing_streak > 0:
         return "failing"
     if row.status == "running":
@@ -171,7 +176,7 @@ def _state_of(row: report.JobStatus) -> str:
     return "healthy" if row.status else "never-run"
 
 
-def _header(jobfile: JobFile, summary: report.Overview) -> str:
+def _header(jobfile: JobFile, summary: overview.Overview) -> str:
     counts = [
         ("failing", summary.failing),
         ("running", summary.running),
@@ -212,7 +217,7 @@ def _controls() -> str:
 
 def _grid(
     jobfile: JobFile,
-    rows: Sequence[report.JobStatus],
+    rows: Sequence[overview.JobStatus],
     runs: Mapping[str, Sequence[RunEvent]],
     stderr: Mapping[str, str],
 ) -> str:
@@ -230,7 +235,7 @@ def _grid(
 
 
 def _grid_row(
-    jobfile: JobFile, row: report.JobStatus, runs: Sequence[RunEvent], stderr: str
+    jobfile: JobFile, row: overview.JobStatus, runs: Sequence[RunEvent], stderr: str
 ) -> str:
     job = jobfile.jobs.get(row.job)
     description = job.description if job else ""
@@ -256,7 +261,7 @@ def _grid_row(
     )
 
 
-def _run_cell(row: report.JobStatus, run: RunEvent) -> str:
+def _run_cell(row: overview.JobStatus, run: RunEvent) -> str:
     """One run: its letter on its status's colour, and in its title when it was for, how it
     ended, which try, how long, the exit status and the command that prints its output."""
     local = run.logical_time.astimezone(_zone(row))
@@ -278,7 +283,7 @@ def _run_cell(row: report.JobStatus, run: RunEvent) -> str:
     )
 
 
-def _zone(row: report.JobStatus) -> ZoneInfo:
+def _zone(row: overview.JobStatus) -> ZoneInfo:
     return ZoneInfo(row.timezone)
 
 
@@ -292,7 +297,7 @@ def _time(iso: str | None) -> str:
     )
 
 
-def _assets(states: Sequence[assets.AssetState]) -> str:
+def _assets(states: Sequence[freshness.AssetState]) -> str:
     """What jobs produce, and how fresh it is (see `cronflow assets`)."""
     if not states:
         return ""
@@ -322,7 +327,7 @@ def _assets(states: Sequence[assets.AssetState]) -> str:
 _NODE_W, _NODE_H, _GAP_X, _GAP_Y, _MARGIN = 180, 30, 56, 14, 12
 
 
-def _graph(jobfile: JobFile, rows: Sequence[report.JobStatus]) -> str:
+def _graph(jobfile: JobFile, rows: Sequence[overview.JobStatus]) -> str:
     """Each flow in a band of its own; in it, each job in the column of its level (one more
     than its deepest upstream), ordered to follow its upstreams; arrows point downstream.
     An arrow that skips levels arches over the band, clear of the jobs it passes."""
@@ -331,7 +336,7 @@ def _graph(jobfile: JobFile, rows: Sequence[report.JobStatus]) -> str:
     positions: dict[str, tuple[float, float]] = {}
     level_of: dict[str, int] = {}
     top, widest = float(_MARGIN), 0
-    for flow in report.flows(jobfile):
+    for flow in overview.flows(jobfile):
         columns = _levels(flow, graph)
         level_of.update({name: level for level, names in enumerate(columns) for name in names})
         span = max(

@@ -8,11 +8,12 @@ from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 
-from cronflow import __version__, dag
+from cronflow import __version__
+from cronflow.decide import dag
+from cronflow.decide.plan import dependency_graph, describe_key, schedule_of, start_of
+from cronflow.decide.schedule import describe
 from cronflow.errors import UsageError
 from cronflow.model import EventType, Job, JobFile, RunEvent, RunRecords, RunStatus, Watermark
-from cronflow.plan import dependency_graph, describe_key, schedule_of, start_of
-from cronflow.schedule import describe
 
 STATUS_SCHEMA_VERSION = 2
 STRIP_LENGTH = 12

@@ -21,9 +21,18 @@ from graphlib import TopologicalSorter
 from pathlib import Path
 from typing import Any
 
-from cronflow import accounts, dag, envfile, liveness, masking
-from cronflow.alerts import Alerter
+from cronflow import masking
+from cronflow.act import processes
+from cronflow.act.runner import (
+    ProcessResult,
+    ProcessRunner,
+    ProcessSpec,
+    read_exit_status,
+)
 from cronflow.clock import Clock
+from cronflow.decide import dag
+from cronflow.decide.plan import describe_key, gate, should_run
+from cronflow.load import accounts, env_files
 from cronflow.model import (
     EventType,
     Job,
@@ -37,23 +46,15 @@ from cronflow.model import (
     RunKind,
     RunStatus,
 )
-from cronflow.pinger import Pinger
-from cronflow.plan import describe_key, gate, should_run
-from cronflow.refresh import Refresher
-from cronflow.runner import (
-    ProcessResult,
-    ProcessRunner,
-    ProcessSpec,
-    read_exit_status,
-    tail_of,
-)
 from cronflow.state.locks import Locks
+from cronflow.state.outputs import tail_of
 from cronflow.state.store import Store, new_run_id
+from cronflow.tell.alerts import Alerter
+from cronflow.tell.derived_files import Refresher
+from cronflow.tell.ping_reports import Pinger
 
 # Runs the clock asked for; they follow `overlap`, and wait for other-schedule upstreams.
 CLOCK_KINDS = (RunKind.SCHEDULED, RunKind.CATCHUP)
-# Stopping: between SIGTERM and SIGKILL for the jobs still running when the grace is over.
-STOP_KILL_GRACE = 5.0
 # A run in one of these states goes on with its run id and next attempt, if it has tries left.
 RESUMABLE = (RunStatus.ABANDONED, RunStatus.INTERRUPTED, RunStatus.FAILED, RunStatus.TIMED_OUT)
 
@@ -239,7 +240,7 @@ class Executor:
             key=planned.key,
             status=RunStatus.RUNNING,
             already_done=True,
-            reason=liveness.describe_running(latest)
+            reason=processes.describe_running(latest)
             if latest is not None and latest.status is RunStatus.RUNNING
             else "running in another invocation",
         )
@@ -280,7 +281,7 @@ class Executor:
         Call with its run lock held, so no live cronflow is running it."""
         if started.host != self.host:
             return None  # another machine's processes: not ours to look at
-        if started.process is not None and liveness.still_running(started.process):
+        if started.process is not None and processes.still_running(started.process):
             return None
         exit_status = (
             read_exit_status(Path(started.output["exit"])) if "exit" in started.output else None
@@ -458,8 +459,8 @@ class Executor:
                 "SHELL": "/bin/sh",
             }
         try:
-            from_files = envfile.read_job_env_files(job)
-        except envfile.Unusable as problem:
+            from_files = env_files.read_job_env_files(job)
+        except env_files.Unusable as problem:
             raise CannotStart(str(problem)) from None
         local_time = planned.logical_time.astimezone(job.timezone)
         env = {

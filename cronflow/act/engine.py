@@ -16,11 +16,11 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime, timedelta
 
-from cronflow import assets, liveness, pings, plan
-from cronflow.alerts import Alerter
+from cronflow.act import processes
+from cronflow.act.executor import Executor, Outcome
+from cronflow.act.runner import ProcessRunner
 from cronflow.clock import Clock
-from cronflow.executor import Executor, Outcome
-from cronflow.metrics import metrics_refresher
+from cronflow.decide import freshness, plan
 from cronflow.model import (
     AlertEvent,
     Boot,
@@ -33,12 +33,14 @@ from cronflow.model import (
     RunStatus,
     Watermark,
 )
-from cronflow.pinger import Pinger
-from cronflow.runner import ProcessRunner
-from cronflow.state import idle
-from cronflow.state.idle import HEARTBEAT
-from cronflow.state.locks import PLAN_LOCK, Locks
-from cronflow.state.store import FORGOTTEN, PRUNED, Store, new_run_id
+from cronflow.state import idle_stamp
+from cronflow.state.layout import LAST_PRUNE, LAST_RETENTION, LAST_TICK, PLAN_LOCK, RETENTION_LOCK
+from cronflow.state.locks import Locks
+from cronflow.state.store import Store, new_run_id
+from cronflow.tell import ping_requests
+from cronflow.tell.alerts import Alerter
+from cronflow.tell.metrics import metrics_refresher
+from cronflow.tell.ping_reports import Pinger
 
 
 def build_scheduler(
@@ -51,7 +53,7 @@ def build_scheduler(
     on_event: Callable[[RunEvent], None] | None = None,
     on_outcome: Callable[[Outcome], None] | None = None,
     stop: threading.Event | None = None,
-    boot: Callable[[datetime], Boot] = liveness.this_boot,
+    boot: Callable[[datetime], Boot] = processes.this_boot,
 ) -> Scheduler:
     """A Scheduler with its Executor, Alerter, Pinger and metrics, wired the way cronflow
     runs for real."""
@@ -59,9 +61,9 @@ def build_scheduler(
     pinger = Pinger(jobfile=jobfile, store=store, clock=clock)
     refreshers = [metrics_refresher(jobfile, store)] if jobfile.settings.metrics_file else []
     if jobfile.settings.html_file:
-        from cronflow.status_page import page_refresher  # its renderer only when it is wanted
+        from cronflow.tell.status_page import page_refresher  # its renderer only when it is wanted
 
-        refreshers.append(page_refresher(jobfile, store, clock.now, liveness.describe_running))
+        refreshers.append(page_refresher(jobfile, store, clock.now, processes.describe_running))
     executor = Executor(
         jobfile=jobfile,
         store=store,
@@ -82,7 +84,6 @@ def build_scheduler(
 
 PRUNE_EVERY = timedelta(hours=1)
 FORGET_EVERY = timedelta(days=1)
-RETENTION_LOCK = "@retention"
 
 
 class Scheduler:
@@ -94,7 +95,7 @@ class Scheduler:
         locks: Locks,
         executor: Executor,
         clock: Clock,
-        boot: Callable[[datetime], Boot] = liveness.this_boot,
+        boot: Callable[[datetime], Boot] = processes.this_boot,
     ) -> None:
         self.jobfile = jobfile
         self.boot = boot  # the running boot, told at a given time (tests give their own)
@@ -132,38 +133,38 @@ class Scheduler:
         segments older than keep_history_days (see Store.forget_before)."""
         days = self.jobfile.settings.keep_history_days
         now = self.clock.now()
-        last = self.store.read_stamp(FORGOTTEN)
+        last = self.store.read_stamp(LAST_RETENTION)
         if days == 0 or (last is not None and timedelta(0) <= now - last < FORGET_EVERY):
             return 0, 0
         with self.locks.hold(RETENTION_LOCK, wait=False) as alone:
             if not alone:
                 return 0, 0  # another invocation is at it
-            self.store.write_stamp(FORGOTTEN, now)
+            self.store.write_stamp(LAST_RETENTION, now)
             return self.store.forget_before(now - timedelta(days=days))
 
     def _leave_idle_stamp(self) -> None:
         """Tell the one-shot ticks after this one until when nothing can be due (see idle)."""
-        log = idle.log_identity(str(self.store.state_dir))  # before the index reads the log
+        log = idle_stamp.log_identity(str(self.store.state_dir))  # before the index reads the log
         now = self.clock.now()
         until = plan.quiet_until(
             self.jobfile, self.store.index(), self.store.read_watermarks(), now
         )
         settings = self.jobfile.settings
         for wanted, stamp, every in (
-            (settings.keep_days or settings.keep_history_days, PRUNED, PRUNE_EVERY),
-            (settings.keep_history_days, FORGOTTEN, FORGET_EVERY),
+            (settings.keep_days or settings.keep_history_days, LAST_PRUNE, PRUNE_EVERY),
+            (settings.keep_history_days, LAST_RETENTION, FORGET_EVERY),
         ):
             if until is not None and wanted:  # the next housekeeping needs a full tick
                 done = self.store.read_stamp(stamp)  # just now, or less than `every` ago
                 until = min(until, done + every) if done else None
         if until is not None and self.jobfile.assets:  # a fresh asset turning stale
-            for state in assets.states(self.jobfile, self.store.index(), now):
+            for state in freshness.states(self.jobfile, self.store.index(), now):
                 if state.state == "fresh" and state.fresh_as_of and state.fresh_within:
                     until = min(until, state.fresh_as_of + state.fresh_within)
         if until is None:
-            idle.forget(str(self.store.state_dir))
+            idle_stamp.forget(str(self.store.state_dir))
             return
-        idle.remember(
+        idle_stamp.remember(
             jobs_path=str(self.jobfile.path),
             jobs_text=self.jobfile.text,
             state_dir=str(self.store.state_dir),
@@ -173,7 +174,7 @@ class Scheduler:
             warnings=self.jobfile.warnings,
             heartbeat=(
                 settings.heartbeat_url,
-                pings.protocol_for(settings.heartbeat_url, settings.heartbeat_protocol),
+                ping_requests.protocol_for(settings.heartbeat_url, settings.heartbeat_protocol),
                 settings.ping_timeout.total_seconds(),
             )
             if settings.heartbeat_url
@@ -191,10 +192,10 @@ class Scheduler:
         settings = self.jobfile.settings
         days = [d for d in (settings.keep_days, settings.keep_history_days) if d]
         now = self.clock.now()
-        last = self.store.read_stamp(PRUNED)
+        last = self.store.read_stamp(LAST_PRUNE)
         if not days or (last is not None and timedelta(0) <= now - last < PRUNE_EVERY):
             return 0
-        self.store.write_stamp(PRUNED, now)
+        self.store.write_stamp(LAST_PRUNE, now)
         keep = self.store.index().run_ids_to_keep(settings.keep_runs)
         return self.store.prune(keep, older_than=now - timedelta(days=min(days)))
 
@@ -217,7 +218,7 @@ class Scheduler:
             self.watch_assets(now)
             if decided.watermarks != watermarks:
                 self.store.write_watermarks(decided.watermarks)
-            self.store.write_stamp(HEARTBEAT, now)
+            self.store.write_stamp(LAST_TICK, now)
         return decided
 
     def watch_assets(self, now: datetime) -> None:
@@ -232,7 +233,7 @@ class Scheduler:
             return
         alerted = self.store.stale_alerted()
         now_alerted = set(alerted) & set(self.jobfile.assets)
-        for state in assets.states(self.jobfile, self.store.index(), now):
+        for state in freshness.states(self.jobfile, self.store.index(), now):
             if state.fresh_as_of is None:
                 continue  # never produced: new, not late (status and `assets` still say stale)
             if state.state == "stale" and state.name not in now_alerted:

@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
-from cronflow import liveness
-from cronflow.accounts import Account
+from cronflow.act import processes
+from cronflow.load.accounts import Account
 from cronflow.masking import mask_file
 from cronflow.model import JobProcess
-from cronflow.state.store import OUTPUT_LIMIT_BYTES, STDERR_TAIL_BYTES, STDERR_TAIL_LINES
+from cronflow.state.outputs import OUTPUT_LIMIT_BYTES, cap_file, tail_of
 
 _GROUP_POLL_SECONDS = 0.02
 # $1 the command, $2 the gate's descriptor, $3 the exit status file's descriptor, $4 the shell. Traps only
@@ -176,7 +176,7 @@ class ShellRunner:
         its exit status; the guard keeps a shell just started from being taken for an orphan."""
         reaped = 0
         with self._guard:
-            for pid in liveness.zombie_children(os.getpid()):
+            for pid in processes.zombie_children(os.getpid()):
                 if pid in self._live:
                     continue
                 try:
@@ -244,8 +244,8 @@ def _open_gate(
     """Tell `on_start` who the process is, then let the command begin. If that fails, the
     gate closes unopened: the wrapper records `cancelled` and exits without running it."""
     try:
-        identity = liveness.identify(process.pid) or JobProcess(
-            pid=process.pid, pgid=process.pid, start_ticks=0, boot_id=liveness.boot_id()
+        identity = processes.identify(process.pid) or JobProcess(
+            pid=process.pid, pgid=process.pid, start_ticks=0, boot_id=processes.boot_id()
         )
         on_start(identity)
         os.write(gate, b"go\n")
@@ -315,34 +315,3 @@ def _group_exists(group: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def cap_file(path: Path, limit: int) -> None:
-    """Cut a file larger than `limit` to its first and last limit/2 bytes, marking the cut."""
-    try:
-        size = path.stat().st_size
-        if size <= limit:
-            return
-        half = limit // 2
-        with open(path, "r+b") as file:
-            file.seek(size - half)
-            tail = file.read(half)
-            file.seek(half)
-            file.write(f"\n[cronflow: {size - 2 * half} bytes cut here]\n".encode() + tail)
-            file.truncate()
-    except OSError:
-        pass  # the output is a convenience; never fail a run because it could not be trimmed
-
-
-def tail_of(path: Path, lines: int = STDERR_TAIL_LINES, limit: int = STDERR_TAIL_BYTES) -> str:
-    """The last `lines` lines of a file, at most `limit` bytes, decoded leniently."""
-    try:
-        with open(path, "rb") as file:
-            file.seek(0, os.SEEK_END)
-            size = file.tell()
-            file.seek(max(0, size - limit))
-            data = file.read()
-    except OSError:
-        return ""
-    text = data.decode("utf-8", errors="replace")
-    return "\n".join(text.rstrip("\n").split("\n")[-lines:])

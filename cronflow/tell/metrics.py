@@ -14,13 +14,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from cronflow import assets
+from cronflow.decide import freshness
 from cronflow.model import JobFile, RunStatus
-from cronflow.refresh import Refresher
-from cronflow.state.idle import HEARTBEAT, METRICS_LOCK, TICK_METRIC
 from cronflow.state.index import FINAL_RESULTS, RunIndex
+from cronflow.state.layout import LAST_TICK, METRICS_LOCK
 from cronflow.state.locks import Locks
 from cronflow.state.store import Store
+from cronflow.tell.derived_files import Refresher
+from cronflow.tell.tick_marks import TICK_METRIC
 
 # What ended with the run's own process (the job ran, to an end): a "completion".
 COMPLETED = (RunStatus.SUCCESS, RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.ABANDONED)
@@ -112,7 +113,7 @@ def exposition(jobfile: JobFile, index: RunIndex, last_tick: datetime | None) ->
         samples["cronflow_job_running"].append(f"{{{label}}} {running}")
     if jobfile.assets:
         now = last_tick or datetime.now(UTC)  # what a default age is measured at
-        for state in assets.states(jobfile, index, now):
+        for state in freshness.states(jobfile, index, now):
             label = f'{{asset="{_escape(state.name)}"}}'
             if state.fresh_as_of is not None:
                 samples["cronflow_asset_fresh_timestamp_seconds"].append(
@@ -145,7 +146,7 @@ def metrics_refresher(jobfile: JobFile, store: Store) -> Refresher:
     assert jobfile.settings.metrics_file is not None
     return Refresher(
         jobfile.settings.metrics_file,
-        lambda: exposition(jobfile, store.index(), store.read_stamp(HEARTBEAT)),
+        lambda: exposition(jobfile, store.index(), store.read_stamp(LAST_TICK)),
         locks=Locks(store.lock_dir),
         lock_name=METRICS_LOCK,
     )

@@ -21,17 +21,10 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from cronflow import (
-    DEFAULT_JOBS_FILE,
-    JOBS_ENV_VAR,
-    STATE_DIR_ENV_VAR,
-    accounts,
-    dag,
-    envfile,
-    schedule,
-    trust,
-)
+from cronflow import DEFAULT_JOBS_FILE, JOBS_ENV_VAR, STATE_DIR_ENV_VAR
+from cronflow.decide import dag, schedule
 from cronflow.errors import ConfigError, Problem
+from cronflow.load import accounts, env_files, trust
 from cronflow.model import (
     AlertEvent,
     AlertSettings,
@@ -907,7 +900,7 @@ class _Validator:
         """The file must be readable and well-formed now (it is read again at each run)."""
         at = ("jobs", name, "env_file")
         try:
-            envfile.read_env_file(path)
+            env_files.read_env_file(path)
         except OSError as error:
             self._report(
                 at,
@@ -916,7 +909,7 @@ class _Validator:
             )
         except UnicodeDecodeError:
             self._report(at, f'"{path}" is not UTF-8 text', "Save it as UTF-8")
-        except envfile.EnvFileError as error:
+        except env_files.EnvFileError as error:
             self._report(
                 at, f'"{path}": {error}', "Write one NAME=value per line; quote values with spaces"
             )

@@ -13,10 +13,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.text import Text
 
 from cronflow import __version__
-from cronflow.assets import AssetState
+from cronflow.decide.freshness import AssetState
+from cronflow.decide.plan import JobPlan, Verdict
 from cronflow.model import JobFile, RunStatus
-from cronflow.plan import JobPlan, Verdict
-from cronflow.report import JobStatus, Overview, RunSummary
+from cronflow.tell.overview import JobStatus, Overview, RunSummary
 
 
 def make_console() -> Console:
@@ -341,11 +341,12 @@ def plan_summary(jobfile: JobFile, plans: list[JobPlan], console: Console | None
                 first if job_plan.runs == 1 else f"{first} .. {last}",
                 (str(job_plan.to_run), "green" if job_plan.to_run else "dim"),
                 str(job_plan.already_done),
+                str(job_plan.skipped),
                 str(job_plan.not_yet_due),
             ]
         )
     console = console or make_console()
-    columns = ("job", "runs", "logical times", "to run", "done", "not yet due")
+    columns = ("job", "runs", "logical times", "to run", "done", "skipped", "not yet due")
     _print_grid(console, [Column(name) for name in columns], rows, table_width(console))
     total = sum(job_plan.to_run for job_plan in plans)
     console.print(

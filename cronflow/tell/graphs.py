@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 
+from cronflow.decide.schedule import describe
 from cronflow.model import Job, JobFile, RunIf
-from cronflow.report import flows
-from cronflow.schedule import describe
+from cronflow.tell.overview import flows
 
 
 def _label(job: Job) -> str:

@@ -5,8 +5,8 @@ tick loads the jobs file, opens the index and asks every schedule; this one read
 files. After each full tick, `remember` writes `state_dir/idle-until`: until when nothing can
 be due (the next tick of every job, the next retry, the next prune), the identity of the run
 log then, and the SHA-256 of the jobs file that was decided from (a digest, not a copy: the
-file may hold secrets). `answer` then finds nothing due, and only writes the heartbeat,
-when all of this still holds:
+file may hold secrets). The idle tick (act/idle_tick.py) then finds nothing due, and only
+writes the heartbeat, when `trusted` finds that all of this still holds:
 
 - the jobs file holds exactly the same bytes, mode and owners, and the same user asks;
 - the run log is the same file of the same size (nothing ran, started or settled since);
@@ -25,25 +25,27 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
-from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
 from cronflow import STATE_DIR_ENV_VAR, __version__
+from cronflow.state.files import write_private
+from cronflow.state.layout import DEFAULT_STATE_DIR, IDLE_STAMP_NAME, LOG_NAME
 
-STAMP_NAME = "idle-until"
-HEARTBEAT = "last-tick"  # when cronflow last decided what was due (status warns when old)
-TICK_METRIC = "cronflow_tick_last_timestamp_seconds"  # the line of metrics_file a tick renews
-METRICS_LOCK = "@metrics"  # held by every writer of metrics_file, from reading to renaming
-PAGE_LOCK = "@page"  # the same for html_file
-TICK_START, TICK_END = "<!--tick-->", "<!--/tick-->"  # where html_file says when cronflow ticked
-LOG_NAME = "runs.jsonl"
-DEFAULT_STATE_DIR = ".cronflow"
 _FORMAT = "cronflow idle stamp 1"
 # Allowance for a clock set back a little (an NTP step): beyond it, the full tick notices
 # and records the clock going back. plan.CLOCK_TOLERANCE, which this module cannot import
 # without loading the planner (tests/test_idle.py checks they agree).
 CLOCK_TOLERANCE_SECONDS = 60.0
+
+
+class Trusted:
+    """A stamp that holds: where the state is, its fields and the warnings every tick prints.
+    (A plain class: typing and dataclasses cost the idle tick an import each.)"""
+
+    __slots__ = ("state_dir", "fields", "warnings")
+
+    def __init__(self, state_dir: str, fields: dict[str, str], warnings: tuple[str, ...]) -> None:
+        self.state_dir, self.fields, self.warnings = state_dir, fields, warnings
 
 
 def log_identity(state_dir: str) -> str:
@@ -132,36 +134,30 @@ def remember(
     if boot_id is not None:  # @reboot jobs: a new boot means a full tick
         header.append(f"boot {boot_id}")
     body = ("\n".join(header) + "\n").encode()
-    temporary = os.path.join(state_dir, f".{STAMP_NAME}.{os.getpid()}")
+    temporary = os.path.join(state_dir, f".{IDLE_STAMP_NAME}.{os.getpid()}")
     try:
         write_private(temporary, body)
-        os.replace(temporary, os.path.join(state_dir, STAMP_NAME))
+        os.replace(temporary, os.path.join(state_dir, IDLE_STAMP_NAME))
     except OSError:
         forget(state_dir)
 
 
-def forget(state_dir: str) -> None:
-    """Remove the stamp: the next tick is a full one."""
-    with contextlib.suppress(OSError):
-        os.unlink(os.path.join(state_dir, STAMP_NAME))
-
-
-def answer(jobs_path: str, now: datetime | None = None) -> bool:
-    """True when the stamp shows nothing can be due now: the heartbeat is written and the
-    warnings printed, as a full tick would. False (nothing done): run the full tick."""
-    now = now or datetime.now(UTC)
+def trusted(jobs_path: str, now: datetime) -> Trusted | None:
+    """What the stamp says, when it shows that nothing can be due at `now` for this jobs file;
+    None when a full tick must decide (no stamp, another file, user or version, something
+    recorded since, a new boot, the clock outside the stamp's window)."""
     jobs_path = os.path.abspath(jobs_path)
     try:
         content = _read(jobs_path)
         state_dir = light_state_dir(jobs_path, content.decode("utf-8"))
         if state_dir is None:
-            return False
-        stamp = _read_own(os.path.join(state_dir, STAMP_NAME))
+            return None
+        stamp = _read_own(os.path.join(state_dir, IDLE_STAMP_NAME))
         owner = _owner_of(jobs_path)
     except (OSError, UnicodeDecodeError):
-        return False
+        return None
     if stamp is None:
-        return False
+        return None
     fields: dict[str, str] = {}
     warnings = []
     lines = stamp.decode("utf-8", "replace").splitlines()
@@ -174,7 +170,7 @@ def answer(jobs_path: str, now: datetime | None = None) -> bool:
     try:
         decided, until = float(fields["decided"]), float(fields["until"])
     except (KeyError, ValueError):
-        return False
+        return None
     expected = {
         "version": __version__,
         "euid": str(os.geteuid()),
@@ -183,112 +179,21 @@ def answer(jobs_path: str, now: datetime | None = None) -> bool:
         "log": log_identity(state_dir),
     }
     if lines[:1] != [_FORMAT] or any(fields.get(name) != value for name, value in expected.items()):
-        return False
+        return None
     if "boot" in fields and fields["boot"] != _boot_id():
-        return False  # the machine restarted since: its @reboot jobs are due
+        return None  # the machine restarted since: its @reboot jobs are due
     instant = now.timestamp()
     if not decided - CLOCK_TOLERANCE_SECONDS <= instant < until:
-        return False
+        return None
     if fields.get("sha256") != _digest(content):  # last: the one check that costs an import
-        return False
-    # As in a full tick, a heartbeat that cannot be written only steers status's warning.
+        return None
+    return Trusted(state_dir, fields, tuple(warnings))
+
+
+def forget(state_dir: str) -> None:
+    """Remove the stamp: the next tick is a full one."""
     with contextlib.suppress(OSError):
-        write_private(os.path.join(state_dir, HEARTBEAT), (now.isoformat() + "\n").encode())
-    for warning in warnings:
-        print(f"cronflow: warning: {warning}", file=sys.stderr)
-    if "metrics" in fields:
-        renew_tick_metric(fields["metrics"], now.timestamp(), state_dir)
-    if "page" in fields:
-        renew_page_tick(fields["page"], now, state_dir)
-    if "heartbeat" in fields:
-        _ping_heartbeat(fields["heartbeat"], state_dir)
-    return True
-
-
-def renew_tick_metric(path: str, at: float, state_dir: str) -> None:
-    """Set the tick line of a metrics file to `at`, the rest as it was (nothing else can
-    have changed: the run log has not)."""
-    prefix = TICK_METRIC + " "
-
-    def renewed(text: str) -> str:
-        lines = text.splitlines()
-        return "\n".join(
-            prefix + repr(round(at, 6)) if line.startswith(prefix) else line for line in lines
-        ) + ("\n" if lines else "")
-
-    _renew(path, renewed, state_dir, METRICS_LOCK)
-
-
-def renew_page_tick(path: str, at: datetime, state_dir: str) -> None:
-    """Set when cronflow last ticked on the status page (html_file), the rest as it was."""
-
-    def renewed(text: str) -> str:
-        before, start, rest = text.partition(TICK_START)
-        _, end, after = rest.partition(TICK_END)
-        if not (start and end):
-            return text
-        return before + start + tick_html(at, stale=False) + end + after
-
-    _renew(path, renewed, state_dir, PAGE_LOCK)
-
-
-def tick_html(last: datetime | None, stale: bool) -> str:
-    """The page's words on when cronflow last decided what was due (status_page and the
-    idle tick write them); the page's script shows the warning again once the time is old."""
-    if last is None:
-        said = "cronflow has not decided anything by the clock here yet."
-    else:
-        moment = last.astimezone(UTC)
-        said = (
-            f'cronflow last decided what was due <time datetime="{moment.isoformat()}">'
-            f"{moment:%Y-%m-%d %H:%M:%S}Z</time>."
-        )
-    hidden = "" if stale else " hidden"
-    return (
-        f'<p class="tick">{said}</p><p class="warn" id="stale-warning"{hidden}>warning: no '
-        "tick for a while: is the cron line or the daemon still running?</p>"
-    )
-
-
-def _renew(path: str, renewed: Callable[[str], str], state_dir: str, lock: str) -> None:
-    """Replace a file with `renewed(its text)`, whole (a temporary file, then a rename, with
-    the file's own mode and group), under its writers' lock, so that it never puts back what
-    is older than another writer's."""
-    lock_path = os.path.join(state_dir, "locks", f"{lock}.lock")
-    try:
-        descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    except OSError:
-        return  # written again by the next full tick
-    temporary = f"{os.path.join(os.path.dirname(path), '.' + os.path.basename(path))}.{os.getpid()}"
-    try:
-        import fcntl
-
-        fcntl.flock(descriptor, fcntl.LOCK_EX)
-        with open(path, encoding="utf-8") as file:
-            text = file.read()
-            was = os.fstat(file.fileno())
-        new = renewed(text)
-        if new != text:
-            output = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with open(output, "w", encoding="utf-8") as file:
-                with contextlib.suppress(OSError):
-                    os.fchown(file.fileno(), -1, was.st_gid)
-                os.fchmod(file.fileno(), was.st_mode & 0o777)
-                file.write(new)
-            os.replace(temporary, path)
-    except OSError:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-    finally:
-        os.close(descriptor)
-
-
-def _ping_heartbeat(field: str, state_dir: str) -> None:
-    protocol, timeout, url = (field.split(" ", 2) + ["", ""])[:3]
-    with contextlib.suppress(ValueError):
-        from cronflow import pings
-
-        pings.heartbeat(url, protocol, state_dir, timeout=float(timeout))
+        os.unlink(os.path.join(state_dir, IDLE_STAMP_NAME))
 
 
 def _boot_id() -> str:
@@ -323,10 +228,3 @@ def _read_own(path: str) -> bytes | None:
 def _owner_of(path: str) -> str:
     stat = os.stat(path)
     return f"{stat.st_mode:o}:{stat.st_uid}:{stat.st_gid}"
-
-
-def write_private(path: str, content: bytes) -> None:
-    """Replace a small state file, readable by its owner only, whatever the umask."""
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    with open(descriptor, "wb") as file:
-        file.write(content)

@@ -19,8 +19,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
-from cronflow.assets import AssetState
 from cronflow.clock import Clock
+from cronflow.decide.freshness import AssetState
 from cronflow.masking import redact
 from cronflow.model import (
     AlertEvent,

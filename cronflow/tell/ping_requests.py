@@ -28,6 +28,7 @@ from urllib.parse import urlencode, urlsplit
 
 from cronflow import __version__
 from cronflow.masking import redact
+from cronflow.state.layout import LAST_HEARTBEAT
 
 HEALTHCHECKS, CRONITOR = "healthchecks", "cronitor"  # the values of model.PingProtocol
 DEFAULT_BODY_LIMIT = 10_000  # bytes, until the server says otherwise (Healthchecks' own)
@@ -35,7 +36,6 @@ MAX_BODY_LIMIT = 1_000_000  # whatever a server announces, never read more outpu
 CRONITOR_MESSAGE_LIMIT = 2_000
 TRIES = 3
 BACKOFF_SECONDS = (0.5, 1.0)  # before the second and the third try
-HEARTBEAT_FILE = "last-heartbeat"  # the heartbeat's last delivery and last failure
 
 
 class Signal:
@@ -199,7 +199,7 @@ def record_heartbeat(state_dir: str, delivery: PingDelivery, at: float) -> None:
     a cache for `status`, never a record: not fsynced)."""
     import json
 
-    path = os.path.join(state_dir, HEARTBEAT_FILE)
+    path = os.path.join(state_dir, LAST_HEARTBEAT)
     previous = read_heartbeat(state_dir)
     entry = {"at": at, "target": delivery.target, "delivery": str(delivery)}
     content = {"last": entry, "last_failed": previous.get("last_failed")}
@@ -220,7 +220,7 @@ def read_heartbeat(state_dir: str) -> dict[str, Any]:
     import json
 
     try:
-        with open(os.path.join(state_dir, HEARTBEAT_FILE)) as file:
+        with open(os.path.join(state_dir, LAST_HEARTBEAT)) as file:
             content = json.load(file)
     except (OSError, ValueError):
         return {}

@@ -20,17 +20,17 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from cronflow import config, plan
+from cronflow.act.engine import Scheduler, build_scheduler
+from cronflow.act.runner import ProcessRunner
 from cronflow.clock import Clock
+from cronflow.decide import plan
 from cronflow.errors import ConfigError, CronflowError, Problem
-from cronflow.executor import STOP_KILL_GRACE
-from cronflow.invocation import Scheduler, build_scheduler
-from cronflow.model import JobFile, PlannedRun, RunEvent, Watermark
-from cronflow.runner import ProcessRunner
+from cronflow.load import jobs_toml
+from cronflow.model import STOP_KILL_GRACE, JobFile, PlannedRun, RunEvent, Watermark
+from cronflow.state.layout import DAEMON_LOCK, DAEMON_PID
 from cronflow.state.locks import Locks
 from cronflow.state.store import Store
 
-DAEMON_LOCK = "@daemon"
 MAX_SLEEP = timedelta(seconds=60)
 # After the shutdown grace, how long a job's process group gets between SIGTERM and SIGKILL.
 PR_SET_CHILD_SUBREAPER = 36  # prctl(2): orphaned descendants are re-parented to the caller
@@ -192,7 +192,7 @@ class Daemon:
     # ---- reloading ------------------------------------------------------------------------
 
     def _load(self) -> JobFile:
-        jobfile = config.load(self.jobs_path)
+        jobfile = jobs_toml.load(self.jobs_path)
         for warning in jobfile.warnings:
             self.log(f"warning: {warning}")
         return jobfile
@@ -254,9 +254,9 @@ class Daemon:
 
 def serve(jobs_path: Path, verbose: bool) -> None:
     """`cronflow daemon`: take over this process and run jobs until told to stop."""
+    from cronflow.act.runner import ShellRunner
     from cronflow.clock import SystemClock
-    from cronflow.report import event_line
-    from cronflow.runner import ShellRunner
+    from cronflow.tell.overview import event_line
 
     service = Daemon(
         jobs_path=jobs_path.absolute(),
@@ -320,7 +320,7 @@ def _modified(path: Path) -> float | None:
 
 
 def _pid_path(store: Store) -> Path:
-    return store.state_dir / "daemon.pid"
+    return store.state_dir / DAEMON_PID
 
 
 def _write_pid(store: Store) -> None:

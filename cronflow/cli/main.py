@@ -17,16 +17,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 import click
 import typer
 
-from cronflow import JOBS_ENV_VAR, __version__, config
+from cronflow import JOBS_ENV_VAR, __version__
+from cronflow.decide.plan import describe_key
 from cronflow.errors import ConfigError, CronflowError, Problem, UsageError
+from cronflow.load import jobs_toml
 from cronflow.model import Job, JobFile, Rerun, RunEvent, RunStatus
-from cronflow.plan import describe_key
-from cronflow.report import event_line
+from cronflow.tell.overview import event_line
 
 if TYPE_CHECKING:  # for annotations only: the commands import what they use when run
-    from cronflow.executor import Outcome
-    from cronflow.invocation import Scheduler
-    from cronflow.plan import Backfill
+    from cronflow.act.engine import Scheduler
+    from cronflow.act.executor import Outcome
+    from cronflow.decide.plan import Backfill
     from cronflow.state.index import RunIndex
     from cronflow.state.store import Store
 
@@ -41,8 +42,8 @@ def _complete_job(ctx: typer.Context, incomplete: str) -> list[str]:
     """Shell completion: the job names of the jobs file this command line points at."""
     named = ctx.params.get("jobs")  # a string while completing: not converted yet
     try:
-        jobfile = config.load(
-            config.find_jobs_file(Path(named) if named else None, os.environ, Path.cwd())
+        jobfile = jobs_toml.load(
+            jobs_toml.find_jobs_file(Path(named) if named else None, os.environ, Path.cwd())
         )
     except CronflowError:
         return []
@@ -108,7 +109,7 @@ def _store(jobfile: JobFile) -> Store:
 def _load(jobs: Path | None, consequence: str = "") -> JobFile:
     """The jobs file, its warnings printed; a ConfigError says `consequence` if given."""
     try:
-        jobfile = config.load(config.find_jobs_file(jobs, os.environ, Path.cwd()))
+        jobfile = jobs_toml.load(jobs_toml.find_jobs_file(jobs, os.environ, Path.cwd()))
     except ConfigError as error:
         raise error.because(consequence) if consequence else error from None
     for warning in jobfile.warnings:
@@ -124,7 +125,7 @@ def validate(jobs: JobsOption = None) -> None:
     """
     jobfile = _load(jobs)
     if jobfile.alerts.has_targets:
-        from cronflow.alerts import check_targets
+        from cronflow.tell.alerts import check_targets
 
         problems = check_targets(jobfile.alerts)
         if problems:
@@ -234,7 +235,7 @@ def run(
     """
     jobfile = _load(jobs, consequence="nothing was run")
     if asset:
-        from cronflow.assets import producers_of
+        from cronflow.decide.freshness import producers_of
 
         job = [*(job or []), *producers_of(jobfile, asset)]
     if dates is None and not job and (downstream or exclude):
@@ -267,15 +268,15 @@ def _run_now(
 ) -> bool:
     """`cronflow run --job NAME`: those jobs now, kind manual, with the locks, retries,
     alerts and record of any run."""
-    from cronflow import plan
     from cronflow.clock import SystemClock
+    from cronflow.decide import plan
 
     selected = plan.select_jobs(jobfile, names, downstream, exclude)
     runs = plan.manual_runs(jobfile, selected, SystemClock().now())
     if dry_run:
-        from cronflow import render
+        from cronflow.tell import terminal
 
-        render.verdict_table(jobfile, [plan.manual_verdict(run) for run in runs])
+        terminal.verdict_table(jobfile, [plan.manual_verdict(run) for run in runs])
         return True
     reporter = _Reporter(jobfile, quiet=False)
     scheduler = _scheduler(jobfile, reporter)
@@ -291,9 +292,9 @@ def _run_due(jobfile: JobFile, dry_run: bool, verbose: bool) -> bool:
     reporter = _Reporter(jobfile, quiet=not verbose)
     scheduler = _scheduler(jobfile, reporter)
     if dry_run:
-        from cronflow import render
+        from cronflow.tell import terminal
 
-        render.verdict_table(jobfile, scheduler.preview().verdicts)
+        terminal.verdict_table(jobfile, scheduler.preview().verdicts)
         return True
     with _stopping_on_signals(scheduler, jobfile) as stopped:
         outcomes = scheduler.tick()
@@ -310,8 +311,8 @@ def _run_dates(
     dry_run: bool,
     verbose: bool,
 ) -> bool:
-    from cronflow import plan
     from cronflow.clock import SystemClock
+    from cronflow.decide import plan
 
     # Decide first: a bad name or a range still to come writes nothing to the state directory.
     selected = plan.select_jobs(jobfile, names, downstream, exclude)
@@ -319,13 +320,13 @@ def _run_dates(
     reporter = _Reporter(jobfile, quiet=False)
     scheduler = _scheduler(jobfile, reporter)
     if dry_run:
-        from cronflow import render
+        from cronflow.tell import terminal
 
         verdicts = scheduler.backfill_preview(chosen, rerun)
         if verbose:
-            render.verdict_table(jobfile, verdicts)
+            terminal.verdict_table(jobfile, verdicts)
         else:
-            render.plan_summary(jobfile, plan.summarise_verdicts(verdicts))
+            terminal.plan_summary(jobfile, plan.summarise_verdicts(verdicts))
         return True
     with _stopping_on_signals(scheduler, jobfile) as stopped:
         outcomes = scheduler.backfill(chosen, rerun, reporter.progress)
@@ -375,7 +376,7 @@ def _stopping_on_signals(scheduler: Scheduler, jobfile: JobFile) -> Iterator[lis
     import signal
     import threading
 
-    from cronflow.executor import STOP_KILL_GRACE
+    from cronflow.model import STOP_KILL_GRACE
 
     executor = scheduler.executor
     came: list[int] = []
@@ -407,9 +408,9 @@ def _stopping_on_signals(scheduler: Scheduler, jobfile: JobFile) -> Iterator[lis
 
 
 def _scheduler(jobfile: JobFile, reporter: _Reporter) -> Scheduler:
+    from cronflow.act.engine import build_scheduler
+    from cronflow.act.runner import ShellRunner
     from cronflow.clock import SystemClock
-    from cronflow.invocation import build_scheduler
-    from cronflow.runner import ShellRunner
     from cronflow.state.locks import Locks
 
     store = _store(jobfile)
@@ -492,9 +493,9 @@ class _Reporter:
         if total < 2 or not sys.stdout.isatty():
             yield
             return
-        from cronflow import render
+        from cronflow.tell import terminal
 
-        with render.progress_bar() as bar:
+        with terminal.progress_bar() as bar:
             self._bar, self._task = bar, bar.add_task("backfill", total=total)
             try:
                 yield
@@ -523,9 +524,9 @@ def daemon(
 
     Example:  cronflow daemon --jobs /etc/cronflow/jobs.toml   (or: cronflow systemd install)
     """
-    from cronflow.daemon import serve
+    from cronflow.act.daemon import serve
 
-    serve(config.find_jobs_file(jobs, os.environ, Path.cwd()), verbose)
+    serve(jobs_toml.find_jobs_file(jobs, os.environ, Path.cwd()), verbose)
 
 
 systemd_app = typer.Typer(help="Run cronflow as a systemd service or timer.", no_args_is_help=True)
@@ -676,8 +677,8 @@ def next_ticks(
 
     Example:  cronflow next --job backup --count 3 --from 2026-03-29T00:00+01:00
     """
-    from cronflow import plan
     from cronflow.clock import SystemClock
+    from cronflow.decide import plan
 
     _at_least_one(count, "--count")
     jobfile = _load(jobs)
@@ -697,9 +698,9 @@ def next_ticks(
     if as_json:
         print(json.dumps({"v": 1, "ticks": rows}, indent=2))
         return
-    from cronflow import render
+    from cronflow.tell import terminal
 
-    render.ticks_table(rows, wide)
+    terminal.ticks_table(rows, wide)
 
 
 @app.command()
@@ -734,8 +735,10 @@ def status(
 
     Example:  cronflow status --check || echo "something failed"
     """
-    from cronflow import liveness, plan, report, status_page
+    from cronflow.act import processes
     from cronflow.clock import SystemClock
+    from cronflow.decide import plan
+    from cronflow.tell import overview, status_page
 
     jobfile = _load(jobs)
     if job:
@@ -746,7 +749,7 @@ def status(
         jobfile,
         store,
         now,
-        who_runs=liveness.describe_running,
+        who_runs=processes.describe_running,
         include_disabled=show_all,
         jobs=job or (),
     )
@@ -754,12 +757,12 @@ def status(
     if html is not None:
         _write_page(html, status_page.page_from(jobfile, store, data, now))
     elif as_json:
-        print(json.dumps(report.status_json(jobfile, data.rows, summary, now), indent=2))
+        print(json.dumps(overview.status_json(jobfile, data.rows, summary, now), indent=2))
     else:
-        from cronflow import render
+        from cronflow.tell import terminal
 
         cron_line = shlex.join([*_own_command(), "run", "--jobs", str(jobfile.path.absolute())])
-        render.status_table(
+        terminal.status_table(
             data.rows,
             summary,
             now,
@@ -783,9 +786,9 @@ def _stale_assets(jobfile: JobFile, history: RunIndex, now: datetime) -> list[st
     """The names of the assets older than they may be (`status --check` fails on them)."""
     if not jobfile.assets:
         return []
-    from cronflow import assets
+    from cronflow.decide import freshness
 
-    return [s.name for s in assets.states(jobfile, history, now) if s.state == "stale"]
+    return [s.name for s in freshness.states(jobfile, history, now) if s.state == "stale"]
 
 
 def _write_page(where: str, page: str) -> None:
@@ -793,8 +796,8 @@ def _write_page(where: str, page: str) -> None:
     if where == "-":
         sys.stdout.write(page)
         return
-    from cronflow.refresh import write_atomically
-    from cronflow.status_page import PAGE_MODE
+    from cronflow.tell.derived_files import write_atomically
+    from cronflow.tell.status_page import PAGE_MODE
 
     try:
         write_atomically(Path(where).absolute(), page, mode=PAGE_MODE)
@@ -845,7 +848,8 @@ def history(
 
     Example:  cronflow history --job load --status failed --since 2026-01-01
     """
-    from cronflow import plan, report
+    from cronflow.decide import plan
+    from cronflow.tell import overview
 
     _at_least_one(limit, "--limit")
     jobfile = _load(jobs)
@@ -857,7 +861,7 @@ def history(
             f"{', '.join(status.value for status in RunStatus)}."
         )
     first_day = parse_dates(since, _today(jobfile), "--since")[0] if since else None
-    runs = report.run_history(
+    runs = overview.run_history(
         jobfile,
         _store(jobfile).index(),
         jobs=job or (),
@@ -870,9 +874,9 @@ def history(
 
         print(json.dumps({"v": 1, "runs": [asdict(run) for run in runs]}, indent=2))
         return
-    from cronflow import render
+    from cronflow.tell import terminal
 
-    render.history_table(runs, wide=wide)
+    terminal.history_table(runs, wide=wide)
 
 
 @app.command()
@@ -911,8 +915,8 @@ def assets(
 
     Example:  cronflow assets warehouse.sales --lineage
     """
-    from cronflow import assets as freshness
     from cronflow.clock import SystemClock
+    from cronflow.decide import freshness as freshness
 
     jobfile = _load(jobs)
     if name is not None and name not in jobfile.assets:
@@ -937,9 +941,9 @@ def assets(
     if as_json:
         print(json.dumps({"v": 1, "assets": [freshness.as_json(s, now) for s in found]}, indent=2))
         return
-    from cronflow import render
+    from cronflow.tell import terminal
 
-    render.assets_table(found, now)
+    terminal.assets_table(found, now)
 
 
 @app.command()
@@ -948,12 +952,12 @@ def metrics(jobs: JobsOption = None) -> None:
 
     Example:  cronflow metrics | grep failing_streak
     """
-    from cronflow.metrics import exposition
-    from cronflow.state.idle import HEARTBEAT
+    from cronflow.state.layout import LAST_TICK
+    from cronflow.tell.metrics import exposition
 
     jobfile = _load(jobs)
     store = _store(jobfile)
-    sys.stdout.write(exposition(jobfile, store.index(), store.read_stamp(HEARTBEAT)))
+    sys.stdout.write(exposition(jobfile, store.index(), store.read_stamp(LAST_TICK)))
 
 
 @app.command()
@@ -1002,14 +1006,15 @@ def logs(
 
     Example:  cronflow logs load --date 2026-01-14 --attempt 1 --stderr
     """
-    from cronflow import plan, report
+    from cronflow.decide import plan
     from cronflow.masking import mask_bytes
+    from cronflow.tell import overview
 
     _at_least_one(attempt, "--attempt")
     jobfile = _load(jobs)
     plan.select_jobs(jobfile, [job], downstream=False)  # an unknown job is a clear error
     store = _store(jobfile)
-    started = report.attempt_output(
+    started = overview.attempt_output(
         jobfile,
         store.index(),
         store.attempt_files,
@@ -1040,7 +1045,7 @@ def logs(
 
 def _secrets_of(job: Job) -> tuple[str, ...]:
     """What to mask in a job's output; an env_file that cannot be read now masks nothing."""
-    from cronflow.envfile import Unusable, read_job_env_files
+    from cronflow.load.env_files import Unusable, read_job_env_files
     from cronflow.masking import secrets_of
 
     try:
@@ -1054,12 +1059,12 @@ def _follow(store: Store, started: RunEvent, stream: str, secrets: tuple[str, ..
     lines only while it runs, so a secret is never split across two reads unmasked."""
     import time
 
-    from cronflow import report
     from cronflow.masking import mask_bytes
+    from cronflow.tell import overview
 
     position = 0
     while True:
-        still_running = report.attempt_running(store.index(), started)
+        still_running = overview.attempt_running(store.index(), started)
         with open(started.output[stream], "rb") as output:
             output.seek(position)
             chunk = output.read()
@@ -1099,17 +1104,17 @@ def graph(
 
     Example:  cronflow graph --format dot | dot -Tsvg > jobs.svg
     """
-    from cronflow import drawing
+    from cronflow.tell import graphs
 
     jobfile = _load(jobs)
     if show_assets:
         draw = {
-            "text": drawing.assets_text,
-            "dot": drawing.assets_dot,
-            "mermaid": drawing.assets_mermaid,
+            "text": graphs.assets_text,
+            "dot": graphs.assets_dot,
+            "mermaid": graphs.assets_mermaid,
         }
     else:
-        draw = {"text": drawing.as_text, "dot": drawing.as_dot, "mermaid": drawing.as_mermaid}
+        draw = {"text": graphs.as_text, "dot": graphs.as_dot, "mermaid": graphs.as_mermaid}
     sys.stdout.write(draw[output_format.value](jobfile))
 
 
@@ -1305,11 +1310,11 @@ def alerts_test(
 
     Example:  cronflow alerts test --job backup
     """
-    from cronflow.alerts import AppriseNotifier, DeliveryStatus, probe_message
+    from cronflow.tell.alerts import AppriseNotifier, DeliveryStatus, probe_message
 
     jobfile = _load(jobs)
     if job is not None and job not in jobfile.jobs:
-        from cronflow import plan
+        from cronflow.decide import plan
 
         plan.select_jobs(jobfile, [job], downstream=False)  # raises, naming the close match
     if not jobfile.alerts.has_targets:
@@ -1395,6 +1400,6 @@ def parse_time(text: str) -> datetime:
 
 def main() -> None:
     """Run the app (also as python -m cronflow or cronflow.pyz), errors as messages."""
-    from cronflow.__main__ import reporting_errors
+    from cronflow.errors import reporting_errors
 
     reporting_errors(lambda: app(prog_name="cronflow"))

@@ -1,0 +1,44 @@
+"""The state directory, by name: every file and lock cronflow keeps there, in one place.
+
+Imports nothing (the idle tick reads it before anything else loads). Paths are relative to
+the state directory; locks are files `locks/NAME.lock`, where a job's lock is its name and a
+lock of cronflow's own starts with "@" (no job name can).
+"""
+
+DEFAULT_STATE_DIR = ".cronflow"  # relative to the jobs file, unless state_dir says otherwise
+
+# Records: lost only with the directory.
+LOG_NAME = "runs.jsonl"  # every event, one JSON line each; rolls over into segments
+SEGMENT_GLOB = "runs-[0-9][0-9][0-9][0-9][0-9][0-9].jsonl"  # runs-000001.jsonl, ...
+WATERMARKS_NAME = "watermarks.json"  # each job's newest scheduled tick decided
+BOOTS_NAME = "boots"  # each boot seen: its id and the time first estimated for it
+STALE_ALERTED_NAME = "stale-alerted"  # the assets a stale alert went out for, not yet fresh
+OUTPUT_DIR = "output"  # output/JOB/<run>.<attempt>.{out,err,exit}
+
+# Caches: rebuilt from the records when missing or damaged.
+INDEX_NAME = "index.sqlite3"
+SNAPSHOT_NAME = "index-snapshot.sqlite3"  # the index as retention left it
+IDLE_STAMP_NAME = "idle-until"  # lets an idle one-shot tick answer without deciding
+
+# Stamps: when something last happened (one ISO time each).
+LAST_TICK = "last-tick"  # cronflow last decided what was due (status warns when old)
+LAST_PRUNE = "last-prune"  # run output was last pruned
+LAST_RETENTION = "last-retention"  # history past keep_history_days was last forgotten
+LAST_HEARTBEAT = "last-heartbeat"  # heartbeat_url's last delivery and last failure
+EXPOSURE_WARNED = "exposure-warned"  # the state directory mode last warned about
+
+# Space held back and given up when the disk is full, so the records that end runs fit.
+RESERVE_NAME = "reserve"
+DAEMON_PID = "daemon.pid"
+
+LOCK_DIR = "locks"
+PLAN_LOCK = "@plan"  # one decision at a time: deciding, recording the decision, watermarks
+RETENTION_LOCK = "@retention"  # one forgetting at a time
+DAEMON_LOCK = "@daemon"  # one daemon per state directory
+METRICS_LOCK = "@metrics"  # every writer of metrics_file, from reading to renaming
+PAGE_LOCK = "@page"  # the same for html_file
+
+
+def lock_file(name: str) -> str:
+    """The lock file of a job or of cronflow's own lock `@NAME`, under the state directory."""
+    return f"{LOCK_DIR}/{name}.lock"
