@@ -61,4 +61,4 @@ bench: dist
 	$(BIN)/python bench/bench_years.py
 
 clean:
-	rm -rf $(VENV) .venv-airflow .cronflow demo-data dist build
+	rm -rf $(VENV) .cronflow demo-data dist build

@@ -21,7 +21,7 @@ from pathlib import Path
 from cronflow.act.engine import build_scheduler
 from cronflow.act.runner import ShellRunner
 from cronflow.clock import SystemClock
-from cronflow.decide import plan
+from cronflow.decide import selection
 from cronflow.load import jobs_toml
 from cronflow.model import RunKind, RunStatus
 from cronflow.state.locks import Locks
@@ -55,7 +55,9 @@ def time_executor(jobs_path: Path, day: date = date(2026, 1, 14), fresh: bool = 
     executor = build_scheduler(
         jobfile, store=store, locks=Locks(store.lock_dir), clock=SystemClock(), runner=ShellRunner()
     ).executor
-    runs = plan.runs_for_date(jobfile, plan.select_jobs(jobfile, [], False), day, RunKind.BACKFILL)
+    runs = selection.runs_for_date(
+        jobfile, selection.select_jobs(jobfile, [], False), day, RunKind.BACKFILL
+    )
     started = time.perf_counter()
     outcomes = executor.execute(runs)
     elapsed = time.perf_counter() - started

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
+
+# A time cronflow recorded (a watermark, a try's end) is never ahead of the clock that wrote
+# it. One ahead of now by more than this means the clock was set back (a small NTP step just
+# delays the next decision a little).
+CLOCK_TOLERANCE = timedelta(minutes=1)
 
 
 class Clock(Protocol):

@@ -471,3 +471,10 @@ class RunRecords(Protocol):
         since: datetime | None = None,
         limit: int = 50,
     ) -> list[RunEvent]: ...
+
+
+def describe_key(jobfile: JobFile, key: RunKey) -> str:
+    """`load @ 2026-01-14T06:00:00+01:00`, in the job's zone."""
+    job = jobfile.jobs.get(key.job)
+    when = key.logical_time.astimezone(job.timezone) if job else key.logical_time
+    return f"{key.job} @ {when.isoformat()}"

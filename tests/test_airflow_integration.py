@@ -1,7 +1,7 @@
 """`cronflow export airflow`, proven by Apache Airflow itself.
 
-Airflow 3 is installed once into .venv-airflow/ (pinned in tests/airflow/requirements.txt,
-about a minute and 300 MB, reused afterwards). The exported files are loaded with Airflow's
+Airflow 3 is installed once per machine into a cache outside the checkout (pinned in
+tests/airflow/requirements.txt, about a minute and 300 MB; tests/cached_venvs.py). The exported files are loaded with Airflow's
 own DagBag, run with `airflow dags test` on a SQLite home in a temporary directory, and what
 the jobs saw is compared with what the same jobs see under cronflow.
 """
@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import textwrap
 import time
 from datetime import timedelta
@@ -23,11 +22,11 @@ import pytest
 
 from cronflow.load import jobs_toml
 from cronflow.state.store import Store
+from tests.cached_venvs import Unreachable, cached_venv
 from tests.conftest import CHILD_TZ, run_cli
 from tests.receivers import start_receiver
 
 ROOT = Path(__file__).resolve().parent.parent
-AIRFLOW_VENV = ROOT / ".venv-airflow"
 HELPERS = ROOT / "tests" / "airflow"
 REQUIREMENTS = HELPERS / "requirements.txt"
 
@@ -130,44 +129,16 @@ env | grep ^CRONFLOW_ | sort > "$OUT/$CRONFLOW_JOB-$CRONFLOW_LOGICAL_TIME"
 
 @pytest.fixture(scope="module")
 def airflow_python() -> Path:
-    """The Python of .venv-airflow/, created (or brought up to date) on first use."""
-    python = AIRFLOW_VENV / "bin" / "python"
-    stamp = AIRFLOW_VENV / ".requirements"
-    wanted = REQUIREMENTS.read_text()
-    if python.exists() and stamp.exists() and stamp.read_text() == wanted:
-        return python
-    if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(AIRFLOW_VENV)], check=True)
-    install = subprocess.run(
-        [
-            str(python),
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "-r",
-            str(REQUIREMENTS),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
-    if install.returncode != 0:
-        probe = subprocess.run(
-            [str(python), "-m", "pip", "index", "versions", "apache-airflow"],
-            capture_output=True,
-            text=True,
-            timeout=120,
+    """The Python of the machine's cached Airflow environment (tests/cached_venvs.py)."""
+    try:
+        return cached_venv("airflow", REQUIREMENTS)
+    except Unreachable as error:
+        pytest.skip(
+            "PyPI cannot be reached, so Apache Airflow cannot be installed to load and run "
+            f"the exported DAGs: {error}"
         )
-        if probe.returncode != 0:
-            pytest.skip(
-                "PyPI cannot be reached, so Apache Airflow cannot be installed into "
-                f".venv-airflow/ to load and run the exported DAGs: {probe.stderr[-300:]}"
-            )
-        pytest.fail(f"installing Apache Airflow failed:\n{install.stderr[-3000:]}")
-    stamp.write_text(wanted)
-    return python
+    except RuntimeError as error:
+        pytest.fail(f"installing Apache Airflow failed:\n{error}")
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from cronflow.decide import plan
+from cronflow.decide import selection
 from cronflow.masking import redact
 from cronflow.model import EventType, RunKind, RunStatus
 from cronflow.state.store import Store
@@ -24,8 +24,8 @@ def run_date(clock):
     """Run every job of a jobs file for DAY with real processes, alerts and a fake clock."""
 
     def run(jobfile, names=(), day=DAY):
-        runs = plan.runs_for_date(
-            jobfile, plan.select_jobs(jobfile, list(names), False), day, RunKind.BACKFILL
+        runs = selection.runs_for_date(
+            jobfile, selection.select_jobs(jobfile, list(names), False), day, RunKind.BACKFILL
         )
         return real_scheduler(jobfile, clock).executor.execute(runs)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from cronflow.act import idle_tick
-from cronflow.decide import freshness, plan
+from cronflow.decide import freshness, selection
 from cronflow.model import RunKind
 from cronflow.state.store import Store
 from tests.conftest import load, real_scheduler, refused, run_cli
@@ -50,7 +50,9 @@ def pipeline(folder: Path, load_: str = "true") -> Path:
 
 
 def run_day(jobfile, day=DAY):
-    runs = plan.runs_for_date(jobfile, plan.select_jobs(jobfile, [], False), day, RunKind.BACKFILL)
+    runs = selection.runs_for_date(
+        jobfile, selection.select_jobs(jobfile, [], False), day, RunKind.BACKFILL
+    )
     clock = FakeClock(datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=7))
     return real_scheduler(jobfile, clock).executor.execute(runs)
 

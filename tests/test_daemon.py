@@ -23,7 +23,7 @@ import pytest
 
 from cronflow.act.daemon import MAX_SLEEP, Daemon, notify_systemd
 from cronflow.act.runner import ShellRunner
-from cronflow.decide import plan
+from cronflow.decide import schedule
 from cronflow.model import EventType, RunStatus
 from cronflow.state.store import Store
 from tests.conftest import CHILD_TZ, load, run_cli
@@ -329,7 +329,7 @@ def test_over_a_dst_day_the_daemon_sleeps_until_each_tick_or_a_minute(write_jobs
         {
             tick
             for job in jobfile.jobs.values()
-            for tick in plan.schedule_of(job.cadence).ticks(start, end)
+            for tick in schedule.schedule_of(job.cadence).ticks(start, end)
         }
     )
     previous = start

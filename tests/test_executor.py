@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from cronflow.decide import plan
+from cronflow.decide import selection
 from cronflow.model import EventType, Rerun, RunKind, RunStatus
 from cronflow.state.store import Store
 from tests.conftest import load
@@ -13,8 +13,8 @@ DAY = date(2026, 1, 14)
 
 
 def runs_of(jobfile, names=(), downstream=False, day=DAY):
-    selected = plan.select_jobs(jobfile, list(names), downstream)
-    return plan.runs_for_date(jobfile, selected, day, RunKind.BACKFILL)
+    selected = selection.select_jobs(jobfile, list(names), downstream)
+    return selection.runs_for_date(jobfile, selected, day, RunKind.BACKFILL)
 
 
 def trace(jobfile):
@@ -320,9 +320,9 @@ def test_downstream_adds_the_jobs_that_depend_on_the_selected_ones(write_jobs):
         command = "true"
     """)
     )
-    assert plan.select_jobs(jobfile, ["b"], downstream=True) == ["b", "c"]
-    assert plan.select_jobs(jobfile, ["b"], downstream=False) == ["b"]
-    assert plan.select_jobs(jobfile, [], downstream=False) == ["a", "other", "b", "c"]
+    assert selection.select_jobs(jobfile, ["b"], downstream=True) == ["b", "c"]
+    assert selection.select_jobs(jobfile, ["b"], downstream=False) == ["b"]
+    assert selection.select_jobs(jobfile, [], downstream=False) == ["a", "other", "b", "c"]
 
 
 def test_a_daily_job_waits_for_its_hourly_upstreams_latest_tick(
@@ -402,7 +402,7 @@ def test_a_disabled_job_runs_only_when_named(write_jobs, make_executor, tmp_path
         depends_on = ["active"]
     """)
     )
-    assert plan.select_jobs(jobfile, [], downstream=False) == ["active", "after_active"]
+    assert selection.select_jobs(jobfile, [], downstream=False) == ["active", "after_active"]
     make_executor(jobfile).execute(runs_of(jobfile))
     assert (tmp_path / "ran").read_text().split() == ["active", "after"]
     make_executor(jobfile).execute(runs_of(jobfile, ["paused"]))
@@ -418,7 +418,7 @@ def test_a_job_runs_in_its_own_shell(write_jobs, make_executor, tmp_path):
     """)
     )
     [outcome] = make_executor(jobfile).execute(
-        plan.runs_for_date(jobfile, ["bashism"], date(2026, 1, 14), RunKind.BACKFILL)
+        selection.runs_for_date(jobfile, ["bashism"], date(2026, 1, 14), RunKind.BACKFILL)
     )
     assert outcome.status is RunStatus.SUCCESS
     assert (tmp_path / "out").read_text() == "in bash\n"

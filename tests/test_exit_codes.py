@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from cronflow.decide import plan
+from cronflow.decide import selection
 from cronflow.model import EventType, RunKind, RunStatus
 from cronflow.state.store import Store
 from tests.conftest import load, real_scheduler, refused
@@ -18,7 +18,9 @@ DAY = date(2026, 1, 14)
 
 
 def run_day(jobfile, clock):
-    runs = plan.runs_for_date(jobfile, plan.select_jobs(jobfile, [], False), DAY, RunKind.BACKFILL)
+    runs = selection.runs_for_date(
+        jobfile, selection.select_jobs(jobfile, [], False), DAY, RunKind.BACKFILL
+    )
     return real_scheduler(jobfile, clock).executor.execute(runs)
 
 
@@ -118,7 +120,7 @@ def test_a_run_whose_cronflow_died_is_settled_by_the_same_policy(write_jobs, tmp
     store.prepare()
     clock = FakeClock(datetime(2026, 1, 15, tzinfo=UTC))
     scheduler = real_scheduler(jobfile, clock)
-    [run] = plan.runs_for_date(jobfile, ["importer"], DAY, RunKind.BACKFILL)
+    [run] = selection.runs_for_date(jobfile, ["importer"], DAY, RunKind.BACKFILL)
     output = store.output_paths(run.key, "20260114T000000Z-dead00", 1)
     output["exit"].write_text("exit 2\n")  # what its wrapper wrote before cronflow died
     started = store.append(_started(run, output))

@@ -113,12 +113,14 @@ def test_retention_prunes_old_output_but_keeps_what_status_needs(write_jobs, tmp
     clock = FakeClock(datetime(2026, 1, 20, tzinfo=UTC))
     scheduler = real_scheduler(jobfile, clock)
     store = scheduler.store
-    from cronflow.decide import plan
+    from cronflow.decide import selection
     from cronflow.model import RunKind
 
     for day in range(1, 6):
         scheduler.executor.execute(
-            plan.runs_for_date(jobfile, ["daily"], datetime(2026, 1, day).date(), RunKind.BACKFILL)
+            selection.runs_for_date(
+                jobfile, ["daily"], datetime(2026, 1, day).date(), RunKind.BACKFILL
+            )
         )
     outputs = sorted((store.output_dir / "daily").iterdir())
     assert len(outputs) == 15  # 5 runs x stdout, stderr, exit status

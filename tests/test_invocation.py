@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from cronflow.decide import plan
+from cronflow.decide import due, selection
 from cronflow.model import EventType, RunKind, RunStatus, Watermark
 from cronflow.state.index import RunIndex
 from cronflow.state.store import Store
@@ -82,7 +82,7 @@ def test_minute_by_minute_across_a_dst_day_runs_each_job_as_cronie_does(write_jo
     counts, kinds = Counter(), Counter()
     now = start
     while now < end.astimezone(UTC):
-        decided = plan.due_runs(jobfile, RunIndex([]), watermarks, now)
+        decided = due.due_runs(jobfile, RunIndex([]), watermarks, now)
         assert decided.missed == {}
         for run in decided.runs:
             counts[run.job] += 1
@@ -267,7 +267,7 @@ def test_a_daily_job_waits_for_its_hourly_upstream_then_runs(write_jobs, schedul
 
     executor = scheduler_for(jobfile, clock).executor
     executor.execute(
-        plan.runs_for_date(jobfile, ["hourly"], clock.now().date(), RunKind.BACKFILL)[5:6],
+        selection.runs_for_date(jobfile, ["hourly"], clock.now().date(), RunKind.BACKFILL)[5:6],
         Rerun.FAILED,
     )
     scheduler_for(jobfile, clock).tick()
@@ -406,7 +406,7 @@ def test_a_backfill_of_today_leaves_ticks_still_to_come_to_the_scheduler(
     jobfile = load(write_jobs(FIVE_MINUTES.format(out=out)))
     clock = FakeClock(datetime(2026, 1, 14, 23, 4, tzinfo=UTC))
     scheduler = scheduler_for(jobfile, clock)
-    chosen = plan.backfill(jobfile, ["five"], [clock.now().date()], clock.now())
+    chosen = selection.backfill(jobfile, ["five"], [clock.now().date()], clock.now())
     scheduler.executor.execute(chosen.by_date[0])
     assert [run.logical_time.strftime("%H:%M") for run in chosen.not_yet_due] == [
         "23:05",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from cronflow.act import idle_tick
 from cronflow.act.daemon import Daemon
-from cronflow.decide import plan
+from cronflow.decide import jitter
 from cronflow.state.store import Store
 from tests.conftest import load, real_scheduler, refused, run_cli
 from tests.fakes import FakeClock
@@ -48,7 +48,7 @@ def test_random_delay_starts_each_run_at_its_own_later_minute(tmp_path):
     ticks = [datetime(2026, 1, 14, hour, tzinfo=UTC) for hour in range(7, 11)]
     delays = []
     for tick in ticks:
-        start = plan.start_of(jobfile, job, tick)
+        start = jitter.start_of(jobfile, job, tick)
         ran = seen[tick.isoformat()]  # the logical time is the tick
         assert start <= ran < start + timedelta(minutes=1), (tick, start, ran)
         delays.append(start - tick)
@@ -60,10 +60,10 @@ def test_random_offset_is_the_same_for_every_run_of_a_host_and_differs_between_h
     jobfile = load(jobs(tmp_path, 'random_offset = "30m"'))
     job = jobfile.jobs["report"]
     ticks = [datetime(2026, 1, 14, hour, tzinfo=UTC) for hour in range(24)]
-    offsets = {plan.start_of(jobfile, job, tick) - tick for tick in ticks}
+    offsets = {jitter.start_of(jobfile, job, tick) - tick for tick in ticks}
     assert len(offsets) == 1 and timedelta(0) <= offsets.pop() < timedelta(minutes=30)
     hosts = {
-        plan.start_of(
+        jitter.start_of(
             replace(jobfile, settings=replace(jobfile.settings, host_seed=f"host-{n}")),
             job,
             ticks[0],
@@ -73,7 +73,7 @@ def test_random_offset_is_the_same_for_every_run_of_a_host_and_differs_between_h
     assert len(hosts) > 1  # a fleet spreads out
     seen = started_minutes(tmp_path, FakeClock(T0), 3 * 60)
     for tick in ticks[7:9]:
-        start = plan.start_of(jobfile, job, tick)
+        start = jitter.start_of(jobfile, job, tick)
         assert start <= seen[tick.isoformat()] < start + timedelta(minutes=1)
 
 
@@ -87,7 +87,7 @@ def test_the_idle_tick_the_daemon_and_next_wait_for_the_start_not_the_tick(tmp_p
     real_scheduler(jobfile, clock).tick()
     watermarks = Store(jobfile.settings.state_dir).read_watermarks()
     pending = watermarks["report"].next_tick  # 06:00 if its run has not started, else 07:00
-    start = plan.start_of(jobfile, job, pending)
+    start = jitter.start_of(jobfile, job, pending)
     assert start > clock.now()
     assert idle_tick.answer(str(path), start - timedelta(seconds=1))  # nothing has started yet
     assert not idle_tick.answer(str(path), start)  # its run starts: a full tick
@@ -101,7 +101,7 @@ def test_the_idle_tick_the_daemon_and_next_wait_for_the_start_not_the_tick(tmp_p
     )["ticks"]
     seven = datetime(2026, 1, 14, 7, tzinfo=UTC)
     assert listed[0]["logical_time"] == seven.isoformat()
-    assert listed[0]["starts"] == plan.start_of(jobfile, job, seven).isoformat()
+    assert listed[0]["starts"] == jitter.start_of(jobfile, job, seven).isoformat()
     table = run_cli("next", "--count", "1", cwd=tmp_path, env={"COLUMNS": "160"})
     assert "starts" in table.stdout
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from cronflow.act import idle_tick
-from cronflow.decide import plan
+from cronflow.decide import selection
 from cronflow.model import EventType, RunKind, RunStatus
 from cronflow.state.store import Store
 from cronflow.tell.metrics import exposition
@@ -53,7 +53,9 @@ def pipeline(write_jobs, tmp_path):
 
 
 def run_day(jobfile, clock, day=DAY):
-    runs = plan.runs_for_date(jobfile, plan.select_jobs(jobfile, [], False), day, RunKind.BACKFILL)
+    runs = selection.runs_for_date(
+        jobfile, selection.select_jobs(jobfile, [], False), day, RunKind.BACKFILL
+    )
     return real_scheduler(jobfile, clock).executor.execute(runs)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from cronflow.act import idle_tick
-from cronflow.decide import plan
+from cronflow.decide import selection
 from cronflow.model import EventType, RunKind, RunStatus
 from cronflow.state.store import Store
 from cronflow.tell import ping_requests
@@ -30,8 +30,8 @@ CHECK = "5f0e4c1b-9a53-4b1e-8a43-2d9c1f6e7a10"  # the secret of a Healthchecks U
 
 def run_day(jobfile, clock, day=DAY, names=()):
     """Every run of `names` (all jobs) for `day`, with real processes and a fake clock."""
-    runs = plan.runs_for_date(
-        jobfile, plan.select_jobs(jobfile, list(names), False), day, RunKind.BACKFILL
+    runs = selection.runs_for_date(
+        jobfile, selection.select_jobs(jobfile, list(names), False), day, RunKind.BACKFILL
     )
     return real_scheduler(jobfile, clock).executor.execute(runs)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from cronflow.act.runner import read_exit_status
-from cronflow.decide.plan import runs_for_date
+from cronflow.decide.selection import runs_for_date
 from cronflow.errors import ConfigError
 from cronflow.load import jobs_toml
 from cronflow.load.env_files import EnvFileError, parse_env

@@ -23,7 +23,7 @@ from pathlib import Path
 from cronflow.act.engine import Scheduler, build_scheduler
 from cronflow.act.runner import ProcessRunner
 from cronflow.clock import Clock
-from cronflow.decide import plan
+from cronflow.decide import jitter
 from cronflow.errors import ConfigError, CronflowError, Problem
 from cronflow.load import jobs_toml
 from cronflow.model import STOP_KILL_GRACE, JobFile, PlannedRun, RunEvent, Watermark
@@ -162,7 +162,7 @@ class Daemon:
         """When the next run of any job starts (its tick, later by any random delay or
         offset), but no later than a minute from now."""
         starts = [
-            plan.start_of(jobfile, jobfile.jobs[job], mark.next_tick)
+            jitter.start_of(jobfile, jobfile.jobs[job], mark.next_tick)
             for job, mark in watermarks.items()
             if mark.next_tick is not None and job in jobfile.jobs
         ]

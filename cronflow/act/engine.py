@@ -20,7 +20,7 @@ from cronflow.act import processes
 from cronflow.act.executor import Executor, Outcome
 from cronflow.act.runner import ProcessRunner
 from cronflow.clock import Clock
-from cronflow.decide import freshness, plan
+from cronflow.decide import due, explain, freshness, selection
 from cronflow.model import (
     AlertEvent,
     Boot,
@@ -146,9 +146,7 @@ class Scheduler:
         """Tell the one-shot ticks after this one until when nothing can be due (see idle)."""
         log = idle_stamp.log_identity(str(self.store.state_dir))  # before the index reads the log
         now = self.clock.now()
-        until = plan.quiet_until(
-            self.jobfile, self.store.index(), self.store.read_watermarks(), now
-        )
+        until = due.quiet_until(self.jobfile, self.store.index(), self.store.read_watermarks(), now)
         settings = self.jobfile.settings
         for wanted, stamp, every in (
             (settings.keep_days or settings.keep_history_days, LAST_PRUNE, PRUNE_EVERY),
@@ -199,14 +197,14 @@ class Scheduler:
         keep = self.store.index().run_ids_to_keep(settings.keep_runs)
         return self.store.prune(keep, older_than=now - timedelta(days=min(days)))
 
-    def decide(self) -> plan.TickPlan:
+    def decide(self) -> due.TickPlan:
         """Decide what is due now, and record the decision before anything runs."""
         with self.locks.hold(PLAN_LOCK, wait=True):
             self.store.keep_reserve()  # taken back once space has returned (the daemon too)
             self.settle_orphans()
             now = self.clock.now()
             watermarks = self.store.read_watermarks()
-            decided = plan.due_runs(
+            decided = due.due_runs(
                 self.jobfile,
                 self.store.index(),
                 self._after_clock_check(watermarks, now),
@@ -253,11 +251,11 @@ class Scheduler:
         seen = self.boot(now)
         return self.store.boot(seen) if record else self.store.known_boot(seen)
 
-    def preview(self) -> plan.TickPlan:
+    def preview(self) -> due.TickPlan:
         """What `decide` would do now, changing nothing (for --dry-run)."""
         now = self.clock.now()
-        watermarks, _ = plan.watermarks_to_decide_from(self.store.read_watermarks(), now)
-        decided = plan.due_runs(
+        watermarks, _ = due.watermarks_to_decide_from(self.store.read_watermarks(), now)
+        decided = due.due_runs(
             self.jobfile,
             self.store.index(),
             watermarks,
@@ -267,17 +265,17 @@ class Scheduler:
         )
         verdicts = [
             verdict
-            if verdict.action is not plan.Action.RUN or self.locks.is_free(verdict.job)
-            else plan.Verdict(
+            if verdict.action is not explain.Action.RUN or self.locks.is_free(verdict.job)
+            else explain.Verdict(
                 job=verdict.job,
                 logical_time=verdict.logical_time,
-                action=plan.Action.OVERLAP,
+                action=explain.Action.OVERLAP,
                 detail="still running elsewhere; "
                 f"overlap = {self.jobfile.jobs[verdict.job].overlap}",
             )
             for verdict in decided.verdicts
         ]
-        return plan.TickPlan(
+        return due.TickPlan(
             runs=decided.runs,
             missed=decided.missed,
             watermarks=decided.watermarks,
@@ -286,11 +284,11 @@ class Scheduler:
 
     def backfill(
         self,
-        chosen: plan.Backfill,
+        chosen: selection.Backfill,
         rerun: Rerun,
         progress: Callable[[int], AbstractContextManager[object]] | None = None,
     ) -> list[Outcome]:
-        """`cronflow run --date`: the runs `plan.backfill` chose, a date at a time, oldest
+        """`cronflow run --date`: the runs `selection.backfill` chose, a date at a time, oldest
         first. (Choosing comes first, apart: a range it refuses writes nothing.)"""
         self.settle_orphans()
         outcomes: list[Outcome] = []
@@ -307,20 +305,20 @@ class Scheduler:
         self.settle_orphans()
         return self.executor.execute(runs, Rerun.ALL)
 
-    def backfill_preview(self, chosen: plan.Backfill, rerun: Rerun) -> list[plan.Verdict]:
+    def backfill_preview(self, chosen: selection.Backfill, rerun: Rerun) -> list[explain.Verdict]:
         """What `backfill` would do and why, changing nothing (for --dry-run)."""
         history = self.store.index()
         verdicts = []
         for runs in chosen.by_date:
-            base = [plan.backfill_verdict(run, history.status(run.key), rerun) for run in runs]
+            base = [explain.backfill_verdict(run, history.status(run.key), rerun) for run in runs]
             to_run = {
-                run.key for run, v in zip(runs, base, strict=True) if v.action is plan.Action.RUN
+                run.key for run, v in zip(runs, base, strict=True) if v.action is explain.Action.RUN
             }
             verdicts += [
-                plan.with_rule(self.jobfile, verdict, run, to_run, history)
+                explain.with_rule(self.jobfile, verdict, run, to_run, history)
                 for run, verdict in zip(runs, base, strict=True)
             ]
-        return verdicts + [plan.not_yet_due_verdict(run) for run in chosen.not_yet_due]
+        return verdicts + [explain.not_yet_due_verdict(run) for run in chosen.not_yet_due]
 
     def settle_orphans(self) -> list[RunEvent]:
         """Settle every run left `running` on this host whose run lock is free (its cronflow
@@ -343,7 +341,7 @@ class Scheduler:
     ) -> dict[str, Watermark]:
         """The watermarks to decide from: when the clock went back behind ticks already
         decided, record one `clock` event, alert, and decide those jobs again from now."""
-        rewound, reached = plan.watermarks_to_decide_from(watermarks, now)
+        rewound, reached = due.watermarks_to_decide_from(watermarks, now)
         if reached is None:
             return watermarks
         event = RunEvent(

@@ -31,7 +31,8 @@ from cronflow.act.runner import (
 )
 from cronflow.clock import Clock
 from cronflow.decide import dag
-from cronflow.decide.plan import describe_key, gate, should_run
+from cronflow.decide.rules import gate
+from cronflow.decide.selection import should_run
 from cronflow.load import accounts, env_files
 from cronflow.model import (
     EventType,
@@ -45,6 +46,7 @@ from cronflow.model import (
     RunKey,
     RunKind,
     RunStatus,
+    describe_key,
 )
 from cronflow.state.locks import Locks
 from cronflow.state.outputs import tail_of

@@ -18,16 +18,15 @@ import click
 import typer
 
 from cronflow import JOBS_ENV_VAR, __version__
-from cronflow.decide.plan import describe_key
 from cronflow.errors import ConfigError, CronflowError, Problem, UsageError
 from cronflow.load import jobs_toml
-from cronflow.model import Job, JobFile, Rerun, RunEvent, RunStatus
+from cronflow.model import Job, JobFile, Rerun, RunEvent, RunStatus, describe_key
 from cronflow.tell.overview import event_line
 
 if TYPE_CHECKING:  # for annotations only: the commands import what they use when run
     from cronflow.act.engine import Scheduler
     from cronflow.act.executor import Outcome
-    from cronflow.decide.plan import Backfill
+    from cronflow.decide.selection import Backfill
     from cronflow.state.index import RunIndex
     from cronflow.state.store import Store
 
@@ -269,14 +268,14 @@ def _run_now(
     """`cronflow run --job NAME`: those jobs now, kind manual, with the locks, retries,
     alerts and record of any run."""
     from cronflow.clock import SystemClock
-    from cronflow.decide import plan
+    from cronflow.decide import explain, selection
 
-    selected = plan.select_jobs(jobfile, names, downstream, exclude)
-    runs = plan.manual_runs(jobfile, selected, SystemClock().now())
+    selected = selection.select_jobs(jobfile, names, downstream, exclude)
+    runs = selection.manual_runs(jobfile, selected, SystemClock().now())
     if dry_run:
         from cronflow.tell import terminal
 
-        terminal.verdict_table(jobfile, [plan.manual_verdict(run) for run in runs])
+        terminal.verdict_table(jobfile, [explain.manual_verdict(run) for run in runs])
         return True
     reporter = _Reporter(jobfile, quiet=False)
     scheduler = _scheduler(jobfile, reporter)
@@ -312,11 +311,11 @@ def _run_dates(
     verbose: bool,
 ) -> bool:
     from cronflow.clock import SystemClock
-    from cronflow.decide import plan
+    from cronflow.decide import explain, selection
 
     # Decide first: a bad name or a range still to come writes nothing to the state directory.
-    selected = plan.select_jobs(jobfile, names, downstream, exclude)
-    chosen = plan.backfill(jobfile, selected, days, SystemClock().now())
+    selected = selection.select_jobs(jobfile, names, downstream, exclude)
+    chosen = selection.backfill(jobfile, selected, days, SystemClock().now())
     reporter = _Reporter(jobfile, quiet=False)
     scheduler = _scheduler(jobfile, reporter)
     if dry_run:
@@ -326,7 +325,7 @@ def _run_dates(
         if verbose:
             terminal.verdict_table(jobfile, verdicts)
         else:
-            terminal.plan_summary(jobfile, plan.summarise_verdicts(verdicts))
+            terminal.plan_summary(jobfile, explain.summarise_verdicts(verdicts))
         return True
     with _stopping_on_signals(scheduler, jobfile) as stopped:
         outcomes = scheduler.backfill(chosen, rerun, reporter.progress)
@@ -678,7 +677,7 @@ def next_ticks(
     Example:  cronflow next --job backup --count 3 --from 2026-03-29T00:00+01:00
     """
     from cronflow.clock import SystemClock
-    from cronflow.decide import plan
+    from cronflow.decide import selection, upcoming
 
     _at_least_one(count, "--count")
     jobfile = _load(jobs)
@@ -691,8 +690,8 @@ def next_ticks(
             "starts": tick.starts.isoformat(),
             "dst": tick.dst_note,
         }
-        for tick in plan.upcoming_ticks(
-            jobfile, plan.select_jobs(jobfile, job or [], False), after, count
+        for tick in upcoming.upcoming_ticks(
+            jobfile, selection.select_jobs(jobfile, job or [], False), after, count
         )
     ]
     if as_json:
@@ -737,12 +736,12 @@ def status(
     """
     from cronflow.act import processes
     from cronflow.clock import SystemClock
-    from cronflow.decide import plan
+    from cronflow.decide import selection
     from cronflow.tell import overview, status_page
 
     jobfile = _load(jobs)
     if job:
-        plan.select_jobs(jobfile, job, downstream=False)  # unknown names are a clear error
+        selection.select_jobs(jobfile, job, downstream=False)  # unknown names are a clear error
     store = _store(jobfile)
     now = SystemClock().now()
     data = status_page.gather(
@@ -848,13 +847,13 @@ def history(
 
     Example:  cronflow history --job load --status failed --since 2026-01-01
     """
-    from cronflow.decide import plan
+    from cronflow.decide import selection
     from cronflow.tell import overview
 
     _at_least_one(limit, "--limit")
     jobfile = _load(jobs)
     if job:
-        plan.select_jobs(jobfile, job, downstream=False)
+        selection.select_jobs(jobfile, job, downstream=False)
     if run_status is not None and run_status not in {status.value for status in RunStatus}:
         raise UsageError(
             f'--status "{run_status}" is not a status. Use one of: '
@@ -1006,13 +1005,13 @@ def logs(
 
     Example:  cronflow logs load --date 2026-01-14 --attempt 1 --stderr
     """
-    from cronflow.decide import plan
+    from cronflow.decide import selection
     from cronflow.masking import mask_bytes
     from cronflow.tell import overview
 
     _at_least_one(attempt, "--attempt")
     jobfile = _load(jobs)
-    plan.select_jobs(jobfile, [job], downstream=False)  # an unknown job is a clear error
+    selection.select_jobs(jobfile, [job], downstream=False)  # an unknown job is a clear error
     store = _store(jobfile)
     started = overview.attempt_output(
         jobfile,
@@ -1314,9 +1313,9 @@ def alerts_test(
 
     jobfile = _load(jobs)
     if job is not None and job not in jobfile.jobs:
-        from cronflow.decide import plan
+        from cronflow.decide import selection
 
-        plan.select_jobs(jobfile, [job], downstream=False)  # raises, naming the close match
+        selection.select_jobs(jobfile, [job], downstream=False)  # raises, naming the close match
     if not jobfile.alerts.has_targets:
         raise UsageError(
             f"{jobfile.path}: [alerts] has no urls and no config, so there is "

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Mapping
 from graphlib import CycleError, TopologicalSorter
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from cronflow.model import JobFile
 
 Node = TypeVar("Node", bound=Hashable)
 Graph = Mapping[Node, Iterable[Node]]  # a node -> the nodes it depends on
@@ -81,3 +84,8 @@ def reachable(links: Mapping[Node, set[Node]], starts: Iterable[Node]) -> set[No
                 seen.add(other)
                 pending.append(other)
     return seen
+
+
+def dependency_graph(jobfile: JobFile) -> dict[str, tuple[str, ...]]:
+    """Each job -> the jobs it depends on."""
+    return {name: job.depends_on for name, job in jobfile.jobs.items()}

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 
-from cronflow.decide.plan import describe_key, schedule_of
-from cronflow.model import Asset, Job, JobFile, RunKey, RunRecords, RunStatus
+from cronflow.decide.schedule import schedule_of
+from cronflow.model import Asset, Job, JobFile, RunKey, RunRecords, RunStatus, describe_key
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

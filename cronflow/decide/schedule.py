@@ -23,6 +23,8 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+from cronflow.model import Cadence
+
 MACROS = {
     "@yearly": "0 0 1 1 *",
     "@annually": "0 0 1 1 *",
@@ -545,3 +547,12 @@ def _ordinal(number: int) -> str:
 
 def _join(words: list[str]) -> str:
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+# An unscheduled job with no scheduled upstream runs for midnight of the date it is run for.
+_MIDNIGHT = "0 0 * * *"
+
+
+def schedule_of(cadence: Cadence) -> Schedule:
+    """A job's schedule; an unscheduled job's runs fall at midnight of their date."""
+    return compile_schedule(cadence.expression or _MIDNIGHT, cadence.timezone)

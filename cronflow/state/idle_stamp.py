@@ -33,8 +33,8 @@ from cronflow.state.layout import DEFAULT_STATE_DIR, IDLE_STAMP_NAME, LOG_NAME
 
 _FORMAT = "cronflow idle stamp 1"
 # Allowance for a clock set back a little (an NTP step): beyond it, the full tick notices
-# and records the clock going back. plan.CLOCK_TOLERANCE, which this module cannot import
-# without loading the planner (tests/test_idle.py checks they agree).
+# and records the clock going back. clock.CLOCK_TOLERANCE, which this module cannot import
+# without loading typing (tests/test_idle.py checks they agree).
 CLOCK_TOLERANCE_SECONDS = 60.0
 
 

@@ -10,10 +10,20 @@ from typing import Any
 
 from cronflow import __version__
 from cronflow.decide import dag
-from cronflow.decide.plan import dependency_graph, describe_key, schedule_of, start_of
-from cronflow.decide.schedule import describe
+from cronflow.decide.dag import dependency_graph
+from cronflow.decide.jitter import start_of
+from cronflow.decide.schedule import describe, schedule_of
 from cronflow.errors import UsageError
-from cronflow.model import EventType, Job, JobFile, RunEvent, RunRecords, RunStatus, Watermark
+from cronflow.model import (
+    EventType,
+    Job,
+    JobFile,
+    RunEvent,
+    RunRecords,
+    RunStatus,
+    Watermark,
+    describe_key,
+)
 
 STATUS_SCHEMA_VERSION = 2
 STRIP_LENGTH = 12

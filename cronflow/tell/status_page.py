@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 from cronflow import __version__
 from cronflow.decide import freshness
-from cronflow.decide.plan import dependency_graph
+from cronflow.decide.dag import dependency_graph
 from cronflow.model import Job, JobFile, RunEvent, RunIf, RunStatus
 from cronflow.state.index import RunIndex
 from cronflow.state.layout import LAST_TICK, PAGE_LOCK

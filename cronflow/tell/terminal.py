@@ -13,8 +13,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.text import Text
 
 from cronflow import __version__
+from cronflow.decide.explain import Action, JobPlan, Verdict
 from cronflow.decide.freshness import AssetState
-from cronflow.decide.plan import JobPlan, Verdict
 from cronflow.model import JobFile, RunStatus
 from cronflow.tell.overview import JobStatus, Overview, RunSummary
 
@@ -306,7 +306,7 @@ def verdict_table(
                 verdict.job,
                 _short_time(when),
                 zone.key,
-                (verdict.action.value, verdict.action.colour),
+                (verdict.action.value, ACTION_COLOURS.get(verdict.action, "dim")),
                 verdict.detail,
             ]
         )
@@ -359,6 +359,14 @@ def plan_summary(jobfile: JobFile, plans: list[JobPlan], console: Console | None
 # A cell: its text, or its text and a rich style name; a list of them reads as one cell.
 Cell = str | tuple[str, str] | list[str | tuple[str, str]]
 _GAP = "  "  # between columns
+# How the dry run's actions show (rich style names); the others are dim.
+ACTION_COLOURS = {
+    Action.RUN: "green",
+    Action.RETRY: "cyan",
+    Action.WAITING: "yellow",
+    Action.MISSED: "red",
+    Action.OVERLAP: "yellow",
+}
 _NARROWEST_LAST = 30  # the last column wraps; with less room, it gets a line of its own
 _DETAIL_INDENT = "      "
 
