@@ -18,13 +18,10 @@ import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from cronflow.act.engine import build_scheduler
-from cronflow.act.runner import ShellRunner
-from cronflow.clock import SystemClock
+from cronflow.act.assemble import assemble
 from cronflow.decide import selection
 from cronflow.load import jobs_toml
 from cronflow.model import RunKind, RunStatus
-from cronflow.state.locks import Locks
 from cronflow.state.store import Store
 
 
@@ -52,9 +49,7 @@ def time_executor(jobs_path: Path, day: date = date(2026, 1, 14), fresh: bool = 
     state_dir = jobs_path.parent / f".state-{time.monotonic_ns()}"
     store = Store(state_dir if fresh else jobfile.settings.state_dir)
     store.prepare()
-    executor = build_scheduler(
-        jobfile, store=store, locks=Locks(store.lock_dir), clock=SystemClock(), runner=ShellRunner()
-    ).executor
+    executor = assemble(jobfile, store=store).executor
     runs = selection.runs_for_date(
         jobfile, selection.select_jobs(jobfile, [], False), day, RunKind.BACKFILL
     )

@@ -10,13 +10,10 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from cronflow.act.engine import build_scheduler
+from cronflow.act.assemble import assemble
 from cronflow.act.executor import Executor
-from cronflow.act.runner import ShellRunner
 from cronflow.load import jobs_toml
 from cronflow.model import JobFile
-from cronflow.state.locks import Locks
-from cronflow.state.store import Store
 from tests.fakes import FakeClock
 
 # Under CI, property tests draw the same examples on every run: a failure there is one anybody
@@ -78,30 +75,19 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def make_executor(clock: FakeClock):
-    """An Executor over a real store, real locks and real shell processes, with a fake clock."""
+    """An Executor wired as cronflow runs for real (act/assemble.py), with a fake clock."""
 
     def make(jobfile: JobFile, events: list | None = None) -> Executor:
-        store = Store(jobfile.settings.state_dir)
-        store.prepare()
-        return Executor(
-            jobfile=jobfile,
-            store=store,
-            locks=Locks(store.lock_dir),
-            runner=ShellRunner(),
-            clock=clock,
-            on_event=None if events is None else events.append,
-        )
+        return assemble(
+            jobfile, clock=clock, on_event=None if events is None else events.append
+        ).executor
 
     return make
 
 
-def real_scheduler(jobfile: JobFile, clock):
-    """A Scheduler wired as cronflow runs for real (store, locks, shell runner, alerter)."""
-    store = Store(jobfile.settings.state_dir)
-    store.prepare()
-    return build_scheduler(
-        jobfile, store=store, locks=Locks(store.lock_dir), clock=clock, runner=ShellRunner()
-    )
+def real_engine(jobfile: JobFile, clock):
+    """An engine wired as cronflow runs for real (act/assemble.py), on a fake clock."""
+    return assemble(jobfile, clock=clock)
 
 
 def load(path: Path) -> JobFile:

@@ -13,7 +13,7 @@ from cronflow.decide import selection
 from cronflow.masking import redact
 from cronflow.model import EventType, RunKind, RunStatus
 from cronflow.state.store import Store
-from tests.conftest import load, real_scheduler, run_cli
+from tests.conftest import load, real_engine, run_cli
 from tests.fakes import FakeClock
 
 DAY = date(2026, 1, 14)
@@ -27,7 +27,7 @@ def run_date(clock):
         runs = selection.runs_for_date(
             jobfile, selection.select_jobs(jobfile, list(names), False), day, RunKind.BACKFILL
         )
-        return real_scheduler(jobfile, clock).executor.execute(runs)
+        return real_engine(jobfile, clock).executor.execute(runs)
 
     return run
 
@@ -232,9 +232,9 @@ def test_a_missed_alert_when_catch_up_leaves_ticks_unrun(write_jobs, receiver):
     """)
     )
     clock = FakeClock(datetime(2026, 1, 14, 6, 0, tzinfo=UTC))
-    real_scheduler(jobfile, clock).tick()
+    real_engine(jobfile, clock).tick()
     clock.advance(timedelta(hours=5))
-    real_scheduler(jobfile, clock).tick()
+    real_engine(jobfile, clock).tick()
     [message] = receiver.messages()
     assert message.body["title"] == "cronflow: hourly missed 4 tick(s)"
     assert "2026-01-14T07:00:00+00:00 to 2026-01-14T10:00:00+00:00" in message.body["message"]
@@ -258,11 +258,11 @@ def test_a_clock_put_right_after_a_jump_ahead_alerts_warns_and_runs_again(
     now = datetime.now(UTC)  # status in a real process reads the real clock
     quarter = now.replace(minute=now.minute - now.minute % 15, second=0, microsecond=0)
     clock = FakeClock(quarter + timedelta(seconds=30))
-    real_scheduler(jobfile, clock).tick()  # runs `quarter`
+    real_engine(jobfile, clock).tick()  # runs `quarter`
     clock.advance(timedelta(days=3))
-    real_scheduler(jobfile, clock).tick()  # catches up: runs quarter + 3 days
+    real_engine(jobfile, clock).tick()  # catches up: runs quarter + 3 days
     clock.advance(timedelta(days=-3, minutes=15))
-    real_scheduler(jobfile, clock).tick()  # put right: quarter + 15 min is due now
+    real_engine(jobfile, clock).tick()  # put right: quarter + 15 min is due now
     assert [message.body["title"] for message in receiver.messages()] == [
         f"cronflow: the clock went back on {socket.gethostname()}"
     ]
@@ -277,7 +277,7 @@ def test_a_clock_put_right_after_a_jump_ahead_alerts_warns_and_runs_again(
     as_json = json.loads(run_cli("status", "--json", cwd=tmp_path).stdout)
     assert "went back" in as_json["cronflow"]["clock_warning"]
     clock.advance(timedelta(days=3, minutes=-15))
-    real_scheduler(jobfile, clock).tick()  # quarter + 3 days comes again: already done
+    real_engine(jobfile, clock).tick()  # quarter + 3 days comes again: already done
     ran = [datetime.fromisoformat(line) for line in out.read_text().split()]
     assert ran == [quarter, quarter + timedelta(days=3), quarter + timedelta(minutes=15)]
 

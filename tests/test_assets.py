@@ -14,7 +14,7 @@ from cronflow.act import idle_tick
 from cronflow.decide import freshness, selection
 from cronflow.model import RunKind
 from cronflow.state.store import Store
-from tests.conftest import load, real_scheduler, refused, run_cli
+from tests.conftest import load, real_engine, refused, run_cli
 from tests.fakes import FakeClock
 
 PIPELINE = """
@@ -54,7 +54,7 @@ def run_day(jobfile, day=DAY):
         jobfile, selection.select_jobs(jobfile, [], False), day, RunKind.BACKFILL
     )
     clock = FakeClock(datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=7))
-    return real_scheduler(jobfile, clock).executor.execute(runs)
+    return real_engine(jobfile, clock).executor.execute(runs)
 
 
 def states_at(jobfile, now):
@@ -239,7 +239,7 @@ def test_a_stale_asset_alerts_once_and_again_when_fresh(tmp_path, receiver):
 
     def tick(minutes: int) -> list[str]:
         for _ in range(minutes):
-            real_scheduler(jobfile, clock).tick()
+            real_engine(jobfile, clock).tick()
             clock.advance(timedelta(minutes=1))
         return [message.body["title"] for message in receiver.messages()]
 
@@ -264,8 +264,8 @@ def test_the_idle_tick_wakes_up_when_an_asset_turns_stale(tmp_path, receiver):
     )
     jobfile = load(tmp_path / "jobs.toml")
     clock = FakeClock(SIX + timedelta(seconds=30))
-    real_scheduler(jobfile, clock).tick()  # runs 06:00
-    real_scheduler(jobfile, clock).tick()  # decides again, leaves the stamp
+    real_engine(jobfile, clock).tick()  # runs 06:00
+    real_engine(jobfile, clock).tick()  # decides again, leaves the stamp
     turns_stale = SIX + timedelta(hours=3)
     assert idle_tick.answer(str(jobfile.path), turns_stale - timedelta(seconds=1))
     assert not idle_tick.answer(str(jobfile.path), turns_stale)  # a full tick: it alerts

@@ -11,7 +11,7 @@ import pytest
 from cronflow.decide import selection
 from cronflow.model import EventType, RunKind, RunStatus
 from cronflow.state.store import Store
-from tests.conftest import load, real_scheduler, refused
+from tests.conftest import load, real_engine, refused
 from tests.fakes import FakeClock
 
 DAY = date(2026, 1, 14)
@@ -21,7 +21,7 @@ def run_day(jobfile, clock):
     runs = selection.runs_for_date(
         jobfile, selection.select_jobs(jobfile, [], False), DAY, RunKind.BACKFILL
     )
-    return real_scheduler(jobfile, clock).executor.execute(runs)
+    return real_engine(jobfile, clock).executor.execute(runs)
 
 
 def finished(jobfile):
@@ -119,12 +119,12 @@ def test_a_run_whose_cronflow_died_is_settled_by_the_same_policy(write_jobs, tmp
     store = Store(jobfile.settings.state_dir)
     store.prepare()
     clock = FakeClock(datetime(2026, 1, 15, tzinfo=UTC))
-    scheduler = real_scheduler(jobfile, clock)
+    engine = real_engine(jobfile, clock)
     [run] = selection.runs_for_date(jobfile, ["importer"], DAY, RunKind.BACKFILL)
     output = store.output_paths(run.key, "20260114T000000Z-dead00", 1)
     output["exit"].write_text("exit 2\n")  # what its wrapper wrote before cronflow died
     started = store.append(_started(run, output))
-    [settled] = scheduler.settle_orphans()
+    [settled] = engine.settle_orphans()
     assert settled.status is RunStatus.FAILED and settled.max_attempts == 1
     assert "not retried (no_retry_exit_codes)" in settled.reason
     assert store.index().owed_retries() == []

@@ -17,7 +17,7 @@ from cronflow.clock import CLOCK_TOLERANCE
 from cronflow.model import EventType, RunEvent, RunKind, RunStatus
 from cronflow.state import idle_stamp, layout
 from cronflow.state.store import Store
-from tests.conftest import load, real_scheduler
+from tests.conftest import load, real_engine
 from tests.fakes import FakeClock
 
 T0 = datetime(2026, 3, 28, 22, 0, tzinfo=UTC)  # Berlin moves to summer time at 01:00Z
@@ -60,7 +60,7 @@ def effects_of_minutes(folder: Path, minutes: int, use_idle: bool) -> tuple[list
         if use_idle and idle_tick.answer(str(path), clock.now()):
             answered += 1
         else:
-            real_scheduler(jobfile, clock).tick()
+            real_engine(jobfile, clock).tick()
         clock.advance(timedelta(minutes=1))
     return (effects.read_text().splitlines() if effects.exists() else []), answered
 
@@ -89,9 +89,9 @@ def ticked(folder: Path, jobs: str):
     path = folder / "jobs.toml"
     path.write_text("[cronflow]\nkeep_days = 0\n" + jobs)
     clock = FakeClock(NOON)
-    scheduler = real_scheduler(load(path), clock)
-    scheduler.tick()
-    return path, clock, scheduler
+    engine = real_engine(load(path), clock)
+    engine.tick()
+    return path, clock, engine
 
 
 def event(job: str, logical_time: datetime, **fields) -> RunEvent:
@@ -154,12 +154,12 @@ def test_a_clock_set_back_behind_the_decision_means_a_full_tick(quiet_state):
 
 
 def test_a_retry_owed_by_a_dead_cronflow_is_due_at_its_delay(tmp_path):
-    path, clock, scheduler = ticked(
+    path, clock, engine = ticked(
         tmp_path,
         '[jobs.daily]\ncommand = "true"\nschedule = "0 3 * * *"\nretries = 2\nretry_delay = "10m"\n',
     )
     # A try failed at 12:01 and its cronflow died before the retry.
-    scheduler.store.append(
+    engine.store.append(
         event(
             "daily",
             datetime(2026, 1, 10, 3, 0, tzinfo=UTC),
@@ -172,15 +172,15 @@ def test_a_retry_owed_by_a_dead_cronflow_is_due_at_its_delay(tmp_path):
         )
     )
     clock.advance(timedelta(minutes=1))
-    scheduler.tick()  # the retry is not due yet: the stamp says when it is
+    engine.tick()  # the retry is not due yet: the stamp says when it is
     assert idle_tick.answer(str(path), datetime(2026, 1, 10, 12, 10, tzinfo=UTC))
     assert not idle_tick.answer(str(path), datetime(2026, 1, 10, 12, 11, tzinfo=UTC))
 
 
 def test_no_stamp_while_a_run_runs(tmp_path):
-    _, _, scheduler = ticked(tmp_path, '[jobs.slow]\ncommand = "true"\nschedule = "0 * * * *"\n')
+    _, _, engine = ticked(tmp_path, '[jobs.slow]\ncommand = "true"\nschedule = "0 * * * *"\n')
     assert (tmp_path / ".cronflow" / layout.IDLE_STAMP_NAME).exists()
-    started = scheduler.store.append(
+    started = engine.store.append(
         event(
             "slow",
             datetime(2026, 1, 10, 12, 0, tzinfo=UTC),
@@ -190,10 +190,10 @@ def test_no_stamp_while_a_run_runs(tmp_path):
             max_attempts=1,
         )
     )
-    with scheduler.locks.hold_run(started.key) as held:  # as the run's processes hold it
+    with engine.locks.hold_run(started.key) as held:  # as the run's processes hold it
         assert held is not None
-        scheduler.tick()
-    assert scheduler.store.index().latest(started.key).status is RunStatus.RUNNING
+        engine.tick()
+    assert engine.store.index().latest(started.key).status is RunStatus.RUNNING
     assert not (tmp_path / ".cronflow" / layout.IDLE_STAMP_NAME).exists()
 
 
@@ -207,10 +207,10 @@ def test_no_stamp_while_a_run_runs(tmp_path):
     ],
 )
 def test_the_stamp_is_where_idle_ticks_look_or_nowhere(tmp_path, setting, found):
-    path, clock, scheduler = ticked(
+    path, clock, engine = ticked(
         tmp_path, f'{setting}\n[jobs.a]\ncommand = "true"\nschedule = "0 * * * *"\n'
     )
-    state_dir = scheduler.jobfile.settings.state_dir
+    state_dir = engine.jobfile.settings.state_dir
     assert (state_dir / layout.IDLE_STAMP_NAME).exists() == (found is not None)
     if found:
         assert state_dir == tmp_path / found

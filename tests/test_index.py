@@ -99,7 +99,7 @@ def test_retention_prunes_old_output_but_keeps_what_status_needs(write_jobs, tmp
     from datetime import UTC, datetime, timedelta
 
     from cronflow.load import jobs_toml
-    from tests.conftest import real_scheduler
+    from tests.conftest import real_engine
     from tests.fakes import FakeClock
 
     path = write_jobs("""
@@ -111,13 +111,13 @@ def test_retention_prunes_old_output_but_keeps_what_status_needs(write_jobs, tmp
     """)
     jobfile = jobs_toml.load(path)
     clock = FakeClock(datetime(2026, 1, 20, tzinfo=UTC))
-    scheduler = real_scheduler(jobfile, clock)
-    store = scheduler.store
+    engine = real_engine(jobfile, clock)
+    store = engine.store
     from cronflow.decide import selection
     from cronflow.model import RunKind
 
     for day in range(1, 6):
-        scheduler.executor.execute(
+        engine.executor.execute(
             selection.runs_for_date(
                 jobfile, ["daily"], datetime(2026, 1, day).date(), RunKind.BACKFILL
             )
@@ -128,12 +128,22 @@ def test_retention_prunes_old_output_but_keeps_what_status_needs(write_jobs, tmp
     for output in outputs:
         os.utime(output, (month_ago, month_ago))
     before = json.loads(run_cli("status", "--json", cwd=tmp_path).stdout)
-    assert scheduler.prune_if_due() == 9  # the 3 oldest runs' files; the newest 2 stay
+    assert engine.tick() == []  # nothing due; the first tick prunes
     kept = {path.name.split(".")[0] for path in (store.output_dir / "daily").iterdir()}
     assert len(kept) == 2 and kept == {e.run_id for e in store.index().recent_runs("daily", 2)}
-    assert scheduler.prune_if_due() == 0  # at most once an hour
     after = json.loads(run_cli("status", "--json", cwd=tmp_path).stdout)
     assert after["jobs"] == before["jobs"]
+    engine.executor.execute(
+        selection.runs_for_date(jobfile, ["daily"], datetime(2026, 1, 6).date(), RunKind.BACKFILL)
+    )
+    for output in (store.output_dir / "daily").iterdir():
+        os.utime(output, (month_ago, month_ago))
+    clock.advance(timedelta(minutes=59))
+    engine.tick()
+    assert len(list((store.output_dir / "daily").iterdir())) == 9  # at most once an hour
+    clock.advance(timedelta(minutes=2))
+    engine.tick()
+    assert len(list((store.output_dir / "daily").iterdir())) == 6  # an hour on: pruned
     gone = run_cli("logs", "daily", "--date", "2026-01-01", cwd=tmp_path)
     assert "is gone" in gone.stdout
 

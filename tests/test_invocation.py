@@ -20,7 +20,7 @@ from cronflow.decide import due, selection
 from cronflow.model import EventType, RunKind, RunStatus, Watermark
 from cronflow.state.index import RunIndex
 from cronflow.state.store import Store
-from tests.conftest import load, real_scheduler
+from tests.conftest import load, real_engine
 from tests.fakes import FakeClock
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -94,10 +94,10 @@ def test_minute_by_minute_across_a_dst_day_runs_each_job_as_cronie_does(write_jo
 
 
 @pytest.fixture
-def scheduler_for(tmp_path):
-    """A Scheduler over a real state directory and real shell jobs, driven by a fake clock."""
+def engine_for(tmp_path):
+    """An engine over a real state directory and real shell jobs, driven by a fake clock."""
 
-    return real_scheduler
+    return real_engine
 
 
 def events_of(jobfile, *types):
@@ -115,22 +115,22 @@ HOURLY = """
 T0 = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
 
 
-def off_for_three_days(write_jobs, scheduler_for, tmp_path, policy, cap=100, minutes_past=0):
+def off_for_three_days(write_jobs, engine_for, tmp_path, policy, cap=100, minutes_past=0):
     """Run once at T0, 'switch off' for three days, run once more; return the second's lines."""
     out = tmp_path / "ran.txt"
     jobfile = load(write_jobs(HOURLY.format(out=out, policy=policy, cap=cap)))
     clock = FakeClock(T0)
-    scheduler_for(jobfile, clock).tick()
+    engine_for(jobfile, clock).tick()
     out.write_text("")
     clock.advance(timedelta(days=3, minutes=minutes_past))
-    scheduler_for(jobfile, clock).tick()
+    engine_for(jobfile, clock).tick()
     return jobfile, out.read_text().splitlines()
 
 
 def test_catchup_latest_runs_the_newest_tick_and_records_the_rest_missed(
-    write_jobs, scheduler_for, tmp_path
+    write_jobs, engine_for, tmp_path
 ):
-    jobfile, ran = off_for_three_days(write_jobs, scheduler_for, tmp_path, "latest")
+    jobfile, ran = off_for_three_days(write_jobs, engine_for, tmp_path, "latest")
     assert ran == ["2026-01-13T12:00:00+00:00 scheduled"]
     [missed] = events_of(jobfile, EventType.MISSED)
     assert missed.missed_ticks == 71 and missed.logical_time == T0 + timedelta(days=3, hours=-1)
@@ -140,8 +140,8 @@ def test_catchup_latest_runs_the_newest_tick_and_records_the_rest_missed(
     )
 
 
-def test_catchup_all_runs_every_missed_tick_oldest_first(write_jobs, scheduler_for, tmp_path):
-    jobfile, ran = off_for_three_days(write_jobs, scheduler_for, tmp_path, "all")
+def test_catchup_all_runs_every_missed_tick_oldest_first(write_jobs, engine_for, tmp_path):
+    jobfile, ran = off_for_three_days(write_jobs, engine_for, tmp_path, "all")
     assert len(ran) == 72
     assert ran[0] == "2026-01-10T13:00:00+00:00 catchup"
     assert ran[-1] == "2026-01-13T12:00:00+00:00 scheduled"
@@ -149,65 +149,65 @@ def test_catchup_all_runs_every_missed_tick_oldest_first(write_jobs, scheduler_f
     assert events_of(jobfile, EventType.MISSED) == []
 
 
-def test_catchup_all_is_capped_by_max_catchup(write_jobs, scheduler_for, tmp_path):
-    jobfile, ran = off_for_three_days(write_jobs, scheduler_for, tmp_path, "all", cap=10)
+def test_catchup_all_is_capped_by_max_catchup(write_jobs, engine_for, tmp_path):
+    jobfile, ran = off_for_three_days(write_jobs, engine_for, tmp_path, "all", cap=10)
     assert len(ran) == 10 and ran[0] == "2026-01-13T03:00:00+00:00 catchup"
     assert [e.missed_ticks for e in events_of(jobfile, EventType.MISSED)] == [62]
 
 
-def test_catchup_none_runs_an_on_time_tick(write_jobs, scheduler_for, tmp_path):
-    jobfile, ran = off_for_three_days(write_jobs, scheduler_for, tmp_path, "none")
+def test_catchup_none_runs_an_on_time_tick(write_jobs, engine_for, tmp_path):
+    jobfile, ran = off_for_three_days(write_jobs, engine_for, tmp_path, "none")
     assert ran == ["2026-01-13T12:00:00+00:00 scheduled"]
     assert [e.missed_ticks for e in events_of(jobfile, EventType.MISSED)] == [71]
 
 
-def test_catchup_none_runs_no_late_tick(write_jobs, scheduler_for, tmp_path):
-    jobfile, ran = off_for_three_days(write_jobs, scheduler_for, tmp_path, "none", minutes_past=30)
+def test_catchup_none_runs_no_late_tick(write_jobs, engine_for, tmp_path):
+    jobfile, ran = off_for_three_days(write_jobs, engine_for, tmp_path, "none", minutes_past=30)
     assert ran == []
     assert [e.missed_ticks for e in events_of(jobfile, EventType.MISSED)] == [72]
 
 
-def test_a_late_newest_tick_runs_as_catchup(write_jobs, scheduler_for, tmp_path):
-    _, ran = off_for_three_days(write_jobs, scheduler_for, tmp_path, "latest", minutes_past=30)
+def test_a_late_newest_tick_runs_as_catchup(write_jobs, engine_for, tmp_path):
+    _, ran = off_for_three_days(write_jobs, engine_for, tmp_path, "latest", minutes_past=30)
     assert ran == ["2026-01-13T12:00:00+00:00 catchup"]
 
 
-def test_first_sight_of_a_job_does_not_replay_history(write_jobs, scheduler_for, tmp_path):
+def test_first_sight_of_a_job_does_not_replay_history(write_jobs, engine_for, tmp_path):
     out = tmp_path / "ran.txt"
     jobfile = load(write_jobs(HOURLY.format(out=out, policy="all", cap=100)))
     clock = FakeClock(datetime(2026, 1, 10, 12, 59, tzinfo=UTC))
-    assert scheduler_for(jobfile, clock).tick() == []
+    assert engine_for(jobfile, clock).tick() == []
     assert not out.exists() and events_of(jobfile) == []
     clock.advance(timedelta(minutes=1))
-    scheduler_for(jobfile, clock).tick()
+    engine_for(jobfile, clock).tick()
     assert out.read_text() == "2026-01-10T13:00:00+00:00 scheduled\n"
 
 
-def test_a_tick_is_never_decided_twice(write_jobs, scheduler_for, tmp_path):
+def test_a_tick_is_never_decided_twice(write_jobs, engine_for, tmp_path):
     out = tmp_path / "ran.txt"
     jobfile = load(write_jobs(HOURLY.format(out=out, policy="all", cap=100)))
     clock = FakeClock(T0 - timedelta(seconds=30))
-    scheduler_for(jobfile, clock).tick()
+    engine_for(jobfile, clock).tick()
     clock.advance(timedelta(seconds=30))
     for _ in range(3):
-        scheduler_for(jobfile, clock).tick()
+        engine_for(jobfile, clock).tick()
         clock.advance(timedelta(seconds=10))
     assert out.read_text() == "2026-01-10T12:00:00+00:00 scheduled\n"
 
 
 def test_the_clock_going_back_decides_again_from_now_and_runs_nothing_twice(
-    write_jobs, scheduler_for, tmp_path
+    write_jobs, engine_for, tmp_path
 ):
     out = tmp_path / "ran.txt"
     jobfile = load(write_jobs(HOURLY.format(out=out, policy="all", cap=100)))
     clock = FakeClock(T0 - timedelta(seconds=30))
-    scheduler_for(jobfile, clock).tick()
+    engine_for(jobfile, clock).tick()
     clock.advance(timedelta(minutes=1))
-    scheduler_for(jobfile, clock).tick()  # 12:00 runs
+    engine_for(jobfile, clock).tick()  # 12:00 runs
     clock.advance(timedelta(hours=-1))
-    scheduler_for(jobfile, clock).tick()  # 11:00:30: the 11:00 tick is due again
+    engine_for(jobfile, clock).tick()  # 11:00:30: the 11:00 tick is due again
     clock.advance(timedelta(hours=1))
-    scheduler_for(jobfile, clock).tick()  # 12:00:30 again: 12:00 already succeeded
+    engine_for(jobfile, clock).tick()  # 12:00:30 again: 12:00 already succeeded
     assert out.read_text() == (
         "2026-01-10T12:00:00+00:00 scheduled\n2026-01-10T11:00:00+00:00 scheduled\n"
     )
@@ -217,17 +217,17 @@ def test_the_clock_going_back_decides_again_from_now_and_runs_nothing_twice(
     assert Store(jobfile.settings.state_dir).index().clock_set_back() == step
 
 
-def test_a_small_step_back_of_the_clock_is_not_a_clock_event(write_jobs, scheduler_for, tmp_path):
+def test_a_small_step_back_of_the_clock_is_not_a_clock_event(write_jobs, engine_for, tmp_path):
     out = tmp_path / "ran.txt"
     jobfile = load(write_jobs(HOURLY.format(out=out, policy="all", cap=100)))
     clock = FakeClock(T0 - timedelta(seconds=30))
-    scheduler_for(jobfile, clock).tick()
+    engine_for(jobfile, clock).tick()
     clock.advance(timedelta(seconds=40))
-    scheduler_for(jobfile, clock).tick()  # 12:00:10 runs 12:00
+    engine_for(jobfile, clock).tick()  # 12:00:10 runs 12:00
     clock.advance(timedelta(seconds=-50))  # an NTP step to 11:59:20
-    scheduler_for(jobfile, clock).tick()
+    engine_for(jobfile, clock).tick()
     clock.advance(timedelta(minutes=1))
-    scheduler_for(jobfile, clock).tick()
+    engine_for(jobfile, clock).tick()
     assert out.read_text() == "2026-01-10T12:00:00+00:00 scheduled\n"
     assert events_of(jobfile, EventType.CLOCK) == []
 
@@ -246,17 +246,17 @@ CROSS = """
 """
 
 
-def test_a_daily_job_waits_for_its_hourly_upstream_then_runs(write_jobs, scheduler_for, tmp_path):
+def test_a_daily_job_waits_for_its_hourly_upstream_then_runs(write_jobs, engine_for, tmp_path):
     flag, out = tmp_path / "hourly-fails", tmp_path / "ran.txt"
     jobfile = load(write_jobs(CROSS.format(flag=flag, out=out)))
     clock = FakeClock(datetime(2026, 1, 14, 4, 59, 30, tzinfo=UTC))
-    scheduler_for(jobfile, clock).tick()
+    engine_for(jobfile, clock).tick()
     flag.touch()
     clock.advance(timedelta(seconds=30))
-    scheduler_for(jobfile, clock).tick()  # hourly 05:00 fails
+    engine_for(jobfile, clock).tick()  # hourly 05:00 fails
     clock.advance(timedelta(minutes=30))
     for _ in range(2):  # daily 05:30 waits, and says so once
-        scheduler_for(jobfile, clock).tick()
+        engine_for(jobfile, clock).tick()
         clock.advance(timedelta(minutes=1))
     waiting = events_of(jobfile, EventType.WAITING)
     assert [(e.job, e.logical_time.hour) for e in waiting] == [("daily", 5)]
@@ -265,28 +265,26 @@ def test_a_daily_job_waits_for_its_hourly_upstream_then_runs(write_jobs, schedul
     flag.unlink()  # someone fixes the source and re-runs hourly for 05:00
     from cronflow.model import Rerun
 
-    executor = scheduler_for(jobfile, clock).executor
+    executor = engine_for(jobfile, clock).executor
     executor.execute(
         selection.runs_for_date(jobfile, ["hourly"], clock.now().date(), RunKind.BACKFILL)[5:6],
         Rerun.FAILED,
     )
-    scheduler_for(jobfile, clock).tick()
+    engine_for(jobfile, clock).tick()
     assert out.read_text() == "2026-01-14T05:30:00+00:00\nafter\n"
 
 
-def test_dry_run_says_why_each_job_runs_or_not(write_jobs, scheduler_for, tmp_path):
+def test_dry_run_says_why_each_job_runs_or_not(write_jobs, engine_for, tmp_path):
     flag, out = tmp_path / "hourly-fails", tmp_path / "ran.txt"
     flag.touch()
     jobfile = load(write_jobs(CROSS.format(flag=flag, out=out)))
     clock = FakeClock(datetime(2026, 1, 14, 4, 59, 30, tzinfo=UTC))
-    scheduler_for(jobfile, clock).tick()
+    engine_for(jobfile, clock).tick()
     clock.advance(timedelta(seconds=30))
-    scheduler_for(jobfile, clock).tick()  # hourly 05:00 fails
+    engine_for(jobfile, clock).tick()  # hourly 05:00 fails
     clock.advance(timedelta(minutes=30, seconds=30))
     recorded = events_of(jobfile)
-    verdicts = {
-        (v.job, v.action): v.detail for v in scheduler_for(jobfile, clock).preview().verdicts
-    }
+    verdicts = {(v.job, v.action): v.detail for v in engine_for(jobfile, clock).preview().verdicts}
     assert verdicts == {
         ("hourly", "not due"): "next tick",
         ("daily", "waiting"): "for hourly @ 2026-01-14T05:00:00+00:00",
@@ -295,12 +293,12 @@ def test_dry_run_says_why_each_job_runs_or_not(write_jobs, scheduler_for, tmp_pa
     assert events_of(jobfile) == recorded  # a preview writes nothing
 
 
-def test_dry_run_names_missed_ticks(write_jobs, scheduler_for, tmp_path):
+def test_dry_run_names_missed_ticks(write_jobs, engine_for, tmp_path):
     jobfile = load(write_jobs(HOURLY.format(out=tmp_path / "ran.txt", policy="none", cap=1)))
     clock = FakeClock(T0)
-    scheduler_for(jobfile, clock).tick()
+    engine_for(jobfile, clock).tick()
     clock.advance(timedelta(hours=3, minutes=10))
-    verdicts = [(v.action, v.detail) for v in scheduler_for(jobfile, clock).preview().verdicts]
+    verdicts = [(v.action, v.detail) for v in engine_for(jobfile, clock).preview().verdicts]
     assert verdicts == [("missed", "3 tick(s) not run (catchup = none)")]
 
 
@@ -345,23 +343,23 @@ OVERLAP = """
 """
 
 
-def test_overlap_skip_records_the_due_run_skipped(write_jobs, scheduler_for, lock_holder, tmp_path):
+def test_overlap_skip_records_the_due_run_skipped(write_jobs, engine_for, lock_holder, tmp_path):
     out = tmp_path / "ran.txt"
     jobfile = load(write_jobs(OVERLAP.format(out=out, policy="skip")))
     lock_holder(jobfile, "long")
-    [outcome] = scheduler_for(jobfile, FakeClock(T0)).tick()
+    [outcome] = engine_for(jobfile, FakeClock(T0)).tick()
     assert outcome.status is RunStatus.SKIPPED and not out.exists()
     [skipped] = events_of(jobfile, EventType.SKIPPED)
     assert "still running from another invocation" in skipped.reason
 
 
 def test_overlap_queue_waits_for_the_other_run_to_end(
-    write_jobs, scheduler_for, lock_holder, tmp_path
+    write_jobs, engine_for, lock_holder, tmp_path
 ):
     out = tmp_path / "ran.txt"
     jobfile = load(write_jobs(OVERLAP.format(out=out, policy="queue")))
     holder = lock_holder(jobfile, "long")
-    ticking = threading.Thread(target=scheduler_for(jobfile, FakeClock(T0)).tick)
+    ticking = threading.Thread(target=engine_for(jobfile, FakeClock(T0)).tick)
     ticking.start()
     ticking.join(timeout=0.5)
     assert ticking.is_alive() and not out.exists()  # still queued behind the holder
@@ -371,23 +369,23 @@ def test_overlap_queue_waits_for_the_other_run_to_end(
     assert out.read_text() == "2026-01-10T12:00:00+00:00\n"
 
 
-def test_overlap_allow_runs_alongside(write_jobs, scheduler_for, lock_holder, tmp_path):
+def test_overlap_allow_runs_alongside(write_jobs, engine_for, lock_holder, tmp_path):
     out = tmp_path / "ran.txt"
     jobfile = load(write_jobs(OVERLAP.format(out=out, policy="allow")))
     lock_holder(jobfile, "long")
-    [outcome] = scheduler_for(jobfile, FakeClock(T0)).tick()
+    [outcome] = engine_for(jobfile, FakeClock(T0)).tick()
     assert outcome.status is RunStatus.SUCCESS and out.exists()
 
 
-def test_the_clock_never_runs_a_disabled_job(write_jobs, scheduler_for, tmp_path):
+def test_the_clock_never_runs_a_disabled_job(write_jobs, engine_for, tmp_path):
     out = tmp_path / "ran.txt"
     jobfile = load(
         write_jobs(HOURLY.format(out=out, policy="all", cap=100) + "    enabled = false\n")
     )
     clock = FakeClock(T0 - timedelta(seconds=30))
-    scheduler_for(jobfile, clock).tick()
+    engine_for(jobfile, clock).tick()
     clock.advance(timedelta(hours=3))
-    assert scheduler_for(jobfile, clock).tick() == [] and not out.exists()
+    assert engine_for(jobfile, clock).tick() == [] and not out.exists()
 
 
 FIVE_MINUTES = """
@@ -398,16 +396,16 @@ FIVE_MINUTES = """
 
 
 def test_a_backfill_of_today_leaves_ticks_still_to_come_to_the_scheduler(
-    write_jobs, scheduler_for, tmp_path
+    write_jobs, engine_for, tmp_path
 ):
-    """At 23:04 a backfill of today runs the ticks up to 23:00; at 23:05 the scheduler runs
+    """At 23:04 a backfill of today runs the ticks up to 23:00; at 23:05 the engine runs
     23:05 itself, rather than finding it done hours early."""
     out = tmp_path / "ran.txt"
     jobfile = load(write_jobs(FIVE_MINUTES.format(out=out)))
     clock = FakeClock(datetime(2026, 1, 14, 23, 4, tzinfo=UTC))
-    scheduler = scheduler_for(jobfile, clock)
+    engine = engine_for(jobfile, clock)
     chosen = selection.backfill(jobfile, ["five"], [clock.now().date()], clock.now())
-    scheduler.executor.execute(chosen.by_date[0])
+    engine.executor.execute(chosen.by_date[0])
     assert [run.logical_time.strftime("%H:%M") for run in chosen.not_yet_due] == [
         "23:05",
         "23:10",
@@ -424,15 +422,15 @@ def test_a_backfill_of_today_leaves_ticks_still_to_come_to_the_scheduler(
     ran = out.read_text().splitlines()
     assert len(ran) == 277 and ran[-1] == "2026-01-14T23:00:00+00:00 backfill"
     clock.advance(timedelta(minutes=1))
-    scheduler_for(jobfile, clock).tick()
+    engine_for(jobfile, clock).tick()
     assert out.read_text().splitlines()[-1] == "2026-01-14T23:05:00+00:00 scheduled"
 
 
-def test_each_decision_takes_back_a_reserve_given_up_on_a_full_disk(write_jobs, scheduler_for):
+def test_each_decision_takes_back_a_reserve_given_up_on_a_full_disk(write_jobs, engine_for):
     """The daemon prepares its state directory once; it still holds space back again."""
     jobfile = load(write_jobs(FIVE_MINUTES.format(out="/dev/null")))
-    scheduler = scheduler_for(jobfile, FakeClock(datetime(2026, 1, 14, 23, 4, tzinfo=UTC)))
+    engine = engine_for(jobfile, FakeClock(datetime(2026, 1, 14, 23, 4, tzinfo=UTC)))
     reserve = jobfile.settings.state_dir / "reserve"
     reserve.unlink()  # as Store.append does when the disk is full
-    scheduler.decide()
+    engine.decide()
     assert reserve.stat().st_size == 1024 * 1024

@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cronflow.act import idle_tick
-from cronflow.act.daemon import Daemon
 from cronflow.decide import jitter
+from cronflow.decide.tick import next_wake
 from cronflow.state.store import Store
-from tests.conftest import load, real_scheduler, refused, run_cli
+from tests.conftest import load, real_engine, refused, run_cli
 from tests.fakes import FakeClock
 
 T0 = datetime(2026, 1, 14, 6, 0, 30, tzinfo=UTC)
@@ -34,7 +34,7 @@ def started_minutes(folder: Path, clock: FakeClock, minutes: int) -> dict[str, d
     seen: dict[str, datetime] = {}
     effects = folder / "effects"
     for _ in range(minutes):
-        real_scheduler(jobfile, clock).tick()
+        real_engine(jobfile, clock).tick()
         for line in effects.read_text().splitlines() if effects.exists() else []:
             seen.setdefault(line, clock.now())
         clock.advance(timedelta(minutes=1))
@@ -84,14 +84,15 @@ def test_the_idle_tick_the_daemon_and_next_wait_for_the_start_not_the_tick(tmp_p
     jobfile = load(path)
     job = jobfile.jobs["report"]
     clock = FakeClock(T0)
-    real_scheduler(jobfile, clock).tick()
+    real_engine(jobfile, clock).tick()
     watermarks = Store(jobfile.settings.state_dir).read_watermarks()
     pending = watermarks["report"].next_tick  # 06:00 if its run has not started, else 07:00
     start = jitter.start_of(jobfile, job, pending)
     assert start > clock.now()
     assert idle_tick.answer(str(path), start - timedelta(seconds=1))  # nothing has started yet
     assert not idle_tick.answer(str(path), start)  # its run starts: a full tick
-    assert Daemon.next_wake(jobfile, watermarks, start - timedelta(seconds=30)) == start
+    history = Store(jobfile.settings.state_dir).index()
+    assert next_wake(jobfile, history, watermarks, start - timedelta(seconds=30)).at == start
     status = json.loads(run_cli("status", "--json", cwd=tmp_path).stdout)
     assert status["jobs"][0]["next_due"] == start.isoformat()  # when it starts
     listed = json.loads(

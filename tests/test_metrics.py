@@ -17,7 +17,7 @@ from cronflow.decide import selection
 from cronflow.model import EventType, RunKind, RunStatus
 from cronflow.state.store import Store
 from cronflow.tell.metrics import exposition
-from tests.conftest import load, real_scheduler, refused, run_cli
+from tests.conftest import load, real_engine, refused, run_cli
 from tests.fakes import FakeClock
 from tests.waiting import wait_for
 
@@ -56,7 +56,7 @@ def run_day(jobfile, clock, day=DAY):
     runs = selection.runs_for_date(
         jobfile, selection.select_jobs(jobfile, [], False), day, RunKind.BACKFILL
     )
-    return real_scheduler(jobfile, clock).executor.execute(runs)
+    return real_engine(jobfile, clock).executor.execute(runs)
 
 
 def test_the_file_holds_what_the_log_says_after_every_run(write_jobs, tmp_path, clock):
@@ -92,7 +92,7 @@ def test_the_file_holds_what_the_log_says_after_every_run(write_jobs, tmp_path, 
 def test_a_tick_writes_its_time_and_an_idle_tick_renews_only_that(write_jobs, tmp_path):
     jobfile = pipeline(write_jobs, tmp_path)
     clock = FakeClock(datetime(2026, 1, 14, 6, 0, 30, tzinfo=UTC))
-    real_scheduler(jobfile, clock).tick()
+    real_engine(jobfile, clock).tick()
     path = jobfile.settings.metrics_file
     first = path.read_text()
     assert samples(first)[("cronflow_tick_last_timestamp_seconds", ())] == clock.now().timestamp()

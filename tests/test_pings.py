@@ -19,7 +19,7 @@ from cronflow.decide import selection
 from cronflow.model import EventType, RunKind, RunStatus
 from cronflow.state.store import Store
 from cronflow.tell import ping_requests
-from tests.conftest import load, real_scheduler, refused, run_cli
+from tests.conftest import load, real_engine, refused, run_cli
 from tests.fakes import FakeClock
 from tests.fast_daemon import START
 from tests.waiting import wait_for
@@ -33,7 +33,7 @@ def run_day(jobfile, clock, day=DAY, names=()):
     runs = selection.runs_for_date(
         jobfile, selection.select_jobs(jobfile, list(names), False), day, RunKind.BACKFILL
     )
-    return real_scheduler(jobfile, clock).executor.execute(runs)
+    return real_engine(jobfile, clock).executor.execute(runs)
 
 
 def ping_events(jobfile):
@@ -230,7 +230,7 @@ def test_the_heartbeat_is_pinged_by_full_ticks_and_idle_ticks(write_jobs, monito
         """
     )
     clock = FakeClock(datetime(2026, 1, 10, 12, 0, 30, tzinfo=UTC))
-    real_scheduler(load(path), clock).tick()  # runs 12:00, pings, leaves the stamp
+    real_engine(load(path), clock).tick()  # runs 12:00, pings, leaves the stamp
     assert [p.signal for p in monitor.pings("cronflow-heartbeat")] == ["success"]
     assert idle_tick.answer(str(path), clock.now() + timedelta(minutes=1))
     assert idle_tick.answer(str(path), clock.now() + timedelta(minutes=2))

@@ -9,13 +9,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cronflow.act import idle_tick
-from cronflow.act.engine import build_scheduler
+from cronflow.act.assemble import assemble
 from cronflow.act.processes import boot_id
-from cronflow.act.runner import ShellRunner
 from cronflow.model import Boot
 from cronflow.state import layout
-from cronflow.state.locks import Locks
-from cronflow.state.store import Store
 from tests.conftest import load, refused, run_cli
 from tests.fakes import FakeClock
 from tests.fast_daemon import START
@@ -55,24 +52,14 @@ class Machine:
         self.id, self.began, self.step = f"boot-{int(self.id[5:]) + 1}", at, timedelta(0)
 
 
-def scheduler_on(folder: Path, machine: Machine, clock: FakeClock):
-    """A scheduler wired as cronflow's, on this fake machine's boots."""
-    jobfile = load(folder / "jobs.toml")
-    store = Store(jobfile.settings.state_dir)
-    store.prepare()
-    return build_scheduler(
-        jobfile,
-        store=store,
-        locks=Locks(store.lock_dir),
-        clock=clock,
-        runner=ShellRunner(),
-        boot=machine,
-    )
+def engine_on(folder: Path, machine: Machine, clock: FakeClock):
+    """An engine wired as cronflow's, on this fake machine's boots."""
+    return assemble(load(folder / "jobs.toml"), clock=clock, boot=machine)
 
 
 def ticks(folder: Path, machine: Machine, clock: FakeClock, minutes: int) -> None:
     for _ in range(minutes):
-        scheduler_on(folder, machine, clock).tick()
+        engine_on(folder, machine, clock).tick()
         clock.advance(timedelta(minutes=1))
 
 
@@ -98,9 +85,9 @@ def test_the_idle_tick_answers_only_on_the_boot_it_was_left_on(tmp_path):
     clock = FakeClock(datetime(2026, 1, 14, 6, 0, 30, tzinfo=UTC))
     this_machine = Machine()
     this_machine.id = boot_id()  # the stamp is checked against the real kernel's boot id
-    scheduler = scheduler_on(tmp_path, this_machine, clock)
-    scheduler.tick()
-    store, jobfile = scheduler.store, scheduler.jobfile
+    engine = engine_on(tmp_path, this_machine, clock)
+    engine.tick()
+    store, jobfile = engine.store, engine.jobfile
     stamp = (store.state_dir / layout.IDLE_STAMP_NAME).read_text()
     assert f"boot {boot_id()}" in stamp
     assert idle_tick.answer(str(jobfile.path), clock.now() + timedelta(minutes=5))

@@ -17,7 +17,7 @@ import pytest
 
 from cronflow.model import EventType, RunEvent, RunKey, RunKind, RunStatus
 from cronflow.state.index import RunIndex
-from cronflow.state.layout import SNAPSHOT_NAME
+from cronflow.state.layout import LAST_RETENTION, SNAPSHOT_NAME
 from cronflow.state.store import Store
 from tests.conftest import run_cli
 
@@ -212,7 +212,7 @@ def test_every_tick_applies_retention_once_a_day_and_the_daemon_loop_too(aged, t
     """Not only when some job runs: a one-shot tick with nothing due forgets old history
     (once a day), and so does each loop of the daemon."""
     from cronflow.load import jobs_toml
-    from tests.conftest import real_scheduler
+    from tests.conftest import real_engine
     from tests.fakes import FakeClock
     from tests.test_daemon import DaemonProcess
 
@@ -223,14 +223,19 @@ def test_every_tick_applies_retention_once_a_day_and_the_daemon_loop_too(aged, t
         '[jobs.daily]\ncommand = "true"\nschedule = "0 0 1 1 *"\n'
     )
     clock = FakeClock(day(120) + timedelta(hours=1))
-    scheduler = real_scheduler(jobs_toml.load(jobs), clock)
-    assert scheduler.tick() == []  # nothing due
+    engine = real_engine(jobs_toml.load(jobs), clock)
+    assert engine.tick() == []  # nothing due
     index = Store(tmp_path / ".cronflow").index()
     assert index.latest(RunKey("daily", day(40))) is None  # older than 60 days: forgotten
     assert index.latest(RunKey("daily", day(70))) is not None
-    assert scheduler.forget_history_if_due() == (0, 0)  # done for today
+    forgotten_at = Store(tmp_path / ".cronflow").read_stamp(LAST_RETENTION)
+    clock.advance(timedelta(hours=23))
+    assert engine.tick() == []
+    assert Store(tmp_path / ".cronflow").read_stamp(LAST_RETENTION) == forgotten_at  # once a day
     clock.advance(timedelta(days=15))
-    assert scheduler.forget_history_if_due()[0] > 0  # a day later: days 60-75 go
+    assert engine.tick() == []
+    index = Store(tmp_path / ".cronflow").index()
+    assert index.latest(RunKey("daily", day(70))) is None  # days later: days 60-75 go
     # The daemon, by the real clock (months after this history): its first loop forgets.
     daemon_state = tmp_path / "daemon"
     shutil.copytree(aged, daemon_state / ".cronflow")

@@ -12,7 +12,7 @@ import pytest
 from cronflow.model import EventType
 from cronflow.state.store import Store
 from cronflow.tell import graphs
-from tests.conftest import load, real_scheduler, refused, run_cli
+from tests.conftest import load, real_engine, refused, run_cli
 from tests.fakes import FakeClock
 
 RULES = ("all_done", "one_failed", "all_failed", "none_failed")
@@ -163,7 +163,7 @@ def test_a_scheduled_rule_job_waits_for_an_upstream_on_another_schedule_then_run
     jobfile = load(tmp_path / "jobs.toml")
     clock = FakeClock(datetime(2026, 1, 14, 6, 0, 10, tzinfo=UTC))
     for _ in range(3):  # 06:00 nightly fails; 06:30 cleanup runs after it
-        real_scheduler(jobfile, clock).tick()
+        real_engine(jobfile, clock).tick()
         clock.advance(timedelta(minutes=30))
     assert effects(tmp_path) == ["cleanup", "nightly"]
 

@@ -20,7 +20,7 @@ from cronflow.model import EventType, RunEvent, RunStatus
 from cronflow.state.store import Store
 from cronflow.tell import status_page
 from tests.browser import Browser, chromium_missing
-from tests.conftest import load, real_scheduler, refused, run_cli
+from tests.conftest import load, real_engine, refused, run_cli
 from tests.fakes import FakeClock
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
@@ -223,7 +223,7 @@ def test_html_file_is_kept_by_ticks_and_renewed_by_idle_ticks(tmp_path):
         os.chown(tmp_path / "www", -1, 4242)
     path = tmp_path / "jobs.toml"
     clock = FakeClock(datetime(2026, 1, 10, 12, 0, 30, tzinfo=UTC))
-    real_scheduler(load(path), clock).tick()
+    real_engine(load(path), clock).tick()
     page = tmp_path / "www" / "status.html"
     first = page.read_text()
     assert 'class="cell s-success"' in first

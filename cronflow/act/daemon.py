@@ -1,6 +1,6 @@
 """`cronflow daemon`: run jobs as they come due, sleeping until the next tick.
 
-Each wake-up does exactly what a one-shot `cronflow run` does (`Scheduler.decide`), then
+Each wake-up takes the decision a one-shot `cronflow run` takes (`Engine.tick_with`), then
 hands the runs to a thread of their own, so runs of different ticks go on side by side
 while the loop sleeps again: until the next tick, and never longer than a minute, to notice
 clock jumps and edits of jobs.toml. The same locks and log as one-shot runs and backfills
@@ -15,24 +15,26 @@ import signal
 import socket
 import sys
 import threading
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
-from cronflow.act.engine import Scheduler, build_scheduler
+from cronflow.act.assemble import assemble, open_store
+from cronflow.act.engine import Engine
 from cronflow.act.runner import ProcessRunner
+from cronflow.act.stopping import GracefulStop
 from cronflow.clock import Clock
-from cronflow.decide import jitter
 from cronflow.errors import ConfigError, CronflowError, Problem
 from cronflow.load import jobs_toml
-from cronflow.model import STOP_KILL_GRACE, JobFile, PlannedRun, RunEvent, Watermark
+from cronflow.model import JobFile, PlannedRun, RunEvent
 from cronflow.state.layout import DAEMON_LOCK, DAEMON_PID
 from cronflow.state.locks import Locks
 from cronflow.state.store import Store
 
+# The longest sleep: the daemon looks at least this often for clock jumps, edits of the jobs
+# file and runs of other invocations to settle.
 MAX_SLEEP = timedelta(seconds=60)
-# After the shutdown grace, how long a job's process group gets between SIGTERM and SIGKILL.
 PR_SET_CHILD_SUBREAPER = 36  # prctl(2): orphaned descendants are re-parented to the caller
 
 
@@ -59,8 +61,8 @@ class Daemon:
         self.log = log
         self.on_event = on_event
         self.verbose = verbose
-        self.stop = threading.Event()  # set: start no more runs, then shut down
-        self.hurry = threading.Event()  # set: do not wait for running jobs
+        self.stopping = GracefulStop(runner, grace=0.0, say=lambda words: log(words))
+        self.stop = self.stopping.requested  # set: start no more runs, then shut down
         self.wake = threading.Event()  # set: end the current sleep early
         self._reload_requested = False
         self._executions: list[threading.Thread] = []
@@ -98,10 +100,8 @@ class Daemon:
                     self.runner.reap_orphans()
 
     def request_stop(self) -> None:
-        """First call: stop gracefully. Second call: stop at once."""
-        if self.stop.is_set():
-            self.hurry.set()
-        self.stop.set()
+        """First call: stop gracefully. Second call: stop at once (see act/stopping.py)."""
+        self.stopping.request()
         self.wake.set()
 
     def request_reload(self) -> None:
@@ -116,7 +116,7 @@ class Daemon:
             jobfile = self._load()
         except ConfigError as error:
             raise error.because("the daemon did not start") from None
-        store = Store(jobfile.settings.state_dir)
+        store = open_store(jobfile)
         store.prepare()
         exposure = store.exposure_warning()
         if exposure:
@@ -131,58 +131,49 @@ class Daemon:
                 f"from {jobfile.path}, state in {store.state_dir}"
             )
             notify_systemd("READY=1")
-            self._loop(jobfile, store, locks)
+            self._loop(jobfile, store)
             notify_systemd("STOPPING=1")
-            self._shut_down(jobfile)
+            self._shut_down()
 
-    def _loop(self, jobfile: JobFile, store: Store, locks: Locks) -> None:
+    def _loop(self, jobfile: JobFile, store: Store) -> None:
         seen = _modified(self.jobs_path)
-        scheduler = self._scheduler(jobfile, store, locks)
+        engine = self._engine(jobfile, store)
         while not self.stop.is_set():
             if self._reload_requested or _modified(self.jobs_path) != seen:
                 self._reload_requested = False
                 seen = _modified(self.jobs_path)
-                scheduler = self._reloaded(scheduler, store, locks)
+                engine = self._reloaded(engine, store)
             self.wake.clear()
-            decided = scheduler.decide()
-            scheduler.signal_decided()
-            if decided.runs:
-                self._execute(scheduler, decided.runs)
-            scheduler.housekeeping()
+            decision = engine.tick_with(partial(self._execute, engine))
             self._executions = [thread for thread in self._executions if thread.is_alive()]
-            wake_at = self.next_wake(scheduler.jobfile, decided.watermarks, self.clock.now())
+            latest = self.clock.now() + MAX_SLEEP
+            wake_at = min(latest, decision.wake.at or latest)
             if self.verbose:
                 self.log(f"sleeping until {wake_at.isoformat()}")
             if not self.stop.is_set():
                 give_back_freed_memory()
                 self.clock.sleep_until(wake_at, self.wake)
 
-    @staticmethod
-    def next_wake(jobfile: JobFile, watermarks: Mapping[str, Watermark], now: datetime) -> datetime:
-        """When the next run of any job starts (its tick, later by any random delay or
-        offset), but no later than a minute from now."""
-        starts = [
-            jitter.start_of(jobfile, jobfile.jobs[job], mark.next_tick)
-            for job, mark in watermarks.items()
-            if mark.next_tick is not None and job in jobfile.jobs
-        ]
-        return min([now + MAX_SLEEP, *starts])
-
-    def _scheduler(self, jobfile: JobFile, store: Store, locks: Locks) -> Scheduler:
+    def _engine(self, jobfile: JobFile, store: Store) -> Engine:
+        self.stopping.grace = jobfile.settings.shutdown_grace.total_seconds()
         on_event = self.on_event
-        return build_scheduler(
+
+        def tell(event: RunEvent) -> None:
+            if on_event is not None:
+                on_event(jobfile, event)
+
+        return assemble(
             jobfile,
             store=store,
-            locks=locks,
             clock=self.clock,
             runner=self.runner,
             stop=self.stop,
-            on_event=on_event and (lambda event: on_event(jobfile, event)),
+            on_event=tell if on_event is not None else None,
         )
 
-    def _execute(self, scheduler: Scheduler, runs: list[PlannedRun]) -> None:
+    def _execute(self, engine: Engine, runs: list[PlannedRun]) -> None:
         thread = threading.Thread(
-            target=scheduler.executor.execute,
+            target=engine.executor.execute,
             args=(runs,),
             name=f"cronflow-tick-{len(self._executions)}",
         )
@@ -197,8 +188,8 @@ class Daemon:
             self.log(f"warning: {warning}")
         return jobfile
 
-    def _reloaded(self, current: Scheduler, store: Store, locks: Locks) -> Scheduler:
-        """The scheduler for the edited jobs file, or the current one if the edit is broken."""
+    def _reloaded(self, current: Engine, store: Store) -> Engine:
+        """The engine for the edited jobs file, or the current one if the edit is broken."""
         try:
             jobfile = self._load()
             if jobfile.settings.state_dir != store.state_dir:
@@ -221,35 +212,17 @@ class Daemon:
                 current.executor.alerter.config_broken(self.jobs_path, str(error))
             return current
         self.log(f"reloaded {jobfile.path}: {len(jobfile.jobs)} jobs")
-        return self._scheduler(jobfile, store, locks)
+        return self._engine(jobfile, store)
 
     # ---- stopping -----------------------------------------------------------------------------
 
-    def _shut_down(self, jobfile: JobFile) -> None:
-        """Wait up to shutdown_grace for running jobs, then stop them; all get recorded."""
-        running = [thread for thread in self._executions if thread.is_alive()]
-        if running:
-            grace = jobfile.settings.shutdown_grace.total_seconds()
-            self.log(
-                f"stopping: waiting up to {grace:g}s for running jobs "
-                "(stop again to stop them at once)"
-            )
-            self._wait_for(running, deadline=time.monotonic() + grace)
-            if any(thread.is_alive() for thread in running):
-                self.log("stopping: stopping the jobs still running")
-                self.runner.interrupt(STOP_KILL_GRACE)
-            for thread in running:
-                thread.join()
+    def _shut_down(self) -> None:
+        """Wait for the running jobs: `stopping` gives them shutdown_grace, then stops them
+        (at once on a second request); every one gets recorded."""
+        for thread in self._executions:
+            thread.join()
+        self.stopping.cancel()
         self.log("cronflow daemon stopped")
-
-    def _wait_for(self, threads: list[threading.Thread], deadline: float) -> None:
-        """Until every thread ends, the deadline passes, or a second stop request."""
-        for thread in threads:
-            while thread.is_alive() and not self.hurry.is_set():
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return
-                thread.join(timeout=min(remaining, 0.2))
 
 
 def serve(jobs_path: Path, verbose: bool) -> None:

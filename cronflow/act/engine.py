@@ -1,9 +1,10 @@
-"""One clock-driven invocation: decide what is due, record it, run it.
+"""The engine: one clock-driven tick (decide what is due, record the decision, run it, keep
+the house), a backfill, a manual run, each over the parts act/assemble.py wires.
 
-`cronflow run` (called by cron each minute) and the daemon both go through `Scheduler.tick`,
-so they decide the same way. Deciding happens under the `@plan` lock and only takes
-milliseconds: it records abandoned and missed runs and advances the watermarks, so another
-invocation starting meanwhile sees those ticks as decided and never runs them twice.
+`cronflow run` (called by cron each minute) and every loop of the daemon go through `tick`,
+so they take the same decision (decide/tick.py). Deciding happens under the `@plan` lock and
+only takes milliseconds: it records abandoned and missed runs and advances the watermarks, so
+another invocation starting meanwhile sees those ticks as decided and never runs them twice.
 Running happens outside that lock, under per-job locks, so invocations do not block each
 other's unrelated jobs.
 """
@@ -11,16 +12,21 @@ other's unrelated jobs.
 from __future__ import annotations
 
 import socket
-import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime, timedelta
 
 from cronflow.act import processes
 from cronflow.act.executor import Executor, Outcome
-from cronflow.act.runner import ProcessRunner
 from cronflow.clock import Clock
 from cronflow.decide import due, explain, freshness, selection
+from cronflow.decide.tick import (
+    Housekeeping,
+    TickDecision,
+    decide_tick,
+    housekeeping_settings,
+    next_wake,
+)
 from cronflow.model import (
     AlertEvent,
     Boot,
@@ -31,62 +37,15 @@ from cronflow.model import (
     RunEvent,
     RunKind,
     RunStatus,
-    Watermark,
 )
 from cronflow.state import idle_stamp
 from cronflow.state.layout import LAST_PRUNE, LAST_RETENTION, LAST_TICK, PLAN_LOCK, RETENTION_LOCK
 from cronflow.state.locks import Locks
 from cronflow.state.store import Store, new_run_id
 from cronflow.tell import ping_requests
-from cronflow.tell.alerts import Alerter
-from cronflow.tell.metrics import metrics_refresher
-from cronflow.tell.ping_reports import Pinger
 
 
-def build_scheduler(
-    jobfile: JobFile,
-    *,
-    store: Store,
-    locks: Locks,
-    clock: Clock,
-    runner: ProcessRunner,
-    on_event: Callable[[RunEvent], None] | None = None,
-    on_outcome: Callable[[Outcome], None] | None = None,
-    stop: threading.Event | None = None,
-    boot: Callable[[datetime], Boot] = processes.this_boot,
-) -> Scheduler:
-    """A Scheduler with its Executor, Alerter, Pinger and metrics, wired the way cronflow
-    runs for real."""
-    alerter = Alerter(jobfile=jobfile, store=store, clock=clock)
-    pinger = Pinger(jobfile=jobfile, store=store, clock=clock)
-    refreshers = [metrics_refresher(jobfile, store)] if jobfile.settings.metrics_file else []
-    if jobfile.settings.html_file:
-        from cronflow.tell.status_page import page_refresher  # its renderer only when it is wanted
-
-        refreshers.append(page_refresher(jobfile, store, clock.now, processes.describe_running))
-    executor = Executor(
-        jobfile=jobfile,
-        store=store,
-        locks=locks,
-        runner=runner,
-        clock=clock,
-        on_event=on_event,
-        on_outcome=on_outcome,
-        alerter=alerter,
-        pinger=pinger,
-        refreshers=refreshers,
-        stop=stop,
-    )
-    return Scheduler(
-        jobfile=jobfile, store=store, locks=locks, executor=executor, clock=clock, boot=boot
-    )
-
-
-PRUNE_EVERY = timedelta(hours=1)
-FORGET_EVERY = timedelta(days=1)
-
-
-class Scheduler:
+class Engine:
     def __init__(
         self,
         *,
@@ -106,13 +65,27 @@ class Scheduler:
         self.host = socket.gethostname()
 
     def tick(self) -> list[Outcome]:
-        """Decide what is due now and run it; one Outcome per run started or held back."""
-        decided = self.decide()
-        self.signal_decided()
-        outcomes = self.executor.execute(decided.runs)
-        self.housekeeping()
+        """A one-shot tick: decide, run what is due and wait for it, keep the house, and
+        leave the idle stamp for the ticks after it. One Outcome per run started or held."""
+        outcomes: list[Outcome] = []
+
+        def run_here(runs: list[PlannedRun]) -> None:
+            outcomes.extend(self.executor.execute(runs))
+
+        self.tick_with(run_here)
         self._leave_idle_stamp()
         return outcomes
+
+    def tick_with(self, start: Callable[[list[PlannedRun]], object]) -> TickDecision:
+        """Decide (recording the decision), tell the outside, hand the runs due to `start`
+        (the one-shot tick runs them and waits; the daemon gives them a thread), then keep
+        the house: what every tick does, whoever ticks."""
+        decision = self.decide()
+        self.signal_decided()
+        if decision.runs:
+            start(decision.runs)
+        self.keep_house(decision)
+        return decision
 
     def signal_decided(self) -> None:
         """Tell the outside a decision was made: the heartbeat ping, the metrics file and the
@@ -122,53 +95,113 @@ class Scheduler:
         for refresher in self.executor.refreshers:
             refresher.changed()
 
-    def housekeeping(self) -> None:
-        """What every tick (one-shot or daemon loop) owes the state directory: prune run
-        output (hourly) and forget history past keep_history_days (daily)."""
-        self.prune_if_due()
-        self.forget_history_if_due()
+    def decide(self) -> TickDecision:
+        """Decide what is due now, and record the decision before anything runs."""
+        with self.locks.hold(PLAN_LOCK, wait=True):
+            self.store.keep_reserve()  # taken back once space has returned (the daemon too)
+            self.settle_orphans()
+            now = self.clock.now()
+            history = self.store.index()
+            decision = decide_tick(
+                self.jobfile,
+                history=history,
+                watermarks=self.store.read_watermarks(),
+                now=now,
+                boot=self._this_boot(now, record=True),
+                stale_alerted=self.store.stale_alerted() if self._alerts_stale() else set(),
+                asset_states=freshness.states(self.jobfile, history, now),
+                housekeeping=self._housekeeping(),
+            )
+            self._apply(decision, now)
+        return decision
 
-    def forget_history_if_due(self) -> tuple[int, int]:
-        """At most once a day, and by one process at a time: forget runs and delete log
-        segments older than keep_history_days (see Store.forget_before)."""
-        days = self.jobfile.settings.keep_history_days
+    def _apply(self, decision: TickDecision, now: datetime) -> None:
+        """Record a decision (under the @plan lock): the clock going back, the ticks missed,
+        the assets alerted about, the new watermarks, and that a decision was made."""
+        if decision.clock_went_back_from is not None:
+            self._record_clock_back(decision, now)
+        for job, ticks in decision.missed.items():
+            self._record_missed(job, ticks)
+        if self._alerts_stale():
+            alerter = self.executor.alerter
+            for state in decision.asset_alerts:
+                if alerter:
+                    alerter.asset_changed(state)
+            if decision.stale_alerted != self.store.stale_alerted():
+                self.store.write_stale_alerted(set(decision.stale_alerted))
+        if decision.watermarks != self.store.read_watermarks():
+            self.store.write_watermarks(decision.watermarks)
+        self.store.write_stamp(LAST_TICK, now)
+
+    def _alerts_stale(self) -> bool:
+        """Whether stale assets alert at all (the set of alerted assets is kept only then)."""
+        settings = self.jobfile.alerts
+        return bool(
+            self.jobfile.assets
+            and self.executor.alerter
+            and settings.has_targets
+            and AlertEvent.STALE in settings.on
+        )
+
+    def _housekeeping(self) -> Housekeeping:
+        return Housekeeping(
+            last_prune=self.store.read_stamp(LAST_PRUNE),
+            last_retention=self.store.read_stamp(LAST_RETENTION),
+        )
+
+    def keep_house(self, decision: TickDecision) -> None:
+        """What a tick owes the state directory when due: prune run output (hourly) and
+        forget history past keep_history_days (daily, one process at a time)."""
+        if decision.prune_due:
+            self.prune()
+        if decision.retention_due:
+            self.forget_history()
+
+    def prune(self) -> int:
+        """Delete run output past keep_days (but each job's keep_runs newest), never kept
+        longer than the history (keep_history_days)."""
         now = self.clock.now()
-        last = self.store.read_stamp(LAST_RETENTION)
-        if days == 0 or (last is not None and timedelta(0) <= now - last < FORGET_EVERY):
-            return 0, 0
+        self.store.write_stamp(LAST_PRUNE, now)
+        days, _ = housekeeping_settings(self.jobfile)
+        keep = self.store.index().run_ids_to_keep(self.jobfile.settings.keep_runs)
+        return self.store.prune(keep, older_than=now - timedelta(days=days))
+
+    def forget_history(self) -> tuple[int, int]:
+        """Forget runs and delete log segments older than keep_history_days (see
+        Store.forget_before), by one process at a time."""
+        now = self.clock.now()
         with self.locks.hold(RETENTION_LOCK, wait=False) as alone:
             if not alone:
                 return 0, 0  # another invocation is at it
             self.store.write_stamp(LAST_RETENTION, now)
+            days = self.jobfile.settings.keep_history_days
             return self.store.forget_before(now - timedelta(days=days))
 
     def _leave_idle_stamp(self) -> None:
-        """Tell the one-shot ticks after this one until when nothing can be due (see idle)."""
+        """Tell the one-shot ticks after this one until when nothing can be due (see
+        state/idle_stamp.py): the next wake-up, if no run is left running or waiting."""
         log = idle_stamp.log_identity(str(self.store.state_dir))  # before the index reads the log
         now = self.clock.now()
-        until = due.quiet_until(self.jobfile, self.store.index(), self.store.read_watermarks(), now)
-        settings = self.jobfile.settings
-        for wanted, stamp, every in (
-            (settings.keep_days or settings.keep_history_days, LAST_PRUNE, PRUNE_EVERY),
-            (settings.keep_history_days, LAST_RETENTION, FORGET_EVERY),
-        ):
-            if until is not None and wanted:  # the next housekeeping needs a full tick
-                done = self.store.read_stamp(stamp)  # just now, or less than `every` ago
-                until = min(until, done + every) if done else None
-        if until is not None and self.jobfile.assets:  # a fresh asset turning stale
-            for state in freshness.states(self.jobfile, self.store.index(), now):
-                if state.state == "fresh" and state.fresh_as_of and state.fresh_within:
-                    until = min(until, state.fresh_as_of + state.fresh_within)
-        if until is None:
+        history = self.store.index()
+        wake = next_wake(
+            self.jobfile,
+            history,
+            self.store.read_watermarks(),
+            now,
+            freshness.states(self.jobfile, history, now) if self.jobfile.assets else (),
+            self._housekeeping(),
+        )
+        if wake.at is None or not wake.settled:
             idle_stamp.forget(str(self.store.state_dir))
             return
+        settings = self.jobfile.settings
         idle_stamp.remember(
             jobs_path=str(self.jobfile.path),
             jobs_text=self.jobfile.text,
             state_dir=str(self.store.state_dir),
             log=log,
             decided_at=now,
-            until=until,
+            until=wake.at,
             warnings=self.jobfile.warnings,
             heartbeat=(
                 settings.heartbeat_url,
@@ -184,65 +217,6 @@ class Scheduler:
             else None,
         )
 
-    def prune_if_due(self) -> int:
-        """At most once an hour: delete run output past keep_days (but each job's keep_runs
-        newest), and never keep it longer than the history (keep_history_days)."""
-        settings = self.jobfile.settings
-        days = [d for d in (settings.keep_days, settings.keep_history_days) if d]
-        now = self.clock.now()
-        last = self.store.read_stamp(LAST_PRUNE)
-        if not days or (last is not None and timedelta(0) <= now - last < PRUNE_EVERY):
-            return 0
-        self.store.write_stamp(LAST_PRUNE, now)
-        keep = self.store.index().run_ids_to_keep(settings.keep_runs)
-        return self.store.prune(keep, older_than=now - timedelta(days=min(days)))
-
-    def decide(self) -> due.TickPlan:
-        """Decide what is due now, and record the decision before anything runs."""
-        with self.locks.hold(PLAN_LOCK, wait=True):
-            self.store.keep_reserve()  # taken back once space has returned (the daemon too)
-            self.settle_orphans()
-            now = self.clock.now()
-            watermarks = self.store.read_watermarks()
-            decided = due.due_runs(
-                self.jobfile,
-                self.store.index(),
-                self._after_clock_check(watermarks, now),
-                now,
-                boot=self._this_boot(now, record=True),
-            )
-            for job, ticks in decided.missed.items():
-                self._record_missed(job, ticks)
-            self.watch_assets(now)
-            if decided.watermarks != watermarks:
-                self.store.write_watermarks(decided.watermarks)
-            self.store.write_stamp(LAST_TICK, now)
-        return decided
-
-    def watch_assets(self, now: datetime) -> None:
-        """Alert once per staleness: when an asset goes stale, and when one alerted as stale
-        is fresh again. An asset never produced does not alert (it is new, not late). Called under the @plan lock, which keeps the set of alerted assets
-        (state_dir/stale-alerted) one decision's at a time."""
-        alerter = self.executor.alerter
-        settings = self.jobfile.alerts
-        if not (self.jobfile.assets and alerter and settings.has_targets):
-            return
-        if AlertEvent.STALE not in settings.on:
-            return
-        alerted = self.store.stale_alerted()
-        now_alerted = set(alerted) & set(self.jobfile.assets)
-        for state in freshness.states(self.jobfile, self.store.index(), now):
-            if state.fresh_as_of is None:
-                continue  # never produced: new, not late (status and `assets` still say stale)
-            if state.state == "stale" and state.name not in now_alerted:
-                alerter.asset_changed(state)
-                now_alerted.add(state.name)
-            elif state.state == "fresh" and state.name in now_alerted:
-                alerter.asset_changed(state)
-                now_alerted.discard(state.name)
-        if now_alerted != alerted:
-            self.store.write_stale_alerted(now_alerted)
-
     def _this_boot(self, now: datetime, record: bool) -> Boot | None:
         """The boot @reboot runs are for (None when no job is one): as first recorded, or
         (deciding, under the @plan lock) recorded now; a dry run only looks."""
@@ -251,7 +225,7 @@ class Scheduler:
         seen = self.boot(now)
         return self.store.boot(seen) if record else self.store.known_boot(seen)
 
-    def preview(self) -> due.TickPlan:
+    def preview(self) -> due.DueRuns:
         """What `decide` would do now, changing nothing (for --dry-run)."""
         now = self.clock.now()
         watermarks, _ = due.watermarks_to_decide_from(self.store.read_watermarks(), now)
@@ -275,7 +249,7 @@ class Scheduler:
             )
             for verdict in decided.verdicts
         ]
-        return due.TickPlan(
+        return due.DueRuns(
             runs=decided.runs,
             missed=decided.missed,
             watermarks=decided.watermarks,
@@ -336,14 +310,12 @@ class Scheduler:
                         settled.append(event)
         return settled
 
-    def _after_clock_check(
-        self, watermarks: dict[str, Watermark], now: datetime
-    ) -> dict[str, Watermark]:
-        """The watermarks to decide from: when the clock went back behind ticks already
-        decided, record one `clock` event, alert, and decide those jobs again from now."""
-        rewound, reached = due.watermarks_to_decide_from(watermarks, now)
-        if reached is None:
-            return watermarks
+    def _record_clock_back(self, decision: TickDecision, now: datetime) -> None:
+        """The clock went back behind ticks already decided: record one `clock` event and
+        alert; the jobs ahead of it decide their ticks again from now."""
+        reached = decision.clock_went_back_from
+        assert reached is not None
+        again = sum(1 for mark in self.store.read_watermarks().values() if mark.decided > now)
         event = RunEvent(
             event=EventType.CLOCK,
             job="",
@@ -353,14 +325,12 @@ class Scheduler:
             kind=RunKind.SCHEDULED,
             ended_at=now,
             reason=f"the clock went back at least {_rounded(reached - now)}: ticks up to "
-            f"{reached.isoformat()} were already decided; "
-            f"{len(watermarks) - len(rewound)} job(s) decide their ticks again from "
-            f"now, and runs that already succeeded do not run again",
+            f"{reached.isoformat()} were already decided; {again} job(s) decide their "
+            "ticks again from now, and runs that already succeeded do not run again",
         )
         event = self.store.append(event)
         if self.executor.alerter:
             self.executor.alerter.clock_set_back(event)
-        return rewound
 
     def _record_missed(self, job_name: str, ticks: list[datetime]) -> None:
         job = self.jobfile.jobs[job_name]

@@ -24,7 +24,7 @@ from cronflow.model import Job, JobFile, Rerun, RunEvent, RunStatus, describe_ke
 from cronflow.tell.overview import event_line
 
 if TYPE_CHECKING:  # for annotations only: the commands import what they use when run
-    from cronflow.act.engine import Scheduler
+    from cronflow.act.engine import Engine
     from cronflow.act.executor import Outcome
     from cronflow.decide.selection import Backfill
     from cronflow.state.index import RunIndex
@@ -278,9 +278,9 @@ def _run_now(
         terminal.verdict_table(jobfile, [explain.manual_verdict(run) for run in runs])
         return True
     reporter = _Reporter(jobfile, quiet=False)
-    scheduler = _scheduler(jobfile, reporter)
-    with _stopping_on_signals(scheduler, jobfile) as stopped:
-        outcomes = scheduler.run_now(runs)
+    engine = _engine(jobfile, reporter)
+    with _stopping_on_signals(engine, jobfile) as stopped:
+        outcomes = engine.run_now(runs)
     if stopped:
         reporter.resume = _run_command(jobfile, [], names, downstream, exclude)
     return _all_succeeded(reporter, outcomes, stopped)
@@ -289,14 +289,14 @@ def _run_now(
 def _run_due(jobfile: JobFile, dry_run: bool, verbose: bool) -> bool:
     """One clock-driven invocation: quiet unless something fails, as cron users expect."""
     reporter = _Reporter(jobfile, quiet=not verbose)
-    scheduler = _scheduler(jobfile, reporter)
+    engine = _engine(jobfile, reporter)
     if dry_run:
         from cronflow.tell import terminal
 
-        terminal.verdict_table(jobfile, scheduler.preview().verdicts)
+        terminal.verdict_table(jobfile, engine.preview().verdicts)
         return True
-    with _stopping_on_signals(scheduler, jobfile) as stopped:
-        outcomes = scheduler.tick()
+    with _stopping_on_signals(engine, jobfile) as stopped:
+        outcomes = engine.tick()
     return _all_succeeded(reporter, outcomes, stopped)
 
 
@@ -317,18 +317,18 @@ def _run_dates(
     selected = selection.select_jobs(jobfile, names, downstream, exclude)
     chosen = selection.backfill(jobfile, selected, days, SystemClock().now())
     reporter = _Reporter(jobfile, quiet=False)
-    scheduler = _scheduler(jobfile, reporter)
+    engine = _engine(jobfile, reporter)
     if dry_run:
         from cronflow.tell import terminal
 
-        verdicts = scheduler.backfill_preview(chosen, rerun)
+        verdicts = engine.backfill_preview(chosen, rerun)
         if verbose:
             terminal.verdict_table(jobfile, verdicts)
         else:
             terminal.plan_summary(jobfile, explain.summarise_verdicts(verdicts))
         return True
-    with _stopping_on_signals(scheduler, jobfile) as stopped:
-        outcomes = scheduler.backfill(chosen, rerun, reporter.progress)
+    with _stopping_on_signals(engine, jobfile) as stopped:
+        outcomes = engine.backfill(chosen, rerun, reporter.progress)
     reporter.not_yet_due = len(chosen.not_yet_due)
     if stopped:
         reporter.not_begun = sum(map(len, chosen.by_date)) - len(outcomes)
@@ -368,64 +368,47 @@ def _first_day_unfinished(chosen: Backfill, outcomes: list[Outcome], days: list[
 
 
 @contextmanager
-def _stopping_on_signals(scheduler: Scheduler, jobfile: JobFile) -> Iterator[list[int]]:
-    """Ctrl-C (or SIGTERM) stops as the daemon does: start nothing more, give running jobs
-    shutdown_grace to end, then stop them; a second one stops them at once. Every run is
-    recorded (interrupted, if cut short). Yields the signals that came."""
+def _stopping_on_signals(engine: Engine, jobfile: JobFile) -> Iterator[list[int]]:
+    """Ctrl-C (or SIGTERM) stops as the daemon does (act/stopping.py). Yields the signals
+    that came."""
     import signal
     import threading
 
-    from cronflow.model import STOP_KILL_GRACE
+    from cronflow.act.stopping import GracefulStop
 
-    executor = scheduler.executor
-    came: list[int] = []
+    def say(words: str) -> None:  # not from the signal handler itself: print takes a lock
+        threading.Thread(
+            target=print, args=(f"\ncronflow: {words}",), kwargs={"file": sys.stderr}
+        ).start()
+
+    executor = engine.executor
     grace = jobfile.settings.shutdown_grace.total_seconds()
-    stopper = threading.Timer(grace, executor.runner.interrupt, args=(STOP_KILL_GRACE,))
-    stopper.daemon = True
+    stopping = GracefulStop(
+        executor.runner, grace, say, requested=executor.stop, again="Ctrl-C again"
+    )
+    came: list[int] = []
 
     def stop(signum: int, frame: object) -> None:
         came.append(signum)
-        if len(came) == 1:
-            executor.stop.set()
-            stopper.start()
-            message = (
-                f"\ncronflow: stopping: nothing more starts; running jobs get {grace:g}s to "
-                "end, then are stopped (Ctrl-C again: stop them now)"
-            )
-        else:
-            threading.Thread(target=executor.runner.interrupt, args=(STOP_KILL_GRACE,)).start()
-            message = "\ncronflow: stopping the running jobs now"
-        threading.Thread(target=print, args=(message,), kwargs={"file": sys.stderr}).start()
+        stopping.request()
 
     previous = {number: signal.signal(number, stop) for number in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield came
     finally:
-        stopper.cancel()
+        stopping.cancel()
         for number, handler in previous.items():
             signal.signal(number, handler)
 
 
-def _scheduler(jobfile: JobFile, reporter: _Reporter) -> Scheduler:
-    from cronflow.act.engine import build_scheduler
-    from cronflow.act.runner import ShellRunner
-    from cronflow.clock import SystemClock
-    from cronflow.state.locks import Locks
+def _engine(jobfile: JobFile, reporter: _Reporter) -> Engine:
+    from cronflow.act.assemble import assemble
 
-    store = _store(jobfile)
-    store.prepare()
-    exposure = store.exposure_warning()
+    engine = assemble(jobfile, on_event=reporter.event, on_outcome=reporter.outcome)
+    exposure = engine.store.exposure_warning()
     if exposure:
         print(f"cronflow: warning: {exposure}", file=sys.stderr)
-    return build_scheduler(
-        jobfile,
-        store=store,
-        locks=Locks(store.lock_dir),
-        clock=SystemClock(),
-        runner=ShellRunner(),
-        on_event=reporter.event,
-        on_outcome=reporter.outcome,
-    )
+    return engine
 
 
 def _all_succeeded(reporter: _Reporter, outcomes: list[Outcome], stopped: list[int]) -> bool:
@@ -787,7 +770,11 @@ def _stale_assets(jobfile: JobFile, history: RunIndex, now: datetime) -> list[st
         return []
     from cronflow.decide import freshness
 
-    return [s.name for s in freshness.states(jobfile, history, now) if s.state == "stale"]
+    return [
+        s.name
+        for s in freshness.states(jobfile, history, now)
+        if s.state is freshness.Freshness.STALE
+    ]
 
 
 def _write_page(where: str, page: str) -> None:
@@ -1226,7 +1213,7 @@ def _write_new(path: Path, text: str) -> None:
         raise UsageError(f"cannot write {path}: {error.strerror}.") from None
 
 
-export_app = typer.Typer(help="Move the jobs to another scheduler.", no_args_is_help=True)
+export_app = typer.Typer(help="Move the jobs to another engine.", no_args_is_help=True)
 app.add_typer(export_app, name="export")
 
 

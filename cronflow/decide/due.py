@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from cronflow.clock import CLOCK_TOLERANCE
 from cronflow.decide.explain import Action, Verdict, not_due_verdict, run_verdicts
 from cronflow.decide.jitter import start_of
-from cronflow.decide.retries import retry_at, retry_due, tries_owed
+from cronflow.decide.retries import retry_due, tries_owed
 from cronflow.decide.schedule import schedule_of
 from cronflow.decide.selection import with_unscheduled_downstream
 from cronflow.model import (
@@ -44,8 +44,8 @@ LATE_AFTER = timedelta(minutes=2)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class TickPlan:
-    """Everything one clock-driven invocation decided."""
+class DueRuns:
+    """The runs due at a moment, the ticks missed, the watermarks after, and (asked) why."""
 
     runs: list[PlannedRun]  # scheduled, catch-up, resumed, and the unscheduled runs after them
     missed: dict[str, list[datetime]] = field(default_factory=dict)  # job -> ticks not run
@@ -60,7 +60,7 @@ def due_runs(
     now: datetime,
     explain: bool = False,
     boot: Boot | None = None,
-) -> TickPlan:
+) -> DueRuns:
     """The runs due at `now`, given each job's watermark and what the log already holds,
     and the @reboot runs of this `boot` not yet tried (once per boot: no catch-up).
 
@@ -134,7 +134,7 @@ def due_runs(
     runs = with_unscheduled_downstream(jobfile, roots, history)
     if explain:
         verdicts += run_verdicts(jobfile, runs, history)
-    return TickPlan(runs=runs, missed=missed, watermarks=new_watermarks, verdicts=verdicts)
+    return DueRuns(runs=runs, missed=missed, watermarks=new_watermarks, verdicts=verdicts)
 
 
 def clock_set_back(watermarks: Mapping[str, Watermark], now: datetime) -> datetime | None:
@@ -204,24 +204,3 @@ def _resumed(jobfile: JobFile, history: RunRecords, now: datetime) -> list[Plann
                 )
             )
     return resumed
-
-
-def quiet_until(
-    jobfile: JobFile, history: RunRecords, watermarks: Mapping[str, Watermark], now: datetime
-) -> datetime | None:
-    """The first instant at which `due_runs` could find a run due, as long as nothing is
-    recorded and the jobs file stays as it is: the next tick of every scheduled job, the next
-    try of every run owed one. None when it cannot be told: a run still running or waiting
-    (settling and upstreams are checked at each tick), or a job with no watermark yet."""
-    if history.unfinished(RunStatus.RUNNING, RunStatus.WAITING):
-        return None
-    instants = []
-    for job in jobfile.jobs.values():
-        if job.schedule is None or not job.enabled:
-            continue
-        mark = watermarks.get(job.name)
-        if mark is None or mark.schedule != job.cadence.fingerprint or mark.next_tick is None:
-            return None
-        instants.append(start_of(jobfile, job, mark.next_tick))
-    instants += [retry_at(job, event, now) for job, event in tries_owed(jobfile, history)]
-    return min(instants, default=None)

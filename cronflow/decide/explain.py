@@ -37,7 +37,6 @@ class Action(StrEnum):
     NOT_YET_DUE = "not yet due"
 
 
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Verdict:
     """Why a job does or does not run now, for `cronflow run --dry-run`."""

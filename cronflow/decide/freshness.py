@@ -8,10 +8,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from functools import partial
 
 from cronflow.decide.schedule import schedule_of
 from cronflow.model import Asset, Job, JobFile, RunKey, RunRecords, RunStatus, describe_key
+
+
+class Freshness(StrEnum):
+    FRESH = "fresh"
+    STALE = "stale"
+    EXTERNAL = "external"  # made outside cronflow: its freshness is not cronflow's to tell
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -21,7 +28,7 @@ class AssetState:
     consumers: tuple[str, ...]
     fresh_as_of: datetime | None  # the newest successful run's logical time
     fresh_within: timedelta | None  # None: not told, nor a schedule to tell it by
-    state: str  # fresh | stale | external | unknown
+    state: Freshness
     why: str = ""
 
 
@@ -57,18 +64,20 @@ def _state(
 ) -> AssetState:
     made = partial(AssetState, name=asset.name, producer=asset.producer, consumers=asset.consumers)
     if asset.producer is None:
-        return made(fresh_as_of=None, fresh_within=None, state="external")
+        return made(fresh_as_of=None, fresh_within=None, state=Freshness.EXTERNAL)
     job = jobfile.jobs[asset.producer]
     as_of = history.newest_success(job.name)
     allowed = fresh_within(jobfile, asset, now)
     if as_of is None:
-        return made(fresh_as_of=None, fresh_within=allowed, state="stale", why="never produced")
+        return made(
+            fresh_as_of=None, fresh_within=allowed, state=Freshness.STALE, why="never produced"
+        )
     if allowed is None or now - as_of <= allowed:
-        return made(fresh_as_of=as_of, fresh_within=allowed, state="fresh")
+        return made(fresh_as_of=as_of, fresh_within=allowed, state=Freshness.FRESH)
     return made(
         fresh_as_of=as_of,
         fresh_within=allowed,
-        state="stale",
+        state=Freshness.STALE,
         why=_why_stale(jobfile, job, history, known),
     )
 
@@ -77,7 +86,7 @@ def _why_stale(
     jobfile: JobFile, job: Job, history: RunRecords, known: Mapping[str, AssetState]
 ) -> str:
     """What holds the asset back: a stale input, its producer's failing run, or lateness."""
-    inputs = [name for name in job.uses if known.get(name) and known[name].state == "stale"]
+    inputs = [name for name in job.uses if known.get(name) and known[name].state is Freshness.STALE]
     if inputs:
         return f"upstream asset {inputs[0]} is stale"
     last = history.job_runs(job.name, 1).last

@@ -10,6 +10,7 @@ writes the heartbeat, when `trusted` finds that all of this still holds:
 
 - the jobs file holds exactly the same bytes, mode and owners, and the same user asks;
 - the run log is the same file of the same size (nothing ran, started or settled since);
+- the state directory has the same mode (a full tick warns about a new open mode);
 - the clock is before `until` and not set back behind the decision;
 - the stamp was written by this version of cronflow, as this user, and nobody else can
   change it.
@@ -119,6 +120,7 @@ def remember(
         f"jobs {jobs_path}",
         f"owner {owner}",
         f"log {log}",
+        f"state {_mode_of(state_dir)}",
         f"decided {decided_at.timestamp()!r}",
         f"until {until.timestamp()!r}",
         f"sha256 {_digest(jobs_text.encode())}",
@@ -177,6 +179,7 @@ def trusted(jobs_path: str, now: datetime) -> Trusted | None:
         "jobs": jobs_path,
         "owner": owner,
         "log": log_identity(state_dir),
+        "state": _mode_of(state_dir),
     }
     if lines[:1] != [_FORMAT] or any(fields.get(name) != value for name, value in expected.items()):
         return None
@@ -223,6 +226,13 @@ def _read_own(path: str) -> bytes | None:
         if stat.st_uid != os.geteuid() or stat.st_mode & 0o022:
             return None
         return file.read()
+
+
+def _mode_of(path: str) -> str:
+    try:
+        return f"{os.stat(path).st_mode:o}"
+    except OSError:
+        return "none"
 
 
 def _owner_of(path: str) -> str:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from cronflow.clock import Clock
-from cronflow.decide.freshness import AssetState
+from cronflow.decide.freshness import AssetState, Freshness
 from cronflow.masking import redact
 from cronflow.model import (
     AlertEvent,
@@ -140,7 +140,7 @@ def clock_message(event: RunEvent) -> AlertMessage:
 
 def asset_message(state: AssetState, now: datetime) -> AlertMessage:
     """An asset went stale (or is fresh again): how old it is, what it may be, and why."""
-    stale = state.state == "stale"
+    stale = state.state is Freshness.STALE
     as_of = f"{state.fresh_as_of:%Y-%m-%d %H:%M}Z" if state.fresh_as_of else "never"
     lines = [
         f"**Asset:** {state.name}",
@@ -279,7 +279,7 @@ class Alerter:
 
     def asset_changed(self, state: AssetState) -> None:
         """An asset went stale, or is fresh again after a stale alert (see
-        Scheduler.watch_assets: once per staleness). Recorded as an alert about no job."""
+        decide/tick.asset_alerts: once per staleness). Recorded as an alert about no job."""
         if self.settings.has_targets and AlertEvent.STALE in self.settings.on:
             now = self.clock.now()
             about = RunEvent(
@@ -287,7 +287,7 @@ class Alerter:
                 job="",
                 logical_time=state.fresh_as_of or now,
                 run_id="",
-                status=RunStatus.FAILED if state.state == "stale" else RunStatus.SUCCESS,
+                status=RunStatus.FAILED if state.state is Freshness.STALE else RunStatus.SUCCESS,
                 kind=RunKind.SCHEDULED,
             )
             self._send(None, about, asset_message(state, now))

@@ -1,0 +1,184 @@
+"""What one tick decides, whole: the runs due, the ticks missed, whether the clock went
+back, which assets to alert about, which housekeeping is due, and when the next tick is.
+
+Pure: the records, the stamps and `now` are arguments. A one-shot `cronflow run` and every
+loop of the daemon take this one decision (act/engine.py applies it under the @plan lock),
+so they cannot disagree about what is due or when to look again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence, Set
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from cronflow.decide.due import due_runs, watermarks_to_decide_from
+from cronflow.decide.freshness import AssetState, Freshness
+from cronflow.decide.jitter import start_of
+from cronflow.decide.retries import retry_at, tries_owed
+from cronflow.model import Boot, JobFile, PlannedRun, RunRecords, RunStatus, Watermark
+
+PRUNE_EVERY = timedelta(hours=1)  # run output past keep_days is deleted at most this often
+FORGET_EVERY = timedelta(days=1)  # history past keep_history_days is forgotten at most this often
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Housekeeping:
+    """When the state directory was last tidied (None: never)."""
+
+    last_prune: datetime | None
+    last_retention: datetime | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TickDecision:
+    runs: list[PlannedRun]  # scheduled, catch-up, resumed, and the unscheduled runs after them
+    missed: dict[str, list[datetime]]  # job -> ticks its catch-up policy does not run
+    watermarks: dict[str, Watermark]  # each job's newest tick decided, after this decision
+    clock_went_back_from: datetime | None  # the newest tick decided before the clock went back
+    asset_alerts: list[AssetState]  # assets gone stale, or fresh again after a stale alert
+    stale_alerted: frozenset[str]  # the assets a stale alert stands for, after this decision
+    prune_due: bool
+    retention_due: bool
+    wake: Wake  # when the next tick is (given the records as they were decided from)
+
+
+@dataclass(frozen=True, slots=True)
+class Wake:
+    """When something can next be due.
+
+    `at`: the first instant at which a tick could find work: a job's next run starts, an
+    owed try comes due, housekeeping comes due, a fresh asset turns stale (None: nothing
+    ever will, as the records stand). `settled`: False while a run is running or waiting;
+    its end (or its cronflow's death) can make something due sooner, which a process that
+    does not run it itself must come back to see."""
+
+    at: datetime | None
+    settled: bool
+
+
+def decide_tick(
+    jobfile: JobFile,
+    *,
+    history: RunRecords,
+    watermarks: Mapping[str, Watermark],
+    now: datetime,
+    boot: Boot | None,
+    stale_alerted: Set[str],
+    asset_states: Sequence[AssetState],
+    housekeeping: Housekeeping,
+) -> TickDecision:
+    """The whole decision of a tick at `now` (see the module's docstring)."""
+    decide_from, went_back_from = watermarks_to_decide_from(dict(watermarks), now)
+    due = due_runs(jobfile, history, decide_from, now, boot=boot)
+    alerts, alerted = asset_alerts(asset_states, stale_alerted, set(jobfile.assets))
+    prune_due, retention_due = housekeeping_due(jobfile, housekeeping, now)
+    after = Housekeeping(  # as this tick leaves it
+        last_prune=now if prune_due else housekeeping.last_prune,
+        last_retention=now if retention_due else housekeeping.last_retention,
+    )
+    return TickDecision(
+        runs=due.runs,
+        missed=due.missed,
+        watermarks=due.watermarks,
+        clock_went_back_from=went_back_from,
+        asset_alerts=alerts,
+        stale_alerted=alerted,
+        prune_due=prune_due,
+        retention_due=retention_due,
+        wake=next_wake(jobfile, history, due.watermarks, now, asset_states, after),
+    )
+
+
+def next_wake(
+    jobfile: JobFile,
+    history: RunRecords,
+    watermarks: Mapping[str, Watermark],
+    now: datetime,
+    asset_states: Sequence[AssetState] = (),
+    housekeeping: Housekeeping | None = None,
+) -> Wake:
+    """When a tick can next find something to do, as long as nothing is recorded and the
+    jobs file stays as it is (see Wake). A job with no watermark for its schedule yet is
+    due for a decision now."""
+    instants = []
+    for job in jobfile.jobs.values():
+        if job.schedule is None or not job.enabled:
+            continue
+        mark = watermarks.get(job.name)
+        if mark is None or mark.schedule != job.cadence.fingerprint:
+            instants.append(now)
+        elif mark.next_tick is not None:
+            instants.append(start_of(jobfile, job, mark.next_tick))
+    instants += [retry_at(job, event, now) for job, event in tries_owed(jobfile, history)]
+    if housekeeping is not None:
+        instants += _housekeeping_times(jobfile, housekeeping, now)
+    instants += [
+        state.fresh_as_of + state.fresh_within
+        for state in asset_states
+        if state.state is Freshness.FRESH and state.fresh_as_of and state.fresh_within
+    ]
+    settled = not history.unfinished(RunStatus.RUNNING, RunStatus.WAITING)
+    return Wake(at=min(instants, default=None), settled=settled)
+
+
+def asset_alerts(
+    states: Sequence[AssetState], alerted: Set[str], assets: Set[str]
+) -> tuple[list[AssetState], frozenset[str]]:
+    """Alert once per staleness: when an asset goes stale, and when one alerted as stale is
+    fresh again. An asset never produced does not alert (it is new, not late). Returns the
+    assets to alert about and the set a stale alert stands for afterwards."""
+    now_alerted = set(alerted) & assets
+    changed = []
+    for state in states:
+        if state.fresh_as_of is None:
+            continue  # never produced: new, not late (status and `assets` still say stale)
+        if state.state is Freshness.STALE and state.name not in now_alerted:
+            changed.append(state)
+            now_alerted.add(state.name)
+        elif state.state is Freshness.FRESH and state.name in now_alerted:
+            changed.append(state)
+            now_alerted.discard(state.name)
+    return changed, frozenset(now_alerted)
+
+
+def housekeeping_due(
+    jobfile: JobFile, housekeeping: Housekeeping, now: datetime
+) -> tuple[bool, bool]:
+    """(prune run output, forget old history): each at most every PRUNE_EVERY and
+    FORGET_EVERY, and only when kept for a limited time; a stamp from the future (the clock
+    went back) makes it due."""
+    settings = housekeeping_settings(jobfile)
+    return tuple(  # type: ignore[return-value]
+        bool(wanted) and (last is None or not timedelta(0) <= now - last < every)
+        for wanted, last, every in zip(
+            settings,
+            (housekeeping.last_prune, housekeeping.last_retention),
+            (PRUNE_EVERY, FORGET_EVERY),
+            strict=True,
+        )
+    )
+
+
+def housekeeping_settings(jobfile: JobFile) -> tuple[int, int]:
+    """(days run output is kept, days history is kept); 0: for ever. Output is never kept
+    longer than the history it belongs to."""
+    settings = jobfile.settings
+    kept = [days for days in (settings.keep_days, settings.keep_history_days) if days]
+    return min(kept, default=0), settings.keep_history_days
+
+
+def _housekeeping_times(
+    jobfile: JobFile, housekeeping: Housekeeping, now: datetime
+) -> list[datetime]:
+    """When each housekeeping that is wanted comes due next (now, if it never ran)."""
+    times = []
+    for wanted, last, every in zip(
+        housekeeping_settings(jobfile),
+        (housekeeping.last_prune, housekeeping.last_retention),
+        (PRUNE_EVERY, FORGET_EVERY),
+        strict=True,
+    ):
+        if wanted:
+            times.append(now if last is None or last > now else last + every)
+    return times
