@@ -117,7 +117,7 @@ def test_days_are_words_or_counted_back_from_today_in_the_files_zone(tmp_path):
     from datetime import date, datetime, timedelta
     from zoneinfo import ZoneInfo
 
-    from cronflow.cli.main import parse_dates
+    from cronflow.cli.options import parse_dates
 
     today = date(2026, 3, 1)
     assert parse_dates("today", today) == [today]

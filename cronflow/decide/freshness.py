@@ -179,3 +179,10 @@ def as_json(state: AssetState, now: datetime) -> dict[str, object]:
         "state": state.state,
         "why": state.why or None,
     }
+
+
+def stale_names(jobfile: JobFile, history: RunRecords, now: datetime) -> list[str]:
+    """The names of the assets older than they may be (`status --check` fails on them)."""
+    if not jobfile.assets:
+        return []
+    return [s.name for s in states(jobfile, history, now) if s.state is Freshness.STALE]

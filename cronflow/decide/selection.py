@@ -187,3 +187,19 @@ def _unknown_jobs_message(jobfile: JobFile, unknown: list[str]) -> str:
     return (
         f"{jobfile.path}: no job named {', '.join(hints)}. The jobs are: {', '.join(jobfile.jobs)}."
     )
+
+
+def first_day_unfinished(
+    chosen: Backfill, statuses: Sequence[RunStatus], days: Sequence[date]
+) -> date:
+    """The first of `days` a stopped backfill did not finish, from the statuses its runs
+    ended with: the dates run in order, each giving one status per run, so the statuses
+    cover a prefix of them. Resuming from there runs nothing twice (--rerun failed)."""
+    covered = 0
+    for day, runs in zip(days, chosen.by_date, strict=True):
+        covered += len(runs)
+        if covered > len(statuses) or any(
+            status is RunStatus.INTERRUPTED for status in statuses[covered - len(runs) : covered]
+        ):
+            return day
+    return days[-1]

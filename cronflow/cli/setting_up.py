@@ -1,0 +1,346 @@
+"""The commands that set cronflow up or move it: validate, init, systemd install,
+import-crontab, export airflow, alerts test."""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from cronflow.cli.options import (
+    JobsOption,
+    Text,
+    complete_job,
+    load_jobs,
+    own_command,
+    store_of,
+)
+from cronflow.errors import ConfigError, Problem, UsageError
+
+if TYPE_CHECKING:  # for annotations only: the commands import what they use when run
+    pass
+
+
+def validate(jobs: JobsOption = None) -> None:
+    """Check a jobs file and list its jobs; exit 2 listing every problem if it is not valid.
+
+    Example:  cronflow validate --jobs /etc/cronflow/jobs.toml
+    """
+    jobfile = load_jobs(jobs)
+    if jobfile.alerts.has_targets:
+        from cronflow.tell.alerts import check_targets
+
+        problems = check_targets(jobfile.alerts)
+        if problems:
+            raise ConfigError(
+                jobfile.path,
+                [
+                    Problem(
+                        problem=problem,
+                        key="alerts",
+                        fix="Fix it as the apprise wiki says for that "
+                        "service: https://github.com/caronc/apprise/wiki",
+                    )
+                    for problem in problems
+                ],
+            )
+    print(f"{jobfile.path}: {len(jobfile.jobs)} jobs, no problems.")
+    for job in jobfile.jobs.values():
+        when = (
+            f"{job.schedule} ({job.timezone.key})"
+            if job.schedule
+            else f"after {', '.join(job.depends_on)}"
+            if job.depends_on
+            else "manual only"
+        )
+        print(f"  {job.name}: {when}")
+
+
+class Mode(StrEnum):
+    daemon = "daemon"
+    timer = "timer"
+
+
+def systemd_install(
+    jobs: JobsOption = None,
+    user: Annotated[
+        bool,
+        typer.Option("--user", help="Units for `systemctl --user` (in ~/.config/systemd/user)."),
+    ] = False,
+    mode: Annotated[
+        Mode,
+        typer.Option(
+            "--mode",
+            help="daemon: `cronflow daemon` as a service; timer: `cronflow run` every "
+            "minute from a timer.",
+        ),
+    ] = Mode.daemon,
+    name: Annotated[
+        str,
+        typer.Option(
+            "--name",
+            metavar="NAME",
+            help="Tell several jobs files on one host apart: units cronflow-NAME.*, "
+            "state in cronflow-NAME.",
+        ),
+    ] = "",
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Print the units and where they would go; write nothing."),
+    ] = False,
+) -> None:
+    """Write systemd units that run this cronflow on this jobs file, and say how to enable them.
+
+    Example:  sudo cronflow systemd install --jobs /etc/cronflow/jobs.toml
+    """
+    from cronflow.interop import systemd
+
+    if name and not systemd.NAME.fullmatch(name):
+        raise UsageError(
+            f'--name "{name}" cannot name a unit. Use up to 64 letters, digits, "_", "-" '
+            'and ".", starting with a letter or digit.'
+        )
+    jobfile = load_jobs(jobs)  # never install a service for a jobs file that does not load
+    settings = jobfile.settings
+    files = systemd.units(
+        mode=mode.value,
+        user=user,
+        command=own_command(),
+        jobs=jobfile.path.absolute(),
+        shutdown_grace=settings.shutdown_grace,
+        name=name,
+        state_dir=settings.state_dir if settings.state_dir_from == "state_dir" else None,
+    )
+    directory = systemd.unit_directory(user)
+    if dry_run:
+        for file_name, text in files.items():
+            print(f"# {directory / file_name}\n{text}")
+    else:
+        try:
+            for path in systemd.install(files, directory):
+                print(f"wrote {path}")
+        except OSError as error:
+            raise UsageError(
+                f"cannot write to {directory}: {error.strerror}. Run as root "
+                "(sudo), or install for your user with --user."
+            ) from None
+    print("then enable it with:")
+    for command in systemd.enable_commands(mode.value, user, name):
+        print(f"  {'sudo ' if not user else ''}{command}")
+    if settings.state_dir_from != "state_dir":
+        state = systemd.state_root(user) / systemd.unit_base(name)
+        print(
+            f"its state goes to {state}; to read it: "
+            f"CRONFLOW_STATE_DIR={state} cronflow status --jobs {jobfile.path.absolute()}"
+        )
+
+
+def import_crontab(
+    source: Annotated[
+        str,
+        typer.Argument(
+            metavar="[FILE|-]",
+            click_type=Text(),
+            help="A crontab file, or - for standard input (crontab -l |).",
+        ),
+    ] = "-",
+    system: Annotated[
+        bool | None,
+        typer.Option(
+            "--system/--user-format",
+            help="Lines name a user before the command (/etc/crontab, "
+            "/etc/cron.d/*), or not (crontab -e). Default: told from the content.",
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="PATH",
+            dir_okay=False,
+            help="Write the jobs file here (it must not exist) instead of to standard output.",
+        ),
+    ] = None,
+) -> None:
+    """Translate a crontab into a jobs.toml; list on stderr what could not be translated.
+
+    Example:  crontab -l | cronflow import-crontab -o jobs.toml && cronflow validate
+    """
+    from cronflow.interop import crontab
+
+    if source == "-":
+        text, name = sys.stdin.read(), "standard input"
+    else:
+        try:
+            text, name = Path(source).read_text(), source
+        except (OSError, UnicodeDecodeError) as error:
+            raise UsageError(
+                f"cannot read {source}: {getattr(error, 'strerror', error)}. "
+                "Give a crontab file, or - to read standard input."
+            ) from None
+    host = crontab.this_machine()
+    if system is None:
+        try:
+            system = crontab.detect_format(text, host)
+        except crontab.FormatUnknown as unknown:
+            raise UsageError(
+                f"cannot tell what kind of crontab {name} is: {unknown}. Give "
+                "--system if each line names a user before the command "
+                "(/etc/crontab, /etc/cron.d/*), else --user-format (crontab -e)."
+            ) from None
+    format_used = (
+        "a system crontab: a user name before each command"
+        if system
+        else "a user crontab: no user name before the commands"
+    )
+    translation = crontab.translate(text, system=system, host=host)
+    if not translation.document["jobs"]:
+        raise UsageError(
+            f"{name} holds no job cronflow can run. Not translated: "
+            + "; ".join(translation.untranslated or ["(nothing)"])
+        )
+    rendered = crontab.render(translation, name, format_used)
+    if output is None:
+        sys.stdout.write(rendered)
+    else:
+        _write_new(output, rendered)
+        print(f"wrote {output} ({len(translation.document['jobs'])} jobs)", file=sys.stderr)
+    print(f"read {name} as {format_used}", file=sys.stderr)
+    for line in translation.untranslated:
+        print(f"not translated: {line}", file=sys.stderr)
+    for line in translation.notes:
+        print(f"check: {line}", file=sys.stderr)
+
+
+def init(
+    path: Annotated[
+        str, typer.Argument(metavar="[PATH]", click_type=Text(), help="Where to write it.")
+    ] = "jobs.toml",
+) -> None:
+    """Write a commented starter jobs.toml (it must not exist yet).
+
+    Example:  cronflow init && cronflow validate && cronflow run --date today
+    """
+    from cronflow.interop.init_template import STARTER
+
+    _write_new(Path(path), STARTER)
+    print(f"wrote {path}; edit it, then run: cronflow validate --jobs {path}")
+
+
+def _write_new(path: Path, text: str) -> None:
+    """Create `path` with `text`; never overwrite a file the user already has."""
+    try:
+        with open(path, "x") as new_file:
+            new_file.write(text)
+    except FileExistsError:
+        raise UsageError(
+            f"{path} already exists; cronflow does not overwrite it. Choose "
+            "another path or move it away."
+        ) from None
+    except OSError as error:
+        raise UsageError(f"cannot write {path}: {error.strerror}.") from None
+
+
+def export_airflow(
+    jobs: JobsOption = None,
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            metavar="DIR",
+            file_okay=False,
+            help="Directory to write the DAG files into (Airflow's "
+            "dags folder, or a place to review them first).",
+        ),
+    ] = Path("dags"),
+    dag_id_prefix: Annotated[
+        str,
+        typer.Option(
+            "--dag-id-prefix",
+            metavar="PREFIX",
+            help="Put this in front of every DAG id (and file name), e.g. "
+            '"sales_", to keep several jobs files apart in one Airflow.',
+        ),
+    ] = "",
+) -> None:
+    """Write one Apache Airflow 3 DAG file per flow; warn about what does not translate exactly.
+
+    Example:  cronflow export airflow --jobs jobs.toml --out ~/airflow/dags
+    """
+    from cronflow.clock import SystemClock
+    from cronflow.interop.airflow import export_airflow as export
+    from cronflow.interop.airflow import write_dag_files
+
+    jobfile = load_jobs(jobs)
+    watermarks = store_of(jobfile).read_watermarks()
+    files = export(
+        jobfile,
+        now=SystemClock().now(),
+        dag_id_prefix=dag_id_prefix,
+        decided={job: mark.decided for job, mark in watermarks.items()},
+    )
+    try:
+        written, stale = write_dag_files(files, out, jobfile.path)
+    except OSError as error:
+        raise UsageError(
+            f"cannot write to {out}: {error.strerror}. Choose another --out."
+        ) from None
+    for dag_file, path in zip(files, written, strict=False):
+        count = len(dag_file.tasks)
+        print(f"wrote {path} (DAG {dag_file.dag_id}: {count} task{'s' if count != 1 else ''})")
+        for warning in dag_file.warnings:
+            print(f"warning: {path.name}: {warning}", file=sys.stderr)
+    for path in stale:
+        print(
+            f"warning: {path} was exported from {jobfile.path} earlier but holds no flow of "
+            "it now; delete it if that flow is gone.",
+            file=sys.stderr,
+        )
+
+
+def alerts_test(
+    jobs: JobsOption = None,
+    job: Annotated[
+        str | None,
+        typer.Option(
+            "--job",
+            metavar="NAME",
+            help="Send to the targets this job's alerts go to (its alert_tags).",
+            autocompletion=complete_job,
+        ),
+    ] = None,
+) -> None:
+    """Send a test alert and say, per target, whether it arrived; exit 1 if one did not.
+
+    Example:  cronflow alerts test --job backup
+    """
+    from cronflow.tell.alerts import AppriseNotifier, DeliveryStatus, probe_message
+
+    jobfile = load_jobs(jobs)
+    if job is not None and job not in jobfile.jobs:
+        from cronflow.decide import selection
+
+        selection.select_jobs(jobfile, [job], downstream=False)  # raises, naming the close match
+    if not jobfile.alerts.has_targets:
+        raise UsageError(
+            f"{jobfile.path}: [alerts] has no urls and no config, so there is "
+            'nowhere to send. Add urls = ["..."] to [alerts].'
+        )
+    chosen = jobfile.jobs[job] if job else None
+    deliveries = AppriseNotifier(jobfile.alerts).send(
+        probe_message(chosen), chosen.alert_tags if chosen else ()
+    )
+    if not deliveries:
+        tags = ", ".join(chosen.alert_tags if chosen else ())
+        raise UsageError(
+            f"no alert target matches the tags of job {job}: {tags}. Tag a target in "
+            f"{jobfile.alerts.config} with one of them."
+        )
+    for delivery in deliveries:
+        print(f"{delivery.target}: {delivery}")
+    if any(delivery.status is not DeliveryStatus.SENT for delivery in deliveries):
+        raise typer.Exit(1)
