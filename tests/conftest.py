@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+from cronflow import JOBS_ENV_VAR
 from cronflow.act.assemble import assemble
 from cronflow.act.executor import Executor
 from cronflow.load import jobs_toml
@@ -43,7 +44,7 @@ def run_cli(
 ) -> subprocess.CompletedProcess:
     """`python -m cronflow ARGS` in a real process, with no terminal and a strange TZ."""
     # Not the terminal's size running the tests: a test that wants a width says COLUMNS.
-    dropped = (jobs_toml.JOBS_ENV_VAR, "COLUMNS", "LINES")
+    dropped = (JOBS_ENV_VAR, "COLUMNS", "LINES")
     inherited = {k: v for k, v in os.environ.items() if k not in dropped}
     child_env = {**inherited, "TZ": CHILD_TZ, "CI": "true", "NO_COLOR": "1", **(env or {})}
     return subprocess.run(

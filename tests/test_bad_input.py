@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from cronflow.cli.main import app
 from cronflow.errors import CronflowError
-from cronflow.load import jobs_toml
+from cronflow.load import values
 from tests.conftest import run_cli
 
 GOOD_JOB = '[jobs.one]\ncommand = "true"\nschedule = "0 6 * * *"\n'
@@ -137,7 +137,7 @@ def table_of(keys: list[str]):
 
 JOB_TABLES = st.builds(
     lambda extra, command: {**extra, **command},
-    table_of(sorted(jobs_toml.JOB_KEYS)),
+    table_of(sorted(values.JOB_KEYS)),
     st.one_of(
         st.just({"command": "true"}),
         st.just({}),
@@ -147,9 +147,9 @@ JOB_TABLES = st.builds(
 JOBS_FILES = st.fixed_dictionaries(
     {"jobs": st.dictionaries(NAMES, JOB_TABLES, min_size=1, max_size=3)},
     optional={
-        "cronflow": table_of(sorted(jobs_toml.SETTINGS_KEYS)),
-        "alerts": table_of(sorted(jobs_toml.ALERT_KEYS)),
-        "defaults": table_of(sorted(jobs_toml.JOB_KEYS)),
+        "cronflow": table_of(sorted(values.SETTINGS_KEYS)),
+        "alerts": table_of(sorted(values.ALERT_KEYS)),
+        "defaults": table_of(sorted(values.JOB_KEYS)),
     },
 )
 DATES = st.one_of(

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cronflow.errors import ConfigError
-from cronflow.load import jobs_toml
+from cronflow.load import jobs_toml, values
 from cronflow.model import CatchUp, Overlap
 from tests.conftest import run_cli
 
@@ -238,13 +238,13 @@ def test_cronflow_jobs_variable_is_used_by_the_cli(write_jobs, tmp_path):
     ],
 )
 def test_durations(text, seconds):
-    assert jobs_toml.parse_duration(text) == timedelta(seconds=seconds)
+    assert values.parse_duration(text) == timedelta(seconds=seconds)
 
 
 @pytest.mark.parametrize("text", ["", "5x", "m", "-5", -1, True, [1], "1.h"])
 def test_bad_durations(text):
-    with pytest.raises(jobs_toml._Invalid):
-        jobs_toml.parse_duration(text)
+    with pytest.raises(values.Invalid):
+        values.parse_duration(text)
 
 
 def test_defaults_apply_to_every_job_that_does_not_set_the_key(write_jobs):

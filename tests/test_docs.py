@@ -10,7 +10,7 @@ import pytest
 import typer.main
 
 from cronflow.cli.main import app
-from cronflow.load import jobs_toml
+from cronflow.load import jobs_toml, values
 from tests.conftest import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,10 +41,10 @@ def test_every_option_is_documented(name):
     "key",
     sorted(
         {
-            *jobs_toml.JOB_KEYS,
-            *jobs_toml.SETTINGS_KEYS,
-            *jobs_toml.ALERT_KEYS,
-            *jobs_toml.ASSET_KEYS,
+            *values.JOB_KEYS,
+            *values.SETTINGS_KEYS,
+            *values.ALERT_KEYS,
+            *values.ASSET_KEYS,
         }
     ),
 )

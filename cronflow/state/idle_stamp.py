@@ -28,9 +28,9 @@ import contextlib
 import os
 from datetime import datetime
 
-from cronflow import STATE_DIR_ENV_VAR, __version__
+from cronflow import DEFAULT_STATE_DIR, STATE_DIR_ENV_VAR, __version__
 from cronflow.state.files import write_private
-from cronflow.state.layout import DEFAULT_STATE_DIR, IDLE_STAMP_NAME, LOG_NAME
+from cronflow.state.layout import IDLE_STAMP_NAME, LOG_NAME
 
 _FORMAT = "cronflow idle stamp 1"
 # Allowance for a clock set back a little (an NTP step): beyond it, the full tick notices

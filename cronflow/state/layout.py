@@ -5,8 +5,6 @@ the state directory; locks are files `locks/NAME.lock`, where a job's lock is it
 lock of cronflow's own starts with "@" (no job name can).
 """
 
-DEFAULT_STATE_DIR = ".cronflow"  # relative to the jobs file, unless state_dir says otherwise
-
 # Records: lost only with the directory.
 LOG_NAME = "runs.jsonl"  # every event, one JSON line each; rolls over into segments
 SEGMENT_GLOB = "runs-[0-9][0-9][0-9][0-9][0-9][0-9].jsonl"  # runs-000001.jsonl, ...

@@ -1,0 +1,173 @@
+"""Checks of a jobs file against this machine rather than its text: the shell exists, the
+env_files read, the accounts exist, the directories of derived files are writable, and (as
+cron does with a crontab) no file that configures root's jobs can be changed by others.
+
+Each check returns what it found as (where in the file, problem, fix); the loader reports
+them with their lines. `at` = () is a finding about the jobs file itself."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from cronflow.load import accounts, env_files, trust
+from cronflow.model import AlertSettings, Job
+
+Finding = tuple[tuple[str, ...], str, str]  # (key path in the file, problem, fix)
+
+
+def shell_findings(name: str, shell: str) -> list[Finding]:
+    """The shell must be an absolute path to an executable file, as cron's SHELL= is."""
+    at = ("jobs", name, "shell")
+    if not shell.startswith("/"):
+        return [
+            (
+                at,
+                f'"{shell}" is not an absolute path',
+                'Write the full path, such as "/bin/bash" (see `command -v bash`)',
+            )
+        ]
+    if not (os.path.isfile(shell) and os.access(shell, os.X_OK)):
+        return [
+            (
+                at,
+                f'"{shell}" is not an executable file here',
+                "Install that shell, or name another one",
+            )
+        ]
+    return []
+
+
+def env_file_findings(name: str, path: Path) -> list[Finding]:
+    """The file must be readable and well-formed now (it is read again at each run)."""
+    at = ("jobs", name, "env_file")
+    try:
+        env_files.read_env_file(path)
+    except OSError as error:
+        return [
+            (
+                at,
+                f'"{path}" cannot be read ({error.strerror})',
+                "Create it with chmod 600, or fix the path (relative paths start at the jobs file)",
+            )
+        ]
+    except UnicodeDecodeError:
+        return [(at, f'"{path}" is not UTF-8 text', "Save it as UTF-8")]
+    except env_files.EnvFileError as error:
+        return [
+            (at, f'"{path}": {error}', "Write one NAME=value per line; quote values with spaces")
+        ]
+    return []
+
+
+def account_findings(name: str, values: dict[str, Any], euid: int) -> list[Finding]:
+    """A job's user (and group) exist, and cronflow runs as root to become them."""
+    if "user" not in values:
+        return [
+            (
+                ("jobs", name, "group"),
+                "group is set without user",
+                'Add user = "name" too; the job then runs as that user and group',
+            )
+        ]
+    if euid != 0:
+        return [
+            (
+                ("jobs", name, "user"),
+                f'user = "{values["user"]}" needs cronflow to run as root, and '
+                f"it runs as {trust.user_name(euid)}",
+                "Run cronflow as root (e.g. the system service), or remove user",
+            )
+        ]
+    try:
+        accounts.account(values["user"], values.get("group"))
+    except accounts.UnknownAccount as error:
+        return [
+            (("jobs", name, error.key), str(error), f"Create it ({error.key}add), or fix the name")
+        ]
+    return []
+
+
+def output_dir_findings(key: str, path: Path, euid: int) -> list[Finding]:
+    """Where a file cronflow keeps current goes (metrics_file, html_file): a directory that
+    exists and this user can write to (the file is replaced whole; cronflow does not create
+    the directory)."""
+    at = ("cronflow", key)
+    if not path.parent.is_dir():
+        return [
+            (
+                at,
+                f'the directory "{path.parent}" does not exist',
+                "Create it (for metrics_file: node_exporter's --collector.textfile.directory), "
+                "or fix the path",
+            )
+        ]
+    if not os.access(path.parent, os.W_OK):
+        return [
+            (
+                at,
+                f'the directory "{path.parent}" is not writable by {trust.user_name(euid)}',
+                "Let this user write there (the file is replaced, so the directory must be), "
+                "or name another",
+            )
+        ]
+    return []
+
+
+def trust_findings(
+    jobs_path: Path, alerts: AlertSettings, jobs: dict[str, Job], euid: int
+) -> tuple[list[Finding], list[str]]:
+    """As cron does with a crontab: as root, files that others could change are problems
+    (findings); as anyone else, warnings. Returns (findings, warnings)."""
+    files: list[tuple[str, Path, tuple[str, ...]]] = [("the jobs file", jobs_path, ())]
+    if alerts.config is not None:
+        files.append((f"the apprise config {alerts.config}", alerts.config, ("alerts", "config")))
+    for job in jobs.values():
+        files += [
+            (f'the env_file {path} of job "{job.name}"', path, ("jobs", job.name, "env_file"))
+            for path in job.env_files
+        ]
+    findings: list[Finding] = []
+    warnings: list[str] = []
+    seen = set()
+    for what, path, at in files:
+        for finding in trust.untrusted(path, euid):
+            if (finding.path, finding.problem) in seen:
+                continue  # a directory above several files: say it once
+            seen.add((finding.path, finding.problem))
+            subject = (
+                what
+                if finding.path == path.resolve()
+                else f"{finding.path}, a directory above {what},"
+            )
+            if euid != 0:
+                warnings.append(
+                    f"{subject} {finding.problem}; as root cronflow would refuse it. "
+                    f"Fix: {finding.fix}"
+                )
+            else:
+                findings.append(
+                    (
+                        at,
+                        f"cronflow runs as root and {subject} {finding.problem}",
+                        f"Run: {finding.fix} (another user could change what root runs)",
+                    )
+                )
+    return findings, warnings
+
+
+def host_identity() -> str:
+    """What makes this host's random_offset its own: systemd's machine id (as systemd's
+    RandomizedOffsetSec= uses), else the host name."""
+    for path in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
+        try:
+            with open(path) as file:
+                identity = file.read().strip()
+        except OSError:
+            continue
+        if identity:
+            return identity
+    import socket
+
+    return socket.gethostname()

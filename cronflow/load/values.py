@@ -1,0 +1,464 @@
+"""The values of a jobs file: each key's converter (raw TOML value -> typed value, or
+Invalid with the problem and its fix), and which keys each table takes."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable
+from datetime import timedelta
+from enum import StrEnum
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from cronflow.decide import schedule
+from cronflow.model import AlertEvent, CatchUp, Overlap, PingProtocol, RunIf
+
+MAX_ARGUMENT_BYTES = 128 * 1024 - 1
+MAX_DURATION = timedelta(days=365)
+
+
+class Invalid(Exception):
+    """A value that cannot be used; carries the problem and its fix."""
+
+    def __init__(self, problem: str, fix: str) -> None:
+        super().__init__(problem)
+        self.problem, self.fix = problem, fix
+
+
+# ---- value converters: raw TOML value -> typed value, or Invalid ------------------------------
+
+
+def _string(value: Any) -> str:
+    if not isinstance(value, str):
+        raise Invalid(f"must be a string, not {type_name(value)}", 'Quote the value: key = "..."')
+    return value
+
+
+def _non_empty_string(value: Any) -> str:
+    text = _string(value)
+    if not text.strip():
+        raise Invalid("is empty", "Give it a value")
+    return text
+
+
+def _path(value: Any) -> str:
+    """A path the system can use: each name at most 255 bytes, the whole at most 4,095."""
+    path = _non_empty_string(value)
+    longest = max(len(part.encode()) for part in path.split("/"))
+    if longest > 255 or len(path.encode()) > 4095:
+        raise Invalid(
+            "is too long for a path (a name in it may have 255 bytes, the whole path 4,095)",
+            "Use a shorter path",
+        )
+    return path
+
+
+def _command(value: Any) -> str:
+    command = _non_empty_string(value)
+    if len(command.encode()) > MAX_ARGUMENT_BYTES:
+        raise Invalid(
+            f"is {len(command.encode()):,} bytes long; a command can be at most "
+            f"{MAX_ARGUMENT_BYTES:,} (Linux's limit for one argument)",
+            "Put the script in a file and run that file",
+        )
+    return command
+
+
+def _integer(minimum: int, maximum: int) -> Callable[[Any], int]:
+    def convert(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise Invalid(
+                f"must be a whole number, not {type_name(value)}",
+                f"Write a number such as {max(minimum, 3)}",
+            )
+        if not minimum <= value <= maximum:
+            raise Invalid(
+                f"must be from {minimum} to {maximum:,}, not {value:,}",
+                f"Use a number from {minimum} to {maximum:,}",
+            )
+        return value
+
+    return convert
+
+
+def _backoff(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise Invalid(f"must be a number, not {type_name(value)}", "Write a number such as 2.0")
+    if not 1 <= value <= 100:  # also false for nan
+        raise Invalid(
+            f"must be from 1 to 100, not {value}",
+            "Use 1 for equal delays, 2 to double the delay on each retry",
+        )
+    return float(value)
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|d|h|m|s)")
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: Any) -> timedelta:
+    """A duration from seconds (int or float) or text such as "45s", "10m", "1h30m", "2d"."""
+    fix = 'Write seconds (30) or text such as "45s", "10m", "1h30m", "2d"'
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise Invalid(f"must be a duration, not {type_name(value)}", fix)
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if re.fullmatch(r"\d+(\.\d+)?", text):
+            seconds = float(text)
+        elif text and re.fullmatch(f"(?:{_DURATION_PART.pattern})+", text):
+            seconds = sum(float(n) * _DURATION_UNITS[u] for n, u in _DURATION_PART.findall(text))
+        else:
+            raise Invalid(f'"{value}" is not a duration', fix)
+    else:
+        seconds = float(value)
+    if seconds < 0:
+        raise Invalid(f"must not be negative ({value})", fix)
+    if not seconds <= MAX_DURATION.total_seconds():  # also true for nan
+        raise Invalid(
+            f"is longer than {MAX_DURATION.days} days ({value})",
+            f'Use at most {MAX_DURATION.days} days ("{MAX_DURATION.days}d")',
+        )
+    return timedelta(seconds=seconds)
+
+
+def _timezone(value: Any) -> ZoneInfo:
+    name = _string(value)
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a path
+        raise Invalid(
+            f'"{name[:60]}" is not a known time zone',
+            'Use an IANA name such as "UTC", "Europe/Berlin" or "America/New_York"',
+        ) from None
+
+
+AT_BOOT = "@reboot"
+
+
+def _schedule(value: Any) -> str:
+    if isinstance(value, str) and value.strip().lower() == AT_BOOT:
+        return AT_BOOT  # not a cron schedule: once per boot (Job.at_boot)
+    try:
+        return schedule.check(_string(value))
+    except schedule.ScheduleError as error:
+        raise Invalid(
+            str(error),
+            'Write 5 fields, e.g. "0 6 * * *" for 06:00 daily, '
+            'or a macro such as "@hourly"; see crontab(5)',
+        ) from None
+
+
+def _env(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise Invalid(f"must be a table, not {type_name(value)}", 'Write env = { NAME = "value" }')
+    env = {}
+    for name, item in value.items():
+        if isinstance(item, bool) or not isinstance(item, str | int | float):
+            raise Invalid(
+                f'variable "{name}" must be a string or number, not {type_name(item)}',
+                f'Write {name} = "value"',
+            )
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise Invalid(
+                f'"{name}" is not a valid environment variable name',
+                "Use letters, digits and _, not starting with a digit",
+            )
+        if isinstance(item, float) and not math.isfinite(item):
+            raise Invalid(f'variable "{name}" is {item}', f'Write {name} = "value" as text')
+        env[name] = str(item)
+        if len(f"{name}={env[name]}".encode()) > MAX_ARGUMENT_BYTES:
+            raise Invalid(
+                f'variable "{name}" is longer than {MAX_ARGUMENT_BYTES:,} bytes '
+                "(Linux's limit for one environment entry)",
+                "Put the value in a file and read it from the job",
+            )
+    return env
+
+
+def _paths(value: Any) -> tuple[str, ...]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(item, str) and item for item in items):
+        raise Invalid(
+            f"must be a path or a list of paths, not {type_name(value)}",
+            'Write env_file = "secrets.env" (relative to the jobs file)',
+        )
+    return tuple(_path(item) for item in items)
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str) and len(value.replace(",", " ").split()) > 1:
+        raise Invalid(  # no job name holds a comma or a blank: a list written as one string
+            f'is one string, "{value}", where a list of job names belongs',
+            f"Write depends_on = {_as_list(value)}",
+        )
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+        raise Invalid(
+            f"must be a job name or a list of job names, not {type_name(value)}",
+            'Write depends_on = ["extract"]',
+        )
+    return tuple(dict.fromkeys(items))
+
+
+def _choice(
+    enum: type[StrEnum], allowed: tuple[StrEnum, ...] | None = None
+) -> Callable[[Any], Any]:
+    """A member of `enum` (of `allowed` only, when given) named by its value."""
+    allowed = tuple(enum) if allowed is None else allowed
+
+    def convert(value: Any) -> Any:
+        try:
+            member = enum(_string(value))
+            if member not in allowed:
+                raise ValueError(member)
+            return member
+        except ValueError:
+            valid = ", ".join(f'"{member.value}"' for member in allowed)
+            raise Invalid(f'"{value}" is not allowed', f"Use one of {valid}") from None
+
+    return convert
+
+
+def _choices(
+    enum: type[StrEnum], allowed: tuple[StrEnum, ...] | None = None
+) -> Callable[[Any], tuple[Any, ...]]:
+    one = _choice(enum, allowed)
+
+    def convert(value: Any) -> tuple[Any, ...]:
+        if not isinstance(value, list):
+            raise Invalid(
+                f"must be a list, not {type_name(value)}",
+                f'Write a list such as ["{next(iter(enum)).value}"]',
+            )
+        return tuple(one(item) for item in value)
+
+    return convert
+
+
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise Invalid(f"must be true or false, not {type_name(value)}", "Write true or false")
+    return value
+
+
+def _repeat(value: Any) -> timedelta | None:
+    if value == "never":
+        return None
+    repeat = parse_duration(value)
+    if not repeat:
+        raise Invalid("must be longer than 0", 'Write "never", or a duration such as "4h"')
+    return repeat
+
+
+def _positive_duration(value: Any) -> timedelta:
+    duration = parse_duration(value)
+    if not duration:
+        raise Invalid("must be longer than 0", 'Write a duration such as "10s"')
+    return duration
+
+
+def _alert_urls(value: Any) -> tuple[str, ...]:
+    urls = _strings(value)
+    for url in urls:
+        if not re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", url):
+            # Never echo the value: alert URLs hold tokens and passwords.
+            raise Invalid(
+                f"entry {urls.index(url) + 1} is not a URL",
+                'Write an apprise URL such as "json://host/path" or "mailto://..."; '
+                "see https://github.com/caronc/apprise/wiki",
+            )
+    return urls
+
+
+def _ping_url(value: Any) -> str:
+    url = _string(value)
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        # Never echo the value: the check's UUID or ping key is its secret.
+        raise Invalid(
+            "is not an http(s) URL",
+            'Write the check\'s ping URL, such as "https://hc-ping.com/<uuid>" or '
+            '"https://cronitor.link/p/<key>/<monitor>"',
+        )
+    return url
+
+
+def _metrics_file(value: Any) -> str:
+    path = _string(value)
+    if not path.endswith(".prom"):
+        raise Invalid(
+            f'"{path}" does not end in .prom',
+            "node_exporter's textfile collector reads only *.prom files: name it so, such as "
+            '"/var/lib/node_exporter/textfile_collector/cronflow.prom"',
+        )
+    return path
+
+
+def _exit_codes(value: Any) -> frozenset[int]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, list) or not all(
+        isinstance(code, int) and not isinstance(code, bool) for code in value
+    ):
+        raise Invalid(
+            f"must be a list of exit statuses, not {type_name(value)}",
+            "Write a list of numbers from 1 to 255, such as [2, 3]",
+        )
+    for code in value:
+        if not 1 <= code <= 255:
+            raise Invalid(
+                f"holds {code}, which no process exits with",
+                "Use exit statuses from 1 to 255 (0 is always a success)",
+            )
+    return frozenset(value)
+
+
+def _asset_names(value: Any) -> tuple[str, ...]:
+    """Asset names: free-form (warehouse.sales, /srv/data/sales.csv), one or a list."""
+    names = (value,) if isinstance(value, str) else _strings(value)
+    for name in names:
+        if not name.strip() or name != name.strip():
+            raise Invalid(
+                f'"{name}" is not an asset name',
+                'Name it without leading or trailing blanks, such as "warehouse.sales"',
+            )
+    return tuple(dict.fromkeys(names))
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise Invalid(
+            f"must be a list of strings, not {type_name(value)}",
+            f"Write it as a list: {_as_list(value)}"
+            if isinstance(value, str)
+            else 'Write a list such as ["ops", "db"]',
+        )
+    return tuple(value)
+
+
+def _as_list(text: str) -> str:
+    """`"a, b"` as the TOML list it meant: `["a", "b"]`."""
+    parts = [part for part in text.replace(",", " ").split() if part] or [text]
+    return "[" + ", ".join(json.dumps(part) for part in parts) + "]"
+
+
+def type_name(value: Any) -> str:
+    names = {
+        str: "a string",
+        bool: "true/false",
+        int: "a number",
+        float: "a number",
+        list: "a list",
+        dict: "a table",
+    }
+    return names.get(type(value), type(value).__name__)
+
+
+def close_matches(word: str, known: list[str], cutoff: float = 0.6) -> list[str]:
+    """The known word a typo most likely meant (difflib: imported only for a mistake)."""
+    import difflib
+
+    return difflib.get_close_matches(word, known, n=1, cutoff=cutoff)
+
+
+JOB_KEYS: dict[str, Callable[[Any], Any]] = {
+    "command": _command,
+    "description": _string,
+    "schedule": _schedule,
+    "timezone": _timezone,
+    "cwd": _path,
+    "shell": _path,
+    "env": _env,
+    "env_file": _paths,
+    "user": _non_empty_string,
+    "group": _non_empty_string,
+    "depends_on": _names,
+    "produces": _asset_names,
+    "uses": _asset_names,
+    "run_if": _choice(RunIf),
+    "retries": _integer(0, 100),
+    "retry_delay": parse_duration,
+    "retry_backoff": _backoff,
+    "retry_max_delay": parse_duration,
+    "timeout": parse_duration,
+    "kill_grace": parse_duration,
+    "random_delay": parse_duration,
+    "random_offset": parse_duration,
+    "catchup": _choice(CatchUp),
+    "max_catchup": _integer(1, 100_000),
+    "overlap": _choice(Overlap),
+    "enabled": _boolean,
+    "alerts": _boolean,
+    # `clock` is about cronflow, not a job: only [alerts] `on` can name it
+    # `clock` and `stale` are about cronflow and assets, not a job: only [alerts] `on` names them
+    "alert_on": _choices(
+        AlertEvent, tuple(on for on in AlertEvent if on not in (AlertEvent.CLOCK, AlertEvent.STALE))
+    ),
+    "alert_tags": _strings,
+    "ping_url": _ping_url,
+    "ping_protocol": _choice(PingProtocol),
+    "success_exit_codes": _exit_codes,
+    "no_retry_exit_codes": _exit_codes,
+}
+NOT_IN_DEFAULTS = {"command", "depends_on", "description", "produces", "uses"}
+SETTINGS_KEYS: dict[str, Callable[[Any], Any]] = {
+    "timezone": _timezone,
+    "state_dir": _path,
+    "max_parallel": _integer(1, 1000),
+    "shutdown_grace": parse_duration,
+    "keep_days": _integer(0, 36_500),
+    "keep_runs": _integer(1, 1_000_000),
+    "keep_history_days": _integer(0, 36_500),
+    "heartbeat_url": _ping_url,
+    "heartbeat_protocol": _choice(PingProtocol),
+    "ping_timeout": _positive_duration,
+    "metrics_file": _metrics_file,
+    "html_file": _string,
+}
+ALERT_KEYS: dict[str, Callable[[Any], Any]] = {
+    "urls": _alert_urls,
+    "config": _path,
+    "on": _choices(AlertEvent),
+    "repeat": _repeat,
+    "timeout": _positive_duration,
+}
+TABLES = ("cronflow", "defaults", "alerts", "jobs", "assets")
+ASSET_KEYS: dict[str, Callable[[Any], Any]] = {
+    "external": _boolean,
+    "fresh_within": _positive_duration,
+    "description": _string,
+}
+# jobs.toml key -> model field, for keys that are copied as they are when present
+RETRY_FIELDS = {"retry_delay": "delay", "retry_backoff": "backoff", "retry_max_delay": "max_delay"}
+JOB_FIELDS = {
+    key: key
+    for key in (
+        "description",
+        "env",
+        "depends_on",
+        "produces",
+        "uses",
+        "run_if",
+        "kill_grace",
+        "random_delay",
+        "random_offset",
+        "catchup",
+        "max_catchup",
+        "overlap",
+        "enabled",
+        "alerts",
+        "alert_on",
+        "alert_tags",
+        "ping_url",
+        "ping_protocol",
+        "success_exit_codes",
+        "no_retry_exit_codes",
+        "user",
+        "group",
+        "shell",
+    )
+}
+ALERT_FIELDS = {key: key for key in ("urls", "on", "repeat", "timeout")}
