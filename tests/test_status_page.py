@@ -201,7 +201,7 @@ def test_fifty_jobs_by_thirty_runs_screenshots(browser, tmp_path):
     assert written.returncode == 0, written.stderr
     page = tmp_path / "status.html"
     size = page.stat().st_size
-    assert size < 350_000, size  # the README states the size (about 300 KB); it stays small
+    assert size < 350_000, size  # docs/operations.md states the size (about 300 KB); it stays small
     browser.open(page.as_uri())
     assert browser.evaluate("document.querySelectorAll('.cell').length") == 50 * 30
     assert browser.evaluate("document.querySelectorAll('svg .node').length") == 50

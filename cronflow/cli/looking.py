@@ -85,7 +85,9 @@ def status(
     jobs: JobsOption = None,
     job: JobOption = None,
     show_all: Annotated[bool, typer.Option("--all", help="Include disabled jobs.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (schema in README).")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON (schema in docs/commands.md).")
+    ] = False,
     check: Annotated[
         bool,
         typer.Option("--check", help="Exit 1 if any job's latest run failed (for monitoring)."),

@@ -12,9 +12,14 @@ import typer
 from cronflow import __version__
 from cronflow.cli import looking, running, setting_up
 
+DOCS = "https://github.com/cronflow/cronflow/blob/main/docs"
+# Each command's help ends with where its reference is (the page's address on its own line,
+# so that it wraps nowhere at 80 columns).
+REFERENCE = f"Reference, with every option and output:\n\n{DOCS}/commands.md"
+
 app = typer.Typer(
-    help="cron for jobs that depend on each other. The reference: docs/commands.md (commands) "
-    "and docs/jobs-toml.md (the jobs file), at https://github.com/cronflow/cronflow.",
+    help=f"cron for jobs that depend on each other. The jobs file's reference: {DOCS}/jobs-toml.md",
+    epilog=REFERENCE,
     pretty_exceptions_show_locals=False,  # locals may hold secrets (env values, alert URLs)
     no_args_is_help=True,
 )
@@ -54,22 +59,22 @@ def main() -> None:
 
 
 # The commands, in the order --help lists them.
-app.command()(setting_up.validate)
-app.command()(running.run)
-app.command()(running.daemon)
+app.command(epilog=REFERENCE)(setting_up.validate)
+app.command(epilog=REFERENCE)(running.run)
+app.command(epilog=REFERENCE)(running.daemon)
 app.add_typer(systemd_app, name="systemd")
-systemd_app.command("install")(setting_up.systemd_install)
-app.command("next")(looking.next_ticks)
-app.command()(looking.status)
-app.command()(looking.history)
-app.command()(looking.reindex)
-app.command()(looking.assets)
-app.command()(looking.metrics)
-app.command()(looking.logs)
-app.command()(looking.graph)
-app.command("import-crontab")(setting_up.import_crontab)
-app.command()(setting_up.init)
+systemd_app.command("install", epilog=REFERENCE)(setting_up.systemd_install)
+app.command("next", epilog=REFERENCE)(looking.next_ticks)
+app.command(epilog=REFERENCE)(looking.status)
+app.command(epilog=REFERENCE)(looking.history)
+app.command(epilog=REFERENCE)(looking.reindex)
+app.command(epilog=REFERENCE)(looking.assets)
+app.command(epilog=REFERENCE)(looking.metrics)
+app.command(epilog=REFERENCE)(looking.logs)
+app.command(epilog=REFERENCE)(looking.graph)
+app.command("import-crontab", epilog=REFERENCE)(setting_up.import_crontab)
+app.command(epilog=REFERENCE)(setting_up.init)
 app.add_typer(export_app, name="export")
-export_app.command("airflow")(setting_up.export_airflow)
+export_app.command("airflow", epilog=REFERENCE)(setting_up.export_airflow)
 app.add_typer(alerts_app, name="alerts")
-alerts_app.command("test")(setting_up.alerts_test)
+alerts_app.command("test", epilog=REFERENCE)(setting_up.alerts_test)

@@ -594,7 +594,11 @@ def _dag_block(
     return "\n".join(lines) + "\n" + "\n\n".join(block for block in blocks if block)
 
 
-_BASHES = ("/bin/sh", "/bin/bash", "/usr/bin/bash")  # BashOperator runs bash; /bin/sh: see README
+_BASHES = (
+    "/bin/sh",
+    "/bin/bash",
+    "/usr/bin/bash",
+)  # BashOperator runs bash; /bin/sh: see docs/interop.md
 
 
 def _task(jobfile: JobFile, job: Job, variable: str) -> str:

@@ -1,7 +1,7 @@
 """The commented jobs.toml that `cronflow init` writes (a test checks that it loads)."""
 
 STARTER = """\
-# jobs.toml: the jobs cronflow runs. Reference: the "jobs.toml reference" in cronflow's README.
+# jobs.toml: the jobs cronflow runs. Reference: docs/jobs-toml.md in cronflow's source.
 # Check it with `cronflow validate`; try a date with `cronflow run --date 2026-01-14`;
 # let cron or systemd run it: `* * * * * cronflow run`, or `cronflow systemd install`.
 
