@@ -117,8 +117,39 @@ class RunStatus(StrEnum):
 
     @property
     def is_unfinished(self) -> bool:
-        """A later event will settle the run: still running or waiting, or to be retried."""
+        """A later event may settle the run, and the index keeps it at hand to be found: it
+        is running or waiting, or was cut short and is resumed while it has tries left.
+        (A failed try with tries left is retried by the invocation that ran it: see try_owed.)"""
         return self in _UNFINISHED
+
+    @property
+    def is_in_progress(self) -> bool:
+        """It has not ended yet: running, or waiting for its upstreams."""
+        return self in (RunStatus.RUNNING, RunStatus.WAITING)
+
+    @property
+    def has_outcome(self) -> bool:
+        """The run came to an outcome, final or to be retried: not while it runs or waits,
+        nor when cronflow's own stop cut it short (interrupted: taken up at the next start).
+        What a trigger rule waits for from each upstream."""
+        return self not in _WITHOUT_OUTCOME
+
+    @property
+    def is_failed_try(self) -> bool:
+        """A try ran and did not succeed: it failed, timed out, or its processes vanished
+        without an exit status (abandoned)."""
+        return self in _FAILED_TRIES
+
+    @property
+    def is_cut_short(self) -> bool:
+        """The try never reported its end (abandoned) or cronflow stopped it (interrupted):
+        its next try, if it has one, comes at once, with no retry delay."""
+        return self in (RunStatus.ABANDONED, RunStatus.INTERRUPTED)
+
+    @property
+    def may_resume(self) -> bool:
+        """The run goes on with its next attempt (same run id) while it has tries left."""
+        return self.is_failed_try or self is RunStatus.INTERRUPTED
 
     @property
     def letter(self) -> str:
@@ -137,6 +168,8 @@ _FAILURES = frozenset(
 _UNFINISHED = frozenset(
     {RunStatus.RUNNING, RunStatus.WAITING, RunStatus.ABANDONED, RunStatus.INTERRUPTED}
 )
+_WITHOUT_OUTCOME = frozenset({RunStatus.RUNNING, RunStatus.WAITING, RunStatus.INTERRUPTED})
+_FAILED_TRIES = frozenset({RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.ABANDONED})
 _LETTERS = {
     RunStatus.SUCCESS: ".",
     RunStatus.FAILED: "F",
@@ -478,3 +511,12 @@ def describe_key(jobfile: JobFile, key: RunKey) -> str:
     job = jobfile.jobs.get(key.job)
     when = key.logical_time.astimezone(job.timezone) if job else key.logical_time
     return f"{key.job} @ {when.isoformat()}"
+
+
+def try_owed(event: RunEvent, attempts: int) -> bool:
+    """Whether the run whose latest event is `event` is owed another try: it may resume (a
+    failed try, or cut short) and its attempt is below both what it was allowed when it ran
+    (`max_attempts`: an exit status in no_retry_exit_codes made that try its last) and what
+    its job allows now (`attempts`, from `retries`). The one answer to "is a try owed"."""
+    allowed = min(attempts, event.max_attempts or attempts)
+    return event.status.may_resume and event.attempt < allowed

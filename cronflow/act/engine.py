@@ -81,13 +81,13 @@ class Engine:
         (the one-shot tick runs them and waits; the daemon gives them a thread), then keep
         the house: what every tick does, whoever ticks."""
         decision = self.decide()
-        self.signal_decided()
+        self.announce_decision()
         if decision.runs:
             start(decision.runs)
         self.keep_house(decision)
         return decision
 
-    def signal_decided(self) -> None:
+    def announce_decision(self) -> None:
         """Tell the outside a decision was made: the heartbeat ping, the metrics file and the
         status page (in the background; `executor.execute` waits for them before it returns)."""
         if self.executor.pinger:

@@ -47,6 +47,7 @@ from cronflow.model import (
     RunKind,
     RunStatus,
     describe_key,
+    try_owed,
 )
 from cronflow.state.locks import Locks
 from cronflow.state.outputs import tail_of
@@ -57,8 +58,6 @@ from cronflow.tell.ping_reports import Pinger
 
 # Runs the clock asked for; they follow `overlap`, and wait for other-schedule upstreams.
 CLOCK_KINDS = (RunKind.SCHEDULED, RunKind.CATCHUP)
-# A run in one of these states goes on with its run id and next attempt, if it has tries left.
-RESUMABLE = (RunStatus.ABANDONED, RunStatus.INTERRUPTED, RunStatus.FAILED, RunStatus.TIMED_OUT)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -359,7 +358,7 @@ class Executor:
                     reason=f"cronflow stopped before try {attempt}",
                 )
             finished = self._attempt(planned, job, run_id, attempt, run_lock)
-            if finished.status in (RunStatus.SUCCESS, RunStatus.INTERRUPTED):
+            if not finished.status.is_failed_try:  # a success, or cronflow's own stop
                 break
             if attempt >= finished.max_attempts:
                 break  # its exit status forbids another try
@@ -493,7 +492,7 @@ class Executor:
         for upstream in planned.upstreams:
             if upstream in outcomes:
                 outcome = outcomes[upstream]
-                if outcome.status in (RunStatus.WAITING, RunStatus.RUNNING):
+                if outcome.status.is_in_progress:
                     # Taken up again, with this run, when that upstream's run is.
                     return Outcome(
                         key=planned.key,
@@ -585,11 +584,7 @@ class Executor:
 def _continued(planned: PlannedRun, latest: RunEvent | None, job: Job) -> PlannedRun:
     """A run cut short (abandoned, interrupted, or failed by a cronflow that died before its
     retry) goes on with the same run id and the next attempt while it has tries left."""
-    if (
-        latest is None
-        or latest.status not in RESUMABLE
-        or latest.attempt >= min(job.retry.attempts, latest.max_attempts or job.retry.attempts)
-    ):
+    if latest is None or not try_owed(latest, job.retry.attempts):
         return replace(planned, run_id=None, first_attempt=1)
     return replace(planned, run_id=latest.run_id, first_attempt=latest.attempt + 1)
 

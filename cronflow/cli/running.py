@@ -147,7 +147,7 @@ def _run_now(
 
         terminal.verdict_table(jobfile, [explain.manual_verdict(run) for run in runs])
         return True
-    reporter = _Reporter(jobfile, quiet=False)
+    reporter = RunPrinter(jobfile, quiet=False)
     engine = _engine(jobfile, reporter)
     with _stopping_on_signals(engine, jobfile) as stopped:
         outcomes = engine.run_now(runs)
@@ -158,7 +158,7 @@ def _run_now(
 
 def _run_due(jobfile: JobFile, dry_run: bool, verbose: bool) -> bool:
     """One clock-driven invocation: quiet unless something fails, as cron users expect."""
-    reporter = _Reporter(jobfile, quiet=not verbose)
+    reporter = RunPrinter(jobfile, quiet=not verbose)
     engine = _engine(jobfile, reporter)
     if dry_run:
         from cronflow.tell import terminal
@@ -186,7 +186,7 @@ def _run_dates(
     # Decide first: a bad name or a range still to come writes nothing to the state directory.
     selected = selection.select_jobs(jobfile, names, downstream, exclude)
     chosen = selection.backfill(jobfile, selected, days, SystemClock().now())
-    reporter = _Reporter(jobfile, quiet=False)
+    reporter = RunPrinter(jobfile, quiet=False)
     engine = _engine(jobfile, reporter)
     if dry_run:
         from cronflow.tell import terminal
@@ -257,7 +257,7 @@ def _stopping_on_signals(engine: Engine, jobfile: JobFile) -> Iterator[list[int]
             signal.signal(number, handler)
 
 
-def _engine(jobfile: JobFile, reporter: _Reporter) -> Engine:
+def _engine(jobfile: JobFile, reporter: RunPrinter) -> Engine:
     from cronflow.act.assemble import assemble
 
     engine = assemble(jobfile, on_event=reporter.event, on_outcome=reporter.outcome)
@@ -267,7 +267,7 @@ def _engine(jobfile: JobFile, reporter: _Reporter) -> Engine:
     return engine
 
 
-def _all_succeeded(reporter: _Reporter, outcomes: list[Outcome], stopped: list[int]) -> bool:
+def _all_succeeded(reporter: RunPrinter, outcomes: list[Outcome], stopped: list[int]) -> bool:
     """Print the summary; True unless a run failed, timed out or was held back by a failure.
     Stopped by a signal, exit as the shells expect of it (130 for Ctrl-C, 143 for SIGTERM)."""
     reporter.summary(outcomes, stopped=bool(stopped))
@@ -284,7 +284,7 @@ def _summary_word(outcome: Outcome) -> str:
     return outcome.status.value
 
 
-class _Reporter:
+class RunPrinter:
     """Prints what the executor reports: every event, or (quiet) only failures, to stderr."""
 
     def __init__(self, jobfile: JobFile, quiet: bool) -> None:

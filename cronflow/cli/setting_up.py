@@ -318,7 +318,8 @@ def alerts_test(
 
     Example:  cronflow alerts test --job backup
     """
-    from cronflow.tell.alerts import AppriseNotifier, DeliveryStatus, probe_message
+    from cronflow.tell.alerts import AppriseNotifier, probe_message
+    from cronflow.tell.deliveries import DeliveryStatus
 
     jobfile = load_jobs(jobs)
     if job is not None and job not in jobfile.jobs:

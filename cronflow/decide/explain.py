@@ -8,7 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from cronflow.decide.jitter import start_of
-from cronflow.decide.rules import NOT_ENDED, gate
+from cronflow.decide.rules import gate, has_ended
 from cronflow.decide.selection import should_run
 from cronflow.model import (
     Job,
@@ -70,7 +70,7 @@ def run_verdicts(jobfile: JobFile, runs: list[PlannedRun], history: RunRecords) 
         elif verdict.held is not None:
             missing = [key for key, status in known if status is not RunStatus.SUCCESS]
             if job.run_if is not RunIf.ALL_SUCCESS:
-                missing = [key for key, status in known if status in NOT_ENDED]
+                missing = [key for key, status in known if not has_ended(status)]
             action, detail = (
                 Action.WAITING,
                 "for " + ", ".join(describe_key(jobfile, k) for k in missing) + rule,

@@ -11,6 +11,7 @@ from cronflow.model import (
     RunEvent,
     RunRecords,
     RunStatus,
+    try_owed,
 )
 
 
@@ -19,11 +20,11 @@ def tries_owed(jobfile: JobFile, history: RunRecords) -> list[tuple[Job, RunEven
     retry, with tries left, each with its job."""
     owed = []
     for event in [
-        *history.unfinished(RunStatus.ABANDONED, RunStatus.INTERRUPTED),
+        *history.unfinished(*(status for status in RunStatus if status.is_cut_short)),
         *history.owed_retries(),
     ]:
         job = jobfile.jobs.get(event.job)
-        if job is not None and event.attempt < job.retry.attempts:
+        if job is not None and try_owed(event, job.retry.attempts):
             owed.append((job, event))
     return owed
 
@@ -36,7 +37,7 @@ def retry_due(job: Job, event: RunEvent, now: datetime) -> bool:
 
 def retry_at(job: Job, event: RunEvent, now: datetime) -> datetime:
     """When the next try of a run cut short or failed is due (see retry_due)."""
-    if event.status not in (RunStatus.FAILED, RunStatus.TIMED_OUT) or event.ended_at is None:
+    if event.status.is_cut_short or event.ended_at is None:
         return now
     if event.ended_at - now > CLOCK_TOLERANCE:
         return now

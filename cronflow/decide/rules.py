@@ -24,8 +24,9 @@ class Gate:
     reason: str = ""
 
 
-# Upstream statuses that have not ended, for a trigger rule: the run may still come.
-NOT_ENDED = (None, RunStatus.RUNNING, RunStatus.WAITING, RunStatus.INTERRUPTED)
+def has_ended(status: RunStatus | None) -> bool:
+    """Whether an upstream run came to an outcome a trigger rule can judge (None: never run)."""
+    return status is not None and status.has_outcome
 
 
 def gate(jobfile: JobFile, job: Job, upstreams: Sequence[tuple[RunKey, RunStatus | None]]) -> Gate:
@@ -44,7 +45,7 @@ def gate(jobfile: JobFile, job: Job, upstreams: Sequence[tuple[RunKey, RunStatus
         if rule is RunIf.ALL_SUCCESS and status is not RunStatus.SUCCESS:
             held = RunStatus.SKIPPED if status is RunStatus.SKIPPED else RunStatus.UPSTREAM_FAILED
             return Gate(held, key, said)
-        if rule is not RunIf.ALL_SUCCESS and status in NOT_ENDED:
+        if rule is not RunIf.ALL_SUCCESS and not has_ended(status):
             return Gate(RunStatus.SKIPPED, key, f"{said} (run_if = {rule} waits for all to end)")
     failed = [key for key, status in upstreams if status is not None and status.is_failure]
     met = {

@@ -118,7 +118,7 @@ def next_wake(
         for state in asset_states
         if state.state is Freshness.FRESH and state.fresh_as_of and state.fresh_within
     ]
-    settled = not history.unfinished(RunStatus.RUNNING, RunStatus.WAITING)
+    settled = not history.unfinished(*(status for status in RunStatus if status.is_in_progress))
     return Wake(at=min(instants, default=None), settled=settled)
 
 

@@ -365,10 +365,10 @@ class RunIndex:
                 )
             self._set_meta("outcomes_counted", "1")
 
-    def outcomes(self, job: str) -> dict[RunStatus, Outcome]:
+    def outcomes(self, job: str) -> dict[RunStatus, OutcomeCount]:
         """How the job's runs have ended, ever: per result, how many and the newest one."""
         return {
-            RunStatus(result): Outcome(
+            RunStatus(result): OutcomeCount(
                 count=count,
                 last_ended=_moment(last_ended),
                 last_duration=last_duration,
@@ -810,7 +810,7 @@ FINAL_RESULTS = (
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
+class OutcomeCount:
     """How many of a job's runs ended one way, and the newest of them."""
 
     count: int
@@ -826,15 +826,16 @@ def final_result(event: RunEvent) -> RunStatus | None:
     will be retried, a run still waiting, and events about no run."""
     if event.event in (EventType.STARTED, EventType.WAITING, *_NOT_ABOUT_A_RUN):
         return None
-    if event.status in (RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.ABANDONED):
+    if event.status.is_failed_try:
         return event.status if event.attempt >= event.max_attempts else None
     return event.status if event.status in FINAL_RESULTS else None
 
 
 def _tries_left(event: RunEvent) -> int:
-    if event.event is EventType.FINISHED and event.status in (
-        RunStatus.FAILED,
-        RunStatus.TIMED_OUT,
+    if (
+        event.event is EventType.FINISHED
+        and event.status.is_failed_try
+        and not event.status.is_cut_short
     ):
         return max(0, event.max_attempts - event.attempt)
     return 0

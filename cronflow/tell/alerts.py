@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -36,6 +35,7 @@ from cronflow.model import (
 )
 from cronflow.state.index import AlertFacts
 from cronflow.state.store import Store
+from cronflow.tell.deliveries import DeliveryStatus
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -44,12 +44,6 @@ class AlertMessage:
     title: str
     body: str  # Markdown: apprise renders it in chat, and as HTML in mail
     severity: str  # an apprise notify type: info | success | warning | failure
-
-
-class DeliveryStatus(StrEnum):
-    SENT = "sent"
-    FAILED = "failed"
-    TIMEOUT = "timeout"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

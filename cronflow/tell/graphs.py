@@ -7,7 +7,7 @@ import json
 
 from cronflow.decide.schedule import describe
 from cronflow.model import Job, JobFile, RunIf
-from cronflow.tell.overview import flows
+from cronflow.tell.overview import dependency_groups
 
 
 def _label(job: Job) -> str:
@@ -22,7 +22,7 @@ def as_text(jobfile: JobFile) -> str:
     """Each flow as a tree from its roots; a job reached twice is drawn once, then referred to."""
     dependents = _dependents(jobfile)
     lines: list[str] = []
-    for flow in flows(jobfile):
+    for flow in dependency_groups(jobfile):
         drawn: set[str] = set()
         for root in (name for name in flow if not jobfile.jobs[name].depends_on):
             _draw(jobfile, dependents, root, "", "", drawn, lines)

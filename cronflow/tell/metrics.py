@@ -24,7 +24,7 @@ from cronflow.tell.derived_files import Refresher
 from cronflow.tell.tick_marks import TICK_METRIC
 
 # What ended with the run's own process (the job ran, to an end): a "completion".
-COMPLETED = (RunStatus.SUCCESS, RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.ABANDONED)
+COMPLETED = [status for status in RunStatus if status.is_failed_try or status is RunStatus.SUCCESS]
 
 _METRICS = (
     (

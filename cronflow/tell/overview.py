@@ -86,7 +86,7 @@ def summarise(
     """One JobStatus per job, grouped by flow, each flow in dependency order. `who_runs`
     says who runs a run recorded as running (the CLI asks the kernel: liveness)."""
     rows = []
-    for flow, names in enumerate(flows(jobfile), start=1):
+    for flow, names in enumerate(dependency_groups(jobfile), start=1):
         for name in names:
             job = jobfile.jobs[name]
             if (jobs and name not in jobs) or (not job.enabled and not include_disabled):
@@ -148,7 +148,7 @@ def clock_note(event: RunEvent | None, now: datetime) -> str:
     return f"{event.reason} (noticed at {event.ended_at:%Y-%m-%d %H:%M:%S}Z)"
 
 
-def flows(jobfile: JobFile) -> list[list[str]]:
+def dependency_groups(jobfile: JobFile) -> list[list[str]]:
     """Groups of jobs joined by dependencies, each in dependency order, in file order."""
     graph = dependency_graph(jobfile)
     return dag.components(graph, dag.topological_order(graph))

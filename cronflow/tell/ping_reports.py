@@ -1,7 +1,7 @@
 """Pings about runs to each job's monitor (`ping_url`), and cronflow's own heartbeat.
 
 The executor tells the Pinger when a try starts and when it ends; the Pinger decides what
-to say (ping_requests.Signal), sends it in the background and records each delivery as a `ping`
+to say (ping_requests.PingKind), sends it in the background and records each delivery as a `ping`
 event in the log, the way alert deliveries are recorded. A ping never blocks a run and
 never changes its outcome. Pings about one run go out in the order they were decided (a
 fast job's end never overtakes its start), so the monitor pairs them right.
@@ -49,7 +49,7 @@ class Pinger:
         """A try started (its `started` event)."""
         job = self.jobfile.jobs.get(event.job)
         if job is not None and job.ping_url:
-            self._send(job, event, signal=ping_requests.Signal.START)
+            self._send(job, event, kind=ping_requests.PingKind.START)
 
     def finished(self, event: RunEvent) -> None:
         """A try ended (`finished`), or a run was settled as abandoned."""
@@ -57,15 +57,15 @@ class Pinger:
         if job is None or not job.ping_url or event.status is RunStatus.INTERRUPTED:
             return  # cronflow's own stop: the run is taken up again, and pings `start` then
         if event.status is RunStatus.SUCCESS:
-            self._send(job, event, signal=ping_requests.Signal.SUCCESS, output=True, last=True)
+            self._send(job, event, kind=ping_requests.PingKind.SUCCESS, output=True, last=True)
         elif event.attempt < event.max_attempts:
-            self._send(job, event, signal=ping_requests.Signal.LOG, output=True)
+            self._send(job, event, kind=ping_requests.PingKind.LOG, output=True)
         else:
             code = event.exit_code if event.event is EventType.FINISHED else None
             self._send(
                 job,
                 event,
-                signal=ping_requests.Signal.FAIL,
+                kind=ping_requests.PingKind.FAIL,
                 exit_code=code if code is not None and 1 <= code <= 255 else None,
                 output=True,
                 last=True,
@@ -96,7 +96,7 @@ class Pinger:
         job: Job,
         event: RunEvent,
         *,
-        signal: str,
+        kind: ping_requests.PingKind,
         exit_code: int | None = None,
         output: bool = False,
         last: bool = False,
@@ -110,13 +110,13 @@ class Pinger:
                 if before is not None:
                     before.result()  # the run's earlier ping first (it was submitted first)
                 limit = self._limits.get(url, ping_requests.DEFAULT_BODY_LIMIT)
-                body = _body(event, signal, limit) if output else b""
+                body = _body(event, kind, limit) if output else b""
                 rid = _rid(event.run_id)
                 sent = ping_requests.deliver(
                     url,
                     protocol,
                     ping_requests.Ping(
-                        signal=signal, exit_code=exit_code, run=rid, body=body, limit=limit
+                        kind=kind, exit_code=exit_code, run=rid, body=body, limit=limit
                     ),
                     timeout=self.timeout,
                 )
@@ -151,9 +151,9 @@ class Pinger:
                 about,
                 EventType.PING,
                 ended_at=self.clock.now(),
-                reason=f"{delivery.signal} ping: {delivery}",
+                reason=f"{delivery.kind} ping: {delivery}",
                 ping={
-                    "signal": delivery.signal,
+                    "signal": delivery.kind,  # the log's name for a ping's kind, kept
                     "protocol": protocol,
                     "target": delivery.target,
                     "delivery": str(delivery),
@@ -177,13 +177,13 @@ def _never_raising(task: Callable[[], object]) -> None:
         task()
 
 
-def _body(event: RunEvent, signal: str, limit: int) -> bytes:
+def _body(event: RunEvent, kind: ping_requests.PingKind, limit: int) -> bytes:
     """What the ping carries: for a failure, why (first line), then the try's output
     (stdout, then stderr), its newest bytes kept within `limit`."""
     head = b""
-    if signal == ping_requests.Signal.LOG:
+    if kind is ping_requests.PingKind.LOG:
         head = f"try {event.attempt} of {event.max_attempts}: {event.reason}; retrying\n".encode()
-    elif signal == ping_requests.Signal.FAIL and event.reason:
+    elif kind is ping_requests.PingKind.FAIL and event.reason:
         head = f"{event.reason}\n".encode()
     room = max(0, limit - len(head))
     stdout = _tail(event.output.get("stdout"), room)

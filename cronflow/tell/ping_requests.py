@@ -23,12 +23,14 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from cronflow import __version__
 from cronflow.masking import redact
 from cronflow.state.layout import LAST_HEARTBEAT
+from cronflow.tell.deliveries import DeliveryStatus
 
 HEALTHCHECKS, CRONITOR = "healthchecks", "cronitor"  # the values of model.PingProtocol
 DEFAULT_BODY_LIMIT = 10_000  # bytes, until the server says otherwise (Healthchecks' own)
@@ -38,7 +40,7 @@ TRIES = 3
 BACKOFF_SECONDS = (0.5, 1.0)  # before the second and the third try
 
 
-class Signal:
+class PingKind(StrEnum):
     """What a ping says."""
 
     START = "start"
@@ -49,7 +51,7 @@ class Signal:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ping:
-    signal: str
+    kind: PingKind
     exit_code: int | None = None  # on a final failure that has one: sent instead of `fail`
     run: str = ""  # pairs a start with its end: Healthchecks' rid (a UUID), Cronitor's series
     body: bytes = b""  # the tail of the run's output, or a line saying what happened
@@ -59,15 +61,15 @@ class Ping:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PingDelivery:
     target: str  # scheme://host[:port], never the whole URL
-    signal: str
-    status: str  # sent | failed | timeout
+    kind: PingKind
+    status: DeliveryStatus
     why: str = ""  # for a failure: what the server said, or what went wrong
     tries: int = 1
     body_limit: int | None = None  # what the server announced (Ping-Body-Limit)
 
     @property
     def sent(self) -> bool:
-        return self.status == "sent"
+        return self.status is DeliveryStatus.SENT
 
     def __str__(self) -> str:
         """As the log and the terminal show it: `sent`, `timeout`, `failed: HTTP 404 ...`."""
@@ -91,8 +93,8 @@ def request_for(url: str, protocol: str, ping: Ping) -> tuple[str, str, bytes | 
     such signal (Cronitor has no log-only event)."""
     base, _, query = url.partition("?")
     if protocol == CRONITOR:
-        state = {Signal.START: "run", Signal.SUCCESS: "complete", Signal.FAIL: "fail"}.get(
-            ping.signal
+        state = {PingKind.START: "run", PingKind.SUCCESS: "complete", PingKind.FAIL: "fail"}.get(
+            ping.kind
         )
         if state is None:
             return None
@@ -105,7 +107,7 @@ def request_for(url: str, protocol: str, ping: Ping) -> tuple[str, str, bytes | 
         if message:
             fields.append(("message", message))
         return "GET", _with_query(base, query, fields), None
-    suffix = {Signal.START: "/start", Signal.LOG: "/log", Signal.SUCCESS: ""}.get(ping.signal)
+    suffix = {PingKind.START: "/start", PingKind.LOG: "/log", PingKind.SUCCESS: ""}.get(ping.kind)
     if suffix is None:
         suffix = f"/{ping.exit_code}" if ping.exit_code is not None else "/fail"
     fields = [("rid", ping.run)] if ping.run else []
@@ -131,20 +133,20 @@ def deliver(
     target = redact(url)
     request = request_for(url, protocol, ping)
     if request is None:
-        return PingDelivery(target=target, signal=ping.signal, status="sent", tries=0)
+        return PingDelivery(target=target, kind=ping.kind, status=DeliveryStatus.SENT, tries=0)
     for attempt in range(1, TRIES + 1):
         status, why, limit, final = _send_once(*request, timeout=timeout)
-        if status == "sent" or final or attempt == TRIES:
+        if status is DeliveryStatus.SENT or final or attempt == TRIES:
             break
         sleep(BACKOFF_SECONDS[attempt - 1])
     return PingDelivery(
-        target=target, signal=ping.signal, status=status, why=why, tries=attempt, body_limit=limit
+        target=target, kind=ping.kind, status=status, why=why, tries=attempt, body_limit=limit
     )
 
 
 def _send_once(
     method: str, url: str, body: bytes | None, *, timeout: float
-) -> tuple[str, str, int | None, bool]:
+) -> tuple[DeliveryStatus, str, int | None, bool]:
     """(status, why, announced body limit, final: trying again cannot help)."""
     import urllib.error
     import urllib.request
@@ -158,20 +160,25 @@ def _send_once(
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
             response.read(1024)
-            return "sent", "", _body_limit(response.headers.get("Ping-Body-Limit")), True
+            return (
+                DeliveryStatus.SENT,
+                "",
+                _body_limit(response.headers.get("Ping-Body-Limit")),
+                True,
+            )
     except urllib.error.HTTPError as error:
         limit = _body_limit(error.headers.get("Ping-Body-Limit") if error.headers else None)
         retry = error.code >= 500 or error.code == 429
-        return "failed", f"HTTP {error.code} {error.reason}", limit, not retry
+        return DeliveryStatus.FAILED, f"HTTP {error.code} {error.reason}", limit, not retry
     except TimeoutError:
-        return "timeout", f"no answer within {timeout:g}s", None, False
+        return DeliveryStatus.TIMEOUT, f"no answer within {timeout:g}s", None, False
     except urllib.error.URLError as error:
         reason = error.reason
         if isinstance(reason, TimeoutError):
-            return "timeout", f"no answer within {timeout:g}s", None, False
-        return "failed", str(getattr(reason, "strerror", None) or reason), None, False
+            return DeliveryStatus.TIMEOUT, f"no answer within {timeout:g}s", None, False
+        return DeliveryStatus.FAILED, str(getattr(reason, "strerror", None) or reason), None, False
     except (OSError, ValueError) as error:  # a reset connection, a malformed URL
-        return "failed", type(error).__name__, None, False
+        return DeliveryStatus.FAILED, type(error).__name__, None, False
 
 
 def _body_limit(header: str | None) -> int | None:
@@ -189,7 +196,7 @@ def heartbeat(
 ) -> PingDelivery:
     """Ping the heartbeat URL (a plain success ping) and record the delivery, with the last
     failed one kept, in state_dir/last-heartbeat for `status`."""
-    delivery = deliver(url, protocol, Ping(signal=Signal.SUCCESS), timeout=timeout)
+    delivery = deliver(url, protocol, Ping(kind=PingKind.SUCCESS), timeout=timeout)
     record_heartbeat(state_dir, delivery, time.time() if now is None else now)
     return delivery
 

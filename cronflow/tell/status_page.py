@@ -336,7 +336,7 @@ def _graph(jobfile: JobFile, rows: Sequence[overview.JobStatus]) -> str:
     positions: dict[str, tuple[float, float]] = {}
     level_of: dict[str, int] = {}
     top, widest = float(_MARGIN), 0
-    for flow in overview.flows(jobfile):
+    for flow in overview.dependency_groups(jobfile):
         columns = _levels(flow, graph)
         level_of.update({name: level for level, names in enumerate(columns) for name in names})
         span = max(
