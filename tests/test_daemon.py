@@ -124,9 +124,10 @@ def test_a_second_sigint_stops_at_once(tmp_path):
     daemon.expect("running jobs get 3600s to end")
     daemon.process.send_signal(signal.SIGINT)
     assert daemon.finish(timeout=30) == 0
-    assert [e.status for e in events(tmp_path) if e.event is EventType.FINISHED] == [
+    recorded = events(tmp_path)
+    assert [e.status for e in recorded if e.event is EventType.FINISHED] == [
         RunStatus.INTERRUPTED
-    ]
+    ], ("".join(daemon.lines), recorded)  # what the daemon said and recorded, if it fails
 
 
 def test_an_interrupted_run_is_retried_at_the_next_start(tmp_path):

@@ -23,6 +23,7 @@ from cronflow.decide import dag
 from cronflow.decide.schedule import compile_schedule, days_or, describe, offset_change
 from cronflow.errors import UsageError
 from cronflow.model import AlertEvent, Cadence, CatchUp, Job, JobFile, Overlap, RunIf
+from cronflow.state.files import replace_whole
 from cronflow.tell.alerts import alerted_events
 
 DAG_ID_PREFIX = re.compile(r"[A-Za-z0-9_.-]*\Z")  # what Airflow allows in a dag_id
@@ -795,9 +796,7 @@ def write_dag_files(files: list[DagFile], out: Path, source: Path) -> tuple[list
     for dag_file in files:
         path = out / dag_file.filename
         if not path.exists() or path.read_text(encoding="utf-8") != dag_file.text:
-            temporary = path.with_name(f".{path.name}.tmp")
-            temporary.write_text(dag_file.text, encoding="utf-8")
-            temporary.replace(path)
+            replace_whole(path, dag_file.text.encode(), mode=0o644)
         written.append(path)
     origin = _origin_line(source)
     stale = [

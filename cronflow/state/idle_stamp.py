@@ -29,7 +29,7 @@ import os
 from datetime import datetime
 
 from cronflow import DEFAULT_STATE_DIR, STATE_DIR_ENV_VAR, __version__
-from cronflow.state.files import write_private
+from cronflow.state.files import replace_whole
 from cronflow.state.layout import IDLE_STAMP_NAME, LOG_NAME
 
 _FORMAT = "cronflow idle stamp 1"
@@ -136,10 +136,8 @@ def remember(
     if boot_id is not None:  # @reboot jobs: a new boot means a full tick
         header.append(f"boot {boot_id}")
     body = ("\n".join(header) + "\n").encode()
-    temporary = os.path.join(state_dir, f".{IDLE_STAMP_NAME}.{os.getpid()}")
     try:
-        write_private(temporary, body)
-        os.replace(temporary, os.path.join(state_dir, IDLE_STAMP_NAME))
+        replace_whole(os.path.join(state_dir, IDLE_STAMP_NAME), body)
     except OSError:
         forget(state_dir)
 

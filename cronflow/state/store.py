@@ -32,7 +32,7 @@ from cronflow.state.codec import (
     time_from_json,
     time_to_json,
 )
-from cronflow.state.files import write_private
+from cronflow.state.files import replace_whole, write_private
 from cronflow.state.index import RunIndex
 from cronflow.state.layout import (
     BOOTS_NAME,
@@ -453,17 +453,9 @@ def new_run_id(logical_time: datetime) -> str:
 
 def _write_durably(path: Path, content: bytes) -> None:
     """Replace a state file atomically and durably (temporary file, fsync, rename)."""
-    temporary = path.with_suffix(f".tmp.{os.getpid()}")
     try:
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        try:
-            os.write(descriptor, content)
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
-        os.replace(temporary, path)
+        replace_whole(path, content, durable=True)
     except OSError as error:
-        temporary.unlink(missing_ok=True)
         raise StoreError(
             f"cannot write {path}: {error.strerror}. Free disk space or fix permissions, "
             "then run again"

@@ -12,13 +12,13 @@ Prometheus counter must never go down). Nothing here ever raises into a run.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from cronflow.state.files import replace_whole
 from cronflow.state.locks import Locks
 
 
@@ -26,18 +26,8 @@ def write_atomically(path: Path, text: str, mode: int = 0o644) -> None:
     """Replace `path` whole: readers see the old file or the new one, never a mix. A file
     not readable by all is given its directory's group (as a setgid directory would), so
     that a directory given to a web server's group is all it takes to serve it."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
-    try:
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-        with open(descriptor, "w", encoding="utf-8") as file:
-            if not mode & 0o004:
-                with contextlib.suppress(OSError):  # not ours to give: it keeps our group
-                    os.fchown(file.fileno(), -1, os.stat(path.parent).st_gid)
-            os.fchmod(file.fileno(), mode)  # whatever the umask
-            file.write(text)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    group = None if mode & 0o004 else os.stat(path.parent).st_gid
+    replace_whole(path, text.encode(), mode=mode, group=group)
 
 
 class Refresher:

@@ -18,6 +18,7 @@ tick sends the heartbeat through it before the rest of cronflow loads.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
@@ -29,6 +30,7 @@ from urllib.parse import urlencode, urlsplit
 
 from cronflow import __version__
 from cronflow.masking import redact
+from cronflow.state.files import replace_whole
 from cronflow.state.layout import LAST_HEARTBEAT
 from cronflow.tell.deliveries import DeliveryStatus
 
@@ -212,14 +214,10 @@ def record_heartbeat(state_dir: str, delivery: PingDelivery, at: float) -> None:
     content = {"last": entry, "last_failed": previous.get("last_failed")}
     if not delivery.sent:
         content["last_failed"] = entry
-    temporary = f"{path}.{os.getpid()}.{id(delivery)}"
-    try:
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with open(descriptor, "w") as file:
-            json.dump(content, file)
-        os.replace(temporary, path)
-    except OSError:
-        pass  # the heartbeat itself went out (or not); only status's note is lost
+    with contextlib.suppress(
+        OSError
+    ):  # the heartbeat went out (or not); only status's note is lost
+        replace_whole(path, json.dumps(content).encode())
 
 
 def read_heartbeat(state_dir: str) -> dict[str, Any]:

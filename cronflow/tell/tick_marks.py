@@ -5,12 +5,12 @@ heavy (the idle tick uses it)."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from cronflow.state.layout import METRICS_LOCK, PAGE_LOCK
+from cronflow.state.files import replace_whole
+from cronflow.state.layout import METRICS_LOCK, PAGE_LOCK, lock_file
 
 TICK_METRIC = "cronflow_tick_last_timestamp_seconds"  # the line of metrics_file a tick renews
 TICK_START, TICK_END = "<!--tick-->", "<!--/tick-->"  # where html_file says when cronflow ticked
@@ -65,12 +65,11 @@ def _renew(path: str, renewed: Callable[[str], str], state_dir: str, lock: str) 
     """Replace a file with `renewed(its text)`, whole (a temporary file, then a rename, with
     the file's own mode and group), under its writers' lock, so that it never puts back what
     is older than another writer's."""
-    lock_path = os.path.join(state_dir, "locks", f"{lock}.lock")
+    lock_path = os.path.join(state_dir, lock_file(lock))
     try:
         descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     except OSError:
         return  # written again by the next full tick
-    temporary = f"{os.path.join(os.path.dirname(path), '.' + os.path.basename(path))}.{os.getpid()}"
     try:
         import fcntl
 
@@ -80,15 +79,8 @@ def _renew(path: str, renewed: Callable[[str], str], state_dir: str, lock: str) 
             was = os.fstat(file.fileno())
         new = renewed(text)
         if new != text:
-            output = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with open(output, "w", encoding="utf-8") as file:
-                with contextlib.suppress(OSError):
-                    os.fchown(file.fileno(), -1, was.st_gid)
-                os.fchmod(file.fileno(), was.st_mode & 0o777)
-                file.write(new)
-            os.replace(temporary, path)
+            replace_whole(path, new.encode(), mode=was.st_mode & 0o777, group=was.st_gid)
     except OSError:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
+        pass  # written again by the next full tick
     finally:
         os.close(descriptor)
