@@ -127,7 +127,12 @@ def test_a_second_sigint_stops_at_once(tmp_path):
     recorded = events(tmp_path)
     assert [e.status for e in recorded if e.event is EventType.FINISHED] == [
         RunStatus.INTERRUPTED
-    ], ("".join(daemon.lines), recorded)  # what the daemon said and recorded, if it fails
+    ], (
+        "the daemon said:\n"
+        + "".join(daemon.lines)
+        + "\nand recorded:\n"
+        + "\n".join(f"{e.event} {e.status} attempt {e.attempt}: {e.reason}" for e in recorded)
+    )
 
 
 def test_an_interrupted_run_is_retried_at_the_next_start(tmp_path):
