@@ -14,28 +14,47 @@ import os
 import shutil
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import chain
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from cronflow.model import (
-    AlertEvent,
     EventType,
-    JobProcess,
     JobRuns,
     RunEvent,
     RunKey,
-    RunKind,
     RunStatus,
     failing_streak,
 )
 from cronflow.state.codec import event_from_json, event_to_json, parse_log
+from cronflow.state.index_rows import (
+    EPOCH,
+    FINAL_RESULTS,
+    NOT_ABOUT_A_RUN,
+    ROW,
+    AlertFacts,
+    OutcomeCount,
+    compact,
+    event_time,
+    expand,
+    final_result,
+    from_micros,
+    micros,
+    tries_left,
+)
 from cronflow.state.layout import SNAPSHOT_NAME
+from cronflow.state.sqlite_files import (
+    extent_of,
+    inode_of,
+    remove_index,
+    stat_or_none,
+    sync_directory,
+    unread_tail,
+    use_wal,
+)
 
 SCHEMA_VERSION = "5"
 _UNFINISHED_SQL = ", ".join(f"'{status.value}'" for status in RunStatus if status.is_unfinished)
@@ -75,8 +94,6 @@ _CHUNK = 8 * 1024 * 1024  # bytes of log read at a time while catching up
 KEEP_NEWEST = 12  # runs of each job retention never forgets (status's strip)
 _FEW_RUNS = 5000  # newest_first: up to this many runs of the jobs asked, sorting them is cheap
 _TAIL_BYTES = 64 * 1024  # `latest_in_log` reads at most this much unindexed log, else syncs
-# Events that never change a run's state.
-_NOT_ABOUT_A_RUN = (EventType.ALERT, EventType.PING, EventType.CLOCK)
 
 
 class RunIndex:
@@ -86,8 +103,8 @@ class RunIndex:
         self.path = path
         self._synced_to: tuple[Any, ...] | None = None  # (inode, size) of the log last read
         self._lock = threading.RLock()
-        self._db = _connect(path)
-        self._opened = None if path is None else _inode(path)
+        self._db = connect(path)
+        self._opened = None if path is None else inode_of(path)
         self._count_outcomes_once()
         self.add_all(events)
 
@@ -114,14 +131,14 @@ class RunIndex:
         retention kept of the log it deleted), start from the snapshot and read on from where
         it stopped."""
         aside = path.with_name(f"{path.name}.rebuild-{os.getpid()}-{threading.get_ident()}")
-        _remove_index(aside)
+        remove_index(aside)
         snapshot = path.with_name(SNAPSHOT_NAME)
         if snapshot.exists():
             shutil.copyfile(snapshot, aside)
         built = cls(path=aside)
         if built._meta("schema") != SCHEMA_VERSION:  # a snapshot of another row format
             built.close()
-            _remove_index(aside)
+            remove_index(aside)
             built = cls(path=aside)
         try:
             built.sync(log_files)
@@ -142,7 +159,7 @@ class RunIndex:
         """
         with self._lock:
             self._follow_swapped_file()
-            if self._synced_to is not None and self._synced_to == _extent(log_files()[-1]):
+            if self._synced_to is not None and self._synced_to == extent_of(log_files()[-1]):
                 return  # nothing appended since our last look: no transaction needed
             try:
                 with self._transaction():
@@ -174,7 +191,7 @@ class RunIndex:
         """The log's files, their stats, and which of them to go on reading."""
         for _ in range(3):  # a roll-over between listing and looking: list again
             files = log_files()
-            stats = [_stat(path) for path in files]
+            stats = [stat_or_none(path) for path in files]
             start = self._resume_point(stats)
             if start is not None:
                 return files, stats, start
@@ -215,10 +232,10 @@ class RunIndex:
 
     def _follow_swapped_file(self) -> None:
         """Reopen the index when another process swapped a rebuilt file in."""
-        if self.path is not None and _inode(self.path) != self._opened:
+        if self.path is not None and inode_of(self.path) != self._opened:
             self._db.close()
-            self._db = _connect(self.path)
-            self._opened = _inode(self.path)
+            self._db = connect(self.path)
+            self._opened = inode_of(self.path)
             self._synced_to = None
 
     @contextmanager
@@ -286,7 +303,7 @@ class RunIndex:
             result = final_result(event)
             if result is not None:
                 self._count_outcome(event, result)
-            latest[(event.job, _micros(event.logical_time))] = event
+            latest[(event.job, micros(event.logical_time))] = event
         self._db.executemany(
             "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?)",
             [
@@ -294,9 +311,9 @@ class RunIndex:
                     job,
                     at,
                     event.status.value,
-                    _micros(_when(event)),
-                    _compact(event),
-                    _tries_left(event),
+                    micros(event_time(event)),
+                    compact(event),
+                    tries_left(event),
                 )
                 for (job, at), event in latest.items()
             ],
@@ -326,7 +343,7 @@ class RunIndex:
                 event.job,
                 result.value,
                 max(1, event.missed_ticks) if result is RunStatus.MISSED else 1,
-                _micros(_when(event)),
+                micros(event_time(event)),
                 event.duration_s,
                 event.exit_code,
             ),
@@ -347,18 +364,17 @@ class RunIndex:
             ).fetchall()
             for job, status, count in groups:
                 row = self._db.execute(
-                    f"SELECT {_ROW} FROM runs WHERE job = ? AND status = ? "
-                    "ORDER BY at DESC LIMIT 1",
+                    f"SELECT {ROW} FROM runs WHERE job = ? AND status = ? ORDER BY at DESC LIMIT 1",
                     (job, status),
                 ).fetchone()
-                newest = _expand(row)
+                newest = expand(row)
                 self._db.execute(
                     "INSERT OR REPLACE INTO outcomes VALUES (?, ?, ?, ?, ?, ?)",
                     (
                         job,
                         status,
                         count,
-                        _micros(_when(newest)),
+                        micros(event_time(newest)),
                         newest.duration_s,
                         newest.exit_code,
                     ),
@@ -370,7 +386,7 @@ class RunIndex:
         return {
             RunStatus(result): OutcomeCount(
                 count=count,
-                last_ended=_moment(last_ended),
+                last_ended=from_micros(last_ended),
                 last_duration=last_duration,
                 last_exit=last_exit,
             )
@@ -387,7 +403,7 @@ class RunIndex:
             "SELECT at FROM runs WHERE job = ? AND status = 'success' ORDER BY at DESC LIMIT 1",
             (job,),
         )
-        return None if row is None else _EPOCH + timedelta(microseconds=row[0])
+        return None if row is None else EPOCH + timedelta(microseconds=row[0])
 
     def last_failed_ping(self) -> RunEvent | None:
         """The newest `ping` event whose delivery failed, of any job (for `status`)."""
@@ -409,10 +425,10 @@ class RunIndex:
     def latest(self, key: RunKey) -> RunEvent | None:
         """The last recorded event of this run, or None if it never ran."""
         row = self._one(
-            f"SELECT {_ROW} FROM runs WHERE job = ? AND at = ?",
-            (key.job, _micros(key.logical_time)),
+            f"SELECT {ROW} FROM runs WHERE job = ? AND at = ?",
+            (key.job, micros(key.logical_time)),
         )
-        return None if row is None else _expand(row)
+        return None if row is None else expand(row)
 
     def latest_in_log(self, key: RunKey, log_files: Callable[[], list[Path]]) -> RunEvent | None:
         """The last recorded event of this run as the log says now, like `sync()` then
@@ -428,7 +444,7 @@ class RunIndex:
                 latest = self.latest(key)
             finally:
                 self._db.execute("COMMIT")
-        tail = _unread_tail(log_files()[-1], inode, offset)
+        tail = unread_tail(log_files()[-1], inode, offset, _TAIL_BYTES)
         if tail is None:
             self.sync(log_files)
             return self.latest(key)
@@ -439,14 +455,14 @@ class RunIndex:
             if (
                 event.job == key.job
                 and event.logical_time == key.logical_time
-                and event.event not in _NOT_ABOUT_A_RUN
+                and event.event not in NOT_ABOUT_A_RUN
             ):
                 latest = event
         return latest
 
     def status(self, key: RunKey) -> RunStatus | None:
         row = self._one(
-            "SELECT status FROM runs WHERE job = ? AND at = ?", (key.job, _micros(key.logical_time))
+            "SELECT status FROM runs WHERE job = ? AND at = ?", (key.job, micros(key.logical_time))
         )
         return None if row is None else RunStatus(row[0])
 
@@ -457,9 +473,9 @@ class RunIndex:
             return []
         marks = ", ".join("?" * len(wanted))
         return [
-            _expand(row)
+            expand(row)
             for row in self._all(
-                f"SELECT {_ROW} FROM runs WHERE status IN ({_UNFINISHED_SQL}) AND status IN ({marks})",
+                f"SELECT {ROW} FROM runs WHERE status IN ({_UNFINISHED_SQL}) AND status IN ({marks})",
                 wanted,
             )
         ]
@@ -468,15 +484,15 @@ class RunIndex:
         """Runs whose latest event is a failed try with tries left: normally retried by the
         invocation that ran it, unless that one died before the next try."""
         return [
-            _expand(row) for row in self._all(f"SELECT {_ROW} FROM runs WHERE tries_left > 0", ())
+            expand(row) for row in self._all(f"SELECT {ROW} FROM runs WHERE tries_left > 0", ())
         ]
 
     def recent_runs(self, job: str, count: int) -> list[RunEvent]:
         """The latest event of each of the job's `count` newest runs, oldest first."""
         rows = self._all(
-            f"SELECT {_ROW} FROM runs WHERE job = ? ORDER BY at DESC LIMIT ?", (job, count)
+            f"SELECT {ROW} FROM runs WHERE job = ? ORDER BY at DESC LIMIT ?", (job, count)
         )
-        return [_expand(row) for row in reversed(rows)]
+        return [expand(row) for row in reversed(rows)]
 
     def newest_first(
         self,
@@ -495,13 +511,13 @@ class RunIndex:
                 parameters += values
         if since is not None:
             where.append("at >= ?")
-            parameters.append(_micros(since))
+            parameters.append(micros(since))
         sql = (
-            f"SELECT {_ROW} FROM runs{self._newest_first_plan(jobs)}"
+            f"SELECT {ROW} FROM runs{self._newest_first_plan(jobs)}"
             + (" WHERE " + " AND ".join(where) if where else "")
             + " ORDER BY ended DESC, job DESC, at DESC LIMIT ?"  # ties in a fixed order
         )
-        return [_expand(row) for row in self._all(sql, [*parameters, limit])]
+        return [expand(row) for row in self._all(sql, [*parameters, limit])]
 
     def _newest_first_plan(self, jobs: Sequence[str]) -> str:
         """For jobs with many runs (an every-minute job over months), walk runs by when they
@@ -516,12 +532,12 @@ class RunIndex:
     def run_ids_to_keep(self, newest: int) -> set[str]:
         """Run ids of each job's `newest` runs, and of every unfinished run."""
         rows = self._all(
-            f"SELECT {_ROW} FROM (SELECT {_ROW}, row_number() OVER "
+            f"SELECT {ROW} FROM (SELECT {ROW}, row_number() OVER "
             "(PARTITION BY job ORDER BY at DESC) AS place FROM runs) "
             f"WHERE place <= ? OR status IN ({_UNFINISHED_SQL})",
             (newest,),
         )
-        return {_expand(row).run_id for row in rows}
+        return {expand(row).run_id for row in rows}
 
     def job_runs(self, job: str, strip: int) -> JobRuns:
         """The job's `strip` newest runs (logical time, status), the newest run's latest
@@ -529,7 +545,7 @@ class RunIndex:
         read only while the streak goes on."""
         with self._lock:
             rows = self._db.execute(
-                f"SELECT {_ROW} FROM runs WHERE job = ? ORDER BY at DESC LIMIT ?",
+                f"SELECT {ROW} FROM runs WHERE job = ? ORDER BY at DESC LIMIT ?",
                 (job, strip),
             ).fetchall()
             statuses = [RunStatus(status) for _, _, status, _ in rows]
@@ -542,7 +558,7 @@ class RunIndex:
                 (datetime.fromtimestamp(at / 1_000_000, UTC), status)
                 for (_, at, _, _), status in zip(reversed(rows), reversed(statuses), strict=True)
             ],
-            last=_expand(rows[0]) if rows else None,
+            last=expand(rows[0]) if rows else None,
             failing_streak=streak,
         )
 
@@ -564,16 +580,16 @@ class RunIndex:
     ) -> RunEvent | None:
         """The latest event of the job's newest run (with a logical time in `between`, if
         given) that `matches`: runs are decoded newest first, only until one matches."""
-        low, high = (_micros(between[0]), _micros(between[1])) if between else (-(2**62), 2**62)
+        low, high = (micros(between[0]), micros(between[1])) if between else (-(2**62), 2**62)
         with self._lock:
             cursor = self._db.execute(
-                f"SELECT {_ROW} FROM runs WHERE job = ? AND at >= ? AND at < ? ORDER BY at DESC",
+                f"SELECT {ROW} FROM runs WHERE job = ? AND at >= ? AND at < ? ORDER BY at DESC",
                 (job, low, high),
             )
             try:
                 while batch := cursor.fetchmany(64):
                     for row in batch:
-                        event = _expand(row)
+                        event = expand(row)
                         if matches(event):
                             return event
             finally:
@@ -601,7 +617,7 @@ class RunIndex:
         the planner, `status` and alerts still need: each job's 12 newest runs, every run
         since its newest success (the failing streak), and runs unfinished or owed a try.
         Returns how many runs went."""
-        limit = _micros(cutoff)
+        limit = micros(cutoff)
         forgotten = 0
         with self._lock, self._transaction():
             for (job,) in self._db.execute("SELECT job FROM jobs").fetchall():
@@ -653,7 +669,7 @@ class RunIndex:
         finally:
             os.close(descriptor)
         os.replace(aside, final)
-        _sync_directory(final.parent)
+        sync_directory(final.parent)
 
     def reads_from(self) -> str | None:
         """The inode of the log file the index read last (it goes on from there)."""
@@ -693,46 +709,7 @@ class RunIndex:
         self._set_meta("outcomes_counted", "1")
 
 
-@dataclass(slots=True)
-class AlertFacts:
-    """A row of the jobs table: where in the log a job's last delivered failure alert, last
-    recovery alert and last success are (an event's number; 0: never), and when anything
-    last happened to it."""
-
-    failure_alerted_at: str | None = None  # UTC ISO-8601 of that failure alert
-    failure_alert_seen: int = 0
-    recovery_alert_seen: int = 0
-    success_seen: int = 0
-    last_activity: str | None = None  # UTC ISO-8601 of its newest event
-
-    def take_alert(self, event: RunEvent, seen: int) -> None:
-        if event.alert.get("on") == AlertEvent.FAILURE and event.alert.get("delivered"):
-            self.failure_alerted_at = (
-                (event.ended_at or event.logical_time).astimezone(UTC).isoformat()
-            )
-            self.failure_alert_seen = seen
-        elif event.alert.get("on") == AlertEvent.RECOVERY:
-            self.recovery_alert_seen = seen
-
-
-def _unread_tail(log: Path, inode: str | None, offset: int) -> bytes | None:
-    """The whole lines of `log` after `offset`, if it is the file of that inode (the index
-    read it to there) and they are few; else None."""
-    try:
-        descriptor = os.open(log, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return None
-    try:
-        stat = os.fstat(descriptor)
-        if str(stat.st_ino) != inode or not offset <= stat.st_size <= offset + _TAIL_BYTES:
-            return None
-        data = os.pread(descriptor, stat.st_size - offset, offset)
-    finally:
-        os.close(descriptor)
-    return data[: data.rfind(b"\n") + 1]  # a line still being written is not there yet
-
-
-def _connect(path: Path | None) -> sqlite3.Connection:
+def connect(path: Path | None) -> sqlite3.Connection:
     if path is not None and not path.exists():
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))  # private, like the log
     db = sqlite3.connect(
@@ -744,202 +721,8 @@ def _connect(path: Path | None) -> sqlite3.Connection:
     if path is not None:
         # Pages freed by retention can go back to the disk (new index files only).
         db.execute("PRAGMA auto_vacuum = INCREMENTAL")
-        _use_wal(db)  # readers never wait for the one writer
+        use_wal(db)  # readers never wait for the one writer
         db.execute("PRAGMA synchronous = NORMAL")  # derived data: a lost tail is re-read
     db.executescript(_SCHEMA)
     db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
     return db
-
-
-def _use_wal(db: sqlite3.Connection, patience: float = 60) -> None:
-    """Switch to WAL, waiting while another process does the same: SQLite answers "locked"
-    at once there, without its busy handler."""
-    deadline = time.monotonic() + patience
-    while True:
-        try:
-            db.execute("PRAGMA journal_mode = WAL")
-            return
-        except sqlite3.OperationalError as error:
-            if "locked" not in str(error) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.01)
-
-
-def _sync_directory(folder: Path) -> None:
-    descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
-def _remove_index(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
-
-
-def _stat(path: Path) -> os.stat_result | None:
-    try:
-        return path.stat()
-    except FileNotFoundError:
-        return None
-
-
-def _extent(path: Path) -> tuple[str, int] | None:
-    """(inode, size) of a log file, as the index records how far it read it."""
-    stat = _stat(path)
-    return None if stat is None else (str(stat.st_ino), stat.st_size)
-
-
-def _inode(path: Path) -> int | None:
-    stat = _stat(path)
-    return None if stat is None else stat.st_ino
-
-
-# How a run can end, as `cronflow_job_runs_total{result=...}` counts it.
-FINAL_RESULTS = (
-    RunStatus.SUCCESS,
-    RunStatus.FAILED,
-    RunStatus.TIMED_OUT,
-    RunStatus.UPSTREAM_FAILED,
-    RunStatus.SKIPPED,
-    RunStatus.MISSED,
-    RunStatus.ABANDONED,
-    RunStatus.INTERRUPTED,
-)
-
-
-@dataclass(frozen=True, slots=True)
-class OutcomeCount:
-    """How many of a job's runs ended one way, and the newest of them."""
-
-    count: int
-    last_ended: datetime | None
-    last_duration: float | None
-    last_exit: int | None
-
-
-def final_result(event: RunEvent) -> RunStatus | None:
-    """How the run ended, if this event ends it (for this invocation, at least): a success,
-    a failure with no tries left, or a run that never ran (upstream failed, skipped,
-    missed, abandoned, interrupted by cronflow's own stop). None for a start, a try that
-    will be retried, a run still waiting, and events about no run."""
-    if event.event in (EventType.STARTED, EventType.WAITING, *_NOT_ABOUT_A_RUN):
-        return None
-    if event.status.is_failed_try:
-        return event.status if event.attempt >= event.max_attempts else None
-    return event.status if event.status in FINAL_RESULTS else None
-
-
-def _tries_left(event: RunEvent) -> int:
-    if (
-        event.event is EventType.FINISHED
-        and event.status.is_failed_try
-        and not event.status.is_cut_short
-    ):
-        return max(0, event.max_attempts - event.attempt)
-    return 0
-
-
-def _when(event: RunEvent) -> datetime:
-    return event.ended_at or event.started_at or event.logical_time
-
-
-def _micros(instant: datetime) -> int:
-    return round(instant.timestamp() * 1_000_000)
-
-
-# An index row keeps a run's latest event as a JSON array of these fields, in this order,
-# trailing empty ones left off; job, logical time and status are the row's own columns.
-# Times are microseconds since the epoch (UTC); a run id made of the logical time and a
-# suffix (as cronflow makes them) keeps only the suffix, as a one-element list.
-_STORED = (
-    "event",
-    "run_id",
-    "kind",
-    "attempt",
-    "max_attempts",
-    "started_at",
-    "ended_at",
-    "duration_s",
-    "exit_code",
-    "signal",
-    "reason",
-    "missed_ticks",
-    "host",
-    "pid",
-    "config_hash",
-    "alert",
-    "output",
-    "process",
-    "v",
-)
-_EMPTY_BY_DEFAULT = (
-    *("attempt", "max_attempts", "reason", "missed_ticks", "host", "pid"),
-    *("config_hash", "alert", "output"),
-)
-_ROW = "job, at, status, event"  # what every query that decodes an event selects
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _compact(event: RunEvent) -> str:
-    """The event as an index row stores it: without what the index never needs (stderr,
-    finished outputs, empty fields) or holds in columns, positionally."""
-    record = event_to_json(event)
-    if event.status is not RunStatus.RUNNING:
-        record["output"] = None  # only an abandoned run copies its outputs
-    prefix = f"{event.logical_time.astimezone(UTC):%Y%m%dT%H%M%SZ}-"
-    if event.run_id.startswith(prefix):
-        record["run_id"] = [event.run_id[len(prefix) :]]
-    for name in ("started_at", "ended_at"):
-        moment = getattr(event, name)
-        record[name] = None if moment is None else _micros(moment)
-    record["v"] = None if event.v == 1 else event.v
-    for name in _EMPTY_BY_DEFAULT:  # what _expand gives back for null anyway
-        if not record.get(name):
-            record[name] = None
-    values = [record.get(name) for name in _STORED]
-    while values and values[-1] is None:
-        values.pop()
-    return json.dumps(values, separators=(",", ":"), ensure_ascii=False)
-
-
-def _expand(row: tuple[Any, ...]) -> RunEvent:
-    """An index row (job, at, status, event) back into the event it keeps. The row was
-    written from a validated event, so nothing is checked again."""
-    job, at, status, text = row
-    values = json.loads(text)
-    record = dict(zip(_STORED, values + [None] * (len(_STORED) - len(values)), strict=True))
-    logical_time = _EPOCH + timedelta(microseconds=at)
-    run_id = record["run_id"] or ""
-    if isinstance(run_id, list):
-        run_id = f"{logical_time:%Y%m%dT%H%M%SZ}-{run_id[0]}"
-    process = record["process"]
-    return RunEvent(
-        v=record["v"] or 1,
-        event=EventType(record["event"]),
-        job=job,
-        logical_time=logical_time,
-        run_id=run_id,
-        status=RunStatus(status),
-        kind=RunKind(record["kind"]),
-        attempt=record["attempt"] or 0,
-        max_attempts=record["max_attempts"] or 0,
-        started_at=_moment(record["started_at"]),
-        ended_at=_moment(record["ended_at"]),
-        duration_s=record["duration_s"],
-        exit_code=record["exit_code"],
-        signal=record["signal"],
-        output=record["output"] or {},
-        reason=record["reason"] or "",
-        missed_ticks=record["missed_ticks"] or 0,
-        alert=record["alert"] or {},
-        host=record["host"] or "",
-        pid=record["pid"] or 0,
-        process=None if process is None else JobProcess(**process),
-        config_hash=record["config_hash"] or "",
-    )
-
-
-def _moment(micros: int | None) -> datetime | None:
-    return None if micros is None else _EPOCH + timedelta(microseconds=micros)

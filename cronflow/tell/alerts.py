@@ -33,7 +33,7 @@ from cronflow.model import (
     RunStatus,
     delivery_about,
 )
-from cronflow.state.index import AlertFacts
+from cronflow.state.index_rows import AlertFacts
 from cronflow.state.store import Store
 from cronflow.tell.deliveries import DeliveryStatus
 

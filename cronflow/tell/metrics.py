@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 
 from cronflow.decide import freshness
 from cronflow.model import JobFile, RunStatus
-from cronflow.state.index import FINAL_RESULTS, RunIndex
+from cronflow.state.index import RunIndex
+from cronflow.state.index_rows import FINAL_RESULTS
 from cronflow.state.layout import LAST_TICK, METRICS_LOCK
 from cronflow.state.locks import Locks
 from cronflow.state.store import Store
