@@ -14,7 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cronflow.errors import UsageError
-from cronflow.interop.airflow import _literal, export_airflow
+from cronflow.interop.airflow import export_airflow
+from cronflow.interop.python_source import literal
 from cronflow.load import jobs_toml
 from tests.conftest import run_cli
 
@@ -336,7 +337,7 @@ def test_a_prefix_names_dags_files_and_sensor_targets(write_jobs):
 
 @given(st.text())
 def test_any_text_round_trips_through_a_python_literal(text):
-    assert ast.literal_eval(_literal(text)) == text
+    assert ast.literal_eval(literal(text)) == text
 
 
 def test_the_command_writes_files_warns_and_names_stale_ones(write_jobs, tmp_path):

@@ -12,32 +12,38 @@ from __future__ import annotations
 import keyword
 import re
 import shlex
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from cronflow import __version__
-from cronflow.decide import dag
-from cronflow.decide.schedule import compile_schedule, days_or, describe, offset_change
+from cronflow.decide.schedule import describe
 from cronflow.errors import UsageError
-from cronflow.model import AlertEvent, Cadence, CatchUp, Job, JobFile, Overlap, RunIf
+from cronflow.interop.airflow_flows import (
+    CALLBACKS,
+    Flow,
+    differences,
+    flows,
+    start_of_flow,
+)
+from cronflow.interop.python_source import (
+    argument_lines,
+    call,
+    comment,
+    dict_literal,
+    list_literal,
+    literal,
+    timedelta_literal,
+    verbatim,
+)
+from cronflow.model import CatchUp, Job, JobFile, Overlap, RunIf
 from cronflow.state.files import replace_whole
 from cronflow.tell.alerts import alerted_events
 
 DAG_ID_PREFIX = re.compile(r"[A-Za-z0-9_.-]*\Z")  # what Airflow allows in a dag_id
-LINE_LENGTH = 88  # the generated files are formatted as ruff and black format them
 SENSOR_POKE_INTERVAL = 60  # seconds between an ExternalTaskSensor's checks
-_JINJA_MARKERS = ("{{", "{%", "{#")
 _SENSOR = "sensor:"  # key prefix of a sensor's task in _variable_names
 _TEMPLATE_FILE_ENDINGS = (".sh", ".bash")  # BashOperator reads such a command as a file
-# Callbacks Airflow offers for cronflow's alert events; the others have no equivalent.
-_CALLBACKS = {
-    AlertEvent.FAILURE: "on_failure_callback",
-    AlertEvent.RETRY: "on_retry_callback",
-    AlertEvent.SUCCESS: "on_success_callback",
-}
 # Names the generated module defines itself, which a task variable must not shadow.
 _RESERVED = {
     "BashOperator",
@@ -74,25 +80,6 @@ class DagFile:
     warnings: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class _Flow:
-    dag_id: str
-    jobs: list[Job]  # in dependency order
-    external: dict[str, list[Job]]  # job name -> its upstreams on other cadences
-
-    @property
-    def cadence(self) -> Cadence:
-        return self.jobs[0].cadence
-
-    @property
-    def sensors(self) -> list[Job]:
-        """The other-cadence upstreams, one sensor each, in the order they are first needed."""
-        found: dict[str, Job] = {}
-        for upstreams in self.external.values():
-            found.update({upstream.name: upstream for upstream in upstreams})
-        return list(found.values())
-
-
 def export_airflow(
     jobfile: JobFile, *, now: datetime, decided: dict[str, datetime], dag_id_prefix: str = ""
 ) -> list[DagFile]:
@@ -107,249 +94,24 @@ def export_airflow(
             f"--dag-id-prefix {dag_id_prefix!r} holds characters Airflow does "
             "not allow in a DAG id. Use only letters, digits, '_', '.' and '-'."
         )
-    flows = _flows(jobfile, dag_id_prefix)
-    dag_of = {job.name: flow.dag_id for flow in flows for job in flow.jobs}
-    return [_render(jobfile, flow, dag_of, _start(flow, now, decided)) for flow in flows]
-
-
-def _start(flow: _Flow, now: datetime, decided: dict[str, datetime]) -> datetime | None:
-    """Where a catching-up DAG starts (Airflow requires a start_date for catchup=True)."""
-    root = flow.jobs[0]
-    if flow.cadence.expression is None or root.catchup is not CatchUp.ALL:
-        return None
-    if root.name in decided:
-        schedule = compile_schedule(flow.cadence.expression, flow.cadence.timezone)
-        return schedule.next_after(decided[root.name]) or decided[root.name]
-    return now.astimezone(UTC).replace(second=0, microsecond=0)
+    planned = flows(jobfile, dag_id_prefix)
+    dag_of = {job.name: flow.dag_id for flow in planned for job in flow.jobs}
+    return [_render(jobfile, flow, dag_of, start_of_flow(flow, now, decided)) for flow in planned]
 
 
 # ---- grouping jobs into DAGs ------------------------------------------------------------
 
 
-def _flows(jobfile: JobFile, prefix: str) -> list[_Flow]:
-    """Jobs joined by same-cadence dependencies, each group in dependency order."""
-    jobs = jobfile.jobs
-    graph = {name: list(job.depends_on) for name, job in jobs.items()}
-    order = dag.topological_order(graph)
-    same_cadence = {
-        name: [u for u in job.depends_on if jobs[u].cadence == job.cadence]
-        for name, job in jobs.items()
-    }
-    flows = []
-    for group in dag.components(same_cadence, order):
-        members = set(group)
-        ordered = [jobs[member] for member in group]
-        external = {
-            job.name: [jobs[u] for u in job.depends_on if u not in members] for job in ordered
-        }
-        flows.append(
-            _Flow(
-                dag_id=prefix + ordered[0].name,
-                jobs=ordered,
-                external={name: ups for name, ups in external.items() if ups},
-            )
-        )
-    return flows
-
-
 # ---- what does not translate exactly ----------------------------------------------------
-
-# What Airflow does differently for a job, by the jobs it applies to ({jobs} lists them).
-_JOB_DIFFERENCES: tuple[tuple[Callable[[Job], bool], str], ...] = (
-    (
-        lambda job: job.overlap is Overlap.SKIP,
-        'overlap = "skip" ({jobs}): Airflow cannot skip a run while the previous one still '
-        "runs; max_active_tis_per_dag=1 makes it wait for it instead.",
-    ),
-    (
-        lambda job: job.overlap is Overlap.QUEUE,
-        'overlap = "queue" ({jobs}): max_active_tis_per_dag=1 makes a run wait for the '
-        "previous one, but Airflow does not promise to start waiting runs oldest first.",
-    ),
-    (
-        lambda job: job.retry.attempts > 1 and job.retry.backoff != 1,
-        "retry_backoff ({jobs}): Airflow spreads each backed-off retry delay by up to 100% "
-        "more (delay x backoff^n to twice that), still capped by max_retry_delay.",
-    ),
-    (
-        lambda job: job.timeout is not None,
-        "kill_grace ({jobs}): on timeout Airflow sends SIGTERM to the job's process group; "
-        "cronflow's kill_grace and final SIGKILL have no per-task equivalent.",
-    ),
-    (
-        lambda job: bool(job.env),
-        "env ({jobs}): the values are written into this file, and Airflow shows DAG source "
-        "in its UI; keep secrets in Airflow Variables or a secrets backend instead.",
-    ),
-    (
-        lambda job: bool(job.env_files),
-        "env_file ({jobs}): Airflow has no env_file; these tasks run without its variables. "
-        "Put them in Airflow Variables or a secrets backend.",
-    ),
-    (
-        lambda job: job.user is not None,
-        "user ({jobs}): becomes run_as_user, which Airflow runs through sudo: the workers' "
-        "Airflow user needs passwordless sudo to that user.",
-    ),
-    (
-        lambda job: job.group is not None,
-        "group ({jobs}): Airflow has no per-task group; the task runs with its user's own.",
-    ),
-    (
-        lambda job: bool(job.random_delay or job.random_offset),
-        "random_delay/random_offset ({jobs}): Airflow starts a run at its tick; spread the "
-        "load with pools, or schedules of their own per DAG, instead.",
-    ),
-    (
-        lambda job: job.at_boot,
-        "@reboot ({jobs}): Airflow has no boot trigger; the DAG has no schedule. Trigger it "
-        "at boot from the host (`airflow dags trigger` in a systemd unit).",
-    ),
-    (
-        lambda job: bool(job.no_retry_exit_codes),
-        "no_retry_exit_codes ({jobs}): Airflow retries a failed task whatever its exit "
-        "status, so a try that fails with one of them is retried there.",
-    ),
-    (
-        lambda job: job.ping_url is not None,
-        "ping_url ({jobs}): Airflow does not ping monitors; these checks go late once the "
-        "DAG replaces cronflow. Ping from the command, or watch Airflow's own metrics.",
-    ),
-)
-
-
-def _differences(jobfile: JobFile, flow: _Flow) -> list[str]:
-    """One sentence per thing Airflow will do differently from cronflow for this flow."""
-    notes: list[str] = []
-
-    def about(jobs: list[Job], text: str) -> None:
-        if jobs:
-            notes.append(text.format(jobs=", ".join(job.name for job in jobs)))
-
-    root = flow.jobs[0]
-    if flow.cadence.expression is not None:
-        if root.catchup is CatchUp.NONE:
-            notes.append(
-                'catchup = "none": Airflow has no such mode; with catchup=False it '
-                "still runs the newest missed tick when its scheduler comes back."
-            )
-        if root.catchup is CatchUp.ALL:
-            notes.append(
-                f'catchup = "all": Airflow runs every missed tick; cronflow\'s '
-                f"max_catchup = {root.max_catchup} has no equivalent."
-            )
-        if _dst_differs(flow.cadence.expression, flow.cadence.timezone):
-            notes.append(
-                f'DST: "{flow.cadence.expression}" in {flow.cadence.timezone.key} has '
-                "ticks in a skipped or repeated hour. cronflow runs them as cronie does "
-                "(`cronflow next` shows each); Airflow runs a skipped time after the "
-                "jump by the gap's length and a repeated time once, on its second pass."
-            )
-        if _days_differ(flow.cadence.expression):
-            notes.append(
-                f'day fields: "{flow.cadence.expression}" combines day-of-month and '
-                "day-of-week with AND, as cron does when one of them starts with `*`; "
-                "Airflow (croniter) combines them with OR and runs on more days."
-            )
-    for applies, text in _JOB_DIFFERENCES:
-        about([job for job in flow.jobs if applies(job)], text)
-    about(
-        [j for j in flow.jobs if j.run_if is not RunIf.ALL_SUCCESS and flow.external.get(j.name)],
-        "run_if ({jobs}): an upstream on another schedule is waited for by an "
-        "ExternalTaskSensor, which lets the task start only after that upstream succeeded.",
-    )
-    about(
-        [j for j in flow.jobs if j.run_if is RunIf.NONE_FAILED],
-        'run_if = "none_failed" ({jobs}): when an upstream failed, Airflow marks the task '
-        "upstream_failed where cronflow records it skipped (its rule not met).",
-    )
-    disabled = [j for j in flow.jobs if not j.enabled]
-    if disabled and len(disabled) < len(flow.jobs):
-        about(
-            disabled,
-            "enabled = false ({jobs}): Airflow has no per-task switch; these tasks "
-            "run with their DAG. Remove them or keep the DAG paused.",
-        )
-    notes.extend(_alert_differences(jobfile, flow))
-    return notes
-
-
-def _alert_differences(jobfile: JobFile, flow: _Flow) -> list[str]:
-    settings = jobfile.alerts
-    alerted = [job for job in flow.jobs if alerted_events(jobfile, job)]
-    if not alerted:
-        return []
-    notes = []
-    untranslated = sorted(
-        {on.value for job in alerted for on in alerted_events(jobfile, job) if on not in _CALLBACKS}
-    )
-    if untranslated:
-        notes.append(
-            f"alerts on {', '.join(untranslated)}: Airflow has no callback for "
-            "these; they are not sent."
-        )
-    if any(AlertEvent.FAILURE in alerted_events(jobfile, job) for job in alerted):
-        streak = (
-            "once per failing streak"
-            if settings.repeat is None
-            else (f"once per failing streak and every {_duration_words(settings.repeat)}")
-        )
-        notes.append(
-            f"failure alerts: Airflow calls on_failure_callback for every failed run; "
-            f"cronflow alerts {streak}."
-        )
-    if settings.urls:
-        notes.append(
-            "alert URLs are written into this file with their secrets, and Airflow "
-            "shows DAG source in its UI; prefer [alerts] config = an apprise config "
-            "file kept on the workers."
-        )
-    return notes
-
-
-def _days_differ(expression: str) -> bool:
-    """True when cron ANDs two restricted day fields (one starts with `*`) and croniter,
-    which Airflow uses, ORs them."""
-    _, _, day, _, weekday = expression.split(" ")
-    return "*" not in (day, weekday) and not days_or(expression)
-
-
-def _dst_differs(expression: str, zone: ZoneInfo) -> bool:
-    """True when some tick of this schedule lands in a DST change of its zone.
-
-    cronflow and Airflow agree when the hour field is `*` (both keep the real cadence); for
-    any other schedule, a tick inside a skipped or repeated hour is placed differently.
-    """
-    if expression.split(" ")[1] == "*":
-        return False
-    schedule = compile_schedule(expression, zone)
-    start = datetime(2026, 1, 1, tzinfo=UTC)  # any two years show a zone's yearly rules
-    for change in _offset_changes(zone, start, start + timedelta(days=731)):
-        window = schedule.ticks(change - timedelta(hours=26), change + timedelta(hours=26))
-        if any(schedule.dst_note(tick) for tick in window):
-            return True
-    return False
-
-
-def _offset_changes(zone: ZoneInfo, start: datetime, end: datetime) -> list[datetime]:
-    """The instants in [start, end) where the zone's UTC offset changes, to the second."""
-    changes = []
-    day = start
-    while day < end:
-        following = day + timedelta(days=1)
-        if day.astimezone(zone).utcoffset() != following.astimezone(zone).utcoffset():
-            changes.append(offset_change(zone, day, following))
-        day = following
-    return changes
 
 
 # ---- writing the file -------------------------------------------------------------------
 
 
 def _render(
-    jobfile: JobFile, flow: _Flow, dag_of: dict[str, str], start: datetime | None
+    jobfile: JobFile, flow: Flow, dag_of: dict[str, str], start: datetime | None
 ) -> DagFile:
-    warnings = _differences(jobfile, flow)
+    warnings = differences(jobfile, flow)
     names = _variable_names(flow)
     has_alerts = any(alerted_events(jobfile, job) for job in flow.jobs)
     body = "\n\n\n".join(
@@ -378,7 +140,7 @@ def _render(
     )
 
 
-def _header(jobfile: JobFile, flow: _Flow, warnings: list[str]) -> str:
+def _header(jobfile: JobFile, flow: Flow, warnings: list[str]) -> str:
     chain = " -> ".join(job.name for job in flow.jobs)
     expression = flow.cadence.expression
     when = (
@@ -391,31 +153,16 @@ def _header(jobfile: JobFile, flow: _Flow, warnings: list[str]) -> str:
         f"(cronflow {__version__})",
         _origin_line(jobfile.path),
         "#",
-        *_comment(f"Jobs: {chain}. Runs {when}."),
+        *comment(f"Jobs: {chain}. Runs {when}."),
     ]
     if warnings:
         lines += ["#", "# Not translated exactly (the export printed these as warnings too):"]
         for warning in warnings:
-            lines += _comment(warning, bullet=True)
+            lines += comment(warning, bullet=True)
     return "\n".join(lines)
 
 
-def _comment(text: str, bullet: bool = False, width: int = LINE_LENGTH) -> list[str]:
-    """`text` as wrapped comment lines, optionally as a "- " bullet."""
-    import textwrap
-
-    first, rest = ("# - ", "#   ") if bullet else ("# ", "# ")
-    return textwrap.wrap(
-        text,
-        width=width,
-        initial_indent=first,
-        subsequent_indent=rest,
-        break_long_words=False,
-        break_on_hyphens=False,
-    )
-
-
-def _imports(flow: _Flow, body: str) -> str:
+def _imports(flow: Flow, body: str) -> str:
     """The import block, sorted as isort does, importing only what `body` uses."""
     uses_timedelta = "timedelta(" in body
     stdlib = [
@@ -524,19 +271,19 @@ def apprise_alert(on: str, tags: list[str]):
 '''.strip("\n")
 
 
-def _helpers(flow: _Flow, alerting: JobFile | None) -> str:
+def _helpers(flow: Flow, alerting: JobFile | None) -> str:
     parts = [_TIME_HELPERS]
     if flow.external:
         parts.append(_SENSOR_HELPER)
     if alerting is not None:
         settings = alerting.alerts
         constants = [
-            f"ALERT_URLS = {_list_literal(settings.urls)}",
-            f"ALERT_CONFIG = {_literal(str(settings.config)) if settings.config else None}",
+            f"ALERT_URLS = {list_literal(settings.urls)}",
+            f"ALERT_CONFIG = {literal(str(settings.config)) if settings.config else None}",
             f"ALERT_TIMEOUT = {settings.timeout.total_seconds():g}  # seconds per delivery",
             "ZONES = "
-            + _dict_literal(
-                {_literal(job.name): _literal(job.timezone.key) for job in flow.jobs},
+            + dict_literal(
+                {literal(job.name): literal(job.timezone.key) for job in flow.jobs},
                 indent=0,
                 start=len("ZONES = "),
             ),
@@ -548,26 +295,26 @@ def _helpers(flow: _Flow, alerting: JobFile | None) -> str:
 
 def _dag_block(
     jobfile: JobFile,
-    flow: _Flow,
+    flow: Flow,
     names: dict[str, str],
     dag_of: dict[str, str],
     start: datetime | None,
 ) -> str:
     cadence = flow.cadence
     root = flow.jobs[0]
-    arguments = [("dag_id", _literal(flow.dag_id))]
+    arguments = [("dag_id", literal(flow.dag_id))]
     if cadence.expression:
         arguments.append(
             (
                 "schedule",
-                f"CronTriggerTimetable({_literal(cadence.expression)}, "
-                f"timezone={_literal(cadence.timezone.key)})",
+                f"CronTriggerTimetable({literal(cadence.expression)}, "
+                f"timezone={literal(cadence.timezone.key)})",
             )
         )
         arguments.append(("catchup", str(root.catchup is CatchUp.ALL)))
         if start is not None:  # cronflow's first undecided tick, or the export's time
             arguments.append(
-                ("start_date", f"datetime.fromisoformat({_literal(start.isoformat())})")
+                ("start_date", f"datetime.fromisoformat({literal(start.isoformat())})")
             )
     else:
         arguments.append(("schedule", "None"))
@@ -575,7 +322,7 @@ def _dag_block(
         ("max_active_tasks", str(jobfile.settings.max_parallel)),
         (
             "user_defined_macros",
-            _dict_literal(
+            dict_literal(
                 {'"cronflow_time"': "cronflow_time", '"cronflow_run_kind"': "cronflow_run_kind"},
                 indent=4,
                 start=len("    user_defined_macros="),
@@ -585,7 +332,7 @@ def _dag_block(
     ]
     if not any(job.enabled for job in flow.jobs):
         arguments.append(("is_paused_upon_creation", "True"))
-    lines = ["with DAG(", *_arguments(arguments, indent=4), ") as dag:"]
+    lines = ["with DAG(", *argument_lines(arguments, indent=4), ") as dag:"]
     blocks = []
     for upstream in flow.sensors:
         blocks.append(_sensor(flow, upstream, names[_SENSOR + upstream.name], dag_of))
@@ -603,7 +350,7 @@ _BASHES = (
 
 
 def _task(jobfile: JobFile, job: Job, variable: str) -> str:
-    command = _verbatim(
+    command = verbatim(
         job.command if job.shell in _BASHES else f"{job.shell} -c {shlex.quote(job.command)}"
     )
     if job.success_exit_codes:  # BashOperator fails on any non-zero exit: say which succeed
@@ -613,14 +360,14 @@ def _task(jobfile: JobFile, job: Job, variable: str) -> str:
         )
     if command.endswith(_TEMPLATE_FILE_ENDINGS):
         command += " "  # else BashOperator would load the command as a template file
-    env = "cronflow_env(" + _literal(job.name) + ", " + _literal(job.timezone.key) + ")"
+    env = "cronflow_env(" + literal(job.name) + ", " + literal(job.timezone.key) + ")"
     if job.env:
-        pairs = {_literal(name): _literal(_verbatim(value)) for name, value in job.env.items()}
-        env = _dict_literal({**pairs, "**": env}, indent=8, start=len("        env="))
+        pairs = {literal(name): literal(verbatim(value)) for name, value in job.env.items()}
+        env = dict_literal({**pairs, "**": env}, indent=8, start=len("        env="))
     arguments = [
-        ("task_id", _literal(job.name)),
-        ("bash_command", _literal(command)),
-        ("cwd", _literal(_verbatim(str(job.cwd)))),
+        ("task_id", literal(job.name)),
+        ("bash_command", literal(command)),
+        ("cwd", literal(verbatim(str(job.cwd)))),
         ("env", env),
         ("append_env", "True"),  # the worker's environment, then env, as cronflow does
         ("skip_on_exit_code", "None"),  # cronflow never skips a run by its exit status
@@ -628,58 +375,58 @@ def _task(jobfile: JobFile, job: Job, variable: str) -> str:
         ("retries", str(job.retry.attempts - 1)),
     ]
     if job.retry.attempts > 1:
-        arguments.append(("retry_delay", _timedelta_literal(job.retry.delay)))
+        arguments.append(("retry_delay", timedelta_literal(job.retry.delay)))
         if job.retry.backoff != 1:
             arguments.append(("retry_exponential_backoff", repr(job.retry.backoff)))
-        arguments.append(("max_retry_delay", _timedelta_literal(job.retry.max_delay)))
+        arguments.append(("max_retry_delay", timedelta_literal(job.retry.max_delay)))
     if job.timeout is not None:
-        arguments.append(("execution_timeout", _timedelta_literal(job.timeout)))
+        arguments.append(("execution_timeout", timedelta_literal(job.timeout)))
     if job.overlap is not Overlap.ALLOW:
         arguments.append(("max_active_tis_per_dag", "1"))
     if job.run_if is not RunIf.ALL_SUCCESS:  # Airflow's trigger rules bear the same names
-        arguments.append(("trigger_rule", _literal(job.run_if.value)))
+        arguments.append(("trigger_rule", literal(job.run_if.value)))
     for key, names in (("outlets", job.produces), ("inlets", job.uses)):  # Airflow Assets
         if names:
-            arguments.append((key, "[" + ", ".join(f"Asset({_literal(n)})" for n in names) + "]"))
+            arguments.append((key, "[" + ", ".join(f"Asset({literal(n)})" for n in names) + "]"))
     if job.user:
-        arguments.append(("run_as_user", _literal(job.user)))
+        arguments.append(("run_as_user", literal(job.user)))
     for on in alerted_events(jobfile, job):
-        if on in _CALLBACKS:
+        if on in CALLBACKS:
             arguments.append(
                 (
-                    _CALLBACKS[on],
-                    f"apprise_alert({_literal(on.value)}, tags={_list_literal(job.alert_tags)})",
+                    CALLBACKS[on],
+                    f"apprise_alert({literal(on.value)}, tags={list_literal(job.alert_tags)})",
                 )
             )
     if job.description:
-        arguments.append(("doc", _literal(job.description)))
-    return _call(variable, "BashOperator", arguments)
+        arguments.append(("doc", literal(job.description)))
+    return call(variable, "BashOperator", arguments)
 
 
-def _sensor(flow: _Flow, upstream: Job, variable: str, dag_of: dict[str, str]) -> str:
+def _sensor(flow: Flow, upstream: Job, variable: str, dag_of: dict[str, str]) -> str:
     cadence = upstream.cadence
     arguments = [
-        ("task_id", _literal(_sensor_task_id(flow, upstream))),
-        ("external_dag_id", _literal(dag_of[upstream.name])),
-        ("external_task_id", _literal(upstream.name)),
+        ("task_id", literal(_sensor_task_id(flow, upstream))),
+        ("external_dag_id", literal(dag_of[upstream.name])),
+        ("external_task_id", literal(upstream.name)),
         (
             "execution_date_fn",
-            f"latest_tick({_literal(cadence.expression or '')}, {_literal(cadence.timezone.key)})",
+            f"latest_tick({literal(cadence.expression or '')}, {literal(cadence.timezone.key)})",
         ),
         ("mode", '"reschedule"'),  # free the worker slot between checks
         ("poke_interval", str(SENSOR_POKE_INTERVAL)),
     ]
-    return _call(variable, "ExternalTaskSensor", arguments)
+    return call(variable, "ExternalTaskSensor", arguments)
 
 
-def _sensor_task_id(flow: _Flow, upstream: Job) -> str:
+def _sensor_task_id(flow: Flow, upstream: Job) -> str:
     task_id = f"wait_for_{upstream.name}"
     while any(job.name == task_id for job in flow.jobs):
         task_id += "_run"
     return task_id
 
 
-def _dependencies(flow: _Flow, names: dict[str, str]) -> str:
+def _dependencies(flow: Flow, names: dict[str, str]) -> str:
     lines = []
     members = {job.name for job in flow.jobs}
     for job in flow.jobs:
@@ -692,15 +439,7 @@ def _dependencies(flow: _Flow, names: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
-def _call(variable: str, function: str, arguments: list[tuple[str, str]]) -> str:
-    return "\n".join([f"    {variable} = {function}(", *_arguments(arguments, indent=8), "    )"])
-
-
-def _arguments(arguments: list[tuple[str, str]], indent: int) -> list[str]:
-    return [f"{' ' * indent}{name}={value}," for name, value in arguments]
-
-
-def _variable_names(flow: _Flow) -> dict[str, str]:
+def _variable_names(flow: Flow) -> dict[str, str]:
     """A Python name for each task (job names may hold '.' and '-'); sensors are keyed
     by _SENSOR + the upstream's name."""
     wanted = [(job.name, job.name) for job in flow.jobs]
@@ -722,69 +461,6 @@ def _variable_names(flow: _Flow) -> dict[str, str]:
 
 
 # ---- Python and Jinja literals -----------------------------------------------------------
-
-
-def _verbatim(text: str) -> str:
-    """`text` as a Jinja template that renders to exactly `text` (BashOperator templates
-    its command, env and cwd; shell text like `${#list}` would otherwise be read as Jinja)."""
-    if not any(marker in text for marker in _JINJA_MARKERS):
-        return text
-    if "endraw" not in text:
-        return "{% raw %}" + text + "{% endraw %}"
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return '{{ "' + escaped + '" }}'
-
-
-def _literal(text: str) -> str:
-    """A Python string literal for `text`: triple-quoted when it spans lines and can be
-    written that way plainly, otherwise in double quotes with escapes."""
-    lines = text.split("\n")
-    if (
-        len(lines) > 1
-        and '"""' not in text
-        and not text.endswith('"')
-        and all(line.isprintable() for line in lines)
-    ):
-        return '"""\\\n' + text.replace("\\", "\\\\") + '"""'
-    literal = repr(text)
-    if literal.startswith("'") and '"' not in text:
-        literal = '"' + literal[1:-1].replace("\\'", "'") + '"'
-    return literal
-
-
-def _dict_literal(pairs: dict[str, str], indent: int, start: int) -> str:
-    """A dict display of already-written keys and values, on one line when it fits in
-    LINE_LENGTH after `start` columns, else one item per line as a formatter would put it;
-    the key "**" unpacks its value."""
-    items = [f"**{value}" if key == "**" else f"{key}: {value}" for key, value in pairs.items()]
-    one_line = "{" + ", ".join(items) + "}"
-    if start + len(one_line) + 1 <= LINE_LENGTH:
-        return one_line
-    inner = " " * (indent + 4)
-    return "{\n" + "".join(f"{inner}{item},\n" for item in items) + " " * indent + "}"
-
-
-def _list_literal(items: Iterable[str]) -> str:
-    return "[" + ", ".join(_literal(item) for item in items) + "]"
-
-
-def _in_largest_unit(duration: timedelta) -> tuple[float, str]:
-    """(count, unit) in the largest of days, hours, minutes, seconds that divides exactly."""
-    seconds = duration.total_seconds()
-    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
-        if seconds >= size and seconds % size == 0:
-            return seconds // size, unit
-    return seconds, "seconds"
-
-
-def _timedelta_literal(duration: timedelta) -> str:
-    count, unit = _in_largest_unit(duration)
-    return f"timedelta({unit}={count:g})"
-
-
-def _duration_words(duration: timedelta) -> str:
-    count, unit = _in_largest_unit(duration)
-    return f"{count:g} {unit.removesuffix('s') if count == 1 else unit}"
 
 
 def write_dag_files(files: list[DagFile], out: Path, source: Path) -> tuple[list[Path], list[Path]]:

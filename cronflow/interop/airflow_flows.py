@@ -1,0 +1,268 @@
+"""The export's plan: how a jobs file's jobs group into Airflow DAGs (one per cadence, run
+together; other-cadence upstreams waited for by sensors), and everything that does not carry
+over exactly, said in the generated file and by `export airflow`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from cronflow.decide import dag
+from cronflow.decide.schedule import compile_schedule, days_or, offset_change
+from cronflow.interop.python_source import duration_words
+from cronflow.model import AlertEvent, Cadence, CatchUp, Job, JobFile, Overlap, RunIf
+from cronflow.tell.alerts import alerted_events
+
+# Callbacks Airflow offers for cronflow's alert events; the others have no equivalent.
+CALLBACKS = {
+    AlertEvent.FAILURE: "on_failure_callback",
+    AlertEvent.RETRY: "on_retry_callback",
+    AlertEvent.SUCCESS: "on_success_callback",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Flow:
+    dag_id: str
+    jobs: list[Job]  # in dependency order
+    external: dict[str, list[Job]]  # job name -> its upstreams on other cadences
+
+    @property
+    def cadence(self) -> Cadence:
+        return self.jobs[0].cadence
+
+    @property
+    def sensors(self) -> list[Job]:
+        """The other-cadence upstreams, one sensor each, in the order they are first needed."""
+        found: dict[str, Job] = {}
+        for upstreams in self.external.values():
+            found.update({upstream.name: upstream for upstream in upstreams})
+        return list(found.values())
+
+
+def start_of_flow(flow: Flow, now: datetime, decided: dict[str, datetime]) -> datetime | None:
+    """Where a catching-up DAG starts (Airflow requires a start_date for catchup=True)."""
+    root = flow.jobs[0]
+    if flow.cadence.expression is None or root.catchup is not CatchUp.ALL:
+        return None
+    if root.name in decided:
+        schedule = compile_schedule(flow.cadence.expression, flow.cadence.timezone)
+        return schedule.next_after(decided[root.name]) or decided[root.name]
+    return now.astimezone(UTC).replace(second=0, microsecond=0)
+
+
+def flows(jobfile: JobFile, prefix: str) -> list[Flow]:
+    """Jobs joined by same-cadence dependencies, each group in dependency order."""
+    jobs = jobfile.jobs
+    graph = {name: list(job.depends_on) for name, job in jobs.items()}
+    order = dag.topological_order(graph)
+    same_cadence = {
+        name: [u for u in job.depends_on if jobs[u].cadence == job.cadence]
+        for name, job in jobs.items()
+    }
+    flows = []
+    for group in dag.components(same_cadence, order):
+        members = set(group)
+        ordered = [jobs[member] for member in group]
+        external = {
+            job.name: [jobs[u] for u in job.depends_on if u not in members] for job in ordered
+        }
+        flows.append(
+            Flow(
+                dag_id=prefix + ordered[0].name,
+                jobs=ordered,
+                external={name: ups for name, ups in external.items() if ups},
+            )
+        )
+    return flows
+
+
+# What Airflow does differently for a job, by the jobs it applies to ({jobs} lists them).
+JOB_DIFFERENCES: tuple[tuple[Callable[[Job], bool], str], ...] = (
+    (
+        lambda job: job.overlap is Overlap.SKIP,
+        'overlap = "skip" ({jobs}): Airflow cannot skip a run while the previous one still '
+        "runs; max_active_tis_per_dag=1 makes it wait for it instead.",
+    ),
+    (
+        lambda job: job.overlap is Overlap.QUEUE,
+        'overlap = "queue" ({jobs}): max_active_tis_per_dag=1 makes a run wait for the '
+        "previous one, but Airflow does not promise to start waiting runs oldest first.",
+    ),
+    (
+        lambda job: job.retry.attempts > 1 and job.retry.backoff != 1,
+        "retry_backoff ({jobs}): Airflow spreads each backed-off retry delay by up to 100% "
+        "more (delay x backoff^n to twice that), still capped by max_retry_delay.",
+    ),
+    (
+        lambda job: job.timeout is not None,
+        "kill_grace ({jobs}): on timeout Airflow sends SIGTERM to the job's process group; "
+        "cronflow's kill_grace and final SIGKILL have no per-task equivalent.",
+    ),
+    (
+        lambda job: bool(job.env),
+        "env ({jobs}): the values are written into this file, and Airflow shows DAG source "
+        "in its UI; keep secrets in Airflow Variables or a secrets backend instead.",
+    ),
+    (
+        lambda job: bool(job.env_files),
+        "env_file ({jobs}): Airflow has no env_file; these tasks run without its variables. "
+        "Put them in Airflow Variables or a secrets backend.",
+    ),
+    (
+        lambda job: job.user is not None,
+        "user ({jobs}): becomes run_as_user, which Airflow runs through sudo: the workers' "
+        "Airflow user needs passwordless sudo to that user.",
+    ),
+    (
+        lambda job: job.group is not None,
+        "group ({jobs}): Airflow has no per-task group; the task runs with its user's own.",
+    ),
+    (
+        lambda job: bool(job.random_delay or job.random_offset),
+        "random_delay/random_offset ({jobs}): Airflow starts a run at its tick; spread the "
+        "load with pools, or schedules of their own per DAG, instead.",
+    ),
+    (
+        lambda job: job.at_boot,
+        "@reboot ({jobs}): Airflow has no boot trigger; the DAG has no schedule. Trigger it "
+        "at boot from the host (`airflow dags trigger` in a systemd unit).",
+    ),
+    (
+        lambda job: bool(job.no_retry_exit_codes),
+        "no_retry_exit_codes ({jobs}): Airflow retries a failed task whatever its exit "
+        "status, so a try that fails with one of them is retried there.",
+    ),
+    (
+        lambda job: job.ping_url is not None,
+        "ping_url ({jobs}): Airflow does not ping monitors; these checks go late once the "
+        "DAG replaces cronflow. Ping from the command, or watch Airflow's own metrics.",
+    ),
+)
+
+
+def differences(jobfile: JobFile, flow: Flow) -> list[str]:
+    """One sentence per thing Airflow will do differently from cronflow for this flow."""
+    notes: list[str] = []
+
+    def about(jobs: list[Job], text: str) -> None:
+        if jobs:
+            notes.append(text.format(jobs=", ".join(job.name for job in jobs)))
+
+    root = flow.jobs[0]
+    if flow.cadence.expression is not None:
+        if root.catchup is CatchUp.NONE:
+            notes.append(
+                'catchup = "none": Airflow has no such mode; with catchup=False it '
+                "still runs the newest missed tick when its scheduler comes back."
+            )
+        if root.catchup is CatchUp.ALL:
+            notes.append(
+                f'catchup = "all": Airflow runs every missed tick; cronflow\'s '
+                f"max_catchup = {root.max_catchup} has no equivalent."
+            )
+        if dst_differs(flow.cadence.expression, flow.cadence.timezone):
+            notes.append(
+                f'DST: "{flow.cadence.expression}" in {flow.cadence.timezone.key} has '
+                "ticks in a skipped or repeated hour. cronflow runs them as cronie does "
+                "(`cronflow next` shows each); Airflow runs a skipped time after the "
+                "jump by the gap's length and a repeated time once, on its second pass."
+            )
+        if days_differ(flow.cadence.expression):
+            notes.append(
+                f'day fields: "{flow.cadence.expression}" combines day-of-month and '
+                "day-of-week with AND, as cron does when one of them starts with `*`; "
+                "Airflow (croniter) combines them with OR and runs on more days."
+            )
+    for applies, text in JOB_DIFFERENCES:
+        about([job for job in flow.jobs if applies(job)], text)
+    about(
+        [j for j in flow.jobs if j.run_if is not RunIf.ALL_SUCCESS and flow.external.get(j.name)],
+        "run_if ({jobs}): an upstream on another schedule is waited for by an "
+        "ExternalTaskSensor, which lets the task start only after that upstream succeeded.",
+    )
+    about(
+        [j for j in flow.jobs if j.run_if is RunIf.NONE_FAILED],
+        'run_if = "none_failed" ({jobs}): when an upstream failed, Airflow marks the task '
+        "upstream_failed where cronflow records it skipped (its rule not met).",
+    )
+    disabled = [j for j in flow.jobs if not j.enabled]
+    if disabled and len(disabled) < len(flow.jobs):
+        about(
+            disabled,
+            "enabled = false ({jobs}): Airflow has no per-task switch; these tasks "
+            "run with their DAG. Remove them or keep the DAG paused.",
+        )
+    notes.extend(alert_differences(jobfile, flow))
+    return notes
+
+
+def alert_differences(jobfile: JobFile, flow: Flow) -> list[str]:
+    settings = jobfile.alerts
+    alerted = [job for job in flow.jobs if alerted_events(jobfile, job)]
+    if not alerted:
+        return []
+    notes = []
+    untranslated = sorted(
+        {on.value for job in alerted for on in alerted_events(jobfile, job) if on not in CALLBACKS}
+    )
+    if untranslated:
+        notes.append(
+            f"alerts on {', '.join(untranslated)}: Airflow has no callback for "
+            "these; they are not sent."
+        )
+    if any(AlertEvent.FAILURE in alerted_events(jobfile, job) for job in alerted):
+        streak = (
+            "once per failing streak"
+            if settings.repeat is None
+            else (f"once per failing streak and every {duration_words(settings.repeat)}")
+        )
+        notes.append(
+            f"failure alerts: Airflow calls on_failure_callback for every failed run; "
+            f"cronflow alerts {streak}."
+        )
+    if settings.urls:
+        notes.append(
+            "alert URLs are written into this file with their secrets, and Airflow "
+            "shows DAG source in its UI; prefer [alerts] config = an apprise config "
+            "file kept on the workers."
+        )
+    return notes
+
+
+def days_differ(expression: str) -> bool:
+    """True when cron ANDs two restricted day fields (one starts with `*`) and croniter,
+    which Airflow uses, ORs them."""
+    _, _, day, _, weekday = expression.split(" ")
+    return "*" not in (day, weekday) and not days_or(expression)
+
+
+def dst_differs(expression: str, zone: ZoneInfo) -> bool:
+    """True when some tick of this schedule lands in a DST change of its zone.
+
+    cronflow and Airflow agree when the hour field is `*` (both keep the real cadence); for
+    any other schedule, a tick inside a skipped or repeated hour is placed differently.
+    """
+    if expression.split(" ")[1] == "*":
+        return False
+    schedule = compile_schedule(expression, zone)
+    start = datetime(2026, 1, 1, tzinfo=UTC)  # any two years show a zone's yearly rules
+    for change in offset_changes(zone, start, start + timedelta(days=731)):
+        window = schedule.ticks(change - timedelta(hours=26), change + timedelta(hours=26))
+        if any(schedule.dst_note(tick) for tick in window):
+            return True
+    return False
+
+
+def offset_changes(zone: ZoneInfo, start: datetime, end: datetime) -> list[datetime]:
+    """The instants in [start, end) where the zone's UTC offset changes, to the second."""
+    changes = []
+    day = start
+    while day < end:
+        following = day + timedelta(days=1)
+        if day.astimezone(zone).utcoffset() != following.astimezone(zone).utcoffset():
+            changes.append(offset_change(zone, day, following))
+        day = following
+    return changes
