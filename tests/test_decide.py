@@ -51,14 +51,19 @@ moments = st.datetimes(
 )
 
 
-@settings(max_examples=60, deadline=None)
-@given(jobfiles(), moments, st.integers(0, 3 * 24 * 60))
-def test_deciding_twice_at_one_moment_decides_nothing_new(jobfile, start, minutes):
+def decided_later(jobfile: JobFile, start: datetime, minutes: int):
+    """(now, the decision at now) for jobs first seen at `start`, `minutes` before."""
     history = RunIndex([])
     first = due_runs(jobfile, history, {}, start)
     now = start + timedelta(minutes=minutes)
-    second = due_runs(jobfile, history, first.watermarks, now)
-    again = due_runs(jobfile, history, second.watermarks, now)
+    return now, due_runs(jobfile, history, first.watermarks, now)
+
+
+@settings(max_examples=60, deadline=None)
+@given(jobfiles(), moments, st.integers(0, 3 * 24 * 60))
+def test_deciding_twice_at_one_moment_decides_nothing_new(jobfile, start, minutes):
+    now, second = decided_later(jobfile, start, minutes)
+    again = due_runs(jobfile, RunIndex([]), second.watermarks, now)
     assert again.runs == [] and again.missed == {}
     assert again.watermarks == second.watermarks
 
@@ -66,10 +71,7 @@ def test_deciding_twice_at_one_moment_decides_nothing_new(jobfile, start, minute
 @settings(max_examples=60, deadline=None)
 @given(jobfiles(), moments, st.integers(0, 3 * 24 * 60))
 def test_no_decision_runs_a_tick_after_now_nor_starts_one_early(jobfile, start, minutes):
-    history = RunIndex([])
-    first = due_runs(jobfile, history, {}, start)
-    now = start + timedelta(minutes=minutes)
-    decided = due_runs(jobfile, history, first.watermarks, now)
+    now, decided = decided_later(jobfile, start, minutes)
     for run in decided.runs:
         assert run.logical_time <= now
         job = jobfile.jobs[run.job]
