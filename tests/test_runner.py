@@ -164,3 +164,18 @@ def test_interrupt_stops_a_running_process_group(tmp_path):
     worker.join(timeout=10)
     [result] = results
     assert result.interrupted and result.signal == 15 and not result.timed_out
+
+
+def test_a_stop_between_the_start_record_and_the_command_is_an_interrupted_try(tmp_path):
+    """cronflow's stop can come after the attempt was recorded started and before its
+    command began (the wrapper waits at its gate): the wrapper is stopped there, and the
+    runner says the try was interrupted, never fails on the gate nobody reads any more.
+    (Seen as a daemon test failing under load: the run's thread died, its end unrecorded.)"""
+    runner = ShellRunner()
+    marker = tmp_path / "began"
+    result = runner.run(
+        spec(tmp_path, f"touch {marker}; sleep 30"),
+        on_start=lambda process: runner.interrupt(grace=1.0),  # the stop, right at the start
+    )
+    assert result.interrupted and result.exit_code is None
+    assert not marker.exists()  # its command never began

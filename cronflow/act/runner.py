@@ -242,18 +242,24 @@ def _open_gate(
     process: subprocess.Popen[bytes], gate: int, on_start: Callable[[JobProcess], None]
 ) -> None:
     """Tell `on_start` who the process is, then let the command begin. If that fails, the
-    gate closes unopened: the wrapper records `cancelled` and exits without running it."""
+    gate closes unopened: the wrapper records `cancelled` and exits without running it.
+    A wrapper stopped at its gate (cronflow's stop came between the start record and the
+    command) has nobody left to read it: its end is for `wait` to tell, not an error."""
     try:
         identity = processes.identify(process.pid) or JobProcess(
             pid=process.pid, pgid=process.pid, start_ticks=0, boot_id=processes.boot_id()
         )
         on_start(identity)
-        os.write(gate, b"go\n")
     except BaseException:
         os.close(gate)
         process.wait()
         raise
-    os.close(gate)
+    try:
+        os.write(gate, b"go\n")
+    except BrokenPipeError:
+        pass  # stopped at its gate: the command never began
+    finally:
+        os.close(gate)
 
 
 def read_exit_status(path: Path) -> int | str | None:
