@@ -2,7 +2,7 @@
 others to come), built once per machine in a cache outside the checkout, keyed by their pinned
 requirements and the Python that runs them: a fresh clone reuses them, a new pin builds anew.
 
-The cache is $CRONFLOW_TEST_CACHE, else $XDG_CACHE_HOME/cronflow-tests, else
+The cache is $TEST_VENV_CACHE (not a CRONFLOW_ name: jobs see those), else $XDG_CACHE_HOME/cronflow-tests, else
 ~/.cache/cronflow-tests. Test workers that want one at once take turns under a file lock;
 an environment is used only once its `complete` mark is written, so one cut short by a kill
 is built again from scratch."""
@@ -25,8 +25,8 @@ class Unreachable(Exception):
 
 
 def cache_dir() -> Path:
-    if os.environ.get("CRONFLOW_TEST_CACHE"):
-        return Path(os.environ["CRONFLOW_TEST_CACHE"])
+    if os.environ.get("TEST_VENV_CACHE"):
+        return Path(os.environ["TEST_VENV_CACHE"])
     base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
     return Path(base) / "cronflow-tests"
 
