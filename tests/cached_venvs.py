@@ -2,10 +2,10 @@
 others to come), built once per machine in a cache outside the checkout, keyed by their pinned
 requirements and the Python that runs them: a fresh clone reuses them, a new pin builds anew.
 
-The cache is $TEST_VENV_CACHE (not a CRONFLOW_ name: jobs see those), else $XDG_CACHE_HOME/cronflow-tests, else
-~/.cache/cronflow-tests. Test workers that want one at once take turns under a file lock;
-an environment is used only once its `complete` mark is written, so one cut short by a kill
-is built again from scratch."""
+The cache is $TEST_VENV_CACHE (not a CRONFLOW_ name: jobs see those), else
+$XDG_CACHE_HOME/cronflow-tests, else ~/.cache/cronflow-tests. Test workers that want one at
+once take turns under a file lock; an environment is used only once its `complete` mark is
+written, so one cut short by a kill is built again from scratch."""
 
 from __future__ import annotations
 
