@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import pwd
 import re
-import shlex
 import shutil
 from collections.abc import Callable
 from contextlib import suppress
@@ -24,6 +23,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from cronflow.decide import schedule
+from cronflow.interop.crontab_commands import command_text, habits, job_name, split_percent, unquote
 
 CRON_SHELL = "/bin/sh"
 # Debian cron's macros (lower case only); @reboot is one too, and jobs.toml's schedule takes it.
@@ -58,38 +58,6 @@ COMMON_ACCOUNTS = frozenset(
     }
 )
 _FIELD = re.compile(r"[*0-9]")  # how a cron field starts
-# Programs that run another command: a job is named after what they run.
-_WRAPPERS = frozenset(
-    {
-        "nice",
-        "ionice",
-        "nohup",
-        "timeout",
-        "flock",
-        "chronic",
-        "sudo",
-        "su",
-        "env",
-        "exec",
-        "time",
-        "setsid",
-        "cronic",
-        "run-one",
-        "sh",
-        "bash",
-        "dash",
-        "zsh",
-        "ksh",
-        "python",
-        "python2",
-        "python3",
-        "perl",
-        "ruby",
-        "php",
-        "node",
-        "java",
-    }
-)
 
 
 class FormatUnknown(Exception):
@@ -334,7 +302,7 @@ def _set_variable(
             "one: rename it)"
         )
         return
-    env[name] = _unquote(value)
+    env[name] = unquote(value)
 
 
 def _job_line(
@@ -374,15 +342,15 @@ def _job_line(
     if why:
         skip(why)
         return None
-    command = _command_text(raw, parts[-1])
-    command, stdin = _split_percent(command)
+    command = command_text(raw, parts[-1])
+    command, stdin = split_percent(command)
     if stdin is not None:
         skip(
             "an unescaped % sends the rest of the line to the command's stdin; cronflow gives "
             "jobs an empty stdin: use a here-document or a script"
         )
         return None
-    name = _job_name(command, taken)
+    name = job_name(command, taken)
     if user == "root":
         user = None
     if user is not None:
@@ -390,8 +358,8 @@ def _job_line(
             f'line {number}: runs as user {user} (user = "{user}"), which '
             "needs cronflow to run as root, as cron did"
         )
-    habits = _habits(command)
-    result.notes += [f"line {number} ({name}): {habit}" for habit in habits]
+    noted = habits(command)
+    result.notes += [f"line {number} ({name}): {habit}" for habit in noted]
     cwd = env.get("HOME") or host.home_of(user if system else None)
     if cwd is None:
         owner = f"user {user}" if user else "the crontab's owner"
@@ -450,61 +418,6 @@ def _refused_by_cron(expression: str) -> str | None:
     except schedule.ScheduleError as error:
         return str(error)
     return None
-
-
-def _command_text(raw: str, rest: str) -> str:
-    """The command as cron keeps it: leading blanks dropped, trailing ones too unless the
-    last is escaped with a backslash."""
-    command = raw[raw.rindex(rest) :] if rest in raw else rest
-    trimmed = command.rstrip(" \t")
-    if trimmed.endswith("\\") and len(trimmed) < len(command):
-        return command[: len(trimmed) + 1]
-    return trimmed
-
-
-def _split_percent(command: str) -> tuple[str, str | None]:
-    """Cron's % rule (do_command()): an unescaped % ends the command and the rest is its
-    stdin; `\\%` is a %. A backslash before anything else stays, and escapes nothing: in
-    `\\\\%` the % is unescaped."""
-    kept: list[str] = []
-    escaped = False
-    for index, char in enumerate(command):
-        if escaped:
-            if char == "%":
-                kept[-1] = "%"
-            else:
-                kept.append(char)
-            escaped = False
-            continue
-        if char == "\\":
-            escaped = True
-            kept.append(char)
-            continue
-        if char == "%":
-            return "".join(kept), command[index + 1 :]
-        kept.append(char)
-    return "".join(kept), None
-
-
-def _habits(command: str) -> list[str]:
-    """Cron habits that quietly do something else under cronflow, with the cronflow way."""
-    found = []
-    if re.search(r"\|\|\s*(echo|true|:|exit\s+0)\b", command):
-        found.append(
-            "`|| ...` swallows the failure cron would have mailed: cronflow sees "
-            "success and never alerts or retries. Let the command fail"
-        )
-    if re.search(r"(>>?|&>)\s*\S+", command):
-        found.append(
-            "its output is redirected to a file, so `cronflow logs` and alerts never "
-            "see it. Drop the redirection: cronflow keeps each run's output"
-        )
-    if re.search(r"\$\(\s*date\b|`\s*date\b", command):
-        found.append(
-            "it computes a date with `date`, which is wrong for a backfill or a "
-            "catch-up: use $CRONFLOW_DATE (the run's logical date, YYYY-MM-DD)"
-        )
-    return found
 
 
 # ---- the jobs file ------------------------------------------------------------------------------
@@ -614,55 +527,6 @@ def _mail(
             f'file `urls: [{{"{targets}": {{tag: {tag}}}}}]` and set '
             '[alerts] config to it, on = ["failure"]'
         )
-
-
-def _job_name(command: str, taken: set[str]) -> str:
-    """A name from what the command runs: the script or program after `cd ... &&`, `nice`,
-    an interpreter and the like, or the last part of a URL."""
-    base = "job"
-    for part in re.split(r"&&|\|\||;|\|", command):
-        words = [word for word in _words(part) if "=" not in word.split("/")[0]]
-        if not words or words[0] in ("cd", "test", "[", "[[", "true", ":", "sleep"):
-            continue
-        base = _program_of(words)
-        break
-    base = re.sub(r"[^a-z0-9]+", "_", base.lower()).strip("_") or "job"
-    if not base[0].isalnum():
-        base = f"job_{base}"
-    name, counter = base[:60], 2
-    while name in taken:
-        name, counter = f"{base[:60]}_{counter}", counter + 1
-    return name
-
-
-def _words(text: str) -> list[str]:
-    try:
-        return shlex.split(text)
-    except ValueError:
-        return text.split()
-
-
-def _program_of(words: list[str]) -> str:
-    for index, word in enumerate(words):
-        program = word.rsplit("/", 1)[-1]
-        if word.startswith("-") or program in _WRAPPERS or re.fullmatch(r"[0-9.]+[smhd]?", word):
-            continue
-        if program in ("curl", "wget"):
-            urls = [w for w in words[index + 1 :] if "://" in w]
-            if urls:
-                path = urls[0].split("://", 1)[1].rstrip("/").split("?")[0]
-                return path.rsplit("/", 1)[-1] or path
-        if program == "run-parts" and index + 1 < len(words):
-            return "run_parts_" + words[-1].rstrip("/").rsplit("/", 1)[-1]
-        return re.sub(r"\.(sh|py|pl|php|rb|js|bash)$", "", program)
-    return words[0].rsplit("/", 1)[-1]
-
-
-def _unquote(value: str) -> str:
-    value = value.strip()
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-        return value[1:-1]
-    return value
 
 
 def render(translation: Translation, source: str, format_used: str) -> str:
