@@ -21,8 +21,8 @@ from graphlib import TopologicalSorter
 from pathlib import Path
 from typing import Any
 
-from cronflow import masking
 from cronflow.act import processes
+from cronflow.act.launch import CannotStart, launch_of
 from cronflow.act.runner import (
     ProcessResult,
     ProcessRunner,
@@ -33,7 +33,6 @@ from cronflow.clock import Clock
 from cronflow.decide import dag
 from cronflow.decide.rules import gate
 from cronflow.decide.selection import should_run
-from cronflow.load import accounts, env_files
 from cronflow.model import (
     EventType,
     Job,
@@ -70,19 +69,6 @@ class Outcome:
     already_done: bool = False  # nothing was run: it was done before, or is left to others
     reason: str = ""
     event: RunEvent | None = None  # the last `finished` event, when something ran
-
-
-@dataclass(frozen=True, slots=True)
-class Launch:
-    """How one attempt's process starts."""
-
-    env: dict[str, str]
-    account: accounts.Account | None
-    secrets: tuple[str, ...]
-
-
-class CannotStart(Exception):
-    """Why an attempt could not start (its env_file or account); the attempt fails with it."""
 
 
 class Executor:
@@ -391,7 +377,7 @@ class Executor:
                 self.pinger.started(started[-1])
 
         try:
-            launch = self._launch(planned, job, run_id, attempt)
+            launch = launch_of(planned, job, run_id, attempt, self.environ)
         except CannotStart as problem:
             record_started()
             result = ProcessResult(exit_code=None, error=str(problem))
@@ -435,48 +421,6 @@ class Executor:
             output=recorded,
             stderr_tail=result.stderr_tail,
             reason=_reason_of(result, job),
-        )
-
-    def _launch(self, planned: PlannedRun, job: Job, run_id: str, attempt: int) -> Launch:
-        """Who the attempt runs as, its environment and the secrets to mask in its output:
-        cronflow's environment (only PATH, locale and TZ for a job with `user`, as cron gives),
-        that user's HOME, USER and LOGNAME, the env_files, `env`, then CRONFLOW_*."""
-        account = None
-        base = self.environ
-        if job.user is not None:
-            try:
-                account = accounts.account(job.user, job.group)
-            except accounts.UnknownAccount as error:
-                raise CannotStart(f"{error}; fix user/group of job {job.name}") from None
-            base = {
-                name: value
-                for name, value in self.environ.items()
-                if name in ("PATH", "TZ", "LANG") or name.startswith("LC_")
-            }
-            base |= {
-                "HOME": account.home,
-                "USER": account.name,
-                "LOGNAME": account.name,
-                "SHELL": "/bin/sh",
-            }
-        try:
-            from_files = env_files.read_job_env_files(job)
-        except env_files.Unusable as problem:
-            raise CannotStart(str(problem)) from None
-        local_time = planned.logical_time.astimezone(job.timezone)
-        env = {
-            **base,
-            **from_files,
-            **job.env,
-            "CRONFLOW_JOB": job.name,
-            "CRONFLOW_LOGICAL_TIME": local_time.isoformat(),
-            "CRONFLOW_DATE": local_time.date().isoformat(),
-            "CRONFLOW_RUN_ID": run_id,
-            "CRONFLOW_ATTEMPT": str(attempt),
-            "CRONFLOW_RUN_KIND": planned.kind.value,
-        }
-        return Launch(
-            env=env, account=account, secrets=masking.secrets_of(job.env, from_files.values())
         )
 
     # ---- dependencies ------------------------------------------------------------------------
