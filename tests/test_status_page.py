@@ -133,7 +133,7 @@ def test_a_job_name_holding_markup_is_text(browser, pipeline, tmp_path):
     data = status_page.gather(jobfile, store, now, who_runs=lambda started: "running")
     name = "<script>window.pwned = 3</script>"
     rows = [replace(row, job=name) if row.job == "load" else row for row in data.rows]
-    runs = {row.job: data.history.recent_runs(row.job, 30) for row in data.rows}
+    runs = {row.job: data.index.recent_runs(row.job, 30) for row in data.rows}
     runs[name] = [replace(run, job=name) for run in runs.pop("load")]
     page = tmp_path / "named.html"
     page.write_text(status_page.render(jobfile, rows, data.summary, runs, now))

@@ -101,15 +101,15 @@ class Engine:
             self.store.keep_reserve()  # taken back once space has returned (the daemon too)
             self.settle_orphans()
             now = self.clock.now()
-            history = self.store.index()
+            index = self.store.index()
             decision = decide_tick(
                 self.jobfile,
-                history=history,
+                history=index,
                 watermarks=self.store.read_watermarks(),
                 now=now,
                 boot=self._this_boot(now, record=True),
                 stale_alerted=self.store.stale_alerted() if self._alerts_stale() else set(),
-                asset_states=freshness.states(self.jobfile, history, now),
+                asset_states=freshness.states(self.jobfile, index, now),
                 housekeeping=self._housekeeping(),
             )
             self._apply(decision, now)
@@ -182,13 +182,13 @@ class Engine:
         state/idle_stamp.py): the next wake-up, if no run is left running or waiting."""
         log = idle_stamp.log_identity(str(self.store.state_dir))  # before the index reads the log
         now = self.clock.now()
-        history = self.store.index()
+        index = self.store.index()
         wake = next_wake(
             self.jobfile,
-            history,
+            index,
             self.store.read_watermarks(),
             now,
-            freshness.states(self.jobfile, history, now) if self.jobfile.assets else (),
+            freshness.states(self.jobfile, index, now) if self.jobfile.assets else (),
             self._housekeeping(),
         )
         if wake.at is None or not wake.settled:
@@ -281,15 +281,15 @@ class Engine:
 
     def backfill_preview(self, chosen: selection.Backfill, rerun: Rerun) -> list[explain.Verdict]:
         """What `backfill` would do and why, changing nothing (for --dry-run)."""
-        history = self.store.index()
+        index = self.store.index()
         verdicts = []
         for runs in chosen.by_date:
-            base = [explain.backfill_verdict(run, history.status(run.key), rerun) for run in runs]
+            base = [explain.backfill_verdict(run, index.status(run.key), rerun) for run in runs]
             to_run = {
                 run.key for run, v in zip(runs, base, strict=True) if v.action is explain.Action.RUN
             }
             verdicts += [
-                explain.with_rule(self.jobfile, verdict, run, to_run, history)
+                explain.with_rule(self.jobfile, verdict, run, to_run, index)
                 for run, verdict in zip(runs, base, strict=True)
             ]
         return verdicts + [explain.not_yet_due_verdict(run) for run in chosen.not_yet_due]

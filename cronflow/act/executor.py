@@ -430,7 +430,7 @@ class Executor:
     ) -> Outcome | None:
         """If the job's run_if is not met by its upstreams, the outcome of this run
         (recorded unless the log says it need not run at all); else None."""
-        history = None
+        index = None
         job = self.jobfile.jobs[planned.job]
         statuses: list[tuple[RunKey, RunStatus | None]] = []
         for upstream in planned.upstreams:
@@ -447,9 +447,9 @@ class Executor:
                     )
                 statuses.append((upstream, outcome.status))
             else:  # not part of this invocation: the log decides
-                if history is None:
-                    history = self.store.index()
-                statuses.append((upstream, history.status(upstream)))
+                if index is None:
+                    index = self.store.index()
+                statuses.append((upstream, index.status(upstream)))
         verdict = gate(self.jobfile, job, statuses)
         if verdict.held is None:
             return None

@@ -124,7 +124,7 @@ def status(
         include_disabled=show_all,
         jobs=job or (),
     )
-    history, summary = data.history, data.summary
+    index, summary = data.index, data.summary
     if html is not None:
         _write_page(html, status_page.page_from(jobfile, store, data, now))
     elif as_json:
@@ -141,12 +141,12 @@ def status(
             cron_line=f"* * * * * {cron_line}",
             state=_state_words(jobfile, store),
         )
-    if history.skipped_lines:
+    if index.skipped_lines:
         print(
-            f"note: {history.skipped_lines} unreadable line(s) in the run log were skipped.",
+            f"note: {index.skipped_lines} unreadable line(s) in the run log were skipped.",
             file=sys.stderr,
         )
-    stale = freshness.stale_names(jobfile, history, now)
+    stale = freshness.stale_names(jobfile, index, now)
     if stale and html is None and not as_json:
         print(f"stale assets: {', '.join(stale)} (cronflow assets says why)")
     if check and (summary.failing or stale):
@@ -265,10 +265,10 @@ def reindex(jobs: JobsOption = None) -> None:
     store = store_of(jobfile)
     if not store.log_path.exists():
         raise UsageError(f"there is no run log at {store.log_path} yet: nothing to index.")
-    history = store.reindex()
+    index = store.reindex()
     print(
-        f"indexed {history.run_count()} runs from {store.log_path}"
-        + (f" ({history.skipped_lines} unreadable lines skipped)" if history.skipped_lines else "")
+        f"indexed {index.run_count()} runs from {store.log_path}"
+        + (f" ({index.skipped_lines} unreadable lines skipped)" if index.skipped_lines else "")
     )
 
 

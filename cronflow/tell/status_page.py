@@ -43,7 +43,7 @@ class StatusData:
 
     rows: list[overview.JobStatus]
     summary: overview.Overview
-    history: RunIndex
+    index: RunIndex
 
 
 def gather(
@@ -56,10 +56,10 @@ def gather(
     jobs: Sequence[str] = (),
 ) -> StatusData:
     """The rows and the header of `status`, read from the state directory."""
-    history = store.index()
+    index = store.index()
     rows = overview.summarise(
         jobfile,
-        history,
+        index,
         store.read_watermarks(),
         now,
         who_runs=who_runs,
@@ -71,12 +71,12 @@ def gather(
         rows,
         store.read_stamp(LAST_TICK),
         now,
-        history.clock_set_back(),
+        index.clock_set_back(),
         overview.ping_notes(
-            history.last_failed_ping(), ping_requests.read_heartbeat(str(store.state_dir))
+            index.last_failed_ping(), ping_requests.read_heartbeat(str(store.state_dir))
         ),
     )
-    return StatusData(rows, summary, history)
+    return StatusData(rows, summary, index)
 
 
 def page_of(
@@ -89,7 +89,7 @@ def page_of(
 def page_from(jobfile: JobFile, store: Store, data: StatusData, now: datetime) -> str:
     """The page for what `gather` read; each job's newest PAGE_RUNS runs are read too, and
     for a failing job, the last lines of its newest failed try's stderr."""
-    runs = {row.job: data.history.recent_runs(row.job, PAGE_RUNS) for row in data.rows}
+    runs = {row.job: data.index.recent_runs(row.job, PAGE_RUNS) for row in data.rows}
     stderr = {}
     for row in data.rows:
         failed = [run for run in runs[row.job] if run.status.is_failure and run.attempt > 0]
@@ -97,7 +97,7 @@ def page_from(jobfile: JobFile, store: Store, data: StatusData, now: datetime) -
             newest = failed[-1]
             files = store.attempt_files(newest.job, newest.run_id, newest.attempt)
             stderr[row.job] = tail_of(files["stderr"])
-    found = freshness.states(jobfile, data.history, now) if jobfile.assets else []
+    found = freshness.states(jobfile, data.index, now) if jobfile.assets else []
     return render(jobfile, data.rows, data.summary, runs, now, stderr, found)
 
 
