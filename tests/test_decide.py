@@ -4,6 +4,7 @@ range is the union of its days, and the next wake-up is never later than the nex
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -143,3 +144,51 @@ def test_the_latest_tick_at_or_before_an_instant_is_the_last_of_the_ticks_before
     plainly = schedule.ticks(instant - timedelta(days=days), instant)
     assert schedule.latest_at_or_before(instant) == plainly[-1]
     assert schedule.latest_at_or_before(plainly[-1]) == plainly[-1]  # at: included
+
+
+def test_the_next_wake_up_counts_an_owed_try_housekeeping_and_a_fresh_asset_going_stale():
+    """What the daemon now wakes for (it slept until the next tick alone before): the retry
+    of a try whose cronflow died, the next prune, an asset turning stale; and `settled`
+    tells one-shot ticks to come back while a run still runs."""
+    from cronflow.model import EventType, RunEvent, RunStatus
+
+    jobfile = jobs_toml.parse(
+        '[cronflow]\nkeep_days = 7\n[jobs.nightly]\ncommand = "true"\nschedule = "0 3 * * *"\n'
+        'retries = 2\nretry_delay = "10m"\nproduces = ["table"]\n'
+        '[assets.table]\nfresh_within = "90m"\n',
+        Path("/nonexistent/jobs.toml"),
+    )
+    now = datetime(2026, 1, 14, 3, 5, tzinfo=UTC)
+    tick = datetime(2026, 1, 14, 3, 0, tzinfo=UTC)
+    marks = due_runs(jobfile, RunIndex([]), {}, tick).watermarks
+    failed = RunEvent(
+        event=EventType.FINISHED,
+        job="nightly",
+        logical_time=tick,
+        run_id="20260114T030000Z-abcdef",
+        kind=RunKind.SCHEDULED,
+        status=RunStatus.FAILED,
+        attempt=1,
+        max_attempts=3,
+        ended_at=now,
+    )
+    recently = Housekeeping(last_prune=now, last_retention=now)
+    owed = next_wake(jobfile, RunIndex([failed]), marks, now, (), recently)
+    assert owed.at == now + timedelta(minutes=10) and owed.settled  # the retry's delay
+    quiet = next_wake(
+        jobfile,
+        RunIndex([]),
+        marks,
+        now,
+        (),
+        Housekeeping(last_prune=now - timedelta(minutes=50), last_retention=now),
+    )
+    assert quiet.at == now + timedelta(minutes=10)  # the hourly prune comes first
+    from cronflow.decide.freshness import states
+
+    succeeded = replace(failed, status=RunStatus.SUCCESS, logical_time=now - timedelta(hours=1))
+    fresh = states(jobfile, RunIndex([succeeded]), now)
+    asset = next_wake(jobfile, RunIndex([]), marks, now, fresh, recently)
+    assert asset.at == now + timedelta(minutes=30)  # produced for 02:05, fresh within 90m
+    started = replace(failed, event=EventType.STARTED, status=RunStatus.RUNNING, ended_at=None)
+    assert not next_wake(jobfile, RunIndex([started]), marks, now).settled
