@@ -37,6 +37,7 @@ from cronflow.model import (
     RunEvent,
     RunKind,
     RunStatus,
+    Watermark,
 )
 from cronflow.state import idle_stamp
 from cronflow.state.layout import LAST_PRUNE, LAST_RETENTION, LAST_TICK, PLAN_LOCK, RETENTION_LOCK
@@ -102,24 +103,34 @@ class Engine:
             self.settle_orphans()
             now = self.clock.now()
             index = self.store.index()
+            watermarks = self.store.read_watermarks()
+            alerted = self.store.stale_alerted() if self._alerts_stale() else set()
             decision = decide_tick(
                 self.jobfile,
                 history=index,
-                watermarks=self.store.read_watermarks(),
+                watermarks=watermarks,
                 now=now,
                 boot=self._this_boot(now, record=True),
-                stale_alerted=self.store.stale_alerted() if self._alerts_stale() else set(),
+                stale_alerted=alerted,
                 asset_states=freshness.states(self.jobfile, index, now),
                 housekeeping=self._housekeeping(),
             )
-            self._apply(decision, now)
+            self._apply(decision, now, watermarks, alerted)
         return decision
 
-    def _apply(self, decision: TickDecision, now: datetime) -> None:
-        """Record a decision (under the @plan lock): the clock going back, the ticks missed,
-        the assets alerted about, the new watermarks, and that a decision was made."""
+    def _apply(
+        self,
+        decision: TickDecision,
+        now: datetime,
+        watermarks: dict[str, Watermark],
+        alerted: set[str],
+    ) -> None:
+        """Record a decision (under the @plan lock), made from these `watermarks` and
+        `alerted` assets: the clock going back, the ticks missed, the assets alerted about,
+        the new watermarks, and that a decision was made."""
         if decision.clock_went_back_from is not None:
-            self._record_clock_back(decision, now)
+            again = sum(1 for mark in watermarks.values() if mark.decided > now)
+            self._record_clock_back(decision.clock_went_back_from, now, again)
         for job, ticks in decision.missed.items():
             self._record_missed(job, ticks)
         if self._alerts_stale():
@@ -127,9 +138,9 @@ class Engine:
             for state in decision.asset_alerts:
                 if alerter:
                     alerter.asset_changed(state)
-            if decision.stale_alerted != self.store.stale_alerted():
+            if decision.stale_alerted != alerted:
                 self.store.write_stale_alerted(set(decision.stale_alerted))
-        if decision.watermarks != self.store.read_watermarks():
+        if decision.watermarks != watermarks:
             self.store.write_watermarks(decision.watermarks)
         self.store.write_stamp(LAST_TICK, now)
 
@@ -310,12 +321,9 @@ class Engine:
                         settled.append(event)
         return settled
 
-    def _record_clock_back(self, decision: TickDecision, now: datetime) -> None:
-        """The clock went back behind ticks already decided: record one `clock` event and
-        alert; the jobs ahead of it decide their ticks again from now."""
-        reached = decision.clock_went_back_from
-        assert reached is not None
-        again = sum(1 for mark in self.store.read_watermarks().values() if mark.decided > now)
+    def _record_clock_back(self, reached: datetime, now: datetime, again: int) -> None:
+        """The clock went back behind ticks already decided (`reached`): record one `clock`
+        event and alert; the `again` jobs ahead of it decide their ticks again from now."""
         event = RunEvent(
             event=EventType.CLOCK,
             job="",
