@@ -148,15 +148,14 @@ def housekeeping_due(
     """(prune run output, forget old history): each at most every PRUNE_EVERY and
     FORGET_EVERY, and only when kept for a limited time; a stamp from the future (the clock
     went back) makes it due."""
-    settings = housekeeping_settings(jobfile)
-    return tuple(  # type: ignore[return-value]
-        bool(wanted) and (last is None or not timedelta(0) <= now - last < every)
-        for wanted, last, every in zip(
-            settings,
-            (housekeeping.last_prune, housekeeping.last_retention),
-            (PRUNE_EVERY, FORGET_EVERY),
-            strict=True,
-        )
+    output_days, history_days = housekeeping_settings(jobfile)
+
+    def due(wanted: int, last: datetime | None, every: timedelta) -> bool:
+        return bool(wanted) and (last is None or not timedelta(0) <= now - last < every)
+
+    return (
+        due(output_days, housekeeping.last_prune, PRUNE_EVERY),
+        due(history_days, housekeeping.last_retention, FORGET_EVERY),
     )
 
 
