@@ -115,10 +115,10 @@ class RunIndex:
         if not path.exists() and path.with_name(SNAPSHOT_NAME).exists():
             return cls.rebuild(path, log_files)
         try:
-            history = cls(path=path)
-            if history._meta("schema") not in (None, SCHEMA_VERSION):
+            index = cls(path=path)
+            if index._meta("schema") not in (None, SCHEMA_VERSION):
                 raise sqlite3.DatabaseError("index from another cronflow version")
-            return history
+            return index
         except sqlite3.DatabaseError as error:
             if isinstance(error, sqlite3.OperationalError):
                 raise  # locked, read-only, disk full: not a damaged index
