@@ -1,8 +1,8 @@
 """The engine: one clock-driven tick (decide what is due, record the decision, run it, keep
 the house), a backfill, a manual run, each over the parts act/assemble.py wires.
 
-`cronflow run` (called by cron each minute) and every loop of the daemon go through `tick`,
-so they take the same decision (decide/tick.py). Deciding happens under the `@plan` lock and
+`cronflow run` (called by cron each minute) and every loop of the daemon go through
+`tick_with`, so they take the same decision (decide/tick.py). Deciding happens under the `@plan` lock and
 only takes milliseconds: it records abandoned and missed runs and advances the watermarks, so
 another invocation starting meanwhile sees those ticks as decided and never runs them twice.
 Running happens outside that lock, under per-job locks, so invocations do not block each
@@ -47,6 +47,8 @@ from cronflow.tell import ping_requests
 
 
 class Engine:
+    """cronflow at work on one jobs file: its ticks, backfills and manual runs."""
+
     def __init__(
         self,
         *,
