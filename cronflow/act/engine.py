@@ -2,9 +2,10 @@
 the house), a backfill, a manual run, each over the parts act/assemble.py wires.
 
 `cronflow run` (called by cron each minute) and every loop of the daemon go through
-`tick_with`, so they take the same decision (decide/tick.py). Deciding happens under the `@plan` lock and
-only takes milliseconds: it records abandoned and missed runs and advances the watermarks, so
-another invocation starting meanwhile sees those ticks as decided and never runs them twice.
+`tick_with`, so they take the same decision (decide/tick.py). Deciding happens under the
+`@plan` lock and only takes milliseconds: it records abandoned and missed runs and advances
+the watermarks, so another invocation starting meanwhile sees those ticks as decided and
+never runs them twice.
 Running happens outside that lock, under per-job locks, so invocations do not block each
 other's unrelated jobs.
 """
