@@ -112,7 +112,7 @@ def next_wake(
             instants.append(start_of(jobfile, job, mark.next_tick))
     instants += [retry_at(job, event, now) for job, event in tries_owed(jobfile, history)]
     if housekeeping is not None:
-        instants += _housekeeping_times(jobfile, housekeeping, now)
+        instants += [at for at in _housekeeping_times(jobfile, housekeeping, now) if at]
     instants += [
         state.fresh_as_of + state.fresh_within
         for state in asset_states
@@ -145,18 +145,10 @@ def asset_alerts(
 def housekeeping_due(
     jobfile: JobFile, housekeeping: Housekeeping, now: datetime
 ) -> tuple[bool, bool]:
-    """(prune run output, forget old history): each at most every PRUNE_EVERY and
-    FORGET_EVERY, and only when kept for a limited time; a stamp from the future (the clock
-    went back) makes it due."""
-    output_days, history_days = housekeeping_settings(jobfile)
-
-    def due(wanted: int, last: datetime | None, every: timedelta) -> bool:
-        return bool(wanted) and (last is None or not timedelta(0) <= now - last < every)
-
-    return (
-        due(output_days, housekeeping.last_prune, PRUNE_EVERY),
-        due(history_days, housekeeping.last_retention, FORGET_EVERY),
-    )
+    """(prune run output, forget old history): each when its time has come (see
+    _housekeeping_times)."""
+    prune_at, forget_at = _housekeeping_times(jobfile, housekeeping, now)
+    return (prune_at is not None and prune_at <= now, forget_at is not None and forget_at <= now)
 
 
 def housekeeping_settings(jobfile: JobFile) -> tuple[int, int]:
@@ -169,15 +161,18 @@ def housekeeping_settings(jobfile: JobFile) -> tuple[int, int]:
 
 def _housekeeping_times(
     jobfile: JobFile, housekeeping: Housekeeping, now: datetime
-) -> list[datetime]:
-    """When each housekeeping that is wanted comes due next (now, if it never ran)."""
-    times = []
-    for wanted, last, every in zip(
-        housekeeping_settings(jobfile),
-        (housekeeping.last_prune, housekeeping.last_retention),
-        (PRUNE_EVERY, FORGET_EVERY),
-        strict=True,
-    ):
-        if wanted:
-            times.append(now if last is None or last > now else last + every)
-    return times
+) -> tuple[datetime | None, datetime | None]:
+    """When pruning run output and forgetting old history come due next: at most every
+    PRUNE_EVERY and FORGET_EVERY after the last time; now if never done, or done "after"
+    now (the clock went back); None when kept for ever."""
+
+    def next_time(days: int, last: datetime | None, every: timedelta) -> datetime | None:
+        if not days:
+            return None
+        return now if last is None or last > now else last + every
+
+    output_days, history_days = housekeeping_settings(jobfile)
+    return (
+        next_time(output_days, housekeeping.last_prune, PRUNE_EVERY),
+        next_time(history_days, housekeeping.last_retention, FORGET_EVERY),
+    )
