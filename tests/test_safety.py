@@ -93,6 +93,34 @@ def test_an_open_state_directory_is_left_alone_and_warned_about_once(write_jobs,
 # ---- files others could change ----------------------------------------------------------------
 
 
+def test_a_file_is_replaced_whole_never_through_a_link_planted_at_its_temporary_name(
+    tmp_path, monkeypatch
+):
+    """Another user who can write the directory (a web server's, node_exporter's) plants a
+    link where the temporary file will be (here they even guessed its random part): the
+    write fails, nothing the link points to changes, the file keeps what it had, the link
+    stays (not ours), and a later write (under a name not taken) goes through."""
+    import _thread
+
+    from cronflow.state import files
+
+    target, victim = tmp_path / "status.html", tmp_path / "victim"
+    target.write_text("old")
+    victim.write_text("root's file")
+    planted = tmp_path / f".status.html.{os.getpid()}.{_thread.get_ident()}.{'ab' * 4}"
+    planted.symlink_to(victim)
+    monkeypatch.setattr(files.os, "urandom", lambda size: b"\xab" * size)
+    with pytest.raises(OSError):
+        files.replace_whole(target, b"new", mode=0o644)
+    monkeypatch.undo()
+    assert victim.read_text() == "root's file" and target.read_text() == "old"
+    assert planted.is_symlink()  # not ours to remove: it is another user's entry
+    planted.unlink()
+    files.replace_whole(target, b"new", mode=0o640)
+    assert target.read_text() == "new" and stat.S_IMODE(target.stat().st_mode) == 0o640
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["status.html", "victim"]
+
+
 def make_group_writable(path: Path) -> None:
     path.chmod(0o664 if path.is_file() else 0o775)
 

@@ -61,7 +61,7 @@ class Daemon:
         self.log = log
         self.on_event = on_event
         self.verbose = verbose
-        self.stopping = GracefulStop(runner, grace=0.0, say=lambda words: log(words))
+        self.stopping = GracefulStop(runner, grace=0.0, say=log)
         self.stop = self.stopping.requested  # set: start no more runs, then shut down
         self.wake = threading.Event()  # set: end the current sleep early
         self._reload_requested = False

@@ -17,17 +17,21 @@ def replace_whole(
     durable: bool = False,
 ) -> None:
     """Replace `path` whole: a reader sees the old file or the new one, never a mix. The
-    new content goes to a temporary file beside it that no other writer names (this
-    process and thread, created exclusively, never through a link), gets `mode` whatever
+    new content goes to a temporary file beside it that no other writer names (created
+    exclusively, never through a link), gets `mode` whatever
     the umask (and `group`, when given and ours to give), is fsynced with its directory if
-    `durable`, and is renamed over `path`. On any failure the temporary file is removed and
-    the OSError raised; `path` is as it was."""
+    `durable`, and is renamed over `path`. On any failure the OSError is raised and `path`
+    is as it was; the temporary file is removed if this call created it (an entry already
+    at its name is someone else's, left alone)."""
     path = os.fspath(path)
     folder, name = os.path.split(path)
-    temporary = os.path.join(folder, f".{name}.{os.getpid()}.{_thread.get_ident()}")
+    # This process and thread, and a random part: neither a leftover of a killed writer whose
+    # pid came round again nor a name someone planted in advance is ever in the way.
+    unique = f"{os.getpid()}.{_thread.get_ident()}.{os.urandom(4).hex()}"
+    temporary = os.path.join(folder, f".{name}.{unique}")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    descriptor = os.open(temporary, flags, 0o600)  # a name taken (planted?) fails here, as is
     try:
-        descriptor = os.open(temporary, flags, 0o600)
         try:
             if group is not None:
                 with contextlib.suppress(OSError):  # not ours to give: it keeps our group
@@ -43,7 +47,7 @@ def replace_whole(
         os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(OSError):
-            os.unlink(temporary)
+            os.unlink(temporary)  # ours: created above
         raise
     if durable:
         directory = os.open(folder or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
