@@ -433,6 +433,37 @@ class RunEvent:
         return RunKey(self.job, self.logical_time)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClockSetBack:
+    """A `clock` line of runs.jsonl: the system clock went back behind ticks already decided.
+    About the host, not a run. (Lines written before it had a type of its own read as one.)"""
+
+    reached: datetime  # the newest tick already decided when it was noticed
+    noticed_at: datetime
+    reason: str
+    host: str = ""
+    pid: int = 0
+    v: int = LOG_SCHEMA_VERSION
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HostAlert:
+    """An `alert` line about no run: the clock set back, an asset stale or fresh again, a jobs
+    file the daemon cannot use. `alert` holds what was sent and how (as on a run's alert)."""
+
+    about: str  # what it is about: the host, an asset's name, the jobs file's path
+    sent_at: datetime
+    reason: str
+    alert: dict[str, Any] = field(default_factory=dict)
+    host: str = ""
+    pid: int = 0
+    v: int = LOG_SCHEMA_VERSION
+
+
+HostEvent = ClockSetBack | HostAlert  # a line of the log that is about no run
+LogEvent = RunEvent | HostEvent
+
+
 def delivery_about(
     run: RunEvent, event: EventType, *, ended_at: datetime, reason: str, **fields: Any
 ) -> RunEvent:

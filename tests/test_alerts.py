@@ -11,7 +11,7 @@ import pytest
 
 from cronflow.decide import selection
 from cronflow.masking import redact
-from cronflow.model import EventType, RunKind, RunStatus
+from cronflow.model import ClockSetBack, EventType, HostAlert, RunKind, RunStatus
 from cronflow.state.store import Store
 from tests.conftest import load, real_engine, run_cli
 from tests.fakes import FakeClock
@@ -266,10 +266,12 @@ def test_a_clock_put_right_after_a_jump_ahead_alerts_warns_and_runs_again(
     assert [message.body["title"] for message in receiver.messages()] == [
         f"cronflow: the clock went back on {socket.gethostname()}"
     ]
-    [step] = [
-        e for e in Store(jobfile.settings.state_dir).read().events if e.event is EventType.CLOCK
-    ]
-    assert step.logical_time == quarter + timedelta(days=3)
+    recorded = Store(jobfile.settings.state_dir).read().host_events
+    [step] = [e for e in recorded if isinstance(e, ClockSetBack)]
+    assert step.reached == quarter + timedelta(days=3)
+    [alert] = [e for e in recorded if isinstance(e, HostAlert)]
+    assert alert.about == socket.gethostname() and alert.alert["on"] == "clock"
+    assert alert.alert["delivered"] == 1
     shown = run_cli("status", cwd=tmp_path)
     words = " ".join(shown.stdout.split())
     assert "warning: the clock went back at least 2 days, 23:44:30" in words

@@ -253,6 +253,11 @@ def test_a_stale_asset_alerts_once_and_again_when_fresh(tmp_path, receiver):
     assert titles.count("cronflow: sales is fresh again") == 1
     assert "cronflow: sales is stale" not in titles
     assert Store(jobfile.settings.state_dir).stale_alerted() == set()
+    recorded = Store(jobfile.settings.state_dir).read().host_events  # about the asset
+    assert [(e.about, e.alert["on"], e.alert["delivered"]) for e in recorded] == [
+        ("sales", "stale", 1),
+        ("sales", "stale", 1),
+    ]
 
 
 def test_the_idle_tick_wakes_up_when_an_asset_turns_stale(tmp_path, receiver):

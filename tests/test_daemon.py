@@ -414,16 +414,13 @@ def test_an_edit_is_noticed_by_its_modification_time(write_jobs, receiver):
         assert "TOML syntax error" in alert.body["message"]
         assert receiver.received.empty()
 
-        def recorded() -> list:  # like every alert, once its delivery ended
-            return [
-                e
-                for e in Store(path.parent / ".cronflow").read().events
-                if e.event is EventType.ALERT
-            ]
+        def recorded() -> list:  # like every alert, once its delivery ended; about the file
+            return Store(path.parent / ".cronflow").read().host_events
 
         wait_for(recorded, "the alert's record")
         [record] = recorded()
-        assert record.alert["title"] == alert.body["title"] and record.alert["delivered"] == 1
+        assert record.about == str(path) and record.alert["delivered"] == 1
+        assert record.alert["title"] == alert.body["title"]
     finally:
         daemon.request_stop()
         clock.release()

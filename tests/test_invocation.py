@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
 import sys
 import threading
@@ -17,7 +19,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from cronflow.decide import due, selection
-from cronflow.model import EventType, RunKind, RunStatus, Watermark
+from cronflow.model import ClockSetBack, EventType, RunKind, RunStatus, Watermark
 from cronflow.state.index import RunIndex
 from cronflow.state.store import Store
 from tests.conftest import load, real_engine
@@ -211,8 +213,14 @@ def test_the_clock_going_back_decides_again_from_now_and_runs_nothing_twice(
     assert out.read_text() == (
         "2026-01-10T12:00:00+00:00 scheduled\n2026-01-10T11:00:00+00:00 scheduled\n"
     )
-    [step] = events_of(jobfile, EventType.CLOCK)
-    assert step.logical_time == T0 and step.ended_at == T0 - timedelta(minutes=59, seconds=30)
+    [step] = Store(jobfile.settings.state_dir).read().host_events
+    assert step == ClockSetBack(
+        reached=T0,
+        noticed_at=T0 - timedelta(minutes=59, seconds=30),
+        reason=step.reason,
+        host=socket.gethostname(),
+        pid=os.getpid(),
+    )
     assert "went back at least 0:59:30" in step.reason
     assert Store(jobfile.settings.state_dir).index().clock_set_back() == step
 
@@ -229,7 +237,7 @@ def test_a_small_step_back_of_the_clock_is_not_a_clock_event(write_jobs, engine_
     clock.advance(timedelta(minutes=1))
     engine_for(jobfile, clock).tick()
     assert out.read_text() == "2026-01-10T12:00:00+00:00 scheduled\n"
-    assert events_of(jobfile, EventType.CLOCK) == []
+    assert Store(jobfile.settings.state_dir).read().host_events == []
 
 
 CROSS = """

@@ -45,7 +45,7 @@ def latest(folder: Path) -> dict[str, tuple[str, str]]:
     """Each job's latest (status, reason)."""
     found = {}
     for event in Store(folder / ".cronflow").read().events:
-        if event.event not in (EventType.ALERT, EventType.PING, EventType.CLOCK):
+        if event.event not in (EventType.ALERT, EventType.PING):
             found[event.job] = (event.status.value, event.reason)
     return found
 

@@ -79,7 +79,7 @@ def latest_by_run(folder: Path) -> dict[str, list[RunStatus]]:
     """Each job's runs as the log says they ended, oldest first."""
     latest: dict[tuple[str, datetime], RunEvent] = {}
     for event in Store(folder / ".cronflow").read().events:
-        if event.event not in (EventType.ALERT, EventType.PING, EventType.CLOCK):
+        if event.event not in (EventType.ALERT, EventType.PING):
             latest[(event.job, event.logical_time)] = event
     runs: dict[str, list[RunStatus]] = {}
     for (job, _), event in sorted(latest.items(), key=lambda item: item[0][1]):

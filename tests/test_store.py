@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cronflow.model import EventType, RunEvent, RunKind, RunStatus
+from cronflow.model import ClockSetBack, EventType, HostAlert, RunEvent, RunKind, RunStatus
 from cronflow.state.codec import event_from_json, event_to_json, parse_log
 from cronflow.state.index import RunIndex
 from cronflow.state.store import Store
@@ -110,7 +112,7 @@ APPENDER = """
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from cronflow.model import EventType, RunEvent, RunKind, RunStatus
+from cronflow.model import ClockSetBack, EventType, HostAlert, RunEvent, RunKind, RunStatus
 from cronflow.state.store import Store
 store = Store(Path(sys.argv[1]))
 name, count = sys.argv[2], int(sys.argv[3])
@@ -201,6 +203,54 @@ def test_any_event_round_trips_through_json(
     )
     line = json.dumps(event_to_json(original), ensure_ascii=False)
     assert event_from_json(json.loads(line)) == original
+
+
+def test_lines_about_no_run_are_host_events_and_round_trip(tmp_path):
+    store = Store(tmp_path / "state")
+    store.prepare()
+    clock = ClockSetBack(reached=T0, noticed_at=T0 - timedelta(hours=1), reason="went back")
+    alert = HostAlert(about="daily-report", sent_at=T0, reason="stale alert", alert={"on": "stale"})
+    run = event()
+    for line in (clock, run, alert):
+        store.append(line)
+    contents = store.read()
+    assert [e.run_id for e in contents.events] == [run.run_id]
+    host = socket.gethostname()
+    assert [replace(e, host="", pid=0) for e in contents.host_events] == [clock, alert]
+    assert {(e.host, e.pid) for e in contents.host_events} == {(host, os.getpid())}
+    assert store.index().clock_set_back() == contents.host_events[0]
+
+
+def test_lines_about_no_run_written_as_run_events_still_read_as_host_events(tmp_path):
+    """Before host events had a shape of their own, they were run events with job "": the
+    log and an index built from such lines read them as what they are."""
+    old_clock = {
+        "v": 1, "event": "clock", "job": "", "logical_time": "2026-01-14T06:00:00+00:00",
+        "run_id": "", "status": "skipped", "kind": "scheduled", "attempt": 0,
+        "max_attempts": 0, "started_at": None, "ended_at": "2026-01-14T05:00:00+00:00",
+        "reason": "the clock went back", "host": "h", "pid": 7,
+    }  # fmt: skip
+    old_alert = {
+        **old_clock, "event": "alert", "status": "failed", "reason": "stale alert: 1 of 1",
+        "alert": {"on": "stale", "title": "t", "delivered": 1, "targets": []},
+    }  # fmt: skip
+    state = tmp_path / "state"
+    Store(state).prepare()
+    (state / "runs.jsonl").write_text(
+        "".join(json.dumps(line) + "\n" for line in (old_clock, old_alert))
+    )
+    contents = Store(state).read()
+    assert contents.events == [] and contents.skipped == []
+    clock = ClockSetBack(
+        reached=T0, noticed_at=T0 - timedelta(hours=1), reason="the clock went back", host="h",
+        pid=7,
+    )  # fmt: skip
+    alert = HostAlert(
+        about="h", sent_at=T0 - timedelta(hours=1), reason="stale alert: 1 of 1",
+        alert=old_alert["alert"], host="h", pid=7,
+    )  # fmt: skip
+    assert contents.host_events == [clock, alert]
+    assert Store(state).index().clock_set_back() == clock
 
 
 def test_a_line_with_a_field_of_the_wrong_type_is_skipped_not_a_crash(tmp_path):

@@ -31,6 +31,7 @@ from cronflow.decide.tick import (
 from cronflow.model import (
     AlertEvent,
     Boot,
+    ClockSetBack,
     EventType,
     JobFile,
     PlannedRun,
@@ -327,14 +328,9 @@ class Engine:
     def _record_clock_back(self, reached: datetime, now: datetime, again: int) -> None:
         """The clock went back behind ticks already decided (`reached`): record one `clock`
         event and alert; the `again` jobs ahead of it decide their ticks again from now."""
-        event = RunEvent(
-            event=EventType.CLOCK,
-            job="",
-            logical_time=reached,
-            run_id="",
-            status=RunStatus.SKIPPED,
-            kind=RunKind.SCHEDULED,
-            ended_at=now,
+        event = ClockSetBack(
+            reached=reached,
+            noticed_at=now,
             reason=f"the clock went back at least {_rounded(reached - now)}: ticks up to "
             f"{reached.isoformat()} were already decided; {again} job(s) decide their "
             "ticks again from now, and runs that already succeeded do not run again",

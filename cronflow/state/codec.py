@@ -1,4 +1,8 @@
-"""Run events as JSON lines: writing one, and reading a log tolerantly."""
+"""The log's lines as JSON: writing one, and reading a log tolerantly.
+
+Most lines are run events; a `clock` line and an `alert` about no run are host events
+(model.HostEvent). Lines written before host events had a shape of their own (a run event
+with `job` "") still read as host events."""
 
 from __future__ import annotations
 
@@ -7,7 +11,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from cronflow.model import EventType, JobProcess, RunEvent, RunKind, RunStatus
+from cronflow.model import (
+    ClockSetBack,
+    EventType,
+    HostAlert,
+    HostEvent,
+    JobProcess,
+    LogEvent,
+    RunEvent,
+    RunKind,
+    RunStatus,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,13 +34,15 @@ class SkippedLine:
 
 @dataclass(frozen=True, slots=True)
 class LogContents:
-    events: list[RunEvent]
+    events: list[RunEvent]  # the run events, in log order
+    host_events: list[HostEvent] = field(default_factory=list)
     skipped: list[SkippedLine] = field(default_factory=list)
 
 
 def parse_log(data: bytes) -> LogContents:
     """Parse the bytes of a log, skipping (and reporting) lines that are torn or not events."""
     events: list[RunEvent] = []
+    host_events: list[HostEvent] = []
     skipped: list[SkippedLine] = []
     offset = 0
     for raw in data.split(b"\n"):
@@ -37,10 +53,77 @@ def parse_log(data: bytes) -> LogContents:
             skipped.append(SkippedLine(start, "incomplete last line"))
             continue
         try:
-            events.append(event_from_json(json.loads(raw)))
+            line = line_from_json(json.loads(raw))
         except (ValueError, TypeError, KeyError) as error:
             skipped.append(SkippedLine(start, f"not a cronflow event ({error})"))
-    return LogContents(events, skipped)
+            continue
+        if isinstance(line, RunEvent):
+            events.append(line)
+        else:
+            host_events.append(line)
+    return LogContents(events, host_events, skipped)
+
+
+def line_from_json(record: Any) -> LogEvent:
+    """The run or host event a log record stands for; ValueError/KeyError/TypeError if it
+    is neither."""
+    if not isinstance(record, dict):
+        raise ValueError("not a JSON object")
+    if record.get("event") == EventType.CLOCK:
+        return _clock_from_json(record)
+    if record.get("event") == EventType.ALERT and ("about" in record or record.get("job") == ""):
+        return _host_alert_from_json(record)
+    return event_from_json(record)
+
+
+def line_to_json(event: LogEvent) -> dict[str, Any]:
+    if isinstance(event, RunEvent):
+        return event_to_json(event)
+    if isinstance(event, ClockSetBack):
+        return {
+            "v": event.v,
+            "event": EventType.CLOCK.value,
+            "reached": time_to_json(event.reached),
+            "noticed_at": time_to_json(event.noticed_at),
+            "reason": event.reason,
+            "host": event.host,
+            "pid": event.pid,
+        }
+    return {
+        "v": event.v,
+        "event": EventType.ALERT.value,
+        "about": event.about,
+        "sent_at": time_to_json(event.sent_at),
+        "reason": event.reason,
+        "alert": event.alert,
+        "host": event.host,
+        "pid": event.pid,
+    }
+
+
+def _clock_from_json(record: dict[str, Any]) -> ClockSetBack:
+    old = "reached" not in record  # written as a run event: logical_time, ended_at
+    return ClockSetBack(
+        v=_typed(record, "v", int),
+        reached=time_from_json(_typed(record, "logical_time" if old else "reached", str)),
+        noticed_at=time_from_json(_typed(record, "ended_at" if old else "noticed_at", str)),
+        reason=_typed(record, "reason", str, ""),
+        host=_typed(record, "host", str, ""),
+        pid=_typed(record, "pid", int, 0),
+    )
+
+
+def _host_alert_from_json(record: dict[str, Any]) -> HostAlert:
+    old = "about" not in record  # written as a run event about job "": ended_at is when
+    return HostAlert(
+        v=_typed(record, "v", int),
+        about=_typed(record, "host", str, "") if old else _typed(record, "about", str),
+        sent_at=time_from_json(_typed(record, "ended_at" if old else "sent_at", str)),
+        reason=_typed(record, "reason", str, ""),
+        alert=_typed(record, "alert", dict, {}),
+        host=_typed(record, "host", str, ""),
+        pid=_typed(record, "pid", int, 0),
+    )
 
 
 def event_to_json(event: RunEvent) -> dict[str, Any]:
@@ -82,7 +165,7 @@ def event_to_json(event: RunEvent) -> dict[str, Any]:
 
 
 def event_from_json(record: Any) -> RunEvent:
-    """The event a log record stands for; ValueError/KeyError/TypeError if it is not one.
+    """The run event a log record stands for; ValueError/KeyError/TypeError if it is not one.
 
     Every field's type is checked, so a damaged line is skipped here rather than crashing
     whoever reads the event later."""

@@ -22,14 +22,22 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from cronflow.model import (
+    ClockSetBack,
     EventType,
+    HostEvent,
     JobRuns,
     RunEvent,
     RunKey,
     RunStatus,
     failing_streak,
 )
-from cronflow.state.codec import event_from_json, event_to_json, parse_log
+from cronflow.state.codec import (
+    event_from_json,
+    event_to_json,
+    line_from_json,
+    line_to_json,
+    parse_log,
+)
 from cronflow.state.index_rows import (
     EPOCH,
     FINAL_RESULTS,
@@ -257,6 +265,7 @@ class RunIndex:
         whole = data.rfind(b"\n") + 1  # a line still being written is taken next time
         contents = parse_log(data[:whole])
         self._apply(contents.events)
+        self._take_host_events(contents.host_events)
         if contents.skipped:
             self._set_meta("skipped", str(self.skipped_lines + len(contents.skipped)))
         self._set_meta("log_offset", str(offset + whole))
@@ -280,11 +289,6 @@ class RunIndex:
         seen = int(self._meta("events_seen") or 0)
         for event in events:
             seen += 1
-            if event.event is EventType.CLOCK:
-                self._set_meta("clock_set_back", json.dumps(event_to_json(event)))
-                continue
-            if not event.job:
-                continue  # about no job: the alert about a clock set back
             if event.event is EventType.PING:
                 if event.ping.get("delivery") != "sent":
                     self._set_meta("last_failed_ping", json.dumps(event_to_json(event)))
@@ -404,6 +408,12 @@ class RunIndex:
             (job,),
         )
         return None if row is None else EPOCH + timedelta(microseconds=row[0])
+
+    def _take_host_events(self, events: Iterable[HostEvent]) -> None:
+        """Of the events about no run, the index keeps only the newest clock set back."""
+        clocks = [event for event in events if isinstance(event, ClockSetBack)]
+        if clocks:
+            self._set_meta("clock_set_back", json.dumps(line_to_json(clocks[-1])))
 
     def last_failed_ping(self) -> RunEvent | None:
         """The newest `ping` event whose delivery failed, of any job (for `status`)."""
@@ -601,10 +611,11 @@ class RunIndex:
         recent = self.recent_runs(job, 1)
         return recent[0] if recent else None
 
-    def clock_set_back(self) -> RunEvent | None:
+    def clock_set_back(self) -> ClockSetBack | None:
         """The latest `clock` event: when the clock last went back behind decided ticks."""
         row = self._one("SELECT value FROM meta WHERE key = 'clock_set_back'", ())
-        return None if row is None else event_from_json(json.loads(row[0]))
+        line = None if row is None else line_from_json(json.loads(row[0]))
+        return line if isinstance(line, ClockSetBack) else None
 
     @property
     def last_activity(self) -> datetime | None:

@@ -18,8 +18,8 @@ from cronflow.model import (
 )
 from cronflow.state.codec import event_to_json
 
-# Events that never change a run's state.
-NOT_ABOUT_A_RUN = (EventType.ALERT, EventType.PING, EventType.CLOCK)
+# Run events that never change a run's state: deliveries about it.
+NOT_ABOUT_A_RUN = (EventType.ALERT, EventType.PING)
 
 
 @dataclass(slots=True)
@@ -71,7 +71,7 @@ def final_result(event: RunEvent) -> RunStatus | None:
     """How the run ended, if this event ends it (for this invocation, at least): a success,
     a failure with no tries left, or a run that never ran (upstream failed, skipped,
     missed, abandoned, interrupted by cronflow's own stop). None for a start, a try that
-    will be retried, a run still waiting, and events about no run."""
+    will be retried, a run still waiting, and deliveries about a run."""
     if event.event in (EventType.STARTED, EventType.WAITING, *NOT_ABOUT_A_RUN):
         return None
     if event.status.is_failed_try:

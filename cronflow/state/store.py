@@ -21,12 +21,13 @@ from contextlib import contextmanager, suppress
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 
 from cronflow.errors import StoreError
-from cronflow.model import Boot, RunEvent, RunKey, Watermark
+from cronflow.model import Boot, LogEvent, RunEvent, RunKey, Watermark
 from cronflow.state.codec import (
     LogContents,
-    event_to_json,
+    line_to_json,
     optional_time,
     parse_log,
     time_from_json,
@@ -53,6 +54,8 @@ KEEP_BOOTS = 50
 # Space held back in the state directory and given up when the disk is full, so the records
 # that end runs still fit: an outcome that happened is never lost for want of a few blocks.
 RESERVE_BYTES = 1024 * 1024
+
+Line = TypeVar("Line", bound=LogEvent)
 
 
 class Store:
@@ -114,14 +117,14 @@ class Store:
             return False
         return True
 
-    def append(self, event: RunEvent) -> RunEvent:
-        """Append one event as a single line and make it durable before returning. The event
+    def append(self, event: Line) -> Line:
+        """Append one event (a run's or the host's) as a single line and make it durable before returning. The event
         is stamped with the host and pid of the cronflow writing it (unless it names them);
         the stamped event is returned."""
         if not event.host:
             event = replace(event, host=socket.gethostname(), pid=os.getpid())
         line = (
-            json.dumps(event_to_json(event), ensure_ascii=False, separators=(",", ":")) + "\n"
+            json.dumps(line_to_json(event), ensure_ascii=False, separators=(",", ":")) + "\n"
         ).encode("utf-8")
         try:
             self._append_line(line)
@@ -180,7 +183,7 @@ class Store:
     def read(self) -> LogContents:
         """Every readable event of every segment and the log, oldest first, and the lines
         that had to be skipped."""
-        events, skipped = [], []
+        events, host_events, skipped = [], [], []
         for path in [*self.segments(), self.log_path]:
             try:
                 contents = parse_log(path.read_bytes())
@@ -191,8 +194,9 @@ class Store:
                     f"cannot read the run log {path}: {error.strerror}. Check its permissions"
                 ) from None
             events += contents.events
+            host_events += contents.host_events
             skipped += contents.skipped
-        return LogContents(events, skipped)
+        return LogContents(events, host_events, skipped)
 
     def read_watermarks(self) -> dict[str, Watermark]:
         """How far the scheduler got with each job; {} if the file is missing or unreadable.

@@ -24,12 +24,13 @@ from cronflow.masking import redact
 from cronflow.model import (
     AlertEvent,
     AlertSettings,
+    ClockSetBack,
     EventType,
+    HostAlert,
     Job,
     JobFile,
     RunEvent,
     RunKey,
-    RunKind,
     RunStatus,
     delivery_about,
 )
@@ -122,7 +123,7 @@ def missed_message(job: Job, event: RunEvent) -> AlertMessage:
     )
 
 
-def clock_message(event: RunEvent) -> AlertMessage:
+def clock_message(event: ClockSetBack) -> AlertMessage:
     return AlertMessage(
         on=AlertEvent.CLOCK,
         severity="warning",
@@ -266,38 +267,21 @@ class Alerter:
         if job is not None and self._wants(job, AlertEvent.MISSED):
             self._send(job, event, missed_message(job, event))
 
-    def clock_set_back(self, event: RunEvent) -> None:
-        """The clock went back behind decided ticks (a `clock` event, about no job)."""
+    def clock_set_back(self, event: ClockSetBack) -> None:
+        """The clock went back behind decided ticks (a `clock` event, about no run)."""
         if self.settings.has_targets and AlertEvent.CLOCK in self.settings.on:
-            self._send(None, event, clock_message(event))
+            self._send(None, event.host, clock_message(event))
 
     def asset_changed(self, state: AssetState) -> None:
         """An asset went stale, or is fresh again after a stale alert (see
-        decide/tick.asset_alerts: once per staleness). Recorded as an alert about no job."""
+        decide/tick.asset_alerts: once per staleness). Recorded as an alert about the asset."""
         if self.settings.has_targets and AlertEvent.STALE in self.settings.on:
-            now = self.clock.now()
-            about = RunEvent(
-                event=EventType.ALERT,
-                job="",
-                logical_time=state.fresh_as_of or now,
-                run_id="",
-                status=RunStatus.FAILED if state.state is Freshness.STALE else RunStatus.SUCCESS,
-                kind=RunKind.SCHEDULED,
-            )
-            self._send(None, about, asset_message(state, now))
+            self._send(None, state.name, asset_message(state, self.clock.now()))
 
     def config_broken(self, path: Path, error: str) -> None:
         """An edit of the jobs file the daemon cannot use (it keeps the last good one)."""
         if self.settings.has_targets:
-            about = RunEvent(
-                event=EventType.ALERT,
-                job="",
-                logical_time=self.clock.now(),
-                run_id="",
-                status=RunStatus.FAILED,
-                kind=RunKind.SCHEDULED,
-            )
-            self._send(None, about, config_message(path, error))
+            self._send(None, str(path), config_message(path, error))
 
     def wait(self) -> None:
         """Wait for every delivery in flight to end (and be recorded)."""
@@ -340,13 +324,15 @@ class Alerter:
     def _wants(self, job: Job, on: AlertEvent) -> bool:
         return on in alerted_events(self.jobfile, job)
 
-    def _send(self, job: Job | None, about: RunEvent, message: AlertMessage) -> None:
+    def _send(self, job: Job | None, about: RunEvent | str, message: AlertMessage) -> None:
+        """Send in the background: about a run of `job`, or about no run (`about` names
+        what it is about instead)."""
         with self._guard:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="cronflow-alert")
             self._pending.append(self._pool.submit(self._deliver, job, about, message))
 
-    def _deliver(self, job: Job | None, about: RunEvent, message: AlertMessage) -> None:
+    def _deliver(self, job: Job | None, about: RunEvent | str, message: AlertMessage) -> None:
         """Send, then record the delivery; alerts about no job go to every target."""
         try:
             deliveries = self.notifier.send(message, job.alert_tags if job else ())
@@ -355,18 +341,24 @@ class Alerter:
                 Delivery(target="(apprise)", status=DeliveryStatus.FAILED, why=type(error).__name__)
             ]
         sent = sum(delivery.status is DeliveryStatus.SENT for delivery in deliveries)
+        reason = f"{message.on} alert: {sent} of {len(deliveries)} target(s) reached"
+        alert = {
+            "on": message.on.value,
+            "title": message.title,
+            "delivered": sent,
+            "targets": [{"target": d.target, "delivery": str(d)} for d in deliveries],
+        }
+        now = self.clock.now()
+        if isinstance(about, str):
+            self.store.append(HostAlert(about=about, sent_at=now, reason=reason, alert=alert))
+            return
         self.store.append(
             delivery_about(
                 about,
                 EventType.ALERT,
-                ended_at=self.clock.now(),
-                reason=f"{message.on} alert: {sent} of {len(deliveries)} target(s) reached",
-                alert={
-                    "on": message.on.value,
-                    "title": message.title,
-                    "delivered": sent,
-                    "targets": [{"target": d.target, "delivery": str(d)} for d in deliveries],
-                },
+                ended_at=now,
+                reason=reason,
+                alert=alert,
                 config_hash=job.config_hash if job else "",
             )
         )

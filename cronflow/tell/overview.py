@@ -15,6 +15,7 @@ from cronflow.decide.jitter import start_of
 from cronflow.decide.schedule import describe, schedule_of
 from cronflow.errors import UsageError
 from cronflow.model import (
+    ClockSetBack,
     EventType,
     Job,
     JobFile,
@@ -101,7 +102,7 @@ def overview(
     rows: list[JobStatus],
     last_ran_at: datetime | None,
     now: datetime,
-    clock_event: RunEvent | None = None,
+    clock_event: ClockSetBack | None = None,
     ping_warnings: tuple[str, ...] = (),
 ) -> Overview:
     scheduled = any(job.schedule and job.enabled for job in jobfile.jobs.values())
@@ -140,12 +141,12 @@ def ping_notes(failed_ping: RunEvent | None, heartbeat: Mapping[str, Any]) -> tu
     return tuple(notes)
 
 
-def clock_note(event: RunEvent | None, now: datetime) -> str:
+def clock_note(event: ClockSetBack | None, now: datetime) -> str:
     """What status says about the clock having gone back, until a day after it is back
     where it had been (the runs it had already made come round again meanwhile)."""
-    if event is None or event.ended_at is None or now > event.logical_time + CLOCK_NOTE_FOR:
+    if event is None or now > event.reached + CLOCK_NOTE_FOR:
         return ""
-    return f"{event.reason} (noticed at {event.ended_at:%Y-%m-%d %H:%M:%S}Z)"
+    return f"{event.reason} (noticed at {event.noticed_at:%Y-%m-%d %H:%M:%S}Z)"
 
 
 def dependency_groups(jobfile: JobFile) -> list[list[str]]:
