@@ -385,7 +385,7 @@ def test_the_newest_runs_of_a_busy_job_are_the_same_whichever_way_they_are_found
     write_log(tmp_path / "state", 4_000)
     index = Store(tmp_path / "state").index()
     sorted_runs = index.newest_first(jobs=[JOBS[0], JOBS[1]], limit=30)
-    monkeypatch.setattr("cronflow.state.index._FEW_RUNS", 10)  # now they count as many
+    monkeypatch.setattr("cronflow.state.index_queries._FEW_RUNS", 10)  # now they count as many
     assert index._newest_first_plan([JOBS[0]]) == " INDEXED BY runs_by_end"
     assert index.newest_first(jobs=[JOBS[0], JOBS[1]], limit=30) == sorted_runs
     assert len(sorted_runs) == 30
