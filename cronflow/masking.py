@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -31,6 +31,31 @@ def mask_bytes(data: bytes, secrets: Iterable[str]) -> bytes:
     for secret in secrets:
         data = data.replace(secret.encode(), MASK.encode())
     return data
+
+
+def mask_text(text: str, secrets: Iterable[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, MASK)
+    return text
+
+
+def shown_while_written(data: bytes, secrets: Sequence[str]) -> int:
+    """How much of `data`, the unshown part of a file still being written, may be shown now:
+    whole lines only, and never a cut through a secret, even one spanning lines. Whatever
+    the reads, showing each part masked then gives what masking the whole file would."""
+    cut = data.rfind(b"\n") + 1
+    longest = max((len(secret.encode()) for secret in secrets), default=0)
+    if longest > 1:
+        cut = min(cut, data.rfind(b"\n", 0, max(0, len(data) - longest + 1)) + 1)
+    moved = True
+    while moved and cut:  # a secret found through the cut: cut before it
+        moved = False
+        for secret in secrets:
+            raw = secret.encode()
+            start = data.find(raw, max(0, cut - len(raw) + 1))
+            if 0 <= start < cut < start + len(raw):
+                cut, moved = data.rfind(b"\n", 0, start) + 1, True
+    return cut
 
 
 def mask_file(path: Path, secrets: tuple[str, ...]) -> None:

@@ -33,6 +33,7 @@ from cronflow.clock import Clock
 from cronflow.decide import dag
 from cronflow.decide.rules import gate
 from cronflow.decide.selection import should_run
+from cronflow.load.env_files import secrets_of_job
 from cronflow.model import (
     EventType,
     Job,
@@ -48,6 +49,7 @@ from cronflow.model import (
     describe_key,
     try_owed,
 )
+from cronflow.state import outputs
 from cronflow.state.locks import Locks
 from cronflow.state.outputs import tail_of
 from cronflow.state.store import Store, new_run_id
@@ -261,6 +263,15 @@ class Executor:
             return latest
         return self.settle(latest) or latest
 
+    def _finish_output(self, job: Job | None, started: RunEvent) -> None:
+        """Do for the output of a run whose cronflow died what the runner does when an
+        attempt ends: cap it and mask the job's secrets (as its env and env_files say now;
+        a job gone from the file has none to mask)."""
+        secrets = secrets_of_job(job) if job is not None else ()
+        for stream in ("stdout", "stderr"):
+            if stream in started.output:
+                outputs.finish(Path(started.output[stream]), self.runner.output_limit, secrets)
+
     def settle(self, started: RunEvent) -> RunEvent | None:
         """Record the truth about a run left `running` by a cronflow that is gone, once none
         of its processes lives: its exit status if its wrapper wrote one, else that it never
@@ -273,6 +284,8 @@ class Executor:
         exit_status = (
             read_exit_status(Path(started.output["exit"])) if "exit" in started.output else None
         )
+        job = self.jobfile.jobs.get(started.job)  # None: no longer in the file
+        self._finish_output(job, started)
         who = f"cronflow (pid {started.pid}) stopped"
         common: dict[str, Any] = dict(
             job=started.job,
@@ -286,7 +299,6 @@ class Executor:
         )
         if isinstance(exit_status, int):
             ended = _modified(Path(started.output["exit"])) or self.clock.now()
-            job = self.jobfile.jobs.get(started.job)  # None: no longer in the file
             status = _judged(job, exit_status)
             if status is RunStatus.FAILED and _fails_fast(job, exit_status):
                 common["max_attempts"] = started.attempt  # its last try, as _attempt records

@@ -26,9 +26,9 @@ from typing import Any, BinaryIO, Protocol
 
 from cronflow.act import processes
 from cronflow.load.accounts import Account
-from cronflow.masking import mask_file
 from cronflow.model import JobProcess
-from cronflow.state.outputs import OUTPUT_LIMIT_BYTES, cap_file, tail_of
+from cronflow.state import outputs
+from cronflow.state.outputs import OUTPUT_LIMIT_BYTES, tail_of
 
 _GROUP_POLL_SECONDS = 0.02
 # $1 the command, $2 the gate's descriptor, $3 the exit status file's descriptor, $4 the shell. Traps only
@@ -82,6 +82,8 @@ class ProcessResult:
 
 
 class ProcessRunner(Protocol):
+    output_limit: int  # each output file is cut to this size when its attempt ends
+
     def run(
         self, spec: ProcessSpec, on_start: Callable[[JobProcess], None] = lambda process: None
     ) -> ProcessResult:
@@ -135,8 +137,7 @@ class ShellRunner:
             interrupted = self._forget(process)
         duration = time.monotonic() - started
         for path in (spec.stdout, spec.stderr):
-            cap_file(path, self.output_limit)
-            mask_file(path, spec.secrets)
+            outputs.finish(path, self.output_limit, spec.secrets)
         code = process.returncode
         return ProcessResult(
             exit_code=code if code >= 0 else None,

@@ -378,6 +378,7 @@ def logs(
     Example:  cronflow logs load --date 2026-01-14 --attempt 1 --stderr
     """
     from cronflow.decide import selection
+    from cronflow.load.env_files import secrets_of_job
     from cronflow.masking import mask_bytes
     from cronflow.tell import overview, run_output
 
@@ -395,7 +396,7 @@ def logs(
         run_id,
         whole_log=lambda: store.read().events,
     )
-    secrets = run_output.secrets_of_job(jobfile.jobs[job])
+    secrets = secrets_of_job(jobfile.jobs[job])
     if follow:
         run_output.follow(store, started, "stderr" if stderr_only else "stdout", secrets)
         return

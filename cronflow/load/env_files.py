@@ -49,6 +49,17 @@ def read_job_env_files(job: Job) -> dict[str, str]:
     return values
 
 
+def secrets_of_job(job: Job) -> tuple[str, ...]:
+    """What to mask in a job's output, as its env_files and env say now (an env_file that
+    cannot be read now masks nothing of its own)."""
+    from cronflow.masking import secrets_of
+
+    try:
+        return secrets_of(job.env, read_job_env_files(job).values())
+    except Unusable:
+        return secrets_of(job.env)
+
+
 def read_env_file(path: Path) -> dict[str, str]:
     """The variables of an env file; OSError if it cannot be read, EnvFileError if malformed."""
     return parse_env(path.read_bytes().decode("utf-8", errors="strict"))

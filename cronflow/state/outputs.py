@@ -4,7 +4,10 @@ grow and how their tails are read."""
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
+
+from cronflow.masking import mask_bytes, mask_file
 
 STDERR_TAIL_LINES = 20
 STDERR_TAIL_BYTES = 4096
@@ -29,15 +32,34 @@ def cap_file(path: Path, limit: int) -> None:
         pass  # the output is a convenience; never fail a run because it could not be trimmed
 
 
-def tail_of(path: Path, lines: int = STDERR_TAIL_LINES, limit: int = STDERR_TAIL_BYTES) -> str:
-    """The last `lines` lines of a file, at most `limit` bytes, decoded leniently."""
+def finish(path: Path, limit: int, secrets: Sequence[str]) -> None:
+    """What becomes of an attempt's output file once the attempt has ended, whoever settles
+    it: cut to `limit`, then every secret masked (before any tail of it is taken)."""
+    cap_file(path, limit)
+    mask_file(path, tuple(secrets))
+
+
+def tail_bytes(path: Path, size: int, secrets: Sequence[str] = ()) -> bytes:
+    """The last `size` bytes of a file ("" if it cannot be read), with `secrets` masked,
+    also one the window's start would cut: it is read whole first, then masked."""
+    longest = max((len(secret.encode()) for secret in secrets), default=0)
     try:
         with open(path, "rb") as file:
-            file.seek(0, os.SEEK_END)
-            size = file.tell()
-            file.seek(max(0, size - limit))
+            file.seek(max(0, os.fstat(file.fileno()).st_size - size - longest))
             data = file.read()
     except OSError:
-        return ""
+        return b""
+    return mask_bytes(data, secrets)[-size:] if size > 0 else b""
+
+
+def tail_of(
+    path: Path,
+    lines: int = STDERR_TAIL_LINES,
+    limit: int = STDERR_TAIL_BYTES,
+    secrets: Sequence[str] = (),
+) -> str:
+    """The last `lines` lines of a file, at most `limit` bytes, decoded leniently, with
+    `secrets` masked."""
+    data = tail_bytes(path, limit, secrets)
     text = data.decode("utf-8", errors="replace")
     return "\n".join(text.rstrip("\n").split("\n")[-lines:])

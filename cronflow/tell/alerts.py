@@ -20,7 +20,8 @@ from typing import Any, Protocol
 
 from cronflow.clock import Clock
 from cronflow.decide.freshness import AssetState, Freshness
-from cronflow.masking import redact
+from cronflow.load.env_files import secrets_of_job
+from cronflow.masking import mask_text, redact
 from cronflow.model import (
     AlertEvent,
     AlertSettings,
@@ -72,7 +73,7 @@ def failure_message(job: Job, event: RunEvent, held_back: Sequence[RunKey]) -> A
     if held_back:
         names = ", ".join(sorted({key.job for key in held_back}))
         lines.append(f"**Held back:** {names} (not started: upstream_failed)")
-    lines += _stderr_lines(event)
+    lines += _stderr_lines(job, event)
     lines.append(f"Full output: `cronflow logs {job.name} --date {local.date()}`")
     return AlertMessage(
         on=AlertEvent.FAILURE,
@@ -85,7 +86,7 @@ def failure_message(job: Job, event: RunEvent, held_back: Sequence[RunKey]) -> A
 def retry_message(job: Job, event: RunEvent) -> AlertMessage:
     local = event.logical_time.astimezone(job.timezone)
     delay = job.retry.delay_before(event.attempt + 1)
-    lines = _run_lines(job, event) + [f"**Next try:** in {delay}"] + _stderr_lines(event)
+    lines = _run_lines(job, event) + [f"**Next try:** in {delay}"] + _stderr_lines(job, event)
     return AlertMessage(
         on=AlertEvent.RETRY,
         severity="warning",
@@ -194,10 +195,13 @@ def _run_lines(job: Job, event: RunEvent) -> list[str]:
     return lines
 
 
-def _stderr_lines(event: RunEvent) -> list[str]:
+def _stderr_lines(job: Job, event: RunEvent) -> list[str]:
+    """The stderr tail the log holds, masked again with the job's secrets as they are now
+    (as `logs` does): whoever recorded the tail, nothing secret leaves in an alert."""
     if not event.stderr_tail:
         return []
-    return ["**Last lines of stderr:**", "```", event.stderr_tail.replace("```", "'''"), "```"]
+    tail = mask_text(event.stderr_tail, secrets_of_job(job))
+    return ["**Last lines of stderr:**", "```", tail.replace("```", "'''"), "```"]
 
 
 # ---- deciding, sending and recording ------------------------------------------------------

@@ -15,14 +15,15 @@ check's state), and only the run's final outcome pings success or failure.
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from cronflow.clock import Clock
+from cronflow.load.env_files import secrets_of_job
 from cronflow.model import EventType, Job, JobFile, RunEvent, RunStatus, delivery_about
+from cronflow.state.outputs import tail_bytes
 from cronflow.state.store import Store
 from cronflow.tell import ping_requests
 
@@ -110,7 +111,7 @@ class Pinger:
                 if before is not None:
                     before.result()  # the run's earlier ping first (it was submitted first)
                 limit = self._limits.get(url, ping_requests.DEFAULT_BODY_LIMIT)
-                body = _body(event, kind, limit) if output else b""
+                body = _body(event, kind, limit, secrets_of_job(job)) if output else b""
                 rid = _rid(event.run_id)
                 sent = ping_requests.deliver(
                     url,
@@ -177,17 +178,20 @@ def _never_raising(task: Callable[[], object]) -> None:
         task()
 
 
-def _body(event: RunEvent, kind: ping_requests.PingKind, limit: int) -> bytes:
+def _body(
+    event: RunEvent, kind: ping_requests.PingKind, limit: int, secrets: Sequence[str]
+) -> bytes:
     """What the ping carries: for a failure, why (first line), then the try's output
-    (stdout, then stderr), its newest bytes kept within `limit`."""
+    (stdout, then stderr), its newest bytes kept within `limit`, the job's secrets masked
+    (again: whoever settled the run, nothing secret leaves in a ping)."""
     head = b""
     if kind is ping_requests.PingKind.LOG:
         head = f"try {event.attempt} of {event.max_attempts}: {event.reason}; retrying\n".encode()
     elif kind is ping_requests.PingKind.FAIL and event.reason:
         head = f"{event.reason}\n".encode()
     room = max(0, limit - len(head))
-    stdout = _tail(event.output.get("stdout"), room)
-    stderr = _tail(event.output.get("stderr"), room)
+    stdout = _tail(event.output.get("stdout"), room, secrets)
+    stderr = _tail(event.output.get("stderr"), room, secrets)
     if len(stdout) + len(stderr) > room:  # share the room; stderr gets at least half
         keep = min(len(stderr), max(room // 2, room - len(stdout)))
         stderr = stderr[len(stderr) - keep :]
@@ -195,12 +199,5 @@ def _body(event: RunEvent, kind: ping_requests.PingKind, limit: int) -> bytes:
     return (head + stdout + stderr)[-limit:] if limit else b""
 
 
-def _tail(path: str | None, size: int) -> bytes:
-    if not path or size <= 0:
-        return b""
-    try:
-        with open(Path(path), "rb") as file:
-            file.seek(max(0, os.fstat(file.fileno()).st_size - size))
-            return file.read(size)
-    except OSError:
-        return b""
+def _tail(path: str | None, size: int, secrets: Sequence[str]) -> bytes:
+    return tail_bytes(Path(path), size, secrets) if path and size > 0 else b""

@@ -5,27 +5,16 @@ from __future__ import annotations
 
 import sys
 
-from cronflow.model import Job, RunEvent
+from cronflow.model import RunEvent
 from cronflow.state.store import Store
 
 
-def secrets_of_job(job: Job) -> tuple[str, ...]:
-    """What to mask in a job's output; an env_file that cannot be read now masks nothing."""
-    from cronflow.load.env_files import Unusable, read_job_env_files
-    from cronflow.masking import secrets_of
-
-    try:
-        return secrets_of(job.env, read_job_env_files(job).values())
-    except Unusable:
-        return secrets_of(job.env)
-
-
 def follow(store: Store, started: RunEvent, stream: str, secrets: tuple[str, ...]) -> None:
-    """Print an output file as it grows, until the attempt that writes it has ended. Whole
-    lines only while it runs, so a secret is never split across two reads unmasked."""
+    """Print an output file as it grows, until the attempt that writes it has ended. While it
+    runs, whole lines only, never through a secret (masking.shown_while_written)."""
     import time
 
-    from cronflow.masking import mask_bytes
+    from cronflow.masking import mask_bytes, shown_while_written
     from cronflow.tell import overview
 
     position = 0
@@ -35,7 +24,7 @@ def follow(store: Store, started: RunEvent, stream: str, secrets: tuple[str, ...
             output.seek(position)
             chunk = output.read()
         if still_running:
-            chunk = chunk[: chunk.rfind(b"\n") + 1]
+            chunk = chunk[: shown_while_written(chunk, secrets)]
         position += len(chunk)
         sys.stdout.buffer.write(mask_bytes(chunk, secrets))
         sys.stdout.buffer.flush()

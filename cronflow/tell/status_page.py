@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 from cronflow import __version__
 from cronflow.decide import freshness
 from cronflow.decide.dag import dependency_graph
+from cronflow.load.env_files import secrets_of_job
 from cronflow.model import Job, JobFile, RunEvent, RunIf, RunStatus
 from cronflow.state.index import RunIndex
 from cronflow.state.layout import LAST_TICK, PAGE_LOCK
@@ -96,7 +97,9 @@ def page_from(jobfile: JobFile, store: Store, data: StatusData, now: datetime) -
         if row.failing_streak and failed:
             newest = failed[-1]
             files = store.attempt_files(newest.job, newest.run_id, newest.attempt)
-            stderr[row.job] = tail_of(files["stderr"])
+            job = jobfile.jobs.get(row.job)
+            secrets = secrets_of_job(job) if job else ()  # masked again, as `logs` does
+            stderr[row.job] = tail_of(files["stderr"], secrets=secrets)
     found = freshness.states(jobfile, data.index, now) if jobfile.assets else []
     return render(jobfile, data.rows, data.summary, runs, now, stderr, found)
 
