@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from urllib.parse import urlsplit
 
 MASK = "***"
@@ -56,22 +55,6 @@ def shown_while_written(data: bytes, secrets: Sequence[str]) -> int:
             if 0 <= start < cut < start + len(raw):
                 cut, moved = data.rfind(b"\n", 0, start) + 1, True
     return cut
-
-
-def mask_file(path: Path, secrets: tuple[str, ...]) -> None:
-    """Replace every secret in an output file (already capped in size) by ***, in place."""
-    if not secrets:
-        return
-    try:
-        with open(path, "r+b") as file:
-            data = file.read()
-            masked = mask_bytes(data, secrets)
-            if masked != data:
-                file.seek(0)
-                file.write(masked)
-                file.truncate()
-    except OSError:
-        pass  # as for capping: never fail a run over its captured output
 
 
 def redact(url: str) -> str:

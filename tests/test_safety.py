@@ -445,3 +445,27 @@ def test_every_command_on_an_unwritable_state_directory_says_so_in_one_paragraph
         )
         assert result.returncode == 1, (command, result.stderr)
         assert result.stderr.startswith("cronflow: cannot ") and result.stderr.count("\n") == 1
+
+
+def test_a_job_cannot_write_into_the_run_lock_it_inherits(write_jobs, tmp_path):
+    """The run's lock is handed to the job (it stays locked while any of its processes
+    lives); it is opened read-only, so a job, whoever it runs as, cannot write into it."""
+    write_jobs(r"""
+        [jobs.probe]
+        command = '''
+        for fd in /proc/$$/fd/*; do
+          case "$(readlink "$fd")" in *.lock)
+            n=$(basename "$fd")
+            echo "$n $(sed -n 's/^flags:[[:space:]]*//p' /proc/$$/fdinfo/$n)" >> locks
+            (echo pwned >&"$n") 2>/dev/null && echo "wrote $n" >> locks ;;
+          esac
+        done
+        true
+        '''
+    """)
+    assert run_cli("run", "--date", "2026-01-14", cwd=tmp_path).returncode == 0
+    seen = (tmp_path / "locks").read_text().split("\n")[:-1]
+    assert seen and not [line for line in seen if line.startswith("wrote")], seen
+    assert all(int(line.split()[1], 8) & os.O_ACCMODE == os.O_RDONLY for line in seen), seen
+    lock_files = list((tmp_path / ".cronflow" / "locks").iterdir())
+    assert lock_files and all(path.stat().st_size == 0 for path in lock_files)

@@ -28,6 +28,7 @@ from cronflow.clock import Clock
 from cronflow.errors import ConfigError, CronflowError, Problem
 from cronflow.load import jobs_toml
 from cronflow.model import JobFile, PlannedRun, RunEvent
+from cronflow.state.files import NO_LINKS, read_bytes
 from cronflow.state.layout import DAEMON_LOCK, DAEMON_PID
 from cronflow.state.locks import Locks
 from cronflow.state.store import Store
@@ -297,15 +298,15 @@ def _pid_path(store: Store) -> Path:
 
 
 def _write_pid(store: Store) -> None:
-    descriptor = os.open(_pid_path(store), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    descriptor = os.open(_pid_path(store), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | NO_LINKS, 0o600)
     with open(descriptor, "w") as pid_file:
         pid_file.write(f"{os.getpid()}\n")
 
 
 def _already_running_message(store: Store) -> str:
     try:
-        pid = _pid_path(store).read_text().strip()
-    except OSError:
+        pid = read_bytes(_pid_path(store)).decode().strip()
+    except (OSError, ValueError):
         pid = "unknown"
     return (
         f"another cronflow daemon (pid {pid}) already runs with state directory "

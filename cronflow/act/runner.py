@@ -28,6 +28,7 @@ from cronflow.act import processes
 from cronflow.load.accounts import Account
 from cronflow.model import JobProcess
 from cronflow.state import outputs
+from cronflow.state.files import NO_LINKS
 from cronflow.state.outputs import OUTPUT_LIMIT_BYTES, tail_of
 
 _GROUP_POLL_SECONDS = 0.02
@@ -282,7 +283,7 @@ class _Stopping(Exception):
 
 
 def _open_output(path: Path) -> BinaryIO:
-    return open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600), "wb")
+    return open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | NO_LINKS, 0o600), "wb")
 
 
 def _open_exit_file(path: Path) -> BinaryIO:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from cronflow.load import accounts, env_files, trust
-from cronflow.model import AlertSettings, Job
+from cronflow.model import AlertSettings, Job, Settings
 
 Finding = tuple[tuple[str, ...], str, str]  # (key path in the file, problem, fix)
 
@@ -116,23 +116,49 @@ def output_dir_findings(key: str, path: Path, euid: int) -> list[Finding]:
 
 
 def trust_findings(
-    jobs_path: Path, alerts: AlertSettings, jobs: dict[str, Job], euid: int
+    jobs_path: Path, settings: Settings, alerts: AlertSettings, jobs: dict[str, Job], euid: int
 ) -> tuple[list[Finding], list[str]]:
-    """As cron does with a crontab: as root, files that others could change are problems
-    (findings); as anyone else, warnings. Returns (findings, warnings)."""
-    files: list[tuple[str, Path, tuple[str, ...]]] = [("the jobs file", jobs_path, ())]
+    """As cron does with a crontab: as root, a file that others could change is a problem
+    (a finding), and so is a directory root writes in that others could change (the state
+    directory, and those of metrics_file and html_file, which may be writable by their own
+    group); as anyone else, warnings. Returns (findings, warnings)."""
+    read = "another user could change what root runs"
+    written = "another user could make root write where it must not"
+    places: list[tuple[str, Path, tuple[str, ...], str, bool]] = [
+        ("the jobs file", jobs_path, (), read, False),
+        _state_dir_place(settings, written),
+    ]
     if alerts.config is not None:
-        files.append((f"the apprise config {alerts.config}", alerts.config, ("alerts", "config")))
+        places.append(
+            (
+                f"the apprise config {alerts.config}",
+                alerts.config,
+                ("alerts", "config"),
+                read,
+                False,
+            )
+        )
+    for key in ("metrics_file", "html_file"):
+        path = getattr(settings, key)
+        if path is not None:
+            what = f"the directory of {key} {path}"
+            places.append((what, path.parent, ("cronflow", key), written, True))
     for job in jobs.values():
-        files += [
-            (f'the env_file {path} of job "{job.name}"', path, ("jobs", job.name, "env_file"))
+        places += [
+            (
+                f'the env_file {path} of job "{job.name}"',
+                path,
+                ("jobs", job.name, "env_file"),
+                read,
+                False,
+            )
             for path in job.env_files
         ]
     findings: list[Finding] = []
     warnings: list[str] = []
     seen = set()
-    for what, path, at in files:
-        for finding in trust.untrusted(path, euid):
+    for what, path, at, risk, group_may_write in places:
+        for finding in trust.untrusted(path, euid, group_may_write=group_may_write):
             if (finding.path, finding.problem) in seen:
                 continue  # a directory above several files: say it once
             seen.add((finding.path, finding.problem))
@@ -151,10 +177,26 @@ def trust_findings(
                     (
                         at,
                         f"cronflow runs as root and {subject} {finding.problem}",
-                        f"Run: {finding.fix} (another user could change what root runs)",
+                        f"Run: {finding.fix} ({risk})",
                     )
                 )
     return findings, warnings
+
+
+def _state_dir_place(settings: Settings, risk: str) -> tuple[str, Path, tuple[str, ...], str, bool]:
+    """The state directory as trust_findings checks it: the directory if it exists, else
+    the nearest one above it that does (cronflow creates the rest, 0700)."""
+    existing = settings.state_dir
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    named_by = {
+        "state_dir": "",
+        "default": " (the default, beside the jobs file)",
+    }.get(settings.state_dir_from, f" (named by {settings.state_dir_from})")
+    what = f"the state directory {settings.state_dir}{named_by}"
+    if existing != settings.state_dir:
+        what = f"{existing}, where cronflow would create the state directory {settings.state_dir}{named_by},"
+    return what, existing, ("cronflow", "state_dir"), risk, False
 
 
 def host_identity() -> str:

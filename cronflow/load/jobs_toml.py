@@ -177,7 +177,9 @@ class _Validator:
         )
         jobs = self._jobs(defaults, settings)
         assets = self._assets(jobs)
-        findings, warnings = host_checks.trust_findings(self.path, alerts, jobs, self.euid)
+        findings, warnings = host_checks.trust_findings(
+            self.path, settings, alerts, jobs, self.euid
+        )
         self._report_all(findings)
         if self.problems:
             raise ConfigError(self.path, self.problems)

@@ -18,11 +18,13 @@ class Untrusted:
     fix: str  # the command that mends it
 
 
-def untrusted(path: Path, euid: int) -> list[Untrusted]:
+def untrusted(path: Path, euid: int, *, group_may_write: bool = False) -> list[Untrusted]:
     """What lets anyone but `euid` and root change what `path` says: the file or a directory
     on the way to it owned by another user, or writable by group or others. A directory with
     the sticky bit (like /tmp) is fine: others cannot replace the entries they do not own.
-    A path that does not exist has nothing to report (its absence is reported elsewhere)."""
+    `group_may_write`: `path` itself may be writable by its group (a directory given to a
+    web server's group). A path that does not exist has nothing to report (its absence is
+    reported elsewhere)."""
     try:
         real = path.resolve(strict=True)
     except OSError:
@@ -31,6 +33,7 @@ def untrusted(path: Path, euid: int) -> list[Untrusted]:
     findings = []
     for each in (real, *real.parents):
         status = each.stat()
+        allowed = stat.S_IWGRP if group_may_write and each == real else 0
         if status.st_uid not in (0, euid):
             findings.append(
                 Untrusted(each, f"is owned by {user_name(status.st_uid)}", f"chown {owner} {each}")
@@ -38,7 +41,7 @@ def untrusted(path: Path, euid: int) -> list[Untrusted]:
         writers = [
             who
             for who, bit in (("group", stat.S_IWGRP), ("others", stat.S_IWOTH))
-            if status.st_mode & bit
+            if status.st_mode & bit & ~allowed
         ]
         sticky = stat.S_ISDIR(status.st_mode) and status.st_mode & stat.S_ISVTX
         if writers and not sticky:
@@ -47,7 +50,7 @@ def untrusted(path: Path, euid: int) -> list[Untrusted]:
                     each,
                     f"is writable by {' and '.join(writers)} "
                     f"(mode {stat.S_IMODE(status.st_mode):04o})",
-                    f"chmod go-w {each}",
+                    f"chmod {'o' if allowed else 'go'}-w {each}",
                 )
             )
     return findings

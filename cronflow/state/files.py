@@ -1,11 +1,40 @@
-"""Files written safely: the one way cronflow replaces a file whole, and small private
-files. Imports nothing heavy (the idle tick uses it)."""
+"""Files opened safely: the one way cronflow replaces a file whole, small private files, and
+opening, reading and making directories without following a link at the last step (the
+directories above are checked when the jobs file loads: load/host_checks.trust_findings).
+Imports nothing heavy (the idle tick uses it)."""
 
 from __future__ import annotations
 
 import _thread  # not threading: the idle tick would pay for its import
 import contextlib
+import errno
 import os
+import stat
+
+NO_LINKS = os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def no_links(path: str | os.PathLike[str], flags: int) -> int:
+    """An opener for open(): never through a link (ELOOP), never inherited by a job."""
+    return os.open(path, flags | NO_LINKS, 0o600)
+
+
+def read_bytes(path: str | os.PathLike[str]) -> bytes:
+    """A file's bytes, refusing a link in its place (OSError ELOOP)."""
+    with open(path, "rb", opener=no_links) as file:
+        return file.read()
+
+
+def private_dir(path: str | os.PathLike[str]) -> None:
+    """Make sure `path` is a real directory of ours: created 0700 if missing; an entry there
+    that is a link, not a directory, or (as root) someone else's is refused with OSError."""
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path, 0o700)
+    status = os.lstat(path)
+    if not stat.S_ISDIR(status.st_mode):
+        raise OSError(errno.ENOTDIR, "a link or a file, not a directory, is in its place")
+    if os.geteuid() == 0 and status.st_uid != 0:
+        raise OSError(errno.EPERM, f"it belongs to uid {status.st_uid}, not to root")
 
 
 def replace_whole(
@@ -60,6 +89,6 @@ def replace_whole(
 def write_private(path: str, content: bytes) -> None:
     """Overwrite a small state file in place, readable by its owner only, whatever the
     umask (a stamp: a torn one is read as missing)."""
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | NO_LINKS, 0o600)
     with open(descriptor, "wb") as file:
         file.write(content)

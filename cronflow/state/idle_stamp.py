@@ -29,7 +29,7 @@ import os
 from datetime import datetime
 
 from cronflow import DEFAULT_STATE_DIR, STATE_DIR_ENV_VAR, __version__
-from cronflow.state.files import replace_whole
+from cronflow.state.files import no_links, replace_whole
 from cronflow.state.layout import IDLE_STAMP_NAME, LOG_NAME
 
 _FORMAT = "cronflow idle stamp 1"
@@ -212,14 +212,14 @@ def _digest(content: bytes) -> str:
 
 
 def _read(path: str) -> bytes:
-    with open(path, "rb") as file:
+    with open(path, "rb", opener=no_links) as file:
         return file.read()
 
 
 def _read_own(path: str) -> bytes | None:
     """The stamp, if this user wrote it and nobody else can change it (else None): a stamp
     planted by another user could make cronflow skip ticks, as root above all."""
-    with open(path, "rb") as file:
+    with open(path, "rb", opener=no_links) as file:
         stat = os.fstat(file.fileno())
         if stat.st_uid != os.geteuid() or stat.st_mode & 0o022:
             return None

@@ -33,6 +33,7 @@ from cronflow.state.codec import (
     line_to_json,
     parse_log,
 )
+from cronflow.state.files import NO_LINKS
 from cronflow.state.index_queries import UNFINISHED_SQL, IndexQueries
 from cronflow.state.index_rows import (
     FINAL_RESULTS,
@@ -488,8 +489,8 @@ class RunIndex(IndexQueries):
 
 
 def connect(path: Path | None) -> sqlite3.Connection:
-    if path is not None and not path.exists():
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))  # private, like the log
+    if path is not None:  # private, like the log; never a link (SQLite would follow it)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | NO_LINKS, 0o600))
     db = sqlite3.connect(
         ":memory:" if path is None else str(path),
         timeout=60,

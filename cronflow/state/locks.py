@@ -24,6 +24,7 @@ from pathlib import Path
 
 from cronflow.errors import StoreError
 from cronflow.model import RunKey
+from cronflow.state.files import NO_LINKS, private_dir
 
 
 def run_lock_name(key: RunKey) -> str:
@@ -87,9 +88,10 @@ def _flock_current(path: Path, wait: bool) -> int | None:
     looks at, so the lock is taken again on the current file."""
     while True:
         try:
-            descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            # Read-only (flock needs no more): a job that inherits it cannot write into it.
+            descriptor = os.open(path, os.O_RDONLY | os.O_CREAT | NO_LINKS, 0o600)
         except FileNotFoundError:  # the lock directory was removed: make it again
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            private_dir(path.parent)
             continue
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)

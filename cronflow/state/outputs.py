@@ -7,7 +7,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from cronflow.masking import mask_bytes, mask_file
+from cronflow.masking import mask_bytes
+from cronflow.state.files import no_links
 
 STDERR_TAIL_LINES = 20
 STDERR_TAIL_BYTES = 4096
@@ -22,7 +23,7 @@ def cap_file(path: Path, limit: int) -> None:
         if size <= limit:
             return
         half = limit // 2
-        with open(path, "r+b") as file:
+        with open(path, "r+b", opener=no_links) as file:
             file.seek(size - half)
             tail = file.read(half)
             file.seek(half)
@@ -36,7 +37,23 @@ def finish(path: Path, limit: int, secrets: Sequence[str]) -> None:
     """What becomes of an attempt's output file once the attempt has ended, whoever settles
     it: cut to `limit`, then every secret masked (before any tail of it is taken)."""
     cap_file(path, limit)
-    mask_file(path, tuple(secrets))
+    mask_file(path, secrets)
+
+
+def mask_file(path: Path, secrets: Sequence[str]) -> None:
+    """Replace every secret in an output file (already capped in size) by ***, in place."""
+    if not secrets:
+        return
+    try:
+        with open(path, "r+b", opener=no_links) as file:
+            data = file.read()
+            masked = mask_bytes(data, secrets)
+            if masked != data:
+                file.seek(0)
+                file.write(masked)
+                file.truncate()
+    except OSError:
+        pass  # as for capping: never fail a run over its captured output
 
 
 def tail_bytes(path: Path, size: int, secrets: Sequence[str] = ()) -> bytes:
@@ -44,7 +61,7 @@ def tail_bytes(path: Path, size: int, secrets: Sequence[str] = ()) -> bytes:
     also one the window's start would cut: it is read whole first, then masked."""
     longest = max((len(secret.encode()) for secret in secrets), default=0)
     try:
-        with open(path, "rb") as file:
+        with open(path, "rb", opener=no_links) as file:
             file.seek(max(0, os.fstat(file.fileno()).st_size - size - longest))
             data = file.read()
     except OSError:

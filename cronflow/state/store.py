@@ -33,7 +33,7 @@ from cronflow.state.codec import (
     time_from_json,
     time_to_json,
 )
-from cronflow.state.files import replace_whole, write_private
+from cronflow.state.files import NO_LINKS, private_dir, read_bytes, replace_whole, write_private
 from cronflow.state.index import RunIndex
 from cronflow.state.layout import (
     BOOTS_NAME,
@@ -76,16 +76,19 @@ class Store:
         self._segments_guard = threading.Lock()
 
     def prepare(self) -> None:
-        """Create the state directory (0700: run output often holds secrets) if missing."""
-        try:
-            for directory in (self.state_dir, self.output_dir, self.lock_dir):
-                directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        except OSError as error:
-            raise StoreError(
-                f"cannot create the state directory {self.state_dir}: "
-                f"{error.strerror}. Check its permissions, or set state_dir in "
-                f"[cronflow]"
-            ) from None
+        """Create the state directory (0700: run output often holds secrets) if missing. It and
+        the folders in it must be real directories of ours, never links (as root: root's)."""
+        for directory in (self.state_dir, self.output_dir, self.lock_dir):
+            try:
+                if directory == self.state_dir:
+                    directory.parent.mkdir(parents=True, exist_ok=True)
+                private_dir(directory)
+            except OSError as error:
+                raise StoreError(
+                    f"cannot use {directory} as (part of) the state directory: "
+                    f"{error.strerror}. Check what is there and its permissions, or set "
+                    "state_dir in [cronflow]"
+                ) from None
         if not os.access(self.state_dir, os.W_OK):
             raise StoreError(
                 f"cannot write the state directory {self.state_dir}: it is "
@@ -100,7 +103,7 @@ class Store:
         if path.exists():
             return
         try:
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | NO_LINKS, 0o600)
         except OSError:
             return
         try:
@@ -140,7 +143,7 @@ class Store:
     def _append_line(self, line: bytes) -> None:
         while True:
             descriptor = os.open(
-                self.log_path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600
+                self.log_path, os.O_RDWR | os.O_APPEND | os.O_CREAT | NO_LINKS, 0o600
             )
             try:
                 fcntl.flock(descriptor, fcntl.LOCK_EX)
@@ -186,7 +189,7 @@ class Store:
         events, host_events, skipped = [], [], []
         for path in [*self.segments(), self.log_path]:
             try:
-                contents = parse_log(path.read_bytes())
+                contents = parse_log(read_bytes(path))
             except FileNotFoundError:
                 continue
             except OSError as error:
@@ -205,7 +208,7 @@ class Store:
         succeeded, and a job without a watermark starts again at now minus one minute.
         """
         try:
-            document = json.loads(self.watermarks_path.read_bytes())
+            document = json.loads(read_bytes(self.watermarks_path))
             return {
                 job: Watermark(
                     decided=time_from_json(mark["decided"]),
@@ -249,8 +252,8 @@ class Store:
     def stale_alerted(self) -> set[str]:
         """The assets alerted as stale and not fresh again since (one name a line)."""
         try:
-            text = (self.state_dir / STALE_ALERTED_NAME).read_text()
-        except OSError:
+            text = read_bytes(self.state_dir / STALE_ALERTED_NAME).decode()
+        except (OSError, ValueError):
             return set()
         return {line for line in text.splitlines() if line}
 
@@ -270,7 +273,7 @@ class Store:
                 Boot(boot_id, time_from_json(moment))
                 for boot_id, _, moment in (
                     line.partition(" ")
-                    for line in (self.state_dir / BOOTS_NAME).read_text().splitlines()
+                    for line in read_bytes(self.state_dir / BOOTS_NAME).decode().splitlines()
                 )
             ]
         except (OSError, ValueError):
@@ -411,7 +414,13 @@ class Store:
         """Where an attempt's stdout and stderr go, and the exit status its wrapper writes:
         output/<job>/<run_id>.<attempt>.<stdout|stderr|exit>."""
         if key.job not in self._output_dirs_made:
-            (self.output_dir / key.job).mkdir(mode=0o700, parents=True, exist_ok=True)
+            try:
+                private_dir(self.output_dir / key.job)
+            except OSError as error:
+                raise StoreError(
+                    f"cannot use {self.output_dir / key.job} for the output of {key.job}: "
+                    f"{error.strerror}. Check what is there, or remove it"
+                ) from None
             self._output_dirs_made.add(key.job)
         return self.attempt_files(key.job, run_id, attempt)
 
@@ -445,8 +454,8 @@ def _stat_or_none(path: Path) -> os.stat_result | None:
 
 def _read_text(path: Path) -> str | None:
     try:
-        return path.read_text()
-    except OSError:
+        return read_bytes(path).decode()
+    except (OSError, UnicodeDecodeError):
         return None
 
 

@@ -30,7 +30,7 @@ from urllib.parse import urlencode, urlsplit
 
 from cronflow import __version__
 from cronflow.masking import redact
-from cronflow.state.files import replace_whole
+from cronflow.state.files import no_links, replace_whole
 from cronflow.state.layout import LAST_HEARTBEAT
 from cronflow.tell.deliveries import DeliveryStatus
 
@@ -225,7 +225,7 @@ def read_heartbeat(state_dir: str) -> dict[str, Any]:
     import json
 
     try:
-        with open(os.path.join(state_dir, LAST_HEARTBEAT)) as file:
+        with open(os.path.join(state_dir, LAST_HEARTBEAT), opener=no_links) as file:
             content = json.load(file)
     except (OSError, ValueError):
         return {}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 
 from cronflow.model import RunEvent
+from cronflow.state.files import no_links
 from cronflow.state.store import Store
 
 
@@ -20,7 +21,7 @@ def follow(store: Store, started: RunEvent, stream: str, secrets: tuple[str, ...
     position = 0
     while True:
         still_running = overview.attempt_running(store.index(), started)
-        with open(started.output[stream], "rb") as output:
+        with open(started.output[stream], "rb", opener=no_links) as output:
             output.seek(position)
             chunk = output.read()
         if still_running:

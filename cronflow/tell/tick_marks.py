@@ -9,7 +9,7 @@ import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from cronflow.state.files import replace_whole
+from cronflow.state.files import NO_LINKS, no_links, replace_whole
 from cronflow.state.layout import METRICS_LOCK, PAGE_LOCK, lock_file
 
 TICK_METRIC = "cronflow_tick_last_timestamp_seconds"  # the line of metrics_file a tick renews
@@ -67,14 +67,14 @@ def _renew(path: str, renewed: Callable[[str], str], state_dir: str, lock: str) 
     is older than another writer's."""
     lock_path = os.path.join(state_dir, lock_file(lock))
     try:
-        descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        descriptor = os.open(lock_path, os.O_RDONLY | os.O_CREAT | NO_LINKS, 0o600)
     except OSError:
         return  # written again by the next full tick
     try:
         import fcntl
 
         fcntl.flock(descriptor, fcntl.LOCK_EX)
-        with open(path, encoding="utf-8") as file:
+        with open(path, encoding="utf-8", opener=no_links) as file:
             text = file.read()
             was = os.fstat(file.fileno())
         new = renewed(text)
