@@ -95,6 +95,7 @@ class PingSeen:
     body: bytes
     query: dict[str, str]
     status: int  # the HTTP status the monitor answered
+    authorization: str = ""  # the Authorization header, if one came
 
 
 @dataclass
@@ -108,6 +109,7 @@ class Monitor:
     checks: set[str] = field(default_factory=set)
     body_limit: int = 10_000
     mode: str = "ok"
+    redirect_to: str = ""  # answer every ping with a 302 to this URL
     seen: list[PingSeen] = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)
     guard: threading.Lock = field(default_factory=threading.Lock)
@@ -171,10 +173,17 @@ def start_monitor() -> Monitor:
             else:
                 status, seen = 404, None
             if seen is not None:
+                seen.authorization = self.headers.get("Authorization", "")
                 with monitor.guard:
                     monitor.seen.append(seen)
             if monitor.mode == "hang":
                 monitor.release.wait(30)
+                return
+            if monitor.redirect_to:
+                self.send_response(302)
+                self.send_header("Location", monitor.redirect_to)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
                 return
             answer = b"OK" if status == 200 else b"not found"
             self.send_response(status)

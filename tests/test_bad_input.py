@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import tempfile
 from datetime import date, datetime
 from pathlib import Path
@@ -55,6 +56,11 @@ GOOD_JOB = '[jobs.one]\ncommand = "true"\nschedule = "0 6 * * *"\n'
         (GOOD_JOB, ["run", "--date", "9999-12-31"]),
         (GOOD_JOB, ["history", "--since", "0001-01-01"]),
         (GOOD_JOB, ["next", "--from", "0001-01-01T00:00"]),
+        ("[" + ".".join(["a"] * 1000) + "]\n" + GOOD_JOB, ["validate"]),
+        (GOOD_JOB + 'ping_url = "http://[::1/x"\n', ["validate"]),
+        (GOOD_JOB + 'ping_url = "http://hc-ping.com:99999/x"\n', ["validate"]),
+        ('[alerts]\nurls = ["json://[::1"]\n' + GOOD_JOB, ["run", "--date", "2026-01-14"]),
+        ('[cronflow]\nheartbeat_url = "http://[::1"\n' + GOOD_JOB, ["run"]),
     ],
     ids=lambda value: value if isinstance(value, str) and len(value) < 40 else None,
 )
@@ -65,6 +71,35 @@ def test_an_input_that_once_crashed_is_a_clear_error(tmp_path, text, args):
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr and result.stderr.startswith("cronflow: ")
     assert "jobs.toml" in result.stderr or "--" in result.stderr  # names the file or option
+    assert not (tmp_path / ".cronflow").exists()
+
+
+@pytest.mark.parametrize("kind", ["a device", "a FIFO", "too large", "a directory"])
+def test_a_jobs_env_or_crontab_file_that_is_no_regular_file_is_refused_unread(tmp_path, kind):
+    """Once, `--jobs /dev/zero` grew to 6 GiB and a FIFO blocked for ever."""
+    path = {"a device": Path("/dev/zero"), "a directory": tmp_path / "folder"}.get(
+        kind, tmp_path / "odd"
+    )
+    if kind == "a FIFO":
+        os.mkfifo(path)
+    elif kind == "too large":
+        path.write_bytes(b"#" * (5 * 1024 * 1024))
+    elif kind == "a directory":
+        path.mkdir()
+    (tmp_path / "jobs.toml").write_text(GOOD_JOB + f'env_file = "{path}"\n')
+    for args in (
+        ["validate", "--jobs", str(path)],
+        ["validate"],
+        ["import-crontab", str(path)],
+    ):
+        if kind == "a directory" and args[0] == "validate" and len(args) > 1:
+            continue  # --jobs itself refuses a directory (click's own check)
+        result = run_cli(*args, cwd=tmp_path, timeout=30)
+        assert result.returncode == 2, (args, result.stderr)
+        assert "Traceback" not in result.stderr and result.stderr.startswith("cronflow: ")
+        assert str(path) in result.stderr
+        said = ("regular file", "larger than", "Is a directory")
+        assert any(words in result.stderr for words in said), result.stderr
     assert not (tmp_path / ".cronflow").exists()
 
 

@@ -421,6 +421,22 @@ def test_an_edit_is_noticed_by_its_modification_time(write_jobs, receiver):
         [record] = recorded()
         assert record.about == str(path) and record.alert["delivered"] == 1
         assert record.alert["title"] == alert.body["title"]
+        good = f'[alerts]\nurls = ["{receiver.url()}"]\n[jobs.first]\ncommand = "true"\n'
+        edits = [  # each once made the daemon die with a traceback
+            good + '[jobs.second]\ncommand = "true"\nping_url = "http://[::1/x"\n',
+            good + "[" + ".".join(["a"] * 1000) + "]\n",
+        ]
+        for number, edit in enumerate(edits, start=3):
+            path.write_text(edit)
+            os.utime(path, (number, number))
+            clock.step()
+            assert serving.is_alive()
+            errors = [line for line in lines if line.startswith("error:")]
+            assert len(errors) == number - 1 and "last good version" in errors[-1]
+        path.write_text(good + '[jobs.third]\ncommand = "true"\n')
+        os.utime(path, (9, 9))
+        clock.step()
+        assert [line for line in lines if line.startswith("reloaded")][-1].endswith(": 2 jobs")
     finally:
         daemon.request_stop()
         clock.release()

@@ -158,6 +158,33 @@ def test_an_unknown_check_is_recorded_failed_shown_masked_and_changes_nothing(
         assert CHECK not in shown
 
 
+def test_a_redirect_is_never_followed_and_is_recorded_failed_with_its_target(
+    write_jobs, monitor, receiver, clock
+):
+    """Healthchecks and Cronitor never redirect a ping: a 302 (to an inner address, say)
+    is a failed delivery naming where it pointed, and nothing is sent there."""
+    monitor.redirect_to = f"http://127.0.0.1:{receiver.port}/internal/{CHECK}"
+    jobfile = jobs_with(write_jobs, "true", monitor.check_url(CHECK))
+    [outcome] = run_day(jobfile, clock)
+    assert outcome.status is RunStatus.SUCCESS
+    assert [p.signal for p in monitor.pings(CHECK)] == ["start", "success"]
+    assert receiver.messages() == []
+    deliveries = [e.ping["delivery"] for e in ping_events(jobfile)]
+    redirected = f"failed: HTTP 302, to http://127.0.0.1:{receiver.port}: not followed"
+    assert deliveries == [redirected, redirected]
+
+
+def test_a_ping_url_with_a_user_and_password_sends_them_as_basic_auth(write_jobs, monitor, clock):
+    url = monitor.check_url(CHECK).replace("http://", "http://ops:p%40ss@")
+    jobfile = jobs_with(write_jobs, "true", url)
+    run_day(jobfile, clock)
+    pings = monitor.pings(CHECK)
+    assert [(p.signal, p.status) for p in pings] == [("start", 200), ("success", 200)]
+    assert {p.authorization for p in pings} == {"Basic b3BzOnBAc3M="}  # ops:p@ss
+    log_text = (jobfile.settings.state_dir / "runs.jsonl").read_text()
+    assert "p%40ss" not in log_text and "ops:" not in log_text
+
+
 def test_a_hanging_monitor_delays_nothing_but_the_end_of_the_invocation(write_jobs, monitor, clock):
     monitor.mode = "hang"
     jobfile = jobs_with(write_jobs, "true", monitor.check_url(CHECK))
@@ -262,8 +289,11 @@ def test_a_failing_heartbeat_is_kept_for_status(write_jobs, monitor, tmp_path):
 @pytest.mark.parametrize(
     "value, problem",
     [
-        ('"ftp://hc-ping.com/5f0e4c1b"', "is not an http(s) URL"),
-        ('"hc-ping.com/5f0e4c1b"', "is not an http(s) URL"),
+        ('"ftp://hc-ping.com/5f0e4c1b"', "is not a well-formed http(s) URL"),
+        ('"hc-ping.com/5f0e4c1b"', "is not a well-formed http(s) URL"),
+        ('"http://[::1/5f0e4c1b"', "is not a well-formed http(s) URL"),
+        ('"http://hc-ping.com:99999/5f0e4c1b"', "is not a well-formed http(s) URL"),
+        ('"http://hc ping.com/5f0e4c1b"', "is not a well-formed http(s) URL"),
         ("42", "must be a string"),
     ],
 )

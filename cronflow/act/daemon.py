@@ -190,30 +190,43 @@ class Daemon:
         return jobfile
 
     def _reloaded(self, current: Engine, store: Store) -> Engine:
-        """The engine for the edited jobs file, or the current one if the edit is broken."""
+        """The engine for the edited jobs file, or the current one if the edit is broken;
+        nothing an edit holds takes the daemon down (an error of cronflow's own reading it
+        included: logged and alerted like a broken edit)."""
         try:
-            jobfile = self._load()
-            if jobfile.settings.state_dir != store.state_dir:
-                raise ConfigError(
-                    self.jobs_path,
-                    [
-                        Problem(
-                            problem="state_dir changed",
-                            key="cronflow.state_dir",
-                            fix="Restart the daemon to move to another state directory",
-                        )
-                    ],
+            return self._reload(store)
+        except Exception as error:  # noqa: BLE001 (the daemon keeps the last good version)
+            if isinstance(error, ConfigError):
+                why = str(error)
+            else:
+                why = (  # its words may quote a value (a URL with its token): not shown
+                    f"cronflow could not read it ({type(error).__name__}). Run `cronflow "
+                    f"validate --jobs {self.jobs_path}` to see where"
                 )
-        except ConfigError as error:
             self.log(
                 f"error: {self.jobs_path} was edited but cannot be used; still running the "
-                f"last good version.\n{error}"
+                f"last good version.\n{why}"
             )
             if current.executor.alerter:  # recorded like every alert
-                current.executor.alerter.config_broken(self.jobs_path, str(error))
+                current.executor.alerter.config_broken(self.jobs_path, why)
             return current
+
+    def _reload(self, store: Store) -> Engine:
+        jobfile = self._load()
+        if jobfile.settings.state_dir != store.state_dir:
+            raise ConfigError(
+                self.jobs_path,
+                [
+                    Problem(
+                        problem="state_dir changed",
+                        key="cronflow.state_dir",
+                        fix="Restart the daemon to move to another state directory",
+                    )
+                ],
+            )
+        engine = self._engine(jobfile, store)
         self.log(f"reloaded {jobfile.path}: {len(jobfile.jobs)} jobs")
-        return self._engine(jobfile, store)
+        return engine
 
     # ---- stopping -----------------------------------------------------------------------------
 

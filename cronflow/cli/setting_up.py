@@ -3,10 +3,11 @@ import-crontab, export airflow, alerts test."""
 
 from __future__ import annotations
 
+import errno
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
@@ -20,8 +21,8 @@ from cronflow.cli.options import (
 )
 from cronflow.errors import ConfigError, Problem, UsageError
 
-if TYPE_CHECKING:  # for annotations only: the commands import what they use when run
-    pass
+# Some ten thousand lines: far more than any crontab holds, and translated in seconds.
+MAX_CRONTAB_BYTES = 1024 * 1024
 
 
 def validate(jobs: JobsOption = None) -> None:
@@ -171,17 +172,23 @@ def import_crontab(
     Example:  crontab -l | cronflow import-crontab -o jobs.toml && cronflow validate
     """
     from cronflow.interop import crontab
+    from cronflow.load.bounded import read_regular
 
-    if source == "-":
-        text, name = sys.stdin.read(), "standard input"
-    else:
-        try:
-            text, name = Path(source).read_text(), source
-        except (OSError, UnicodeDecodeError) as error:
-            raise UsageError(
-                f"cannot read {source}: {getattr(error, 'strerror', error)}. "
-                "Give a crontab file, or - to read standard input."
-            ) from None
+    name = "standard input" if source == "-" else source
+    try:
+        if source == "-":
+            data = sys.stdin.buffer.read(MAX_CRONTAB_BYTES + 1)
+            if len(data) > MAX_CRONTAB_BYTES:
+                raise OSError(errno.EFBIG, f"larger than {MAX_CRONTAB_BYTES // 1024} KiB")
+        else:
+            data = read_regular(Path(source), MAX_CRONTAB_BYTES)
+        text = data.decode("utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise UsageError(
+            f"cannot read {name}: {getattr(error, 'strerror', None) or 'not UTF-8 text'}. "
+            f"Give a crontab file (at most {MAX_CRONTAB_BYTES // 1024} KiB), or - to read "
+            "standard input."
+        ) from None
     host = crontab.this_machine()
     if system is None:
         try:

@@ -13,8 +13,10 @@ import re
 from pathlib import Path
 
 from cronflow.load import trust
+from cronflow.load.bounded import MIB, read_regular
 from cronflow.model import Job
 
+MAX_ENV_FILE_BYTES = MIB  # read at every run; a secret or a hundred need a few KB
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "$": "$"}
 
@@ -62,7 +64,7 @@ def secrets_of_job(job: Job) -> tuple[str, ...]:
 
 def read_env_file(path: Path) -> dict[str, str]:
     """The variables of an env file; OSError if it cannot be read, EnvFileError if malformed."""
-    return parse_env(path.read_bytes().decode("utf-8", errors="strict"))
+    return parse_env(read_regular(path, MAX_ENV_FILE_BYTES).decode("utf-8", errors="strict"))
 
 
 def parse_env(text: str) -> dict[str, str]:

@@ -20,6 +20,7 @@ from cronflow import DEFAULT_JOBS_FILE, DEFAULT_STATE_DIR, JOBS_ENV_VAR, STATE_D
 from cronflow.decide import dag, inherit
 from cronflow.errors import ConfigError, Problem
 from cronflow.load import host_checks, toml_lines
+from cronflow.load.bounded import MIB, read_regular
 from cronflow.load.values import (
     ALERT_FIELDS,
     ALERT_KEYS,
@@ -70,7 +71,7 @@ def load(path: Path, euid: int | None = None) -> JobFile:
     change are refused and jobs may name a `user`; otherwise such files only warn.
     """
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = read_regular(path, MAX_JOBS_FILE_BYTES).decode("utf-8")
     except FileNotFoundError:
         raise _single(
             path,
@@ -91,6 +92,25 @@ def load(path: Path, euid: int | None = None) -> JobFile:
     return parse(text, path, euid)
 
 
+# Far above any real jobs file (a thousand jobs take some 200 KB): a bound on what is read.
+MAX_JOBS_FILE_BYTES = 4 * MIB
+# jobs.NAME.env.VAR is four levels deep; nothing in a jobs file goes much deeper.
+MAX_NESTING = 16
+
+
+def _nesting(value: Any) -> int:
+    """How deeply tables and arrays nest in `value` (without recursing: any depth is fine)."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if isinstance(item, dict):
+            stack += [(child, depth + 1) for child in item.values()]
+        elif isinstance(item, list):
+            stack += [(child, depth + 1) for child in item]
+    return deepest
+
+
 def parse(text: str, path: Path, euid: int | None = None) -> JobFile:
     """Validate the text of a jobs file; `path` locates it (relative paths start from its folder)."""
     try:
@@ -98,12 +118,14 @@ def parse(text: str, path: Path, euid: int | None = None) -> JobFile:
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(path, [_syntax_problem(error)]) from None
     except RecursionError:
+        raw = None  # so deep that tomllib itself gave up
+    if raw is None or _nesting(raw) >= MAX_NESTING:
         raise _single(
             path,
             "arrays or tables are nested too deeply to read",
             "No jobs.toml key takes more than a list of strings or a table of "
             "values: remove the nesting",
-        ) from None
+        )
     if nul := _holding_nul(raw, ()):
         where = ".".join(nul).replace("\0", "\\0")
         raise _single(

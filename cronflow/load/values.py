@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from enum import StrEnum
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronflow.decide import schedule
@@ -260,10 +260,23 @@ def _positive_duration(value: Any) -> timedelta:
     return duration
 
 
+def _well_formed(url: str) -> SplitResult | None:
+    """The parts of a URL, or None where it cannot be one: a space or control character in
+    it, a bracket left open (`http://[::1`), a port that is no number or out of range."""
+    if any(char.isspace() or not char.isprintable() for char in url):
+        return None
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (reading it checks it)
+    except ValueError:
+        return None
+    return parts
+
+
 def _alert_urls(value: Any) -> tuple[str, ...]:
     urls = _strings(value)
     for url in urls:
-        if not re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", url):
+        if not re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", url) or _well_formed(url) is None:
             # Never echo the value: alert URLs hold tokens and passwords.
             raise Invalid(
                 f"entry {urls.index(url) + 1} is not a URL",
@@ -275,11 +288,11 @@ def _alert_urls(value: Any) -> tuple[str, ...]:
 
 def _ping_url(value: Any) -> str:
     url = _string(value)
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    parts = _well_formed(url)
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
         # Never echo the value: the check's UUID or ping key is its secret.
         raise Invalid(
-            "is not an http(s) URL",
+            "is not a well-formed http(s) URL (a bracket left open, a bad port, a space?)",
             'Write the check\'s ping URL, such as "https://hc-ping.com/<uuid>" or '
             '"https://cronitor.link/p/<key>/<monitor>"',
         )

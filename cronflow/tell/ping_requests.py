@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode, urljoin, urlsplit
 
 from cronflow import __version__
 from cronflow.masking import redact
@@ -153,14 +153,13 @@ def _send_once(
     import urllib.error
     import urllib.request
 
-    request = urllib.request.Request(
-        url,
-        data=body,
-        method=method,
-        headers={"User-Agent": f"cronflow/{__version__}", "Content-Type": "text/plain"},
-    )
+    url, authorization = _without_credentials(url)
+    headers = {"User-Agent": f"cronflow/{__version__}", "Content-Type": "text/plain"}
+    if authorization:
+        headers["Authorization"] = authorization
+    request = urllib.request.Request(url, data=body, method=method, headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+        with _not_redirected().open(request, timeout=timeout) as response:
             response.read(1024)
             return (
                 DeliveryStatus.SENT,
@@ -169,6 +168,15 @@ def _send_once(
                 True,
             )
     except urllib.error.HTTPError as error:
+        if 300 <= error.code < 400:  # never followed: a ping goes where it was told only
+            where = error.headers.get("Location", "") if error.headers else ""
+            target = redact(urljoin(url, where)) if where else "nowhere"
+            return (
+                DeliveryStatus.FAILED,
+                f"HTTP {error.code}, to {target}: not followed",
+                None,
+                True,
+            )
         limit = _body_limit(error.headers.get("Ping-Body-Limit") if error.headers else None)
         retry = error.code >= 500 or error.code == 429
         return DeliveryStatus.FAILED, f"HTTP {error.code} {error.reason}", limit, not retry
@@ -181,6 +189,33 @@ def _send_once(
         return DeliveryStatus.FAILED, str(getattr(reason, "strerror", None) or reason), None, False
     except (OSError, ValueError) as error:  # a reset connection, a malformed URL
         return DeliveryStatus.FAILED, type(error).__name__, None, False
+
+
+def _without_credentials(url: str) -> tuple[str, str]:
+    """The URL without a `user:password@` part, and that part as a Basic Authorization
+    header (as curl sends it), or "" when there is none."""
+    parts = urlsplit(url)
+    if parts.username is None:
+        return url, ""
+    import base64
+    from urllib.parse import unquote
+
+    host = parts.netloc.rpartition("@")[2]
+    pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+    return parts._replace(netloc=host).geturl(), "Basic " + base64.b64encode(pair).decode()
+
+
+def _not_redirected() -> Any:
+    """An opener that answers a redirect with its HTTPError instead of following it:
+    Healthchecks and Cronitor never redirect a ping, and a redirect to an inner address
+    must not make cronflow send there."""
+    import urllib.request
+
+    class NoRedirects(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+    return urllib.request.build_opener(NoRedirects)
 
 
 def _body_limit(header: str | None) -> int | None:
