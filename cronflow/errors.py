@@ -73,12 +73,24 @@ class StoreError(CronflowError):
     exit_code = 1
 
 
+def printable(text: str) -> str:
+    """`text` safe for a terminal or a log: every control character but the newline
+    (escape sequences, \r, \b), and every line or paragraph separator, shown escaped
+    (\x1b), so that nothing a jobs file holds can rewrite what a reader sees."""
+    return "".join(
+        char
+        if char == "\n" or (char.isprintable() and char not in "\u2028\u2029")
+        else char.encode("unicode_escape").decode("ascii")
+        for char in text
+    )
+
+
 def reporting_errors(action: Callable[[], object]) -> None:
     """Run `action`, turning cronflow's errors into a message and an exit status."""
     try:
         action()
     except CronflowError as error:
-        print(f"cronflow: {error}", file=sys.stderr)
+        print(f"cronflow: {printable(str(error))}", file=sys.stderr)
         sys.exit(error.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)

@@ -192,6 +192,31 @@ def test_asset_mistakes_are_clear_errors(tmp_path, text, problem):
         assert 'Did you mean "warehouse.sales"?' in said
 
 
+@pytest.mark.parametrize("odd", ["\r", "\u2028", "\x85", "\x1b", "\n", "\u200b"])
+def test_an_asset_name_with_a_control_or_separator_character_is_refused(tmp_path, odd):
+    """The metrics file is lines; a name holding \\r or U+2028 once broke all of it. The
+    message shows the character escaped."""
+    toml = f"\\u{ord(odd):04x}"
+    shown = f'"sales{odd.encode("unicode_escape").decode()}x" is not an asset name'
+    said = refused(tmp_path, f'[jobs.a]\ncommand = "true"\nproduces = ["sales{toml}x"]\n')
+    assert shown in said, said
+    said = refused(
+        tmp_path, f'[jobs.a]\ncommand = "true"\n[assets."sales{toml}x"]\nexternal = true\n'
+    )
+    assert shown in said, said
+
+
+def test_one_bad_entry_of_produces_keeps_the_good_ones(tmp_path):
+    """Only the bad name is reported: the others are still produced, so the job using one
+    of them is not told that no job produces it."""
+    said = refused(
+        tmp_path,
+        '[jobs.a]\ncommand = "true"\nproduces = ["sales", " padded"]\n'
+        '[jobs.b]\ncommand = "true"\nuses = ["sales"]\n',
+    )
+    assert '" padded" is not an asset name' in said and "1 problem found" in said, said
+
+
 def test_metrics_tell_each_assets_freshness(tmp_path):
     from prometheus_client.parser import text_string_to_metric_families
 

@@ -57,6 +57,12 @@ GOOD_JOB = '[jobs.one]\ncommand = "true"\nschedule = "0 6 * * *"\n'
         (GOOD_JOB, ["history", "--since", "0001-01-01"]),
         (GOOD_JOB, ["next", "--from", "0001-01-01T00:00"]),
         ("[" + ".".join(["a"] * 1000) + "]\n" + GOOD_JOB, ["validate"]),
+        (GOOD_JOB, ["next", "--count", "100000"]),
+        (GOOD_JOB, ["history", "--limit", "10001"]),
+        (GOOD_JOB, ["logs", "one", "--attempt", "102"]),
+        (GOOD_JOB, ["status", "--html", "/"]),
+        (GOOD_JOB, ["status", "--html", "/nowhere/page.html"]),
+        (GOOD_JOB, ["status", "--html", "a-file/page.html"]),
         (GOOD_JOB + 'ping_url = "http://[::1/x"\n', ["validate"]),
         (GOOD_JOB + 'ping_url = "http://hc-ping.com:99999/x"\n', ["validate"]),
         ('[alerts]\nurls = ["json://[::1"]\n' + GOOD_JOB, ["run", "--date", "2026-01-14"]),
@@ -238,3 +244,35 @@ def test_any_jobs_file_and_command_line_ends_in_0_or_a_clear_2(document, command
         assert code in (0, 2)
         if code == 2:
             assert sorted(path.name for path in root.iterdir()) == ["jobs.toml"]
+
+
+def test_control_characters_from_the_jobs_file_never_reach_the_terminal_raw(tmp_path):
+    """Escape sequences and carriage returns in values are shown escaped, in errors and in
+    every view: a jobs file cannot rewrite what its reader sees."""
+    odd = "\\u001b[31mRED\\u001b[0m\\r\\u0008"
+    good = f"""
+[jobs.a]
+command = "echo {odd}"
+description = "made {odd}"
+schedule = "0 6 * * *"
+produces = ["sales"]
+alert_tags = ["{odd}"]
+[jobs.b]
+command = "true"
+depends_on = ["a"]
+"""
+    bad = good + f'cwd = "/nowhere/{odd}"\n'
+    for text, commands in (
+        (bad, [["validate"], ["run", "--dry-run"]]),
+        (good, [["validate"], ["status"], ["assets"], ["graph"], ["next"], ["history"]]),
+        (good, [["run", "--date", "2026-01-14"], ["history"], ["status", "--all"]]),
+    ):
+        (tmp_path / "jobs.toml").write_text(text)
+        for command in commands:
+            result = run_cli(*command, cwd=tmp_path, env={"COLUMNS": "200"})
+            shown = result.stdout + result.stderr
+            assert "Traceback" not in shown, (command, shown)
+            for raw in ("\x1b", "\r", "\x08"):
+                assert raw not in shown, (command, shown)
+            if text is bad:
+                assert "\\x1b[31mRED" in shown and result.returncode == 2, (command, shown)

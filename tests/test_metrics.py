@@ -104,6 +104,21 @@ def test_a_tick_writes_its_time_and_an_idle_tick_renews_only_that(write_jobs, tm
     assert [line for line in renewed.splitlines() if "tick_last" not in line] == unchanged
 
 
+def test_renewing_the_tick_line_splits_the_file_at_newlines_only(tmp_path):
+    """A \\r, U+2028 or U+0085 inside a line (a label value) stays inside it: once, the
+    idle tick broke such a line in two and node_exporter could read none of the file."""
+    from cronflow.tell.tick_marks import TICK_METRIC, renew_tick_metric
+
+    state = tmp_path / "state"
+    (state / "locks").mkdir(parents=True)
+    path = tmp_path / "cronflow.prom"
+    odd = 'cronflow_asset_fresh{asset="a\rb\u2028c\x85d"} 1\n'
+    path.write_text(f"{odd}{TICK_METRIC} 1.0\n", encoding="utf-8")
+    renew_tick_metric(str(path), 2.5, str(state))
+    with open(path, encoding="utf-8", newline="") as renewed:
+        assert renewed.read() == f"{odd}{TICK_METRIC} 2.5\n"
+
+
 def test_help_and_type_lines_are_the_same_on_every_write(write_jobs, tmp_path, clock):
     jobfile = pipeline(write_jobs, tmp_path)
     path = jobfile.settings.metrics_file

@@ -96,7 +96,12 @@ def test_the_page_loads_nothing_and_logs_no_error(browser, pipeline):
         if e["method"] == "Network.requestWillBeSent"
     ]
     assert requests == [pipeline.as_uri()]
-    assert browser.console_errors() == []
+    assert browser.console_errors() == []  # a script or style the policy blocks is an error
+    policy = browser.evaluate(
+        "document.querySelector('meta[http-equiv=Content-Security-Policy]').content"
+    )
+    assert "unsafe" not in policy and "script-src 'sha256-" in policy, policy
+    assert "base-uri 'none'" in policy and "form-action 'none'" in policy, policy
 
 
 def test_one_cell_per_run_with_its_letter_failing_jobs_first(browser, pipeline):
@@ -248,7 +253,10 @@ def test_html_file_errors_are_clear_and_status_html_to_a_missing_folder_too(tmp_
     (tmp_path / "jobs.toml").write_text('[jobs.a]\ncommand = "true"\n')
     written = run_cli("status", "--html", "nowhere/status.html", cwd=tmp_path)
     assert written.returncode == 2 and "Traceback" not in written.stderr
-    assert "cannot write the status page to nowhere/status.html" in written.stderr
+    assert (
+        "--html nowhere/status.html: " in written.stderr and "is not a directory" in written.stderr
+    )
+    assert not (tmp_path / ".cronflow").exists()  # refused before anything was read or made
     printed = run_cli("status", "--html", "-", cwd=tmp_path)
     assert printed.returncode == 0 and printed.stdout.startswith("<!doctype html>")
 

@@ -25,7 +25,7 @@ from cronflow.act.engine import Engine
 from cronflow.act.runner import ProcessRunner
 from cronflow.act.stopping import GracefulStop
 from cronflow.clock import Clock
-from cronflow.errors import ConfigError, CronflowError, Problem
+from cronflow.errors import ConfigError, CronflowError, Problem, printable
 from cronflow.load import jobs_toml
 from cronflow.model import JobFile, PlannedRun, RunEvent
 from cronflow.state.files import NO_LINKS, read_bytes
@@ -259,6 +259,7 @@ def serve(jobs_path: Path, verbose: bool) -> None:
 
 def log_line(line: str) -> None:
     """One line on stderr; journald adds its own time stamp, a terminal gets ours."""
+    line = printable(line)
     if not os.environ.get("JOURNAL_STREAM"):
         line = f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ} {line}"
     try:

@@ -28,6 +28,7 @@ from cronflow.decide.tick import (
     housekeeping_settings,
     next_wake,
 )
+from cronflow.errors import printable
 from cronflow.model import (
     AlertEvent,
     Boot,
@@ -217,7 +218,7 @@ class Engine:
             log=log,
             decided_at=now,
             until=wake.at,
-            warnings=self.jobfile.warnings,
+            warnings=tuple(map(printable, self.jobfile.warnings)),  # printed as they are
             heartbeat=(
                 settings.heartbeat_url,
                 ping_requests.protocol_for(settings.heartbeat_url, settings.heartbeat_protocol),

@@ -4,6 +4,7 @@ assets, metrics, graph, reindex. Read-only but for reindex."""
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 from enum import StrEnum
@@ -13,12 +14,15 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cronflow.cli.options import (
+    MOST_ATTEMPTS,
+    MOST_RUNS,
+    MOST_TICKS,
     JobOption,
     JobsOption,
     Text,
     WideOption,
-    at_least_one,
     complete_job,
+    in_range,
     load_jobs,
     own_command,
     parse_dates,
@@ -37,7 +41,7 @@ def next_ticks(
     jobs: JobsOption = None,
     job: JobOption = None,
     count: Annotated[
-        int, typer.Option("--count", "-n", metavar="N", help="Ticks per job (at least 1).")
+        int, typer.Option("--count", "-n", metavar="N", help="Ticks per job (1 to 1,000).")
     ] = 5,
     start: Annotated[
         str | None,
@@ -58,7 +62,7 @@ def next_ticks(
     from cronflow.clock import SystemClock
     from cronflow.decide import selection, upcoming
 
-    at_least_one(count, "--count")
+    in_range(count, "--count", MOST_TICKS)
     jobfile = load_jobs(jobs)
     after = parse_time(start) if start else SystemClock().now()
     rows = [
@@ -114,6 +118,8 @@ def status(
     jobfile = load_jobs(jobs)
     if job:
         selection.select_jobs(jobfile, job, downstream=False)  # unknown names are a clear error
+    if html is not None and html != "-":
+        _check_page_path(html)  # before anything is read or written
     store = store_of(jobfile)
     now = SystemClock().now()
     data = status_page.gather(
@@ -175,6 +181,24 @@ def _state_words(jobfile: JobFile, store: Store) -> str:
     return words
 
 
+def _check_page_path(where: str) -> None:
+    path = Path(where).absolute()
+    problem = (
+        "it is a directory"
+        if path.is_dir()
+        else f"{path.parent} is not a directory"
+        if not path.parent.is_dir()
+        else f"{path.parent} is not writable by this user"
+        if not os.access(path.parent, os.W_OK)
+        else ""
+    )
+    if problem:
+        raise UsageError(
+            f"--html {where}: {problem}. Name a file in a directory that exists and that you "
+            "can write to, or - for stdout."
+        )
+
+
 def _write_page(where: str, page: str) -> None:
     """The status page to a file (replaced whole, as html_file is), or to stdout for `-`."""
     if where == "-":
@@ -187,7 +211,7 @@ def _write_page(where: str, page: str) -> None:
         write_atomically(Path(where).absolute(), page, mode=PAGE_MODE)
     except OSError as error:
         raise UsageError(
-            f"cannot write the status page to {where}: {error.strerror}. Name a file in a "
+            f"--html {where}: cannot write the status page there ({error.strerror}). Name a file in a "
             "directory that exists and that you can write to, or - for stdout."
         ) from None
 
@@ -214,7 +238,7 @@ def history(
         ),
     ] = None,
     limit: Annotated[
-        int, typer.Option("--limit", metavar="N", help="At most this many runs (at least 1).")
+        int, typer.Option("--limit", metavar="N", help="At most this many runs (1 to 10,000).")
     ] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     wide: WideOption = False,
@@ -226,7 +250,7 @@ def history(
     from cronflow.decide import selection
     from cronflow.tell import overview
 
-    at_least_one(limit, "--limit")
+    in_range(limit, "--limit", MOST_RUNS)
     jobfile = load_jobs(jobs)
     if job:
         selection.select_jobs(jobfile, job, downstream=False)
@@ -359,7 +383,9 @@ def logs(
     ] = None,
     attempt: Annotated[
         int | None,
-        typer.Option("--attempt", metavar="N", help="This try of the run (default: the last one)."),
+        typer.Option(
+            "--attempt", metavar="N", help="This try of the run, 1 to 101 (default: the last)."
+        ),
     ] = None,
     stderr_only: Annotated[bool, typer.Option("--stderr", help="Only stderr.")] = False,
     stdout_only: Annotated[bool, typer.Option("--stdout", help="Only stdout.")] = False,
@@ -382,7 +408,7 @@ def logs(
     from cronflow.masking import mask_bytes
     from cronflow.tell import overview, run_output
 
-    at_least_one(attempt, "--attempt")
+    in_range(attempt, "--attempt", MOST_ATTEMPTS)
     jobfile = load_jobs(jobs)
     selection.select_jobs(jobfile, [job], downstream=False)  # an unknown job is a clear error
     store = store_of(jobfile)

@@ -13,7 +13,7 @@ import click
 import typer
 
 from cronflow import JOBS_ENV_VAR
-from cronflow.errors import ConfigError, CronflowError, UsageError
+from cronflow.errors import ConfigError, CronflowError, UsageError, printable
 from cronflow.load import jobs_toml
 from cronflow.model import JobFile
 
@@ -83,7 +83,7 @@ def load_jobs(jobs: Path | None, consequence: str = "") -> JobFile:
     except ConfigError as error:
         raise error.because(consequence) if consequence else error from None
     for warning in jobfile.warnings:
-        print(f"cronflow: warning: {warning}", file=sys.stderr)
+        print(f"cronflow: warning: {printable(warning)}", file=sys.stderr)
     return jobfile
 
 
@@ -132,9 +132,16 @@ def parse_dates(text: str, today: date, option: str = "--date") -> list[date]:
     return [start + timedelta(days=offset) for offset in range((end - start).days + 1)]
 
 
-def at_least_one(value: int | None, option: str) -> None:
-    if value is not None and value < 1:
-        raise UsageError(f"{option} {value}: give a number of at least 1.")
+# The bounds of every count-like option (each says it in its help): enough for any reader,
+# and a typo such as 100000 is refused at once instead of running for minutes.
+MOST_TICKS = 1000  # next --count
+MOST_RUNS = 10_000  # history --limit
+MOST_ATTEMPTS = 101  # logs --attempt: retries is at most 100
+
+
+def in_range(value: int | None, option: str, most: int) -> None:
+    if value is not None and not 1 <= value <= most:
+        raise UsageError(f"{option} {value}: give a number from 1 to {most:,}.")
 
 
 def _day(text: str, today: date) -> date:

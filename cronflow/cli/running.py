@@ -25,7 +25,7 @@ from cronflow.cli.options import (
     parse_dates,
     today_in,
 )
-from cronflow.errors import UsageError
+from cronflow.errors import UsageError, printable
 from cronflow.load import jobs_toml
 from cronflow.model import JobFile, Rerun, RunEvent, RunStatus, describe_key
 from cronflow.tell.overview import event_line
@@ -263,7 +263,7 @@ def _engine(jobfile: JobFile, reporter: RunPrinter) -> Engine:
     engine = assemble(jobfile, on_event=reporter.event, on_outcome=reporter.outcome)
     exposure = engine.store.exposure_warning()
     if exposure:
-        print(f"cronflow: warning: {exposure}", file=sys.stderr)
+        print(f"cronflow: warning: {printable(exposure)}", file=sys.stderr)
     return engine
 
 

@@ -19,7 +19,7 @@ from cronflow.cli.options import (
     own_command,
     store_of,
 )
-from cronflow.errors import ConfigError, Problem, UsageError
+from cronflow.errors import ConfigError, Problem, UsageError, printable
 
 # Some ten thousand lines: far more than any crontab holds, and translated in seconds.
 MAX_CRONTAB_BYTES = 1024 * 1024
@@ -218,9 +218,9 @@ def import_crontab(
         print(f"wrote {output} ({len(translation.document['jobs'])} jobs)", file=sys.stderr)
     print(f"read {name} as {format_used}", file=sys.stderr)
     for line in translation.untranslated:
-        print(f"not translated: {line}", file=sys.stderr)
+        print(f"not translated: {printable(line)}", file=sys.stderr)
     for line in translation.notes:
-        print(f"check: {line}", file=sys.stderr)
+        print(f"check: {printable(line)}", file=sys.stderr)
 
 
 def init(
@@ -300,7 +300,7 @@ def export_airflow(
         count = len(dag_file.tasks)
         print(f"wrote {path} (DAG {dag_file.dag_id}: {count} task{'s' if count != 1 else ''})")
         for warning in dag_file.warnings:
-            print(f"warning: {path.name}: {warning}", file=sys.stderr)
+            print(f"warning: {path.name}: {printable(warning)}", file=sys.stderr)
     for path in stale:
         print(
             f"warning: {path} was exported from {jobfile.path} earlier but holds no flow of "

@@ -33,6 +33,7 @@ from cronflow.load.values import (
     SETTINGS_KEYS,
     TABLES,
     Invalid,
+    asset_names,
     close_matches,
     type_name,
 )
@@ -239,6 +240,8 @@ class _Validator:
                     values[key] = converters[key](value)
                 except Invalid as invalid:
                     self._report(at + (key,), invalid.problem, invalid.fix)
+                    if invalid.usable is not None:
+                        values[key] = invalid.usable
         return values
 
     def _check_keys(self, table: dict[str, Any], known: Iterable[str], at: tuple[str, ...]) -> None:
@@ -465,6 +468,11 @@ class _Validator:
                 "Write [assets.NAME] tables",
             )
             tables = {}
+        for name in tables:
+            try:
+                asset_names(name)
+            except Invalid as invalid:
+                self._report(("assets", name), invalid.problem, invalid.fix)
         declared = {name: self._table(("assets", name), ASSET_KEYS) for name in tables}
         consumers: dict[str, list[str]] = {}
         for job in jobs.values():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import unicodedata
 from collections.abc import Callable
 from datetime import timedelta
 from enum import StrEnum
@@ -23,9 +24,11 @@ MAX_DURATION = timedelta(days=365)
 class Invalid(Exception):
     """A value that cannot be used; carries the problem and its fix."""
 
-    def __init__(self, problem: str, fix: str) -> None:
+    def __init__(self, problem: str, fix: str, usable: Any = None) -> None:
         super().__init__(problem)
         self.problem, self.fix = problem, fix
+        self.usable = usable  # what of the value can still be used (None: nothing), so that
+        # one bad entry of a list does not make the good ones look missing elsewhere
 
 
 # ---- value converters: raw TOML value -> typed value, or Invalid ------------------------------
@@ -329,16 +332,33 @@ def _exit_codes(value: Any) -> frozenset[int]:
     return frozenset(value)
 
 
-def _asset_names(value: Any) -> tuple[str, ...]:
-    """Asset names: free-form (warehouse.sales, /srv/data/sales.csv), one or a list."""
-    names = (value,) if isinstance(value, str) else _strings(value)
-    for name in names:
-        if not name.strip() or name != name.strip():
-            raise Invalid(
-                f'"{name}" is not an asset name',
-                'Name it without leading or trailing blanks, such as "warehouse.sales"',
-            )
-    return tuple(dict.fromkeys(names))
+def asset_names(value: Any) -> tuple[str, ...]:
+    """Asset names: free-form (warehouse.sales, /srv/data/sales.csv), one or a list; never
+    blank at either end, never holding a control character or a line or paragraph
+    separator (the metrics file is lines: such a name would break it)."""
+    names = tuple(dict.fromkeys((value,) if isinstance(value, str) else _strings(value)))
+    bad = [name for name in names if not _is_asset_name(name)]
+    if bad:
+        shown = bad[0].encode("unicode_escape").decode("ascii")
+        raise Invalid(
+            f'"{shown}" is not an asset name',
+            "Name it without leading or trailing blanks or control characters, such as "
+            '"warehouse.sales"',
+            usable=tuple(name for name in names if name not in bad),
+        )
+    return names
+
+
+def _is_asset_name(name: str) -> bool:
+    return (
+        bool(name.strip())
+        and name == name.strip()
+        and all(unicodedata.category(char) not in _NOT_IN_NAMES for char in name)
+    )
+
+
+# Control, format, and line and paragraph separators (\r, \x85, U+2028, U+2029, ...).
+_NOT_IN_NAMES = frozenset({"Cc", "Cf", "Zl", "Zp"})
 
 
 def _strings(value: Any) -> tuple[str, ...]:
@@ -389,8 +409,8 @@ JOB_KEYS: dict[str, Callable[[Any], Any]] = {
     "user": _non_empty_string,
     "group": _non_empty_string,
     "depends_on": _names,
-    "produces": _asset_names,
-    "uses": _asset_names,
+    "produces": asset_names,
+    "uses": asset_names,
     "run_if": _choice(RunIf),
     "retries": _integer(0, 100),
     "retry_delay": parse_duration,

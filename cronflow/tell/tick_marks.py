@@ -21,11 +21,11 @@ def renew_tick_metric(path: str, at: float, state_dir: str) -> None:
     have changed: the run log has not)."""
     prefix = TICK_METRIC + " "
 
-    def renewed(text: str) -> str:
-        lines = text.splitlines()
+    def renewed(text: str) -> str:  # lines end at \n only, as Prometheus reads them
         return "\n".join(
-            prefix + repr(round(at, 6)) if line.startswith(prefix) else line for line in lines
-        ) + ("\n" if lines else "")
+            prefix + repr(round(at, 6)) if line.startswith(prefix) else line
+            for line in text.split("\n")
+        )
 
     _renew(path, renewed, state_dir, METRICS_LOCK)
 
@@ -74,7 +74,7 @@ def _renew(path: str, renewed: Callable[[str], str], state_dir: str, lock: str) 
         import fcntl
 
         fcntl.flock(descriptor, fcntl.LOCK_EX)
-        with open(path, encoding="utf-8", opener=no_links) as file:
+        with open(path, encoding="utf-8", newline="", opener=no_links) as file:
             text = file.read()
             was = os.fstat(file.fileno())
         new = renewed(text)
