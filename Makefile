@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test torture bench dist clean
+.PHONY: demo test torture fuzz bench dist clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,13 @@ test: $(VENV)/.installed-test
 MINUTES ?= 10
 torture: $(VENV)/.installed-test
 	$(BIN)/python -m tests.torture --minutes $(MINUTES) --kill
+
+# Not part of `make test`: the property tests of bad input (every key of the jobs file, every
+# option of every command) with EXAMPLES new cases each; `make test` draws a few hundred fixed ones.
+EXAMPLES ?= 5000
+fuzz: $(VENV)/.installed-test
+	CRONFLOW_FUZZ_EXAMPLES=$(EXAMPLES) $(BIN)/python -m pytest -q -p no:cacheprovider -n auto \
+		tests/test_bad_input.py tests/test_fuzz_options.py -k "any_"
 
 # dist/: the wheel and sdist (for pip, pipx, uv) and cronflow.pyz (one file to copy to a server).
 dist: $(VENV)/.installed-dist

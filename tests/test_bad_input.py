@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import stat
 import tempfile
 from datetime import date, datetime
 from pathlib import Path
@@ -22,7 +23,7 @@ from hypothesis import strategies as st
 from cronflow.cli.main import app
 from cronflow.errors import CronflowError
 from cronflow.load import values
-from tests.conftest import run_cli
+from tests.conftest import refused, run_cli
 
 GOOD_JOB = '[jobs.one]\ncommand = "true"\nschedule = "0 6 * * *"\n'
 
@@ -146,6 +147,13 @@ ODD_TEXT = st.one_of(
             "failure",
             "skip",
             "all",
+            "\x1b[31mred\x1b[0m",
+            "a\rb",
+            "a\nb",
+            "line\u2028break",
+            "next\x85line",
+            "http://[::1",
+            "http://u:p@[::1]:99999/x",
         ]
     ),
 )
@@ -191,6 +199,7 @@ JOBS_FILES = st.fixed_dictionaries(
         "cronflow": table_of(sorted(values.SETTINGS_KEYS)),
         "alerts": table_of(sorted(values.ALERT_KEYS)),
         "defaults": table_of(sorted(values.JOB_KEYS)),
+        "assets": st.dictionaries(NAMES, table_of(sorted(values.ASSET_KEYS)), max_size=2),
     },
 )
 DATES = st.one_of(
@@ -229,7 +238,11 @@ def invoke(args: list[str]) -> int:
     return 0
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=int(os.environ.get("CRONFLOW_FUZZ_EXAMPLES", "300")),
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+)
 @given(document=JOBS_FILES, command=COMMANDS)
 def test_any_jobs_file_and_command_line_ends_in_0_or_a_clear_2(document, command):
     with tempfile.TemporaryDirectory() as folder:
@@ -276,3 +289,28 @@ depends_on = ["a"]
                 assert raw not in shown, (command, shown)
             if text is bad:
                 assert "\\x1b[31mRED" in shown and result.returncode == 2, (command, shown)
+
+
+@pytest.mark.parametrize("kind", ["a FIFO", "a device"])
+def test_a_device_or_fifo_is_never_replaced_by_a_page_or_metrics_file(tmp_path, kind):
+    """Once, `status --html /dev/null` as root renamed the page over /dev/null, and every
+    program on the machine then wrote into a file. Here on a node of the test's own."""
+    special = tmp_path / "special.prom"
+    if kind == "a FIFO":
+        os.mkfifo(special)
+    else:
+        try:
+            os.mknod(special, 0o666 | stat.S_IFCHR, os.stat("/dev/null").st_rdev)
+        except PermissionError:
+            pytest.skip("making a device node needs root (CI runs the tests as root)")
+    before = special.lstat()
+    (tmp_path / "jobs.toml").write_text(GOOD_JOB)
+    for args in (["status", "--html", str(special)], ["export", "airflow", "--out", str(special)]):
+        result = run_cli(*args, cwd=tmp_path, timeout=30)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    for key in ("html_file", "metrics_file"):
+        (tmp_path / "jobs.toml").write_text(f'[cronflow]\n{key} = "{special}"\n' + GOOD_JOB)
+        said = refused(tmp_path, (tmp_path / "jobs.toml").read_text())
+        assert "is not a regular file" in said, said
+    after = special.lstat()
+    assert (after.st_mode, after.st_ino) == (before.st_mode, before.st_ino)

@@ -183,15 +183,18 @@ def _state_words(jobfile: JobFile, store: Store) -> str:
 
 def _check_page_path(where: str) -> None:
     path = Path(where).absolute()
-    problem = (
-        "it is a directory"
-        if path.is_dir()
-        else f"{path.parent} is not a directory"
-        if not path.parent.is_dir()
-        else f"{path.parent} is not writable by this user"
-        if not os.access(path.parent, os.W_OK)
-        else ""
-    )
+    try:
+        problem = (
+            "it is not a regular file (a directory, device, FIFO or socket)"
+            if path.exists() and not path.is_file()
+            else f"{path.parent} is not a directory"
+            if not path.parent.is_dir()
+            else f"{path.parent} is not writable by this user"
+            if not os.access(path.parent, os.W_OK)
+            else ""
+        )
+    except OSError as error:  # a name too long, say
+        problem = error.strerror or "it cannot be a file's name"
     if problem:
         raise UsageError(
             f"--html {where}: {problem}. Name a file in a directory that exists and that you "

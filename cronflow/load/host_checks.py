@@ -94,6 +94,14 @@ def output_dir_findings(key: str, path: Path, euid: int) -> list[Finding]:
     exists and this user can write to (the file is replaced whole; cronflow does not create
     the directory)."""
     at = ("cronflow", key)
+    if path.exists() and not path.is_file():
+        return [
+            (
+                at,
+                f'"{path}" is not a regular file (a directory, device, FIFO or socket)',
+                "Name a file of its own: cronflow replaces it whole at every change",
+            )
+        ]
     if not path.parent.is_dir():
         return [
             (

@@ -53,6 +53,7 @@ def replace_whole(
     is as it was; the temporary file is removed if this call created it (an entry already
     at its name is someone else's, left alone)."""
     path = os.fspath(path)
+    _refuse_special(path)
     folder, name = os.path.split(path)
     # This process and thread, and a random part: neither a leftover of a killed writer whose
     # pid came round again nor a name someone planted in advance is ever in the way.
@@ -84,6 +85,17 @@ def replace_whole(
             os.fsync(directory)
         finally:
             os.close(directory)
+
+
+def _refuse_special(path: str) -> None:
+    """A device, FIFO or socket at `path` is never replaced (as root, a rename over
+    /dev/null would put a file in its place for every program); a link or a file is."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+        raise OSError(errno.EPERM, "not a regular file (a device, FIFO, socket or directory)")
 
 
 def write_private(path: str, content: bytes) -> None:
