@@ -283,3 +283,42 @@ def test_logs_finds_a_run_through_the_index_without_reading_the_log(tmp_path, mo
     assert shown("--date", "2026-01-13", "--attempt", "1") == "try 1 of 2026-01-13\n"
     monkeypatch.undo()
     assert shown("--run", replaced.run_id, "--attempt", "2") == "try 2 of 2026-01-13\n"
+
+
+def test_the_hourly_prune_sweeps_what_writers_killed_mid_write_left(write_jobs, tmp_path):
+    """A writer killed between creating its temporary file and renaming it leaves
+    `.NAME.PID.THREAD.RANDOM` behind. The prune removes those of gone processes, an hour old
+    or more, in the state directory and beside metrics_file and html_file, and nothing else."""
+    from cronflow.act.assemble import assemble
+    from tests.conftest import load
+    from tests.fakes import FakeClock
+
+    (tmp_path / "www").mkdir()
+    jobfile = load(
+        write_jobs(
+            '[cronflow]\nhtml_file = "www/index.html"\nmetrics_file = "www/cronflow.prom"\n'
+            '[jobs.a]\ncommand = "true"\n'
+        )
+    )
+    state = jobfile.settings.state_dir
+    Store(state).prepare()
+    gone = subprocess.run(["sh", "-c", "echo $$"], capture_output=True, text=True).stdout.strip()
+    old = time.time() - 7200
+    names = {
+        state / f".watermarks.json.{gone}.140123.0badf00d": "swept",
+        tmp_path / "www" / f".index.html.{gone}.140123.deadbeef": "swept",
+        tmp_path / "www" / f".cronflow.prom.{gone}.1.0123abcd": "swept",
+        tmp_path / "www" / f".other.html.{gone}.1.0123abcd": "kept: not ours to sweep",
+        state / f".watermarks.json.{os.getpid()}.1.0badf00d": "kept: its writer lives",
+        state / f".boots.{gone}.1.12345678": "kept: too recent",
+        state / "watermarks.json.1.2.0badf00d": "kept: not a temporary name",
+    }
+    for path, fate in names.items():
+        path.write_text("left\n")
+        if "recent" not in fate:
+            os.utime(path, (old, old))
+    clock = FakeClock(datetime.now(UTC))
+    assemble(jobfile, clock=clock).prune()
+    assert {path.name: path.exists() for path in names} == {
+        path.name: fate.startswith("kept") for path, fate in names.items()
+    }

@@ -42,7 +42,7 @@ from cronflow.model import (
     RunStatus,
     Watermark,
 )
-from cronflow.state import idle_stamp
+from cronflow.state import files, idle_stamp
 from cronflow.state.layout import LAST_PRUNE, LAST_RETENTION, LAST_TICK, PLAN_LOCK, RETENTION_LOCK
 from cronflow.state.locks import Locks
 from cronflow.state.store import Store, new_run_id
@@ -175,12 +175,20 @@ class Engine:
 
     def prune(self) -> int:
         """Delete run output past keep_days (but each job's keep_runs newest), never kept
-        longer than the history (keep_history_days)."""
+        longer than the history (keep_history_days); and the temporary files of writers
+        killed mid-write (see state/files.sweep_leftovers), an hour old at least."""
         now = self.clock.now()
         self.store.write_stamp(LAST_PRUNE, now)
         days, _ = housekeeping_settings(self.jobfile)
         keep = self.store.index().run_ids_to_keep(self.jobfile.settings.keep_runs)
-        return self.store.prune(keep, older_than=now - timedelta(days=days))
+        pruned = self.store.prune(keep, older_than=now - timedelta(days=days))
+        an_hour_ago = (now - timedelta(hours=1)).timestamp()
+        files.sweep_leftovers(str(self.store.state_dir), None, an_hour_ago)
+        settings = self.jobfile.settings
+        for path in (settings.metrics_file, settings.html_file):
+            if path is not None:
+                files.sweep_leftovers(str(path.parent), (path.name,), an_hour_ago)
+        return pruned
 
     def forget_history(self) -> tuple[int, int]:
         """Forget runs and delete log segments older than keep_history_days (see

@@ -87,6 +87,37 @@ def replace_whole(
             os.close(directory)
 
 
+def sweep_leftovers(folder: str, names: tuple[str, ...] | None, older_than: float) -> int:
+    """Remove what replace_whole left beside a file when its writer was killed mid-write:
+    `.NAME.PID.THREAD.RANDOM`, a regular file of ours last changed before `older_than` (a
+    time stamp), whose process is gone. `names`: only the temporaries of these files (None:
+    of any, in a folder that is cronflow's own). Returns how many went."""
+    import re
+
+    leftover = re.compile(r"\.(.+)\.(\d+)\.(\d+)\.[0-9a-f]{8}")
+    removed = 0
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0
+    for entry in entries:
+        found = leftover.fullmatch(entry.name)
+        if found is None or (names is not None and found.group(1) not in names):
+            continue
+        if os.path.exists(f"/proc/{found.group(2)}"):
+            continue  # its writer may live (or its pid came round again): left alone
+        with contextlib.suppress(OSError):
+            status = entry.stat(follow_symlinks=False)
+            if (
+                stat.S_ISREG(status.st_mode)
+                and status.st_uid == os.geteuid()
+                and status.st_mtime < older_than
+            ):
+                os.unlink(entry.path)
+                removed += 1
+    return removed
+
+
 def _refuse_special(path: str) -> None:
     """A device, FIFO or socket at `path` is never replaced (as root, a rename over
     /dev/null would put a file in its place for every program); a link or a file is."""
