@@ -111,7 +111,7 @@ def test_retention_forgets_old_runs_and_segments_but_nothing_cronflow_decides_or
     assert after == before
     assert before["runs"]["failing"].failing_streak == 100  # a streak is never cut
     index = store.index()
-    assert index.latest(RunKey("daily", day(10))) is None  # forgotten: a backfill reruns it
+    assert index.latest(RunKey("daily", day(10))) is None  # forgotten (only --rerun all reruns it)
     assert index.latest(RunKey("owed", day(3))) is not None  # a try is owed: kept
     assert index.latest(RunKey("owed", day(4))) is not None  # abandoned: kept
     assert len(index.job_runs("rare", 12).recent) == 10  # within the strip: kept
@@ -210,7 +210,9 @@ def test_a_retention_pass_killed_at_any_step_loses_nothing_kept(aged, tmp_path):
 
 def test_every_tick_applies_retention_once_a_day_and_the_daemon_loop_too(aged, tmp_path):
     """Not only when some job runs: a one-shot tick with nothing due forgets old history
-    (once a day), and so does each loop of the daemon."""
+    (once a day), and so does each loop of the daemon. The days are counted from the newest
+    record (day 99 here), never beyond now: while nothing new is recorded, nothing more is
+    forgotten."""
     from cronflow.load import jobs_toml
     from tests.conftest import real_engine
     from tests.fakes import FakeClock
@@ -219,14 +221,14 @@ def test_every_tick_applies_retention_once_a_day_and_the_daemon_loop_too(aged, t
     shutil.copytree(aged, tmp_path / ".cronflow")
     jobs = tmp_path / "jobs.toml"
     jobs.write_text(
-        "[cronflow]\nkeep_history_days = 60\n"
+        "[cronflow]\nkeep_history_days = 40\n"
         '[jobs.daily]\ncommand = "true"\nschedule = "0 0 1 1 *"\n'
     )
     clock = FakeClock(day(120) + timedelta(hours=1))
     engine = real_engine(jobs_toml.load(jobs), clock)
     assert engine.tick() == []  # nothing due
     index = Store(tmp_path / ".cronflow").index()
-    assert index.latest(RunKey("daily", day(40))) is None  # older than 60 days: forgotten
+    assert index.latest(RunKey("daily", day(40))) is None  # 40 days before day 99: forgotten
     assert index.latest(RunKey("daily", day(70))) is not None
     forgotten_at = Store(tmp_path / ".cronflow").read_stamp(LAST_RETENTION)
     clock.advance(timedelta(hours=23))
@@ -235,7 +237,8 @@ def test_every_tick_applies_retention_once_a_day_and_the_daemon_loop_too(aged, t
     clock.advance(timedelta(days=15))
     assert engine.tick() == []
     index = Store(tmp_path / ".cronflow").index()
-    assert index.latest(RunKey("daily", day(70))) is None  # days later: days 60-75 go
+    assert index.latest(RunKey("daily", day(70))) is not None  # nothing new recorded since
+    assert Store(tmp_path / ".cronflow").read_stamp(LAST_RETENTION) > forgotten_at
     # The daemon, by the real clock (months after this history): its first loop forgets.
     daemon_state = tmp_path / "daemon"
     shutil.copytree(aged, daemon_state / ".cronflow")
@@ -322,3 +325,82 @@ def test_the_hourly_prune_sweeps_what_writers_killed_mid_write_left(write_jobs, 
     assert {path.name: path.exists() for path in names} == {
         path.name: fate.startswith("kept") for path, fate in names.items()
     }
+
+
+def hourly_history(write_jobs, tmp_path, keep_history_days: int):
+    """An hourly job backfilled over five days, by a clock at noon of 2026-01-20."""
+    from datetime import date
+
+    from cronflow.act.assemble import assemble
+    from cronflow.decide import selection
+    from tests.conftest import load
+    from tests.fakes import FakeClock
+
+    effects = tmp_path / "effects"
+    jobfile = load(
+        write_jobs(f"""
+            [cronflow]
+            keep_history_days = {keep_history_days}
+            [jobs.hourly]
+            command = 'echo "$CRONFLOW_LOGICAL_TIME" >> {effects}'
+            schedule = "0 * * * *"
+        """)
+    )
+    clock = FakeClock(datetime(2026, 1, 20, 12, 0, 30, tzinfo=UTC))
+    days = [date(2026, 1, 10) + timedelta(days=n) for n in range(5)]
+
+    def backfill(rerun, dry_run=False) -> list:
+        chosen = selection.backfill(jobfile, ["hourly"], days, clock.now())
+        engine = assemble(jobfile, clock=clock)
+        return engine.backfill_preview(chosen, rerun) if dry_run else engine.backfill(chosen, rerun)
+
+    def ran() -> int:
+        return len(effects.read_text().splitlines())
+
+    return jobfile, clock, backfill, ran
+
+
+def test_a_clock_far_ahead_for_one_tick_forgets_nothing_recent(write_jobs, tmp_path):
+    """One tick with the clock 730 days ahead (a bad RTC, a VM restored with a wrong clock)
+    once forgot nearly every run, and a backfill then ran 287 of them again. Retention
+    counts from the newest record made before the tick, by the clock that made it."""
+    from cronflow.act.assemble import assemble
+    from cronflow.model import Rerun
+
+    jobfile, clock, backfill, ran = hourly_history(write_jobs, tmp_path, 400)
+    backfill(Rerun.FAILED)
+    assert ran() == 5 * 24
+    clock.advance(timedelta(days=730))
+    assemble(jobfile, clock=clock).tick()  # retention is due: never done
+    assert Store(jobfile.settings.state_dir).read_stamp(LAST_RETENTION) is not None
+    assert Store(jobfile.settings.state_dir).index().run_count() == 5 * 24 + 1  # + its tick
+    clock.advance(timedelta(days=-730))
+    before = ran()
+    outcomes = backfill(Rerun.FAILED)
+    assert ran() == before and {outcome.reason for outcome in outcomes} == {"already success"}
+
+
+def test_a_run_retention_forgot_is_never_run_again_unasked(write_jobs, tmp_path):
+    """Forgotten, a run has no record: a backfill cannot tell whether it ran, so it runs
+    it only when asked to (--rerun all); the dry run says so."""
+    from cronflow.act.assemble import assemble
+    from cronflow.decide.explain import FORGOTTEN
+    from cronflow.model import Rerun
+
+    jobfile, clock, backfill, ran = hourly_history(write_jobs, tmp_path, 1)
+    backfill(Rerun.FAILED)
+    clock.advance(timedelta(days=3))
+    assemble(jobfile, clock=clock).tick()  # runs its tick: a record of three days later
+    clock.advance(timedelta(days=1))
+    assemble(jobfile, clock=clock).tick()  # forgets all but the newest runs
+    assert Store(jobfile.settings.state_dir).index().run_count() < 20
+    before = ran()
+    outcomes = backfill(Rerun.FAILED)
+    assert ran() == before  # nothing ran again
+    reasons = [outcome.reason for outcome in outcomes]
+    assert set(reasons) == {FORGOTTEN, "already success"}  # the newest runs were kept
+    assert reasons.count(FORGOTTEN) > 100
+    preview = backfill(Rerun.FAILED, dry_run=True)
+    assert [verdict.detail for verdict in preview].count(FORGOTTEN) == reasons.count(FORGOTTEN)
+    backfill(Rerun.ALL)  # asked for: every run again
+    assert ran() == before + 5 * 24

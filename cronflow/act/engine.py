@@ -163,6 +163,7 @@ class Engine:
         return Housekeeping(
             last_prune=self.store.read_stamp(LAST_PRUNE),
             last_retention=self.store.read_stamp(LAST_RETENTION),
+            last_recorded=self.store.index().last_activity,
         )
 
     def keep_house(self, decision: TickDecision) -> None:
@@ -170,8 +171,8 @@ class Engine:
         forget history past keep_history_days (daily, one process at a time)."""
         if decision.prune_due:
             self.prune()
-        if decision.retention_due:
-            self.forget_history()
+        if decision.retention_cutoff is not None:
+            self.forget_history(decision.retention_cutoff)
 
     def prune(self) -> int:
         """Delete run output past keep_days (but each job's keep_runs newest), never kept
@@ -190,16 +191,14 @@ class Engine:
                 files.sweep_leftovers(str(path.parent), (path.name,), an_hour_ago)
         return pruned
 
-    def forget_history(self) -> tuple[int, int]:
-        """Forget runs and delete log segments older than keep_history_days (see
-        Store.forget_before), by one process at a time."""
-        now = self.clock.now()
+    def forget_history(self, cutoff: datetime) -> tuple[int, int]:
+        """Forget runs and delete log segments that ended before `cutoff` (see
+        decide/tick.forget_cutoff and Store.forget_before), by one process at a time."""
         with self.locks.hold(RETENTION_LOCK, wait=False) as alone:
             if not alone:
                 return 0, 0  # another invocation is at it
-            self.store.write_stamp(LAST_RETENTION, now)
-            days = self.jobfile.settings.keep_history_days
-            return self.store.forget_before(now - timedelta(days=days))
+            self.store.write_stamp(LAST_RETENTION, self.clock.now())
+            return self.store.forget_before(cutoff)
 
     def _leave_idle_stamp(self) -> None:
         """Tell the one-shot ticks after this one until when nothing can be due (see
@@ -308,7 +307,12 @@ class Engine:
         index = self.store.index()
         verdicts = []
         for runs in chosen.by_date:
-            base = [explain.backfill_verdict(run, index.status(run.key), rerun) for run in runs]
+            base = [
+                explain.backfill_verdict(
+                    run, index.status(run.key), rerun, index.forgotten_through(run.job)
+                )
+                for run in runs
+            ]
             to_run = {
                 run.key for run, v in zip(runs, base, strict=True) if v.action is explain.Action.RUN
             }

@@ -31,6 +31,7 @@ from cronflow.act.runner import (
 )
 from cronflow.clock import Clock
 from cronflow.decide import dag
+from cronflow.decide.explain import FORGOTTEN, is_forgotten
 from cronflow.decide.rules import gate
 from cronflow.decide.selection import should_run
 from cronflow.load.env_files import secrets_of_job
@@ -214,6 +215,12 @@ class Executor:
         """The outcome of a run the log says need not (or must not) run now, else None."""
         if latest is not None and latest.status is RunStatus.RUNNING:
             return self._running_elsewhere(planned, latest)
+        if rerun is not Rerun.ALL and latest is None:
+            forgotten = self.store.forgotten_through(planned.job)
+            if is_forgotten(planned, None, forgotten):
+                return Outcome(
+                    key=planned.key, status=RunStatus.SKIPPED, already_done=True, reason=FORGOTTEN
+                )
         if latest is None or should_run(latest.status, rerun):
             return None
         return Outcome(

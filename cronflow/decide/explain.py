@@ -142,8 +142,27 @@ def summarise_verdicts(verdicts: Sequence[Verdict]) -> list[JobPlan]:
     return plans
 
 
-def backfill_verdict(run: PlannedRun, status: RunStatus | None, rerun: Rerun) -> Verdict:
-    """Whether a backfill run will run, and why, for `cronflow run --date ... --dry-run`."""
+FORGOTTEN = (
+    "forgotten by retention (keep_history_days): cronflow cannot tell whether it ran; "
+    "--rerun all runs it"
+)
+
+
+def is_forgotten(run: PlannedRun, status: RunStatus | None, forgotten: datetime | None) -> bool:
+    """No record of the run, at or before the newest run retention forgot of its job: it
+    may have run. Only --rerun all runs such a run (nothing is ever run twice unasked)."""
+    return status is None and forgotten is not None and run.logical_time <= forgotten
+
+
+def backfill_verdict(
+    run: PlannedRun, status: RunStatus | None, rerun: Rerun, forgotten: datetime | None = None
+) -> Verdict:
+    """Whether a backfill run will run, and why, for `cronflow run --date ... --dry-run`.
+    `forgotten`: the newest logical time of the job's runs that retention forgot."""
+    if rerun is not Rerun.ALL and is_forgotten(run, status, forgotten):
+        return Verdict(
+            job=run.job, logical_time=run.logical_time, action=Action.SKIP, detail=FORGOTTEN
+        )
     if not should_run(status, rerun):
         return Verdict(
             job=run.job,

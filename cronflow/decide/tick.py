@@ -24,10 +24,12 @@ FORGET_EVERY = timedelta(days=1)  # history past keep_history_days is forgotten 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Housekeeping:
-    """When the state directory was last tidied (None: never)."""
+    """When the state directory was last tidied (None: never), and when anything was last
+    recorded before this tick (None: nothing yet)."""
 
     last_prune: datetime | None
     last_retention: datetime | None
+    last_recorded: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -39,7 +41,7 @@ class TickDecision:
     asset_alerts: list[AssetState]  # assets gone stale, or fresh again after a stale alert
     stale_alerted: frozenset[str]  # the assets a stale alert stands for, after this decision
     prune_due: bool
-    retention_due: bool
+    retention_cutoff: datetime | None  # due: forget what ended before it (see forget_cutoff)
     wake: Wake  # when the next tick is (given the records as they were decided from)
 
 
@@ -76,6 +78,7 @@ def decide_tick(
     after = Housekeeping(  # as this tick leaves it
         last_prune=now if prune_due else housekeeping.last_prune,
         last_retention=now if retention_due else housekeeping.last_retention,
+        last_recorded=housekeeping.last_recorded,
     )
     return TickDecision(
         runs=due.runs,
@@ -85,7 +88,7 @@ def decide_tick(
         asset_alerts=alerts,
         stale_alerted=alerted,
         prune_due=prune_due,
-        retention_due=retention_due,
+        retention_cutoff=forget_cutoff(jobfile, housekeeping, now) if retention_due else None,
         wake=next_wake(jobfile, history, due.watermarks, now, asset_states, after),
     )
 
@@ -149,6 +152,16 @@ def housekeeping_due(
     _housekeeping_times)."""
     prune_at, forget_at = _housekeeping_times(jobfile, housekeeping, now)
     return (prune_at is not None and prune_at <= now, forget_at is not None and forget_at <= now)
+
+
+def forget_cutoff(jobfile: JobFile, housekeeping: Housekeeping, now: datetime) -> datetime:
+    """What retention forgets: runs that ended keep_history_days before now, or before the
+    newest record, if that is earlier. A clock far ahead for a tick (a bad RTC, a VM
+    restored with a wrong clock) then forgets nothing recent: it is counted from what was
+    recorded before that tick, by the clock that recorded it."""
+    recorded = housekeeping.last_recorded
+    trusted = now if recorded is None else min(now, recorded)
+    return trusted - timedelta(days=jobfile.settings.keep_history_days)
 
 
 def housekeeping_settings(jobfile: JobFile) -> tuple[int, int]:

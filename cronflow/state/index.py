@@ -90,6 +90,10 @@ CREATE TABLE IF NOT EXISTS outcomes (
     last_exit INTEGER,
     PRIMARY KEY (job, result)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS forgotten (
+    job TEXT PRIMARY KEY,
+    through INTEGER NOT NULL      -- the newest logical time (µs) of a run retention forgot
+) WITHOUT ROWID;
 """
 _CHUNK = 8 * 1024 * 1024  # bytes of log read at a time while catching up
 KEEP_NEWEST = 12  # runs of each job retention never forgets (status's strip)
@@ -435,11 +439,19 @@ class RunIndex(IndexQueries):
                     continue  # fewer runs than the strip shows, or all of them one streak
                 # The newest success stays too: it is where the streak count stops.
                 below = min(newest[0], success[0])
-                forgotten += self._db.execute(
-                    "DELETE FROM runs WHERE job = ? AND at < ? AND ended < ? AND tries_left = 0"
-                    f" AND status NOT IN ({UNFINISHED_SQL})",
-                    (job, below, limit),
-                ).rowcount
+                which = (
+                    "FROM runs WHERE job = ? AND at < ? AND ended < ? AND tries_left = 0"
+                    f" AND status NOT IN ({UNFINISHED_SQL})"
+                )
+                (through,) = self._db.execute(f"SELECT max(at) {which}", (job, below, limit))
+                if through[0] is None:
+                    continue
+                self._db.execute(  # what a backfill must not run again unasked
+                    "INSERT INTO forgotten VALUES (?, ?) ON CONFLICT (job) DO UPDATE "
+                    "SET through = max(through, excluded.through)",
+                    (job, through[0]),
+                )
+                forgotten += self._db.execute(f"DELETE {which}", (job, below, limit)).rowcount
         if forgotten:
             self._give_back_space()
         return forgotten

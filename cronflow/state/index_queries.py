@@ -223,6 +223,12 @@ class IndexQueries:
                 cursor.close()
         return None
 
+    def forgotten_through(self, job: str) -> datetime | None:
+        """The newest logical time of a run of `job` that retention forgot: for a run at or
+        before it, no record means "cannot tell", not "never run"."""
+        row = self._one("SELECT through FROM forgotten WHERE job = ?", (job,))
+        return None if row is None else from_micros(row[0])
+
     def last_run(self, job: str) -> RunEvent | None:
         """The latest event of the job's run with the newest logical time."""
         recent = self.recent_runs(job, 1)

@@ -323,6 +323,14 @@ class Store:
         with self._index_guard, self._index_errors():
             return self._opened_index().latest_in_log(key, self.log_files)
 
+    def forgotten_through(self, job: str) -> datetime | None:
+        """The newest logical time of the job's runs that retention forgot (see
+        IndexQueries.forgotten_through): only retention changes it, so the log is not read."""
+        if not self.state_dir.exists():
+            return None
+        with self._index_guard, self._index_errors():
+            return self._opened_index().forgotten_through(job)
+
     def _opened_index(self) -> RunIndex:
         if self._index is None:
             self._index = RunIndex.open(self.index_path, self.log_files)
