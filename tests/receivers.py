@@ -52,6 +52,9 @@ def start_receiver() -> Receiver:
             else:
                 body = {key: values[0] for key, values in parse_qs(data).items()}
             receiver.received.put(Received(self.path, dict(self.headers), body))
+            if receiver.mode == "trickle":
+                trickle(self, receiver.release)
+                return
             if receiver.mode == "hang":
                 receiver.release.wait(30)
                 return
@@ -63,6 +66,21 @@ def start_receiver() -> Receiver:
 
     receiver = Receiver(_serve(Handler))
     return receiver
+
+
+def trickle(handler: BaseHTTPRequestHandler, release: threading.Event) -> None:
+    """Answer a byte at a time, one every half second, for as long as anyone listens (or
+    until released): every read gets something, so only a bound on the whole exchange
+    ends it."""
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"x" * 100_000
+    for byte in answer:
+        if release.wait(0.5):
+            return
+        try:
+            handler.wfile.write(bytes([byte]))
+            handler.wfile.flush()
+        except OSError:
+            return  # the client hung up: what a bound on the exchange does
 
 
 def _serve(handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
@@ -176,6 +194,9 @@ def start_monitor() -> Monitor:
                 seen.authorization = self.headers.get("Authorization", "")
                 with monitor.guard:
                     monitor.seen.append(seen)
+            if monitor.mode == "trickle":
+                trickle(self, monitor.release)
+                return
             if monitor.mode == "hang":
                 monitor.release.wait(30)
                 return

@@ -264,7 +264,9 @@ def test_a_stale_asset_alerts_once_and_again_when_fresh(tmp_path, receiver):
 
     def tick(minutes: int) -> list[str]:
         for _ in range(minutes):
-            real_engine(jobfile, clock).tick()
+            engine = real_engine(jobfile, clock)
+            engine.tick()
+            engine.executor.alerter.wait()  # as a one-shot cronflow does before it exits
             clock.advance(timedelta(minutes=1))
         return [message.body["title"] for message in receiver.messages()]
 

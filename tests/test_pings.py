@@ -185,8 +185,13 @@ def test_a_ping_url_with_a_user_and_password_sends_them_as_basic_auth(write_jobs
     assert "p%40ss" not in log_text and "ops:" not in log_text
 
 
-def test_a_hanging_monitor_delays_nothing_but_the_end_of_the_invocation(write_jobs, monitor, clock):
-    monitor.mode = "hang"
+@pytest.mark.parametrize("mode", ["hang", "trickle"])
+def test_a_hanging_monitor_delays_nothing_but_the_end_of_the_invocation(
+    write_jobs, monitor, clock, mode
+):
+    """Silent, or answering a byte at a time (every read gets something: only a bound on
+    the whole exchange ends it), a monitor costs each ping its timeout at most."""
+    monitor.mode = mode
     jobfile = jobs_with(write_jobs, "true", monitor.check_url(CHECK))
     jobfile = load(jobfile.path.parent / "jobs.toml")
     text = jobfile.path.read_text().replace("ping_timeout = 2", "ping_timeout = 0.3")

@@ -8,13 +8,17 @@ Alert URLs hold tokens and passwords, so a target is only ever shown as `scheme:
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -57,6 +61,11 @@ class Delivery:
     def __str__(self) -> str:
         """As the log and the terminal show it: `sent`, `timeout`, `failed: why`."""
         return f"{self.status}: {self.why}" if self.why else str(self.status)
+
+
+# What the alert sender's child process may take to start (Python, then apprise's import) on
+# top of [alerts] timeout, before it is stopped.
+CHILD_START = 10.0
 
 
 class Notifier(Protocol):
@@ -375,7 +384,45 @@ class AppriseNotifier:
         self.settings = settings
 
     def send(self, message: AlertMessage, tags: Sequence[str]) -> list[Delivery]:
-        """Send to every matching target at once; one Delivery per target."""
+        """Send to every matching target at once, from a child process given `[alerts]
+        timeout` (and CHILD_START to start) for the whole of it: a receiver that answers a
+        byte at a time cannot hold cronflow, as apprise's own timeouts (per read) would let
+        it. One Delivery per target, or one saying that the sending was stopped."""
+        payload = {
+            "urls": list(self.settings.urls),
+            "config": None if self.settings.config is None else str(self.settings.config),
+            "tags": list(tags),
+            "timeout": self.settings.timeout.total_seconds(),
+            "message": {
+                "on": message.on.value,
+                "severity": message.severity,
+                "title": message.title,
+                "body": message.body,
+            },
+        }
+        within = self.settings.timeout.total_seconds() + CHILD_START
+        try:
+            child = subprocess.run(
+                [sys.executable, "-c", "from cronflow.tell.alerts import child; child()"],
+                input=json.dumps(payload).encode(),
+                capture_output=True,
+                timeout=within,
+                env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+                check=False,
+            )
+            return [
+                Delivery(target=e["target"], status=DeliveryStatus(e["status"]), why=e["why"])
+                for e in json.loads(child.stdout)
+            ]
+        except subprocess.TimeoutExpired:
+            why = f"no answer within {within:g}s: the sending was stopped"
+            return [Delivery(target="(every target)", status=DeliveryStatus.TIMEOUT, why=why)]
+        except (ValueError, TypeError):  # the child died without its answer
+            why = f"the sender ended with status {child.returncode}"
+            return [Delivery(target="(apprise)", status=DeliveryStatus.FAILED, why=why)]
+
+    def send_here(self, message: AlertMessage, tags: Sequence[str]) -> list[Delivery]:
+        """Send to every matching target at once, in this process (the child's part)."""
         targets = self.targets(tags)
         if not targets:
             return []
@@ -413,6 +460,29 @@ class AppriseNotifier:
             result.status.name, DeliveryStatus.FAILED
         )
         return Delivery(target=shown, status=status)
+
+
+def child() -> None:
+    """The child process AppriseNotifier.send starts: the alert on stdin (JSON), one
+    delivery per target on stdout (JSON)."""
+    payload = json.load(sys.stdin)
+    settings = AlertSettings(
+        urls=tuple(payload["urls"]),
+        config=None if payload["config"] is None else Path(payload["config"]),
+        timeout=timedelta(seconds=payload["timeout"]),
+    )
+    told = payload["message"]
+    message = AlertMessage(
+        on=AlertEvent(told["on"]),
+        severity=told["severity"],
+        title=told["title"],
+        body=told["body"],
+    )
+    deliveries = AppriseNotifier(settings).send_here(message, payload["tags"])
+    json.dump(
+        [{"target": d.target, "status": d.status.value, "why": d.why} for d in deliveries],
+        sys.stdout,
+    )
 
 
 def check_targets(settings: AlertSettings) -> list[str]:

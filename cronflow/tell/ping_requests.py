@@ -149,7 +149,23 @@ def deliver(
 def _send_once(
     method: str, url: str, body: bytes | None, *, timeout: float
 ) -> tuple[DeliveryStatus, str, int | None, bool]:
-    """(status, why, announced body limit, final: trying again cannot help)."""
+    """(status, why, announced body limit, final: trying again cannot help). `timeout`
+    bounds the whole exchange, not each read: a server that answers a byte at a time is
+    cut off when it is over (its connection shut from a timer)."""
+    opener, cut = _watched_opener()
+    cut.start(timeout)
+    try:
+        outcome = _exchange(opener, method, url, body, timeout=timeout)
+    finally:
+        cut.cancel()
+    if cut.fired:
+        return DeliveryStatus.TIMEOUT, f"no answer within {timeout:g}s", None, False
+    return outcome
+
+
+def _exchange(
+    opener: Any, method: str, url: str, body: bytes | None, *, timeout: float
+) -> tuple[DeliveryStatus, str, int | None, bool]:
     import urllib.error
     import urllib.request
 
@@ -159,7 +175,7 @@ def _send_once(
         headers["Authorization"] = authorization
     request = urllib.request.Request(url, data=body, method=method, headers=headers)
     try:
-        with _not_redirected().open(request, timeout=timeout) as response:
+        with opener.open(request, timeout=timeout) as response:
             response.read(1024)
             return (
                 DeliveryStatus.SENT,
@@ -205,17 +221,61 @@ def _without_credentials(url: str) -> tuple[str, str]:
     return parts._replace(netloc=host).geturl(), "Basic " + base64.b64encode(pair).decode()
 
 
-def _not_redirected() -> Any:
-    """An opener that answers a redirect with its HTTPError instead of following it:
-    Healthchecks and Cronitor never redirect a ping, and a redirect to an inner address
-    must not make cronflow send there."""
+def _watched_opener() -> tuple[Any, Any]:
+    """An opener that follows no redirect (Healthchecks and Cronitor never redirect a ping,
+    and a redirect to an inner address must not make cronflow send there), whose
+    connections a timer (`opener.cut`, also returned) shuts when the exchange's time is up.
+    Proxies from the environment are used as urllib uses them."""
+    import http.client
+    import socket
+    import threading
     import urllib.request
+
+    class Cut:
+        def __init__(self) -> None:
+            self.connections: list[http.client.HTTPConnection] = []
+            self.fired = False
+            self._timer: threading.Timer | None = None
+
+        def start(self, seconds: float) -> None:
+            self._timer = threading.Timer(seconds, self._shut)
+            self._timer.daemon = True
+            self._timer.start()
+
+        def cancel(self) -> None:
+            if self._timer is not None:
+                self._timer.cancel()
+
+        def _shut(self) -> None:
+            self.fired = True
+            for connection in self.connections:
+                if connection.sock is not None:
+                    with contextlib.suppress(OSError):
+                        connection.sock.shutdown(socket.SHUT_RDWR)
+
+        def watched(self, kind: type[http.client.HTTPConnection]) -> Any:
+            def make(*args: Any, **kwargs: Any) -> http.client.HTTPConnection:
+                connection = kind(*args, **kwargs)
+                self.connections.append(connection)
+                return connection
+
+            return make
+
+    cut = Cut()
 
     class NoRedirects(urllib.request.HTTPRedirectHandler):
         def redirect_request(self, *args: Any, **kwargs: Any) -> None:
             return None
 
-    return urllib.request.build_opener(NoRedirects)
+    class WatchedHTTP(urllib.request.HTTPHandler):
+        def do_open(self, http_class: Any, req: Any, **kwargs: Any) -> Any:
+            return super().do_open(cut.watched(http_class), req, **kwargs)
+
+    class WatchedHTTPS(urllib.request.HTTPSHandler):
+        def do_open(self, http_class: Any, req: Any, **kwargs: Any) -> Any:
+            return super().do_open(cut.watched(http_class), req, **kwargs)
+
+    return urllib.request.build_opener(NoRedirects, WatchedHTTP, WatchedHTTPS), cut
 
 
 def _body_limit(header: str | None) -> int | None:
