@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -201,3 +203,86 @@ def test_a_run_that_succeeded_on_a_full_disk_is_never_run_again(tmp_path, small_
     finished = [e for e in Store(small_disk).read().events if e.event is EventType.FINISHED]
     assert [(e.status, e.exit_code) for e in finished] == [(RunStatus.SUCCESS, 0)]
     assert (small_disk / "reserve").exists()  # held back again once space came back
+
+
+def manual_history(tmp_path, state: Path, extra: str = ""):
+    """A manual job run for 60 days a month ago, and once an hour ago: retention, due at
+    the next tick, has runs to forget (and a snapshot to write)."""
+    from cronflow.act.assemble import assemble
+    from cronflow.decide import selection
+    from cronflow.model import Rerun
+    from tests.conftest import load
+    from tests.fakes import FakeClock
+
+    (tmp_path / "jobs.toml").write_text(
+        f'[cronflow]\nstate_dir = "{state}"\nkeep_history_days = 1\n{extra}'
+        '[jobs.manual]\ncommand = "true"\n'
+    )
+    jobfile = load(tmp_path / "jobs.toml")
+    now = datetime.now(UTC)
+    days = [(now - timedelta(days=90 - n)).date() for n in range(60)]
+    for clock, dates in (
+        (FakeClock(now - timedelta(days=30)), days),
+        (FakeClock(now - timedelta(hours=1)), [(now - timedelta(hours=1)).date()]),
+    ):
+        chosen = selection.backfill(jobfile, ["manual"], dates, clock.now())
+        assemble(jobfile, clock=clock).backfill(chosen, Rerun.ALL)
+    return jobfile, now
+
+
+def test_housekeeping_that_fails_never_stops_scheduling(tmp_path, receiver):
+    """Retention cannot write its snapshot (a directory stands in its way): the tick goes
+    on, says why, alerts once, and retention is done at its next turn once it can be."""
+    from cronflow.act.assemble import assemble
+    from cronflow.state.layout import SNAPSHOT_NAME
+    from tests.fakes import FakeClock
+
+    state = tmp_path / "state"
+    jobfile, now = manual_history(tmp_path, state, f'[alerts]\nurls = ["{receiver.url()}"]\n')
+    (state / SNAPSHOT_NAME).mkdir()
+    ticked = run_cli("run", cwd=tmp_path)
+    assert ticked.returncode == 0 and "Traceback" not in ticked.stderr, ticked.stderr
+    assert "cannot forget old history" in ticked.stderr, ticked.stderr
+    assert Store(state).read_stamp("last-tick") is not None  # it decided, as ever
+    assert [p.name for p in state.glob(f"{SNAPSHOT_NAME}.*")] == []  # no half copy left
+    later = FakeClock(now + timedelta(days=1, hours=1))  # retention's next turn: still not
+    assemble(jobfile, clock=later).tick()
+    assemble(jobfile, clock=later).executor.alerter.wait()
+    titles = [message.body["title"] for message in receiver.messages()]
+    assert len([t for t in titles if "cannot forget old history" in t]) == 1  # alerted once
+    (state / SNAPSHOT_NAME).rmdir()
+    clock = FakeClock(now + timedelta(days=2, hours=2))  # the turn after
+    assemble(jobfile, clock=clock).tick()
+    assert Store(state).read_text_stamp("housekeeping-alerted") == ""  # it worked again
+
+
+def fill(disk: Path, leave: int) -> Path:
+    """Fill the disk with one file, but for `leave` bytes (unbuffered: nothing is left to
+    write when it closes)."""
+    filler = disk / "filler"
+    with open(filler, "wb", buffering=0) as filling, contextlib.suppress(OSError):
+        while True:
+            filling.write(b"\0" * 65536)
+    os.truncate(filler, max(0, filler.stat().st_size - leave))
+    return filler
+
+
+def test_the_disk_full_reserve_serves_the_index_and_comes_back_with_room(tmp_path, small_disk):
+    """Once, the reserve was taken back with 1 MiB free, leaving 72 KiB, and then every
+    command failed "database or disk is full". It comes back only when twice its size is
+    free; and on a nearly full disk, commands still read and record what the log holds."""
+    manual_history(tmp_path, small_disk)
+    (small_disk / "reserve").unlink()  # given up on an earlier full disk
+    filler = fill(small_disk, 1536 * 1024)
+    assert run_cli("run", cwd=tmp_path).returncode == 0
+    assert not (small_disk / "reserve").exists()  # 1.5 MiB free: not yet
+    filler.unlink()
+    again = run_cli("run", "--date", "2026-01-14", "--rerun", "all", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert (small_disk / "reserve").exists()  # room again: held back once more
+    fill(small_disk, 16 * 1024)
+    for command in (["run", "--date", "2026-01-14", "--rerun", "all"], ["status"], ["history"]):
+        result = run_cli(*command, cwd=tmp_path)
+        assert "Traceback" not in result.stderr, (command, result.stderr)
+        assert result.returncode in (0, 1), (command, result.stderr)
+        assert "cannot bring the run index" not in result.stderr, (command, result.stderr)

@@ -38,6 +38,7 @@ def assemble(
     on_outcome: Callable[[Outcome], None] | None = None,
     stop: threading.Event | None = None,
     boot: Callable[[datetime], Boot] = processes.this_boot,
+    warn: Callable[[str], None] | None = None,
 ) -> Engine:
     """An engine over the jobs file's state directory (prepared: created, its reserve
     held), wired as cronflow runs for real; tests give their own clock, runner or boot."""
@@ -67,7 +68,13 @@ def assemble(
         stop=stop,
     )
     return Engine(
-        jobfile=jobfile, store=store, locks=locks, executor=executor, clock=clock, boot=boot
+        jobfile=jobfile,
+        store=store,
+        locks=locks,
+        executor=executor,
+        clock=clock,
+        boot=boot,
+        warn=warn,
     )
 
 

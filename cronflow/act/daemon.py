@@ -170,6 +170,7 @@ class Daemon:
             runner=self.runner,
             stop=self.stop,
             on_event=tell if on_event is not None else None,
+            warn=lambda text: self.log(f"warning: {text}"),
         )
 
     def _execute(self, engine: Engine, runs: list[PlannedRun]) -> None:

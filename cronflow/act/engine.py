@@ -13,6 +13,7 @@ other's unrelated jobs.
 from __future__ import annotations
 
 import socket
+import sqlite3
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime, timedelta
@@ -28,7 +29,7 @@ from cronflow.decide.tick import (
     housekeeping_settings,
     next_wake,
 )
-from cronflow.errors import printable
+from cronflow.errors import CronflowError, printable
 from cronflow.model import (
     AlertEvent,
     Boot,
@@ -43,7 +44,14 @@ from cronflow.model import (
     Watermark,
 )
 from cronflow.state import files, idle_stamp
-from cronflow.state.layout import LAST_PRUNE, LAST_RETENTION, LAST_TICK, PLAN_LOCK, RETENTION_LOCK
+from cronflow.state.layout import (
+    HOUSEKEEPING_ALERTED,
+    LAST_PRUNE,
+    LAST_RETENTION,
+    LAST_TICK,
+    PLAN_LOCK,
+    RETENTION_LOCK,
+)
 from cronflow.state.locks import Locks
 from cronflow.state.store import Store, new_run_id
 from cronflow.tell import ping_requests
@@ -61,8 +69,10 @@ class Engine:
         executor: Executor,
         clock: Clock,
         boot: Callable[[datetime], Boot] = processes.this_boot,
+        warn: Callable[[str], None] | None = None,
     ) -> None:
         self.jobfile = jobfile
+        self.warn = warn or _warn_on_stderr  # the daemon logs instead
         self.boot = boot  # the running boot, told at a given time (tests give their own)
         self.store = store
         self.locks = locks
@@ -168,11 +178,36 @@ class Engine:
 
     def keep_house(self, decision: TickDecision) -> None:
         """What a tick owes the state directory when due: prune run output (hourly) and
-        forget history past keep_history_days (daily, one process at a time)."""
+        forget history past keep_history_days (daily, one process at a time). A step that
+        fails (a full disk, say) never stops scheduling: it is said, alerted once until it
+        works again, and tried again when next due (its stamp was written first)."""
+        steps: list[tuple[str, Callable[[], object]]] = []
         if decision.prune_due:
-            self.prune()
-        if decision.retention_cutoff is not None:
-            self.forget_history(decision.retention_cutoff)
+            steps.append(("prune run output", self.prune))
+        cutoff = decision.retention_cutoff
+        if cutoff is not None:
+            steps.append(("forget old history", lambda: self.forget_history(cutoff)))
+        for what, step in steps:
+            try:
+                step()
+            except (OSError, sqlite3.Error, CronflowError) as error:
+                self._housekeeping_failed(what, error)
+            else:
+                self._housekeeping_worked(what)
+
+    def _housekeeping_failed(self, what: str, error: Exception) -> None:
+        why = getattr(error, "strerror", None) or str(error)
+        self.warn(f"cannot {what} in {self.store.state_dir} ({why}); scheduling goes on")
+        alerted = self.store.read_text_stamp(HOUSEKEEPING_ALERTED).split("\n")
+        if what not in alerted and self.executor.alerter:
+            self.executor.alerter.housekeeping_failed(what, why)
+            self.store.write_text_stamp(HOUSEKEEPING_ALERTED, "\n".join([*alerted, what]))
+
+    def _housekeeping_worked(self, what: str) -> None:
+        alerted = self.store.read_text_stamp(HOUSEKEEPING_ALERTED).split("\n")
+        if what in alerted:
+            rest = [each for each in alerted if each != what]
+            self.store.write_text_stamp(HOUSEKEEPING_ALERTED, "\n".join(rest))
 
     def prune(self) -> int:
         """Delete run output past keep_days (but each job's keep_runs newest), never kept
@@ -371,6 +406,12 @@ class Engine:
         event = self.store.append(event)
         if self.executor.alerter:
             self.executor.alerter.missed(event)
+
+
+def _warn_on_stderr(text: str) -> None:
+    import sys
+
+    print(f"cronflow: warning: {printable(text)}", file=sys.stderr)
 
 
 def _rounded(delta: timedelta) -> timedelta:

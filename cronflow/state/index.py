@@ -473,15 +473,19 @@ class RunIndex(IndexQueries):
         final = self.path.with_name(SNAPSHOT_NAME)
         aside = final.with_name(f"{final.name}.new-{os.getpid()}-{threading.get_ident()}")
         aside.unlink(missing_ok=True)
-        with self._lock:
-            self._db.execute("VACUUM INTO ?", (str(aside),))
-        descriptor = os.open(aside, os.O_RDONLY)
         try:
-            os.fchmod(descriptor, 0o600)
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
-        os.replace(aside, final)
+            with self._lock:
+                self._db.execute("VACUUM INTO ?", (str(aside),))
+            descriptor = os.open(aside, os.O_RDONLY)
+            try:
+                os.fchmod(descriptor, 0o600)
+                os.fsync(descriptor)
+            finally:
+                os.close(descriptor)
+            os.replace(aside, final)
+        except BaseException:
+            aside.unlink(missing_ok=True)  # a full disk, say: no half copy is left behind
+            raise
         sync_directory(final.parent)
 
     def close(self) -> None:

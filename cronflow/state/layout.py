@@ -24,6 +24,7 @@ LAST_PRUNE = "last-prune"  # run output was last pruned
 LAST_RETENTION = "last-retention"  # history past keep_history_days was last forgotten
 LAST_HEARTBEAT = "last-heartbeat"  # heartbeat_url's last delivery and last failure
 EXPOSURE_WARNED = "exposure-warned"  # the state directory mode last warned about
+HOUSEKEEPING_ALERTED = "housekeeping-alerted"  # housekeeping that failed and was alerted
 
 # Space held back and given up when the disk is full, so the records that end runs fit.
 RESERVE_NAME = "reserve"

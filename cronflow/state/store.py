@@ -16,7 +16,7 @@ import socket
 import sqlite3
 import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import replace
 from datetime import datetime
@@ -56,6 +56,7 @@ KEEP_BOOTS = 50
 RESERVE_BYTES = 1024 * 1024
 
 Line = TypeVar("Line", bound=LogEvent)
+Answer = TypeVar("Answer")
 
 
 class Store:
@@ -98,10 +99,14 @@ class Store:
         self.keep_reserve()
 
     def keep_reserve(self) -> None:
-        """Make sure the reserve exists (once it was given up, when space has come back)."""
+        """Make sure the reserve exists. Once given up (to end a run's record or to let the
+        index take in the log on a full disk), it is taken back only when twice its size is
+        free: as much again stays free for the index and the stamps."""
         path = self.state_dir / RESERVE_NAME
         if path.exists():
             return
+        if self._free_bytes() < 2 * RESERVE_BYTES:
+            return  # not yet: space has not really come back
         try:
             descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | NO_LINKS, 0o600)
         except OSError:
@@ -112,6 +117,13 @@ class Store:
             path.unlink(missing_ok=True)  # still no room: try again next time
         finally:
             os.close(descriptor)
+
+    def _free_bytes(self) -> int:
+        try:
+            disk = os.statvfs(self.state_dir)
+        except OSError:
+            return 0
+        return disk.f_bavail * disk.f_frsize
 
     def _give_up_reserve(self) -> bool:
         try:
@@ -283,6 +295,13 @@ class Store:
         """Remember when something last happened (layout.LAST_TICK, LAST_PRUNE, ...)."""
         _write_private(self.state_dir / name, now.isoformat() + "\n")
 
+    def read_text_stamp(self, name: str) -> str:
+        """A small text the state directory keeps (layout.HOUSEKEEPING_ALERTED), "" if none."""
+        return (_read_text(self.state_dir / name) or "").strip()
+
+    def write_text_stamp(self, name: str, text: str) -> None:
+        _write_private(self.state_dir / name, text.strip() + "\n")
+
     def exposure_warning(self) -> str | None:
         """A warning the first time the state directory is found open to group or others
         (for each mode it is found with): run output often holds secrets. cronflow never
@@ -311,25 +330,48 @@ class Store:
         """The index of the log, brought up to date (only new lines are read)."""
         if not self.state_dir.exists():
             return RunIndex()
-        with self._index_guard, self._index_errors():
-            index = self._opened_index()
+
+        def synced(index: RunIndex) -> RunIndex:
             index.sync(self.log_files)
             return index
+
+        return self._on_index(synced)
 
     def latest(self, key: RunKey) -> RunEvent | None:
         """The last recorded event of a run, as the log says now (see RunIndex.latest_in_log)."""
         if not self.state_dir.exists():
             return None
-        with self._index_guard, self._index_errors():
-            return self._opened_index().latest_in_log(key, self.log_files)
+        return self._on_index(lambda index: index.latest_in_log(key, self.log_files))
 
     def forgotten_through(self, job: str) -> datetime | None:
         """The newest logical time of the job's runs that retention forgot (see
         IndexQueries.forgotten_through): only retention changes it, so the log is not read."""
         if not self.state_dir.exists():
             return None
+        return self._on_index(lambda index: index.forgotten_through(job))
+
+    def _on_index(self, action: Callable[[RunIndex], Answer]) -> Answer:
+        """`action` on the opened index. On a full disk (SQLite cannot grow its files), the
+        reserve is given up and `action` tried once more: what the log already holds can
+        always be taken into the index (then the reserve is taken back when room returns,
+        see keep_reserve)."""
         with self._index_guard, self._index_errors():
-            return self._opened_index().forgotten_through(job)
+            try:
+                return action(self._opened_index())
+            except sqlite3.OperationalError as error:
+                # SQLite says "disk is full", or, when its shared memory cannot grow on a
+                # full tmpfs, "disk I/O error".
+                short = _disk_full(error) or self._free_bytes() < RESERVE_BYTES
+                if not short or not self._give_up_reserve():
+                    raise
+                self._forget_opened_index()
+                return action(self._opened_index())
+
+    def _forget_opened_index(self) -> None:
+        if self._index is not None:
+            with suppress(sqlite3.Error):
+                self._index.close()
+            self._index = None
 
     def _opened_index(self) -> RunIndex:
         if self._index is None:
@@ -451,6 +493,12 @@ def _write_private(path: Path, text: str) -> None:
     """Replace a small state file, readable by its owner only, whatever the umask."""
     with suppress(OSError):  # stamps only steer warnings and how often to prune
         write_private(str(path), text.encode())
+
+
+def _disk_full(error: sqlite3.OperationalError) -> bool:
+    return getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(
+        error
+    )
 
 
 def _stat_or_none(path: Path) -> os.stat_result | None:

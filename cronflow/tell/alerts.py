@@ -174,6 +174,16 @@ def config_message(path: Path, error: str) -> AlertMessage:
     )
 
 
+def housekeeping_message(state_dir: Path, what: str, error: str) -> AlertMessage:
+    return AlertMessage(
+        on=AlertEvent.FAILURE,
+        severity="warning",
+        title=f"cronflow: cannot {what} in {state_dir} on {socket.gethostname()}",
+        body=f"Scheduling goes on; cronflow tries again later.\n\n```\n{error}\n```\n"
+        "Free disk space, or fix the state directory's permissions.",
+    )
+
+
 def probe_message(job: Job | None) -> AlertMessage:
     about = f" for job {job.name}" if job else ""
     return AlertMessage(
@@ -295,6 +305,13 @@ class Alerter:
         """An edit of the jobs file the daemon cannot use (it keeps the last good one)."""
         if self.settings.has_targets:
             self._send(None, str(path), config_message(path, error))
+
+    def housekeeping_failed(self, what: str, error: str) -> None:
+        """A housekeeping step failed (a full disk, say): scheduling goes on (see
+        Engine.keep_house). Recorded as an alert about the state directory."""
+        if self.settings.has_targets:
+            state_dir = self.store.state_dir
+            self._send(None, str(state_dir), housekeeping_message(state_dir, what, error))
 
     def wait(self) -> None:
         """Wait for every delivery in flight to end (and be recorded)."""
