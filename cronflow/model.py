@@ -368,6 +368,9 @@ class Watermark:
     decided: datetime  # the newest tick already decided (run, skipped or recorded missed)
     next_tick: datetime | None
     schedule: str  # "<cron expression>|<zone>" the cache was computed for
+    # Where the job's history starts: no tick at or before it is ever due, whatever the
+    # clock does later (None: not known, for watermarks written before it was kept).
+    first_seen: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

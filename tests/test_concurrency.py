@@ -286,3 +286,36 @@ def test_the_disk_full_reserve_serves_the_index_and_comes_back_with_room(tmp_pat
         assert "Traceback" not in result.stderr, (command, result.stderr)
         assert result.returncode in (0, 1), (command, result.stderr)
         assert "cannot bring the run index" not in result.stderr, (command, result.stderr)
+
+
+def test_a_line_the_disk_fills_up_in_the_middle_of_is_cut_back_whole(tmp_path, small_disk):
+    """A short write on a full disk once left part of a line in the log for good, and
+    `status` warned about an unreadable line ever after. The log is cut back to where the
+    line began: the write fails, and the log is as it was."""
+    from cronflow.errors import StoreError
+    from cronflow.model import RunEvent, RunKind
+
+    store = Store(small_disk)
+    store.prepare()
+    (small_disk / "reserve").unlink()  # already given up: nothing left to fall back on
+    at = datetime(2026, 1, 14, tzinfo=UTC)
+
+    def event(tail: str) -> RunEvent:
+        return RunEvent(
+            event=EventType.FINISHED,
+            job="a",
+            logical_time=at,
+            run_id="r",
+            status=RunStatus.SUCCESS,
+            kind=RunKind.BACKFILL,
+            stderr_tail=tail,
+        )
+
+    store.append(event("first"))
+    fill(small_disk, 0)
+    before = store.log_path.read_bytes()
+    for _ in range(3):  # each a line of several pages: it cannot fit, and is cut back
+        with pytest.raises(StoreError):
+            store.append(event("x" * 20_000))
+        assert store.log_path.read_bytes() == before
+    assert Store(small_disk).read().skipped == []

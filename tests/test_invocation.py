@@ -202,16 +202,16 @@ def test_the_clock_going_back_decides_again_from_now_and_runs_nothing_twice(
 ):
     out = tmp_path / "ran.txt"
     jobfile = load(write_jobs(HOURLY.format(out=out, policy="all", cap=100)))
-    clock = FakeClock(T0 - timedelta(seconds=30))
-    engine_for(jobfile, clock).tick()
-    clock.advance(timedelta(minutes=1))
-    engine_for(jobfile, clock).tick()  # 12:00 runs
+    clock = FakeClock(T0 - timedelta(hours=1, minutes=30))
+    engine_for(jobfile, clock).tick()  # 10:30: first decided
+    clock.advance(timedelta(hours=1, minutes=30, seconds=30))
+    engine_for(jobfile, clock).tick()  # 12:00:30: 11:00 (caught up) and 12:00 run
     clock.advance(timedelta(hours=-1))
-    engine_for(jobfile, clock).tick()  # 11:00:30: the 11:00 tick is due again
+    engine_for(jobfile, clock).tick()  # 11:00:30: the 11:00 tick is due again (succeeded)
     clock.advance(timedelta(hours=1))
     engine_for(jobfile, clock).tick()  # 12:00:30 again: 12:00 already succeeded
     assert out.read_text() == (
-        "2026-01-10T12:00:00+00:00 scheduled\n2026-01-10T11:00:00+00:00 scheduled\n"
+        "2026-01-10T11:00:00+00:00 catchup\n2026-01-10T12:00:00+00:00 scheduled\n"
     )
     [step] = Store(jobfile.settings.state_dir).read().host_events
     assert step == ClockSetBack(
@@ -223,6 +223,38 @@ def test_the_clock_going_back_decides_again_from_now_and_runs_nothing_twice(
     )
     assert "went back at least 0:59:30" in step.reason
     assert Store(jobfile.settings.state_dir).index().clock_set_back() == step
+
+
+def test_the_clock_going_back_never_runs_ticks_from_before_the_job_was_first_decided(
+    write_jobs, engine_for, tmp_path
+):
+    """First decided at 12:00:30, the clock then an hour back and forward again: with
+    catchup = "all", 57-61 ticks dated before cronflow first saw the job once ran. A job's
+    history starts at its first decision, kept beside its watermark."""
+    out = tmp_path / "ran.txt"
+    jobfile = load(
+        write_jobs(f"""
+            [jobs.minutely]
+            command = 'echo "$CRONFLOW_LOGICAL_TIME" >> {out}'
+            schedule = "* * * * *"
+            catchup = "all"
+        """)
+    )
+    clock = FakeClock(T0 + timedelta(seconds=30))
+    engine_for(jobfile, clock).tick()  # first seen: 12:00 runs
+    clock.advance(timedelta(hours=-1))
+    engine_for(jobfile, clock).tick()  # 11:00:30: before the job was ever decided
+    clock.advance(timedelta(hours=1, minutes=1))
+    engine_for(jobfile, clock).tick()  # 12:01:30
+    ran = [datetime.fromisoformat(line) for line in out.read_text().split()]
+    assert ran == [T0, T0 + timedelta(minutes=1)]
+    marks = Store(jobfile.settings.state_dir).read_watermarks()
+    assert marks["minutely"].first_seen == T0 + timedelta(seconds=30) - timedelta(minutes=1)
+    clock.advance(timedelta(hours=-1))
+    engine_for(jobfile, clock).tick()
+    assert len(Store(jobfile.settings.state_dir).read().host_events) == 2  # once per step
+    engine_for(jobfile, clock).tick()  # still behind: no clock event every tick
+    assert len(Store(jobfile.settings.state_dir).read().host_events) == 2
 
 
 def test_a_small_step_back_of_the_clock_is_not_a_clock_event(write_jobs, engine_for, tmp_path):

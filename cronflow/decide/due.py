@@ -83,10 +83,16 @@ def due_runs(
             continue
         schedule = schedule_of(job.cadence)
         since = mark.decided if mark else now - FIRST_SIGHT
+        first_seen = mark.first_seen if mark else since
+        if first_seen is not None and since < first_seen:
+            since = first_seen  # rewound behind the job's first decision: never before it
         ticks = _started_by(jobfile, job, schedule.ticks(since, now), now)
-        decided = ticks[-1] if ticks else since
+        decided = ticks[-1] if ticks else min(since, now)  # never ahead: no clock event
         new_watermarks[job.name] = Watermark(
-            decided=decided, next_tick=schedule.next_after(decided), schedule=fingerprint
+            decided=decided,
+            next_tick=schedule.next_after(decided),
+            schedule=fingerprint,
+            first_seen=first_seen,
         )
         if not ticks:
             if explain:
@@ -149,8 +155,16 @@ def clock_set_back(watermarks: Mapping[str, Watermark], now: datetime) -> dateti
 
 
 def rewound(watermarks: Mapping[str, Watermark], now: datetime) -> dict[str, Watermark]:
-    """The watermarks not ahead of `now`; jobs without one start again at now (FIRST_SIGHT)."""
-    return {job: mark for job, mark in watermarks.items() if mark.decided <= now}
+    """The watermarks not ahead of `now`; a job ahead starts again at now (as at first
+    sight, FIRST_SIGHT), but never before its first decision (`first_seen` is kept)."""
+    return {
+        job: mark
+        if mark.decided <= now
+        else Watermark(
+            decided=now - FIRST_SIGHT, next_tick=None, schedule="", first_seen=mark.first_seen
+        )
+        for job, mark in watermarks.items()
+    }
 
 
 def watermarks_to_decide_from(

@@ -182,8 +182,15 @@ class Store:
             return False
         if size and os.pread(descriptor, 1, size - 1) != b"\n":
             line = b"\n" + line  # end a line torn by a killed writer; readers skip it
-        if os.write(descriptor, line) != len(line):
-            raise OSError(errno.ENOSPC, "short write (disk full?)")
+        try:
+            if os.write(descriptor, line) != len(line):
+                raise OSError(errno.ENOSPC, "short write (disk full?)")
+        except OSError:
+            # A part of a line (the disk filled up in its middle) would stay for good, read
+            # as an unreadable line ever after: cut the log back to where this line began.
+            with suppress(OSError):
+                os.ftruncate(descriptor, size)
+            raise
         return True
 
     def segments(self) -> list[Path]:
@@ -226,6 +233,7 @@ class Store:
                     decided=time_from_json(mark["decided"]),
                     next_tick=optional_time(mark["next"]),
                     schedule=str(mark["schedule"]),
+                    first_seen=optional_time(mark.get("first")),
                 )
                 for job, mark in document["jobs"].items()
             }
@@ -241,6 +249,7 @@ class Store:
                     "decided": time_to_json(mark.decided),
                     "next": time_to_json(mark.next_tick),
                     "schedule": mark.schedule,
+                    "first": time_to_json(mark.first_seen),
                 }
                 for job, mark in sorted(watermarks.items())
             },
