@@ -60,6 +60,7 @@ def main() -> None:
 
 # The commands, in the order --help lists them.
 app.command(epilog=REFERENCE)(setting_up.validate)
+app.command(epilog=REFERENCE)(setting_up.doctor)
 app.command(epilog=REFERENCE)(running.run)
 app.command(epilog=REFERENCE)(running.daemon)
 app.add_typer(systemd_app, name="systemd")

@@ -139,6 +139,31 @@ def systemd_install(
         )
 
 
+def doctor(jobs: JobsOption = None) -> None:
+    """Check that the state directory's file system does what exactly-once needs: flock
+    between processes and kept by a job, appends that land whole, rename at once, fsync,
+    room. Exit 1, saying what to do, if it does not.
+
+    Example:  cronflow doctor --jobs /etc/cronflow/jobs.toml
+    """
+    from cronflow.act.doctor import examine
+
+    jobfile = load_jobs(jobs)
+    state_dir = jobfile.settings.state_dir
+    print(f"state directory: {state_dir}")
+    checks = examine(state_dir)
+    for check in checks:
+        word = "FAIL" if not check.ok else "warning" if check.warning else "ok"
+        print(f"  {word:<7} {check.name}: {check.detail}")
+    if any(not check.ok for check in checks):
+        print(
+            "cronflow cannot promise here that no run runs twice and none is lost. Put the "
+            "state directory on a local disk (state_dir in [cronflow], or CRONFLOW_STATE_DIR)."
+        )
+        raise typer.Exit(1)
+    print("cronflow can keep its promises here.")
+
+
 def import_crontab(
     source: Annotated[
         str,
