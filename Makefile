@@ -35,11 +35,12 @@ test: $(VENV)/.installed-test
 	$(BIN)/python -m mypy cronflow
 	$(BIN)/python -m pytest -n auto
 
-# Not part of `make test`: every kind of invocation at once, killed with SIGKILL at random, for
-# MINUTES minutes; prints runs, duplicates, lost runs and orphans seen (tests/torture.py).
+# Not part of `make test`: every kind of invocation at once, killed with SIGKILL at random, some
+# with the clock stepped, every ping and alert to a trickling receiver, for MINUTES minutes;
+# prints duplicates per 10,000 runs, runs, lost runs and orphans seen (tests/torture.py).
 MINUTES ?= 10
 torture: $(VENV)/.installed-test
-	$(BIN)/python -m tests.torture --minutes $(MINUTES) --kill
+	$(BIN)/python -m tests.torture --minutes $(MINUTES) --kill --faults
 
 # Not part of `make test`: the property tests of bad input (every key of the jobs file, every
 # option of every command) with EXAMPLES new cases each; `make test` draws a few hundred fixed ones.

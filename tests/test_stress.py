@@ -12,7 +12,7 @@ from tests.torture import BACKFILLED, TICKS_PER_DAY, Torture
 
 def test_side_by_side_invocations_run_everything_exactly_once(tmp_path):
     torture = Torture(tmp_path, days=2, kill=False, seed=13)
-    figures = torture.run(seconds=15)
+    figures = torture.run(seconds=15, quiet=1)
     report = figures.report(15, kill=False)
     assert figures.runs >= 2 * TICKS_PER_DAY * len(BACKFILLED), report
     assert figures.duplicates == 0 and figures.lost == 0 and figures.unbacked == 0, report

@@ -5,9 +5,15 @@
 A daemon, cron's one-shot `cronflow run`s and overlapping `run --date` backfills run side by
 side in a loop, while a reader polls the index's run count. With `--kill`, every so often one
 of them, of any kind, is killed with SIGKILL (its jobs run on, orphaned). At the end the
-invocations stop, a last backfill settles what is left, and the effects are counted: each job
-appends one line per execution to effects.txt, so exactly-once is judged by what the jobs did,
-not by what cronflow recorded. `tests/test_stress.py` runs the same without kills, briefly.
+invocations stop, a last backfill settles what is left, a quiet window watches for a late
+duplicate, and the effects are counted: each job appends one line per execution to
+effects.txt, so exactly-once is judged by what the jobs did, not by what cronflow recorded.
+`tests/test_stress.py` runs the same without kills, briefly.
+
+With `--faults` (also in `make torture`), the faults that remain are added: some one-shot
+ticks run with the clock stepped ahead by days or back by an hour (libfaketime; installed
+with apt-get when missing), and every ping and alert goes to a receiver that answers a byte
+at a time.
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ JOBS = """
 state_dir = "state"
 max_parallel = 4
 metrics_file = "metrics.prom"
+ping_timeout = 0.5
+{alerts}
 
 [defaults]
 retries = 2
@@ -55,7 +63,11 @@ depends_on = ["load"]
 [jobs.every_minute]
 command = 'echo "$CRONFLOW_JOB $CRONFLOW_LOGICAL_TIME" >> effects.txt; sleep 0.2'
 schedule = "* * * * *"
+{ping}
 """
+# The clock of some one-shot ticks with --faults: ahead by days, back by an hour.
+CLOCK_STEPS = ("+2d", "-1h")
+QUIET_SECONDS = 15  # after the end: a late duplicate would show up here
 BACKFILLED = ("extract", "load", "report")
 TICKS_PER_DAY = 72  # extract's */20, and the jobs after it
 FIRST_DAY = date(2026, 1, 1)
@@ -90,12 +102,15 @@ class Figures:
             or self.counters_fell
         )
 
-    def report(self, seconds: float, kill: bool) -> str:
+    def report(self, seconds: float, kill: bool, faults: str = "") -> str:
         kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(self.invocations.items()))
         killed = ", ".join(f"{kind} {count}" for kind, count in sorted(self.killed.items()))
+        per = 10_000 * self.duplicates / self.runs if self.runs else 0.0
         return "\n".join(
             [
-                f"torture: {seconds / 60:.1f} min, kill -9 {'on' if kill else 'off'}",
+                f"torture: {seconds / 60:.1f} min, kill -9 {'on' if kill else 'off'}"
+                + (f", faults: {faults}" if faults else ""),
+                f"  duplicates per 10,000 runs: {per:g}",
                 f"  invocations: {kinds}",
                 f"  killed with SIGKILL: {killed or 'none'}",
                 f"  runs {self.runs} (effects {self.effects}), duplicates {self.duplicates}, "
@@ -112,7 +127,14 @@ class Figures:
 
 
 class Torture:
-    def __init__(self, folder: Path, days: int, kill: bool, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        days: int,
+        kill: bool,
+        seed: int | None = None,
+        faults: bool = False,
+    ) -> None:
         self.folder = folder
         self.days = [FIRST_DAY + timedelta(days=offset) for offset in range(days)]
         self.kill = kill
@@ -121,14 +143,31 @@ class Torture:
         self.stop = threading.Event()
         self._live: dict[int, tuple[str, subprocess.Popen]] = {}
         self._guard = threading.Lock()
-        (folder / "jobs.toml").write_text(JOBS)
+        self.faketime = _faketime() if faults else None
+        self.trickle = _trickling_receiver() if faults else None
+        self.faults = ", ".join(
+            what
+            for what, on in (
+                ("clock steps " + "/".join(CLOCK_STEPS), self.faketime),
+                ("a trickling receiver for pings and alerts", self.trickle),
+            )
+            if on
+        )
+        ping, alerts = "", ""
+        if self.trickle is not None:
+            url = f"http://127.0.0.1:{self.trickle.port}/ping/5f0e4c1b"
+            ping = f'ping_url = "{url}"'
+            alerts = (
+                f'[alerts]\nurls = ["json://127.0.0.1:{self.trickle.port}/hook"]\ntimeout = "1s"'
+            )
+        (folder / "jobs.toml").write_text(JOBS.format(ping=ping, alerts=alerts))
 
     # ---- the invocations ----------------------------------------------------------------------
 
-    def run(self, seconds: float, backfillers: int = 3) -> Figures:
+    def run(self, seconds: float, backfillers: int = 3, quiet: float = QUIET_SECONDS) -> Figures:
         workers = [
             threading.Thread(target=self._keep_daemon),
-            threading.Thread(target=self._repeat, args=("one-shot", lambda: ["run"])),
+            threading.Thread(target=self._repeat, args=("one-shot", self._one_shot)),
             threading.Thread(target=self._read_index),
             threading.Thread(target=self._read_metrics),
         ]
@@ -146,12 +185,29 @@ class Torture:
         for worker in workers:
             worker.join()
         self._settle(deadline=time.monotonic() + 180)
+        time.sleep(quiet)  # nothing runs now: a late duplicate would still show
         self._count()
+        if self.trickle is not None:
+            self.trickle.release.set()
         return self.figures
 
+    def _one_shot(self) -> list[str]:
+        """`cronflow run`; with --faults, after the first minute, one in ten with the clock
+        stepped (the jobs were first decided by the real clock)."""
+        started = self.figures.invocations["one-shot"]
+        if self.faketime and started > 60 and self.random.random() < 0.1:
+            step = self.random.choice(CLOCK_STEPS)
+            return [f"@faketime:{step}", "run"]
+        return ["run"]
+
     def _start(self, kind: str, args: list[str]) -> subprocess.Popen:
+        prefix: list[str] = []
+        if args and args[0].startswith("@faketime:"):
+            assert self.faketime is not None
+            prefix, args = [self.faketime, "-f", args[0].split(":", 1)[1]], args[1:]
+            kind = "stepped clock"
         process = subprocess.Popen(
-            [sys.executable, "-m", "cronflow", *args],
+            [*prefix, sys.executable, "-m", "cronflow", *args],
             cwd=self.folder,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -323,6 +379,27 @@ class Torture:
         figures.unbacked = sum(1 for key in succeeded if effects[key] == 0)
 
 
+def _faketime() -> str | None:
+    """libfaketime's command, installed with apt-get when missing (None if it cannot be)."""
+    import shutil
+
+    if shutil.which("faketime") is None:
+        subprocess.run(
+            ["apt-get", "install", "-y", "-q", "faketime"],
+            capture_output=True,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
+    return shutil.which("faketime")
+
+
+def _trickling_receiver():
+    from tests.receivers import start_monitor
+
+    monitor = start_monitor()
+    monitor.mode = "trickle"
+    return monitor
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=10)
@@ -334,14 +411,19 @@ def main() -> None:
         "--folder", type=Path, default=None, help="where to run (default: a new temporary folder)"
     )
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument(
+        "--faults", action="store_true", help="clock steps and a trickling receiver too"
+    )
     options = parser.parse_args()
     folder = options.folder or Path(tempfile.mkdtemp(prefix="cronflow-torture-"))
     folder.mkdir(parents=True, exist_ok=True)
     days = options.days or max(2, round(3 * options.minutes))
-    torture = Torture(folder, days=days, kill=options.kill, seed=options.seed)
+    torture = Torture(
+        folder, days=days, kill=options.kill, seed=options.seed, faults=options.faults
+    )
     began = time.monotonic()
     figures = torture.run(options.minutes * 60)
-    print(figures.report(time.monotonic() - began, options.kill))
+    print(figures.report(time.monotonic() - began, options.kill, torture.faults))
     print(f"  state directory: {folder / 'state'}")
     sys.exit(0 if figures.clean else 1)
 
