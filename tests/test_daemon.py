@@ -553,3 +553,23 @@ def test_the_daemon_runs_on_when_its_log_reader_goes_away(tmp_path):
         time.sleep(0.1)  # polling for a condition under a deadline
     daemon.send_signal(signal.SIGTERM)
     assert daemon.wait(timeout=60) == 0
+
+
+def test_a_daemon_whose_monitor_trickles_stops_on_sigterm_within_its_bounds(tmp_path, monitor):
+    """A heartbeat monitor answering a byte at a time once left the daemon a stuck thread per
+    tick, and SIGTERM did not stop it. Each ping's timeout now bounds its whole exchange."""
+    monitor.mode = "trickle"
+    (tmp_path / "jobs.toml").write_text(
+        f'[cronflow]\nheartbeat_url = "{monitor.check_url("beat")}"\nping_timeout = 2\n'
+        '[jobs.minutely]\ncommand = "true"\nschedule = "* * * * *"\n'
+    )
+    daemon = DaemonProcess(tmp_path)
+    daemon.expect("cronflow daemon started")
+    wait_for(lambda: monitor.pings("beat"), "a heartbeat ping")
+    daemon.process.send_signal(signal.SIGTERM)
+    began = time.monotonic()
+    assert daemon.finish(timeout=60) == 0
+    # Every read gets a byte within the timeout (2 s): only a bound on the whole exchange
+    # ends it. Three tries of 2 s and backoffs of 0.5 and 1 s: what one ping can take.
+    assert time.monotonic() - began < 3 * 2 + 1.5 + 10
+    assert not [line for line in daemon.lines if "Traceback" in line]

@@ -152,10 +152,14 @@ def _send_once(
     """(status, why, announced body limit, final: trying again cannot help). `timeout`
     bounds the whole exchange, not each read: a server that answers a byte at a time is
     cut off when it is over (its connection shut from a timer)."""
+    import http.client
+
     opener, cut = _watched_opener()
     cut.start(timeout)
     try:
         outcome = _exchange(opener, method, url, body, timeout=timeout)
+    except http.client.HTTPException as error:  # an answer cut short, by the timer or not
+        outcome = DeliveryStatus.FAILED, type(error).__name__, None, False
     finally:
         cut.cancel()
     if cut.fired:
