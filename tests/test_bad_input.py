@@ -58,6 +58,7 @@ GOOD_JOB = '[jobs.one]\ncommand = "true"\nschedule = "0 6 * * *"\n'
         (GOOD_JOB, ["history", "--since", "0001-01-01"]),
         (GOOD_JOB, ["next", "--from", "0001-01-01T00:00"]),
         ("[" + ".".join(["a"] * 1000) + "]\n" + GOOD_JOB, ["validate"]),
+        (f'[cronflow]\nhtml_file = "{"x" * 300}"\n' + GOOD_JOB, ["validate"]),  # CI found it
         (GOOD_JOB, ["next", "--count", "100000"]),
         (GOOD_JOB, ["history", "--limit", "10001"]),
         (GOOD_JOB, ["logs", "one", "--attempt", "102"]),

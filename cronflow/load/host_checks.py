@@ -94,6 +94,12 @@ def output_dir_findings(key: str, path: Path, euid: int) -> list[Finding]:
     exists and this user can write to (the file is replaced whole; cronflow does not create
     the directory)."""
     at = ("cronflow", key)
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        pass
+    except OSError as error:  # a name too long, a file where a directory belongs
+        return [(at, f'"{path}" cannot be used ({error.strerror})', "Fix the path")]
     if path.exists() and not path.is_file():
         return [
             (

@@ -267,12 +267,8 @@ class _Validator:
         if os.environ.get(STATE_DIR_ENV_VAR):  # a systemd unit's StateDirectory=, say
             state_dir = Path(os.path.expanduser(os.environ[STATE_DIR_ENV_VAR])).absolute()
             state_dir_from = STATE_DIR_ENV_VAR
-        if state_dir.exists() and not state_dir.is_dir():
-            self._report(
-                ("cronflow", "state_dir"),
-                f'"{state_dir}" is a file, not a directory',
-                "Name a directory (cronflow creates it), or move that file away",
-            )
+        if not self._usable_state_dir(state_dir, state_dir_from):
+            state_dir = self.folder / DEFAULT_STATE_DIR  # reported: the file is refused
         return Settings(
             timezone=values.get("timezone", ZoneInfo("UTC")),
             state_dir=state_dir,
@@ -297,6 +293,28 @@ class _Validator:
                 },
             ),
         )
+
+    def _usable_state_dir(self, state_dir: Path, named_by: str) -> bool:
+        """A directory, or nothing yet (cronflow creates it); else reported."""
+        try:
+            os.stat(state_dir)
+        except FileNotFoundError:
+            return True
+        except OSError as error:  # a name too long (from CRONFLOW_STATE_DIR, say)
+            self._report(
+                ("cronflow", "state_dir"),
+                f'"{state_dir}" ({named_by}) cannot be used ({error.strerror})',
+                "Name a directory cronflow can create, or fix the path",
+            )
+            return False
+        if not state_dir.is_dir():
+            self._report(
+                ("cronflow", "state_dir"),
+                f'"{state_dir}" is a file, not a directory',
+                "Name a directory (cronflow creates it), or move that file away",
+            )
+            return False
+        return True
 
     def _output_path(self, key: str, text: str | None) -> Path | None:
         """Where a file cronflow keeps current goes (metrics_file, html_file): resolved like
