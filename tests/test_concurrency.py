@@ -319,3 +319,26 @@ def test_a_line_the_disk_fills_up_in_the_middle_of_is_cut_back_whole(tmp_path, s
             store.append(event("x" * 20_000))
         assert store.log_path.read_bytes() == before
     assert Store(small_disk).read().skipped == []
+
+
+def test_an_attempt_whose_exit_status_file_finds_no_room_never_starts(tmp_path, small_disk):
+    """The exit status file's blocks are reserved before the job starts, so that its outcome
+    is known even if cronflow dies. On a full disk they cannot be: once, the job ran anyway,
+    its cronflow was killed, no status could be written, and the run was taken for abandoned
+    and run again (found by `make torture` with a disk that fills). Now it does not start."""
+    from cronflow.act.runner import ShellRunner
+    from tests.test_runner import spec
+
+    effect = tmp_path / "effect"
+    fill(small_disk, 0)
+    result = ShellRunner().run(
+        spec(
+            tmp_path,
+            f"echo ran >> {effect}",
+            stdout=small_disk / "out",
+            stderr=small_disk / "err",
+            exit_status=small_disk / "exit",
+        )
+    )
+    assert result.exit_code is None and result.error.startswith("not started: no room"), result
+    assert not effect.exists()

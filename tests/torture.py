@@ -12,8 +12,9 @@ effects.txt, so exactly-once is judged by what the jobs did, not by what cronflo
 
 With `--faults` (also in `make torture`), the faults that remain are added: some one-shot
 ticks run with the clock stepped ahead by days or back by an hour (libfaketime; installed
-with apt-get when missing), and every ping and alert goes to a receiver that answers a byte
-at a time.
+with apt-get when missing), every ping and alert goes to a receiver that answers a byte at a
+time, and (as root) the state directory is a small tmpfs that a filler fills up for a moment
+every few seconds.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ schedule = "* * * * *"
 # The clock of some one-shot ticks with --faults: ahead by days, back by an hour.
 CLOCK_STEPS = ("+2d", "-1h")
 QUIET_SECONDS = 15  # after the end: a late duplicate would show up here
+DISK_MIB = 64  # the state directory's tmpfs with --faults; filled now and then
 BACKFILLED = ("extract", "load", "report")
 TICKS_PER_DAY = 72  # extract's */20, and the jobs after it
 FIRST_DAY = date(2026, 1, 1)
@@ -145,11 +147,14 @@ class Torture:
         self._guard = threading.Lock()
         self.faketime = _faketime() if faults else None
         self.trickle = _trickling_receiver() if faults else None
+        self.small_disk = _small_disk(folder / "state") if faults else False
+        self.fills = 0
         self.faults = ", ".join(
             what
             for what, on in (
                 ("clock steps " + "/".join(CLOCK_STEPS), self.faketime),
                 ("a trickling receiver for pings and alerts", self.trickle),
+                (f"a {DISK_MIB} MiB state disk filled now and then", self.small_disk),
             )
             if on
         )
@@ -177,6 +182,8 @@ class Torture:
         ]
         if self.kill:
             workers.append(threading.Thread(target=self._kill_at_random))
+        if self.small_disk:
+            workers.append(threading.Thread(target=self._fill_now_and_then))
         for worker in workers:
             worker.start()
         self.stop.wait(seconds)
@@ -190,6 +197,21 @@ class Torture:
         if self.trickle is not None:
             self.trickle.release.set()
         return self.figures
+
+    def _fill_now_and_then(self) -> None:
+        """Fill the state directory's disk to the last block for a moment, every few seconds."""
+        filler = self.folder / "state" / "filler"
+        while not self.stop.wait(self.random.uniform(3, 8)):
+            try:
+                with open(filler, "wb", buffering=0) as filling:
+                    while True:
+                        filling.write(b"\0" * 65536)
+            except OSError:
+                pass  # full
+            self.fills += 1
+            self.stop.wait(self.random.uniform(0.3, 1.5))
+            filler.unlink(missing_ok=True)
+        filler.unlink(missing_ok=True)
 
     def _one_shot(self) -> list[str]:
         """`cronflow run`; with --faults, after the first minute, one in ten with the clock
@@ -392,6 +414,16 @@ def _faketime() -> str | None:
     return shutil.which("faketime")
 
 
+def _small_disk(state: Path) -> bool:
+    """A tmpfs of DISK_MIB as the state directory (root only; False if it cannot be)."""
+    state.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={DISK_MIB}m,mode=700", "tmpfs", str(state)],
+        capture_output=True,
+    )
+    return mounted.returncode == 0
+
+
 def _trickling_receiver():
     from tests.receivers import start_monitor
 
@@ -424,7 +456,15 @@ def main() -> None:
     began = time.monotonic()
     figures = torture.run(options.minutes * 60)
     print(figures.report(time.monotonic() - began, options.kill, torture.faults))
-    print(f"  state directory: {folder / 'state'}")
+    state = folder / "state"
+    if torture.small_disk:
+        print(f"  the state disk was filled {torture.fills} times")
+        import shutil
+
+        shutil.copytree(state, folder / "state-kept", symlinks=True)  # the tmpfs goes
+        subprocess.run(["umount", "-l", str(state)], check=False)
+        state = folder / "state-kept"
+    print(f"  state directory: {state}")
     sys.exit(0 if figures.clean else 1)
 
 

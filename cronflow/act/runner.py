@@ -14,6 +14,7 @@ inherit the run's lock descriptor (as flock(1) does), so the run stays locked wh
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import signal
 import subprocess
@@ -119,6 +120,12 @@ class ShellRunner:
             process, gate = self._start(spec)
         except _Stopping:
             return ProcessResult(exit_code=None, interrupted=True)
+        except _NoRoom:
+            return ProcessResult(
+                exit_code=None,
+                error="not started: no room for its exit status file (the disk is full); "
+                "without it, an outcome cronflow did not see could not be known",
+            )
         except OSError as error:
             return ProcessResult(
                 exit_code=None, error=f"could not start /bin/sh in {spec.cwd}: {error.strerror}"
@@ -282,16 +289,26 @@ class _Stopping(Exception):
     """The runner was interrupted before this process could start."""
 
 
+class _NoRoom(Exception):
+    """The exit status file could not be given its blocks: the disk is full."""
+
+
 def _open_output(path: Path) -> BinaryIO:
     return open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | NO_LINKS, 0o600), "wb")
 
 
 def _open_exit_file(path: Path) -> BinaryIO:
-    """The empty exit status file, its blocks reserved: a full disk cannot keep the status out."""
+    """The empty exit status file, its blocks reserved: a full disk cannot keep the status
+    out. On a full disk the attempt is not started (_NoRoom): a job whose cronflow then died
+    would leave no status, be taken for abandoned, and run again. (A file system without
+    fallocate: the status is written as any file is.)"""
     file = _open_output(path)
-    # A file system without fallocate, or already full: the status may still fit.
-    with contextlib.suppress(OSError):
+    try:
         os.posix_fallocate(file.fileno(), 0, EXIT_FILE_BYTES)
+    except OSError as error:
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            file.close()
+            raise _NoRoom from None
     return file
 
 
