@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import socket
 import sqlite3
+import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime, timedelta
@@ -409,8 +410,6 @@ class Engine:
 
 
 def _warn_on_stderr(text: str) -> None:
-    import sys
-
     print(f"cronflow: warning: {printable(text)}", file=sys.stderr)
 
 

@@ -8,6 +8,7 @@ them with their lines. `at` = () is a finding about the jobs file itself."""
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -95,12 +96,12 @@ def output_dir_findings(key: str, path: Path, euid: int) -> list[Finding]:
     the directory)."""
     at = ("cronflow", key)
     try:
-        os.stat(path)
+        found = os.stat(path)
     except FileNotFoundError:
-        pass
+        found = None
     except OSError as error:  # a name too long, a file where a directory belongs
         return [(at, f'"{path}" cannot be used ({error.strerror})', "Fix the path")]
-    if path.exists() and not path.is_file():
+    if found is not None and not stat.S_ISREG(found.st_mode):
         return [
             (
                 at,
