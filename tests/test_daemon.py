@@ -6,6 +6,7 @@ New York 2024 fall back: 2024-11-03 02:00 EDT -> 01:00 EST, at 06:00Z.
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import signal
@@ -26,6 +27,7 @@ from cronflow.act.runner import ShellRunner
 from cronflow.decide import schedule
 from cronflow.model import EventType, RunStatus
 from cronflow.state.store import Store
+from cronflow.tell.background import STOP_GRACE
 from tests.conftest import CHILD_TZ, load, run_cli
 from tests.fakes import FakeClock
 from tests.system_tools import installed
@@ -555,12 +557,15 @@ def test_the_daemon_runs_on_when_its_log_reader_goes_away(tmp_path):
     assert daemon.wait(timeout=60) == 0
 
 
-def test_a_daemon_whose_monitor_trickles_stops_on_sigterm_within_its_bounds(tmp_path, monitor):
+def test_a_daemon_whose_monitor_trickles_stops_on_sigterm_and_abandons_the_heartbeat(
+    tmp_path, monitor
+):
     """A heartbeat monitor answering a byte at a time once left the daemon a stuck thread per
-    tick, and SIGTERM did not stop it. Each ping's timeout now bounds its whole exchange."""
+    tick, and SIGTERM did not stop it. Each ping's timeout now bounds its whole exchange
+    (3 × 30 s here), and a stopping daemon gives it STOP_GRACE, then records it abandoned."""
     monitor.mode = "trickle"
     (tmp_path / "jobs.toml").write_text(
-        f'[cronflow]\nheartbeat_url = "{monitor.check_url("beat")}"\nping_timeout = 2\n'
+        f'[cronflow]\nheartbeat_url = "{monitor.check_url("beat")}"\nping_timeout = "30s"\n'
         '[jobs.minutely]\ncommand = "true"\nschedule = "* * * * *"\n'
     )
     daemon = DaemonProcess(tmp_path)
@@ -569,7 +574,7 @@ def test_a_daemon_whose_monitor_trickles_stops_on_sigterm_within_its_bounds(tmp_
     daemon.process.send_signal(signal.SIGTERM)
     began = time.monotonic()
     assert daemon.finish(timeout=60) == 0
-    # Every read gets a byte within the timeout (2 s): only a bound on the whole exchange
-    # ends it. Three tries of 2 s and backoffs of 0.5 and 1 s: what one ping can take.
-    assert time.monotonic() - began < 3 * 2 + 1.5 + 10
+    assert time.monotonic() - began < STOP_GRACE + 12
     assert not [line for line in daemon.lines if "Traceback" in line]
+    kept = json.loads((tmp_path / ".cronflow" / "last-heartbeat").read_text())
+    assert kept["last"]["delivery"] == "abandoned: cronflow stopped while it was being sent"

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from cronflow.act.assemble import assemble, open_store
 from cronflow.act.engine import Engine
+from cronflow.act.executor import Executor
 from cronflow.act.runner import ProcessRunner
 from cronflow.act.stopping import GracefulStop
 from cronflow.clock import Clock
@@ -67,6 +68,7 @@ class Daemon:
         self.wake = threading.Event()  # set: end the current sleep early
         self._reload_requested = False
         self._executions: list[threading.Thread] = []
+        self._executors: list[Executor] = []  # of this engine and earlier ones (reloads)
         self._reaping = False  # a child subreaper: orphaned descendants are ours to reap
 
     def take_over_process(self) -> None:
@@ -163,7 +165,7 @@ class Daemon:
             if on_event is not None:
                 on_event(jobfile, event)
 
-        return assemble(
+        engine = assemble(
             jobfile,
             store=store,
             clock=self.clock,
@@ -172,6 +174,10 @@ class Daemon:
             on_event=tell if on_event is not None else None,
             warn=lambda text: self.log(f"warning: {text}"),
         )
+        # Deliveries outlive a reload: every executor with some in flight is waited for.
+        self._executors = [e for e in self._executors if not e.deliveries_idle()]
+        self._executors.append(engine.executor)
+        return engine
 
     def _execute(self, engine: Engine, runs: list[PlannedRun]) -> None:
         thread = threading.Thread(
@@ -236,6 +242,8 @@ class Daemon:
         (at once on a second request); every one gets recorded."""
         for thread in self._executions:
             thread.join()
+        for executor in self._executors:
+            executor.wait_for_deliveries()
         self.stopping.cancel()
         self.log("cronflow daemon stopped")
 

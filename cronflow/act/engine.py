@@ -91,6 +91,7 @@ class Engine:
 
         self.tick_with(run_here)
         self._leave_idle_stamp()
+        self.executor.wait_for_deliveries()  # the heartbeat, a housekeeping alert
         return outcomes
 
     def tick_with(self, start: Callable[[list[PlannedRun]], object]) -> TickDecision:

@@ -162,12 +162,20 @@ class Executor:
                     outcome = future.result()  # a StoreError stops everything here
                     self._tell_final(outcome, dependents)
                     ended(key, outcome)
-        for told in (self.alerter, self.pinger):
-            if told:
-                told.wait()
+        self.wait_for_deliveries()
         for refresher in self.refreshers:
             refresher.flush()
         return [outcomes[run.key] for run in runs]
+
+    def wait_for_deliveries(self) -> None:
+        """Wait for the alerts and pings in flight to be recorded; once cronflow is asked to
+        stop, those that take longer are abandoned (see tell/background.py)."""
+        for told in (self.alerter, self.pinger):
+            if told:
+                told.wait(self.stop)
+
+    def deliveries_idle(self) -> bool:
+        return all(told.idle() for told in (self.alerter, self.pinger) if told)
 
     def _tell_final(self, outcome: Outcome, dependents: dict[RunKey, set[RunKey]]) -> None:
         """Tell the alerter and the pinger how a run ended; a failure names the runs it

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import socket
 import subprocess
 import sys
 import threading
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -41,6 +42,7 @@ from cronflow.model import (
 )
 from cronflow.state.index_rows import AlertFacts
 from cronflow.state.store import Store
+from cronflow.tell.background import Background, Ticket
 from cronflow.tell.deliveries import DeliveryStatus
 
 
@@ -66,10 +68,14 @@ class Delivery:
 # What the alert sender's child process may take to start (Python, then apprise's import) on
 # top of [alerts] timeout, before it is stopped.
 CHILD_START = 10.0
+_CHILD_BOUND = "CRONFLOW_ALERT_BOUND"  # tells the child its bound, in seconds
 
 
 class Notifier(Protocol):
     def send(self, message: AlertMessage, tags: Sequence[str]) -> list[Delivery]: ...
+
+    def stop(self) -> None:
+        """cronflow is stopping: end the sendings still under way."""
 
 
 # ---- what each alert says -----------------------------------------------------------------
@@ -269,8 +275,7 @@ class Alerter:
         self.notifier = notifier or AppriseNotifier(jobfile.alerts)
         self._streaks: dict[str, datetime] = {}  # failure alerts decided in this process
         self._guard = threading.Lock()
-        self._pool: ThreadPoolExecutor | None = None
-        self._pending: list[Future[None]] = []
+        self._background = Background("cronflow-alert")
 
     def finished(self, event: RunEvent, held_back: Sequence[RunKey] = ()) -> None:
         """A try ended (`finished`), or a run was given up (`abandoned` with no tries left)."""
@@ -313,12 +318,15 @@ class Alerter:
             state_dir = self.store.state_dir
             self._send(None, str(state_dir), housekeeping_message(state_dir, what, error))
 
-    def wait(self) -> None:
-        """Wait for every delivery in flight to end (and be recorded)."""
-        with self._guard:
-            pending, self._pending = self._pending, []
-        for future in pending:
-            future.result()
+    def idle(self) -> bool:
+        """True when no delivery is in flight."""
+        return self._background.idle()
+
+    def wait(self, stopping: threading.Event | None = None) -> None:
+        """Wait for every delivery in flight to end (and be recorded); once `stopping` is
+        set, those still in flight after background.STOP_GRACE are abandoned: their
+        senders are stopped, and each is recorded as abandoned."""
+        self._background.wait(stopping)
 
     def _succeeded(self, job: Job, event: RunEvent) -> None:
         with self._guard:
@@ -357,19 +365,35 @@ class Alerter:
     def _send(self, job: Job | None, about: RunEvent | str, message: AlertMessage) -> None:
         """Send in the background: about a run of `job`, or about no run (`about` names
         what it is about instead)."""
-        with self._guard:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="cronflow-alert")
-            self._pending.append(self._pool.submit(self._deliver, job, about, message))
 
-    def _deliver(self, job: Job | None, about: RunEvent | str, message: AlertMessage) -> None:
-        """Send, then record the delivery; alerts about no job go to every target."""
-        try:
-            deliveries = self.notifier.send(message, job.alert_tags if job else ())
-        except Exception as error:  # an alert must never take cronflow down with it
-            deliveries = [
-                Delivery(target="(apprise)", status=DeliveryStatus.FAILED, why=type(error).__name__)
-            ]
+        def deliver(ticket: Ticket) -> None:
+            try:
+                deliveries = self.notifier.send(message, job.alert_tags if job else ())
+            except Exception as error:  # an alert must never take cronflow down with it
+                why = type(error).__name__
+                deliveries = [Delivery(target="(apprise)", status=DeliveryStatus.FAILED, why=why)]
+            if ticket.claim():
+                self._record(job, about, message, deliveries)
+
+        def abandoned(started: bool) -> None:
+            if started:
+                self.notifier.stop()
+            why = (
+                "cronflow stopped while it was being sent" if started else "cronflow stopped first"
+            )
+            delivery = Delivery(target="(every target)", status=DeliveryStatus.ABANDONED, why=why)
+            self._record(job, about, message, [delivery])
+
+        self._background.submit(deliver, abandoned)
+
+    def _record(
+        self,
+        job: Job | None,
+        about: RunEvent | str,
+        message: AlertMessage,
+        deliveries: Sequence[Delivery],
+    ) -> None:
+        """Record how an alert went (an `alert` event); about no run, a HostAlert."""
         sent = sum(delivery.status is DeliveryStatus.SENT for delivery in deliveries)
         reason = f"{message.on} alert: {sent} of {len(deliveries)} target(s) reached"
         alert = {
@@ -399,6 +423,8 @@ class AppriseNotifier:
 
     def __init__(self, settings: AlertSettings) -> None:
         self.settings = settings
+        self._guard = threading.Lock()
+        self._senders: set[subprocess.Popen[bytes]] = set()
 
     def send(self, message: AlertMessage, tags: Sequence[str]) -> list[Delivery]:
         """Send to every matching target at once, from a child process given `[alerts]
@@ -418,25 +444,43 @@ class AppriseNotifier:
             },
         }
         within = self.settings.timeout.total_seconds() + CHILD_START
+        sender = subprocess.Popen(
+            [sys.executable, "-c", "from cronflow.tell.alerts import child; child()"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env={
+                **os.environ,
+                "PYTHONPATH": os.pathsep.join(sys.path),
+                _CHILD_BOUND: f"{within:g}",
+            },
+        )
+        with self._guard:
+            self._senders.add(sender)
         try:
-            child = subprocess.run(
-                [sys.executable, "-c", "from cronflow.tell.alerts import child; child()"],
-                input=json.dumps(payload).encode(),
-                capture_output=True,
-                timeout=within,
-                env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-                check=False,
-            )
+            answer, _ = sender.communicate(json.dumps(payload).encode(), timeout=within)
             return [
                 Delivery(target=e["target"], status=DeliveryStatus(e["status"]), why=e["why"])
-                for e in json.loads(child.stdout)
+                for e in json.loads(answer)
             ]
         except subprocess.TimeoutExpired:
             why = f"no answer within {within:g}s: the sending was stopped"
             return [Delivery(target="(every target)", status=DeliveryStatus.TIMEOUT, why=why)]
-        except (ValueError, TypeError):  # the child died without its answer
-            why = f"the sender ended with status {child.returncode}"
+        except (ValueError, TypeError, OSError):  # the child died without its answer
+            why = f"the sender ended with status {sender.poll()}"
             return [Delivery(target="(apprise)", status=DeliveryStatus.FAILED, why=why)]
+        finally:
+            with self._guard:
+                self._senders.discard(sender)
+            sender.kill()
+            sender.wait()
+
+    def stop(self) -> None:
+        """End every sending under way (their child processes are killed)."""
+        with self._guard:
+            senders = list(self._senders)
+        for sender in senders:
+            sender.kill()
 
     def send_here(self, message: AlertMessage, tags: Sequence[str]) -> list[Delivery]:
         """Send to every matching target at once, in this process (the child's part)."""
@@ -481,7 +525,11 @@ class AppriseNotifier:
 
 def child() -> None:
     """The child process AppriseNotifier.send starts: the alert on stdin (JSON), one
-    delivery per target on stdout (JSON)."""
+    delivery per target on stdout (JSON). It ends itself when its bound is over, should the
+    cronflow that started it have been killed."""
+    import signal
+
+    signal.alarm(math.ceil(float(os.environ.get(_CHILD_BOUND, "0"))))
     payload = json.load(sys.stdin)
     settings = AlertSettings(
         urls=tuple(payload["urls"]),

@@ -8,3 +8,4 @@ class DeliveryStatus(StrEnum):
     SENT = "sent"
     FAILED = "failed"
     TIMEOUT = "timeout"
+    ABANDONED = "abandoned"  # cronflow stopped before the exchange ended

@@ -14,18 +14,21 @@ check's state), and only the run's final outcome pings success or failure.
 
 from __future__ import annotations
 
-import contextlib
 import threading
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future
 from pathlib import Path
 
 from cronflow.clock import Clock
 from cronflow.load.env_files import secrets_of_job
+from cronflow.masking import redact
 from cronflow.model import EventType, Job, JobFile, RunEvent, RunStatus, delivery_about
 from cronflow.state.outputs import tail_bytes
 from cronflow.state.store import Store
 from cronflow.tell import ping_requests
+from cronflow.tell.background import Background, Ticket
+from cronflow.tell.deliveries import DeliveryStatus
 
 _RID_NAMESPACE = "6f1c2a57-3f0e-4c1b-9a53-63726f6e666c"  # run ids -> rids (uuid5)
 
@@ -39,8 +42,7 @@ class Pinger:
         self.clock = clock
         self.timeout = jobfile.settings.ping_timeout.total_seconds()
         self._guard = threading.Lock()
-        self._pool: ThreadPoolExecutor | None = None
-        self._pending: list[Future[None]] = []
+        self._background = Background("cronflow-ping")
         self._last_of_run: dict[str, Future[None]] = {}  # run id -> its newest ping
         self._limits: dict[str, int] = {}  # ping URL -> the body limit its server announced
 
@@ -79,16 +81,32 @@ class Pinger:
             url = settings.heartbeat_url
             protocol = ping_requests.protocol_for(url, settings.heartbeat_protocol)
             state_dir = str(self.store.state_dir)
-            self._submit(
-                lambda: ping_requests.heartbeat(url, protocol, state_dir, timeout=self.timeout)
-            )
 
-    def wait(self) -> None:
-        """Wait for every ping in flight to be delivered (or given up) and recorded."""
-        with self._guard:
-            pending, self._pending = self._pending, []
-        for future in pending:
-            future.result()
+            def ping(ticket: Ticket) -> None:
+                sent = ping_requests.deliver(
+                    url,
+                    protocol,
+                    ping_requests.Ping(kind=ping_requests.PingKind.SUCCESS),
+                    timeout=self.timeout,
+                )
+                if ticket.claim():
+                    ping_requests.record_heartbeat(state_dir, sent, time.time())
+
+            def abandoned(started: bool) -> None:
+                delivery = _abandoned(url, ping_requests.PingKind.SUCCESS, started)
+                ping_requests.record_heartbeat(state_dir, delivery, time.time())
+
+            self._background.submit(ping, abandoned)
+
+    def idle(self) -> bool:
+        """True when no ping is in flight."""
+        return self._background.idle()
+
+    def wait(self, stopping: threading.Event | None = None) -> None:
+        """Wait for every ping in flight to be delivered (or given up) and recorded; once
+        `stopping` is set, those still in flight after background.STOP_GRACE are abandoned
+        (and recorded so)."""
+        self._background.wait(stopping)
 
     # ---- sending ------------------------------------------------------------------------------
 
@@ -107,7 +125,7 @@ class Pinger:
         with self._guard:
             before = self._last_of_run.get(event.run_id)
 
-            def ping() -> None:
+            def ping(ticket: Ticket) -> None:
                 if before is not None:
                     before.result()  # the run's earlier ping first (it was submitted first)
                 limit = self._limits.get(url, ping_requests.DEFAULT_BODY_LIMIT)
@@ -123,24 +141,18 @@ class Pinger:
                 )
                 if sent.body_limit is not None:
                     self._limits[url] = sent.body_limit
-                self._record(job, event, sent, protocol)
+                if ticket.claim():
+                    self._record(job, event, sent, protocol)
 
-            future = self._submit_locked(ping)
+            def abandoned(started: bool) -> None:
+                if ping_requests.request_for(url, protocol, ping_requests.Ping(kind=kind)):
+                    self._record(job, event, _abandoned(url, kind, started), protocol)
+
+            ticket = self._background.submit(ping, abandoned)
             if last:
                 self._last_of_run.pop(event.run_id, None)
             else:
-                self._last_of_run[event.run_id] = future
-
-    def _submit(self, task: Callable[[], object]) -> None:
-        with self._guard:
-            self._submit_locked(task)
-
-    def _submit_locked(self, task: Callable[[], object]) -> Future[None]:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="cronflow-ping")
-        future = self._pool.submit(_never_raising, task)
-        self._pending = [*(f for f in self._pending if not f.done()), future]
-        return future
+                self._last_of_run[event.run_id] = ticket.done
 
     def _record(
         self, job: Job, about: RunEvent, delivery: ping_requests.PingDelivery, protocol: str
@@ -172,10 +184,16 @@ def _rid(run_id: str) -> str:
     return str(uuid.uuid5(uuid.UUID(_RID_NAMESPACE), run_id))
 
 
-def _never_raising(task: Callable[[], object]) -> None:
-    """A ping must never take cronflow down with it (a full disk while recording, say)."""
-    with contextlib.suppress(Exception):
-        task()
+def _abandoned(url: str, kind: ping_requests.PingKind, started: bool) -> ping_requests.PingDelivery:
+    """A ping that a stopping cronflow gave up on (see background.Background.wait)."""
+    why = "cronflow stopped while it was being sent" if started else "cronflow stopped first"
+    return ping_requests.PingDelivery(
+        target=redact(url),
+        kind=kind,
+        status=DeliveryStatus.ABANDONED,
+        why=why,
+        tries=int(started),
+    )
 
 
 def _body(
