@@ -133,6 +133,9 @@ def test_a_run_settled_after_its_cronflow_died_leaks_no_secret(
     log = [json.loads(line) for line in (state / "runs.jsonl").read_text().splitlines()]
     [ended] = [line for line in log if line["event"] == "finished"]
     assert ended["status"] == "failed" and "token *** password ***" in ended["stderr_tail"]
+    # Recorded before the settling cronflow exited (it waits for its deliveries).
+    assert [line["alert"]["on"] for line in log if line["event"] == "alert"] == ["failure"]
+    assert "fail" in [line["ping"]["signal"] for line in log if line["event"] == "ping"]
     wait_for(lambda: [p for p in monitor.pings() if p.signal == "1"], "the fail ping (exit 1)")
     told = [json.dumps(message.body) for message in receiver.messages()]
     told += [ping.body.decode() for ping in monitor.pings()]

@@ -331,6 +331,7 @@ class Engine:
                 if self.executor.stop.is_set():
                     break  # stopped: the dates not begun stay untouched, to run another time
                 outcomes += self.executor.execute(runs, rerun)
+        self.executor.wait_for_deliveries()  # settle_orphans' alerts, when nothing ran
         return outcomes
 
     def run_now(self, runs: list[PlannedRun]) -> list[Outcome]:
