@@ -275,6 +275,9 @@ class Job:
 STOP_KILL_GRACE = 5.0
 
 
+METRICS_INSTANCE_HEADER = "# cronflow instance: "  # metrics_file's first line: who writes it
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     """The [cronflow] table."""
@@ -292,6 +295,13 @@ class Settings:
     heartbeat_protocol: PingProtocol | None = None
     ping_timeout: timedelta = timedelta(seconds=5)  # for one try of one ping
     metrics_file: Path | None = None  # Prometheus text exposition, rewritten atomically
+    instance: str = ""  # what its metrics call this cronflow; "": its state directory's path
+
+    @property
+    def identity(self) -> str:
+        """This cronflow's name in its metrics (label `cronflow_instance`)."""
+        return self.instance or str(self.state_dir)
+
     html_file: Path | None = None  # the status page, rewritten atomically
 
 
@@ -522,6 +532,8 @@ class RunRecords(Protocol):
     def job_runs(self, job: str, strip: int) -> JobRuns: ...
 
     def newest_success(self, job: str) -> datetime | None: ...
+
+    def first_seen(self, kind: str, name: str) -> datetime | None: ...
 
     def newest_with(
         self,

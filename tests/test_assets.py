@@ -98,10 +98,35 @@ def test_why_an_asset_is_stale(tmp_path):
     assert found["/srv/reports/daily.pdf"].state == "fresh"  # no default age: unscheduled
 
 
-def test_an_asset_never_produced_is_stale(tmp_path):
-    jobfile = load(pipeline(tmp_path))
-    never = states_at(jobfile, SIX)["warehouse.sales"]
-    assert (never.state, never.why) == ("stale", "never produced")
+def test_an_asset_never_produced_is_new_for_its_first_fresh_within_then_stale(tmp_path, receiver):
+    """A fresh install: an asset not produced yet is new, not stale (`status --check`
+    passes), until its first fresh_within since a decision first found it has gone by;
+    then it is stale, and alerts once."""
+    (tmp_path / "jobs.toml").write_text(
+        f'[alerts]\nurls = ["{receiver.url()}"]\n[assets.sales]\nfresh_within = "2h"\n'
+        '[jobs.load]\ncommand = "exit 1"\nschedule = "0 * * * *"\nproduces = ["sales"]\n'
+    )
+    checked = run_cli("status", "--check", cwd=tmp_path)  # nothing decided yet
+    assert checked.returncode == 0 and "stale" not in checked.stdout, checked.stdout
+    jobfile = load(tmp_path / "jobs.toml")
+    clock = FakeClock(SIX + timedelta(seconds=30))
+    titles = []
+    for _ in range(3):  # 06:00, 07:00, 08:00: load fails each time
+        engine = real_engine(jobfile, clock)
+        engine.tick()
+        engine.executor.alerter.wait()
+        titles += [message.body["title"] for message in receiver.messages()]
+        state = states_at(jobfile, clock.now())["sales"]
+        clock.advance(timedelta(hours=1))
+    assert "cronflow: sales is stale" not in titles
+    assert (state.state, state.why) == ("new", "not produced yet")
+    assert state.stale_at == SIX + timedelta(hours=2, seconds=30)
+    later = states_at(jobfile, SIX + timedelta(hours=2, minutes=1))["sales"]
+    assert (later.state, later.why) == ("stale", "never produced")
+    engine = real_engine(jobfile, clock)  # 09:00:30
+    engine.tick()
+    engine.executor.alerter.wait()
+    assert [m.body["title"] for m in receiver.messages()].count("cronflow: sales is stale") == 1
 
 
 def test_a_stale_input_is_named_as_the_reason(tmp_path):

@@ -39,12 +39,16 @@ JOBS = """
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """{(name, labels): value} of every sample, as Prometheus's own parser reads them."""
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
+    """{(name, labels): value} of every sample, as Prometheus's own parser reads them; every
+    one names the instance that wrote it (left out of the labels returned)."""
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = dict(sample.labels)
+            assert labels.pop("cronflow_instance", None), sample
+            assert not {"job", "instance"} & labels.keys(), sample  # Prometheus's own
+            found[(sample.name, tuple(sorted(labels.items())))] = sample.value
+    return found
 
 
 def pipeline(write_jobs, tmp_path):
@@ -71,22 +75,22 @@ def test_the_file_holds_what_the_log_says_after_every_run(write_jobs, tmp_path, 
     def value(name, **labels):
         return found[(name, tuple(sorted(labels.items())))]
 
-    assert value("cronflow_job_last_success_timestamp_seconds", job="extract") == round(
+    assert value("cronflow_job_last_success_timestamp_seconds", cronflow_job="extract") == round(
         extract.ended_at.timestamp(), 6
     )
-    assert value("cronflow_job_last_completion_timestamp_seconds", job="load") == round(
+    assert value("cronflow_job_last_completion_timestamp_seconds", cronflow_job="load") == round(
         load_.ended_at.timestamp(), 6
     )
-    assert value("cronflow_job_last_duration_seconds", job="load") == load_.duration_s
-    assert value("cronflow_job_last_exit_code", job="load") == 3
-    assert value("cronflow_job_runs_total", job="extract", result="success") == 2
-    assert value("cronflow_job_runs_total", job="load", result="failed") == 2
-    assert value("cronflow_job_runs_total", job="report", result="upstream_failed") == 2
-    assert value("cronflow_job_runs_total", job="report", result="success") == 0
-    assert value("cronflow_job_failing_streak", job="load") == 2
-    assert value("cronflow_job_failing_streak", job="extract") == 0
-    assert value("cronflow_job_running", job="load") == 0
-    assert ("cronflow_job_last_success_timestamp_seconds", (("job", "load"),)) not in found
+    assert value("cronflow_job_last_duration_seconds", cronflow_job="load") == load_.duration_s
+    assert value("cronflow_job_last_exit_code", cronflow_job="load") == 3
+    assert value("cronflow_job_runs_total", cronflow_job="extract", result="success") == 2
+    assert value("cronflow_job_runs_total", cronflow_job="load", result="failed") == 2
+    assert value("cronflow_job_runs_total", cronflow_job="report", result="upstream_failed") == 2
+    assert value("cronflow_job_runs_total", cronflow_job="report", result="success") == 0
+    assert value("cronflow_job_failing_streak", cronflow_job="load") == 2
+    assert value("cronflow_job_failing_streak", cronflow_job="extract") == 0
+    assert value("cronflow_job_running", cronflow_job="load") == 0
+    assert ("cronflow_job_last_success_timestamp_seconds", (("cronflow_job", "load"),)) not in found
 
 
 def test_a_tick_writes_its_time_and_an_idle_tick_renews_only_that(write_jobs, tmp_path):
@@ -127,7 +131,8 @@ def test_help_and_type_lines_are_the_same_on_every_write(write_jobs, tmp_path, c
         run_day(jobfile, clock, DAY + timedelta(days=day))
         comments.append([line for line in path.read_text().splitlines() if line.startswith("#")])
     assert comments[0] == comments[1] == comments[2]
-    assert len(comments[0]) == 20  # HELP and TYPE of ten metrics
+    assert comments[0][0] == f"# cronflow instance: {jobfile.settings.state_dir}"
+    assert len(comments[0]) == 1 + 2 * 13  # the instance, then HELP and TYPE of 13 metrics
 
 
 def test_cronflow_metrics_prints_what_the_file_holds(write_jobs, tmp_path, clock):
@@ -143,7 +148,10 @@ import sys
 from pathlib import Path
 from cronflow.tell.derived_files import write_atomically
 path, stop, me = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
-text = "".join(f"cronflow_job_running{{job=\\"{me}-{n}\\"}} {n}\\n" for n in range(500))
+text = "".join(
+    f"cronflow_job_running{{cronflow_instance=\\"{me}\\",cronflow_job=\\"{me}-{n}\\"}} {n}\\n"
+    for n in range(500)
+)
 while not stop.exists():
     write_atomically(path, "# TYPE cronflow_job_running gauge\\n" + text + "# END\\n")
 """
@@ -166,7 +174,7 @@ def test_concurrent_writers_never_leave_a_torn_file(tmp_path):
             text = path.read_text()
             found = samples(text.replace("# END\n", ""))
             torn += not (text.endswith("# END\n") and len(found) == 500)
-            writers_seen.add(text.partition('job="')[2][:2])
+            writers_seen.add(text.partition('cronflow_job="')[2][:2])
     finally:
         stop.touch()
         codes = [writer.wait(timeout=60) for writer in writers]
@@ -186,7 +194,9 @@ def test_counters_survive_retention(write_jobs, tmp_path, clock):
     after = exposition(jobfile, store.reindex(), None)  # rebuilt from the snapshot, even
     assert samples(after) == samples(before)
     assert (
-        samples(after)[("cronflow_job_runs_total", (("job", "extract"), ("result", "success")))]
+        samples(after)[
+            ("cronflow_job_runs_total", (("cronflow_job", "extract"), ("result", "success")))
+        ]
         == 20
     )
 
@@ -219,7 +229,9 @@ def test_a_failed_run_counts_once_however_many_tries(write_jobs, tmp_path, clock
     [outcome] = run_day(jobfile, clock)
     assert outcome.status is RunStatus.FAILED and outcome.attempts == 3
     found = samples(Path(jobfile.settings.metrics_file).read_text())
-    assert found[("cronflow_job_runs_total", (("job", "flaky"), ("result", "failed")))] == 1
+    assert (
+        found[("cronflow_job_runs_total", (("cronflow_job", "flaky"), ("result", "failed")))] == 1
+    )
 
 
 def test_an_index_from_before_counting_counts_the_runs_it_holds(write_jobs, tmp_path, clock):
@@ -234,3 +246,35 @@ def test_an_index_from_before_counting_counts_the_runs_it_holds(write_jobs, tmp_
         db.execute("DELETE FROM outcomes")
         db.execute("DELETE FROM meta WHERE key = 'outcomes_counted'")
     assert samples(exposition(jobfile, Store(store.state_dir).index(), None)) == samples(counted)
+
+
+def test_another_cronflows_metrics_file_is_refused_not_taken_over(tmp_path):
+    """Two cronflows given one file would each hide the other (node_exporter keeps one
+    series of two): the file's first line names its writer, and another is refused."""
+    (tmp_path / "textfile").mkdir()
+    jobs = '[cronflow]\nmetrics_file = "textfile/cronflow.prom"\n{more}[jobs.a]\ncommand = "true"\n'
+    (tmp_path / "jobs.toml").write_text(jobs.format(more='instance = "etl"\n'))
+    assert run_cli("run", "--date", "2026-01-14", cwd=tmp_path).returncode == 0
+    written = (tmp_path / "textfile" / "cronflow.prom").read_text()
+    assert written.startswith("# cronflow instance: etl\n")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "jobs.toml").write_text(
+        jobs.replace("textfile/", "../textfile/").format(more='instance = "backups"\n')
+    )
+    said = run_cli("validate", cwd=other)
+    assert said.returncode == 2 and "Traceback" not in said.stderr
+    assert 'is written by another cronflow (instance "etl")' in said.stderr
+    assert "cronflow-NAME.prom" in said.stderr
+    assert (tmp_path / "textfile" / "cronflow.prom").read_text() == written  # untouched
+    # A cronflow named by its state directory (the default) may take a name of its own:
+    (tmp_path / "jobs.toml").write_text(jobs.format(more=""))
+    (tmp_path / "textfile" / "cronflow.prom").unlink()
+    assert run_cli("run", "--date", "2026-01-15", cwd=tmp_path).returncode == 0
+    assert (
+        (tmp_path / "textfile" / "cronflow.prom")
+        .read_text()
+        .startswith(f"# cronflow instance: {tmp_path / '.cronflow'}\n")
+    )
+    (tmp_path / "jobs.toml").write_text(jobs.format(more='instance = "etl"\n'))
+    assert run_cli("validate", cwd=tmp_path).returncode == 0

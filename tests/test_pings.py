@@ -334,12 +334,13 @@ def test_the_daemon_pings_its_heartbeat_and_renews_the_metrics_every_loop(
         stderr=subprocess.PIPE,
     )
     last_tick = (START + timedelta(minutes=5)).replace(second=0).timestamp()
+    labels = f'cronflow_instance="{tmp_path / ".cronflow"}"'
 
     def ticked_five_times() -> bool:
         text = metrics.read_text() if metrics.exists() else ""
         return (
             len(monitor.pings("cronflow-daemon")) >= 6  # the start, then five wake-ups
-            and f"cronflow_tick_last_timestamp_seconds {last_tick!r}" in text
+            and f"cronflow_tick_last_timestamp_seconds{{{labels}}} {last_tick!r}" in text
             and len(monitor.pings(CHECK)) >= 12  # 06:00 at the start, then one a minute
         )
 

@@ -277,7 +277,7 @@ def test_the_page_shows_each_assets_freshness(browser, tmp_path):
     )
     assert shown == [
         ["raw.orders", "stale"],  # fresh as of 2026-01-14: long ago by the real clock
-        ["warehouse.sales", "stale"],
+        ["warehouse.sales", "new"],  # never produced, and no tick has found it yet
         ["crm <contacts>", "external"],
     ]
     assert browser.console_errors() == []

@@ -159,6 +159,8 @@ class Engine:
                 self.store.write_stale_alerted(set(decision.stale_alerted))
         if decision.watermarks != watermarks:
             self.store.write_watermarks(decision.watermarks)
+        self.store.note_first_seen("job", self.jobfile.jobs, now)
+        self.store.note_first_seen("asset", self.jobfile.assets, now)
         self.store.write_stamp(LAST_TICK, now)
 
     def _alerts_stale(self) -> bool:

@@ -346,14 +346,27 @@ def assets(
     terminal.assets_table(found, now)
 
 
-def metrics(jobs: JobsOption = None) -> None:
+def metrics(
+    jobs: JobsOption = None,
+    rules: Annotated[
+        bool,
+        typer.Option(
+            "--rules",
+            help="Print Prometheus alerting rules for these metrics instead (a rule file).",
+        ),
+    ] = False,
+) -> None:
     """Print every job's Prometheus metrics, as [cronflow] metrics_file holds them.
 
     Example:  cronflow metrics | grep failing_streak
+    Example:  cronflow metrics --rules > /etc/prometheus/cronflow-rules.yml
     """
     from cronflow.state.layout import LAST_TICK
-    from cronflow.tell.metrics import exposition
+    from cronflow.tell.metrics import alerting_rules, exposition
 
+    if rules:
+        sys.stdout.write(alerting_rules())
+        return
     jobfile = load_jobs(jobs)
     store = store_of(jobfile)
     sys.stdout.write(exposition(jobfile, store.index(), store.read_stamp(LAST_TICK)))

@@ -1,7 +1,9 @@
 """How fresh each asset is: as fresh as the logical time of its producer's newest successful
 run. Stale when that is older than its `fresh_within` (by default two intervals of its
 producer's schedule), with why: its producer failed, an asset its producer uses is stale, it
-was never produced. Pure: the runs are read through RunRecords."""
+was never produced. An asset never produced is new, not stale, for its first fresh_within
+after a decision first found it in the jobs file (always, with no fresh_within to go by).
+Pure: the runs are read through RunRecords."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ class Freshness(StrEnum):
     FRESH = "fresh"
     STALE = "stale"
     EXTERNAL = "external"  # made outside cronflow: its freshness is not cronflow's to tell
+    NEW = "new"  # not produced yet, and not yet expected to be
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -30,6 +33,7 @@ class AssetState:
     fresh_within: timedelta | None  # None: not told, nor a schedule to tell it by
     state: Freshness
     why: str = ""
+    stale_at: datetime | None = None  # when a fresh or new asset goes stale, if nothing runs
 
 
 def fresh_within(jobfile: JobFile, asset: Asset, now: datetime) -> timedelta | None:
@@ -69,11 +73,25 @@ def _state(
     as_of = history.newest_success(job.name)
     allowed = fresh_within(jobfile, asset, now)
     if as_of is None:
+        since = history.first_seen("asset", asset.name) or now
+        if allowed is None or now - since <= allowed:
+            return made(
+                fresh_as_of=None,
+                fresh_within=allowed,
+                state=Freshness.NEW,
+                why="not produced yet",
+                stale_at=None if allowed is None else since + allowed,
+            )
         return made(
             fresh_as_of=None, fresh_within=allowed, state=Freshness.STALE, why="never produced"
         )
     if allowed is None or now - as_of <= allowed:
-        return made(fresh_as_of=as_of, fresh_within=allowed, state=Freshness.FRESH)
+        return made(
+            fresh_as_of=as_of,
+            fresh_within=allowed,
+            state=Freshness.FRESH,
+            stale_at=None if allowed is None else as_of + allowed,
+        )
     return made(
         fresh_as_of=as_of,
         fresh_within=allowed,

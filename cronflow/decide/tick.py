@@ -116,11 +116,7 @@ def next_wake(
     instants += [retry_at(job, event, now) for job, event in tries_owed(jobfile, history)]
     if housekeeping is not None:
         instants += [at for at in _housekeeping_times(jobfile, housekeeping, now) if at]
-    instants += [
-        state.fresh_as_of + state.fresh_within
-        for state in asset_states
-        if state.state is Freshness.FRESH and state.fresh_as_of and state.fresh_within
-    ]
+    instants += [state.stale_at for state in asset_states if state.stale_at is not None]
     settled = not history.unfinished(*(status for status in RunStatus if status.is_in_progress))
     return Wake(at=min(instants, default=None), settled=settled)
 
@@ -129,13 +125,12 @@ def asset_alerts(
     states: Sequence[AssetState], alerted: Set[str], assets: Set[str]
 ) -> tuple[list[AssetState], frozenset[str]]:
     """Alert once per staleness: when an asset goes stale, and when one alerted as stale is
-    fresh again. An asset never produced does not alert (it is new, not late). Returns the
-    assets to alert about and the set a stale alert stands for afterwards."""
+    fresh again. An asset not produced yet does not alert until it is late (stale: see
+    freshness). Returns the assets to alert about and the set a stale alert stands for
+    afterwards."""
     now_alerted = set(alerted) & assets
     changed = []
     for state in states:
-        if state.fresh_as_of is None:
-            continue  # never produced: new, not late (status and `assets` still say stale)
         if state.state is Freshness.STALE and state.name not in now_alerted:
             changed.append(state)
             now_alerted.add(state.name)

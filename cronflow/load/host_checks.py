@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from cronflow.load import accounts, env_files, trust
-from cronflow.model import AlertSettings, Job, Settings
+from cronflow.model import METRICS_INSTANCE_HEADER, AlertSettings, Job, Settings
 
 Finding = tuple[tuple[str, ...], str, str]  # (key path in the file, problem, fix)
 
@@ -128,6 +128,34 @@ def output_dir_findings(key: str, path: Path, euid: int) -> list[Finding]:
             )
         ]
     return []
+
+
+def metrics_owner_findings(settings: Settings) -> list[Finding]:
+    """metrics_file names the cronflow that writes it on its first line: another cronflow's
+    file is refused, not taken over (two writing one file would each hide the other)."""
+    path = settings.metrics_file
+    if path is None:
+        return []
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        with open(descriptor, "rb") as file:
+            first = file.read(4096).partition(b"\n")[0].decode("utf-8", "replace")
+    except OSError:
+        return []  # none yet, or not one to read: output_dir_findings says what is wrong
+    header, _, owner = first.partition(METRICS_INSTANCE_HEADER.strip() + " ")
+    ours = {settings.identity, str(settings.state_dir)}
+    if header or not owner or owner in ours:
+        return []
+    return [
+        (
+            ("cronflow", "metrics_file"),
+            f'"{path}" is written by another cronflow (instance "{owner}"), and this one '
+            f'is "{settings.identity}": node_exporter would show only one of them',
+            "Give each cronflow its own file in the textfile directory (such as "
+            f'"{path.parent}/cronflow-NAME.prom"). If it was this cronflow\'s own before '
+            "its instance or state directory changed, delete the file",
+        )
+    ]
 
 
 def trust_findings(

@@ -203,7 +203,7 @@ class _Validator:
         findings, warnings = host_checks.trust_findings(
             self.path, settings, alerts, jobs, self.euid
         )
-        self._report_all(findings)
+        self._report_all(findings + host_checks.metrics_owner_findings(settings))
         if self.problems:
             raise ConfigError(self.path, self.problems)
         return JobFile(
@@ -289,6 +289,7 @@ class _Validator:
                         "heartbeat_url",
                         "heartbeat_protocol",
                         "ping_timeout",
+                        "instance",
                     )
                 },
             ),

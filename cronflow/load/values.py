@@ -40,6 +40,16 @@ def _string(value: Any) -> str:
     return value
 
 
+def _instance(value: Any) -> str:
+    text = _non_empty_string(value)
+    if len(text) > 128 or not text.isprintable():
+        raise Invalid(
+            "must be at most 128 printable characters",
+            'Name this cronflow shortly, such as "etl" or "backups"',
+        )
+    return text
+
+
 def _non_empty_string(value: Any) -> str:
     text = _string(value)
     if not text.strip():
@@ -449,6 +459,7 @@ SETTINGS_KEYS: dict[str, Callable[[Any], Any]] = {
     "heartbeat_protocol": _choice(PingProtocol),
     "ping_timeout": _positive_duration,
     "metrics_file": _metrics_file,
+    "instance": _instance,
     "html_file": _string,
 }
 ALERT_KEYS: dict[str, Callable[[Any], Any]] = {

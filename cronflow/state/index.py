@@ -94,6 +94,12 @@ CREATE TABLE IF NOT EXISTS forgotten (
     job TEXT PRIMARY KEY,
     through INTEGER NOT NULL      -- the newest logical time (µs) of a run retention forgot
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS first_seen (
+    kind TEXT NOT NULL,           -- job or asset
+    name TEXT NOT NULL,
+    since INTEGER NOT NULL,       -- when a decision first found it in the jobs file (µs)
+    PRIMARY KEY (kind, name)
+) WITHOUT ROWID;
 """
 _CHUNK = 8 * 1024 * 1024  # bytes of log read at a time while catching up
 KEEP_NEWEST = 12  # runs of each job retention never forgets (status's strip)
@@ -414,6 +420,25 @@ class RunIndex(IndexQueries):
             ):
                 latest = event
         return latest
+
+    def note_first_seen(self, kind: str, names: Iterable[str], now: datetime) -> None:
+        """Remember when a decision first found each job or asset (`kind`) in the jobs file,
+        and forget those it no longer holds (added again, they are new again). Not derived
+        from the log: a rebuilt index without a snapshot starts counting again."""
+        wanted = set(names)
+        with self._lock:
+            known = dict(self._all("SELECT name, since FROM first_seen WHERE kind = ?", (kind,)))
+            if known.keys() == wanted:
+                return
+            with self._transaction():
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO first_seen VALUES (?, ?, ?)",
+                    [(kind, name, micros(now)) for name in wanted - known.keys()],
+                )
+                self._db.executemany(
+                    "DELETE FROM first_seen WHERE kind = ? AND name = ?",
+                    [(kind, name) for name in known.keys() - wanted],
+                )
 
     # ---- retention and snapshots --------------------------------------------------------------
 

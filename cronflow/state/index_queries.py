@@ -229,6 +229,11 @@ class IndexQueries:
         row = self._one("SELECT through FROM forgotten WHERE job = ?", (job,))
         return None if row is None else from_micros(row[0])
 
+    def first_seen(self, kind: str, name: str) -> datetime | None:
+        """When a decision first found the job or asset (`kind`) in the jobs file."""
+        row = self._one("SELECT since FROM first_seen WHERE kind = ? AND name = ?", (kind, name))
+        return None if row is None else from_micros(row[0])
+
     def last_run(self, job: str) -> RunEvent | None:
         """The latest event of the job's run with the newest logical time."""
         recent = self.recent_runs(job, 1)

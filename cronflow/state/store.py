@@ -16,7 +16,7 @@ import socket
 import sqlite3
 import stat
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import replace
 from datetime import datetime
@@ -358,6 +358,10 @@ class Store:
         if not self.state_dir.exists():
             return None
         return self._on_index(lambda index: index.forgotten_through(job))
+
+    def note_first_seen(self, kind: str, names: Iterable[str], now: datetime) -> None:
+        """See RunIndex.note_first_seen (a decision, under the @plan lock, tells it)."""
+        self._on_index(lambda index: index.note_first_seen(kind, names, now))
 
     def _on_index(self, action: Callable[[RunIndex], Answer]) -> Answer:
         """`action` on the opened index. On a full disk (SQLite cannot grow its files), the

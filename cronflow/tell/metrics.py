@@ -5,17 +5,26 @@ Every value comes from the run index, so the counters survive restarts and reten
 index counts how runs ended as it takes in the log; see RunIndex.outcomes). The file is
 replaced whole (a temporary file in the same directory, then a rename), so a scrape never
 reads half of one, whoever writes it; writers take turns (the @metrics lock), so a counter
-never goes down. Labels: `job`, `result` from a fixed set, and `asset` (the jobs file's).
+never goes down.
+
+Labels: `cronflow_job`, `result` from a fixed set, `asset` (the jobs file's), and on every
+sample `cronflow_instance` (which cronflow wrote it: two writing into one textfile directory
+stay apart). Never `job` or `instance`: Prometheus gives every target those, and a clash
+renames ours (`exported_job`), so rules written for ours would never match. The file's first
+line names its instance, so that another cronflow refuses to overwrite it (host_checks).
 Nothing in the file depends on the time it is written: an asset's staleness is
-`time() - fresh_timestamp > fresh_within`, computed by Prometheus.
+`time() - fresh_timestamp > fresh_within`, computed by Prometheus (the shipped rules,
+prometheus_rules.yml beside this module, do it).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 from cronflow.decide import freshness
-from cronflow.model import JobFile, RunStatus
+from cronflow.decide.schedule import compile_schedule
+from cronflow.model import METRICS_INSTANCE_HEADER, Cadence, JobFile, RunStatus
 from cronflow.state.index import RunIndex
 from cronflow.state.index_rows import FINAL_RESULTS
 from cronflow.state.layout import LAST_TICK, METRICS_LOCK
@@ -60,6 +69,16 @@ _METRICS = (
     ),
     ("cronflow_job_running", "gauge", "Runs of the job recorded as running now."),
     (
+        "cronflow_job_first_seen_timestamp_seconds",
+        "gauge",
+        "When cronflow first decided with the job in its jobs file (Unix time).",
+    ),
+    (
+        "cronflow_job_interval_seconds",
+        "gauge",
+        "The longest gap between two ticks of the job's schedule (its own, or its upstreams').",
+    ),
+    (
         "cronflow_asset_fresh_timestamp_seconds",
         "gauge",
         "The logical time the asset is fresh as of: its producer's newest success (Unix time).",
@@ -70,6 +89,11 @@ _METRICS = (
         "How old the asset may grow before it is stale (fresh_within, or two intervals).",
     ),
     (
+        "cronflow_asset_first_seen_timestamp_seconds",
+        "gauge",
+        "When cronflow first decided with the asset in its jobs file (Unix time).",
+    ),
+    (
         TICK_METRIC,
         "gauge",
         "When cronflow last decided what was due (Unix time): the daemon or the cron line runs.",
@@ -77,17 +101,24 @@ _METRICS = (
 )
 
 
+_GAP_TICKS = 64  # ticks looked at for a schedule's longest gap
+
+
 def exposition(jobfile: JobFile, index: RunIndex, last_tick: datetime | None) -> str:
     """The metrics of every job in the file, in the text exposition format."""
+    identity = jobfile.settings.identity
+    own = f'cronflow_instance="{_escape(identity)}"'
     samples: dict[str, list[str]] = {name: [] for name, _, _ in _METRICS}
-    for name in jobfile.jobs:
-        label = f'job="{_escape(name)}"'
+
+    def add(metric: str, labels: str, value: object) -> None:
+        samples[metric].append(f"{{{own}{labels}}} {value}")
+
+    for name, job in jobfile.jobs.items():
+        label = f',cronflow_job="{_escape(name)}"'
         outcomes = index.outcomes(name)
         success = outcomes.get(RunStatus.SUCCESS)
         if success and success.last_ended:
-            samples["cronflow_job_last_success_timestamp_seconds"].append(
-                f"{{{label}}} {_seconds(success.last_ended)}"
-            )
+            add("cronflow_job_last_success_timestamp_seconds", label, _seconds(success.last_ended))
         completed = [
             outcomes[result]
             for result in COMPLETED
@@ -96,41 +127,74 @@ def exposition(jobfile: JobFile, index: RunIndex, last_tick: datetime | None) ->
         if completed:
             newest = max(completed, key=lambda outcome: outcome.last_ended or datetime.min)
             assert newest.last_ended is not None
-            samples["cronflow_job_last_completion_timestamp_seconds"].append(
-                f"{{{label}}} {_seconds(newest.last_ended)}"
+            add(
+                "cronflow_job_last_completion_timestamp_seconds", label, _seconds(newest.last_ended)
             )
             if newest.last_duration is not None:
-                samples["cronflow_job_last_duration_seconds"].append(
-                    f"{{{label}}} {newest.last_duration!r}"
-                )
+                add("cronflow_job_last_duration_seconds", label, repr(newest.last_duration))
             if newest.last_exit is not None:
-                samples["cronflow_job_last_exit_code"].append(f"{{{label}}} {newest.last_exit}")
+                add("cronflow_job_last_exit_code", label, newest.last_exit)
         for result in FINAL_RESULTS:
             count = outcomes[result].count if result in outcomes else 0
-            samples["cronflow_job_runs_total"].append(f'{{{label},result="{result}"}} {count}')
+            add("cronflow_job_runs_total", f'{label},result="{result}"', count)
         runs = index.job_runs(name, 12)
-        samples["cronflow_job_failing_streak"].append(f"{{{label}}} {runs.failing_streak}")
+        add("cronflow_job_failing_streak", label, runs.failing_streak)
         running = sum(status is RunStatus.RUNNING for _, status in runs.recent)
-        samples["cronflow_job_running"].append(f"{{{label}}} {running}")
+        add("cronflow_job_running", label, running)
+        seen = index.first_seen("job", name)
+        if seen is not None:
+            add("cronflow_job_first_seen_timestamp_seconds", label, _seconds(seen))
+        gap = longest_gap(job.cadence) if job.enabled else None
+        if gap is not None:
+            add("cronflow_job_interval_seconds", label, repr(gap.total_seconds()))
     if jobfile.assets:
         now = last_tick or datetime.now(UTC)  # what a default age is measured at
         for state in freshness.states(jobfile, index, now):
-            label = f'{{asset="{_escape(state.name)}"}}'
+            label = f',asset="{_escape(state.name)}"'
             if state.fresh_as_of is not None:
-                samples["cronflow_asset_fresh_timestamp_seconds"].append(
-                    f"{label} {_seconds(state.fresh_as_of)}"
-                )
+                add("cronflow_asset_fresh_timestamp_seconds", label, _seconds(state.fresh_as_of))
             if state.fresh_within is not None:
-                samples["cronflow_asset_fresh_within_seconds"].append(
-                    f"{label} {state.fresh_within.total_seconds()!r}"
+                add(
+                    "cronflow_asset_fresh_within_seconds",
+                    label,
+                    repr(state.fresh_within.total_seconds()),
                 )
+            seen = index.first_seen("asset", state.name)
+            if seen is not None and state.producer is not None:
+                add("cronflow_asset_first_seen_timestamp_seconds", label, _seconds(seen))
     if last_tick is not None:
-        samples[TICK_METRIC].append(f" {_seconds(last_tick)}")
-    lines = []
+        add(TICK_METRIC, "", _seconds(last_tick))
+    lines = [METRICS_INSTANCE_HEADER + _escape(identity)]
     for name, kind, text in _METRICS:
         lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}"]
         lines += [f"{name}{sample}" for sample in samples[name]]
     return "\n".join(lines) + "\n"
+
+
+def alerting_rules() -> str:
+    """The Prometheus rule file shipped with cronflow (`cronflow metrics --rules`)."""
+    from importlib.resources import files
+
+    return files("cronflow.tell").joinpath("prometheus_rules.yml").read_text(encoding="utf-8")
+
+
+@lru_cache(maxsize=256)
+def longest_gap(cadence: Cadence) -> timedelta | None:
+    """The longest gap between two of the next _GAP_TICKS ticks (a weekday job's is the
+    weekend's), for rules that ask "has it succeeded within two intervals" without a false
+    alarm on Monday; None for a job that runs only when asked. Cached: a schedule's gaps
+    do not depend on the day they are counted from, beyond DST's hour."""
+    if cadence.expression is None:
+        return None
+    schedule = compile_schedule(cadence.expression, cadence.timezone)
+    ticks: list[datetime] = []
+    tick = schedule.next_after(datetime.now(UTC))
+    while tick is not None and len(ticks) < _GAP_TICKS:
+        ticks.append(tick)
+        tick = schedule.next_after(tick)
+    if len(ticks) < 2:
+        return None
+    return max(later - earlier for earlier, later in zip(ticks, ticks[1:], strict=False))
 
 
 def _seconds(instant: datetime) -> str:

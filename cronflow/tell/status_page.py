@@ -470,7 +470,7 @@ _STYLE = (
     "text-align:center;font:bold 12px/20px ui-monospace,monospace;cursor:default}"
     ".cell:focus{outline:2px solid #000;outline-offset:1px}"
     ".none{color:#888}tr[hidden]{display:none}details{font-size:12px}"
-    ".a-fresh{background:#2e7d32;color:#fff}.a-stale{background:#c62828;color:#fff}"
+    ".a-fresh{background:#2e7d32;color:#fff}.a-stale{background:#c62828;color:#fff}.a-new{background:#1565c0;color:#fff}"
     ".a-external{background:#eceff1;color:#333}"
     "pre{white-space:pre-wrap;overflow-wrap:anywhere;background:#f3f3f3;padding:4px;margin:2px 0;"
     "max-width:40em;max-height:12em;overflow:auto}"

@@ -264,7 +264,7 @@ def ticks_table(ticks: list[dict[str, str]], wide: bool = False) -> None:
 def assets_table(states: Sequence[AssetState], now: datetime, wide: bool = False) -> None:
     """`cronflow assets`: one line per asset, stale ones coloured, with why."""
     console = make_console()
-    colours = {"fresh": "green", "stale": "bold red", "external": "dim"}
+    colours = {"fresh": "green", "stale": "bold red", "external": "dim", "new": "cyan"}
     rows: list[list[Cell] | None] = [
         [
             state.name,

@@ -19,11 +19,12 @@ TICK_START, TICK_END = "<!--tick-->", "<!--/tick-->"  # where html_file says whe
 def renew_tick_metric(path: str, at: float, state_dir: str) -> None:
     """Set the tick line of a metrics file to `at`, the rest as it was (nothing else can
     have changed: the run log has not)."""
-    prefix = TICK_METRIC + " "
 
     def renewed(text: str) -> str:  # lines end at \n only, as Prometheus reads them
         return "\n".join(
-            prefix + repr(round(at, 6)) if line.startswith(prefix) else line
+            line.rpartition(" ")[0] + " " + repr(round(at, 6))
+            if line.startswith((TICK_METRIC + "{", TICK_METRIC + " "))
+            else line
             for line in text.split("\n")
         )
 
