@@ -18,8 +18,9 @@ DAY = date(2026, 1, 14)
 
 
 def run_day(jobfile, clock):
+    """The day's runs as the schedule runs them (so they ping: a backfill never does)."""
     runs = selection.runs_for_date(
-        jobfile, selection.select_jobs(jobfile, [], False), DAY, RunKind.BACKFILL
+        jobfile, selection.select_jobs(jobfile, [], False), DAY, RunKind.SCHEDULED
     )
     return real_engine(jobfile, clock).executor.execute(runs)
 

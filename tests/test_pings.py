@@ -4,6 +4,7 @@ unknown checks, hanging servers, and cronflow's own heartbeat."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -18,10 +19,11 @@ from cronflow.act import idle_tick
 from cronflow.decide import selection
 from cronflow.model import EventType, RunKind, RunStatus
 from cronflow.state.store import Store
-from cronflow.tell import ping_requests
+from cronflow.tell import ping_reports, ping_requests
 from tests.conftest import load, real_engine, refused, run_cli
 from tests.fakes import FakeClock
 from tests.fast_daemon import START
+from tests.system_tools import installed
 from tests.waiting import wait_for
 
 DAY = date(2026, 1, 14)
@@ -29,9 +31,10 @@ CHECK = "5f0e4c1b-9a53-4b1e-8a43-2d9c1f6e7a10"  # the secret of a Healthchecks U
 
 
 def run_day(jobfile, clock, day=DAY, names=()):
-    """Every run of `names` (all jobs) for `day`, with real processes and a fake clock."""
+    """Every run of `names` (all jobs) for `day` as its schedule runs them (a backfill never
+    pings), with real processes and a fake clock."""
     runs = selection.runs_for_date(
-        jobfile, selection.select_jobs(jobfile, list(names), False), day, RunKind.BACKFILL
+        jobfile, selection.select_jobs(jobfile, list(names), False), day, RunKind.SCHEDULED
     )
     return real_engine(jobfile, clock).executor.execute(runs)
 
@@ -114,24 +117,40 @@ def test_the_body_is_the_tail_of_the_output_cut_to_the_limit_the_server_announce
 
 
 def test_runs_that_overlap_in_two_invocations_pair_by_rid(write_jobs, monitor, tmp_path):
-    """Two backfills of one job (overlap = allow) in two real processes, each run waiting
-    until both have started: the monitor pairs each end with its own start."""
+    """Two one-shot ticks a minute apart (cron's, on clocks libfaketime sets) start runs of
+    one job (overlap = allow) in two real processes, each run waiting until both have
+    started: the monitor pairs each end with its own start."""
+    missing = installed("faketime", "faketime")
+    if missing:
+        pytest.skip(missing)
     waits_for_both = (
-        "touch started.$CRONFLOW_DATE; "
+        'touch "started.$CRONFLOW_LOGICAL_TIME"; '
         "for i in $(seq 3000); do [ $(ls started.* | wc -l) -ge 2 ] && break; sleep 0.01; done; "
         "[ $(ls started.* | wc -l) -ge 2 ] && echo overlapped >> effects"
     )
-    jobfile = jobs_with(write_jobs, waits_for_both, monitor.check_url(CHECK), 'overlap = "allow"')
-    backfills = [
-        subprocess.Popen(
-            [sys.executable, "-m", "cronflow", "run", "--date", day, "--jobs", str(jobfile.path)],
-            cwd=tmp_path,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
+    jobfile = jobs_with(
+        write_jobs,
+        waits_for_both,
+        monitor.check_url(CHECK),
+        'overlap = "allow"\nschedule = "* * * * *"',
+    )
+    ticks: list[subprocess.Popen] = []
+
+    def started() -> bool:  # as many runs as ticks started so far
+        return len(list(tmp_path.glob("started.*"))) >= len(ticks)
+
+    for at in ("2026-01-14 06:00:30", "2026-01-14 06:01:30"):
+        ticks.append(
+            subprocess.Popen(
+                ["faketime", "-f", f"@{at}", sys.executable, "-m", "cronflow", "run"],
+                cwd=tmp_path,
+                env={**os.environ, "TZ": "UTC", "CRONFLOW_JOBS": str(jobfile.path)},
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+            )
         )
-        for day in ("2026-01-14", "2026-01-15")
-    ]
-    assert [backfill.wait(timeout=120) for backfill in backfills] == [0, 0]
+        wait_for(started, "a run start")
+    assert [tick.wait(timeout=120) for tick in ticks] == [0, 0]
     assert (tmp_path / "effects").read_text() == "overlapped\n" * 2
     by_run: dict[str, list[str]] = {}
     for ping in monitor.pings(CHECK):
@@ -378,3 +397,37 @@ def test_a_defaults_url_with_job_in_it_gives_each_job_its_own_check(write_jobs, 
         seen = monitor.pings(job)
         assert [p.signal for p in seen] == ["start", "success"]
         assert seen[0].query["create"] == "1" and uuid.UUID(seen[0].query["rid"])
+
+
+def test_only_runs_of_the_live_schedule_ping(write_jobs, monitor, tmp_path):
+    """A monitor watches the live schedule. A backfill pinged it 1,506 times for a week,
+    a week-old failure turning today's check red: backfills and catch-ups of older ticks
+    now send nothing; a scheduled run, the catch-up of the newest tick and a manual run
+    (`run --job`: the job's work, done now) do."""
+    jobfile = load(
+        write_jobs(f"""
+        [jobs.hourly]
+        command = 'echo "$CRONFLOW_LOGICAL_TIME" >> effects'
+        schedule = "0 * * * *"
+        catchup = "all"
+        ping_url = "{monitor.check_url(CHECK)}"
+    """)
+    )
+    backfill = run_cli("run", "--date", "2026-01-10..2026-01-12", cwd=tmp_path)
+    assert backfill.returncode == 0, backfill.stderr
+    assert len((tmp_path / "effects").read_text().split()) == 72 and monitor.pings() == []
+    clock = FakeClock(datetime(2026, 1, 14, 6, 0, 30, tzinfo=UTC))
+    real_engine(jobfile, clock).tick()  # 06:00, on time
+    clock.advance(timedelta(hours=3, minutes=10))
+    real_engine(jobfile, clock).tick()  # 07:00 and 08:00 caught up; 09:00 is the newest
+    rids = {
+        ping_reports._rid(e.run_id): e
+        for e in Store(jobfile.settings.state_dir).read().events
+        if e.event is EventType.FINISHED
+    }
+    pinged = sorted((rids[p.run].logical_time.hour, p.signal) for p in monitor.pings())
+    assert pinged == [(6, "start"), (6, "success"), (9, "start"), (9, "success")]
+    assert {rids[p.run].kind for p in monitor.pings()} == {RunKind.SCHEDULED, RunKind.CATCHUP}
+    manual = run_cli("run", "--job", "hourly", cwd=tmp_path)
+    assert manual.returncode == 0, manual.stderr
+    assert [p.signal for p in monitor.pings()][4:] == ["start", "success"]

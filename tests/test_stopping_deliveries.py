@@ -68,7 +68,7 @@ def test_a_stopped_run_abandons_a_trickling_ping_and_records_it_once(tmp_path, m
         '[cronflow]\nping_timeout = "30s"\nshutdown_grace = "1s"\n'
         f'[jobs.slow]\ncommand = "sleep 60"\nping_url = "{monitor.check_url("slow")}"\n'
     )
-    process = start_run(tmp_path, "--date", "2026-01-14")
+    process = start_run(tmp_path, "--job", "slow")  # a manual run pings (a backfill never)
     try:
         wait_for(lambda: monitor.pings("slow"), "the start ping")
     finally:

@@ -21,9 +21,10 @@ from concurrent.futures import Future
 from pathlib import Path
 
 from cronflow.clock import Clock
+from cronflow.decide.schedule import schedule_of
 from cronflow.load.env_files import secrets_of_job
 from cronflow.masking import redact
-from cronflow.model import EventType, Job, JobFile, RunEvent, RunStatus, delivery_about
+from cronflow.model import EventType, Job, JobFile, RunEvent, RunKind, RunStatus, delivery_about
 from cronflow.state.outputs import tail_bytes
 from cronflow.state.store import Store
 from cronflow.tell import ping_requests
@@ -51,13 +52,15 @@ class Pinger:
     def started(self, event: RunEvent) -> None:
         """A try started (its `started` event)."""
         job = self.jobfile.jobs.get(event.job)
-        if job is not None and job.ping_url:
+        if job is not None and job.ping_url and live(job, event):
             self._send(job, event, kind=ping_requests.PingKind.START)
 
     def finished(self, event: RunEvent) -> None:
         """A try ended (`finished`), or a run was settled as abandoned."""
         job = self.jobfile.jobs.get(event.job)
-        if job is None or not job.ping_url or event.status is RunStatus.INTERRUPTED:
+        if job is None or not job.ping_url or not live(job, event):
+            return
+        if event.status is RunStatus.INTERRUPTED:
             return  # cronflow's own stop: the run is taken up again, and pings `start` then
         if event.status is RunStatus.SUCCESS:
             self._send(job, event, kind=ping_requests.PingKind.SUCCESS, output=True, last=True)
@@ -175,6 +178,20 @@ class Pinger:
                 config_hash=job.config_hash,
             )
         )
+
+
+def live(job: Job, event: RunEvent) -> bool:
+    """Whether a run's pings go to its monitor, which watches the live schedule: scheduled
+    runs, a catch-up run of the newest tick when its try started, and manual runs (`run
+    --job`: the job's work, done now). A backfill, or a catch-up of an older tick, would
+    tell the monitor about the past as if it were now (a week-old failure turning today's
+    check red): they never ping."""
+    if event.kind in (RunKind.SCHEDULED, RunKind.MANUAL):
+        return True
+    if event.kind is RunKind.BACKFILL or event.started_at is None:
+        return False
+    newest = schedule_of(job.cadence).latest_at_or_before(event.started_at)
+    return newest is not None and event.logical_time >= newest
 
 
 def _rid(run_id: str) -> str:
