@@ -296,6 +296,7 @@ class Settings:
     ping_timeout: timedelta = timedelta(seconds=5)  # for one try of one ping
     metrics_file: Path | None = None  # Prometheus text exposition, rewritten atomically
     instance: str = ""  # what its metrics call this cronflow; "": its state directory's path
+    show_stderr: bool = True  # `cronflow run` prints a failed run's stderr tail (cron mails it)
 
     @property
     def identity(self) -> str:

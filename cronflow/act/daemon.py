@@ -266,15 +266,24 @@ def serve(jobs_path: Path, verbose: bool) -> None:
     service.serve()
 
 
+_LOG_GUARD = threading.Lock()  # one line at a time, from every thread
+
+
 def log_line(line: str) -> None:
-    """One line on stderr; journald adds its own time stamp, a terminal gets ours."""
+    """One line on stderr, written whole with one call (runs that end together log from
+    several threads: print's separate writes of a line and its newline once merged them);
+    journald adds its own time stamp, a terminal gets ours."""
     line = printable(line)
     if not os.environ.get("JOURNAL_STREAM"):
         line = f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ} {line}"
-    try:
-        print(line, file=sys.stderr, flush=True)
-    except BrokenPipeError:  # its reader went away (journald restarted, `| head`): run on
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stderr.fileno())
+    data = (line + "\n").encode("utf-8", errors="replace")
+    with _LOG_GUARD:
+        try:
+            sys.stderr.flush()  # whatever else went to stderr first
+            while data:  # a pipe takes up to PIPE_BUF bytes at once; a long line, in parts
+                data = data[os.write(sys.stderr.fileno(), data) :]
+        except BrokenPipeError:  # its reader went away (journald restarted, `| head`): run on
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stderr.fileno())
 
 
 def become_subreaper() -> bool:

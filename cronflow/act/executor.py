@@ -9,7 +9,6 @@ processes live, else finished as its exit status file says, else abandoned.
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 from collections.abc import Callable, Sequence
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from cronflow.act import processes
-from cronflow.act.launch import CannotStart, launch_of
+from cronflow.act.launch import CannotStart, inherited_environment, launch_of
 from cronflow.act.runner import (
     ProcessResult,
     ProcessRunner,
@@ -104,7 +103,7 @@ class Executor:
         self.pinger = pinger
         self.refreshers = tuple(refreshers)  # files kept current after every run's end
         self.stop = stop or threading.Event()  # once set: start nothing more, retry nothing
-        self.environ = dict(os.environ if environ is None else environ)
+        self.environ = inherited_environment() if environ is None else dict(environ)
         self.host = socket.gethostname()
 
     def execute(self, runs: Sequence[PlannedRun], rerun: Rerun = Rerun.FAILED) -> list[Outcome]:

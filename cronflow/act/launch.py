@@ -4,6 +4,8 @@ it prints."""
 
 from __future__ import annotations
 
+import functools
+import os
 from dataclasses import dataclass
 
 from cronflow import masking
@@ -67,3 +69,33 @@ def launch_of(
     return Launch(
         env=env, account=account, secrets=masking.secrets_of(job.env, from_files.values())
     )
+
+
+def inherited_environment() -> dict[str, str]:
+    """cronflow's environment as its jobs inherit it: as it was given, not as Python changed
+    it at start-up. PEP 538's C-locale coercion sets LC_CTYPE=C.UTF-8 when the locale is C
+    (as under cron, which never sets it, or when LC_CTYPE names a locale not installed): a
+    job sees what cron would have given it."""
+    environ = dict(os.environ)
+    given = _lc_ctype_at_start()
+    if given is None:
+        environ.pop("LC_CTYPE", None)
+    elif given:
+        environ["LC_CTYPE"] = given
+    return environ
+
+
+@functools.cache
+def _lc_ctype_at_start() -> str | None:
+    """LC_CTYPE as this process was started with it (the kernel keeps that environment):
+    None if it had none, "" if that cannot be told (nothing is changed then)."""
+    try:
+        with open("/proc/self/environ", "rb") as given:
+            entries = given.read().split(b"\0")
+    except OSError:
+        return ""
+    for entry in entries:
+        name, _, value = entry.partition(b"=")
+        if name == b"LC_CTYPE":
+            return value.decode(errors="surrogateescape")
+    return None

@@ -300,6 +300,22 @@ class RunPrinter:
         if self.quiet and not failure:
             return
         self._print(f"  {event_line(self.jobfile, event)}", to_stderr=self.quiet)
+        if failure and event.attempt >= event.max_attempts and self.jobfile.settings.show_stderr:
+            for line in self._stderr_tail(event):
+                self._print(f"    | {line}", to_stderr=self.quiet)
+
+    def _stderr_tail(self, event: RunEvent) -> list[str]:
+        """A failed run's last lines of stderr (as the log keeps them, masked again with the
+        job's secrets), so that the mail cron sends of this output says what went wrong,
+        as plain cron's would."""
+        job = self.jobfile.jobs.get(event.job)
+        if not event.stderr_tail or job is None:
+            return []
+        from cronflow.load.env_files import secrets_of_job
+        from cronflow.masking import mask_text
+
+        tail = mask_text(event.stderr_tail, secrets_of_job(job))
+        return [printable(line) for line in tail.split("\n")]
 
     def outcome(self, outcome: Outcome) -> None:
         if self._bar is not None:

@@ -290,6 +290,7 @@ class _Validator:
                         "heartbeat_protocol",
                         "ping_timeout",
                         "instance",
+                        "show_stderr",
                     )
                 },
             ),

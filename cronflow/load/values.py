@@ -460,6 +460,7 @@ SETTINGS_KEYS: dict[str, Callable[[Any], Any]] = {
     "ping_timeout": _positive_duration,
     "metrics_file": _metrics_file,
     "instance": _instance,
+    "show_stderr": _boolean,
     "html_file": _string,
 }
 ALERT_KEYS: dict[str, Callable[[Any], Any]] = {
