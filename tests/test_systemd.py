@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from cronflow.interop import systemd
-from tests.conftest import run_cli
+from cronflow.load import service_units
+from tests.conftest import load, run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -114,7 +115,7 @@ def test_units_keep_state_where_systemd_keeps_it_and_names_tell_files_apart(tmp_
     assert "StateDirectory=cronflow-sales\n" in result.stdout
     assert "Environment=CRONFLOW_STATE_DIR=%S/cronflow-sales\n" in result.stdout
     assert "sudo systemctl enable --now cronflow-sales.service" in result.stdout
-    assert "CRONFLOW_STATE_DIR=/var/lib/cronflow-sales cronflow status" in result.stdout
+    assert "its state goes to /var/lib/cronflow-sales; commands run from a shell" in result.stdout
     timer = run_cli("systemd", "install", "--dry-run", "--mode", "timer", cwd=tmp_path)
     assert "StateDirectory=cronflow\n" in timer.stdout and "cronflow-run.timer" in timer.stdout
     bad = run_cli("systemd", "install", "--dry-run", "--name", "a/b", cwd=tmp_path)
@@ -129,7 +130,9 @@ def test_units_keep_state_where_systemd_keeps_it_and_names_tell_files_apart(tmp_
 
 def test_the_state_directory_override_is_used_by_every_command_and_shown_by_status(tmp_path):
     """CRONFLOW_STATE_DIR (what the units set) wins over the file; status says which
-    directory it reads; and finding none there, it points to the installed unit's."""
+    directory it reads. Once a unit of the file is installed, commands run from a shell use
+    its state directory too (once, a `run --job` from the shell wrote ./.cronflow while the
+    unit used ~/.local/state/cronflow): one jobs file, one state directory."""
     (tmp_path / "jobs.toml").write_text(
         "[jobs.a]\ncommand = 'echo ran >> ran.txt'\nschedule = \"* * * * *\"\n"
     )
@@ -147,6 +150,41 @@ def test_the_state_directory_override_is_used_by_every_command_and_shown_by_stat
     }
     installed = run_cli("systemd", "install", "--user", cwd=tmp_path, env=environment)
     assert installed.returncode == 0, installed.stderr
+    unit = tmp_path / "config" / "systemd" / "user" / "cronflow.service"
     plain = " ".join(run_cli("status", cwd=tmp_path, env=environment).stdout.split())
-    assert f"state: {tmp_path / '.cronflow'} (next to the jobs file)" in plain
-    assert f"keeps its state in {elsewhere}: CRONFLOW_STATE_DIR={elsewhere}" in plain
+    assert f"state: {elsewhere} (the systemd service {unit})" in plain
+    assert "has not run by the clock" not in plain  # the service's state holds its ticks
+    manual = run_cli("run", "--job", "a", cwd=tmp_path, env=environment)
+    assert manual.returncode == 0, manual.stderr
+    assert not (tmp_path / ".cronflow").exists()
+    assert sum(1 for _ in (elsewhere / "runs.jsonl").open()) >= 4  # two runs more: there
+    # Installed but never started: status says to start it, not to install it.
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "jobs.toml").write_text('[jobs.b]\ncommand = "true"\n')
+    other = {**environment, "XDG_STATE_HOME": str(tmp_path / "state2")}
+    folder = tmp_path / "other"
+    assert (
+        run_cli("systemd", "install", "--user", "--name", "b", cwd=folder, env=other).returncode
+        == 0
+    )
+    told = " ".join(run_cli("status", cwd=folder, env=other).stdout.split())
+    assert "is installed but has not decided anything yet: is it started?" in told
+    assert "systemctl --user enable --now cronflow-b.service" in told
+
+
+def test_a_unit_file_others_could_change_does_not_steer_the_state_directory(
+    tmp_path, monkeypatch
+):
+    """A unit file names where cronflow writes: one that a user other than root and the
+    one running cronflow could change is ignored (the default stands)."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    jobs = tmp_path / "jobs.toml"
+    jobs.write_text('[jobs.a]\ncommand = "true"\n')
+    assert run_cli("systemd", "install", "--user", cwd=tmp_path).returncode == 0
+    unit = tmp_path / "config" / "systemd" / "user" / "cronflow.service"
+    euid = os.geteuid()
+    assert service_units.service_state_dir(jobs, euid) == (tmp_path / "state" / "cronflow", unit)
+    unit.chmod(0o666)
+    assert service_units.service_state_dir(jobs, euid) is None
+    assert load(jobs).settings.state_dir == tmp_path / ".cronflow"

@@ -138,13 +138,13 @@ def status(
     else:
         from cronflow.tell import terminal
 
-        cron_line = shlex.join([*own_command(), "run", "--jobs", str(jobfile.path.absolute())])
+        never_ran = _never_ran_hint(jobfile)
         terminal.status_table(
             data.rows,
             summary,
             now,
             wide=wide,
-            cron_line=f"* * * * * {cron_line}",
+            never_ran=never_ran,
             state=_state_words(jobfile, store),
         )
     if index.skipped_lines:
@@ -157,6 +157,23 @@ def status(
         print(f"stale assets: {', '.join(stale)} (cronflow assets says why)")
     if check and (summary.failing or stale):
         raise typer.Exit(1)
+
+
+def _never_ran_hint(jobfile: JobFile) -> str:
+    """What to do when nothing has ticked here yet: start the systemd service whose state
+    this is, else a crontab line (or the daemon) to install."""
+    service = jobfile.settings.state_dir_from.removeprefix("the systemd service ")
+    if service != jobfile.settings.state_dir_from:
+        user = "--user " if "/systemd/user/" in service else ""
+        return (
+            f"its systemd service ({service}) is installed but has not decided anything "
+            f"yet: is it started? (systemctl {user}enable --now {Path(service).name})"
+        )
+    cron_line = shlex.join([*own_command(), "run", "--jobs", str(jobfile.path.absolute())])
+    return (
+        f"put `* * * * * {cron_line}` in a crontab (crontab -e), or install the daemon "
+        "(cronflow systemd install)"
+    )
 
 
 def _state_words(jobfile: JobFile, store: Store) -> str:

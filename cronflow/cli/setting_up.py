@@ -98,6 +98,7 @@ def systemd_install(
     Example:  sudo cronflow systemd install --jobs /etc/cronflow/jobs.toml
     """
     from cronflow.interop import systemd
+    from cronflow.load import service_units
 
     if name and not systemd.NAME.fullmatch(name):
         raise UsageError(
@@ -115,7 +116,7 @@ def systemd_install(
         name=name,
         state_dir=settings.state_dir if settings.state_dir_from == "state_dir" else None,
     )
-    directory = systemd.unit_directory(user)
+    directory = service_units.unit_directory(user)
     if dry_run:
         for file_name, text in files.items():
             print(f"# {directory / file_name}\n{text}")
@@ -132,10 +133,10 @@ def systemd_install(
     for command in systemd.enable_commands(mode.value, user, name):
         print(f"  {'sudo ' if not user else ''}{command}")
     if settings.state_dir_from != "state_dir":
-        state = systemd.state_root(user) / systemd.unit_base(name)
+        state = service_units.state_root(user) / systemd.unit_base(name)
         print(
-            f"its state goes to {state}; to read it: "
-            f"CRONFLOW_STATE_DIR={state} cronflow status --jobs {jobfile.path.absolute()}"
+            f"its state goes to {state}; commands run from a shell find it there "
+            f"(cronflow status --jobs {jobfile.path.absolute()})"
         )
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 from datetime import timedelta
 from pathlib import Path
 
+from cronflow.load.service_units import units_of
 from cronflow.model import STOP_KILL_GRACE
 
 DAEMON_SERVICE = """\
@@ -106,21 +106,6 @@ def unit_base(name: str) -> str:
     return f"cronflow-{name}" if name else "cronflow"
 
 
-def state_root(user: bool) -> Path:
-    """What systemd's %S stands for: /var/lib, or the user's $XDG_STATE_HOME."""
-    if not user:
-        return Path("/var/lib")
-    return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
-
-
-def unit_directory(user: bool) -> Path:
-    """Where systemd looks for units the administrator (or, with --user, the user) adds."""
-    if not user:
-        return Path("/etc/systemd/system")
-    config_home = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(config_home) / "systemd" / "user"
-
-
 def enable_commands(mode: str, user: bool, name: str = "") -> list[str]:
     systemctl = "systemctl --user" if user else "systemctl"
     unit = f"{unit_base(name)}.service" if mode == "daemon" else f"{unit_base(name)}-run.timer"
@@ -129,20 +114,8 @@ def enable_commands(mode: str, user: bool, name: str = "") -> list[str]:
 
 def installed_state_dirs(jobs: Path) -> list[Path]:
     """The state directories that installed cronflow units (system and this user's) give
-    the service of this jobs file: where `status` should look if it finds nothing."""
-    found = []
-    for user in (False, True):
-        for unit in sorted(unit_directory(user).glob("cronflow*.service")):
-            try:
-                text = unit.read_text()
-            except OSError:
-                continue
-            if f"--jobs {shlex.quote(str(jobs))}\n" not in text:
-                continue
-            for line in text.splitlines():
-                if line.startswith("Environment=CRONFLOW_STATE_DIR=%S/"):
-                    found.append(state_root(user) / line.split("%S/", 1)[1])
-    return found
+    the service of this jobs file."""
+    return [state for user in (False, True) for _, state in units_of(jobs, user)]
 
 
 def install(files: dict[str, str], directory: Path) -> list[Path]:

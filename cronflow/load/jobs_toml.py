@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from cronflow import DEFAULT_JOBS_FILE, DEFAULT_STATE_DIR, JOBS_ENV_VAR, STATE_DIR_ENV_VAR
 from cronflow.decide import dag, inherit
 from cronflow.errors import ConfigError, Problem
-from cronflow.load import host_checks, toml_lines
+from cronflow.load import host_checks, service_units, toml_lines
 from cronflow.load.bounded import MIB, read_regular
 from cronflow.load.values import (
     ALERT_FIELDS,
@@ -267,6 +267,11 @@ class _Validator:
         if os.environ.get(STATE_DIR_ENV_VAR):  # a systemd unit's StateDirectory=, say
             state_dir = Path(os.path.expanduser(os.environ[STATE_DIR_ENV_VAR])).absolute()
             state_dir_from = STATE_DIR_ENV_VAR
+        elif state_dir_from == "default":  # a shell finds the state of the file's service
+            service = service_units.service_state_dir(self.path.absolute(), self.euid)
+            if service is not None:
+                state_dir, unit = service
+                state_dir_from = f"the systemd service {unit}"
         if not self._usable_state_dir(state_dir, state_dir_from):
             state_dir = self.folder / DEFAULT_STATE_DIR  # reported: the file is refused
         return Settings(

@@ -50,11 +50,12 @@ def status_table(
     now: datetime,
     console: Console | None = None,
     wide: bool = False,
-    cron_line: str = "* * * * * cronflow run",
+    never_ran: str = "put `* * * * * cronflow run` in a crontab (crontab -e), or install the "
+    "daemon (cronflow systemd install)",
     state: str = "",
 ) -> None:
     """The header line, then one row per job grouped by flow, with a strip of recent runs.
-    `cron_line` is the crontab line the header suggests when cronflow never ran here.
+    `never_ran` is what the header suggests when cronflow never ran here.
 
     Fitted to the width: times relative to now ("5m ago", "in 3h12m"), one zone named above
     the table when all jobs share it, and tries, duration, schedule and zone dropped in that
@@ -65,7 +66,7 @@ def status_table(
     plain = console.no_color or not console.is_terminal
     zones = sorted({row.timezone for row in rows})
     fitted = width is not None
-    _print_wrapped(console, _header(summary, now, cron_line), width)
+    _print_wrapped(console, _header(summary, now, never_ran), width)
     if state:
         _print_wrapped(console, Text(state, style="dim"), width)
     if fitted and len(zones) == 1:
@@ -124,16 +125,13 @@ def _print_wrapped(console: Console, text: Text, width: int | None) -> None:
         console.print(line, highlight=False, soft_wrap=True)
 
 
-def _header(summary: Overview, now: datetime, cron_line: str) -> Text:
+def _header(summary: Overview, now: datetime, never_ran: str) -> Text:
     text = Text(
         f"cronflow {__version__}: {summary.failing} failing, {summary.running} "
         f"running, {summary.healthy} healthy. "
     )
     if summary.last_ran_at is None:
-        text.append(
-            f"cronflow has not run by the clock here yet: put `{cron_line}` in a crontab "
-            "(crontab -e), or install the daemon (cronflow systemd install)"
-        )
+        text.append(f"cronflow has not run by the clock here yet: {never_ran}")
     elif summary.last_ran_at > now:
         text.append(
             f"cronflow last ran at {summary.last_ran_at:%Y-%m-%d %H:%M:%S}Z, later than "
