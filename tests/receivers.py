@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import queue
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -172,7 +173,10 @@ def start_monitor() -> Monitor:
                 valid = signal in HEALTHCHECKS_SIGNALS | {"success"} or (
                     signal.isdigit() and 0 <= int(signal) <= 255
                 )
-                status = 200 if check in monitor.checks and valid else 404
+                # A slug holds a-z, 0-9, hyphens and underscores (Healthchecks' rule);
+                # another name matches no check's URL.
+                slug = re.fullmatch(r"[a-z0-9_-]+", check) is not None
+                status = 200 if check in monitor.checks and valid and slug else 404
                 seen = PingSeen(
                     "healthchecks", check, signal, query.get("rid", ""), body, query, status
                 )

@@ -17,6 +17,7 @@ import pytest
 
 from cronflow.act import idle_tick
 from cronflow.decide import selection
+from cronflow.load import monitors
 from cronflow.model import EventType, RunKind, RunStatus
 from cronflow.state.store import Store
 from cronflow.tell import ping_reports, ping_requests
@@ -260,14 +261,10 @@ def test_cronitor_pings_say_run_complete_and_fail_in_a_series(write_jobs, monito
 
 
 def test_the_protocol_is_told_from_the_url():
-    assert ping_requests.protocol_for("https://cronitor.link/p/k/job") == ping_requests.CRONITOR
-    assert ping_requests.protocol_for("https://hc-ping.com/uuid") == ping_requests.HEALTHCHECKS
-    assert (
-        ping_requests.protocol_for("https://hc.example.org/ping/uuid") == ping_requests.HEALTHCHECKS
-    )
-    assert (
-        ping_requests.protocol_for("https://hc.example.org/x", "cronitor") == ping_requests.CRONITOR
-    )
+    assert monitors.protocol_for("https://cronitor.link/p/k/job") == monitors.CRONITOR
+    assert monitors.protocol_for("https://hc-ping.com/uuid") == monitors.HEALTHCHECKS
+    assert monitors.protocol_for("https://hc.example.org/ping/uuid") == monitors.HEALTHCHECKS
+    assert monitors.protocol_for("https://hc.example.org/x", "cronitor") == monitors.CRONITOR
 
 
 def test_the_heartbeat_is_pinged_by_full_ticks_and_idle_ticks(write_jobs, monitor):
@@ -377,8 +374,10 @@ def test_the_daemon_pings_its_heartbeat_and_renews_the_metrics_every_loop(
 
 
 def test_a_defaults_url_with_job_in_it_gives_each_job_its_own_check(write_jobs, monitor, clock):
+    """`{job}` becomes a Healthchecks slug: lowercase, other characters a hyphen (a job
+    named with capitals or dots once pinged a URL no check has, and failed)."""
     base = f"http://127.0.0.1:{monitor.port}/ping"
-    monitor.checks.update({"extract", "load"})
+    monitor.checks.update({"extract", "nightly-load"})
     jobfile = load(
         write_jobs(
             f"""
@@ -386,17 +385,59 @@ def test_a_defaults_url_with_job_in_it_gives_each_job_its_own_check(write_jobs, 
             ping_url = "{base}/{{job}}?create=1"
             [jobs.extract]
             command = "true"
-            [jobs.load]
+            [jobs."Nightly.Load"]
             command = "true"
             depends_on = ["extract"]
             """
         )
     )
+    assert jobfile.warnings == ()
     run_day(jobfile, clock)
-    for job in ("extract", "load"):
-        seen = monitor.pings(job)
-        assert [p.signal for p in seen] == ["start", "success"]
+    for check in ("extract", "nightly-load"):
+        seen = monitor.pings(check)
+        assert [(p.signal, p.status) for p in seen] == [("start", 200), ("success", 200)]
         assert seen[0].query["create"] == "1" and uuid.UUID(seen[0].query["rid"])
+    assert {e.ping["delivery"] for e in ping_events(jobfile)} == {"sent"}
+
+
+def test_jobs_whose_names_make_one_check_are_told_at_validation(tmp_path):
+    (tmp_path / "jobs.toml").write_text(
+        '[defaults]\nping_url = "https://hc-ping.com/KEY/{job}"\n'
+        '[jobs.Backup]\ncommand = "true"\n[jobs.backup]\ncommand = "true"\n'
+        '[jobs."db.dump"]\ncommand = "true"\n'
+    )
+    said = run_cli("validate", cwd=tmp_path)
+    assert said.returncode == 0
+    told = " ".join((said.stdout + said.stderr).split())
+    assert "jobs 'Backup', 'backup' all ping the check \"backup\"" in told
+    assert told.count("all ping the check") == 1  # db.dump's check, "db-dump", is its own
+
+
+def test_status_shows_every_job_whose_last_ping_failed(write_jobs, monitor, clock, tmp_path):
+    """One broken check never hides another: status once showed only the newest failure."""
+    base = f"http://127.0.0.1:{monitor.port}/ping"
+    monitor.checks.update({"fine"})
+    jobfile = load(
+        write_jobs(
+            f"""
+            [defaults]
+            ping_url = "{base}/{{job}}"
+            [jobs.fine]
+            command = "true"
+            [jobs.unknown-a]
+            command = "true"
+            [jobs.unknown-b]
+            command = "true"
+            """
+        )
+    )
+    run_day(jobfile, clock)
+    status = run_cli("status", cwd=tmp_path, env={"COLUMNS": "250"})
+    failed = [line for line in status.stdout.splitlines() if "ping failed" in line]
+    assert len(failed) == 2, status.stdout
+    assert any("unknown-a's" in line for line in failed)
+    assert any("unknown-b's" in line for line in failed)
+    assert not any("fine's" in line for line in failed)
 
 
 def test_only_runs_of_the_live_schedule_ping(write_jobs, monitor, tmp_path):

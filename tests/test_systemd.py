@@ -172,9 +172,7 @@ def test_the_state_directory_override_is_used_by_every_command_and_shown_by_stat
     assert "systemctl --user enable --now cronflow-b.service" in told
 
 
-def test_a_unit_file_others_could_change_does_not_steer_the_state_directory(
-    tmp_path, monkeypatch
-):
+def test_a_unit_file_others_could_change_does_not_steer_the_state_directory(tmp_path, monkeypatch):
     """A unit file names where cronflow writes: one that a user other than root and the
     one running cronflow could change is ignored (the default stands)."""
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))

@@ -31,6 +31,7 @@ from cronflow.decide.tick import (
     next_wake,
 )
 from cronflow.errors import CronflowError, printable
+from cronflow.load import monitors
 from cronflow.model import (
     AlertEvent,
     Boot,
@@ -55,7 +56,6 @@ from cronflow.state.layout import (
 )
 from cronflow.state.locks import Locks
 from cronflow.state.store import Store, new_run_id
-from cronflow.tell import ping_requests
 
 
 class Engine:
@@ -267,7 +267,7 @@ class Engine:
             warnings=tuple(map(printable, self.jobfile.warnings)),  # printed as they are
             heartbeat=(
                 settings.heartbeat_url,
-                ping_requests.protocol_for(settings.heartbeat_url, settings.heartbeat_protocol),
+                monitors.protocol_for(settings.heartbeat_url, settings.heartbeat_protocol),
                 settings.ping_timeout.total_seconds(),
             )
             if settings.heartbeat_url

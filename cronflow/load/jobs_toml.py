@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from cronflow import DEFAULT_JOBS_FILE, DEFAULT_STATE_DIR, JOBS_ENV_VAR, STATE_DIR_ENV_VAR
 from cronflow.decide import dag, inherit
 from cronflow.errors import ConfigError, Problem
-from cronflow.load import host_checks, service_units, toml_lines
+from cronflow.load import host_checks, monitors, service_units, toml_lines
 from cronflow.load.bounded import MIB, read_regular
 from cronflow.load.values import (
     ALERT_FIELDS,
@@ -187,6 +187,7 @@ class _Validator:
     def __post_init__(self) -> None:
         self._lines: dict[tuple[str, ...], int] | None = None  # mapped only if a problem needs it
         self.problems: list[Problem] = []
+        self.checks: dict[str, list[tuple[str, str]]] = {}  # ping URL from {job} -> (job, check)
         self.folder = self.path.parent
         self.zone_set: set[str] = set()  # jobs that set `timezone` (or get it from [defaults])
         self._resolved: dict[str, Path] = {}
@@ -203,6 +204,7 @@ class _Validator:
         findings, warnings = host_checks.trust_findings(
             self.path, settings, alerts, jobs, self.euid
         )
+        warnings += self._shared_checks()
         self._report_all(findings + host_checks.metrics_owner_findings(settings))
         if self.problems:
             raise ConfigError(self.path, self.problems)
@@ -215,6 +217,17 @@ class _Validator:
             warnings=tuple(warnings),
             text=self.text,
         )
+
+    def _shared_checks(self) -> list[str]:
+        """Jobs whose `{job}` in ping_url names one check (Healthchecks slugs are lowercase:
+        "Backup" and "backup" both become "backup"): their pings would mix."""
+        return [
+            f"jobs {', '.join(repr(name) for name, _ in named)} all ping the check "
+            f'"{named[0][1]}" ({{job}} in ping_url becomes it for each): their pings mix. '
+            "Rename one, or give it a ping_url of its own"
+            for named in self.checks.values()
+            if len(named) > 1
+        ]
 
     # ---- tables ------------------------------------------------------------------------------
 
@@ -442,8 +455,11 @@ class _Validator:
                 "Keep each exit status in one list: a success is never retried anyway",
                 job=name,
             )
-        if "ping_url" in values:  # one check per job from a [defaults] slug URL
-            values["ping_url"] = values["ping_url"].replace("{job}", name)
+        if "{job}" in values.get("ping_url", ""):  # one check per job from a [defaults] URL
+            protocol = monitors.protocol_for(values["ping_url"], values.get("ping_protocol"))
+            check = monitors.check_name(name, protocol)
+            values["ping_url"] = values["ping_url"].replace("{job}", check)
+            self.checks.setdefault(values["ping_url"], []).append((name, check))
         retry = RetryPolicy(**_present(values, RETRY_FIELDS))
         if "retries" in values:
             retry = replace(retry, attempts=values["retries"] + 1)

@@ -94,6 +94,10 @@ CREATE TABLE IF NOT EXISTS forgotten (
     job TEXT PRIMARY KEY,
     through INTEGER NOT NULL      -- the newest logical time (µs) of a run retention forgot
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS last_pings (
+    job TEXT PRIMARY KEY,
+    event TEXT NOT NULL           -- the job's newest `ping` event (JSON, as logged)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS first_seen (
     kind TEXT NOT NULL,           -- job or asset
     name TEXT NOT NULL,
@@ -288,8 +292,11 @@ class RunIndex(IndexQueries):
         for event in events:
             seen += 1
             if event.event is EventType.PING:
-                if event.ping.get("delivery") != "sent":
-                    self._set_meta("last_failed_ping", json.dumps(event_to_json(event)))
+                self._db.execute(
+                    "INSERT INTO last_pings VALUES (?, ?) "
+                    "ON CONFLICT (job) DO UPDATE SET event = excluded.event",
+                    (event.job, json.dumps(event_to_json(event))),
+                )
                 continue
             state = jobs.get(event.job) or jobs.setdefault(event.job, self.alert_facts(event.job))
             when = event.ended_at or event.started_at

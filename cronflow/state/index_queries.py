@@ -64,10 +64,12 @@ class IndexQueries:
         )
         return None if row is None else EPOCH + timedelta(microseconds=row[0])
 
-    def last_failed_ping(self) -> RunEvent | None:
-        """The newest `ping` event whose delivery failed, of any job (for `status`)."""
-        text = self._meta("last_failed_ping")
-        return None if text is None else event_from_json(json.loads(text))
+    def last_pings(self) -> dict[str, RunEvent]:
+        """Each job's newest `ping` event: how its last ping went (for `status`)."""
+        return {
+            job: event_from_json(json.loads(text))
+            for job, text in self._all("SELECT job, event FROM last_pings ORDER BY job", ())
+        }
 
     def alert_facts(self, job: str) -> AlertFacts:
         """What the log says about the job's alerts and successes, in log order: the facts

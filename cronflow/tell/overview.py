@@ -3,7 +3,7 @@ running run is told by the caller."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
@@ -119,15 +119,20 @@ def overview(
     )
 
 
-def ping_notes(failed_ping: RunEvent | None, heartbeat: Mapping[str, Any]) -> tuple[str, ...]:
-    """What status says about pings that did not arrive: the last failed ping about a run
-    (from the index) and the last failed heartbeat (pings.read_heartbeat), targets masked."""
+def ping_notes(
+    last_pings: Mapping[str, RunEvent], heartbeat: Mapping[str, Any], jobs: Set[str]
+) -> tuple[str, ...]:
+    """What status says about pings that did not arrive: each job whose last ping about a
+    run failed (from the index: one broken check never hides another), and the last
+    failed heartbeat (pings.read_heartbeat); targets masked."""
     notes = []
-    if failed_ping is not None and failed_ping.ended_at is not None:
-        ping = failed_ping.ping
+    for job, event in last_pings.items():
+        ping = event.ping
+        if job not in jobs or ping.get("delivery") == "sent" or event.ended_at is None:
+            continue
         notes.append(
-            f"ping failed at {failed_ping.ended_at.astimezone(UTC):%Y-%m-%d %H:%M:%S}Z: "
-            f"{failed_ping.job}'s {ping.get('signal')} ping to {ping.get('target')} "
+            f"ping failed at {event.ended_at.astimezone(UTC):%Y-%m-%d %H:%M:%S}Z: "
+            f"{job}'s {ping.get('signal')} ping to {ping.get('target')} "
             f"({ping.get('delivery')})"
         )
     failed, last = heartbeat.get("last_failed"), heartbeat.get("last")

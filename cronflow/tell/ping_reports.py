@@ -22,6 +22,7 @@ from pathlib import Path
 
 from cronflow.clock import Clock
 from cronflow.decide.schedule import schedule_of
+from cronflow.load import monitors
 from cronflow.load.env_files import secrets_of_job
 from cronflow.masking import redact
 from cronflow.model import EventType, Job, JobFile, RunEvent, RunKind, RunStatus, delivery_about
@@ -82,7 +83,7 @@ class Pinger:
         settings = self.jobfile.settings
         if settings.heartbeat_url:
             url = settings.heartbeat_url
-            protocol = ping_requests.protocol_for(url, settings.heartbeat_protocol)
+            protocol = monitors.protocol_for(url, settings.heartbeat_protocol)
             state_dir = str(self.store.state_dir)
 
             def ping(ticket: Ticket) -> None:
@@ -124,7 +125,7 @@ class Pinger:
         last: bool = False,
     ) -> None:
         assert job.ping_url is not None
-        url, protocol = job.ping_url, ping_requests.protocol_for(job.ping_url, job.ping_protocol)
+        url, protocol = job.ping_url, monitors.protocol_for(job.ping_url, job.ping_protocol)
         with self._guard:
             before = self._last_of_run.get(event.run_id)
 

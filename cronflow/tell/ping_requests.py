@@ -29,12 +29,12 @@ from typing import Any
 from urllib.parse import urlencode, urljoin, urlsplit
 
 from cronflow import __version__
+from cronflow.load.monitors import CRONITOR
 from cronflow.masking import redact
 from cronflow.state.files import no_links, replace_whole
 from cronflow.state.layout import LAST_HEARTBEAT
 from cronflow.tell.deliveries import DeliveryStatus
 
-HEALTHCHECKS, CRONITOR = "healthchecks", "cronitor"  # the values of model.PingProtocol
 DEFAULT_BODY_LIMIT = 10_000  # bytes, until the server says otherwise (Healthchecks' own)
 MAX_BODY_LIMIT = 1_000_000  # whatever a server announces, never read more output than this
 CRONITOR_MESSAGE_LIMIT = 2_000
@@ -76,18 +76,6 @@ class PingDelivery:
     def __str__(self) -> str:
         """As the log and the terminal show it: `sent`, `timeout`, `failed: HTTP 404 ...`."""
         return f"{self.status}: {self.why}" if self.why else self.status
-
-
-def protocol_for(url: str, chosen: str | None = None) -> str:
-    """The protocol to ping `url` with: the one chosen, else Cronitor for its hosts
-    (cronitor.link, cronitor.io), else Healthchecks (hc-ping.com and self-hosted ones)."""
-    if chosen:
-        return chosen
-    host = (urlsplit(url).hostname or "").lower()
-    cronitor = host in ("cronitor.link", "cronitor.io") or host.endswith(
-        (".cronitor.link", ".cronitor.io")
-    )
-    return CRONITOR if cronitor else HEALTHCHECKS
 
 
 def request_for(url: str, protocol: str, ping: Ping) -> tuple[str, str, bytes | None] | None:

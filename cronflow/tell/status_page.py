@@ -74,7 +74,9 @@ def gather(
         now,
         index.clock_set_back(),
         overview.ping_notes(
-            index.last_failed_ping(), ping_requests.read_heartbeat(str(store.state_dir))
+            index.last_pings(),
+            ping_requests.read_heartbeat(str(store.state_dir)),
+            set(jobfile.jobs),
         ),
     )
     return StatusData(rows, summary, index)
