@@ -359,6 +359,8 @@ def test_the_command_writes_files_warns_and_names_stale_ones(write_jobs, tmp_pat
     again = run_cli("export", "airflow", "--jobs", str(jobs), "--out", "dags", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert (tmp_path / "dags" / "hourly.py").stat().st_mtime_ns == unchanged
+    assert "unchanged: dags/hourly.py (DAG hourly: 1 task)" in again.stdout.splitlines()
+    assert "wrote dags/manual.py (DAG manual: 1 task)" in again.stdout.splitlines()
     assert (
         f"warning: dags/by_hand.py was exported from {jobs} earlier but holds no flow of it now"
     ) in again.stderr

@@ -351,15 +351,18 @@ def test_redact_keeps_only_scheme_host_and_port():
 
 def test_alerts_test_reports_each_target(receiver, tmp_path):
     (tmp_path / "jobs.toml").write_text(
-        f'[alerts]\nurls = ["{receiver.url()}", "json://127.0.0.1:1/closed"]\ntimeout = "2s"\n'
-        '[jobs.a]\ncommand = "true"\n'
+        f'[alerts]\nurls = ["{receiver.url()}", "json://u:SECRETPW@127.0.0.1:1/closed-s3cret"]\n'
+        'timeout = "2s"\n[jobs.a]\ncommand = "true"\n'
     )
     result = run_cli("alerts", "test", "--job", "a", cwd=tmp_path)
     assert result.returncode == 1
     assert result.stdout.splitlines() == [
         f"json://127.0.0.1:{receiver.port}: sent",
-        "json://127.0.0.1:1: failed",
+        # why, as apprise said it (a failure once gave no reason), nothing secret in it
+        "json://127.0.0.1:1: failed: A Connection error occurred sending JSON notification "
+        "to 127.0.0.1.",
     ]
+    assert "SECRETPW" not in result.stdout + result.stderr and "s3cret" not in result.stdout
     [message] = receiver.messages()
     assert message.body["title"] == "cronflow: test alert for job a"
 

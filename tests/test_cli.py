@@ -387,10 +387,10 @@ def test_next_marks_dst_adjusted_ticks(tmp_path):
     ticks = json.loads(result.stdout)["ticks"]
     assert [(t["job"], t["logical_time"], t["utc"], bool(t["dst"])) for t in ticks] == [
         ("nightly", "2024-11-03T01:30:00-04:00", "2024-11-03T05:30:00+00:00", True),
-        ("nightly", "2024-11-04T01:30:00-05:00", "2024-11-04T06:30:00+00:00", False),
         ("early", "2024-11-03T02:30:00-05:00", "2024-11-03T07:30:00+00:00", False),
+        ("nightly", "2024-11-04T01:30:00-05:00", "2024-11-04T06:30:00+00:00", False),
         ("early", "2024-11-04T02:30:00-05:00", "2024-11-04T07:30:00+00:00", False),
-    ]
+    ]  # soonest first, whichever job
     spring = run_cli(
         "next", "--job", "early", "--from", "2024-03-10T00:00-05:00", "-n", "1", cwd=tmp_path
     )

@@ -10,7 +10,7 @@ import pytest
 from cronflow.errors import ConfigError
 from cronflow.load import jobs_toml, values
 from cronflow.model import CatchUp, Overlap
-from tests.conftest import run_cli
+from tests.conftest import load, refused, run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -335,3 +335,27 @@ def test_job_names_must_be_usable_as_file_names(write_jobs):
 def test_the_example_jobs_file_is_valid():
     jobfile = jobs_toml.load(ROOT / "jobs.toml.example")
     assert {"extract", "transform", "load", "report"} <= set(jobfile.jobs)
+
+
+def test_zero_may_be_listed_among_success_exit_codes(tmp_path):
+    """`success_exit_codes = [0, 3]` is what a user reasonably writes: 0 is a success
+    anyway, so it is taken (and left out), not refused."""
+    (tmp_path / "jobs.toml").write_text(
+        '[jobs.a]\ncommand = "exit 3"\nsuccess_exit_codes = [0, 3]\n'
+    )
+    assert load(tmp_path / "jobs.toml").jobs["a"].success_exit_codes == frozenset({3})
+    ran = run_cli("run", "--job", "a", cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+
+
+def test_an_unquoted_text_value_is_told_to_be_quoted(tmp_path):
+    for line, fix in (
+        ("timeout = 1h", 'Quote it: timeout = "1h"'),
+        ("schedule = @daily", 'Quote it: schedule = "@daily"'),
+        ('command = echo "x"', "Quote it: command = 'echo \"x\"'"),
+    ):
+        said = refused(
+            tmp_path,
+            f'[jobs.a]\ncommand = "true"\n{line}\n'.replace('command = "true"\ncommand', "command"),
+        )
+        assert "jobs.toml:" in said and "must be quoted" in said and fix in said, said

@@ -152,7 +152,6 @@ def _started(run, output):
 @pytest.mark.parametrize(
     "lines, problem",
     [
-        ("success_exit_codes = [0, 3]", "holds 0, which no process exits with"),
         ("success_exit_codes = [256]", "holds 256"),
         ('no_retry_exit_codes = ["2"]', "must be a list of exit statuses"),
         ("success_exit_codes = [2]\nno_retry_exit_codes = [2, 3]", "exit status 2 is also in"),

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,6 +19,7 @@ from cronflow.state.layout import LAST_TICK
 from cronflow.state.store import Store
 from cronflow.tell import graphs, overview
 from tests.conftest import run_cli
+from tests.system_tools import installed
 
 SCENARIO = """
 [cronflow]
@@ -81,7 +85,7 @@ def test_status_rows_strip_and_json_for_a_busy_scenario(tmp_path):
     assert len(rows["hourly"]["recent"]) == 12  # 96 runs that day: the strip keeps 12
     assert rows["extract"]["next_due"].endswith("06:00:00+00:00")
     assert rows["load"]["next_due"] is None
-    assert document["summary"] == {"failing": 3, "running": 0, "healthy": 2}
+    assert document["summary"] == {"failing": 3, "running": 0, "healthy": 2, "never_run": 0}
     plain = run_cli("status", cwd=tmp_path).stdout
     [transform] = [line.split() for line in plain.splitlines() if line.split()[:1] == ["transform"]]
     assert transform[-5:] == ["1", ".F", "exit", "status", "1"]  # streak, strip, why
@@ -366,3 +370,46 @@ def test_tables_wrap_the_last_column_to_the_width_and_end_no_line_in_blanks():
     x_row = next(index for index, line in enumerate(lines) if line.startswith(" x"))
     assert lines[x_row - 1] == ""  # the blank line between groups
     assert "\x1b[" not in out.getvalue()  # no colour without a terminal
+
+
+def test_what_status_validate_graph_and_run_say_of_small_things(tmp_path):
+    """Seen by a new user: @reboot shown as "manual only", a backfill that ran a minute
+    ago shown "20h ago", a next due in the past without a mark, never-run jobs counted as
+    healthy, "1 runs"."""
+    missing = installed("faketime", "faketime")
+    if missing:
+        pytest.skip(missing)
+    (tmp_path / "jobs.toml").write_text(
+        '[jobs.boot]\ncommand = "true"\nschedule = "@reboot"\n'
+        '[jobs.hourly]\ncommand = "true"\nschedule = "0 * * * *"\n'
+        '[jobs.never]\ncommand = "true"\n'
+    )
+    validated = run_cli("validate", cwd=tmp_path).stdout
+    assert "boot: @reboot (once per boot)" in validated and "boot: manual" not in validated
+    assert "[@reboot: once per boot]" in run_cli("graph", cwd=tmp_path).stdout
+    ran = run_cli("run", "--date", "2026-01-14", "--job", "hourly", cwd=tmp_path)
+    assert ran.returncode == 0 and "24 runs: 24 success" in ran.stdout, ran.stdout
+    one = run_cli("run", "--job", "boot", cwd=tmp_path)
+    assert "1 run: 1 success" in one.stdout and "1 runs" not in one.stdout
+    subprocess.run(  # a tick two hours ago: the next tick it leaves is past by now
+        ["faketime", "-f", "-2h", sys.executable, "-m", "cronflow", "run"],
+        cwd=tmp_path,
+        env={**os.environ, "TZ": "UTC", "CRONFLOW_JOBS": str(tmp_path / "jobs.toml")},
+        capture_output=True,
+        check=True,
+        timeout=120,
+    )
+    shown = run_cli("status", cwd=tmp_path, env={"COLUMNS": "150"}).stdout
+    assert "2 healthy, 1 never run." in shown.splitlines()[0], shown
+    [hourly] = [line for line in shown.splitlines() if line.lstrip().startswith("hourly ")]
+    assert "overdue" in hourly, hourly
+    summary = json.loads(run_cli("status", "--json", cwd=tmp_path).stdout)["summary"]
+    assert (summary["healthy"], summary["never_run"]) == (2, 1)
+
+
+def test_a_backfill_shows_when_it_ran_with_the_date_it_was_for(tmp_path):
+    (tmp_path / "jobs.toml").write_text('[jobs.daily]\ncommand = "true"\nschedule = "0 6 * * *"\n')
+    assert run_cli("run", "--date", "2026-01-14", cwd=tmp_path).returncode == 0
+    shown = run_cli("status", cwd=tmp_path, env={"COLUMNS": "150"}).stdout
+    [daily] = [line for line in shown.splitlines() if line.lstrip().startswith("daily ")]
+    assert re.search(r"\b\d+s ago \(01-14\)", daily), daily  # not "325d ago"

@@ -311,7 +311,7 @@ def reindex(jobs: JobsOption = None) -> None:
         raise UsageError(f"there is no run log at {store.log_path} yet: nothing to index.")
     index = store.reindex()
     print(
-        f"indexed {index.run_count()} runs from {store.log_path}"
+        f"indexed {index.run_count()} run{'' if index.run_count() == 1 else 's'} from {store.log_path}"
         + (f" ({index.skipped_lines} unreadable lines skipped)" if index.skipped_lines else "")
     )
 
@@ -360,7 +360,7 @@ def assets(
         return
     from cronflow.tell import terminal
 
-    terminal.assets_table(found, now)
+    terminal.assets_table(found, now, jobfile.settings.timezone)
 
 
 def metrics(

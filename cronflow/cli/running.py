@@ -276,6 +276,10 @@ def _all_succeeded(reporter: RunPrinter, outcomes: list[Outcome], stopped: list[
     return not any(outcome.status.is_failure for outcome in outcomes)
 
 
+def _runs(count: int) -> str:
+    return "1 run" if count == 1 else f"{count} runs"
+
+
 def _summary_word(outcome: Outcome) -> str:
     if outcome.already_done:
         return "not run"
@@ -330,7 +334,7 @@ class RunPrinter:
         counts["not started"] += self.not_begun
         if counts:
             self._print(
-                f"{len(outcomes) + self.not_begun} runs: "
+                f"{_runs(len(outcomes) + self.not_begun)}: "
                 + ", ".join(f"{count} {word}" for word, count in sorted(counts.items()) if count)
             )
         if self.not_yet_due:

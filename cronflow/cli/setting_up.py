@@ -51,7 +51,9 @@ def validate(jobs: JobsOption = None) -> None:
     print(f"{jobfile.path}: {len(jobfile.jobs)} jobs, no problems.")
     for job in jobfile.jobs.values():
         when = (
-            f"{job.schedule} ({job.timezone.key})"
+            "@reboot (once per boot)"
+            if job.at_boot
+            else f"{job.schedule} ({job.timezone.key})"
             if job.schedule
             else f"after {', '.join(job.depends_on)}"
             if job.depends_on
@@ -322,9 +324,10 @@ def export_airflow(
         raise UsageError(
             f"cannot write to {out}: {error.strerror}. Choose another --out."
         ) from None
-    for dag_file, path in zip(files, written, strict=False):
+    for dag_file, (path, changed) in zip(files, written, strict=False):
         count = len(dag_file.tasks)
-        print(f"wrote {path} (DAG {dag_file.dag_id}: {count} task{'s' if count != 1 else ''})")
+        done = "wrote" if changed else "unchanged:"
+        print(f"{done} {path} (DAG {dag_file.dag_id}: {count} task{'s' if count != 1 else ''})")
         for warning in dag_file.warnings:
             print(f"warning: {path.name}: {printable(warning)}", file=sys.stderr)
     for path in stale:

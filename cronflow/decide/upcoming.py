@@ -27,7 +27,8 @@ class UpcomingTick:
 def upcoming_ticks(
     jobfile: JobFile, jobs: Sequence[str], after: datetime, count: int
 ) -> list[UpcomingTick]:
-    """The next `count` ticks after `after` of each scheduled job of `jobs`, job by job."""
+    """The next `count` ticks after `after` of each scheduled job of `jobs`, soonest first
+    (ticks at one instant in the order of `jobs`)."""
     found = []
     for name in jobs:
         job = jobfile.jobs[name]
@@ -49,4 +50,4 @@ def upcoming_ticks(
                     starts=start_of(jobfile, job, tick).astimezone(job.timezone),
                 )
             )
-    return found
+    return sorted(found, key=lambda tick: tick.at)

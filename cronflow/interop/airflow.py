@@ -463,22 +463,27 @@ def _variable_names(flow: Flow) -> dict[str, str]:
 # ---- Python and Jinja literals -----------------------------------------------------------
 
 
-def write_dag_files(files: list[DagFile], out: Path, source: Path) -> tuple[list[Path], list[Path]]:
+def write_dag_files(
+    files: list[DagFile], out: Path, source: Path
+) -> tuple[list[tuple[Path, bool]], list[Path]]:
     """Write each file into `out` (created if needed), each atomically; an unchanged file is
-    left untouched. Returns the paths written and the files an earlier export of `source`
-    left in `out` that no flow produces any more (for the caller to mention, not delete)."""
+    left untouched. Returns each file's path and whether it changed, and the files an
+    earlier export of `source` left in `out` that no flow produces any more (for the caller
+    to mention, not delete)."""
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for dag_file in files:
         path = out / dag_file.filename
-        if not path.exists() or path.read_text(encoding="utf-8") != dag_file.text:
+        changed = not path.exists() or path.read_text(encoding="utf-8") != dag_file.text
+        if changed:
             replace_whole(path, dag_file.text.encode(), mode=0o644)
-        written.append(path)
+        written.append((path, changed))
+    paths = {path for path, _ in written}
     origin = _origin_line(source)
     stale = [
         path
         for path in sorted(out.glob("*.py"))
-        if path not in written
+        if path not in paths
         and origin in path.read_text(encoding="utf-8", errors="replace").split("\n")[:3]
     ]
     return written, stale

@@ -117,7 +117,7 @@ def parse(text: str, path: Path, euid: int | None = None) -> JobFile:
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        raise ConfigError(path, [_syntax_problem(error)]) from None
+        raise ConfigError(path, [_syntax_problem(error, text)]) from None
     except RecursionError:
         raw = None  # so deep that tomllib itself gave up
     if raw is None or _nesting(raw) >= MAX_NESTING:
@@ -159,14 +159,29 @@ def _single(path: Path, problem: str, fix: str) -> ConfigError:
     return ConfigError(path, [Problem(problem=problem, fix=fix)])
 
 
-def _syntax_problem(error: tomllib.TOMLDecodeError) -> Problem:
+_UNQUOTED = re.compile(
+    r"\s*([A-Za-z0-9_.-]+)\s*=\s*([0-9][0-9.]*\s*[A-Za-z][^#]*?|[A-Za-z@*][^#]*?)\s*(#.*)?"
+)
+
+
+def _syntax_problem(error: tomllib.TOMLDecodeError, text: str) -> Problem:
     # On Python 3.11 the position is only in the message: "... (at line 3, column 10)".
     match = re.search(r"\(at line (\d+), column (\d+)\)", str(error))
     message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(error))
+    line = int(match.group(1)) if match else None
+    fix = "Fix the syntax at that position (see https://toml.io)"
+    lines = text.split("\n")
+    if line is not None and 0 < line <= len(lines):
+        unquoted = _UNQUOTED.fullmatch(lines[line - 1])
+        if unquoted and unquoted.group(2) not in ("true", "false"):
+            key, value = unquoted.group(1), unquoted.group(2)
+            message = f"{key} = {value}: a text value must be quoted"
+            quoted = f"'{value}'" if '"' in value and "'" not in value else f'"{value}"'
+            fix = f"Quote it: {key} = {quoted}"
     return Problem(
         problem=f"TOML syntax error: {message}",
-        fix="Fix the syntax at that position (see https://toml.io)",
-        line=int(match.group(1)) if match else None,
+        fix=fix,
+        line=line,
         column=int(match.group(2)) if match else None,
     )
 

@@ -323,6 +323,15 @@ def _metrics_file(value: Any) -> str:
     return path
 
 
+def _success_exit_codes(value: Any) -> frozenset[int]:
+    """As _exit_codes, with 0 allowed (a user reasonably lists it: [0, 3]); 0 is always a
+    success, so it is left out."""
+    codes = [value] if isinstance(value, int) and not isinstance(value, bool) else value
+    if isinstance(codes, list):
+        codes = [code for code in codes if code != 0 or isinstance(code, bool)]
+    return _exit_codes(codes)
+
+
 def _exit_codes(value: Any) -> frozenset[int]:
     if isinstance(value, int) and not isinstance(value, bool):
         value = [value]
@@ -443,7 +452,7 @@ JOB_KEYS: dict[str, Callable[[Any], Any]] = {
     "alert_tags": _strings,
     "ping_url": _ping_url,
     "ping_protocol": _choice(PingProtocol),
-    "success_exit_codes": _exit_codes,
+    "success_exit_codes": _success_exit_codes,
     "no_retry_exit_codes": _exit_codes,
 }
 NOT_IN_DEFAULTS = {"command", "depends_on", "description", "produces", "uses"}

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import parse_qsl, urlsplit
 
 from cronflow.clock import Clock
 from cronflow.decide.freshness import AssetState, Freshness
@@ -520,7 +521,29 @@ class AppriseNotifier:
         status = {"SUCCESS": DeliveryStatus.SENT, "TIMEOUT": DeliveryStatus.TIMEOUT}.get(
             result.status.name, DeliveryStatus.FAILED
         )
-        return Delivery(target=shown, status=status)
+        why = "" if status is DeliveryStatus.SENT else _failure_reason(result, service)
+        return Delivery(target=shown, status=status, why=why)
+
+
+def _failure_reason(result: Any, service: Any) -> str:
+    """What apprise said went wrong (its last warning or error for the target), with every
+    part of the target's URL that may be secret masked: "A Connection error occurred
+    sending JSON notification to 127.0.0.1."."""
+    said = [
+        entry.message
+        for outcome in getattr(result, "results", ())
+        for entry in outcome.logs()
+        if entry.level in ("WARNING", "ERROR", "CRITICAL")
+    ]
+    if not said:
+        return ""
+    try:
+        url = urlsplit(service.url())
+    except (AttributeError, TypeError, ValueError):
+        return "see apprise's log"
+    secrets = [url.username or "", url.password or "", *url.path.split("/")]
+    secrets += [value for _, value in parse_qsl(url.query)]
+    return mask_text(said[-1], [part for part in secrets if len(part) >= 4])
 
 
 def child() -> None:

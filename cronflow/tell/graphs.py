@@ -11,7 +11,9 @@ from cronflow.tell.overview import dependency_groups
 
 
 def _label(job: Job) -> str:
-    if job.schedule:
+    if job.at_boot:
+        label = "@reboot: once per boot"
+    elif job.schedule:
         label = f"{describe(job.schedule)} ({job.timezone.key})"
     else:
         label = f"after {', '.join(job.depends_on)}" if job.depends_on else "manual"

@@ -68,7 +68,8 @@ class Overview:
 
     failing: int
     running: int
-    healthy: int
+    healthy: int  # their newest run succeeded (or was skipped, or is held), none failing
+    never_run: int
     last_ran_at: datetime | None  # when cronflow last decided what was due
     stale: bool  # it did decide, but not for STALE_AFTER, and scheduled jobs exist
     clock_warning: str = ""  # the clock went back recently (see `clock_note`)
@@ -108,10 +109,12 @@ def overview(
     scheduled = any(job.schedule and job.enabled for job in jobfile.jobs.values())
     failing = sum(row.failing_streak > 0 for row in rows)
     running = sum(row.status == "running" for row in rows)
+    never_run = sum(row.status is None for row in rows)
     return Overview(
         failing=failing,
         running=running,
-        healthy=len(rows) - failing - running,
+        healthy=len(rows) - failing - running - never_run,
+        never_run=never_run,
         last_ran_at=last_ran_at,
         stale=scheduled and last_ran_at is not None and now - last_ran_at > STALE_AFTER,
         clock_warning=clock_note(clock_event, now),
@@ -232,6 +235,7 @@ def status_json(
             "failing": summary.failing,
             "running": summary.running,
             "healthy": summary.healthy,
+            "never_run": summary.never_run,
         },
         "jobs": [asdict(row) for row in rows],
     }

@@ -185,6 +185,7 @@ def _header(jobfile: JobFile, summary: overview.Overview) -> str:
         ("failing", summary.failing),
         ("running", summary.running),
         ("healthy", summary.healthy),
+        ("never-run", summary.never_run),
     ]
     badges = " ".join(
         f'<span class="badge {name}"><b>{count}</b> {name}</span>' for name, count in counts

@@ -7,6 +7,7 @@ import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -97,11 +98,11 @@ def status_table(
                 row.job + ("" if row.enabled else " (disabled)"),
                 row.schedule_words or row.schedule,
                 *([] if fitted and len(zones) == 1 else [row.timezone]),
-                when(row.last_logical_time),
+                _last_run(row, when) if fitted else when(row.last_logical_time),
                 (status, _colour(row.status, "dim")),
                 f"{row.attempt}/{row.max_attempts}" if row.attempt else "-",
                 f"{row.duration_s:.1f}s" if row.duration_s is not None else "-",
-                when(row.next_due),
+                _next_due(row, when, now),
                 str(row.failing_streak) if row.failing_streak else "-",
                 _strip(row, plain),
                 row.reason,
@@ -128,7 +129,8 @@ def _print_wrapped(console: Console, text: Text, width: int | None) -> None:
 def _header(summary: Overview, now: datetime, never_ran: str) -> Text:
     text = Text(
         f"cronflow {__version__}: {summary.failing} failing, {summary.running} "
-        f"running, {summary.healthy} healthy. "
+        f"running, {summary.healthy} healthy"
+        + (f", {summary.never_run} never run. " if summary.never_run else ". ")
     )
     if summary.last_ran_at is None:
         text.append(f"cronflow has not run by the clock here yet: {never_ran}")
@@ -165,6 +167,25 @@ def _span(delta: timedelta) -> str:
     if seconds < 86400:
         return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
     return f"{seconds // 86400}d{seconds % 86400 // 3600}h"
+
+
+def _last_run(row: JobStatus, when: Callable[[str | None], str]) -> str:
+    """When the last run ended (a backfill that ran a minute ago is not "20h ago"), with the
+    logical date it was for where that is another day: `1m ago (01-14)`."""
+    if row.ended_at is None or row.last_logical_time is None:
+        return when(row.last_logical_time)
+    ended, logical = (datetime.fromisoformat(t) for t in (row.ended_at, row.last_logical_time))
+    if ended.date() == logical.date():
+        return when(row.ended_at)
+    return f"{when(row.ended_at)} ({logical:%m-%d})"
+
+
+def _next_due(row: JobStatus, when: Callable[[str | None], str], now: datetime) -> Cell:
+    """When the next run starts; one that should have started a minute ago is overdue (is
+    the cron line, or the daemon, still running?)."""
+    if row.next_due is None or datetime.fromisoformat(row.next_due) > now - OVERDUE_AFTER:
+        return when(row.next_due)
+    return (f"{when(row.next_due)} overdue", "bold red")
 
 
 def _relative_to(now: datetime) -> Callable[[str | None], str]:
@@ -259,15 +280,19 @@ def ticks_table(ticks: list[dict[str, str]], wide: bool = False) -> None:
     )
 
 
-def assets_table(states: Sequence[AssetState], now: datetime, wide: bool = False) -> None:
-    """`cronflow assets`: one line per asset, stale ones coloured, with why."""
+def assets_table(
+    states: Sequence[AssetState], now: datetime, zone: ZoneInfo, wide: bool = False
+) -> None:
+    """`cronflow assets`: one line per asset, stale ones coloured, with why; times in the
+    jobs file's zone, as `status` shows them."""
     console = make_console()
+    console.print(f"(times in {zone.key})", highlight=False)
     colours = {"fresh": "green", "stale": "bold red", "external": "dim", "new": "cyan"}
     rows: list[list[Cell] | None] = [
         [
             state.name,
             state.producer or "(external)",
-            f"{state.fresh_as_of:%Y-%m-%d %H:%M}Z" if state.fresh_as_of else "-",
+            f"{state.fresh_as_of.astimezone(zone):%Y-%m-%d %H:%M}" if state.fresh_as_of else "-",
             f"{_span(now - state.fresh_as_of)} old" if state.fresh_as_of else "-",
             (state.state, colours.get(state.state, "")),
             state.why,
@@ -357,6 +382,7 @@ def plan_summary(jobfile: JobFile, plans: list[JobPlan], console: Console | None
 # A cell: its text, or its text and a rich style name; a list of them reads as one cell.
 Cell = str | tuple[str, str] | list[str | tuple[str, str]]
 _GAP = "  "  # between columns
+OVERDUE_AFTER = timedelta(minutes=2)  # a next due this far past is marked overdue
 # How the dry run's actions show (rich style names); the others are dim.
 ACTION_COLOURS = {
     Action.RUN: "green",
