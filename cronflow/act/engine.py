@@ -324,15 +324,15 @@ class Engine:
         rerun: Rerun,
         progress: Callable[[int], AbstractContextManager[object]] | None = None,
     ) -> list[Outcome]:
-        """`cronflow run --date`: the runs `selection.backfill` chose, a date at a time, oldest
-        first. (Choosing comes first, apart: a range it refuses writes nothing.)"""
+        """`cronflow run --date`: the runs `selection.backfill` chose, all dates at once, each
+        job's oldest first and after its upstreams: a job that retries on one date holds
+        back its own later dates and its dependents, not the other jobs. Stopped, the runs
+        not begun stay untouched, to run another time. (Choosing comes first, apart: a
+        range it refuses writes nothing.)"""
         self.settle_orphans()
-        outcomes: list[Outcome] = []
-        with progress(sum(map(len, chosen.by_date))) if progress else nullcontext():
-            for runs in chosen.by_date:
-                if self.executor.stop.is_set():
-                    break  # stopped: the dates not begun stay untouched, to run another time
-                outcomes += self.executor.execute(runs, rerun)
+        runs = [run for day in chosen.by_date for run in day]
+        with progress(len(runs)) if progress else nullcontext():
+            outcomes = self.executor.execute(runs, rerun, record_unstarted=False)
         self.executor.wait_for_deliveries()  # settle_orphans' alerts, when nothing ran
         return outcomes
 

@@ -106,10 +106,20 @@ class Executor:
         self.environ = inherited_environment() if environ is None else dict(environ)
         self.host = socket.gethostname()
 
-    def execute(self, runs: Sequence[PlannedRun], rerun: Rerun = Rerun.FAILED) -> list[Outcome]:
-        """Run `runs` in dependency order, independent ones in parallel; one Outcome per run."""
+    def execute(
+        self,
+        runs: Sequence[PlannedRun],
+        rerun: Rerun = Rerun.FAILED,
+        record_unstarted: bool = True,
+    ) -> list[Outcome]:
+        """Run `runs` in dependency order, independent ones in parallel, each job's runs one
+        at a time in the order of their logical times; one Outcome per run. Stopped, the runs
+        not started are recorded `interrupted` (the scheduler's ticks), or with
+        `record_unstarted` False left untouched, with no Outcome (a backfill's later dates)."""
         by_key = {run.key: run for run in runs}
         graph = {run.key: [u for u in run.upstreams if u in by_key] for run in runs}
+        for before, after in _each_jobs_runs_in_order(runs):
+            graph[after.key].append(before.key)  # the order only: a failure holds nothing
         dependents = dag.dependents(graph)
         sorter = TopologicalSorter(graph)
         sorter.prepare()
@@ -130,7 +140,7 @@ class Executor:
         ) as pool:
             while sorter.is_active():
                 if self.stop.is_set() and not running:
-                    for planned in runs:
+                    for planned in runs if record_unstarted else ():
                         if planned.key not in outcomes:
                             outcomes[planned.key] = self._record_interrupted(
                                 planned,
@@ -164,7 +174,7 @@ class Executor:
         self.wait_for_deliveries()
         for refresher in self.refreshers:
             refresher.flush()
-        return [outcomes[run.key] for run in runs]
+        return [outcomes[run.key] for run in runs if run.key in outcomes]
 
     def wait_for_deliveries(self) -> None:
         """Wait for the alerts and pings in flight to be recorded; once cronflow is asked to
@@ -608,3 +618,17 @@ def _reason_of(result: ProcessResult, job: Job) -> str:
     if result.exit_code:
         return _exit_words(job, result.exit_code)
     return ""
+
+
+def _each_jobs_runs_in_order(runs: Sequence[PlannedRun]) -> list[tuple[PlannedRun, PlannedRun]]:
+    """(earlier, later) for each two runs of one job next to each other by logical time:
+    a later run starts only once the earlier one has ended (a backfill replays in order,
+    whatever its other jobs do meanwhile)."""
+    by_job: dict[str, list[PlannedRun]] = {}
+    for run in runs:
+        by_job.setdefault(run.key.job, []).append(run)
+    pairs = []
+    for own in by_job.values():
+        own.sort(key=lambda run: run.key.logical_time)
+        pairs += list(zip(own, own[1:], strict=False))
+    return pairs

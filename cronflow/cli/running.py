@@ -202,7 +202,8 @@ def _run_dates(
     reporter.not_yet_due = len(chosen.not_yet_due)
     if stopped:
         reporter.not_begun = sum(map(len, chosen.by_date)) - len(outcomes)
-        first = selection.first_day_unfinished(chosen, [o.status for o in outcomes], days)
+        ended = {outcome.key: outcome.status for outcome in outcomes}
+        first = selection.first_day_unfinished(chosen, ended, days)
         dates = f"{first}..{days[-1]}" if first != days[-1] else str(first)
         rerun_option = [] if rerun is Rerun.FAILED else ["--rerun", rerun.value]
         reporter.resume = _run_command(

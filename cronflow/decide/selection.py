@@ -4,7 +4,7 @@ waiting for the upstream runs it depends on; and which recorded runs run again (
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 
@@ -190,16 +190,12 @@ def _unknown_jobs_message(jobfile: JobFile, unknown: list[str]) -> str:
 
 
 def first_day_unfinished(
-    chosen: Backfill, statuses: Sequence[RunStatus], days: Sequence[date]
+    chosen: Backfill, ended: Mapping[RunKey, RunStatus], days: Sequence[date]
 ) -> date:
-    """The first of `days` a stopped backfill did not finish, from the statuses its runs
-    ended with: the dates run in order, each giving one status per run, so the statuses
-    cover a prefix of them. Resuming from there runs nothing twice (--rerun failed)."""
-    covered = 0
+    """The first of `days` a stopped backfill did not finish: a run of it that did not
+    begin, or was interrupted (`ended`: how each run that has an outcome ended). Resuming
+    from there runs nothing twice (--rerun failed)."""
     for day, runs in zip(days, chosen.by_date, strict=True):
-        covered += len(runs)
-        if covered > len(statuses) or any(
-            status is RunStatus.INTERRUPTED for status in statuses[covered - len(runs) : covered]
-        ):
+        if any(ended.get(run.key, RunStatus.INTERRUPTED) is RunStatus.INTERRUPTED for run in runs):
             return day
     return days[-1]
