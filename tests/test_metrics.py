@@ -16,7 +16,7 @@ from cronflow.act import idle_tick
 from cronflow.decide import selection
 from cronflow.model import EventType, RunKind, RunStatus
 from cronflow.state.store import Store
-from cronflow.tell.metrics import exposition
+from cronflow.tell.metrics import FAMILIES, exposition
 from tests.conftest import load, real_engine, refused, run_cli
 from tests.fakes import FakeClock
 from tests.waiting import wait_for
@@ -132,7 +132,7 @@ def test_help_and_type_lines_are_the_same_on_every_write(write_jobs, tmp_path, c
         comments.append([line for line in path.read_text().splitlines() if line.startswith("#")])
     assert comments[0] == comments[1] == comments[2]
     assert comments[0][0] == f"# cronflow instance: {jobfile.settings.state_dir}"
-    assert len(comments[0]) == 1 + 2 * 13  # the instance, then HELP and TYPE of 13 metrics
+    assert len(comments[0]) == 1 + 2 * len(FAMILIES)  # the instance, then HELP and TYPE of each
 
 
 def test_cronflow_metrics_prints_what_the_file_holds(write_jobs, tmp_path, clock):

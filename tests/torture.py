@@ -303,6 +303,8 @@ class Torture:
         ever lower than a read before (Prometheus would take it for a restart)."""
         from prometheus_client.parser import text_string_to_metric_families
 
+        from cronflow.tell.metrics import FAMILIES
+
         path = self.folder / "metrics.prom"
         highest: dict[tuple, float] = {}
         while not self.stop.wait(0.05):
@@ -315,7 +317,7 @@ class Torture:
                 families = list(text_string_to_metric_families(text))
             except ValueError:
                 families = []
-            if len(families) != 10 or not text.endswith("\n"):
+            if len(families) != len(FAMILIES) or not text.endswith("\n"):
                 self.figures.metrics_torn += 1
                 continue
             fell = False

@@ -104,6 +104,9 @@ _METRICS = (
 _GAP_TICKS = 64  # ticks looked at for a schedule's longest gap
 
 
+FAMILIES = tuple(name for name, _, _ in _METRICS)  # every metric family the file declares
+
+
 def exposition(jobfile: JobFile, index: RunIndex, last_tick: datetime | None) -> str:
     """The metrics of every job in the file, in the text exposition format."""
     identity = jobfile.settings.identity
