@@ -49,6 +49,9 @@ def _options(
 systemd_app = typer.Typer(help="Run cronflow as a systemd service or timer.", no_args_is_help=True)
 export_app = typer.Typer(help="Move the jobs to another scheduler.", no_args_is_help=True)
 alerts_app = typer.Typer(help="Alert delivery through apprise.", no_args_is_help=True)
+monitors_app = typer.Typer(
+    help="The checks of each job's monitor (Healthchecks, Cronitor).", no_args_is_help=True
+)
 
 
 def main() -> None:
@@ -79,3 +82,5 @@ app.add_typer(export_app, name="export")
 export_app.command("airflow", epilog=REFERENCE)(setting_up.export_airflow)
 app.add_typer(alerts_app, name="alerts")
 alerts_app.command("test", epilog=REFERENCE)(setting_up.alerts_test)
+app.add_typer(monitors_app, name="monitors")
+monitors_app.command("sync", epilog=REFERENCE)(setting_up.monitors_sync)

@@ -1,5 +1,5 @@
 """The commands that set cronflow up or move it: validate, init, systemd install,
-import-crontab, export airflow, alerts test."""
+import-crontab, export airflow, alerts test, monitors sync."""
 
 from __future__ import annotations
 
@@ -380,4 +380,65 @@ def alerts_test(
     for delivery in deliveries:
         print(f"{delivery.target}: {delivery}")
     if any(delivery.status is not DeliveryStatus.SENT for delivery in deliveries):
+        raise typer.Exit(1)
+
+
+API_KEY_VARIABLES = {"healthchecks": "HEALTHCHECKS_API_KEY", "cronitor": "CRONITOR_API_KEY"}
+
+
+def monitors_sync(
+    jobs: JobsOption = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would change, and change nothing.")
+    ] = False,
+    healthchecks_api: Annotated[
+        str | None,
+        typer.Option(
+            "--healthchecks-api",
+            metavar="URL",
+            help="The Healthchecks Management API (default: told from each ping URL).",
+        ),
+    ] = None,
+    cronitor_api: Annotated[
+        str | None,
+        typer.Option(
+            "--cronitor-api",
+            metavar="URL",
+            help="Cronitor's API (default: https://cronitor.io/api).",
+        ),
+    ] = None,
+) -> None:
+    """Create or update each job's monitor check from its schedule, zone and timeout.
+
+    The API keys come from HEALTHCHECKS_API_KEY and CRONITOR_API_KEY. Exit 1 if a check
+    could not be set up.
+
+    Example:  HEALTHCHECKS_API_KEY=... cronflow monitors sync --dry-run
+    """
+    import os
+
+    from cronflow.interop.monitor_api import sync
+    from cronflow.interop.monitor_checks import plan_checks
+
+    jobfile = load_jobs(jobs)
+    overrides = {
+        protocol: url
+        for protocol, url in (("healthchecks", healthchecks_api), ("cronitor", cronitor_api))
+        if url
+    }
+    plans = plan_checks(jobfile, overrides)
+    if not plans:
+        raise UsageError(f"{jobfile.path}: no job has a ping_url: there is no check to set up.")
+    keys = {}
+    for protocol in sorted({plan.protocol for plan in plans if not plan.skipped}):
+        keys[protocol] = os.environ.get(API_KEY_VARIABLES[protocol], "").strip()
+        if not keys[protocol]:
+            raise UsageError(
+                f"{API_KEY_VARIABLES[protocol]} is not set: put the {protocol} project's "
+                "read-write API key there (it is never printed)."
+            )
+    results = [sync(plan, keys.get(plan.protocol, ""), dry_run) for plan in plans]
+    for result in results:
+        print(printable(str(result)))
+    if any(result.action == "failed" for result in results):
         raise typer.Exit(1)

@@ -142,7 +142,7 @@ def _send_once(
     cut off when it is over (its connection shut from a timer)."""
     import http.client
 
-    opener, cut = _watched_opener()
+    opener, cut = watched_opener()
     cut.start(timeout)
     try:
         outcome = _exchange(opener, method, url, body, timeout=timeout)
@@ -213,7 +213,7 @@ def _without_credentials(url: str) -> tuple[str, str]:
     return parts._replace(netloc=host).geturl(), "Basic " + base64.b64encode(pair).decode()
 
 
-def _watched_opener() -> tuple[Any, Any]:
+def watched_opener() -> tuple[Any, Any]:
     """An opener that follows no redirect (Healthchecks and Cronitor never redirect a ping,
     and a redirect to an inner address must not make cronflow send there), whose
     connections a timer (`opener.cut`, also returned) shuts when the exchange's time is up.
