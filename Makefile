@@ -60,6 +60,7 @@ bench: dist
 	$(BIN)/python bench/bench_runs.py
 	$(BIN)/python bench/bench_backfill.py
 	$(BIN)/python bench/bench_startup.py
+	$(BIN)/python bench/bench_latency.py
 	$(BIN)/python bench/bench_daemon.py
 	$(BIN)/python bench/bench_status.py
 	$(BIN)/python bench/bench_index.py
