@@ -536,6 +536,8 @@ class RunRecords(Protocol):
 
     def first_seen(self, kind: str, name: str) -> datetime | None: ...
 
+    def last_pings(self) -> dict[str, RunEvent]: ...
+
     def newest_with(
         self,
         job: str,

@@ -4,6 +4,7 @@ unknown checks, hanging servers, and cronflow's own heartbeat."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -438,6 +439,12 @@ def test_status_shows_every_job_whose_last_ping_failed(write_jobs, monitor, cloc
     assert any("unknown-a's" in line for line in failed)
     assert any("unknown-b's" in line for line in failed)
     assert not any("fine's" in line for line in failed)
+    rows = json.loads(run_cli("status", "--json", cwd=tmp_path).stdout)["jobs"]
+    assert {row["job"]: row["last_ping"] for row in rows} == {
+        "fine": "sent",
+        "unknown-a": "failed: HTTP 404 Not Found",
+        "unknown-b": "failed: HTTP 404 Not Found",
+    }
 
 
 def test_only_runs_of_the_live_schedule_ping(write_jobs, monitor, tmp_path):

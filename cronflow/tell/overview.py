@@ -60,6 +60,7 @@ class JobStatus:
     next_due: str | None  # ISO-8601 in the job's zone; None when not scheduled
     failing_streak: int  # runs that failed since the newest success (model.failing_streak)
     recent: list[RunCell]  # oldest first
+    last_ping: str | None = None  # how its newest ping went ("sent", "failed: ..."), if any
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -88,13 +89,17 @@ def summarise(
     """One JobStatus per job, grouped by flow, each flow in dependency order. `who_runs`
     says who runs a run recorded as running (the CLI asks the kernel: liveness)."""
     rows = []
+    pings = history.last_pings()
     for flow, names in enumerate(dependency_groups(jobfile), start=1):
         for name in names:
             job = jobfile.jobs[name]
             if (jobs and name not in jobs) or (not job.enabled and not include_disabled):
                 continue
             mark = watermarks.get(name)
-            rows.append(_job_status(jobfile, job, flow, history, mark, now, who_runs))
+            row = _job_status(jobfile, job, flow, history, mark, now, who_runs)
+            if name in pings and job.ping_url:
+                row = replace(row, last_ping=str(pings[name].ping.get("delivery", "")))
+            rows.append(row)
     return rows
 
 
