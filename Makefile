@@ -68,6 +68,7 @@ bench: dist
 	$(BIN)/python bench/bench_page.py
 	$(BIN)/python bench/bench_pyz.py
 	$(BIN)/python bench/bench_years.py
+	$(BIN)/python bench/bench_week.py
 
 clean:
 	rm -rf $(VENV) .cronflow demo-data dist build
