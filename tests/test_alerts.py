@@ -13,7 +13,7 @@ from cronflow.decide import selection
 from cronflow.masking import redact
 from cronflow.model import ClockSetBack, EventType, HostAlert, RunKind, RunStatus
 from cronflow.state.store import Store
-from cronflow.tell.alerts import CHILD_START
+from cronflow.tell.apprise_sender import CHILD_START
 from tests.conftest import load, real_engine, run_cli
 from tests.fakes import FakeClock
 

@@ -30,7 +30,7 @@ OWNERS = {
     "typer": "cronflow.cli.",
     "click": "cronflow.cli.",
     "rich": "cronflow.tell.terminal",
-    "apprise": "cronflow.tell.alerts",
+    "apprise": "cronflow.tell.apprise_sender",
     "croniter": "cronflow.decide.schedule",
 }
 

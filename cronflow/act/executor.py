@@ -29,7 +29,7 @@ from cronflow.act.runner import (
     read_exit_status,
 )
 from cronflow.clock import Clock
-from cronflow.decide import dag
+from cronflow.decide import dag, exit_codes
 from cronflow.decide.explain import FORGOTTEN, is_forgotten
 from cronflow.decide.rules import gate
 from cronflow.decide.selection import should_run
@@ -118,7 +118,7 @@ class Executor:
         `record_unstarted` False left untouched, with no Outcome (a backfill's later dates)."""
         by_key = {run.key: run for run in runs}
         graph = {run.key: [u for u in run.upstreams if u in by_key] for run in runs}
-        for before, after in _each_jobs_runs_in_order(runs):
+        for before, after in dag.each_jobs_runs_in_order(runs):
             graph[after.key].append(before.key)  # the order only: a failure holds nothing
         dependents = dag.dependents(graph)
         sorter = TopologicalSorter(graph)
@@ -323,8 +323,8 @@ class Executor:
         )
         if isinstance(exit_status, int):
             ended = _modified(Path(started.output["exit"])) or self.clock.now()
-            status = _judged(job, exit_status)
-            if status is RunStatus.FAILED and _fails_fast(job, exit_status):
+            status = exit_codes.judged(job, exit_status)
+            if status is RunStatus.FAILED and exit_codes.fails_fast(job, exit_status):
                 common["max_attempts"] = started.attempt  # its last try, as _attempt records
             stderr = Path(started.output.get("stderr", ""))
             event = RunEvent(
@@ -337,7 +337,7 @@ class Executor:
                 if started.started_at
                 else None,
                 stderr_tail=tail_of(stderr),
-                reason=f"{who} while it ran; its shell recorded {_exit_words(job, exit_status)}",
+                reason=f"{who} while it ran; its shell recorded {exit_codes.exit_words(job, exit_status)}",
                 **common,
             )
         elif exit_status == "cancelled":
@@ -438,7 +438,7 @@ class Executor:
             if not started:  # it could not be started at all
                 record_started()
         status = _status_of(result, job)
-        last_try = status is RunStatus.FAILED and _fails_fast(job, result.exit_code)
+        last_try = status is RunStatus.FAILED and exit_codes.fails_fast(job, result.exit_code)
         return self._record(
             planned,
             job,
@@ -581,29 +581,7 @@ def _status_of(result: ProcessResult, job: Job) -> RunStatus:
         return RunStatus.INTERRUPTED
     if result.timed_out:
         return RunStatus.TIMED_OUT
-    return _judged(job, result.exit_code)
-
-
-def _judged(job: Job | None, exit_code: int | None) -> RunStatus:
-    """A try's outcome by its exit status: 0 and the job's success_exit_codes succeed (for
-    a job no longer in the file, only 0)."""
-    if exit_code == 0 or (job and exit_code in job.success_exit_codes):
-        return RunStatus.SUCCESS
-    return RunStatus.FAILED
-
-
-def _fails_fast(job: Job | None, exit_code: int | None) -> bool:
-    """A failed try whose exit status forbids another (no_retry_exit_codes)."""
-    return job is not None and exit_code in job.no_retry_exit_codes
-
-
-def _exit_words(job: Job | None, exit_code: int) -> str:
-    """Why an exit status ended a try as it did, as the run's reason says it."""
-    if job and exit_code in job.success_exit_codes:
-        return f"exit status {exit_code}, a success (success_exit_codes)"
-    if job and exit_code in job.no_retry_exit_codes:
-        return f"exit status {exit_code}, not retried (no_retry_exit_codes)"
-    return f"exit status {exit_code}"
+    return exit_codes.judged(job, result.exit_code)
 
 
 def _reason_of(result: ProcessResult, job: Job) -> str:
@@ -616,19 +594,5 @@ def _reason_of(result: ProcessResult, job: Job) -> str:
     if result.signal:
         return f"killed by signal {result.signal}"
     if result.exit_code:
-        return _exit_words(job, result.exit_code)
+        return exit_codes.exit_words(job, result.exit_code)
     return ""
-
-
-def _each_jobs_runs_in_order(runs: Sequence[PlannedRun]) -> list[tuple[PlannedRun, PlannedRun]]:
-    """(earlier, later) for each two runs of one job next to each other by logical time:
-    a later run starts only once the earlier one has ended (a backfill replays in order,
-    whatever its other jobs do meanwhile)."""
-    by_job: dict[str, list[PlannedRun]] = {}
-    for run in runs:
-        by_job.setdefault(run.key.job, []).append(run)
-    pairs = []
-    for own in by_job.values():
-        own.sort(key=lambda run: run.key.logical_time)
-        pairs += list(zip(own, own[1:], strict=False))
-    return pairs

@@ -32,7 +32,7 @@ def validate(jobs: JobsOption = None) -> None:
     """
     jobfile = load_jobs(jobs)
     if jobfile.alerts.has_targets:
-        from cronflow.tell.alerts import check_targets
+        from cronflow.tell.apprise_sender import check_targets
 
         problems = check_targets(jobfile.alerts)
         if problems:
@@ -354,7 +354,8 @@ def alerts_test(
 
     Example:  cronflow alerts test --job backup
     """
-    from cronflow.tell.alerts import AppriseNotifier, probe_message
+    from cronflow.tell.alerts import probe_message
+    from cronflow.tell.apprise_sender import AppriseNotifier
     from cronflow.tell.deliveries import DeliveryStatus
 
     jobfile = load_jobs(jobs)

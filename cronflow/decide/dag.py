@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from graphlib import CycleError, TopologicalSorter
 from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
-    from cronflow.model import JobFile
+    from cronflow.model import JobFile, PlannedRun
 
 Node = TypeVar("Node", bound=Hashable)
 Graph = Mapping[Node, Iterable[Node]]  # a node -> the nodes it depends on
@@ -89,3 +89,17 @@ def reachable(links: Mapping[Node, set[Node]], starts: Iterable[Node]) -> set[No
 def dependency_graph(jobfile: JobFile) -> dict[str, tuple[str, ...]]:
     """Each job -> the jobs it depends on."""
     return {name: job.depends_on for name, job in jobfile.jobs.items()}
+
+
+def each_jobs_runs_in_order(runs: Sequence[PlannedRun]) -> list[tuple[PlannedRun, PlannedRun]]:
+    """(earlier, later) for each two runs of one job next to each other by logical time:
+    a later run starts only once the earlier one has ended (a backfill replays in order,
+    whatever its other jobs do meanwhile)."""
+    by_job: dict[str, list[PlannedRun]] = {}
+    for run in runs:
+        by_job.setdefault(run.key.job, []).append(run)
+    pairs = []
+    for own in by_job.values():
+        own.sort(key=lambda run: run.key.logical_time)
+        pairs += list(zip(own, own[1:], strict=False))
+    return pairs

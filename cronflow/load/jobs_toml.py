@@ -99,35 +99,22 @@ MAX_JOBS_FILE_BYTES = 4 * MIB
 MAX_NESTING = 16
 
 
-def _nesting(value: Any) -> int:
-    """How deeply tables and arrays nest in `value` (without recursing: any depth is fine)."""
-    deepest, stack = 0, [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if isinstance(item, dict):
-            stack += [(child, depth + 1) for child in item.values()]
-        elif isinstance(item, list):
-            stack += [(child, depth + 1) for child in item]
-    return deepest
-
-
 def parse(text: str, path: Path, euid: int | None = None) -> JobFile:
     """Validate the text of a jobs file; `path` locates it (relative paths start from its folder)."""
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        raise ConfigError(path, [_syntax_problem(error, text)]) from None
+        raise ConfigError(path, [toml_lines.syntax_problem(error, text)]) from None
     except RecursionError:
         raw = None  # so deep that tomllib itself gave up
-    if raw is None or _nesting(raw) >= MAX_NESTING:
+    if raw is None or toml_lines.nesting(raw) >= MAX_NESTING:
         raise _single(
             path,
             "arrays or tables are nested too deeply to read",
             "No jobs.toml key takes more than a list of strings or a table of "
             "values: remove the nesting",
         )
-    if nul := _holding_nul(raw, ()):
+    if nul := toml_lines.holding_nul(raw, ()):
         where = ".".join(nul).replace("\0", "\\0")
         raise _single(
             path,
@@ -137,53 +124,8 @@ def parse(text: str, path: Path, euid: int | None = None) -> JobFile:
     return _Validator(path, raw, text, os.geteuid() if euid is None else euid).job_file()
 
 
-def _holding_nul(value: Any, at: tuple[str, ...]) -> tuple[str, ...] | None:
-    """Where the first NUL character is, in a key or a text value, else None."""
-    if isinstance(value, str):
-        return at if "\0" in value else None
-    items = (
-        value.items()
-        if isinstance(value, dict)
-        else enumerate(value)
-        if isinstance(value, list)
-        else ()
-    )
-    for key, item in items:
-        found = (at + (str(key),)) if "\0" in str(key) else _holding_nul(item, at + (str(key),))
-        if found:
-            return found
-    return None
-
-
 def _single(path: Path, problem: str, fix: str) -> ConfigError:
     return ConfigError(path, [Problem(problem=problem, fix=fix)])
-
-
-_UNQUOTED = re.compile(
-    r"\s*([A-Za-z0-9_.-]+)\s*=\s*([0-9][0-9.]*\s*[A-Za-z][^#]*?|[A-Za-z@*][^#]*?)\s*(#.*)?"
-)
-
-
-def _syntax_problem(error: tomllib.TOMLDecodeError, text: str) -> Problem:
-    # On Python 3.11 the position is only in the message: "... (at line 3, column 10)".
-    match = re.search(r"\(at line (\d+), column (\d+)\)", str(error))
-    message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(error))
-    line = int(match.group(1)) if match else None
-    fix = "Fix the syntax at that position (see https://toml.io)"
-    lines = text.split("\n")
-    if line is not None and 0 < line <= len(lines):
-        unquoted = _UNQUOTED.fullmatch(lines[line - 1])
-        if unquoted and unquoted.group(2) not in ("true", "false"):
-            key, value = unquoted.group(1), unquoted.group(2)
-            message = f"{key} = {value}: a text value must be quoted"
-            quoted = f"'{value}'" if '"' in value and "'" not in value else f'"{value}"'
-            fix = f"Quote it: {key} = {quoted}"
-    return Problem(
-        problem=f"TOML syntax error: {message}",
-        fix=fix,
-        line=line,
-        column=int(match.group(2)) if match else None,
-    )
 
 
 def _present(values: dict[str, Any], fields: dict[str, str]) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Deliveries in the background (pings, the heartbeat, alerts), each recorded exactly once.
 
 Each delivery has a bound of its own on the whole exchange (see ping_requests and
-alerts.AppriseNotifier). What this adds is stopping: a stopping cronflow gives the deliveries
+apprise_sender.AppriseNotifier). What this adds is stopping: a stopping cronflow gives the deliveries
 in flight STOP_GRACE more, then abandons the rest and records each as abandoned, instead
 of waiting out every bound (the workers are daemon threads, so nothing holds the process
 once it is done). A delivery is recorded once, by whichever comes first: its worker when
