@@ -14,7 +14,7 @@ CHECKS = [
     "file system",
     "room",
     "flock between processes",
-    "flock kept by a child",
+    "run lock kept by a child",
     "appends land whole",
     "rename replaces at once",
     "fsync",

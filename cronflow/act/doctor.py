@@ -38,7 +38,7 @@ def examine(state_dir: Path) -> list[Check]:
     checks = [_file_system(state_dir), _room(state_dir)]
     for name, check in (
         ("flock between processes", _flock_between_processes),
-        ("flock kept by a child", _flock_kept_by_a_child),
+        ("run lock kept by a child", _run_lock_kept_by_a_child),
         ("appends land whole", _append_whole),
         ("rename replaces at once", _rename_at_once),
         ("fsync", _fsync),
@@ -129,33 +129,38 @@ def _flock_between_processes(scratch: Path) -> Check:
         holder.wait()
 
 
-def _flock_kept_by_a_child(scratch: Path) -> Check:
-    """A run's lock is handed to the job: it must stay held while the job lives, after
-    cronflow's own descriptor is closed (as when cronflow is killed)."""
-    import fcntl
+def _run_lock_kept_by_a_child(scratch: Path) -> Check:
+    """A run's lock (a byte locked with an open file description lock, see state/locks.py)
+    is handed to the job: it must stay held while the job lives, after cronflow's own
+    descriptor is closed (as when cronflow is killed), and be free once the job ended."""
+    from datetime import UTC, datetime
 
-    path = scratch / "run.lock"
-    descriptor = os.open(path, os.O_RDONLY | os.O_CREAT, 0o600)
-    fcntl.flock(descriptor, fcntl.LOCK_EX)
-    job = subprocess.Popen(["sleep", "30"], pass_fds=(descriptor,))
-    os.close(descriptor)
+    from cronflow.model import RunKey
+    from cronflow.state.locks import Locks
+
+    name = "run lock kept by a child"
+    locks, key = Locks(scratch), RunKey("doctor", datetime.now(UTC).replace(microsecond=0))
+
+    def free() -> bool:
+        with locks.hold_run(key) as held:
+            return held is not None
+
     try:
-        with open(path) as other:
-            try:
-                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return Check("flock kept by a child", False, "the lock went with our descriptor")
-            except BlockingIOError:
-                pass
-        job.kill()
-        job.wait()
-        with open(path) as other:
-            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free once the job ended
-        return Check("flock kept by a child", True, "held while the job lives, freed after")
+        with locks.hold_run(key) as held:
+            if held is None:
+                return Check(name, False, "a run lock nobody held could not be taken")
+            job = subprocess.Popen(["sleep", "30"], pass_fds=(held,))
+        try:
+            if free():
+                return Check(name, False, "the lock went with our descriptor")
+        finally:
+            job.kill()
+            job.wait()
+        if not free():
+            return Check(name, False, "still held after the job ended")
+        return Check(name, True, "held while the job lives, freed after")
     except OSError as error:
-        return Check("flock kept by a child", False, f"flock() failed: {error.strerror}")
-    finally:
-        job.kill()
-        job.wait()
+        return Check(name, False, f"open file description locks failed: {error.strerror}")
 
 
 _APPEND = """
