@@ -424,24 +424,16 @@ class Store:
             ) from None
 
     def prune(self, keep: set[str], older_than: datetime) -> int:
-        """Delete output files (and run locks) last written before `older_than`, except those
-        of the run ids in `keep`; return how many files went."""
-        removed = 0
+        """Delete output files last written before `older_than`, except those of the run ids
+        in `keep`, and the one-file-per-run locks cronflow made before run locks became a
+        byte of the job's `JOB@runs.lock` (never removed: a job may hold it); return how many
+        files went. Streams the folders (a week of an every-minute job is 30,000 files: a
+        list of them all was a daemon's highest memory)."""
         cutoff = older_than.timestamp()
-        candidates = [
-            *self.output_dir.glob("*/*.std*"),
-            *self.output_dir.glob("*/*.exit"),
-            *self.lock_dir.glob("*@*.lock"),
-        ]
-        for path in candidates:
-            run_id = path.name.split(".", 1)[0]
-            try:
-                if run_id not in keep and path.stat().st_mtime < cutoff:
-                    path.unlink()
-                    removed += 1
-            except OSError:
-                continue  # gone already, or not ours to remove: try again next time
-        return removed
+        removed = 0
+        for folder in _subfolders(self.output_dir):
+            removed += _remove_older(folder, cutoff, keep, _is_output_name)
+        return removed + _remove_older(str(self.lock_dir), cutoff, keep, _is_legacy_run_lock)
 
     def forget_before(self, cutoff: datetime) -> tuple[int, int]:
         """Retention: forget the runs older than `cutoff` that nothing needs any more (see
@@ -542,3 +534,41 @@ def _write_durably(path: Path, content: bytes) -> None:
             f"cannot write {path}: {error.strerror}. Free disk space or fix permissions, "
             "then run again"
         ) from None
+
+
+def _subfolders(directory: Path) -> list[str]:
+    try:
+        with os.scandir(directory) as entries:
+            return [entry.path for entry in entries if entry.is_dir(follow_symlinks=False)]
+    except OSError:
+        return []
+
+
+def _is_output_name(name: str) -> bool:
+    return name.endswith((".stdout", ".stderr", ".exit"))
+
+
+def _is_legacy_run_lock(name: str) -> bool:
+    """JOB@20260114T060000Z.lock: a run's own lock file, as cronflow made them before."""
+    job, at, rest = name.partition("@")
+    return bool(job and at and rest[:1].isdigit() and rest.endswith("Z.lock"))
+
+
+def _remove_older(folder: str, cutoff: float, keep: set[str], wanted: Callable[[str], bool]) -> int:
+    """Remove the files of `folder` whose names are `wanted`, last written before `cutoff`,
+    unless their run id (the name up to its first dot) is in `keep`."""
+    removed = 0
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if not wanted(entry.name) or entry.name.split(".", 1)[0] in keep:
+                    continue
+                try:
+                    if entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                        os.unlink(entry.path)
+                        removed += 1
+                except OSError:
+                    continue  # gone already, or not ours to remove: try again next time
+    except OSError:
+        pass  # no such folder (yet)
+    return removed
