@@ -117,7 +117,7 @@ class ShellRunner:
     ) -> ProcessResult:
         started = time.monotonic()
         try:
-            process, gate = self._start(spec)
+            process, gate, identity = self._start(spec)
         except _Stopping:
             return ProcessResult(exit_code=None, interrupted=True)
         except _NoRoom:
@@ -131,7 +131,7 @@ class ShellRunner:
                 exit_code=None, error=f"could not start /bin/sh in {spec.cwd}: {error.strerror}"
             )
         try:
-            _open_gate(process, gate, on_start)
+            _open_gate(process, gate, identity, on_start)
         except BaseException:
             self._forget(process)
             raise
@@ -195,8 +195,9 @@ class ShellRunner:
                     pass  # reaped meanwhile by whoever started it
         return reaped
 
-    def _start(self, spec: ProcessSpec) -> tuple[subprocess.Popen[bytes], int]:
-        """Start the wrapper, held at its gate; return it and the gate's write end."""
+    def _start(self, spec: ProcessSpec) -> tuple[subprocess.Popen[bytes], int, JobProcess]:
+        """Start the wrapper, held at its gate; return it, the gate's write end and its
+        identity (its start time bounded from below, see processes.boot_ticks)."""
         with (
             self._guard,
             _open_output(spec.stdout) as stdout,
@@ -216,6 +217,7 @@ class ShellRunner:
                     "group": account.gid,
                     "extra_groups": list(account.groups),
                 }
+            not_before = processes.boot_ticks()
             try:
                 process = subprocess.Popen(
                     [
@@ -244,20 +246,27 @@ class ShellRunner:
             finally:
                 os.close(gate_out)
             self._live[process.pid] = process  # under the guard: interrupt() cannot miss it
-            return process, gate_in
+            # It leads its own group (start_new_session): whatever runs in the group is its.
+            job_process = JobProcess(
+                pid=process.pid,
+                pgid=process.pid,
+                start_ticks=not_before,
+                boot_id=processes.boot_id(),
+            )
+            return process, gate_in, job_process
 
 
 def _open_gate(
-    process: subprocess.Popen[bytes], gate: int, on_start: Callable[[JobProcess], None]
+    process: subprocess.Popen[bytes],
+    gate: int,
+    identity: JobProcess,
+    on_start: Callable[[JobProcess], None],
 ) -> None:
     """Tell `on_start` who the process is, then let the command begin. If that fails, the
     gate closes unopened: the wrapper records `cancelled` and exits without running it.
     A wrapper stopped at its gate (cronflow's stop came between the start record and the
     command) has nobody left to read it: its end is for `wait` to tell, not an error."""
     try:
-        identity = processes.identify(process.pid) or JobProcess(
-            pid=process.pid, pgid=process.pid, start_ticks=0, boot_id=processes.boot_id()
-        )
         on_start(identity)
     except BaseException:
         os.close(gate)
