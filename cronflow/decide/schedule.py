@@ -257,7 +257,9 @@ class Schedule:
     def next_after(self, instant: datetime) -> datetime | None:
         """The first tick strictly after `instant`, or None if there is none within 30 years."""
         _require_aware(instant)
-        instant = instant.astimezone(UTC)
+        return _next_after(self, instant.astimezone(UTC))
+
+    def _uncached_next_after(self, instant: datetime) -> datetime | None:
         from croniter import CroniterBadDateError
 
         try:
@@ -356,6 +358,14 @@ def _ticks_between(schedule: Schedule, start: datetime, end: datetime) -> tuple[
     """Schedule.ticks, remembered: thousands of jobs share a few hundred schedules, and a
     backfill asks each of them for the same days."""
     return schedule._uncached_ticks(start, end)
+
+
+@lru_cache(maxsize=4096)
+def _next_after(schedule: Schedule, instant: datetime) -> datetime | None:
+    """Schedule.next_after, remembered: a decision asks every job whose tick is not cached
+    in its watermark (all of them, the first time) from the same instant, and jobs share
+    schedules (2,000 jobs on 60 schedules ask croniter 60 times)."""
+    return schedule._uncached_next_after(instant)
 
 
 @lru_cache(maxsize=16384)
