@@ -96,6 +96,7 @@ STATE_FILES = [
     layout.BOOTS_NAME,
     layout.RESERVE_NAME,
     layout.EXPOSURE_WARNED,
+    layout.VALIDATED_NAME,
 ]
 
 
@@ -142,7 +143,9 @@ def test_a_state_directory_below_a_directory_another_user_owns_is_refused(
 # ---- a link in place of a state file ------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", STATE_FILES + ["locks/a.lock", "locks/@plan.lock", "output/a"])
+@pytest.mark.parametrize(
+    "name", STATE_FILES + ["locks/a.lock", "locks/a@runs.lock", "locks/@plan.lock", "output/a"]
+)
 def test_a_link_in_place_of_a_state_file_is_never_followed(write_jobs, tmp_path, victim, name):
     """However it got there (the directory was someone else's once), a link where cronflow
     keeps a file is refused, or replaced, but never followed: the file it points at keeps

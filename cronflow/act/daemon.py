@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 
+from cronflow.act import configuration
 from cronflow.act.assemble import assemble, open_store
 from cronflow.act.engine import Engine
 from cronflow.act.executor import Executor
@@ -27,7 +28,6 @@ from cronflow.act.runner import ProcessRunner
 from cronflow.act.stopping import GracefulStop
 from cronflow.clock import Clock
 from cronflow.errors import ConfigError, CronflowError, Problem, printable
-from cronflow.load import jobs_toml
 from cronflow.model import JobFile, PlannedRun, RunEvent
 from cronflow.state.files import NO_LINKS, read_bytes
 from cronflow.state.layout import DAEMON_LOCK, DAEMON_PID
@@ -191,7 +191,7 @@ class Daemon:
     # ---- reloading ------------------------------------------------------------------------
 
     def _load(self) -> JobFile:
-        jobfile = jobs_toml.load(self.jobs_path)
+        jobfile = configuration.load(self.jobs_path)
         for warning in jobfile.warnings:
             self.log(f"warning: {warning}")
         return jobfile

@@ -5,6 +5,7 @@ is their reference."""
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
@@ -58,7 +59,20 @@ def main() -> None:
     """Run the app (also as python -m cronflow or cronflow.pyz), errors as messages."""
     from cronflow.errors import reporting_errors
 
-    reporting_errors(lambda: app(prog_name="cronflow"))
+    try:
+        reporting_errors(lambda: app(prog_name="cronflow"))
+    except SystemExit as ended:
+        if ended.code in (None, 0, 1):  # a usage error (2) writes nothing
+            _keep_validations()
+        raise
+    _keep_validations()
+
+
+def _keep_validations() -> None:
+    """Cache the jobs file's validation, if this command made one (act/configuration.py)."""
+    configuration = sys.modules.get("cronflow.act.configuration")
+    if configuration is not None:
+        configuration.keep_deferred()
 
 
 # The commands, in the order --help lists them.

@@ -24,9 +24,12 @@ if TYPE_CHECKING:  # for annotations only: the commands import what they use whe
 def complete_job(ctx: typer.Context, incomplete: str) -> list[str]:
     """Shell completion: the job names of the jobs file this command line points at."""
     named = ctx.params.get("jobs")  # a string while completing: not converted yet
+    from cronflow.act import configuration
+
     try:
-        jobfile = jobs_toml.load(
-            jobs_toml.find_jobs_file(Path(named) if named else None, os.environ, Path.cwd())
+        jobfile = configuration.load(
+            jobs_toml.find_jobs_file(Path(named) if named else None, os.environ, Path.cwd()),
+            deferred=True,
         )
     except CronflowError:
         return []
@@ -76,10 +79,14 @@ def store_of(jobfile: JobFile) -> Store:
     return open_store(jobfile)
 
 
-def load_jobs(jobs: Path | None, consequence: str = "") -> JobFile:
-    """The jobs file, its warnings printed; a ConfigError says `consequence` if given."""
+def load_jobs(jobs: Path | None, consequence: str = "", cached: bool = True) -> JobFile:
+    """The jobs file, its warnings printed; a ConfigError says `consequence` if given. A new
+    validation is kept for the next command when the command ends well, if `cached`."""
     try:
-        jobfile = jobs_toml.load(jobs_toml.find_jobs_file(jobs, os.environ, Path.cwd()))
+        from cronflow.act import configuration
+
+        path = jobs_toml.find_jobs_file(jobs, os.environ, Path.cwd())
+        jobfile = configuration.load(path, deferred=True) if cached else jobs_toml.load(path)
     except ConfigError as error:
         raise error.because(consequence) if consequence else error from None
     for warning in jobfile.warnings:

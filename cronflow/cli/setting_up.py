@@ -151,7 +151,7 @@ def doctor(jobs: JobsOption = None) -> None:
     """
     from cronflow.act.doctor import examine
 
-    jobfile = load_jobs(jobs)
+    jobfile = load_jobs(jobs, cached=False)  # doctor leaves nothing behind
     state_dir = jobfile.settings.state_dir
     print(f"state directory: {state_dir}")
     checks = examine(state_dir)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from cronflow.load import accounts, env_files, trust
+from cronflow.load.host_facts import host_question
 from cronflow.model import METRICS_INSTANCE_HEADER, AlertSettings, Job, Settings
 
 Finding = tuple[tuple[str, ...], str, str]  # (key path in the file, problem, fix)
@@ -29,7 +30,7 @@ def shell_findings(name: str, shell: str) -> list[Finding]:
                 'Write the full path, such as "/bin/bash" (see `command -v bash`)',
             )
         ]
-    if not (os.path.isfile(shell) and os.access(shell, os.X_OK)):
+    if not executable_file(shell):
         return [
             (
                 at,
@@ -40,26 +41,58 @@ def shell_findings(name: str, shell: str) -> list[Finding]:
     return []
 
 
+@host_question
+def executable_file(path: str) -> bool:
+    return os.path.isfile(path) and os.access(path, os.X_OK)
+
+
+@host_question
+def is_directory(path: Path) -> bool:
+    return path.is_dir()
+
+
+@host_question
+def path_problem(path: Path) -> str | None:
+    """None if `path` names nothing yet or a directory; "file", or why it cannot be used."""
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as error:  # a name too long, a file where a directory belongs
+        return error.strerror or str(error)
+    return None if path.is_dir() else "file"
+
+
+@host_question
+def unreadable(path: Path) -> str | None:
+    """Why the file cannot be read, or None."""
+    try:
+        path.read_bytes()
+    except OSError as error:
+        return error.strerror or str(error)
+    return None
+
+
 def env_file_findings(name: str, path: Path) -> list[Finding]:
     """The file must be readable and well-formed now (it is read again at each run)."""
-    at = ("jobs", name, "env_file")
+    problem = _env_file_problem(path)
+    return [] if problem is None else [(("jobs", name, "env_file"), *problem)]
+
+
+@host_question
+def _env_file_problem(path: Path) -> tuple[str, str] | None:
     try:
         env_files.read_env_file(path)
     except OSError as error:
-        return [
-            (
-                at,
-                f'"{path}" cannot be read ({error.strerror})',
-                "Create it with chmod 600, or fix the path (relative paths start at the jobs file)",
-            )
-        ]
+        return (
+            f'"{path}" cannot be read ({error.strerror})',
+            "Create it with chmod 600, or fix the path (relative paths start at the jobs file)",
+        )
     except UnicodeDecodeError:
-        return [(at, f'"{path}" is not UTF-8 text', "Save it as UTF-8")]
+        return (f'"{path}" is not UTF-8 text', "Save it as UTF-8")
     except env_files.EnvFileError as error:
-        return [
-            (at, f'"{path}": {error}', "Write one NAME=value per line; quote values with spaces")
-        ]
-    return []
+        return (f'"{path}": {error}', "Write one NAME=value per line; quote values with spaces")
+    return None
 
 
 def account_findings(name: str, values: dict[str, Any], euid: int) -> list[Finding]:
@@ -81,15 +114,24 @@ def account_findings(name: str, values: dict[str, Any], euid: int) -> list[Findi
                 "Run cronflow as root (e.g. the system service), or remove user",
             )
         ]
+    unknown = _unknown_account(values["user"], values.get("group"))
+    if unknown is None:
+        return []
+    key, problem = unknown
+    return [(("jobs", name, key), problem, f"Create it ({key}add), or fix the name")]
+
+
+@host_question
+def _unknown_account(user: str, group: str | None) -> tuple[str, str] | None:
+    """("user" or "group", what is wrong) when the account does not exist, else None."""
     try:
-        accounts.account(values["user"], values.get("group"))
+        accounts.account(user, group)
     except accounts.UnknownAccount as error:
-        return [
-            (("jobs", name, error.key), str(error), f"Create it ({error.key}add), or fix the name")
-        ]
-    return []
+        return error.key, str(error)
+    return None
 
 
+@host_question
 def output_dir_findings(key: str, path: Path, euid: int) -> list[Finding]:
     """Where a file cronflow keeps current goes (metrics_file, html_file): a directory that
     exists and this user can write to (the file is replaced whole; cronflow does not create
@@ -242,6 +284,7 @@ def _state_dir_place(settings: Settings, risk: str) -> tuple[str, Path, tuple[st
     return what, existing, ("cronflow", "state_dir"), risk, False
 
 
+@host_question
 def host_identity() -> str:
     """What makes this host's random_offset its own: systemd's machine id (as systemd's
     RandomizedOffsetSec= uses), else the host name."""

@@ -71,6 +71,11 @@ def load(path: Path, euid: int | None = None) -> JobFile:
     `euid` is who cronflow runs as (default: this process): as root, files that others could
     change are refused and jobs may name a `user`; otherwise such files only warn.
     """
+    return parse(read_text(path), path, euid)
+
+
+def read_text(path: Path) -> str:
+    """The text of a jobs file; a ConfigError says why it cannot be read."""
     try:
         text = read_regular(path, MAX_JOBS_FILE_BYTES).decode("utf-8")
     except FileNotFoundError:
@@ -90,7 +95,7 @@ def load(path: Path, euid: int | None = None) -> JobFile:
             f"the file cannot be read ({error.strerror})",
             "Check its permissions, or point to another file with --jobs PATH",
         ) from None
-    return parse(text, path, euid)
+    return text
 
 
 # Far above any real jobs file (a thousand jobs take some 200 KB): a bound on what is read.
@@ -273,25 +278,20 @@ class _Validator:
 
     def _usable_state_dir(self, state_dir: Path, named_by: str) -> bool:
         """A directory, or nothing yet (cronflow creates it); else reported."""
-        try:
-            os.stat(state_dir)
-        except FileNotFoundError:
-            return True
-        except OSError as error:  # a name too long (from CRONFLOW_STATE_DIR, say)
-            self._report(
-                ("cronflow", "state_dir"),
-                f'"{state_dir}" ({named_by}) cannot be used ({error.strerror})',
-                "Name a directory cronflow can create, or fix the path",
-            )
-            return False
-        if not state_dir.is_dir():
+        problem = host_checks.path_problem(state_dir)
+        if problem == "file":
             self._report(
                 ("cronflow", "state_dir"),
                 f'"{state_dir}" is a file, not a directory',
                 "Name a directory (cronflow creates it), or move that file away",
             )
-            return False
-        return True
+        elif problem is not None:  # a name too long (from CRONFLOW_STATE_DIR, say)
+            self._report(
+                ("cronflow", "state_dir"),
+                f'"{state_dir}" ({named_by}) cannot be used ({problem})',
+                "Name a directory cronflow can create, or fix the path",
+            )
+        return problem is None
 
     def _output_path(self, key: str, text: str | None) -> Path | None:
         """Where a file cronflow keeps current goes (metrics_file, html_file): resolved like
@@ -306,12 +306,11 @@ class _Validator:
         values = self._table(("alerts",), ALERT_KEYS)
         config = self._resolve(values["config"]) if "config" in values else None
         if config is not None:
-            try:
-                config.read_bytes()
-            except OSError as error:
+            problem = host_checks.unreadable(config)
+            if problem is not None:
                 self._report(
                     ("alerts", "config"),
-                    f'"{config}" cannot be read ({error.strerror})',
+                    f'"{config}" cannot be read ({problem})',
                     "Fix the path (relative paths start at the jobs file) or its permissions",
                 )
         return AlertSettings(config=config, **_present(values, ALERT_FIELDS))
@@ -372,7 +371,7 @@ class _Validator:
 
     def _job(self, name: str, values: dict[str, Any], settings: Settings) -> Job:
         cwd = self._resolve(values.get("cwd", "."))
-        if "cwd" in values and not cwd.is_dir():
+        if "cwd" in values and not host_checks.is_directory(cwd):
             self._report(
                 ("jobs", name, "cwd"),
                 f'"{cwd}" is not a directory',

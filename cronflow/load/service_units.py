@@ -15,6 +15,7 @@ import shlex
 from pathlib import Path
 
 from cronflow.load import trust
+from cronflow.load.host_facts import host_question
 
 STATE_LINE = "Environment=CRONFLOW_STATE_DIR=%S/"
 
@@ -51,6 +52,7 @@ def units_of(jobs: Path, user: bool) -> list[tuple[Path, Path]]:
     return found
 
 
+@host_question
 def service_state_dir(jobs: Path, euid: int) -> tuple[Path, Path] | None:
     """(state directory, unit file) of this user's service of `jobs`: root's system units
     (then root's user units), anyone else's user units; None if there is none, or if its

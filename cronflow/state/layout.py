@@ -17,6 +17,7 @@ OUTPUT_DIR = "output"  # output/JOB/<run>.<attempt>.{out,err,exit}
 INDEX_NAME = "index.sqlite3"
 SNAPSHOT_NAME = "index-snapshot.sqlite3"  # the index as retention left it
 IDLE_STAMP_NAME = "idle-until"  # lets an idle one-shot tick answer without deciding
+VALIDATED_NAME = "validated"  # the jobs file's last validation (act/configuration.py)
 
 # Stamps: when something last happened (one ISO time each).
 LAST_TICK = "last-tick"  # cronflow last decided what was due (status warns when old)
