@@ -70,6 +70,7 @@ class EventType(StrEnum):
     ALERT = "alert"
     PING = "ping"  # a heartbeat ping about a run to a monitor (Healthchecks, Cronitor)
     CLOCK = "clock"  # the clock went back past decided ticks; about no job (job and run_id "")
+    PAUSE = "pause"  # a job was paused or resumed (by someone, or as its pause expired)
 
 
 class RunIf(StrEnum):
@@ -474,7 +475,49 @@ class HostAlert:
     v: int = LOG_SCHEMA_VERSION
 
 
-HostEvent = ClockSetBack | HostAlert  # a line of the log that is about no run
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Pause:
+    """A job held by `cronflow pause`: its ticks are recorded skipped until it is resumed,
+    or until `until` (None: until resumed)."""
+
+    job: str
+    by: str  # who paused it (the user, or cronflow itself)
+    since: datetime
+    until: datetime | None = None
+    reason: str = ""
+
+    def holds_at(self, now: datetime) -> bool:
+        return self.until is None or now < self.until
+
+    def describe(self) -> str:
+        """ "paused by alice since … until …: reason", as skipped runs and status say it."""
+        until = f" until {self.until.isoformat()}" if self.until else " until resumed"
+        why = f": {self.reason}" if self.reason else ""
+        return f"paused by {self.by} since {self.since.isoformat()}{until}{why}"
+
+
+class PauseAction(StrEnum):
+    PAUSED = "paused"
+    RESUMED = "resumed"
+    EXPIRED = "expired"  # its `until` came: resumed by itself
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PauseChange:
+    """A `pause` line of runs.jsonl: a job paused or resumed; about no run."""
+
+    job: str
+    action: PauseAction
+    by: str
+    at: datetime
+    until: datetime | None = None
+    reason: str = ""
+    host: str = ""
+    pid: int = 0
+    v: int = LOG_SCHEMA_VERSION
+
+
+HostEvent = ClockSetBack | HostAlert | PauseChange  # a line of the log that is about no run
 LogEvent = RunEvent | HostEvent
 
 

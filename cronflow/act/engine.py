@@ -19,7 +19,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime, timedelta
 
-from cronflow.act import processes
+from cronflow.act import pausing, processes
 from cronflow.act.executor import Executor, Outcome
 from cronflow.clock import Clock
 from cronflow.decide import due, explain, freshness, selection
@@ -119,6 +119,7 @@ class Engine:
             self.store.keep_reserve()  # taken back once space has returned (the daemon too)
             self.settle_orphans()
             now = self.clock.now()
+            pausing.expire(self.store, now)
             index = self.store.index()
             watermarks = self.store.read_watermarks()
             alerted = self.store.stale_alerted() if self._alerts_stale() else set()
@@ -323,6 +324,7 @@ class Engine:
         chosen: selection.Backfill,
         rerun: Rerun,
         progress: Callable[[int], AbstractContextManager[object]] | None = None,
+        include_paused: bool = False,
     ) -> list[Outcome]:
         """`cronflow run --date`: the runs `selection.backfill` chose, all dates at once, each
         job's oldest first and after its upstreams: a job that retries on one date holds
@@ -332,15 +334,17 @@ class Engine:
         self.settle_orphans()
         runs = [run for day in chosen.by_date for run in day]
         with progress(len(runs)) if progress else nullcontext():
-            outcomes = self.executor.execute(runs, rerun, record_unstarted=False)
+            outcomes = self.executor.execute(
+                runs, rerun, record_unstarted=False, include_paused=include_paused
+            )
         self.executor.wait_for_deliveries()  # settle_orphans' alerts, when nothing ran
         return outcomes
 
-    def run_now(self, runs: list[PlannedRun]) -> list[Outcome]:
+    def run_now(self, runs: list[PlannedRun], include_paused: bool = False) -> list[Outcome]:
         """`cronflow run --job NAME`: these manual runs, whatever the log holds for them
-        (someone asked), unless one is running right now."""
+        (someone asked), unless one is running right now (or paused, unless included)."""
         self.settle_orphans()
-        return self.executor.execute(runs, Rerun.ALL)
+        return self.executor.execute(runs, Rerun.ALL, include_paused=include_paused)
 
     def backfill_preview(self, chosen: selection.Backfill, rerun: Rerun) -> list[explain.Verdict]:
         """What `backfill` would do and why, changing nothing (for --dry-run)."""

@@ -15,25 +15,21 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from graphlib import TopologicalSorter
-from pathlib import Path
 from typing import Any
 
-from cronflow.act import processes
+from cronflow.act import processes, settling
 from cronflow.act.launch import CannotStart, inherited_environment, launch_of
 from cronflow.act.runner import (
     ProcessResult,
     ProcessRunner,
     ProcessSpec,
-    read_exit_status,
 )
 from cronflow.clock import Clock
 from cronflow.decide import dag, exit_codes
 from cronflow.decide.explain import FORGOTTEN, is_forgotten
 from cronflow.decide.rules import gate
 from cronflow.decide.selection import should_run
-from cronflow.load.env_files import secrets_of_job
 from cronflow.model import (
     EventType,
     Job,
@@ -49,9 +45,7 @@ from cronflow.model import (
     describe_key,
     try_owed,
 )
-from cronflow.state import outputs
 from cronflow.state.locks import Locks
-from cronflow.state.outputs import tail_of
 from cronflow.state.store import Store, new_run_id
 from cronflow.tell.alerts import Alerter
 from cronflow.tell.derived_files import Refresher
@@ -111,11 +105,14 @@ class Executor:
         runs: Sequence[PlannedRun],
         rerun: Rerun = Rerun.FAILED,
         record_unstarted: bool = True,
+        include_paused: bool = False,
     ) -> list[Outcome]:
         """Run `runs` in dependency order, independent ones in parallel, each job's runs one
         at a time in the order of their logical times; one Outcome per run. Stopped, the runs
         not started are recorded `interrupted` (the scheduler's ticks), or with
-        `record_unstarted` False left untouched, with no Outcome (a backfill's later dates)."""
+        `record_unstarted` False left untouched, with no Outcome (a backfill's later dates).
+        A paused job's scheduled ticks are recorded skipped; its other runs (a backfill, a
+        manual run) are left alone unless `include_paused` (see act/pausing.py)."""
         by_key = {run.key: run for run in runs}
         graph = {run.key: [u for u in run.upstreams if u in by_key] for run in runs}
         for before, after in dag.each_jobs_runs_in_order(runs):
@@ -161,7 +158,7 @@ class Executor:
                     if held:
                         ended(key, held)
                     else:
-                        running[pool.submit(self._run, by_key[key], rerun)] = key
+                        running[pool.submit(self._run, by_key[key], rerun, include_paused)] = key
                         busy.add(key.job)
                 if not running:
                     continue
@@ -206,7 +203,7 @@ class Executor:
 
     # ---- one run -----------------------------------------------------------------------------
 
-    def _run(self, planned: PlannedRun, rerun: Rerun) -> Outcome:
+    def _run(self, planned: PlannedRun, rerun: Rerun, include_paused: bool = False) -> Outcome:
         job = self.jobfile.jobs[planned.job]
         by_clock = planned.kind in CLOCK_KINDS
         with ExitStack() as held:
@@ -224,7 +221,26 @@ class Executor:
             done = self._already_done(planned, rerun, latest)
             if done:
                 return done
+            paused = None if include_paused else self._paused(planned, job)
+            if paused:
+                return paused
             return self._attempts(_continued(planned, latest, job), job, run_lock)
+
+    def _paused(self, planned: PlannedRun, job: Job) -> Outcome | None:
+        """A paused job's run: a scheduled tick recorded skipped with the pause's words,
+        anything else left for `--include-paused`; None when the job is not paused."""
+        pause = self.store.read_pauses().get(job.name)
+        if pause is None or not pause.holds_at(self.clock.now()):
+            return None
+        reason = pause.describe()
+        if planned.kind not in CLOCK_KINDS:
+            return Outcome(
+                key=planned.key,
+                status=RunStatus.SKIPPED,
+                already_done=True,
+                reason=f"{reason} (--include-paused runs it)",
+            )
+        return self._record_skipped(planned, job, reason)
 
     def _already_done(
         self, planned: PlannedRun, rerun: Rerun, latest: RunEvent | None
@@ -268,6 +284,9 @@ class Executor:
                 reason="the job is running elsewhere; taken up again later",
             )
         reason = "the job is still running from another invocation (overlap = skip)"
+        return self._record_skipped(planned, job, reason)
+
+    def _record_skipped(self, planned: PlannedRun, job: Job, reason: str) -> Outcome:
         self._record(
             planned,
             job,
@@ -287,79 +306,16 @@ class Executor:
             return latest
         return self.settle(latest) or latest
 
-    def _finish_output(self, job: Job | None, started: RunEvent) -> None:
-        """Do for the output of a run whose cronflow died what the runner does when an
-        attempt ends: cap it and mask the job's secrets (as its env and env_files say now;
-        a job gone from the file has none to mask)."""
-        secrets = secrets_of_job(job) if job is not None else ()
-        for stream in ("stdout", "stderr"):
-            if stream in started.output:
-                outputs.finish(Path(started.output[stream]), self.runner.output_limit, secrets)
-
     def settle(self, started: RunEvent) -> RunEvent | None:
         """Record the truth about a run left `running` by a cronflow that is gone, once none
-        of its processes lives: its exit status if its wrapper wrote one, else that it never
-        began, else that it was abandoned. None while it still runs (or on another host).
-        Call with its run lock held, so no live cronflow is running it."""
+        of its processes lives (see act/settling.py). None while it still runs (or on
+        another host). Call with its run lock held, so no live cronflow is running it."""
         if started.host != self.host:
             return None  # another machine's processes: not ours to look at
         if started.process is not None and processes.still_running(started.process):
             return None
-        exit_status = (
-            read_exit_status(Path(started.output["exit"])) if "exit" in started.output else None
-        )
         job = self.jobfile.jobs.get(started.job)  # None: no longer in the file
-        self._finish_output(job, started)
-        who = f"cronflow (pid {started.pid}) stopped"
-        common: dict[str, Any] = dict(
-            job=started.job,
-            logical_time=started.logical_time,
-            run_id=started.run_id,
-            kind=started.kind,
-            max_attempts=started.max_attempts,
-            started_at=started.started_at,
-            output=started.output,
-            config_hash=started.config_hash,
-        )
-        if isinstance(exit_status, int):
-            ended = _modified(Path(started.output["exit"])) or self.clock.now()
-            status = exit_codes.judged(job, exit_status)
-            if status is RunStatus.FAILED and exit_codes.fails_fast(job, exit_status):
-                common["max_attempts"] = started.attempt  # its last try, as _attempt records
-            stderr = Path(started.output.get("stderr", ""))
-            event = RunEvent(
-                event=EventType.FINISHED,
-                status=status,
-                attempt=started.attempt,
-                ended_at=ended,
-                exit_code=exit_status,
-                duration_s=round((ended - started.started_at).total_seconds(), 3)
-                if started.started_at
-                else None,
-                stderr_tail=tail_of(stderr),
-                reason=f"{who} while it ran; its shell recorded {exit_codes.exit_words(job, exit_status)}",
-                **common,
-            )
-        elif exit_status == "cancelled":
-            event = RunEvent(
-                event=EventType.INTERRUPTED,
-                status=RunStatus.INTERRUPTED,
-                attempt=started.attempt - 1,
-                ended_at=self.clock.now(),
-                reason=f"{who} before try {started.attempt} began",
-                **common,
-            )
-        else:
-            event = RunEvent(
-                event=EventType.ABANDONED,
-                status=RunStatus.ABANDONED,
-                attempt=started.attempt,
-                ended_at=self.clock.now(),
-                reason=f"{who} while attempt {started.attempt} ran, and its "
-                "processes ended without an exit status (killed, or the "
-                "machine restarted)",
-                **common,
-            )
+        event = settling.ended(started, job, self.runner.output_limit, self.clock.now())
         event = self.store.append(event)
         self.on_event(event)
         if event.event is not EventType.INTERRUPTED:
@@ -567,13 +523,6 @@ def _continued(planned: PlannedRun, latest: RunEvent | None, job: Job) -> Planne
     if latest is None or not try_owed(latest, job.retry.attempts):
         return replace(planned, run_id=None, first_attempt=1)
     return replace(planned, run_id=latest.run_id, first_attempt=latest.attempt + 1)
-
-
-def _modified(path: Path) -> datetime | None:
-    try:
-        return datetime.fromtimestamp(path.stat().st_mtime, UTC)
-    except OSError:
-        return None
 
 
 def _status_of(result: ProcessResult, job: Job) -> RunStatus:

@@ -9,6 +9,7 @@ import sys
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -25,6 +26,7 @@ from cronflow.cli.options import (
     parse_dates,
     today_in,
 )
+from cronflow.cli.steering import left_out_paused
 from cronflow.errors import UsageError, printable
 from cronflow.load import jobs_toml
 from cronflow.model import JobFile, Rerun, RunEvent, RunStatus, describe_key
@@ -95,6 +97,13 @@ def run(
             help="Print every event, not only failures; with --date --dry-run, every run.",
         ),
     ] = False,
+    include_paused: Annotated[
+        bool,
+        typer.Option(
+            "--include-paused",
+            help="With --date or --job: also run paused jobs (`cronflow pause`).",
+        ),
+    ] = False,
 ) -> None:
     """Run what is due now (cron calls this each minute), a job now (--job), or backfill
     (--date); exit 1 if a run failed.
@@ -122,26 +131,49 @@ def run(
     if dates is not None:
         days = parse_dates(dates, today_in(jobfile))
         succeeded = _run_dates(
-            jobfile, days, job or [], downstream, exclude or [], rerun, dry_run, verbose
+            jobfile,
+            days,
+            Choice(job or [], downstream, exclude or [], include_paused),
+            rerun,
+            dry_run,
+            verbose,
         )
     elif job:
-        succeeded = _run_now(jobfile, job, downstream, exclude or [], dry_run)
+        succeeded = _run_now(
+            jobfile, Choice(job, downstream, exclude or [], include_paused), dry_run
+        )
     else:
         succeeded = _run_due(jobfile, dry_run, verbose)
     if not succeeded:
         raise typer.Exit(1)
 
 
-def _run_now(
-    jobfile: JobFile, names: list[str], downstream: bool, exclude: list[str], dry_run: bool
-) -> bool:
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """The jobs a person named for `run --job` or `run --date`, as the options said."""
+
+    names: list[str]
+    downstream: bool
+    exclude: list[str]
+    include_paused: bool
+
+    def options(self) -> list[str]:
+        """The options that choose the same again (in the command that resumes a stop)."""
+        return ["--include-paused"] if self.include_paused else []
+
+
+def _run_now(jobfile: JobFile, choice: Choice, dry_run: bool) -> bool:
     """`cronflow run --job NAME`: those jobs now, kind manual, with the locks, retries,
     alerts and record of any run."""
     from cronflow.clock import SystemClock
     from cronflow.decide import explain, selection
 
+    names, downstream, exclude = choice.names, choice.downstream, choice.exclude
     selected = selection.select_jobs(jobfile, names, downstream, exclude)
-    runs = selection.manual_runs(jobfile, selected, SystemClock().now())
+    now = SystemClock().now()
+    runs = selection.manual_runs(jobfile, selected, now)
+    if not choice.include_paused:
+        runs = left_out_paused(jobfile, runs, now)
     if dry_run:
         from cronflow.tell import terminal
 
@@ -150,9 +182,9 @@ def _run_now(
     reporter = RunPrinter(jobfile, quiet=False)
     engine = _engine(jobfile, reporter)
     with _stopping_on_signals(engine, jobfile) as stopped:
-        outcomes = engine.run_now(runs)
+        outcomes = engine.run_now(runs, choice.include_paused)
     if stopped:
-        reporter.resume = _run_command(jobfile, [], names, downstream, exclude)
+        reporter.resume = _run_command(jobfile, choice.options(), names, downstream, exclude)
     return _all_succeeded(reporter, outcomes, stopped)
 
 
@@ -171,21 +203,22 @@ def _run_due(jobfile: JobFile, dry_run: bool, verbose: bool) -> bool:
 
 
 def _run_dates(
-    jobfile: JobFile,
-    days: list[date],
-    names: list[str],
-    downstream: bool,
-    exclude: list[str],
-    rerun: Rerun,
-    dry_run: bool,
-    verbose: bool,
+    jobfile: JobFile, days: list[date], choice: Choice, rerun: Rerun, dry_run: bool, verbose: bool
 ) -> bool:
     from cronflow.clock import SystemClock
     from cronflow.decide import explain, selection
 
+    names, downstream, exclude = choice.names, choice.downstream, choice.exclude
     # Decide first: a bad name or a range still to come writes nothing to the state directory.
     selected = selection.select_jobs(jobfile, names, downstream, exclude)
-    chosen = selection.backfill(jobfile, selected, days, SystemClock().now())
+    now = SystemClock().now()
+    chosen = selection.backfill(jobfile, selected, days, now)
+    if not choice.include_paused:
+        kept = {run.key for run in left_out_paused(jobfile, chosen.all_runs(), now)}
+        chosen = selection.Backfill(
+            by_date=[[run for run in day if run.key in kept] for day in chosen.by_date],
+            not_yet_due=chosen.not_yet_due,
+        )
     reporter = RunPrinter(jobfile, quiet=False)
     engine = _engine(jobfile, reporter)
     if dry_run:
@@ -198,7 +231,7 @@ def _run_dates(
             terminal.plan_summary(jobfile, explain.summarise_verdicts(verdicts))
         return True
     with _stopping_on_signals(engine, jobfile) as stopped:
-        outcomes = engine.backfill(chosen, rerun, reporter.progress)
+        outcomes = engine.backfill(chosen, rerun, reporter.progress, choice.include_paused)
     reporter.not_yet_due = len(chosen.not_yet_due)
     if stopped:
         reporter.not_begun = sum(map(len, chosen.by_date)) - len(outcomes)
@@ -207,7 +240,7 @@ def _run_dates(
         dates = f"{first}..{days[-1]}" if first != days[-1] else str(first)
         rerun_option = [] if rerun is Rerun.FAILED else ["--rerun", rerun.value]
         reporter.resume = _run_command(
-            jobfile, ["--date", dates, *rerun_option], names, downstream, exclude
+            jobfile, ["--date", dates, *rerun_option, *choice.options()], names, downstream, exclude
         )
     return _all_succeeded(reporter, outcomes, stopped)
 
@@ -333,7 +366,7 @@ class RunPrinter:
             return
         counts = Counter(_summary_word(outcome) for outcome in outcomes)
         counts["not started"] += self.not_begun
-        if counts:
+        if any(counts.values()):
             self._print(
                 f"{_runs(len(outcomes) + self.not_begun)}: "
                 + ", ".join(f"{count} {word}" for word, count in sorted(counts.items()) if count)

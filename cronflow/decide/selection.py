@@ -121,6 +121,9 @@ class Backfill:
     by_date: list[list[PlannedRun]]
     not_yet_due: list[PlannedRun]  # later than now: left to the scheduler, run when they come
 
+    def all_runs(self) -> list[PlannedRun]:
+        return [run for day in self.by_date for run in day]
+
 
 def backfill(
     jobfile: JobFile, jobs: Sequence[str], days: Sequence[date], now: datetime

@@ -18,6 +18,8 @@ from cronflow.model import (
     HostEvent,
     JobProcess,
     LogEvent,
+    PauseAction,
+    PauseChange,
     RunEvent,
     RunKind,
     RunStatus,
@@ -71,6 +73,8 @@ def line_from_json(record: Any) -> LogEvent:
         raise ValueError("not a JSON object")
     if record.get("event") == EventType.CLOCK:
         return _clock_from_json(record)
+    if record.get("event") == EventType.PAUSE:
+        return _pause_from_json(record)
     if record.get("event") == EventType.ALERT and ("about" in record or record.get("job") == ""):
         return _host_alert_from_json(record)
     return event_from_json(record)
@@ -79,6 +83,19 @@ def line_from_json(record: Any) -> LogEvent:
 def line_to_json(event: LogEvent) -> dict[str, Any]:
     if isinstance(event, RunEvent):
         return event_to_json(event)
+    if isinstance(event, PauseChange):
+        return {
+            "v": event.v,
+            "event": EventType.PAUSE.value,
+            "job": event.job,
+            "action": event.action.value,
+            "by": event.by,
+            "at": time_to_json(event.at),
+            "until": time_to_json(event.until),
+            "reason": event.reason,
+            "host": event.host,
+            "pid": event.pid,
+        }
     if isinstance(event, ClockSetBack):
         return {
             "v": event.v,
@@ -107,6 +124,20 @@ def _clock_from_json(record: dict[str, Any]) -> ClockSetBack:
         v=_typed(record, "v", int),
         reached=time_from_json(_typed(record, "logical_time" if old else "reached", str)),
         noticed_at=time_from_json(_typed(record, "ended_at" if old else "noticed_at", str)),
+        reason=_typed(record, "reason", str, ""),
+        host=_typed(record, "host", str, ""),
+        pid=_typed(record, "pid", int, 0),
+    )
+
+
+def _pause_from_json(record: dict[str, Any]) -> PauseChange:
+    return PauseChange(
+        v=_typed(record, "v", int),
+        job=_typed(record, "job", str),
+        action=PauseAction(_typed(record, "action", str)),
+        by=_typed(record, "by", str, ""),
+        at=time_from_json(_typed(record, "at", str)),
+        until=optional_time(record.get("until")),
         reason=_typed(record, "reason", str, ""),
         host=_typed(record, "host", str, ""),
         pid=_typed(record, "pid", int, 0),

@@ -9,6 +9,7 @@ lock of cronflow's own starts with "@" (no job name can).
 LOG_NAME = "runs.jsonl"  # every event, one JSON line each; rolls over into segments
 SEGMENT_GLOB = "runs-[0-9][0-9][0-9][0-9][0-9][0-9].jsonl"  # runs-000001.jsonl, ...
 WATERMARKS_NAME = "watermarks.json"  # each job's newest scheduled tick decided
+PAUSED_NAME = "paused.json"  # the jobs paused now: by whom, since and until when, why
 BOOTS_NAME = "boots"  # each boot seen: its id and the time first estimated for it
 STALE_ALERTED_NAME = "stale-alerted"  # the assets a stale alert went out for, not yet fresh
 OUTPUT_DIR = "output"  # output/JOB/<run>.<attempt>.{out,err,exit}

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from cronflow.errors import StoreError
-from cronflow.model import Boot, LogEvent, RunEvent, RunKey, Watermark
+from cronflow.model import Boot, LogEvent, Pause, RunEvent, RunKey, Watermark
 from cronflow.state.codec import (
     LogContents,
     line_to_json,
@@ -42,6 +42,7 @@ from cronflow.state.layout import (
     LOCK_DIR,
     LOG_NAME,
     OUTPUT_DIR,
+    PAUSED_NAME,
     RESERVE_NAME,
     SEGMENT_GLOB,
     STALE_ALERTED_NAME,
@@ -219,6 +220,52 @@ class Store:
             host_events += contents.host_events
             skipped += contents.skipped
         return LogContents(events, host_events, skipped)
+
+    def read_pauses(self) -> dict[str, Pause]:
+        """The jobs paused now (expired pauses included, until a tick ends them); {} if
+        none. A file that cannot be read is an error: running a paused job is not a cache
+        miss."""
+        try:
+            document = json.loads(read_bytes(self.state_dir / PAUSED_NAME))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as error:
+            raise StoreError(
+                f"cannot read {self.state_dir / PAUSED_NAME} ({error}): which jobs are "
+                "paused cannot be told. Fix or remove it (then pause them again)"
+            ) from None
+        try:
+            return {
+                job: Pause(
+                    job=job,
+                    by=str(mark["by"]),
+                    since=time_from_json(mark["since"]),
+                    until=optional_time(mark.get("until")),
+                    reason=str(mark.get("reason", "")),
+                )
+                for job, mark in document["jobs"].items()
+            }
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise StoreError(
+                f"{self.state_dir / PAUSED_NAME} is damaged ({error!r}). Fix or remove it "
+                "(then pause the jobs again)"
+            ) from None
+
+    def write_pauses(self, pauses: dict[str, Pause]) -> None:
+        """Replace the paused jobs durably; call under the @plan lock."""
+        document = {
+            "v": 1,
+            "jobs": {
+                job: {
+                    "by": pause.by,
+                    "since": time_to_json(pause.since),
+                    "until": time_to_json(pause.until),
+                    "reason": pause.reason,
+                }
+                for job, pause in sorted(pauses.items())
+            },
+        }
+        _write_durably(self.state_dir / PAUSED_NAME, json.dumps(document, indent=1).encode())
 
     def read_watermarks(self) -> dict[str, Watermark]:
         """How far the scheduler got with each job; {} if the file is missing or unreadable.

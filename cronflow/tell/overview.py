@@ -19,6 +19,7 @@ from cronflow.model import (
     EventType,
     Job,
     JobFile,
+    Pause,
     RunEvent,
     RunRecords,
     RunStatus,
@@ -43,6 +44,17 @@ class RunCell:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PauseCell:
+    """A paused job's pause, as status shows it."""
+
+    by: str
+    since: str  # ISO-8601 in the job's zone
+    until: str | None  # None: until resumed
+    reason: str
+    words: str  # "paused by alice since … until …: why"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class JobStatus:
     job: str
     flow: int  # jobs joined by dependencies share a flow number (1, 2, ...)
@@ -61,6 +73,7 @@ class JobStatus:
     failing_streak: int  # runs that failed since the newest success (model.failing_streak)
     recent: list[RunCell]  # oldest first
     last_ping: str | None = None  # how its newest ping went ("sent", "failed: ..."), if any
+    paused: PauseCell | None = None  # `cronflow pause`: by whom, since and until when, why
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -85,9 +98,11 @@ def summarise(
     include_disabled: bool = False,
     jobs: Sequence[str] = (),
     who_runs: Callable[[RunEvent], str] = lambda started: "running",
+    pauses: Mapping[str, Pause] | None = None,
 ) -> list[JobStatus]:
     """One JobStatus per job, grouped by flow, each flow in dependency order. `who_runs`
-    says who runs a run recorded as running (the CLI asks the kernel: liveness)."""
+    says who runs a run recorded as running (the CLI asks the kernel: liveness); `pauses`
+    are the jobs paused (those still holding at `now` are shown)."""
     rows = []
     pings = history.last_pings()
     for flow, names in enumerate(dependency_groups(jobfile), start=1):
@@ -99,6 +114,9 @@ def summarise(
             row = _job_status(jobfile, job, flow, history, mark, now, who_runs)
             if name in pings and job.ping_url:
                 row = replace(row, last_ping=str(pings[name].ping.get("delivery", "")))
+            held = (pauses or {}).get(name)
+            if held is not None and held.holds_at(now):
+                row = replace(row, paused=_pause_cell(held, job.timezone))
             rows.append(row)
     return rows
 
@@ -208,6 +226,16 @@ def _job_status(
             RunCell(logical_time=_local(logical_time, zone), status=status.value)
             for logical_time, status in runs.recent
         ],
+    )
+
+
+def _pause_cell(held: Pause, zone: tzinfo) -> PauseCell:
+    return PauseCell(
+        by=held.by,
+        since=_local(held.since, zone),
+        until=_local_or_none(held.until, zone),
+        reason=held.reason,
+        words=held.describe(),
     )
 
 

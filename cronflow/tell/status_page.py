@@ -66,6 +66,7 @@ def gather(
         who_runs=who_runs,
         include_disabled=include_disabled,
         jobs=jobs,
+        pauses=store.read_pauses(),
     )
     summary = overview.overview(
         jobfile,

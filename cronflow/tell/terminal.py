@@ -95,7 +95,9 @@ def status_table(
         when = _relative_to(now) if fitted else _short_time
         grid.append(
             [
-                row.job + ("" if row.enabled else " (disabled)"),
+                row.job
+                + ("" if row.enabled else " (disabled)")
+                + (" (paused)" if row.paused else ""),
                 row.schedule_words or row.schedule,
                 *([] if fitted and len(zones) == 1 else [row.timezone]),
                 _last_run(row, when) if fitted else when(row.last_logical_time),
@@ -182,7 +184,10 @@ def _last_run(row: JobStatus, when: Callable[[str | None], str]) -> str:
 
 def _next_due(row: JobStatus, when: Callable[[str | None], str], now: datetime) -> Cell:
     """When the next run starts; one that should have started a minute ago is overdue (is
-    the cron line, or the daemon, still running?)."""
+    the cron line, or the daemon, still running?). A paused job's: when its pause ends."""
+    if row.paused is not None:
+        ends = f"paused until {when(row.paused.until)}" if row.paused.until else "paused"
+        return (ends, "yellow")
     if row.next_due is None or datetime.fromisoformat(row.next_due) > now - OVERDUE_AFTER:
         return when(row.next_due)
     return (f"{when(row.next_due)} overdue", "bold red")
