@@ -143,3 +143,29 @@ def test_until_takes_a_wall_time_in_the_files_zone(write_jobs, tmp_path):
     local = ends.astimezone(ZoneInfo("Europe/Berlin"))
     assert (local.hour, local.minute) == (23, 59)
     assert timedelta(0) < ends - datetime.now(UTC) <= timedelta(days=1)
+
+
+def test_the_page_and_the_metrics_show_a_pause(write_jobs, tmp_path):
+    write_jobs(JOBS)
+    cli(tmp_path, "pause", "extract", "--reason", "disk <full>")
+    cli(tmp_path, "status", "--html", str(tmp_path / "page.html"))
+    page = (tmp_path / "page.html").read_text()
+    assert 'data-job="extract" data-state="paused"' in page
+    assert "until resumed: disk &lt;full&gt;" in page  # escaped
+    metrics = cli(tmp_path, "metrics")
+    paused = {
+        line.split('cronflow_job="')[1].split('"')[0]: line.rsplit(" ", 1)[1]
+        for line in metrics.splitlines()
+        if line.startswith("cronflow_job_paused{")
+    }
+    assert paused == {"extract": "1", "load": "0", "report": "0"}
+
+
+def test_next_marks_the_ticks_a_pause_holds(write_jobs, tmp_path):
+    write_jobs(JOBS)
+    cli(tmp_path, "pause", "extract", "--until", "12m")
+    ticks = json.loads(cli(tmp_path, "next", "--json", "-n", "6"))["ticks"]
+    marked = [tick["paused"] for tick in ticks if tick["job"] == "extract"]
+    assert marked[:2] == [True, True] and marked[-2:] == [False, False]  # 5-minute ticks
+    assert not any(tick["paused"] for tick in ticks if tick["job"] == "report")
+    assert "extract (paused)" in cli(tmp_path, "next", "-n", "1")

@@ -14,6 +14,7 @@ import pytest
 import yaml  # apprise's dependency
 from prometheus_client.parser import text_string_to_metric_families
 
+from cronflow.act import pausing
 from cronflow.tell.metrics import alerting_rules
 from tests.conftest import load, real_engine, run_cli
 from tests.fakes import FakeClock
@@ -39,6 +40,9 @@ produces = ["table"]
 command = "exit 1"
 schedule = "0 * * * *"
 produces = ["lake"]
+[jobs.paused]
+command = "exit 1"
+schedule = "0 * * * *"
 [assets.table]
 fresh_within = "2h"
 [assets.lake]
@@ -56,7 +60,8 @@ def promtool() -> str:
 
 def history(tmp_path: Path) -> tuple[str, datetime]:
     """Six hourly ticks (00:00 to 05:00): `good` always succeeds, `broken` succeeds once
-    then fails, `never` never succeeds. The metrics file as the last tick left it."""
+    then fails, `never` never succeeds; `paused` never succeeds either, and is paused after
+    them. The metrics file as the last tick left it."""
     (tmp_path / "textfile").mkdir()
     (tmp_path / "jobs.toml").write_text(JOBS.replace("{{", "{").replace("}}", "}"))
     jobfile = load(tmp_path / "jobs.toml")
@@ -65,6 +70,11 @@ def history(tmp_path: Path) -> tuple[str, datetime]:
         if hour:
             clock.advance(timedelta(hours=1))
         real_engine(jobfile, clock).tick()
+    engine = real_engine(jobfile, clock)
+    pausing.pause(
+        engine.store, engine.locks, ["paused"], by="ops", now=clock.now(), until=None, reason=""
+    )
+    engine.tick()  # nothing due: the metrics file is written again
     return (tmp_path / "textfile" / "cronflow.prom").read_text(), clock.now()
 
 
@@ -148,6 +158,12 @@ def test_the_shipped_rules_fire_where_they_must_and_nowhere_else(tmp_path, promt
                             alert(
                                 "never on host-a:9100 failed 6 runs in a row",
                                 cronflow_job="never",
+                                **a,
+                                **warn,
+                            ),
+                            alert(
+                                "paused on host-a:9100 failed 6 runs in a row",
+                                cronflow_job="paused",
                                 **a,
                                 **warn,
                             ),

@@ -65,6 +65,7 @@ def next_ticks(
     in_range(count, "--count", MOST_TICKS)
     jobfile = load_jobs(jobs)
     after = parse_time(start) if start else SystemClock().now()
+    pauses = store_of(jobfile).read_pauses()
     rows = [
         {
             "job": tick.job,
@@ -72,6 +73,7 @@ def next_ticks(
             "utc": tick.at.isoformat(),
             "starts": tick.starts.isoformat(),
             "dst": tick.dst_note,
+            "paused": tick.job in pauses and pauses[tick.job].holds_at(tick.starts),
         }
         for tick in upcoming.upcoming_ticks(
             jobfile, selection.select_jobs(jobfile, job or [], False), after, count
@@ -378,15 +380,13 @@ def metrics(
     Example:  cronflow metrics | grep failing_streak
     Example:  cronflow metrics --rules > /etc/prometheus/cronflow-rules.yml
     """
-    from cronflow.state.layout import LAST_TICK
-    from cronflow.tell.metrics import alerting_rules, exposition
+    from cronflow.tell.metrics import alerting_rules, exposition_of
 
     if rules:
         sys.stdout.write(alerting_rules())
         return
     jobfile = load_jobs(jobs)
-    store = store_of(jobfile)
-    sys.stdout.write(exposition(jobfile, store.index(), store.read_stamp(LAST_TICK)))
+    sys.stdout.write(exposition_of(jobfile, store_of(jobfile)))
 
 
 def logs(

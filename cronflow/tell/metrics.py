@@ -19,12 +19,13 @@ prometheus_rules.yml beside this module, do it).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
 from cronflow.decide import freshness
 from cronflow.decide.schedule import compile_schedule
-from cronflow.model import METRICS_INSTANCE_HEADER, Cadence, JobFile, RunStatus
+from cronflow.model import METRICS_INSTANCE_HEADER, Cadence, JobFile, Pause, RunStatus
 from cronflow.state.index import RunIndex
 from cronflow.state.index_rows import FINAL_RESULTS
 from cronflow.state.layout import LAST_TICK, METRICS_LOCK
@@ -68,6 +69,7 @@ _METRICS = (
         "Runs of the job that failed since its newest success.",
     ),
     ("cronflow_job_running", "gauge", "Runs of the job recorded as running now."),
+    ("cronflow_job_paused", "gauge", "1 while the job is paused (cronflow pause), else 0."),
     (
         "cronflow_job_first_seen_timestamp_seconds",
         "gauge",
@@ -107,7 +109,17 @@ _GAP_TICKS = 64  # ticks looked at for a schedule's longest gap
 FAMILIES = tuple(name for name, _, _ in _METRICS)  # every metric family the file declares
 
 
-def exposition(jobfile: JobFile, index: RunIndex, last_tick: datetime | None) -> str:
+def exposition_of(jobfile: JobFile, store: Store) -> str:
+    """The metrics of every job in the file, from its state directory."""
+    return exposition(jobfile, store.index(), store.read_stamp(LAST_TICK), store.read_pauses())
+
+
+def exposition(
+    jobfile: JobFile,
+    index: RunIndex,
+    last_tick: datetime | None,
+    pauses: Mapping[str, Pause] | None = None,
+) -> str:
     """The metrics of every job in the file, in the text exposition format."""
     identity = jobfile.settings.identity
     own = f'cronflow_instance="{_escape(identity)}"'
@@ -144,6 +156,9 @@ def exposition(jobfile: JobFile, index: RunIndex, last_tick: datetime | None) ->
         add("cronflow_job_failing_streak", label, runs.failing_streak)
         running = sum(status is RunStatus.RUNNING for _, status in runs.recent)
         add("cronflow_job_running", label, running)
+        held = (pauses or {}).get(name)
+        paused = held is not None and held.holds_at(last_tick or datetime.now(UTC))
+        add("cronflow_job_paused", label, int(paused))
         seen = index.first_seen("job", name)
         if seen is not None:
             add("cronflow_job_first_seen_timestamp_seconds", label, _seconds(seen))
@@ -214,7 +229,7 @@ def metrics_refresher(jobfile: JobFile, store: Store) -> Refresher:
     assert jobfile.settings.metrics_file is not None
     return Refresher(
         jobfile.settings.metrics_file,
-        lambda: exposition(jobfile, store.index(), store.read_stamp(LAST_TICK)),
+        lambda: exposition_of(jobfile, store),
         locks=Locks(store.lock_dir),
         lock_name=METRICS_LOCK,
     )

@@ -178,6 +178,8 @@ def _state_of(row: overview.JobStatus) -> str:
         return "failing"
     if row.status == "running":
         return "running"
+    if row.paused is not None:
+        return "paused"
     return "healthy" if row.status else "never-run"
 
 
@@ -253,6 +255,9 @@ def _grid_row(
             f"<details><summary>last lines of stderr</summary><pre>{escape(stderr)}</pre></details>"
         )
     about = f'<div class="about">{escape(description)}</div>' if description else ""
+    if row.paused is not None:
+        about += f'<div class="paused">{escape(row.paused.words)}</div>'
+    next_due = "paused" if row.paused is not None else _time(row.next_due)
     schedule = escape(row.schedule + (f" ({row.schedule_words})" if row.schedule_words else ""))
     return (
         f'<tr data-job="{escape(row.job)}" data-state="{_state_of(row)}">'
@@ -262,7 +267,7 @@ def _grid_row(
         f"{escape(status)}</span>{reason}</td>"
         f'<td data-label="Failing" class="streak">{row.failing_streak or ""}</td>'
         f'<td data-label="Last run">{_time(row.ended_at or row.last_logical_time)}</td>'
-        f'<td data-label="Next due">{_time(row.next_due)}</td>'
+        f'<td data-label="Next due">{next_due}</td>'
         f'<td data-label="Runs" class="runs">{cells}</td></tr>'
     )
 
@@ -468,6 +473,7 @@ _STYLE = (
     ".name{word-break:break-all}.about,.schedule,.reason{font-size:12px;color:#555}"
     ".reason{color:#8e1b1b;max-width:32em;overflow-wrap:anywhere}"
     ".word{padding:1px 6px;border-radius:4px;white-space:nowrap}.word.s-none{color:#555}"
+    ".paused{color:#8a6d00;font-weight:bold}"
     ".streak{font-weight:bold;color:#c62828;text-align:center}.grid time{white-space:nowrap}"
     ".runs{white-space:nowrap}"
     ".cell{display:inline-block;width:14px;height:20px;margin:1px;border-radius:3px;"

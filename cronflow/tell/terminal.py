@@ -7,6 +7,7 @@ import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from rich.console import Console
@@ -260,9 +261,10 @@ def history_table(
     )
 
 
-def ticks_table(ticks: list[dict[str, str]], wide: bool = False) -> None:
+def ticks_table(ticks: list[dict[str, Any]], wide: bool = False) -> None:
     """`cronflow next`: each tick in its job's zone and in UTC, when its run starts (when a
-    random delay or offset moves it), and how DST shaped it."""
+    random delay or offset moves it), and how DST shaped it; a paused job's is marked (it
+    will be recorded skipped)."""
     console = make_console()
     delayed = any(tick["starts"] != tick["logical_time"] for tick in ticks)
     columns = [Column("job"), Column("logical time")]
@@ -273,7 +275,7 @@ def ticks_table(ticks: list[dict[str, str]], wide: bool = False) -> None:
         columns,
         [
             [
-                tick["job"],
+                tick["job"] + (" (paused)" if tick["paused"] else ""),
                 tick["logical_time"],
                 *([tick["starts"]] if delayed else []),
                 tick["utc"],
