@@ -56,6 +56,7 @@ dist: $(VENV)/.installed-dist
 	$(BIN)/python tools/build_pyz.py dist
 
 bench: dist
+	$(BIN)/python bench/bench_pieces.py
 	$(BIN)/python bench/bench_chain.py
 	$(BIN)/python bench/bench_runs.py
 	$(BIN)/python bench/bench_backfill.py
