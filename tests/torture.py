@@ -3,7 +3,8 @@
     python -m tests.torture --minutes 10 --kill      (what `make torture` runs)
 
 A daemon, cron's one-shot `cronflow run`s and overlapping `run --date` backfills run side by
-side in a loop, while a reader polls the index's run count. With `--kill`, every so often one
+side in a loop, while a reader polls the index's run count and `cronflow pause` and `resume`
+toggle the jobs at random (a paused job's ticks are skipped, its backfills left out). With `--kill`, every so often one
 of them, of any kind, is killed with SIGKILL (its jobs run on, orphaned). At the end the
 invocations stop, a last backfill settles what is left, a quiet window watches for a late
 duplicate, and the effects are counted: each job appends one line per execution to
@@ -175,6 +176,7 @@ class Torture:
             threading.Thread(target=self._repeat, args=("one-shot", self._one_shot)),
             threading.Thread(target=self._read_index),
             threading.Thread(target=self._read_metrics),
+            threading.Thread(target=self._toggle_pauses),
         ]
         workers += [
             threading.Thread(target=self._repeat, args=("backfill", self._backfill))
@@ -269,6 +271,17 @@ class Torture:
         span = f"{self.days[first]}..{self.days[last]}" if last > first else str(self.days[first])
         return ["run", "--date", span, "--job", "extract", "--downstream"]
 
+    def _toggle_pauses(self) -> None:
+        """Pause or resume a job at random, every second or so."""
+        jobs = [*BACKFILLED, "every_minute"]
+        while not self.stop.wait(self.random.uniform(0.3, 2.0)):
+            job = self.random.choice(jobs)
+            if self.random.random() < 0.5:
+                arguments = ["pause", job, "--reason", "torture"]
+            else:
+                arguments = ["resume", job]
+            self._wait(self._start("pause", arguments))
+
     def _kill_at_random(self) -> None:
         while not self.stop.wait(self.random.uniform(0.2, 1.5)):
             with self._guard:
@@ -336,6 +349,13 @@ class Torture:
         """Backfill every day once more, unkilled, until it all succeeded: orphans are waited
         for and recorded, runs abandoned with no tries left are run (they never executed)."""
         span = f"{self.days[0]}..{self.days[-1]}"
+        subprocess.run(
+            [sys.executable, "-m", "cronflow", "resume", "--all"],
+            cwd=self.folder,
+            capture_output=True,
+            env={**os.environ, "CI": "true"},
+            check=True,
+        )
         while True:
             backfill = subprocess.run(
                 [
