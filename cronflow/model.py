@@ -265,6 +265,8 @@ class Job:
     alerts: bool = True  # false silences every alert about this job
     alert_on: tuple[AlertEvent, ...] | None = None  # None: the [alerts] `on` list
     alert_tags: tuple[str, ...] = ()  # apprise tags: which config-file targets hear of it
+    alert_after_failures: int = 1  # the failure alert waits for this many failed runs in a row
+    pause_after_failures: int | None = None  # paused (cronflow pause) after this many in a row
     success_exit_codes: frozenset[int] = frozenset()  # exit statuses that count as success, as 0
     no_retry_exit_codes: frozenset[int] = frozenset()  # a try ending so fails the run at once
     ping_url: str | None = None  # a monitor's ping URL (a secret: never printed whole)

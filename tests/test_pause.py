@@ -169,3 +169,41 @@ def test_next_marks_the_ticks_a_pause_holds(write_jobs, tmp_path):
     assert marked[:2] == [True, True] and marked[-2:] == [False, False]  # 5-minute ticks
     assert not any(tick["paused"] for tick in ticks if tick["job"] == "report")
     assert "extract (paused)" in cli(tmp_path, "next", "-n", "1")
+
+
+FLAKY = """
+[alerts]
+urls = ["{url}"]
+
+[jobs.flaky]
+command = 'echo "flaky $CRONFLOW_LOGICAL_TIME" >> effects; exit 1'
+schedule = "*/5 * * * *"
+alert_after_failures = 2
+pause_after_failures = 3
+"""
+
+
+def test_alert_after_and_pause_after_failures_in_a_row(write_jobs, tmp_path, receiver):
+    """The failure alert waits for the second failure in a row; the third pauses the job,
+    with one alert saying how to resume; its later ticks are skipped, nothing runs."""
+    path = write_jobs(FLAKY.format(url=receiver.url()))
+    clock = clock_now()
+    engine = real_engine(load(path), clock)
+    engine.tick()
+    for _ in range(5):
+        clock.advance(timedelta(minutes=5))
+        engine.tick()
+    titles = [message.body["title"] for message in receiver.messages()]
+    assert len(titles) == 2, titles
+    assert "flaky failed" in titles[0] and "paused after 3 failed runs in a row" in titles[1]
+    assert len(effects(tmp_path)) == 3  # then paused: nothing more ran
+    events = Store(tmp_path / ".cronflow").read().events
+    ran = sorted(e.logical_time for e in events if e.event is EventType.FINISHED)
+    alerted = [e.logical_time for e in events if e.event is EventType.ALERT]
+    assert alerted == ran[1:]  # the second failure's, then the third's (the pause)
+    skipped = [e for e in events if e.event is EventType.SKIPPED]
+    assert len(skipped) >= 2 and all("paused by cronflow" in e.reason for e in skipped)
+    said = cli(tmp_path, "status", "--json")
+    paused = {row["job"]: row["paused"] for row in json.loads(said.split("\ncronflow:")[0])["jobs"]}
+    assert paused["flaky"]["by"] == "cronflow"
+    assert "resume with: cronflow resume flaky" in paused["flaky"]["reason"]

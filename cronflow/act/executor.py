@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from graphlib import TopologicalSorter
 from typing import Any
 
-from cronflow.act import processes, settling
+from cronflow.act import pausing, processes, settling
 from cronflow.act.launch import CannotStart, inherited_environment, launch_of
 from cronflow.act.runner import (
     ProcessResult,
@@ -185,13 +185,40 @@ class Executor:
 
     def _tell_final(self, outcome: Outcome, dependents: dict[RunKey, set[RunKey]]) -> None:
         """Tell the alerter and the pinger how a run ended; a failure names the runs it
-        holds back."""
+        holds back. The job is paused when this failure makes pause_after_failures."""
         if outcome.event is None:
             return
+        if outcome.status.is_failure:
+            self._pause_if_failing(outcome.event)
         held_back = []
         if self.alerter and outcome.status is not RunStatus.SUCCESS:
             held_back = sorted(dag.reachable(dependents, [outcome.key]) - {outcome.key})
         self._tell_ended(outcome.event, held_back)
+
+    def _pause_if_failing(self, event: RunEvent) -> None:
+        """pause_after_failures: pause the job once its failed runs in a row reach it (the
+        index holds `event` already), with an alert that says how to resume."""
+        job = self.jobfile.jobs.get(event.job)
+        if job is None or job.pause_after_failures is None:
+            return
+        streak = self.store.index().job_runs(job.name, 1).failing_streak
+        if streak < job.pause_after_failures or job.name in self.store.read_pauses():
+            return
+        reason = (
+            f"{streak} failed runs in a row (pause_after_failures = {job.pause_after_failures}); "
+            f"resume with: cronflow resume {job.name}"
+        )
+        pausing.pause(
+            self.store,
+            self.locks,
+            [job.name],
+            by="cronflow",
+            now=self.clock.now(),
+            until=None,
+            reason=reason,
+        )
+        if self.alerter:
+            self.alerter.paused(event, streak)
 
     def _tell_ended(self, event: RunEvent, held_back: Sequence[RunKey] = ()) -> None:
         """A try ended, or a run was settled: the alerter and the pinger decide what it

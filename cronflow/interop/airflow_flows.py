@@ -140,6 +140,16 @@ JOB_DIFFERENCES: tuple[tuple[Callable[[Job], bool], str], ...] = (
         "ping_url ({jobs}): Airflow does not ping monitors; these checks go late once the "
         "DAG replaces cronflow. Ping from the command, or watch Airflow's own metrics.",
     ),
+    (
+        lambda job: job.alert_after_failures > 1,
+        "alert_after_failures ({jobs}): Airflow's on_failure_callback is told of every "
+        "failed run; count the failures in a row in the callback to alert as cronflow does.",
+    ),
+    (
+        lambda job: job.pause_after_failures is not None,
+        "pause_after_failures ({jobs}): Airflow does not pause a DAG after failures by itself "
+        "(max_consecutive_failed_dag_runs pauses a whole DAG, on Airflow 2.9 and later).",
+    ),
 )
 
 

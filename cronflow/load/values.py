@@ -450,6 +450,8 @@ JOB_KEYS: dict[str, Callable[[Any], Any]] = {
         AlertEvent, tuple(on for on in AlertEvent if on not in (AlertEvent.CLOCK, AlertEvent.STALE))
     ),
     "alert_tags": _strings,
+    "alert_after_failures": _integer(1, 10_000),
+    "pause_after_failures": _integer(1, 10_000),
     "ping_url": _ping_url,
     "ping_protocol": _choice(PingProtocol),
     "success_exit_codes": _success_exit_codes,
@@ -506,6 +508,8 @@ JOB_FIELDS = {
         "alerts",
         "alert_on",
         "alert_tags",
+        "alert_after_failures",
+        "pause_after_failures",
         "ping_url",
         "ping_protocol",
         "success_exit_codes",

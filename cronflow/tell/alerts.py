@@ -63,6 +63,22 @@ def failure_message(job: Job, event: RunEvent, held_back: Sequence[RunKey]) -> A
     )
 
 
+def paused_message(job: Job, event: RunEvent, streak: int) -> AlertMessage:
+    """pause_after_failures paused the job: say so, and how to resume."""
+    local = event.logical_time.astimezone(job.timezone)
+    lines = _run_lines(job, event) + _stderr_lines(job, event)
+    lines.append(
+        f"**Paused:** its ticks are recorded skipped until `cronflow resume {job.name}` "
+        f"(then `cronflow run --date DAY --job {job.name}` runs the skipped ones)"
+    )
+    return AlertMessage(
+        on=AlertEvent.FAILURE,
+        severity="failure",
+        title=f"cronflow: {job.name} paused after {streak} failed runs in a row ({local.date()})",
+        body="\n".join(lines),
+    )
+
+
 def retry_message(job: Job, event: RunEvent) -> AlertMessage:
     local = event.logical_time.astimezone(job.timezone)
     delay = job.retry.delay_before(event.attempt + 1)
@@ -255,6 +271,14 @@ class Alerter:
         elif self._wants(job, AlertEvent.FAILURE) and self._failure_is_news(job):
             self._send(job, event, failure_message(job, event, held_back))
 
+    def paused(self, event: RunEvent, streak: int) -> None:
+        """pause_after_failures paused the job of `event`, its `streak`-th failure in a row."""
+        job = self.jobfile.jobs.get(event.job)
+        if job is not None and self._wants(job, AlertEvent.FAILURE):
+            with self._guard:
+                self._streaks[job.name] = self.clock.now()  # a failure alert of the streak
+            self._send(job, event, paused_message(job, event, streak))
+
     def missed(self, event: RunEvent) -> None:
         job = self.jobfile.jobs.get(event.job)
         if job is not None and self._wants(job, AlertEvent.MISSED):
@@ -304,7 +328,14 @@ class Alerter:
             self._send(job, event, recovery_message(job, event))
 
     def _failure_is_news(self, job: Job) -> bool:
-        """True for the first failure of a streak, or when a `repeat` reminder is due."""
+        """True for the first failure of a streak that has reached alert_after_failures
+        failed runs, or when a `repeat` reminder is due."""
+        if job.alert_after_failures > 1:
+            streak = self.store.index().job_runs(job.name, 1).failing_streak
+            if streak < job.alert_after_failures:
+                return False
+        if job.pause_after_failures and self._about_to_pause(job):
+            return False  # the pause's own alert says it
         now = self.clock.now()
         with self._guard:
             last = max(
@@ -323,6 +354,10 @@ class Alerter:
             if news:
                 self._streaks[job.name] = now
             return news
+
+    def _about_to_pause(self, job: Job) -> bool:
+        assert job.pause_after_failures is not None
+        return self.store.index().job_runs(job.name, 1).failing_streak == job.pause_after_failures
 
     def _wants(self, job: Job, on: AlertEvent) -> bool:
         return on in alerted_events(self.jobfile, job)
