@@ -7,6 +7,11 @@ hour the daemon's resident memory, open descriptors, threads and the state direc
 are sampled. Targets (issue 32): RSS growth ≤ 2 MiB after the first day, descriptors and
 threads flat, the disk bounded by retention.
 
+Retention goes by file times (an output file's, a log segment's last write), which the
+kernel stamps with the real clock: a week simulated in an hour would never age. So every
+simulated hour the benchmark gives the output files and log segments written since the
+last one that hour's time, as a real week would have.
+
     make bench        # or: .venv/bin/python bench/bench_week.py [--days 7] [--wait 0.05]
 """
 
@@ -97,6 +102,19 @@ def jobs_file(folder: Path, port: int) -> Path:
     return path
 
 
+def age(state: Path, now: float) -> None:
+    """Give the output files and log segments written in real time (later than the
+    simulated `now`) the simulated time instead (see the docstring)."""
+    folders = [state / "output" / name for name in os.listdir(state / "output")]
+    for folder, wanted in [(state, "runs-"), *((each, "") for each in folders)]:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if not entry.name.startswith(wanted) or not entry.is_file(follow_symlinks=False):
+                    continue
+                if entry.stat(follow_symlinks=False).st_mtime > now:
+                    os.utime(entry.path, (now, now), follow_symlinks=False)
+
+
 def sample(pid: int, state: Path) -> tuple[float, int, int, int]:
     """(RSS MiB, open descriptors, threads, state directory bytes)."""
     status = Path(f"/proc/{pid}/status").read_text()
@@ -137,6 +155,7 @@ def main() -> None:
             next_hour = next_hour or now
             end = end or now + options.days * 86400 - 60
             if now >= next_hour:
+                age(folder / ".cronflow", now)
                 samples.append((now, *sample(daemon.pid, folder / ".cronflow")))
                 next_hour += 3600
             if now >= end:
