@@ -169,9 +169,14 @@ class Executor:
                     self._tell_final(outcome, dependents)
                     ended(key, outcome)
         self.wait_for_deliveries()
+        self.flush_files()
+        return [outcomes[run.key] for run in runs if run.key in outcomes]
+
+    def flush_files(self) -> None:
+        """Wait until the metrics file and the status page say what was last told them
+        (their writers are background threads a one-shot cronflow's exit would cut)."""
         for refresher in self.refreshers:
             refresher.flush()
-        return [outcomes[run.key] for run in runs if run.key in outcomes]
 
     def wait_for_deliveries(self) -> None:
         """Wait for the alerts and pings in flight to be recorded; once cronflow is asked to
