@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
@@ -45,6 +45,8 @@ class AlertEvent(StrEnum):
     SUCCESS = "success"
     CLOCK = "clock"  # the system clock went back past ticks already decided (not about a job)
     STALE = "stale"  # an asset went stale, or is fresh again (about an asset, not a job)
+    SLOW = "slow"  # a run goes on past max_runtime (and its end, once it was said)
+    LATE = "late"  # a run has not succeeded by finish_by, or an asset will miss its deadline
 
 
 class RunKind(StrEnum):
@@ -271,7 +273,24 @@ class Job:
     no_retry_exit_codes: frozenset[int] = frozenset()  # a try ending so fails the run at once
     ping_url: str | None = None  # a monitor's ping URL (a secret: never printed whole)
     ping_protocol: PingProtocol | None = None  # None: told from the URL (pings.protocol_for)
+    max_runtime: timedelta | None = None  # a run going on longer is `slow` (it is not stopped)
+    max_runtime_auto: bool = False  # max_runtime = "auto": learnt from its runs (decide/overdue)
+    finish_by: Deadline | None = None  # a run not succeeded by then is `late`
     config_hash: str = ""  # changes whenever anything in this job's definition changes
+
+
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    """`finish_by` or an asset's `deadline`: a time of day in the job's zone ("07:00": the
+    first 07:00 after the logical time), or a delay after the logical time ("+2h")."""
+
+    at: time | None = None
+    after: timedelta | None = None
+
+    def __str__(self) -> str:
+        if self.at is not None:
+            return self.at.strftime("%H:%M")
+        return f"+{self.after}"
 
 
 # Stopping: after shutdown_grace, the jobs still running get SIGKILL and this long to go.
@@ -320,6 +339,8 @@ class AlertSettings:
         AlertEvent.RECOVERY,
         AlertEvent.CLOCK,
         AlertEvent.STALE,
+        AlertEvent.SLOW,
+        AlertEvent.LATE,
     )
     repeat: timedelta | None = None  # None: one failure alert per failing streak
     timeout: timedelta = timedelta(seconds=10)  # for one delivery
@@ -338,6 +359,7 @@ class Asset:
     producer: str | None  # the job that `produces` it; None for an external asset
     consumers: tuple[str, ...] = ()  # the jobs that `use` it
     fresh_within: timedelta | None = None  # None: two intervals of its producer's schedule
+    deadline: Deadline | None = None  # its producer's run succeeds by then, or it is `late`
     description: str = ""
 
 
@@ -578,6 +600,8 @@ class RunRecords(Protocol):
     def job_runs(self, job: str, strip: int) -> JobRuns: ...
 
     def newest_success(self, job: str) -> datetime | None: ...
+
+    def success_durations(self, job: str, limit: int) -> list[float]: ...
 
     def first_seen(self, kind: str, name: str) -> datetime | None: ...
 

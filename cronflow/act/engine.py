@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from cronflow.act import pausing, processes
 from cronflow.act.executor import Executor, Outcome
 from cronflow.clock import Clock
-from cronflow.decide import due, explain, freshness, selection
+from cronflow.decide import due, explain, freshness, overdue, selection
 from cronflow.decide.tick import (
     Housekeeping,
     TickDecision,
@@ -92,6 +92,7 @@ class Engine:
         self.tick_with(run_here)
         self._leave_idle_stamp()
         self.executor.wait_for_deliveries()  # the heartbeat, a housekeeping alert
+        self.executor.flush_files()  # what the decision changed, even with nothing run
         return outcomes
 
     def tick_with(self, start: Callable[[list[PlannedRun]], object]) -> TickDecision:
@@ -123,6 +124,7 @@ class Engine:
             index = self.store.index()
             watermarks = self.store.read_watermarks()
             alerted = self.store.stale_alerted() if self._alerts_stale() else set()
+            episodes = self.store.overdue()
             decision = decide_tick(
                 self.jobfile,
                 history=index,
@@ -132,9 +134,36 @@ class Engine:
                 stale_alerted=alerted,
                 asset_states=freshness.states(self.jobfile, index, now),
                 housekeeping=self._housekeeping(),
+                paused=self._paused(now),
+                overdue_before=episodes,
             )
             self._apply(decision, now, watermarks, alerted)
+            self._apply_overdue(decision, episodes)
         return decision
+
+    def _paused(self, now: datetime) -> set[str]:
+        """The jobs a pause holds now, when anything is watched for lateness."""
+        if not overdue.watches(self.jobfile):
+            return set()
+        return {job for job, pause in self.store.read_pauses().items() if pause.holds_at(now)}
+
+    def _apply_overdue(
+        self, decision: TickDecision, before: dict[str, dict[str, str | None]]
+    ) -> None:
+        """Say the slow and late episodes that began and ended (once each: under the
+        @plan lock, with the records of the last decision), and record those that hold."""
+        alerter = self.executor.alerter
+        if alerter:
+            index = self.store.index()
+            for episode in decision.overdue_begun:
+                alerter.overdue_began(episode, index)
+            for key in decision.overdue_ended:
+                alerter.overdue_ended(before[key], index)
+        if decision.overdue != before:
+            self.store.write_overdue(decision.overdue)
+        if self.executor.pinger:
+            for episode in decision.overdue_begun:
+                self.executor.pinger.overdue(episode, self.store.index())
 
     def _apply(
         self,
@@ -253,6 +282,7 @@ class Engine:
             now,
             freshness.states(self.jobfile, index, now) if self.jobfile.assets else (),
             self._housekeeping(),
+            overdue.watch(self.jobfile, index, now, self._paused(now)).wake,
         )
         if wake.at is None or not wake.settled:
             idle_stamp.forget(str(self.store.state_dir))

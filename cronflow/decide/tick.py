@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from cronflow.decide import overdue
 from cronflow.decide.due import due_runs, watermarks_to_decide_from
 from cronflow.decide.freshness import AssetState, Freshness
 from cronflow.decide.jitter import start_of
@@ -40,6 +41,9 @@ class TickDecision:
     clock_went_back_from: datetime | None  # the newest tick decided before the clock went back
     asset_alerts: list[AssetState]  # assets gone stale, or fresh again after a stale alert
     stale_alerted: frozenset[str]  # the assets a stale alert stands for, after this decision
+    overdue_begun: list[overdue.Overdue]  # slow and late episodes that began (see overdue.py)
+    overdue_ended: list[str]  # the keys of those that ended
+    overdue: dict[str, dict[str, str | None]]  # the episodes that hold, after this decision
     prune_due: bool
     retention_cutoff: datetime | None  # due: forget what ended before it (see forget_cutoff)
     wake: Wake  # when the next tick is (given the records as they were decided from)
@@ -50,8 +54,8 @@ class Wake:
     """When something can next be due.
 
     `at`: the first instant at which a tick could find work: a job's next run starts, an
-    owed try comes due, housekeeping comes due, a fresh asset turns stale (None: nothing
-    ever will, as the records stand). `settled`: False while a run is running or waiting;
+    owed try comes due, housekeeping comes due, a fresh asset turns stale, a run turns slow
+    or a deadline comes (None: nothing ever will, as the records stand). `settled`: False while a run is running or waiting;
     its end (or its cronflow's death) can make something due sooner, which a process that
     does not run it itself must come back to see."""
 
@@ -69,9 +73,13 @@ def decide_tick(
     stale_alerted: Set[str],
     asset_states: Sequence[AssetState],
     housekeeping: Housekeeping,
+    paused: Set[str] = frozenset(),
+    overdue_before: Mapping[str, Mapping[str, str | None]] | None = None,
 ) -> TickDecision:
     """The whole decision of a tick at `now` (see the module's docstring)."""
     decide_from, went_back_from = watermarks_to_decide_from(dict(watermarks), now)
+    watch = overdue.watch(jobfile, history, now, paused)
+    begun, ended, episodes = overdue.changes(watch.current, overdue_before or {})
     due = due_runs(jobfile, history, decide_from, now, boot=boot)
     alerts, alerted = asset_alerts(asset_states, stale_alerted, set(jobfile.assets))
     prune_due, retention_due = housekeeping_due(jobfile, housekeeping, now)
@@ -87,9 +95,12 @@ def decide_tick(
         clock_went_back_from=went_back_from,
         asset_alerts=alerts,
         stale_alerted=alerted,
+        overdue_begun=begun,
+        overdue_ended=ended,
+        overdue=episodes,
         prune_due=prune_due,
         retention_cutoff=forget_cutoff(jobfile, housekeeping, now) if retention_due else None,
-        wake=next_wake(jobfile, history, due.watermarks, now, asset_states, after),
+        wake=next_wake(jobfile, history, due.watermarks, now, asset_states, after, watch.wake),
     )
 
 
@@ -100,11 +111,13 @@ def next_wake(
     now: datetime,
     asset_states: Sequence[AssetState] = (),
     housekeeping: Housekeeping | None = None,
+    overdue_at: datetime | None = None,
 ) -> Wake:
     """When a tick can next find something to do, as long as nothing is recorded and the
     jobs file stays as it is (see Wake). A job with no watermark for its schedule yet is
-    due for a decision now."""
-    instants = []
+    due for a decision now. `overdue_at`: when a run can next turn slow or late (see
+    overdue.watch)."""
+    instants = [] if overdue_at is None else [overdue_at]
     for job in jobfile.jobs.values():
         if job.schedule is None or not job.enabled:
             continue

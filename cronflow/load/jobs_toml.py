@@ -430,6 +430,10 @@ class _Validator:
             env_files=env_files,
             retry=retry,
             timeout=values.get("timeout") or None,  # 0 means no timeout
+            max_runtime=None
+            if values.get("max_runtime", "auto") == "auto"
+            else values["max_runtime"],
+            max_runtime_auto=values.get("max_runtime") == "auto",
             **_present(values, JOB_FIELDS),
         )
         digest = hashlib.sha256(repr(definition).encode()).hexdigest()[:12]
@@ -493,6 +497,12 @@ class _Validator:
                     f'"{name}" is declared external but job {producers[name]} produces it',
                     "Remove external = true, or remove it from that job's produces",
                 )
+            elif values.get("external") and "deadline" in values:
+                self._report(
+                    ("assets", name, "deadline"),
+                    f'"{name}" is made outside cronflow: no run of it could meet a deadline',
+                    "Remove deadline, or put finish_by on the job that uses it",
+                )
             elif not values.get("external") and name not in producers:
                 self._report(
                     ("assets", name),
@@ -507,6 +517,7 @@ class _Validator:
                 producer=producers.get(name),
                 consumers=tuple(consumers.get(name, ())),
                 fresh_within=declared.get(name, {}).get("fresh_within"),
+                deadline=declared.get(name, {}).get("deadline"),
                 description=declared.get(name, {}).get("description", ""),
             )
             for name in names

@@ -8,14 +8,14 @@ import math
 import re
 import unicodedata
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import time, timedelta
 from enum import StrEnum
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronflow.decide import schedule
-from cronflow.model import AlertEvent, CatchUp, Overlap, PingProtocol, RunIf
+from cronflow.model import AlertEvent, CatchUp, Deadline, Overlap, PingProtocol, RunIf
 
 MAX_ARGUMENT_BYTES = 128 * 1024 - 1
 MAX_DURATION = timedelta(days=365)
@@ -273,6 +273,34 @@ def _positive_duration(value: Any) -> timedelta:
     return duration
 
 
+def _max_runtime(value: Any) -> timedelta | str:
+    """max_runtime: a duration, or "auto" (learnt from the job's own successful runs)."""
+    if value == "auto":
+        return "auto"
+    try:
+        return _positive_duration(value)
+    except Invalid as invalid:
+        raise Invalid(invalid.problem, invalid.fix.replace("Write", 'Write "auto", or')) from None
+
+
+def _deadline(value: Any) -> Deadline:
+    """finish_by / deadline: "07:00" (the first 07:00 after the logical time, in the job's
+    zone) or "+2h" (that long after the logical time)."""
+    fix = 'Write a time of day such as "07:00", or a delay after the logical time such as "+2h"'
+    if not isinstance(value, str):
+        raise Invalid(f"must be a string, not {type_name(value)}", fix)
+    text = value.strip()
+    if text.startswith("+"):
+        after = parse_duration(text[1:])
+        if not after:
+            raise Invalid("must be longer than 0", fix)
+        return Deadline(after=after)
+    matched = re.fullmatch(r"(\d{1,2}):(\d{2})", text)
+    if matched is None or int(matched[1]) > 23 or int(matched[2]) > 59:
+        raise Invalid(f'"{value}" is neither a time of day nor a delay', fix)
+    return Deadline(at=time(int(matched[1]), int(matched[2])))
+
+
 def _well_formed(url: str) -> SplitResult | None:
     """The parts of a URL, or None where it cannot be one: a space or control character in
     it, a bracket left open (`http://[::1`), a port that is no number or out of range."""
@@ -454,6 +482,8 @@ JOB_KEYS: dict[str, Callable[[Any], Any]] = {
     "pause_after_failures": _integer(1, 10_000),
     "ping_url": _ping_url,
     "ping_protocol": _choice(PingProtocol),
+    "max_runtime": _max_runtime,
+    "finish_by": _deadline,
     "success_exit_codes": _success_exit_codes,
     "no_retry_exit_codes": _exit_codes,
 }
@@ -485,6 +515,7 @@ TABLES = ("cronflow", "defaults", "alerts", "jobs", "assets")
 ASSET_KEYS: dict[str, Callable[[Any], Any]] = {
     "external": _boolean,
     "fresh_within": _positive_duration,
+    "deadline": _deadline,
     "description": _string,
 }
 # jobs.toml key -> model field, for keys that are copied as they are when present
@@ -512,6 +543,7 @@ JOB_FIELDS = {
         "pause_after_failures",
         "ping_url",
         "ping_protocol",
+        "finish_by",
         "success_exit_codes",
         "no_retry_exit_codes",
         "user",

@@ -16,6 +16,7 @@ from typing import Any
 from cronflow.model import ClockSetBack, JobRuns, RunEvent, RunKey, RunStatus, failing_streak
 from cronflow.state.codec import event_from_json, line_from_json
 from cronflow.state.index_rows import (
+    DURATION_SQL,
     EPOCH,
     ROW,
     AlertFacts,
@@ -63,6 +64,16 @@ class IndexQueries:
             (job,),
         )
         return None if row is None else EPOCH + timedelta(microseconds=row[0])
+
+    def success_durations(self, job: str, limit: int) -> list[float]:
+        """How long the job's newest `limit` successful runs took (seconds, newest first):
+        what its usual duration is learnt from (decide/overdue.py)."""
+        rows = self._all(
+            f"SELECT {DURATION_SQL} FROM runs WHERE job = ? AND status = 'success' "
+            "ORDER BY at DESC LIMIT ?",
+            (job, limit),
+        )
+        return [float(row[0]) for row in rows if row[0] is not None]
 
     def last_pings(self) -> dict[str, RunEvent]:
         """Each job's newest `ping` event: how its last ping went (for `status`)."""

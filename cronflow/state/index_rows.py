@@ -130,6 +130,8 @@ _EMPTY_BY_DEFAULT = (
 )
 
 
+DURATION_SQL = f"json_extract(event, '$[{_STORED.index('duration_s')}]')"  # a row's duration_s
+
 ROW = "job, at, status, event"  # what every query that decodes an event selects
 
 

@@ -12,6 +12,7 @@ WATERMARKS_NAME = "watermarks.json"  # each job's newest scheduled tick decided
 PAUSED_NAME = "paused.json"  # the jobs paused now: by whom, since and until when, why
 BOOTS_NAME = "boots"  # each boot seen: its id and the time first estimated for it
 STALE_ALERTED_NAME = "stale-alerted"  # the assets a stale alert went out for, not yet fresh
+OVERDUE_NAME = "overdue.json"  # the slow and late episodes under way (decide/overdue.py)
 OUTPUT_DIR = "output"  # output/JOB/<run>.<attempt>.{out,err,exit}
 
 # Caches: rebuilt from the records when missing or damaged.

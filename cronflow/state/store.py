@@ -42,6 +42,7 @@ from cronflow.state.layout import (
     LOCK_DIR,
     LOG_NAME,
     OUTPUT_DIR,
+    OVERDUE_NAME,
     PAUSED_NAME,
     RESERVE_NAME,
     SEGMENT_GLOB,
@@ -329,6 +330,20 @@ class Store:
         """Replace that set durably (under the @plan lock: one decision at a time)."""
         content = "".join(f"{name}\n" for name in sorted(names))
         _write_durably(self.state_dir / STALE_ALERTED_NAME, content.encode())
+
+    def overdue(self) -> dict[str, dict[str, str | None]]:
+        """The slow and late episodes under way at the last decision, by key ({} if none,
+        or if the file cannot be read: each then begins again, and is said once more)."""
+        try:
+            records = json.loads(read_bytes(self.state_dir / OVERDUE_NAME))
+        except (OSError, ValueError):
+            return {}
+        return records if isinstance(records, dict) else {}
+
+    def write_overdue(self, records: dict[str, dict[str, str | None]]) -> None:
+        """Replace them durably (under the @plan lock: one decision at a time)."""
+        content = json.dumps(records, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+        _write_durably(self.state_dir / OVERDUE_NAME, content.encode())
 
     def known_boot(self, seen: Boot) -> Boot:
         """This boot as recorded, or as it would be recorded now (for a dry run)."""

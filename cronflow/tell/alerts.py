@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
 from cronflow.clock import Clock
 from cronflow.decide.freshness import AssetState, Freshness
+from cronflow.decide.overdue import Overdue
 from cronflow.load.env_files import secrets_of_job
 from cronflow.masking import mask_text
 from cronflow.model import (
@@ -26,6 +28,7 @@ from cronflow.model import (
     JobFile,
     RunEvent,
     RunKey,
+    RunRecords,
     RunStatus,
     delivery_about,
 )
@@ -149,6 +152,61 @@ def asset_message(state: AssetState, now: datetime) -> AlertMessage:
         severity="warning" if stale else "success",
         title=f"cronflow: {state.name} is " + ("stale" if stale else "fresh again"),
         body="\n".join(line for line in lines if line),
+    )
+
+
+def overdue_message(episode: Overdue, zone: ZoneInfo) -> AlertMessage:
+    """A run went slow, or a job or an asset is late: what, since when, and what it is doing."""
+    local = episode.logical_time.astimezone(zone)
+    what = episode.asset or episode.job
+    lines = [
+        f"**Asset:** {episode.asset} (produced by {episode.job})" if episode.asset else "",
+        f"**Job:** {episode.job}" if not episode.asset else "",
+        f"**Logical time:** {local.isoformat()} ({zone.key})",
+        f"**Deadline:** {episode.deadline.astimezone(zone).isoformat()}"
+        if episode.deadline
+        else "",
+        f"**{'Slow' if episode.on is AlertEvent.SLOW else 'Late'}:** {episode.detail}",
+        f"**Host:** {socket.gethostname()}",
+        f"See `cronflow why {episode.job} --at {local.isoformat()}`",
+    ]
+    verb = "is slow" if episode.on is AlertEvent.SLOW else "is late"
+    if episode.asset and episode.deadline and episode.since < episode.deadline:
+        verb = "will miss its deadline"
+    return AlertMessage(
+        on=episode.on,
+        severity="warning",
+        title=f"cronflow: {what} {verb} ({local.date()})",
+        body="\n".join(line for line in lines if line),
+    )
+
+
+def overdue_over_message(record: Mapping[str, str | None], latest: RunEvent | None) -> AlertMessage:
+    """A slow run ended, or a late job or asset is on time again: how it ended."""
+    slow = record["on"] == AlertEvent.SLOW
+    what = record["asset"] or record["job"]
+    logical = str(record["logical_time"])
+    ended = latest is not None and not latest.status.is_in_progress
+    if slow:
+        title = f"{what} finished" if ended else f"{what} is no longer watched for slowness"
+    else:
+        title = f"{what} is on time again"
+    outcome = "still running" if latest is not None and not ended else "no run recorded"
+    if ended and latest is not None:
+        took = f" after {latest.duration_s:.0f}s" if latest.duration_s is not None else ""
+        outcome = f"{latest.status}{took}"
+    lines = [
+        f"**{'Asset' if record['asset'] else 'Job'}:** {what}",
+        f"**Logical time:** {logical}",
+        f"**Was:** {record['detail']}",
+        f"**Run of that time:** {outcome}",
+        f"**Host:** {socket.gethostname()}",
+    ]
+    return AlertMessage(
+        on=AlertEvent(str(record["on"])),
+        severity="success" if latest is None or latest.status is RunStatus.SUCCESS else "info",
+        title=f"cronflow: {title} ({logical[:10]})",
+        body="\n".join(lines),
     )
 
 
@@ -294,6 +352,35 @@ class Alerter:
         decide/tick.asset_alerts: once per staleness). Recorded as an alert about the asset."""
         if self.settings.has_targets and AlertEvent.STALE in self.settings.on:
             self._send(None, state.name, asset_message(state, self.clock.now()))
+
+    def overdue_began(self, episode: Overdue, history: RunRecords) -> None:
+        """A run went slow, a job or an asset is late (decide/overdue.py: once each)."""
+        job = self.jobfile.jobs.get(episode.job)
+        if job is None:
+            return
+        message = overdue_message(episode, job.timezone)
+        if episode.asset is not None:
+            if self.settings.has_targets and episode.on in self.settings.on:
+                self._send(None, episode.asset, message)
+        elif self._wants(job, episode.on):
+            run = history.latest(RunKey(job.name, episode.logical_time))
+            about = run if episode.on is AlertEvent.SLOW and run is not None else job.name
+            self._send(job, about, message)
+
+    def overdue_ended(self, record: Mapping[str, str | None], history: RunRecords) -> None:
+        """An episode that was said is over: the slow run ended, the late one is on time."""
+        job = self.jobfile.jobs.get(str(record["job"]))
+        on = AlertEvent(str(record["on"]))
+        latest = None
+        if job is not None:
+            when = datetime.fromisoformat(str(record["logical_time"]))
+            latest = history.latest(RunKey(job.name, when))
+        message = overdue_over_message(record, latest)
+        if record["asset"] is not None:
+            if self.settings.has_targets and on in self.settings.on:
+                self._send(None, str(record["asset"]), message)
+        elif job is not None and self._wants(job, on):
+            self._send(job, latest if on is AlertEvent.SLOW and latest else job.name, message)
 
     def config_broken(self, path: Path, error: str) -> None:
         """An edit of the jobs file the daemon cannot use (it keeps the last good one)."""

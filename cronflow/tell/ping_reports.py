@@ -21,11 +21,23 @@ from concurrent.futures import Future
 from pathlib import Path
 
 from cronflow.clock import Clock
+from cronflow.decide.overdue import Overdue
 from cronflow.decide.schedule import schedule_of
 from cronflow.load import monitors
 from cronflow.load.env_files import secrets_of_job
 from cronflow.masking import redact
-from cronflow.model import EventType, Job, JobFile, RunEvent, RunKind, RunStatus, delivery_about
+from cronflow.model import (
+    AlertEvent,
+    EventType,
+    Job,
+    JobFile,
+    RunEvent,
+    RunKey,
+    RunKind,
+    RunRecords,
+    RunStatus,
+    delivery_about,
+)
 from cronflow.state.outputs import tail_bytes
 from cronflow.state.store import Store
 from cronflow.tell import ping_requests
@@ -78,6 +90,18 @@ class Pinger:
                 last=True,
             )
 
+    def overdue(self, episode: Overdue, history: RunRecords) -> None:
+        """A run went slow: Healthchecks logs it (`/log`, the check's state unchanged; the
+        run's rid pairs it). Cronitor has no such event; lateness, each monitor sees for
+        itself from its own schedule."""
+        job = self.jobfile.jobs.get(episode.job)
+        if episode.on is not AlertEvent.SLOW or job is None or not job.ping_url:
+            return
+        run = history.latest(RunKey(job.name, episode.logical_time))
+        if run is not None and run.status is RunStatus.RUNNING and live(job, run):
+            note = f"slow: {episode.detail}\n".encode()
+            self._send(job, run, kind=ping_requests.PingKind.LOG, note=note)
+
     def heartbeat(self) -> None:
         """cronflow decided what was due: tell its own monitor, if it has one."""
         settings = self.jobfile.settings
@@ -123,6 +147,7 @@ class Pinger:
         exit_code: int | None = None,
         output: bool = False,
         last: bool = False,
+        note: bytes = b"",
     ) -> None:
         assert job.ping_url is not None
         url, protocol = job.ping_url, monitors.protocol_for(job.ping_url, job.ping_protocol)
@@ -133,7 +158,7 @@ class Pinger:
                 if before is not None:
                     before.result()  # the run's earlier ping first (it was submitted first)
                 limit = self._limits.get(url, ping_requests.DEFAULT_BODY_LIMIT)
-                body = _body(event, kind, limit, secrets_of_job(job)) if output else b""
+                body = _body(event, kind, limit, secrets_of_job(job)) if output else note
                 rid = _rid(event.run_id)
                 sent = ping_requests.deliver(
                     url,
