@@ -493,3 +493,25 @@ def test_assets_become_airflow_outlets_and_inlets(write_jobs):
     assert 'inlets=[Asset("crm.contacts")]' in text
     assert 'inlets=[Asset("warehouse.sales")]' in text  # report, in the same DAG
     assert "from airflow.sdk import DAG, Asset, CronTriggerTimetable" in text
+
+
+def test_slow_and_late_keys_are_warned_per_key(write_jobs):
+    files = export(
+        write_jobs("""
+        [assets.sales]
+        deadline = "07:00"
+        [jobs.extract]
+        command = "true"
+        schedule = "0 5 * * *"
+        max_runtime = "auto"
+        [jobs.load]
+        command = "true"
+        depends_on = ["extract"]
+        produces = ["sales"]
+        finish_by = "+2h"
+    """)
+    )
+    flow = files["extract"]
+    assert "only kills" in warning_about(flow, "max_runtime (extract)")
+    assert "DAGRUN_LOGICAL_DATE" in warning_about(flow, "finish_by (load)")
+    assert "predicts no lateness" in warning_about(flow, "deadline (sales)")

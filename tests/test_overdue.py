@@ -5,6 +5,7 @@ real HTTP receiver and pings to a real monitor; each alert once per episode."""
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,7 +18,7 @@ from cronflow.act.runner import ShellRunner
 from cronflow.decide import overdue
 from cronflow.model import Deadline, EventType, RunEvent, RunKind, RunStatus
 from cronflow.state.store import Store, new_run_id
-from tests.conftest import load, real_engine
+from tests.conftest import load, real_engine, run_cli
 from tests.fakes import FakeClock
 from tests.waiting import wait_for
 
@@ -71,6 +72,20 @@ class Ticks:
             assert not thread.is_alive()
 
 
+def status(folder: Path) -> dict:
+    """`status`, `status --json`, `status --check` and `status --html -`, as run by hand."""
+    text = run_cli("status", cwd=folder)
+    as_json = run_cli("status", "--json", cwd=folder)
+    page = run_cli("status", "--html", "-", cwd=folder)
+    assert "Traceback" not in text.stderr + as_json.stderr + page.stderr
+    return {
+        "text": text.stdout,
+        "json": json.loads(as_json.stdout),
+        "check": run_cli("status", "--check", cwd=folder).returncode,
+        "page": page.stdout,
+    }
+
+
 def started(folder: Path, job: str, tick: datetime = SIX) -> bool:
     events = Store(folder / ".cronflow").read().events
     return any(
@@ -95,6 +110,9 @@ def test_a_run_past_max_runtime_alerts_once_and_once_more_when_it_ends(tmp_path,
     assert "running 20m (try 1), max_runtime 20m" in bodies(receiver)[0]
     ticks.minutes(5)
     assert len(titles(receiver)) == 1  # once per run, not at every tick
+    shown = status(tmp_path)
+    assert shown["json"]["jobs"][0]["slow"].startswith("running 20m")
+    assert shown["check"] == 0 and 'data-state="slow"' in shown["page"]  # slow is no failure
     (tmp_path / "hold").unlink()
     ticks.join()
     ticks.minutes(1)
@@ -204,10 +222,15 @@ def test_a_job_not_succeeded_by_finish_by_is_late_once_also_when_it_never_starte
     assert "not succeeded by 2026-01-14 06:10 UTC" in bodies(receiver)[0]
     ticks.minutes(10)
     assert len(titles(receiver)) == 1
+    shown = status(tmp_path)  # what the on-call sees meanwhile, from real commands
+    assert "load is late: not succeeded by 2026-01-14 06:10 UTC" in shown["text"]
+    assert shown["json"]["jobs"][1]["late"].startswith("not succeeded by")
+    assert shown["check"] == 1 and 'data-state="late"' in shown["page"]
     (tmp_path / "hold").unlink()  # extract ends, load runs and succeeds
     ticks.join()
     ticks.minutes(1)
     assert titles(receiver)[1:] == ["cronflow: load is on time again (2026-01-14)"]
+    assert status(tmp_path)["json"]["jobs"][1]["late"] is None
     recorded = Store(tmp_path / ".cronflow").read().host_events
     assert [(e.about, e.alert["on"]) for e in recorded] == [("load", "late"), ("load", "late")]
 

@@ -32,6 +32,8 @@ instance = "etl"
 command = "true"
 schedule = "0 * * * *"
 produces = ["report"]
+max_runtime = "1h"
+finish_by = "+30m"
 [jobs.broken]
 command = "test -e broke || {{ touch broke; exit 0; }}; exit 3"
 schedule = "0 * * * *"
@@ -40,6 +42,7 @@ produces = ["table"]
 command = "exit 1"
 schedule = "0 * * * *"
 produces = ["lake"]
+finish_by = "+30m"
 [jobs.paused]
 command = "exit 1"
 schedule = "0 * * * *"
@@ -47,6 +50,7 @@ schedule = "0 * * * *"
 fresh_within = "2h"
 [assets.lake]
 fresh_within = "10h"
+deadline = "+30m"
 """
 
 
@@ -116,6 +120,7 @@ def test_the_shipped_rules_fire_where_they_must_and_nowhere_else(tmp_path, promt
         one("cronflow_asset_fresh_timestamp_seconds", {**b, "asset": "table"}, 0.0),
         one("cronflow_asset_fresh_within_seconds", {**b, "asset": "table"}, 7200.0),
         one("cronflow_tick_last_timestamp_seconds", b, 0.0),
+        one("cronflow_job_slow", {**b, "cronflow_job": "good"}, 1.0),  # a run goes on there
     ]
     a = {"cronflow_instance": "etl", **SCRAPE}
     page, warn = {"severity": "page"}, {"severity": "warning"}
@@ -176,6 +181,28 @@ def test_the_shipped_rules_fire_where_they_must_and_nowhere_else(tmp_path, promt
                             alert("table on host-a:9100 is stale", asset="table", **a, **warn)
                         ],
                     },
+                    {
+                        "eval_time": "1m",
+                        "alertname": "CronflowJobSlow",
+                        "exp_alerts": [
+                            alert(
+                                "good on host-b:9100 runs past its max_runtime",
+                                cronflow_job="good",
+                                **b,
+                                **warn,
+                            )
+                        ],
+                    },
+                    {
+                        "eval_time": "1m",
+                        "alertname": "CronflowJobLate",
+                        "exp_alerts": [
+                            alert("lake on host-a:9100 is late", asset="lake", **a, **page),
+                            alert(
+                                "never on host-a:9100 is late", cronflow_job="never", **a, **page
+                            ),
+                        ],
+                    },
                     {"eval_time": "1m", "alertname": "CronflowNotTicking", "exp_alerts": []},
                     {
                         "eval_time": "6m",
@@ -231,7 +258,7 @@ def test_the_rules_and_the_metrics_pass_promtool_checks(tmp_path, promtool):
     rules = subprocess.run(
         [promtool, "check", "rules", "rules.yml"], cwd=tmp_path, capture_output=True, text=True
     )
-    assert rules.returncode == 0 and "4 rules found" in rules.stdout, rules.stdout + rules.stderr
+    assert rules.returncode == 0 and "6 rules found" in rules.stdout, rules.stdout + rules.stderr
     exposition, _ = history(tmp_path)
     lint = subprocess.run(
         [promtool, "check", "metrics"], input=exposition, capture_output=True, text=True

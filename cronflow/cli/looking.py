@@ -155,9 +155,15 @@ def status(
             file=sys.stderr,
         )
     stale = freshness.stale_names(jobfile, index, now)
-    if stale and html is None and not as_json:
-        print(f"stale assets: {', '.join(stale)} (cronflow assets says why)")
-    if check and (summary.failing or stale):
+    if html is None and not as_json:
+        if stale:
+            print(f"stale assets: {', '.join(stale)} (cronflow assets says why)")
+        for row in data.rows:
+            for word, detail in (("late", row.late), ("slow", row.slow)):
+                if detail:
+                    print(f"{row.job} is {word}: {detail} (cronflow why {row.job})")
+    late = summary.late_assets or any(row.late for row in data.rows)
+    if check and (summary.failing or stale or late):
         raise typer.Exit(1)
 
 

@@ -153,6 +153,28 @@ def changes(
     return begun, ended, after
 
 
+def still_holding(
+    records: Mapping[str, Mapping[str, str | None]], history: RunRecords
+) -> list[Mapping[str, str | None]]:
+    """The episodes the last decision recorded that the records since have not ended: a
+    slow run still running, a late run not yet succeeded (what status, the page and the
+    metrics show between two decisions)."""
+    holding = []
+    for record in records.values():
+        try:
+            key = RunKey(str(record["job"]), datetime.fromisoformat(str(record["logical_time"])))
+        except (KeyError, ValueError):
+            continue  # a damaged record: the next decision writes them anew
+        latest = history.latest(key)
+        if record.get("on") == AlertEvent.SLOW:
+            holds = latest is not None and latest.status is RunStatus.RUNNING
+        else:
+            holds = latest is None or latest.status not in (RunStatus.SUCCESS, RunStatus.SKIPPED)
+        if holds:
+            holding.append(record)
+    return holding
+
+
 # ---- slow ---------------------------------------------------------------------------------
 
 

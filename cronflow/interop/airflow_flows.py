@@ -150,6 +150,18 @@ JOB_DIFFERENCES: tuple[tuple[Callable[[Job], bool], str], ...] = (
         "pause_after_failures ({jobs}): Airflow does not pause a DAG after failures by itself "
         "(max_consecutive_failed_dag_runs pauses a whole DAG, on Airflow 2.9 and later).",
     ),
+    (
+        lambda job: job.max_runtime is not None or job.max_runtime_auto,
+        "max_runtime ({jobs}): Airflow 3 has no warning for a task that runs long (SLAs "
+        "went in 3.0); execution_timeout, from timeout, only kills. Nothing learns a usual "
+        "duration there.",
+    ),
+    (
+        lambda job: job.finish_by is not None,
+        "finish_by ({jobs}): not exported. Airflow 3.1's Deadline Alerts (experimental) say "
+        "when a whole DAG run is late: a DeadlineAlert on the DAG, reference "
+        "DAGRUN_LOGICAL_DATE, with the interval and a notifier.",
+    ),
 )
 
 
@@ -193,6 +205,17 @@ def differences(jobfile: JobFile, flow: Flow) -> list[str]:
         "run_if ({jobs}): an upstream on another schedule is waited for by an "
         "ExternalTaskSensor, which lets the task start only after that upstream succeeded.",
     )
+    deadlines = [
+        name
+        for name, asset in jobfile.assets.items()
+        if asset.deadline is not None and asset.producer in {job.name for job in flow.jobs}
+    ]
+    if deadlines:
+        notes.append(
+            f"deadline ({', '.join(deadlines)}): not exported; Airflow predicts no lateness "
+            "from the graph. A Deadline Alert on the DAG (Airflow 3.1, experimental) says it "
+            "once the time has passed."
+        )
     about(
         [j for j in flow.jobs if j.run_if is RunIf.NONE_FAILED],
         'run_if = "none_failed" ({jobs}): when an upstream failed, Airflow marks the task '

@@ -19,13 +19,20 @@ prometheus_rules.yml beside this module, do it).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
-from cronflow.decide import freshness
+from cronflow.decide import freshness, overdue
 from cronflow.decide.schedule import compile_schedule
-from cronflow.model import METRICS_INSTANCE_HEADER, Cadence, JobFile, Pause, RunStatus
+from cronflow.model import (
+    METRICS_INSTANCE_HEADER,
+    AlertEvent,
+    Cadence,
+    JobFile,
+    Pause,
+    RunStatus,
+)
 from cronflow.state.index import RunIndex
 from cronflow.state.index_rows import FINAL_RESULTS
 from cronflow.state.layout import LAST_TICK, METRICS_LOCK
@@ -70,6 +77,8 @@ _METRICS = (
     ),
     ("cronflow_job_running", "gauge", "Runs of the job recorded as running now."),
     ("cronflow_job_paused", "gauge", "1 while the job is paused (cronflow pause), else 0."),
+    ("cronflow_job_slow", "gauge", "1 while a run of the job is past its max_runtime, else 0."),
+    ("cronflow_job_late", "gauge", "1 while the job has not succeeded by its finish_by, else 0."),
     (
         "cronflow_job_first_seen_timestamp_seconds",
         "gauge",
@@ -96,6 +105,11 @@ _METRICS = (
         "When cronflow first decided with the asset in its jobs file (Unix time).",
     ),
     (
+        "cronflow_asset_late",
+        "gauge",
+        "1 while the asset's deadline has passed or can no longer be met, else 0.",
+    ),
+    (
         TICK_METRIC,
         "gauge",
         "When cronflow last decided what was due (Unix time): the daemon or the cron line runs.",
@@ -111,7 +125,9 @@ FAMILIES = tuple(name for name, _, _ in _METRICS)  # every metric family the fil
 
 def exposition_of(jobfile: JobFile, store: Store) -> str:
     """The metrics of every job in the file, from its state directory."""
-    return exposition(jobfile, store.index(), store.read_stamp(LAST_TICK), store.read_pauses())
+    index = store.index()
+    episodes = overdue.still_holding(store.overdue(), index)
+    return exposition(jobfile, index, store.read_stamp(LAST_TICK), store.read_pauses(), episodes)
 
 
 def exposition(
@@ -119,9 +135,14 @@ def exposition(
     index: RunIndex,
     last_tick: datetime | None,
     pauses: Mapping[str, Pause] | None = None,
+    episodes: Sequence[Mapping[str, str | None]] = (),
 ) -> str:
-    """The metrics of every job in the file, in the text exposition format."""
+    """The metrics of every job in the file, in the text exposition format; `episodes`:
+    the slow and late ones that hold (decide/overdue.still_holding)."""
     identity = jobfile.settings.identity
+    slow = {e["job"] for e in episodes if e["on"] == AlertEvent.SLOW}
+    late = {e["job"] for e in episodes if e["on"] == AlertEvent.LATE and not e["asset"]}
+    late_assets = {e["asset"] for e in episodes if e["on"] == AlertEvent.LATE and e["asset"]}
     own = f'cronflow_instance="{_escape(identity)}"'
     samples: dict[str, list[str]] = {name: [] for name, _, _ in _METRICS}
 
@@ -159,6 +180,10 @@ def exposition(
         held = (pauses or {}).get(name)
         paused = held is not None and held.holds_at(last_tick or datetime.now(UTC))
         add("cronflow_job_paused", label, int(paused))
+        if job.max_runtime is not None or job.max_runtime_auto:
+            add("cronflow_job_slow", label, int(name in slow))
+        if job.finish_by is not None:
+            add("cronflow_job_late", label, int(name in late))
         seen = index.first_seen("job", name)
         if seen is not None:
             add("cronflow_job_first_seen_timestamp_seconds", label, _seconds(seen))
@@ -180,6 +205,8 @@ def exposition(
             seen = index.first_seen("asset", state.name)
             if seen is not None and state.producer is not None:
                 add("cronflow_asset_first_seen_timestamp_seconds", label, _seconds(seen))
+            if jobfile.assets[state.name].deadline is not None:
+                add("cronflow_asset_late", label, int(state.name in late_assets))
     if last_tick is not None:
         add(TICK_METRIC, "", _seconds(last_tick))
     lines = [METRICS_INSTANCE_HEADER + _escape(identity)]

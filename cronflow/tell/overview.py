@@ -15,6 +15,7 @@ from cronflow.decide.jitter import start_of
 from cronflow.decide.schedule import describe, schedule_of
 from cronflow.errors import UsageError
 from cronflow.model import (
+    AlertEvent,
     ClockSetBack,
     EventType,
     Job,
@@ -74,6 +75,8 @@ class JobStatus:
     recent: list[RunCell]  # oldest first
     last_ping: str | None = None  # how its newest ping went ("sent", "failed: ..."), if any
     paused: PauseCell | None = None  # `cronflow pause`: by whom, since and until when, why
+    slow: str | None = None  # a run past max_runtime: "running 41m (try 1), usually 12m ± 3m"
+    late: str | None = None  # not succeeded by finish_by: "not succeeded by 07:00 ...: running"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -88,6 +91,7 @@ class Overview:
     stale: bool  # it did decide, but not for STALE_AFTER, and scheduled jobs exist
     clock_warning: str = ""  # the clock went back recently (see `clock_note`)
     ping_warnings: tuple[str, ...] = ()  # the last failed ping and heartbeat (`ping_notes`)
+    late_assets: tuple[tuple[str, str], ...] = ()  # (asset, why) past or bound to miss a deadline
 
 
 def summarise(
@@ -99,12 +103,15 @@ def summarise(
     jobs: Sequence[str] = (),
     who_runs: Callable[[RunEvent], str] = lambda started: "running",
     pauses: Mapping[str, Pause] | None = None,
+    episodes: Sequence[Mapping[str, str | None]] = (),
 ) -> list[JobStatus]:
     """One JobStatus per job, grouped by flow, each flow in dependency order. `who_runs`
     says who runs a run recorded as running (the CLI asks the kernel: liveness); `pauses`
-    are the jobs paused (those still holding at `now` are shown)."""
+    are the jobs paused (those still holding at `now` are shown); `episodes` the slow and
+    late ones that hold (decide/overdue.still_holding)."""
     rows = []
     pings = history.last_pings()
+    said = {(str(e["job"]), str(e["on"])): str(e["detail"]) for e in episodes if not e.get("asset")}
     for flow, names in enumerate(dependency_groups(jobfile), start=1):
         for name in names:
             job = jobfile.jobs[name]
@@ -117,6 +124,9 @@ def summarise(
             held = (pauses or {}).get(name)
             if held is not None and held.holds_at(now):
                 row = replace(row, paused=_pause_cell(held, job.timezone))
+            slow, late = said.get((name, AlertEvent.SLOW)), said.get((name, AlertEvent.LATE))
+            if slow or late:
+                row = replace(row, slow=slow, late=late)
             rows.append(row)
     return rows
 
@@ -128,6 +138,7 @@ def overview(
     now: datetime,
     clock_event: ClockSetBack | None = None,
     ping_warnings: tuple[str, ...] = (),
+    episodes: Sequence[Mapping[str, str | None]] = (),
 ) -> Overview:
     scheduled = any(job.schedule and job.enabled for job in jobfile.jobs.values())
     failing = sum(row.failing_streak > 0 for row in rows)
@@ -142,6 +153,7 @@ def overview(
         stale=scheduled and last_ran_at is not None and now - last_ran_at > STALE_AFTER,
         clock_warning=clock_note(clock_event, now),
         ping_warnings=ping_warnings,
+        late_assets=tuple((str(e["asset"]), str(e["detail"])) for e in episodes if e.get("asset")),
     )
 
 
@@ -264,6 +276,7 @@ def status_json(
             "clock_warning": summary.clock_warning or None,
             "ping_warnings": list(summary.ping_warnings),
         },
+        "late_assets": [{"asset": name, "why": why} for name, why in summary.late_assets],
         "summary": {
             "failing": summary.failing,
             "running": summary.running,

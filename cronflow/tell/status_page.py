@@ -21,7 +21,7 @@ from html import escape
 from zoneinfo import ZoneInfo
 
 from cronflow import __version__
-from cronflow.decide import freshness
+from cronflow.decide import freshness, overdue
 from cronflow.decide.dag import dependency_graph
 from cronflow.load.env_files import secrets_of_job
 from cronflow.model import Job, JobFile, RunEvent, RunIf, RunStatus
@@ -58,6 +58,7 @@ def gather(
 ) -> StatusData:
     """The rows and the header of `status`, read from the state directory."""
     index = store.index()
+    episodes = overdue.still_holding(store.overdue(), index)
     rows = overview.summarise(
         jobfile,
         index,
@@ -67,6 +68,7 @@ def gather(
         include_disabled=include_disabled,
         jobs=jobs,
         pauses=store.read_pauses(),
+        episodes=episodes,
     )
     summary = overview.overview(
         jobfile,
@@ -79,6 +81,7 @@ def gather(
             ping_requests.read_heartbeat(str(store.state_dir)),
             set(jobfile.jobs),
         ),
+        episodes,
     )
     return StatusData(rows, summary, index)
 
@@ -176,6 +179,10 @@ def _failing_first(row: overview.JobStatus) -> int:
 def _state_of(row: overview.JobStatus) -> str:
     if row.failing_streak > 0:
         return "failing"
+    if row.late:
+        return "late"
+    if row.slow:
+        return "slow"
     if row.status == "running":
         return "running"
     if row.paused is not None:
@@ -194,6 +201,7 @@ def _header(jobfile: JobFile, summary: overview.Overview) -> str:
         f'<span class="badge {name}"><b>{count}</b> {name}</span>' for name, count in counts
     )
     warnings = [summary.clock_warning, *summary.ping_warnings]
+    warnings += [f"{name} is late: {why}" for name, why in summary.late_assets]
     return "\n".join(
         [
             "<header>",
@@ -213,7 +221,7 @@ def _controls() -> str:
     """Filters, shown by the script (they need it)."""
     states = "".join(
         f'<option value="{state}">{state.replace("-", " ")}</option>'
-        for state in ("all", "failing", "running", "healthy", "never-run")
+        for state in ("all", "failing", "late", "slow", "running", "paused", "healthy", "never-run")
     )
     return (
         '<form id="filters" hidden><label>Job <input id="filter-job" type="search" '
@@ -257,6 +265,9 @@ def _grid_row(
     about = f'<div class="about">{escape(description)}</div>' if description else ""
     if row.paused is not None:
         about += f'<div class="paused">{escape(row.paused.words)}</div>'
+    for word, detail in (("late", row.late), ("slow", row.slow)):
+        if detail:
+            about += f'<div class="overdue">{word}: {escape(detail)}</div>'
     next_due = "paused" if row.paused is not None else _time(row.next_due)
     schedule = escape(row.schedule + (f" ({row.schedule_words})" if row.schedule_words else ""))
     return (
@@ -473,7 +484,7 @@ _STYLE = (
     ".name{word-break:break-all}.about,.schedule,.reason{font-size:12px;color:#555}"
     ".reason{color:#8e1b1b;max-width:32em;overflow-wrap:anywhere}"
     ".word{padding:1px 6px;border-radius:4px;white-space:nowrap}.word.s-none{color:#555}"
-    ".paused{color:#8a6d00;font-weight:bold}"
+    ".paused,.overdue{color:#8a6d00;font-weight:bold}"
     ".streak{font-weight:bold;color:#c62828;text-align:center}.grid time{white-space:nowrap}"
     ".runs{white-space:nowrap}"
     ".cell{display:inline-block;width:14px;height:20px;margin:1px;border-radius:3px;"

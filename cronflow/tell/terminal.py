@@ -98,7 +98,9 @@ def status_table(
             [
                 row.job
                 + ("" if row.enabled else " (disabled)")
-                + (" (paused)" if row.paused else ""),
+                + (" (paused)" if row.paused else "")
+                + (" (late)" if row.late else "")
+                + (" (slow)" if row.slow else ""),
                 row.schedule_words or row.schedule,
                 *([] if fitted and len(zones) == 1 else [row.timezone]),
                 _last_run(row, when) if fitted else when(row.last_logical_time),
@@ -157,6 +159,8 @@ def _header(summary: Overview, now: datetime, never_ran: str) -> Text:
         text.append(f".\nwarning: {summary.clock_warning}", style="bold yellow")
     for warning in summary.ping_warnings:
         text.append(f".\nwarning: {warning}", style="bold yellow")
+    for name, why in summary.late_assets:
+        text.append(f".\nlate: {name}: {why}", style="bold red")
     return text
 
 
