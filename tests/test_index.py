@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from cronflow.model import RunStatus, failing_streak
+from cronflow.model import RunStatus
+from cronflow.records import failing_streak
 from cronflow.state.index import RunIndex
 from cronflow.state.store import Store
 from tests.conftest import run_cli

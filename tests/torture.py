@@ -57,6 +57,12 @@ schedule = "*/20 * * * *"
 [jobs.load]
 command = 'echo "$CRONFLOW_JOB $CRONFLOW_LOGICAL_TIME" >> effects.txt'
 depends_on = ["extract"]
+produces = ["table"]
+max_runtime = "auto"
+finish_by = "+1m"
+
+[assets.table]
+deadline = "+2m"
 
 [jobs.report]
 command = 'echo "$CRONFLOW_JOB $CRONFLOW_LOGICAL_TIME" >> effects.txt; sleep 0.02'
@@ -65,6 +71,7 @@ depends_on = ["load"]
 [jobs.every_minute]
 command = 'echo "$CRONFLOW_JOB $CRONFLOW_LOGICAL_TIME" >> effects.txt; sleep 0.2'
 schedule = "* * * * *"
+max_runtime = "5s"
 {ping}
 """
 # The clock of some one-shot ticks with --faults: ahead by days, back by an hour.

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from cronflow import __version__
-from cronflow.cli import looking, running, setting_up, steering
+from cronflow.cli import explaining, looking, running, setting_up, steering
 
 DOCS = "https://github.com/cronflow/cronflow/blob/main/docs"
 # Each command's help ends with where its reference is (the page's address on its own line,
@@ -81,6 +81,7 @@ app.command(epilog=REFERENCE)(setting_up.doctor)
 app.command(epilog=REFERENCE)(running.run)
 app.command(epilog=REFERENCE)(steering.pause)
 app.command(epilog=REFERENCE)(steering.resume)
+app.command(epilog=REFERENCE)(explaining.why)
 app.command(epilog=REFERENCE)(running.daemon)
 app.add_typer(systemd_app, name="systemd")
 systemd_app.command("install", epilog=REFERENCE)(setting_up.systemd_install)

@@ -30,10 +30,10 @@ from cronflow.model import (
     PlannedRun,
     RunKey,
     RunKind,
-    RunRecords,
     RunStatus,
     Watermark,
 )
+from cronflow.records import RunRecords
 
 FIRST_SIGHT = timedelta(minutes=1)
 

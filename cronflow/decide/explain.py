@@ -10,17 +10,8 @@ from enum import StrEnum
 from cronflow.decide.jitter import start_of
 from cronflow.decide.rules import gate, has_ended
 from cronflow.decide.selection import should_run
-from cronflow.model import (
-    Job,
-    JobFile,
-    PlannedRun,
-    Rerun,
-    RunIf,
-    RunKey,
-    RunRecords,
-    RunStatus,
-    describe_key,
-)
+from cronflow.model import Job, JobFile, PlannedRun, Rerun, RunIf, RunKey, RunStatus, describe_key
+from cronflow.records import RunRecords
 
 
 class Action(StrEnum):

@@ -14,7 +14,8 @@ from enum import StrEnum
 from functools import partial
 
 from cronflow.decide.schedule import schedule_of
-from cronflow.model import Asset, Job, JobFile, RunKey, RunRecords, RunStatus, describe_key
+from cronflow.model import Asset, Job, JobFile, RunKey, RunStatus, describe_key
+from cronflow.records import RunRecords
 
 
 class Freshness(StrEnum):

@@ -27,17 +27,8 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from cronflow.decide.schedule import schedule_of
-from cronflow.model import (
-    AlertEvent,
-    Deadline,
-    Job,
-    JobFile,
-    RunEvent,
-    RunKey,
-    RunRecords,
-    RunStatus,
-    try_owed,
-)
+from cronflow.model import AlertEvent, Deadline, Job, JobFile, RunEvent, RunKey, RunStatus, try_owed
+from cronflow.records import RunRecords
 
 USUAL_OF = 20  # the successful runs a job's usual duration is learnt from
 LEARNT_AFTER = 5  # max_runtime = "auto" says nothing before this many successes

@@ -5,14 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from cronflow.clock import CLOCK_TOLERANCE
-from cronflow.model import (
-    Job,
-    JobFile,
-    RunEvent,
-    RunRecords,
-    RunStatus,
-    try_owed,
-)
+from cronflow.model import Job, JobFile, RunEvent, RunStatus, try_owed
+from cronflow.records import RunRecords
 
 
 def tries_owed(jobfile: JobFile, history: RunRecords) -> list[tuple[Job, RunEvent]]:

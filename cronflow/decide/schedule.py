@@ -107,6 +107,22 @@ _FIELDS = (
 _LONGEST_MONTH = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 
+def field_matches(expression: str, local: datetime) -> list[tuple[str, str, bool | None]]:
+    """(field name, its text, whether `local`'s value matches it) for each field of a
+    5-field expression, as `cronflow why` tells it; None where the field uses what only
+    croniter reads (L, W, #). Day-of-week 7 is Sunday, as 0."""
+    values = (local.minute, local.hour, local.day, local.month, (local.isoweekday()) % 7)
+    found: list[tuple[str, str, bool | None]] = []
+    for name, text, value, (low, high, names) in zip(
+        _FIELD_NAMES, expression.split(" "), values, _FIELDS, strict=False
+    ):
+        chosen = _field_values(text.lower(), low, high, names)
+        if chosen is not None and name == "day-of-week" and 7 in chosen:
+            chosen.add(0)
+        found.append((name, text, None if chosen is None else value in chosen))
+    return found
+
+
 def _plainly_valid(fields: str) -> bool:
     """True for the common expressions this module can vouch for without importing croniter.
 

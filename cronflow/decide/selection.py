@@ -12,17 +12,8 @@ from cronflow.decide import dag
 from cronflow.decide.dag import dependency_graph
 from cronflow.decide.schedule import schedule_of
 from cronflow.errors import UsageError
-from cronflow.model import (
-    Job,
-    JobFile,
-    PlannedRun,
-    Rerun,
-    RunKey,
-    RunKind,
-    RunRecords,
-    RunStatus,
-    describe_key,
-)
+from cronflow.model import Job, JobFile, PlannedRun, Rerun, RunKey, RunKind, RunStatus, describe_key
+from cronflow.records import RunRecords
 
 
 def with_unscheduled_downstream(
@@ -169,11 +160,11 @@ def should_run(status: RunStatus | None, rerun: Rerun) -> bool:
 def _with_upstreams(jobfile: JobFile, run: PlannedRun) -> PlannedRun:
     """The run, listing the upstream runs it waits for."""
     job = jobfile.jobs[run.job]
-    keys = (_upstream_key(jobfile.jobs[name], job, run.logical_time) for name in job.depends_on)
+    keys = (upstream_key(jobfile.jobs[name], job, run.logical_time) for name in job.depends_on)
     return replace(run, upstreams=tuple(key for key in keys if key is not None))
 
 
-def _upstream_key(upstream: Job, job: Job, logical_time: datetime) -> RunKey | None:
+def upstream_key(upstream: Job, job: Job, logical_time: datetime) -> RunKey | None:
     if upstream.cadence == job.cadence:
         return RunKey(upstream.name, logical_time)
     latest = schedule_of(upstream.cadence).latest_at_or_before(logical_time)

@@ -17,7 +17,8 @@ from cronflow.decide.due import due_runs, watermarks_to_decide_from
 from cronflow.decide.freshness import AssetState, Freshness
 from cronflow.decide.jitter import start_of
 from cronflow.decide.retries import retry_at, tries_owed
-from cronflow.model import Boot, JobFile, PlannedRun, RunRecords, RunStatus, Watermark
+from cronflow.model import Boot, JobFile, PlannedRun, RunStatus, Watermark
+from cronflow.records import RunRecords
 
 PRUNE_EVERY = timedelta(hours=1)  # run output past keep_days is deleted at most this often
 FORGET_EVERY = timedelta(days=1)  # history past keep_history_days is forgotten at most this often

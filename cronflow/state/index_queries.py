@@ -13,7 +13,8 @@ from datetime import UTC, datetime, timedelta
 from itertools import chain
 from typing import Any
 
-from cronflow.model import ClockSetBack, JobRuns, RunEvent, RunKey, RunStatus, failing_streak
+from cronflow.model import ClockSetBack, RunEvent, RunKey, RunStatus
+from cronflow.records import JobRuns, failing_streak
 from cronflow.state.codec import event_from_json, line_from_json
 from cronflow.state.index_rows import (
     DURATION_SQL,

@@ -28,10 +28,10 @@ from cronflow.model import (
     JobFile,
     RunEvent,
     RunKey,
-    RunRecords,
     RunStatus,
     delivery_about,
 )
+from cronflow.records import RunRecords
 from cronflow.state.index_rows import AlertFacts
 from cronflow.state.store import Store
 from cronflow.tell.apprise_sender import AlertMessage, AppriseNotifier, Delivery

@@ -22,11 +22,11 @@ from cronflow.model import (
     JobFile,
     Pause,
     RunEvent,
-    RunRecords,
     RunStatus,
     Watermark,
     describe_key,
 )
+from cronflow.records import RunRecords
 
 STATUS_SCHEMA_VERSION = 2
 STRIP_LENGTH = 12

@@ -34,10 +34,10 @@ from cronflow.model import (
     RunEvent,
     RunKey,
     RunKind,
-    RunRecords,
     RunStatus,
     delivery_about,
 )
+from cronflow.records import RunRecords
 from cronflow.state.outputs import tail_bytes
 from cronflow.state.store import Store
 from cronflow.tell import ping_requests
