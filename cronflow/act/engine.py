@@ -282,7 +282,7 @@ class Engine:
             now,
             freshness.states(self.jobfile, index, now) if self.jobfile.assets else (),
             self._housekeeping(),
-            overdue.watch(self.jobfile, index, now, self._paused(now)).wake,
+            overdue.watch(self.jobfile, index, now, self._paused(now), wake_only=True).wake,
         )
         if wake.at is None or not wake.settled:
             idle_stamp.forget(str(self.store.state_dir))

@@ -24,10 +24,21 @@ import statistics
 from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from cronflow.decide.schedule import schedule_of
-from cronflow.model import AlertEvent, Deadline, Job, JobFile, RunEvent, RunKey, RunStatus, try_owed
+from cronflow.model import (
+    AlertEvent,
+    Cadence,
+    Deadline,
+    Job,
+    JobFile,
+    RunEvent,
+    RunKey,
+    RunStatus,
+    try_owed,
+)
 from cronflow.records import RunRecords
 
 USUAL_OF = 20  # the successful runs a job's usual duration is learnt from
@@ -111,8 +122,15 @@ def watches(jobfile: JobFile) -> bool:
     ) or any(asset.deadline is not None for asset in jobfile.assets.values())
 
 
-def watch(jobfile: JobFile, history: RunRecords, now: datetime, paused: Set[str]) -> Watch:
-    """Every slow and late episode at `now`, and when the next can begin (see the module)."""
+def watch(
+    jobfile: JobFile,
+    history: RunRecords,
+    now: datetime,
+    paused: Set[str],
+    wake_only: bool = False,
+) -> Watch:
+    """Every slow and late episode at `now`, and when the next can begin (see the module).
+    `wake_only`: only when (the idle stamp's question), sparing each late job's records."""
     if not watches(jobfile):
         return Watch([], None)
     usual = _Usuals(history)
@@ -122,7 +140,11 @@ def watch(jobfile: JobFile, history: RunRecords, now: datetime, paused: Set[str]
         _slow(jobfile, run, now, usual, current, wakes)
     for job in jobfile.jobs.values():
         if job.finish_by is not None and _watched(job, paused):
-            _late_job(job, job.finish_by, history, now, current, wakes)
+            wake = _next_deadline(job.cadence, job.timezone, job.finish_by, now)
+            if wake is not None:
+                wakes.append(wake)
+            if not wake_only:
+                _late_job(job, job.finish_by, history, now, current)
     for asset in jobfile.assets.values():
         producer = jobfile.jobs.get(asset.producer or "")
         if asset.deadline is not None and producer is not None and _watched(producer, paused):
@@ -217,29 +239,38 @@ def deadline_of(deadline: Deadline, tick: datetime, zone: ZoneInfo) -> datetime:
 
 def _passed(job: Job, deadline: Deadline, now: datetime) -> tuple[datetime, datetime] | None:
     """(tick, its deadline) of the newest tick whose deadline is not after `now`."""
-    schedule = schedule_of(job.cadence)
+    return _passed_on(job.cadence, job.timezone, deadline, now)
+
+
+@lru_cache(maxsize=1024)  # jobs share cadences (those after an upstream take its own)
+def _passed_on(
+    cadence: Cadence, zone: ZoneInfo, deadline: Deadline, now: datetime
+) -> tuple[datetime, datetime] | None:
+    schedule = schedule_of(cadence)
     if deadline.after is not None:
         tick = schedule.latest_at_or_before(now - deadline.after)
     else:
         assert deadline.at is not None
-        day = now.astimezone(job.timezone).date()
-        due = _wall(day, deadline.at, job.timezone)
+        day = now.astimezone(zone).date()
+        due = _wall(day, deadline.at, zone)
         if due > now:
-            due = _wall(day - timedelta(days=1), deadline.at, job.timezone)
+            due = _wall(day - timedelta(days=1), deadline.at, zone)
         tick = schedule.latest_at_or_before(due - timedelta(microseconds=1))
-    return None if tick is None else (tick, deadline_of(deadline, tick, job.timezone))
+    return None if tick is None else (tick, deadline_of(deadline, tick, zone))
 
 
-def _next_deadline(job: Job, deadline: Deadline, now: datetime) -> datetime | None:
+@lru_cache(maxsize=1024)
+def _next_deadline(
+    cadence: Cadence, zone: ZoneInfo, deadline: Deadline, now: datetime
+) -> datetime | None:
     """The first deadline after `now` of any tick."""
-    schedule = schedule_of(job.cadence)
     if deadline.after is not None:
-        tick = schedule.next_after(now - deadline.after)
+        tick = schedule_of(cadence).next_after(now - deadline.after)
         return None if tick is None else tick + deadline.after
     assert deadline.at is not None
-    day = now.astimezone(job.timezone).date()
-    due = _wall(day, deadline.at, job.timezone)
-    return due if due > now else _wall(day + timedelta(days=1), deadline.at, job.timezone)
+    day = now.astimezone(zone).date()
+    due = _wall(day, deadline.at, zone)
+    return due if due > now else _wall(day + timedelta(days=1), deadline.at, zone)
 
 
 def _late_job(
@@ -248,21 +279,17 @@ def _late_job(
     history: RunRecords,
     now: datetime,
     current: list[Overdue],
-    wakes: list[datetime],
 ) -> None:
-    wake = _next_deadline(job, deadline, now)
-    if wake is not None:
-        wakes.append(wake)
     passed = _passed(job, deadline, now)
     if passed is None:
         return
     tick, due = passed
-    first_seen = history.first_seen("job", job.name)
-    if first_seen is None or due <= first_seen:
-        return  # its deadline passed before the job was in the file
     latest = history.latest(RunKey(job.name, tick))
     if latest is not None and latest.status in (RunStatus.SUCCESS, RunStatus.SKIPPED):
         return
+    first_seen = history.first_seen("job", job.name)
+    if first_seen is None or due <= first_seen:
+        return  # its deadline passed before the job was in the file
     current.append(
         Overdue(
             key=f"late:{job.name}",
