@@ -143,11 +143,13 @@ class Daemon:
         seen = _modified(self.jobs_path)
         engine = self._engine(jobfile, store)
         while not self.stop.is_set():
+            # Cleared before the reload request is read: a SIGHUP arriving during the
+            # decision below then ends the sleep after it (cleared after, it waited a minute).
+            self.wake.clear()
             if self._reload_requested or _modified(self.jobs_path) != seen:
                 self._reload_requested = False
                 seen = _modified(self.jobs_path)
                 engine = self._reloaded(engine, store)
-            self.wake.clear()
             decision = engine.tick_with(partial(self._execute, engine))
             self._executions = [thread for thread in self._executions if thread.is_alive()]
             latest = self.clock.now() + MAX_SLEEP
