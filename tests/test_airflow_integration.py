@@ -79,6 +79,14 @@ FEATURES = """
     command = "echo about to fail >&2; exit 3"
     retries = 0
 
+    [jobs.last_friday]
+    schedule = "0 6 * * 5L"
+    command = "true"
+
+    [jobs.month_end]
+    schedule = "30 18 LW * *"
+    command = "true"
+
     [jobs.parked]
     command = "true"
     enabled = false
@@ -258,11 +266,21 @@ def test_airflow_loads_every_exported_file_without_errors(world):
             "feature_nightly",
             "feature_weekly",
             "feature_broken",
+            "feature_last_friday",
+            "feature_month_end",
             "feature_parked",
             "feature_partial",
             "feature_flaky_step",
         ]
     )
+
+
+def test_business_day_forms_are_spelled_for_croniter_or_exported_unscheduled(world):
+    dags = world.loaded["dags"]
+    assert dags["feature_last_friday"]["schedule"] == "0 6 * * L5"  # croniter's spelling
+    assert dags["feature_month_end"]["schedule"] is None  # croniter has no LW
+    said = next(world.dags.glob("feature_month_end*.py")).read_text()
+    assert "has no LW; the DAG is exported" in said and "\n#   with no schedule" in said
 
 
 def test_the_loaded_example_matches_the_jobs_file(world):

@@ -15,7 +15,8 @@ from croniter import croniter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cronflow.decide.schedule import ScheduleError, check, compile_schedule, describe
+from cronflow.decide.schedule import ScheduleError, check, compile_schedule
+from cronflow.decide.schedule_words import describe
 
 NEW_YORK = ZoneInfo("America/New_York")
 
@@ -272,7 +273,7 @@ def test_a_run_with_nothing_due_does_not_import_croniter(tmp_path):
             "*/10 9-17 * * 1-5",
             "every 10 minutes from 09:00 to 17:59 on weekdays (Monday to Friday)",
         ),
-        ("0 0 L * *", "0 0 L * *"),  # not cron's: said as written
+        ("0 0 L * *", "at 00:00 on the last day of the month"),  # Quartz's L, in words
     ],
 )
 def test_schedules_are_described_in_english(expression, words):

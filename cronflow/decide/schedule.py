@@ -24,6 +24,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+from cronflow.decide import day_forms
 from cronflow.model import Cadence
 
 MACROS = {
@@ -69,6 +70,11 @@ def check(expression: str) -> str:
         )
     if _plainly_valid(fields):
         return fields
+    if day_forms.has_forms(fields):
+        why = day_forms.problem(fields, field_values)
+        if why:
+            raise ScheduleError(f'"{expression}" {why}')
+        return fields
     from croniter import (  # type: ignore[import-untyped]  # croniter ships no types
         CroniterBadCronError,
         CroniterBadDateError,
@@ -97,7 +103,7 @@ def days_or(fields: str) -> bool:
 
 
 # (lowest, highest, names) of each field, as croniter reads them (day-of-week 7 is Sunday).
-_FIELDS = (
+FIELDS = (
     (0, 59, ()),
     (0, 23, ()),
     (1, 31, ()),
@@ -114,12 +120,16 @@ def field_matches(expression: str, local: datetime) -> list[tuple[str, str, bool
     values = (local.minute, local.hour, local.day, local.month, (local.isoweekday()) % 7)
     found: list[tuple[str, str, bool | None]] = []
     for name, text, value, (low, high, names) in zip(
-        _FIELD_NAMES, expression.split(" "), values, _FIELDS, strict=False
+        _FIELD_NAMES, expression.split(" "), values, FIELDS, strict=False
     ):
-        chosen = _field_values(text.lower(), low, high, names)
+        chosen = field_values(text.lower(), low, high, names)
         if chosen is not None and name == "day-of-week" and 7 in chosen:
             chosen.add(0)
         found.append((name, text, None if chosen is None else value in chosen))
+    if day_forms.has_forms(expression):
+        rule = day_forms.day_rule(expression, field_values)
+        found[2] = (*found[2][:2], rule.dom_matches(local.date()))
+        found[4] = (*found[4][:2], rule.dow_matches(local.date()))
     return found
 
 
@@ -133,8 +143,8 @@ def _plainly_valid(fields: str) -> bool:
     which a one-shot `cronflow run` with nothing due should not pay.
     """
     values = []
-    for text, (low, high, names) in zip(fields.split(" "), _FIELDS, strict=False):
-        chosen = _field_values(text.lower(), low, high, names)
+    for text, (low, high, names) in zip(fields.split(" "), FIELDS, strict=False):
+        chosen = field_values(text.lower(), low, high, names)
         if chosen is None:
             return False
         values.append(chosen)
@@ -144,7 +154,7 @@ def _plainly_valid(fields: str) -> bool:
     )
 
 
-def _field_values(text: str, low: int, high: int, names: tuple[str, ...]) -> set[int] | None:
+def field_values(text: str, low: int, high: int, names: tuple[str, ...]) -> set[int] | None:
     chosen: set[int] = set()
     for item in text.split(","):
         span, slash, step_text = item.partition("/")
@@ -167,10 +177,11 @@ _FIELD_NAMES = ("minute", "hour", "day-of-month", "month", "day-of-week")
 _VALID = (
     "0-59",
     "0-23",
-    "1-31 (or L, the last day; 15W, the weekday nearest the 15th)",
+    "1-31 (or L, the last day; L-3, three days before it; LW, the last weekday; 15W, the "
+    "weekday nearest the 15th)",
     "1-12 or jan, feb, mar, apr, may, jun, jul, aug, sep, oct, nov, dec",
     "0-7 (0 and 7 are Sunday) or sun, mon, tue, wed, thu, fri, sat (or 1#2, the second "
-    "Monday; L5, the last Friday)",
+    "Monday; 5L or L5, the last Friday)",
 )
 # Items croniter reads beyond plain values: L, W, #, ? (only checked, never explained here).
 _EXTENSION = re.compile(r"\?|l|\d{1,2}w|l[0-7]|[0-7]#[1-5]|[a-z]{3}#[1-5]")
@@ -180,11 +191,11 @@ def _bad_token(fields: str) -> str:
     """Which field of an expression croniter refused, the token it holds and the values that
     field takes; "" if no single token is to blame."""
     for text, name, valid, (low, high, names) in zip(
-        fields.split(" "), _FIELD_NAMES, _VALID, _FIELDS, strict=False
+        fields.split(" "), _FIELD_NAMES, _VALID, FIELDS, strict=False
     ):
         for item in text.split(","):
             lowered = item.lower()
-            if _EXTENSION.fullmatch(lowered) or _field_values(lowered, low, high, names):
+            if _EXTENSION.fullmatch(lowered) or field_values(lowered, low, high, names):
                 continue
             where = f'the {name} field "{text}"' + (f' (its "{item}")' if item != text else "")
             return f"in {where}, {_what_is_wrong(item, name, low, high, names)}. Valid: {valid}"
@@ -214,8 +225,8 @@ def _for_croniter(fields: str) -> str:
     because spelling them out would hide which of them started with `*`.
     """
     spelled = []
-    for text, (low, high, names) in zip(fields.split(" "), _FIELDS, strict=False):
-        values = None if text == "*" else _field_values(text.lower(), low, high, names)
+    for text, (low, high, names) in zip(fields.split(" "), FIELDS, strict=False):
+        values = None if text == "*" else field_values(text.lower(), low, high, names)
         if values is None:
             spelled.append(text)
         else:
@@ -309,13 +320,9 @@ class Schedule:
 
     def dst_note(self, tick: datetime) -> str:
         """How daylight saving time shaped this tick, or "" when it did not."""
-        from croniter import croniter
-
         local = tick.astimezone(self.zone)
         wall = local.replace(tzinfo=None, fold=0)
-        if not croniter.match(
-            _for_croniter(self.expression), wall, day_or=days_or(self.expression)
-        ):
+        if not self._matches(wall):
             return "moved: its time did not exist (clocks jumped forward), runs at the jump"
         first, second = (wall.replace(tzinfo=self.zone, fold=fold) for fold in (0, 1))
         if first.utcoffset() == second.utcoffset():
@@ -323,6 +330,16 @@ class Schedule:
         if self.is_fixed_time:
             return "once: this wall time happens twice (clocks go back), runs on the first"
         return f"{'second' if local.fold else 'first'} of two {wall:%H:%M} (clocks go back)"
+
+    def _matches(self, wall: datetime) -> bool:
+        """Whether a wall time is one of the schedule's own (a tick moved by DST is not)."""
+        if day_forms.has_forms(self.expression):
+            return day_forms.matches(self.expression, wall, field_values)
+        from croniter import croniter
+
+        return bool(
+            croniter.match(_for_croniter(self.expression), wall, day_or=days_or(self.expression))
+        )
 
     def _wall(self, instant: datetime) -> datetime:
         return instant.astimezone(self.zone).replace(tzinfo=None, fold=0)
@@ -335,8 +352,12 @@ class Schedule:
         }
         return _DST_MARGIN if len(offsets) > 1 else timedelta(0)
 
-    def _instants(self, after_wall: datetime) -> Iterator[datetime]:
-        """Every tick instant from wall time `after_wall` on, in increasing UTC order."""
+    def _walls(self, after_wall: datetime) -> Iterator[datetime]:
+        """Every wall time of the schedule after `after_wall`: the business-day forms read
+        here (decide/day_forms.py), the rest by croniter."""
+        if day_forms.has_forms(self.expression):
+            yield from day_forms.walls(self.expression, after_wall, field_values, _HORIZON)
+            return
         from croniter import croniter
 
         walls = croniter(
@@ -345,10 +366,14 @@ class Schedule:
             max_years_between_matches=30,
             day_or=days_or(self.expression),
         )
+        while True:
+            yield walls.get_next(datetime)
+
+    def _instants(self, after_wall: datetime) -> Iterator[datetime]:
+        """Every tick instant from wall time `after_wall` on, in increasing UTC order."""
         second_passes: list[datetime] = []  # repeated wall times, second occurrence
         last: datetime | None = None
-        while True:
-            wall = walls.get_next(datetime)
+        for wall in self._walls(after_wall):
             for instant in self._instants_of_wall(wall, second_passes):
                 while second_passes and second_passes[0] < instant:
                     yield (last := heapq.heappop(second_passes))
@@ -429,162 +454,6 @@ def _require_aware(*instants: datetime) -> None:
     for instant in instants:
         if instant.tzinfo is None:
             raise ValueError(f"{instant!r} has no time zone; cronflow only handles aware times")
-
-
-# ---- in words --------------------------------------------------------------------------------
-
-_DAY_NAMES = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
-_MONTH_NAMES = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
-
-
-@lru_cache(maxsize=4096)
-def describe(expression: str) -> str:
-    """The schedule in English: `15 4 * * 1` is "at 04:15 on Mondays", `0 0 */2 * 1` "at
-    00:00 on Mondays falling on odd days". Extensions cron lacks (L, #, W) are shown as
-    written."""
-    fields = expand(expression)
-    parts = fields.split(" ")
-    values = [
-        _field_values(text.lower(), low, high, names)
-        for text, (low, high, names) in zip(parts, _FIELDS, strict=False)
-    ]
-    if len(parts) != 5 or any(chosen is None for chosen in values):
-        return fields
-    minutes, hours, days, months, weekdays = (sorted(chosen or ()) for chosen in values)
-    weekdays = sorted({day % 7 for day in weekdays}, key=lambda day: (day + 6) % 7)  # Monday first
-    when, clock_times = _times(
-        minutes if parts[0] != "*" else list(range(60)),
-        hours if parts[1] != "*" else list(range(24)),
-    )
-    on = _days(days, weekdays, months, [text != "*" for text in parts[2:]], days_or(fields))
-    if clock_times and not on.startswith("on "):
-        return f"daily {when} {on}".strip()
-    return f"{when} {on}".strip()
-
-
-def _times(minutes: list[int], hours: list[int]) -> tuple[str, bool]:
-    """The times of day in words, and whether they are plain clock times ("at 06:00")."""
-    every_hour = hours == list(range(24))
-    if minutes == list(range(60)):
-        return ("every minute" if every_hour else f"every minute {_hour_span(hours)}"), False
-    if (step := _step(minutes)) and step[0] == 0 and minutes[-1] + step[1] == 60:
-        every = f"every {step[1]} minutes"
-        return (every if every_hour else f"{every} {_hour_span(hours)}"), False
-    past = _join([f":{minute:02d}" for minute in minutes])
-    if every_hour:
-        return f"hourly at {past}", False
-    step = _step(hours)
-    if step and len(minutes) == 1 and step[0] < step[1] and hours[-1] + step[1] >= 24:
-        start = f" from {step[0]:02d}:{minutes[0]:02d}" if step[0] else ""
-        return f"every {step[1]} hours at {past}{start}", False  # all day long: */6, 1-23/2
-    if len(minutes) * len(hours) <= 4:
-        return "at " + _join(
-            [f"{hour:02d}:{minute:02d}" for hour in hours for minute in minutes]
-        ), True
-    if _contiguous(hours):
-        return f"hourly at {past} {_hour_span(hours)}", False
-    if step := _step(hours):
-        first, last = hours[0], hours[-1]
-        span = (
-            ""
-            if first == 0 and last + step[1] >= 24
-            else f" from {first:02d}{past[:3] if len(minutes) == 1 else ':00'} to "
-            f"{last:02d}{past[:3] if len(minutes) == 1 else ':59'}"
-        )
-        return f"every {step[1]} hours at {past}{span}", False
-    return f"at {past} {_hour_span(hours)}", False
-
-
-def _hour_span(hours: list[int]) -> str:
-    if hours == list(range(hours[0], hours[-1] + 1)):
-        return f"from {hours[0]:02d}:00 to {hours[-1]:02d}:59"
-    return f"during hours {_join([f'{hour:02d}' for hour in hours])}"
-
-
-def _days(
-    days: list[int], weekdays: list[int], months: list[int], restricted: list[bool], either: bool
-) -> str:
-    some_days, some_months, some_weekdays = restricted
-    some_days = some_days and days != list(range(1, 32))
-    some_weekdays = some_weekdays and weekdays != list(range(7))
-    some_months = some_months and months != list(range(1, 13))
-    in_months = _month_phrase(months) if some_months else ""
-    if some_days:
-        on_days = f"on {_day_phrase(days)}" + (f" of {in_months}" if in_months else "")
-        in_months = ""
-    else:
-        on_days = ""
-    on_weekdays = f"on {_weekday_phrase(weekdays)}" if some_weekdays else ""
-    if on_days and on_weekdays:
-        on = f"{on_days} and {on_weekdays}" if either else f"{on_weekdays} falling {on_days}"
-    else:
-        on = on_days or on_weekdays
-    if in_months:
-        on = f"{on} {'from' if _contiguous(months) else 'in'} {in_months}".strip()
-    return on
-
-
-def _day_phrase(days: list[int]) -> str:
-    if days == list(range(1, 32, 2)):
-        return "odd days"
-    if (step := _step(days)) and step[0] + step[1] > 1 and days[-1] + step[1] > 31:
-        return f"every {_ordinal(step[1])} day from the {_ordinal(step[0])}"
-    if _contiguous(days):
-        return f"the {_ordinal(days[0])} to {_ordinal(days[-1])}"
-    return "the " + _join([_ordinal(day) for day in days])
-
-
-def _weekday_phrase(weekdays: list[int]) -> str:
-    if weekdays == [1, 2, 3, 4, 5]:
-        return "weekdays (Monday to Friday)"
-    if _contiguous(weekdays):
-        return f"{_DAY_NAMES[weekdays[0]]} to {_DAY_NAMES[weekdays[-1]]}"
-    return _join([f"{_DAY_NAMES[day]}s" for day in weekdays])
-
-
-def _month_phrase(months: list[int]) -> str:
-    if _contiguous(months):
-        return f"{_MONTH_NAMES[months[0] - 1]} to {_MONTH_NAMES[months[-1] - 1]}"
-    return _join([_MONTH_NAMES[month - 1] for month in months])
-
-
-def _step(values: list[int]) -> tuple[int, int] | None:
-    """(first, step) when the values are first, first+step, ... (at least three, step > 1):
-    what `*/n` and `a-b/n` spell."""
-    if len(values) < 3:
-        return None
-    step = values[1] - values[0]
-    if step < 2 or any(b - a != step for a, b in zip(values, values[1:], strict=False)):
-        return None
-    return values[0], step
-
-
-def _contiguous(values: list[int]) -> bool:
-    return len(values) >= 3 and values == list(range(values[0], values[-1] + 1))
-
-
-def _ordinal(number: int) -> str:
-    suffix = (
-        "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
-    )
-    return f"{number}{suffix}"
-
-
-def _join(words: list[str]) -> str:
-    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
 # An unscheduled job with no scheduled upstream runs for midnight of the date it is run for.

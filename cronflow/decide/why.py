@@ -16,7 +16,8 @@ from cronflow.decide.explain import Verdict
 from cronflow.decide.jitter import start_of
 from cronflow.decide.retries import retry_at
 from cronflow.decide.rules import gate
-from cronflow.decide.schedule import days_or, describe, field_matches, schedule_of
+from cronflow.decide.schedule import days_or, field_matches, schedule_of
+from cronflow.decide.schedule_words import describe
 from cronflow.decide.selection import upstream_key
 from cronflow.model import (
     ClockSetBack,

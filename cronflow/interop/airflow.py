@@ -17,11 +17,12 @@ from datetime import datetime
 from pathlib import Path
 
 from cronflow import __version__
-from cronflow.decide.schedule import describe
+from cronflow.decide.schedule_words import describe
 from cronflow.errors import UsageError
 from cronflow.interop.airflow_flows import (
     CALLBACKS,
     Flow,
+    airflow_cron,
     differences,
     flows,
     start_of_flow,
@@ -175,7 +176,7 @@ def _imports(flow: Flow, body: str) -> str:
         "from airflow.providers.standard.operators.bash import BashOperator",
         "from airflow.sdk import DAG"
         + (", Asset" if "Asset(" in body else "")
-        + (", CronTriggerTimetable" if flow.cadence.expression else ""),
+        + (", CronTriggerTimetable" if "CronTriggerTimetable(" in body else ""),
     ]
     if flow.external:
         third_party[1:1] = [
@@ -303,11 +304,12 @@ def _dag_block(
     cadence = flow.cadence
     root = flow.jobs[0]
     arguments = [("dag_id", literal(flow.dag_id))]
-    if cadence.expression:
+    spelled = airflow_cron(cadence.expression)[0] if cadence.expression else None
+    if spelled:
         arguments.append(
             (
                 "schedule",
-                f"CronTriggerTimetable({literal(cadence.expression)}, "
+                f"CronTriggerTimetable({literal(spelled)}, "
                 f"timezone={literal(cadence.timezone.key)})",
             )
         )
@@ -411,7 +413,8 @@ def _sensor(flow: Flow, upstream: Job, variable: str, dag_of: dict[str, str]) ->
         ("external_task_id", literal(upstream.name)),
         (
             "execution_date_fn",
-            f"latest_tick({literal(cadence.expression or '')}, {literal(cadence.timezone.key)})",
+            f"latest_tick({literal(_sensor_cron(cadence.expression))}, "
+            f"{literal(cadence.timezone.key)})",
         ),
         ("mode", '"reschedule"'),  # free the worker slot between checks
         ("poke_interval", str(SENSOR_POKE_INTERVAL)),
@@ -491,3 +494,8 @@ def write_dag_files(
 
 def _origin_line(source: Path) -> str:
     return f"# from {source.absolute()}. Edit the jobs file and export again rather than this file."
+
+
+def _sensor_cron(expression: str | None) -> str:
+    """The upstream's schedule as the sensor's croniter reads it ("" for none: midnight)."""
+    return (airflow_cron(expression)[0] or "") if expression else ""

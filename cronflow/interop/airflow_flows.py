@@ -4,12 +4,13 @@ over exactly, said in the generated file and by `export airflow`."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from cronflow.decide import dag
+from cronflow.decide import dag, day_forms
 from cronflow.decide.schedule import compile_schedule, days_or, offset_change
 from cronflow.interop.python_source import duration_words
 from cronflow.model import AlertEvent, Cadence, CatchUp, Job, JobFile, Overlap, RunIf
@@ -192,6 +193,9 @@ def differences(jobfile: JobFile, flow: Flow) -> list[str]:
                 "(`cronflow next` shows each); Airflow runs a skipped time after the "
                 "jump by the gap's length and a repeated time once, on its second pass."
             )
+        _, spelled = airflow_cron(flow.cadence.expression)
+        if spelled:
+            notes.append(spelled)
         if days_differ(flow.cadence.expression):
             notes.append(
                 f'day fields: "{flow.cadence.expression}" combines day-of-month and '
@@ -263,6 +267,37 @@ def alert_differences(jobfile: JobFile, flow: Flow) -> list[str]:
             "file kept on the workers."
         )
     return notes
+
+
+def airflow_cron(expression: str) -> tuple[str | None, str]:
+    """The expression as Airflow's cron (croniter) reads it as cronflow does, or None when it
+    cannot; and what the export must say about it ("" when nothing). `5L` becomes croniter's
+    `L5`; `LW` and `L-n` have no croniter spelling; croniter moves `29W`-`31W` to the month's
+    last weekday in a month without that day, where cronflow (Quartz) skips the month."""
+    if not day_forms.has_forms(expression):
+        return expression, ""
+    minute, hour, dom, month, dow = expression.split(" ")
+    cannot = [item for item in dom.split(",") if item.upper() == "LW" or item.upper()[:2] == "L-"]
+    if cannot:
+        return None, (
+            f'schedule "{expression}": Airflow\'s cron (croniter) has no {", ".join(cannot)}; '
+            "the DAG is exported with no schedule: trigger it, or give it a timetable of "
+            "your own."
+        )
+    dow = ",".join(
+        f"L{item[:-1]}" if re.fullmatch(r"[0-7a-z]+l", item.lower()) else item
+        for item in dow.split(",")
+    )
+    late = [
+        item for item in dom.split(",") if re.fullmatch(r"\d+[wW]", item) and int(item[:-1]) > 28
+    ]
+    said = (
+        f'schedule "{expression}": in a month without day {", ".join(late)[:-1]}, croniter '
+        "runs on its last weekday, where cronflow skips the month."
+        if late
+        else ""
+    )
+    return " ".join((minute, hour, dom, month, dow)), said
 
 
 def days_differ(expression: str) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from cronflow.decide.schedule import describe
+from cronflow.decide.schedule_words import describe
 from cronflow.model import Job, JobFile, RunIf
 from cronflow.tell.overview import dependency_groups
 

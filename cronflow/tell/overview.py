@@ -12,7 +12,8 @@ from cronflow import __version__
 from cronflow.decide import dag
 from cronflow.decide.dag import dependency_graph
 from cronflow.decide.jitter import start_of
-from cronflow.decide.schedule import describe, schedule_of
+from cronflow.decide.schedule import schedule_of
+from cronflow.decide.schedule_words import describe
 from cronflow.errors import UsageError
 from cronflow.model import (
     AlertEvent,
