@@ -74,6 +74,13 @@ class EventType(StrEnum):
     PAUSE = "pause"  # a job was paused or resumed (by someone, or as its pause expired)
 
 
+class DayRule(StrEnum):
+    """How a schedule's two day fields combine when both are restricted."""
+
+    OR = "or"  # cron's rule: either matches
+    AND = "and"  # both must match (Prefect's day_or = False)
+
+
 class RunIf(StrEnum):
     """When a job with upstreams runs (a trigger rule; Airflow's names)."""
 
@@ -223,14 +230,16 @@ class Cadence:
 
     expression: str | None
     timezone: ZoneInfo
+    day_and: bool = False  # day_rule = "and": both day fields must match (cron: either)
 
     def describe(self) -> str:
-        return f"{self.expression or 'unscheduled'} ({self.timezone.key})"
+        both = ", day_rule and" if self.day_and else ""
+        return f"{self.expression or 'unscheduled'} ({self.timezone.key}{both})"
 
     @property
     def fingerprint(self) -> str:
         """What a watermark's cached next tick was computed for: "<expression>|<zone>"."""
-        return f"{self.expression}|{self.timezone.key}"
+        return f"{self.expression}|{self.timezone.key}" + ("|and" if self.day_and else "")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -87,6 +87,10 @@ FEATURES = """
     schedule = "30 18 LW * *"
     command = "true"
 
+    [jobs.two_shifts]
+    schedule = ["0 6 * * 1-5", "0 9 * * 6,7"]
+    command = "true"
+
     [jobs.parked]
     command = "true"
     enabled = false
@@ -271,14 +275,16 @@ def test_airflow_loads_every_exported_file_without_errors(world):
             "feature_parked",
             "feature_partial",
             "feature_flaky_step",
+            "feature_two_shifts",
         ]
     )
 
 
-def test_business_day_forms_are_spelled_for_croniter_or_exported_unscheduled(world):
+def test_business_days_and_several_schedules_load_as_airflow_reads_them(world):
     dags = world.loaded["dags"]
     assert dags["feature_last_friday"]["schedule"] == "0 6 * * L5"  # croniter's spelling
     assert dags["feature_month_end"]["schedule"] is None  # croniter has no LW
+    assert dags["feature_two_shifts"]["timetable"] == "MultipleCronTriggerTimetable"
     said = next(world.dags.glob("feature_month_end*.py")).read_text()
     assert "has no LW; the DAG is exported" in said and "\n#   with no schedule" in said
 

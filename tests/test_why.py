@@ -100,21 +100,21 @@ def missed(folder: Path) -> dict[str, list[str]]:
 
 
 def overlapping(folder: Path) -> dict[str, list[str]]:
-    """The 06:00 run is still running when the 06:01 tick comes: overlap = skip."""
+    """The 06:00 run is still running when the 07:00 tick comes: overlap = skip."""
     (folder / "hold").touch()
     path = write(
         folder,
-        '[jobs.etl]\ncommand = "while [ -e hold ]; do sleep 0.02; done"\nschedule = "* * * * *"\n',
+        '[jobs.etl]\ncommand = "while [ -e hold ]; do sleep 0.02; done"\nschedule = "0 * * * *"\n',
     )
     clock = FakeClock(SIX + timedelta(seconds=30))
     first = threading.Thread(target=real_engine(load(path), clock).tick)
     first.start()
     store = Store(folder / ".cronflow")
     wait_for(lambda: any(e.event is EventType.STARTED for e in store.read().events), "start")
-    clock.advance(timedelta(minutes=1))
+    clock.advance(timedelta(hours=1))
     real_engine(load(path), clock).tick()
     try:
-        return why(folder, "etl", "--at", "2026-01-14T06:01")
+        return why(folder, "etl", "--at", "2026-01-14T07:00")
     finally:
         (folder / "hold").unlink()
         first.join(timeout=60)

@@ -72,6 +72,10 @@ depends_on = ["load"]
 command = 'echo "$CRONFLOW_JOB $CRONFLOW_LOGICAL_TIME" >> effects.txt; sleep 0.2'
 schedule = "* * * * *"
 max_runtime = "5s"
+
+[jobs.two_schedules]
+command = 'echo "$CRONFLOW_JOB $CRONFLOW_LOGICAL_TIME" >> effects.txt'
+schedule = ["* * * * *", "*/2 * * * *"]  # every even minute is a tick of both: run once
 {ping}
 """
 # The clock of some one-shot ticks with --faults: ahead by days, back by an hour.

@@ -68,13 +68,13 @@ class DayRule:
         return any(test(day) for test in self.dow)
 
 
-def day_rule(fields: str, plain: Plain) -> DayRule:
+def day_rule(fields: str, plain: Plain, day_and: bool = False) -> DayRule:
     """The rule of an expression's day fields; ValueError (saying which item and why) when
     one cannot be read. `plain` reads plain items (schedule.field_values)."""
     parts = fields.lower().split(" ")
     dom = tuple(_dom_test(item, plain) for item in parts[2].split(","))
     dow = tuple(_dow_test(item, plain) for item in parts[4].split(","))
-    either = not (parts[2].startswith("*") or parts[4].startswith("*"))
+    either = not (parts[2].startswith("*") or parts[4].startswith("*") or day_and)
     return DayRule(dom=dom, dow=dow, either=either)
 
 
@@ -100,14 +100,14 @@ def problem(fields: str, plain: Plain) -> str | None:
 
 
 def walls(
-    fields: str, after_wall: datetime, plain: Plain, horizon: timedelta
+    fields: str, after_wall: datetime, plain: Plain, horizon: timedelta, day_and: bool = False
 ) -> Iterator[datetime]:
     """Every wall time of the expression after `after_wall`, day by day, up to `horizon`."""
     parts = fields.lower().split(" ")
     minutes = sorted(plain(parts[0], 0, 59, ()) or ())
     hours = sorted(plain(parts[1], 0, 23, ()) or ())
     months = plain(parts[3], 1, 12, _MONTHS) or set()
-    rule = day_rule(fields, plain)
+    rule = day_rule(fields, plain, day_and)
     times = [time(hour, minute) for hour in hours for minute in minutes]
     day, last = after_wall.date(), (after_wall + horizon).date()
     while day <= last:
@@ -119,14 +119,14 @@ def walls(
         day += timedelta(days=1)
 
 
-def matches(fields: str, wall: datetime, plain: Plain) -> bool:
+def matches(fields: str, wall: datetime, plain: Plain, day_and: bool = False) -> bool:
     """Whether a wall time is one of the expression's."""
     parts = fields.lower().split(" ")
     return (
         wall.minute in (plain(parts[0], 0, 59, ()) or ())
         and wall.hour in (plain(parts[1], 0, 23, ()) or ())
         and wall.month in (plain(parts[3], 1, 12, _MONTHS) or ())
-        and day_rule(fields, plain).matches(wall.date())
+        and day_rule(fields, plain, day_and).matches(wall.date())
     )
 
 

@@ -37,6 +37,7 @@ MACROS = {
     "@hourly": "0 * * * *",
 }
 
+_JUST_BEFORE = timedelta(microseconds=1)
 # Wider than any daylight-saving shift the tz database has ever held (2 hours).
 _DST_MARGIN = timedelta(hours=3)
 # Far enough to find the next tick of any satisfiable expression (29 February on a Monday
@@ -59,9 +60,17 @@ def expand(expression: str) -> str:
     return text
 
 
+SEPARATOR = " | "  # between the expressions of a job with several schedules
+
+
 @lru_cache(maxsize=4096)  # thousands of jobs share a few dozen schedules
 def check(expression: str) -> str:
-    """Validate an expression and return its 5-field form; raise ScheduleError saying why not."""
+    """Validate an expression and return its 5-field form; raise ScheduleError saying why not.
+    Several expressions joined by `|` (a job's list of schedules) are checked each, and come
+    back joined by SEPARATOR, each once."""
+    if "|" in expression:
+        parts = [check(part) for part in expression.split("|")]
+        return SEPARATOR.join(dict.fromkeys(parts))
     fields = expand(expression)
     if len(fields.split(" ")) != 5:
         raise ScheduleError(
@@ -113,7 +122,9 @@ FIELDS = (
 _LONGEST_MONTH = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 
-def field_matches(expression: str, local: datetime) -> list[tuple[str, str, bool | None]]:
+def field_matches(
+    expression: str, local: datetime, day_and: bool = False
+) -> list[tuple[str, str, bool | None]]:
     """(field name, its text, whether `local`'s value matches it) for each field of a
     5-field expression, as `cronflow why` tells it; None where the field uses what only
     croniter reads (L, W, #). Day-of-week 7 is Sunday, as 0."""
@@ -127,7 +138,7 @@ def field_matches(expression: str, local: datetime) -> list[tuple[str, str, bool
             chosen.add(0)
         found.append((name, text, None if chosen is None else value in chosen))
     if day_forms.has_forms(expression):
-        rule = day_forms.day_rule(expression, field_values)
+        rule = day_forms.day_rule(expression, field_values, day_and)
         found[2] = (*found[2][:2], rule.dom_matches(local.date()))
         found[4] = (*found[4][:2], rule.dow_matches(local.date()))
     return found
@@ -250,6 +261,22 @@ class Schedule:
 
     expression: str
     zone: ZoneInfo
+    day_and: bool = False  # day_rule = "and": both day fields must match (cron: either)
+
+    @property
+    def parts(self) -> tuple[Schedule, ...]:
+        """The schedules of a job that has several (itself when it has one)."""
+        if SEPARATOR not in self.expression:
+            return (self,)
+        return tuple(
+            compile_schedule(part, self.zone, self.day_and)
+            for part in self.expression.split(SEPARATOR)
+        )
+
+    @property
+    def days_or(self) -> bool:
+        """Whether the day fields combine with OR: cron's rule, unless day_rule = "and"."""
+        return days_or(self.expression) and not self.day_and
 
     @property
     def is_fixed_time(self) -> bool:
@@ -320,6 +347,9 @@ class Schedule:
 
     def dst_note(self, tick: datetime) -> str:
         """How daylight saving time shaped this tick, or "" when it did not."""
+        if len(self.parts) > 1:  # told by the schedule the tick is one of
+            mine = [part for part in self.parts if part.next_after(tick - _JUST_BEFORE) == tick]
+            return mine[0].dst_note(tick) if mine else ""
         local = tick.astimezone(self.zone)
         wall = local.replace(tzinfo=None, fold=0)
         if not self._matches(wall):
@@ -334,12 +364,10 @@ class Schedule:
     def _matches(self, wall: datetime) -> bool:
         """Whether a wall time is one of the schedule's own (a tick moved by DST is not)."""
         if day_forms.has_forms(self.expression):
-            return day_forms.matches(self.expression, wall, field_values)
+            return day_forms.matches(self.expression, wall, field_values, self.day_and)
         from croniter import croniter
 
-        return bool(
-            croniter.match(_for_croniter(self.expression), wall, day_or=days_or(self.expression))
-        )
+        return bool(croniter.match(_for_croniter(self.expression), wall, day_or=self.days_or))
 
     def _wall(self, instant: datetime) -> datetime:
         return instant.astimezone(self.zone).replace(tzinfo=None, fold=0)
@@ -356,7 +384,9 @@ class Schedule:
         """Every wall time of the schedule after `after_wall`: the business-day forms read
         here (decide/day_forms.py), the rest by croniter."""
         if day_forms.has_forms(self.expression):
-            yield from day_forms.walls(self.expression, after_wall, field_values, _HORIZON)
+            yield from day_forms.walls(
+                self.expression, after_wall, field_values, _HORIZON, self.day_and
+            )
             return
         from croniter import croniter
 
@@ -364,13 +394,17 @@ class Schedule:
             _for_croniter(self.expression),
             after_wall,
             max_years_between_matches=30,
-            day_or=days_or(self.expression),
+            day_or=self.days_or,
         )
         while True:
             yield walls.get_next(datetime)
 
     def _instants(self, after_wall: datetime) -> Iterator[datetime]:
-        """Every tick instant from wall time `after_wall` on, in increasing UTC order."""
+        """Every tick instant from wall time `after_wall` on, in increasing UTC order; of
+        several schedules, each instant once however many of them have it."""
+        if len(self.parts) > 1:
+            yield from _each_once(heapq.merge(*(part._instants(after_wall) for part in self.parts)))
+            return
         second_passes: list[datetime] = []  # repeated wall times, second occurrence
         last: datetime | None = None
         for wall in self._walls(after_wall):
@@ -394,6 +428,15 @@ class Schedule:
         return [_jump_instant(first, second)] if self.is_fixed_time else []
 
 
+def _each_once(instants: Iterator[datetime]) -> Iterator[datetime]:
+    """Increasing instants, each once (two schedules may share a tick)."""
+    previous = None
+    for instant in instants:
+        if instant != previous:
+            yield instant
+            previous = instant
+
+
 @lru_cache(maxsize=4096)
 def _ticks_between(schedule: Schedule, start: datetime, end: datetime) -> tuple[datetime, ...]:
     """Schedule.ticks, remembered: thousands of jobs share a few hundred schedules, and a
@@ -410,9 +453,9 @@ def _next_after(schedule: Schedule, instant: datetime) -> datetime | None:
 
 
 @lru_cache(maxsize=16384)
-def compile_schedule(expression: str, zone: ZoneInfo) -> Schedule:
+def compile_schedule(expression: str, zone: ZoneInfo, day_and: bool = False) -> Schedule:
     """A Schedule for an expression already accepted by check()."""
-    return Schedule(expand(expression), zone)
+    return Schedule(expand(expression), zone, day_and)
 
 
 def _exists(local: datetime) -> bool:
@@ -462,4 +505,4 @@ _MIDNIGHT = "0 0 * * *"
 
 def schedule_of(cadence: Cadence) -> Schedule:
     """A job's schedule; an unscheduled job's runs fall at midnight of their date."""
-    return compile_schedule(cadence.expression or _MIDNIGHT, cadence.timezone)
+    return compile_schedule(cadence.expression or _MIDNIGHT, cadence.timezone, cadence.day_and)

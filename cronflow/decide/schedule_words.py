@@ -28,10 +28,12 @@ _MONTH_NAMES = (
 
 
 @lru_cache(maxsize=4096)
-def describe(expression: str) -> str:
+def describe(expression: str, day_and: bool = False) -> str:
     """The schedule in English: `15 4 * * 1` is "at 04:15 on Mondays", `0 0 */2 * 1` "at
     00:00 on Mondays falling on odd days"; the business-day forms (decide/day_forms.py) in
     words too. Anything else cron lacks is shown as written."""
+    if "|" in expression:  # several schedules
+        return " and ".join(describe(part.strip(), day_and) for part in expression.split("|"))
     fields = expand(expression)
     parts = fields.split(" ")
     values = [
@@ -54,7 +56,8 @@ def describe(expression: str) -> str:
         minutes if parts[0] != "*" else list(range(60)),
         hours if parts[1] != "*" else list(range(24)),
     )
-    on = _days(days, weekdays, months, [text != "*" for text in parts[2:]], days_or(fields))
+    either = days_or(fields) and not day_and
+    on = _days(days, weekdays, months, [text != "*" for text in parts[2:]], either)
     if clock_times and not on.startswith("on "):
         return f"daily {when} {on}".strip()
     return f"{when} {on}".strip()

@@ -16,7 +16,7 @@ from cronflow.decide.explain import Verdict
 from cronflow.decide.jitter import start_of
 from cronflow.decide.retries import retry_at
 from cronflow.decide.rules import gate
-from cronflow.decide.schedule import days_or, field_matches, schedule_of
+from cronflow.decide.schedule import SEPARATOR, days_or, field_matches, schedule_of
 from cronflow.decide.schedule_words import describe
 from cronflow.decide.selection import upstream_key
 from cronflow.model import (
@@ -139,7 +139,8 @@ def _schedule_facts(
     own = "" if job.schedule else " (no schedule of its own: its upstreams')"
     if expression is None:
         return [Fact("schedule", "no schedule: it runs when asked (cronflow run --job)")]
-    facts = [Fact("schedule", f'"{expression}" ({describe(expression)}) in {zone.key}{own}')]
+    said = describe(expression, job.cadence.day_and)
+    facts = [Fact("schedule", f'"{expression}" ({said}) in {zone.key}{own}')]
     local = asked.astimezone(zone)
     if tick == asked:
         facts.append(Fact("schedule", f"{local.isoformat()} is one of its ticks"))
@@ -147,14 +148,20 @@ def _schedule_facts(
         when = tick.astimezone(zone).isoformat()
         facts.append(Fact("schedule", f"its newest tick by {local:%Y-%m-%d %H:%M}: {when}"))
     else:
-        words = []
-        for name, text, matched in field_matches(expression, local):
-            mark = "?" if matched is None else ("matches" if matched else "does not match")
-            words.append(f"{name} {text} {mark}")
-        combine = "; day-of-month OR day-of-week" if days_or(expression) else ""
-        facts.append(
-            Fact("schedule", f"{local.isoformat()} is not a tick: {', '.join(words)}{combine}")
-        )
+        for part in expression.split(SEPARATOR):
+            words = []
+            for name, text, matched in field_matches(part, local, job.cadence.day_and):
+                mark = "?" if matched is None else ("matches" if matched else "does not match")
+                words.append(f"{name} {text} {mark}")
+            either = days_or(part) and not job.cadence.day_and
+            combine = "; day-of-month OR day-of-week" if either else ""
+            of = f' of "{part}"' if SEPARATOR in expression else ""
+            facts.append(
+                Fact(
+                    "schedule",
+                    f"{local.isoformat()} is not a tick{of}: {', '.join(words)}{combine}",
+                )
+            )
         if tick is not None:
             facts.append(
                 Fact("schedule", f"the tick before it: {tick.astimezone(zone).isoformat()}")

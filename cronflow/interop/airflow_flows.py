@@ -11,7 +11,13 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from cronflow.decide import dag, day_forms
-from cronflow.decide.schedule import compile_schedule, days_or, offset_change
+from cronflow.decide.schedule import (
+    SEPARATOR,
+    compile_schedule,
+    days_or,
+    offset_change,
+    schedule_of,
+)
 from cronflow.interop.python_source import duration_words
 from cronflow.model import AlertEvent, Cadence, CatchUp, Job, JobFile, Overlap, RunIf
 from cronflow.tell.alerts import alerted_events
@@ -49,7 +55,7 @@ def start_of_flow(flow: Flow, now: datetime, decided: dict[str, datetime]) -> da
     if flow.cadence.expression is None or root.catchup is not CatchUp.ALL:
         return None
     if root.name in decided:
-        schedule = compile_schedule(flow.cadence.expression, flow.cadence.timezone)
+        schedule = schedule_of(flow.cadence)
         return schedule.next_after(decided[root.name]) or decided[root.name]
     return now.astimezone(UTC).replace(second=0, microsecond=0)
 
@@ -196,7 +202,14 @@ def differences(jobfile: JobFile, flow: Flow) -> list[str]:
         _, spelled = airflow_cron(flow.cadence.expression)
         if spelled:
             notes.append(spelled)
-        if days_differ(flow.cadence.expression):
+        if flow.cadence.day_and and any(
+            days_or(part) for part in flow.cadence.expression.split(SEPARATOR)
+        ):
+            notes.append(
+                f'day_rule = "and": "{flow.cadence.expression}" needs both day fields to match; '
+                "Airflow (croniter) runs when either does, on more days."
+            )
+        elif days_differ(flow.cadence.expression):
             notes.append(
                 f'day fields: "{flow.cadence.expression}" combines day-of-month and '
                 "day-of-week with AND, as cron does when one of them starts with `*`; "
@@ -274,6 +287,12 @@ def airflow_cron(expression: str) -> tuple[str | None, str]:
     cannot; and what the export must say about it ("" when nothing). `5L` becomes croniter's
     `L5`; `LW` and `L-n` have no croniter spelling; croniter moves `29W`-`31W` to the month's
     last weekday in a month without that day, where cronflow (Quartz) skips the month."""
+    if SEPARATOR in expression:  # several schedules: each spelled, said once
+        spelled = [airflow_cron(part) for part in expression.split(SEPARATOR)]
+        if any(cron is None for cron, _ in spelled):
+            return None, next(said for cron, said in spelled if cron is None)
+        said = " ".join(said for _, said in spelled if said)
+        return SEPARATOR.join(str(cron) for cron, _ in spelled), said
     if not day_forms.has_forms(expression):
         return expression, ""
     minute, hour, dom, month, dow = expression.split(" ")
@@ -301,6 +320,10 @@ def airflow_cron(expression: str) -> tuple[str | None, str]:
 
 
 def days_differ(expression: str) -> bool:
+    return any(_days_differ(part) for part in expression.split(SEPARATOR))
+
+
+def _days_differ(expression: str) -> bool:
     """True when cron ANDs two restricted day fields (one starts with `*`) and croniter,
     which Airflow uses, ORs them."""
     _, _, day, _, weekday = expression.split(" ")
@@ -313,7 +336,7 @@ def dst_differs(expression: str, zone: ZoneInfo) -> bool:
     cronflow and Airflow agree when the hour field is `*` (both keep the real cadence); for
     any other schedule, a tick inside a skipped or repeated hour is placed differently.
     """
-    if expression.split(" ")[1] == "*":
+    if all(part.split(" ")[1] == "*" for part in expression.split(SEPARATOR)):
         return False
     schedule = compile_schedule(expression, zone)
     start = datetime(2026, 1, 1, tzinfo=UTC)  # any two years show a zone's yearly rules

@@ -18,6 +18,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from cronflow.decide.schedule import SEPARATOR
 from cronflow.load.monitors import CRONITOR, protocol_for
 from cronflow.model import Job, JobFile
 
@@ -108,6 +109,8 @@ def _why_not(job: Job, by: str) -> str:
         return "@reboot runs once per boot: a monitor has no schedule to expect it by"
     if job.cadence.expression is None:
         return "it runs only when asked: a monitor has no schedule to expect it by"
+    if SEPARATOR in job.cadence.expression:
+        return "it has several schedules: a monitor's check takes one"
     return ""
 
 

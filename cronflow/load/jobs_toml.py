@@ -425,7 +425,11 @@ class _Validator:
             schedule=None if at_boot else values.get("schedule"),
             at_boot=at_boot,
             timezone=timezone,
-            cadence=Cadence(None if at_boot else values.get("schedule"), timezone),
+            cadence=Cadence(
+                None if at_boot else values.get("schedule"),
+                timezone,
+                day_and=values.get("day_rule") == "and",
+            ),
             cwd=cwd,
             env_files=env_files,
             retry=retry,

@@ -15,7 +15,7 @@ from urllib.parse import SplitResult, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronflow.decide import schedule
-from cronflow.model import AlertEvent, CatchUp, Deadline, Overlap, PingProtocol, RunIf
+from cronflow.model import AlertEvent, CatchUp, DayRule, Deadline, Overlap, PingProtocol, RunIf
 
 MAX_ARGUMENT_BYTES = 128 * 1024 - 1
 MAX_DURATION = timedelta(days=365)
@@ -152,8 +152,18 @@ AT_BOOT = "@reboot"
 
 
 def _schedule(value: Any) -> str:
+    """A cron expression or macro, `@reboot`, or a list of expressions (one logical time per
+    tick of any of them, each once: joined by schedule.SEPARATOR)."""
     if isinstance(value, str) and value.strip().lower() == AT_BOOT:
         return AT_BOOT  # not a cron schedule: once per boot (Job.at_boot)
+    if isinstance(value, list):
+        texts = _strings(value)
+        if not texts or any(text.strip().lower() == AT_BOOT for text in texts):
+            raise Invalid(
+                "must list one cron expression at least, and no @reboot",
+                'Write schedule = ["0 6 * * 1-5", "0 9 * * 6,7"], or @reboot on its own',
+            )
+        value = "|".join(texts)
     try:
         return schedule.check(_string(value))
     except schedule.ScheduleError as error:
@@ -483,6 +493,7 @@ JOB_KEYS: dict[str, Callable[[Any], Any]] = {
     "ping_url": _ping_url,
     "ping_protocol": _choice(PingProtocol),
     "max_runtime": _max_runtime,
+    "day_rule": _choice(DayRule),
     "finish_by": _deadline,
     "success_exit_codes": _success_exit_codes,
     "no_retry_exit_codes": _exit_codes,

@@ -1,12 +1,13 @@
 """Sending an alert through apprise: the only code that imports apprise, and only when an
 alert is actually sent or checked (importing it costs ~100 ms). The sending runs in a child
-process given [alerts] timeout (and CHILD_START to start) for the whole of it: a receiver
-that answers a byte at a time cannot hold cronflow, as apprise's own timeouts (per read)
-would let it. Targets are only ever shown as `scheme://host:port`.
+process given CHILD_START to start (it says when it is ready), then [alerts] timeout for the
+whole sending: a receiver that answers a byte at a time cannot hold cronflow, as apprise's
+own timeouts (per read) would let it. Targets are only ever shown as `scheme://host:port`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -14,6 +15,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -46,8 +48,8 @@ class Delivery:
         return f"{self.status}: {self.why}" if self.why else str(self.status)
 
 
-# What the alert sender's child process may take to start (Python, then apprise's import) on
-# top of [alerts] timeout, before it is stopped.
+# What the alert sender's child process may take to start (Python, then apprise's import)
+# before it is stopped; [alerts] timeout starts once it said it is ready.
 CHILD_START = 10.0
 _CHILD_BOUND = "CRONFLOW_ALERT_BOUND"  # tells the child its bound, in seconds
 
@@ -61,10 +63,10 @@ class AppriseNotifier:
         self._senders: set[subprocess.Popen[bytes]] = set()
 
     def send(self, message: AlertMessage, tags: Sequence[str]) -> list[Delivery]:
-        """Send to every matching target at once, from a child process given `[alerts]
-        timeout` (and CHILD_START to start) for the whole of it: a receiver that answers a
-        byte at a time cannot hold cronflow, as apprise's own timeouts (per read) would let
-        it. One Delivery per target, or one saying that the sending was stopped."""
+        """Send to every matching target at once, from a child process given CHILD_START to
+        start, then `[alerts] timeout` for the whole sending: a receiver that answers a byte
+        at a time cannot hold cronflow, as apprise's own timeouts (per read) would let it.
+        One Delivery per target, or one saying that the sending was stopped."""
         payload = {
             "urls": list(self.settings.urls),
             "config": None if self.settings.config is None else str(self.settings.config),
@@ -92,14 +94,25 @@ class AppriseNotifier:
         with self._guard:
             self._senders.add(sender)
         try:
-            answer, _ = sender.communicate(json.dumps(payload).encode(), timeout=within)
+            assert sender.stdin is not None and sender.stdout is not None
+            with contextlib.suppress(BrokenPipeError):
+                sender.stdin.write(json.dumps(payload).encode())
+                sender.stdin.close()
+            # Two bounds: CHILD_START to be ready (apprise imported), then `timeout` for the
+            # whole sending, so a receiver that trickles holds an alert `timeout`, no more.
+            started = _read_within(sender.stdout.fileno(), CHILD_START, until_line=True)
+            if started is None:
+                why = f"the sender did not start within {CHILD_START:g}s: it was stopped"
+                return [Delivery(target="(every target)", status=DeliveryStatus.TIMEOUT, why=why)]
+            seconds = self.settings.timeout.total_seconds()
+            answer = _read_within(sender.stdout.fileno(), seconds)
+            if answer is None:
+                why = f"no answer within {seconds:g}s: the sending was stopped"
+                return [Delivery(target="(every target)", status=DeliveryStatus.TIMEOUT, why=why)]
             return [
                 Delivery(target=e["target"], status=DeliveryStatus(e["status"]), why=e["why"])
-                for e in json.loads(answer)
+                for e in json.loads(started.partition(b"\n")[2] + answer)
             ]
-        except subprocess.TimeoutExpired:
-            why = f"no answer within {within:g}s: the sending was stopped"
-            return [Delivery(target="(every target)", status=DeliveryStatus.TIMEOUT, why=why)]
         except (ValueError, TypeError, OSError):  # the child died without its answer
             why = f"the sender ended with status {sender.poll()}"
             return [Delivery(target="(apprise)", status=DeliveryStatus.FAILED, why=why)]
@@ -187,6 +200,9 @@ def child() -> None:
 
     signal.alarm(math.ceil(float(os.environ.get(_CHILD_BOUND, "0"))))
     payload = json.load(sys.stdin)
+    _import_apprise()  # the slow part of starting: said done, the sending's bound begins
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
     settings = AlertSettings(
         urls=tuple(payload["urls"]),
         config=None if payload["config"] is None else Path(payload["config"]),
@@ -204,6 +220,25 @@ def child() -> None:
         [{"target": d.target, "status": d.status.value, "why": d.why} for d in deliveries],
         sys.stdout,
     )
+
+
+def _read_within(descriptor: int, seconds: float, until_line: bool = False) -> bytes | None:
+    """What a pipe gives within `seconds`: up to its end (or, `until_line`, up to and with
+    its first newline, and whatever came with it); None if that takes longer."""
+    import selectors
+
+    deadline = time.monotonic() + seconds
+    got = b""
+    with selectors.DefaultSelector() as selector:
+        selector.register(descriptor, selectors.EVENT_READ)
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not selector.select(left):
+                return None
+            chunk = os.read(descriptor, 65536)
+            got += chunk
+            if not chunk or (until_line and b"\n" in got):
+                return got
 
 
 def check_targets(settings: AlertSettings) -> list[str]:

@@ -14,7 +14,7 @@ def _label(job: Job) -> str:
     if job.at_boot:
         label = "@reboot: once per boot"
     elif job.schedule:
-        label = f"{describe(job.schedule)} ({job.timezone.key})"
+        label = f"{describe(job.schedule, job.cadence.day_and)} ({job.timezone.key})"
     else:
         label = f"after {', '.join(job.depends_on)}" if job.depends_on else "manual"
     return label + ("" if job.run_if is RunIf.ALL_SUCCESS else f", run_if {job.run_if}")

@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
 from cronflow.decide import freshness, overdue
-from cronflow.decide.schedule import compile_schedule
+from cronflow.decide.schedule import schedule_of
 from cronflow.model import (
     METRICS_INSTANCE_HEADER,
     AlertEvent,
@@ -231,7 +231,7 @@ def longest_gap(cadence: Cadence) -> timedelta | None:
     do not depend on the day they are counted from, beyond DST's hour."""
     if cadence.expression is None:
         return None
-    schedule = compile_schedule(cadence.expression, cadence.timezone)
+    schedule = schedule_of(cadence)
     ticks: list[datetime] = []
     tick = schedule.next_after(datetime.now(UTC))
     while tick is not None and len(ticks) < _GAP_TICKS:

@@ -217,7 +217,7 @@ def _job_status(
         schedule=job.schedule
         or ("@reboot" if job.at_boot else "")
         or (f"after {', '.join(job.depends_on)}" if job.depends_on else "manual"),
-        schedule_words=describe(job.schedule)
+        schedule_words=describe(job.schedule, job.cadence.day_and)
         if job.schedule
         else ("once per boot" if job.at_boot else ""),
         timezone=zone.key,
