@@ -109,3 +109,16 @@ def test_a_dry_run_writes_nothing_and_a_missing_key_is_a_clear_error(tmp_path, a
     assert missing.returncode == 2 and "HEALTHCHECKS_API_KEY is not set" in missing.stderr
     wrong = sync(tmp_path, apis, key="wrong")
     assert wrong.returncode == 1 and "HTTP 401" in wrong.stdout and "wrong" not in wrong.stdout
+
+
+def test_a_job_with_several_schedules_is_left_to_the_user(tmp_path, apis):
+    (tmp_path / "jobs.toml").write_text(
+        f'[jobs.shifts]\ncommand = "true"\nschedule = ["0 6 * * 1-5", "0 9 * * 6,7"]\n'
+        f'ping_url = "{apis.base}/ping/PINGKEY/shifts"\n'
+    )
+    done = sync(tmp_path, apis)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.splitlines() == [
+        "shifts: skipped (it has several schedules: a monitor's check takes one)"
+    ]
+    assert apis.checks == {}
