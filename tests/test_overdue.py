@@ -380,3 +380,20 @@ def test_the_daemon_wakes_up_at_a_deadline_and_alerts(tmp_path, receiver):
     assert SIX + timedelta(seconds=95) in clock.wake_times
     wait_for(lambda: "cronflow: load is late (2026-01-14)" in titles(receiver), "late alert")
     assert titles(receiver).count("cronflow: load is late (2026-01-14)") == 1
+
+
+def test_pausing_a_late_job_ends_its_episode_as_no_longer_late(tmp_path, receiver):
+    (tmp_path / "jobs.toml").write_text(
+        f'[alerts]\nurls = ["{receiver.url()}"]\non = ["late"]\n'
+        '[jobs.load]\ncommand = "false"\nschedule = "0 6 * * *"\nfinish_by = "+10m"\n'
+    )
+    clock = FakeClock(SIX + timedelta(seconds=30))
+    ticks = Ticks(tmp_path / "jobs.toml", clock)
+    ticks.tick()
+    ticks.minutes(10)
+    assert titles(receiver) == ["cronflow: load is late (2026-01-14)"]
+    assert run_cli("pause", "load", "--reason", "fixing it", cwd=tmp_path).returncode == 0
+    ticks.minutes(1)
+    assert titles(receiver)[1:] == ["cronflow: load is no longer late (2026-01-14)"]
+    assert "**Run of that time:** failed" in bodies(receiver)[1]
+    assert Store(tmp_path / ".cronflow").overdue() == {}

@@ -187,10 +187,13 @@ def overdue_over_message(record: Mapping[str, str | None], latest: RunEvent | No
     what = record["asset"] or record["job"]
     logical = str(record["logical_time"])
     ended = latest is not None and not latest.status.is_in_progress
+    succeeded = latest is not None and latest.status is RunStatus.SUCCESS
     if slow:
         title = f"{what} finished" if ended else f"{what} is no longer watched for slowness"
-    else:
+    elif succeeded:
         title = f"{what} is on time again"
+    else:  # a newer time met its deadline, or it is paused, disabled, no longer watched
+        title = f"{what} is no longer late"
     outcome = "still running" if latest is not None and not ended else "no run recorded"
     if ended and latest is not None:
         took = f" after {latest.duration_s:.0f}s" if latest.duration_s is not None else ""
