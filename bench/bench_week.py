@@ -28,7 +28,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 DAEMON = """
-import sys, threading
+import ctypes, sys, threading
+import _sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 from cronflow.act.daemon import Daemon
@@ -50,7 +51,13 @@ class FastClock:
             wake.wait(0.002)
         wake.wait(self.wait)
         self._now = max(self._now, when)
-        print(f"clock {self._now.timestamp()}", file=sys.stderr, flush=True)
+        print(f"clock {self._now.timestamp()} {sqlite_heap()}", file=sys.stderr, flush=True)
+
+def sqlite_heap():
+    # what SQLite holds in this process (its page caches above all)
+    used = ctypes.CDLL(_sqlite3.__file__).sqlite3_memory_used
+    used.restype = ctypes.c_int64
+    return used()
 
 start = datetime(2026, 1, 12, 0, 0, 30, tzinfo=UTC)
 until = datetime.fromtimestamp(start.timestamp() + float(sys.argv[2]) * 86400, UTC)
@@ -146,6 +153,7 @@ def main() -> None:
         )
         assert daemon.stderr is not None
         samples: list[tuple[float, float, int, int, int]] = []
+        heaps: list[float] = []  # SQLite's own heap (MiB) at each sample
         next_hour, end = None, None
         began = time.monotonic()
         for line in daemon.stderr:
@@ -157,15 +165,18 @@ def main() -> None:
             if now >= next_hour:
                 age(folder / ".cronflow", now)
                 samples.append((now, *sample(daemon.pid, folder / ".cronflow")))
+                heaps.append(int(line.split()[2]) / 2**20)
                 next_hour += 3600
             if now >= end:
                 break
         daemon.terminate()
         daemon.wait(timeout=120)
-    report(samples, options.days, time.monotonic() - began)
+    report(samples, heaps, options.days, time.monotonic() - began)
 
 
-def report(samples: list[tuple[float, float, int, int, int]], days: float, took: float) -> None:
+def report(
+    samples: list[tuple[float, float, int, int, int]], heaps: list[float], days: float, took: float
+) -> None:
     first = samples[0][0]
     after_day = [s for s in samples if s[0] - first >= 86400] or samples
     rss = [s[1] for s in after_day]
@@ -179,6 +190,11 @@ def report(samples: list[tuple[float, float, int, int, int]], days: float, took:
     )
     trend = ", ".join(f"{(s[0] - first) / 3600:.0f}h {s[1]:.0f}" for s in samples[::12])
     print(f"  RSS (MiB) every 12 simulated hours: {trend}")
+    day1 = len(samples) - len(after_day)
+    print(
+        f"  SQLite's heap (sqlite3_memory_used): after day 1 {heaps[day1]:.1f} MiB, end "
+        f"{heaps[-1]:.1f}, max {max(heaps):.1f}: growth after day 1 {heaps[-1] - heaps[day1]:+.1f}"
+    )
     fds, threads = [s[2] for s in after_day], [s[3] for s in after_day]
     print(
         f"  descriptors {min(fds)}..{max(fds)}, threads {min(threads)}..{max(threads)} "
