@@ -51,7 +51,11 @@ class FastClock:
             wake.wait(0.002)
         wake.wait(self.wait)
         self._now = max(self._now, when)
-        print(f"clock {self._now.timestamp()} {sqlite_heap()}", file=sys.stderr, flush=True)
+        print(
+            f"clock {self._now.timestamp()} {sqlite_heap()} {sys.getallocatedblocks()}",
+            file=sys.stderr,
+            flush=True,
+        )
 
 def sqlite_heap():
     # what SQLite holds in this process (its page caches above all)
@@ -154,6 +158,7 @@ def main() -> None:
         assert daemon.stderr is not None
         samples: list[tuple[float, float, int, int, int]] = []
         heaps: list[float] = []  # SQLite's own heap (MiB) at each sample
+        blocks: list[int] = []  # Python's allocated memory blocks (its objects) at each
         next_hour, end = None, None
         began = time.monotonic()
         for line in daemon.stderr:
@@ -166,16 +171,21 @@ def main() -> None:
                 age(folder / ".cronflow", now)
                 samples.append((now, *sample(daemon.pid, folder / ".cronflow")))
                 heaps.append(int(line.split()[2]) / 2**20)
+                blocks.append(int(line.split()[3]))
                 next_hour += 3600
             if now >= end:
                 break
         daemon.terminate()
         daemon.wait(timeout=120)
-    report(samples, heaps, options.days, time.monotonic() - began)
+    report(samples, heaps, blocks, options.days, time.monotonic() - began)
 
 
 def report(
-    samples: list[tuple[float, float, int, int, int]], heaps: list[float], days: float, took: float
+    samples: list[tuple[float, float, int, int, int]],
+    heaps: list[float],
+    blocks: list[int],
+    days: float,
+    took: float,
 ) -> None:
     first = samples[0][0]
     after_day = [s for s in samples if s[0] - first >= 86400] or samples
@@ -194,6 +204,10 @@ def report(
     print(
         f"  SQLite's heap (sqlite3_memory_used): after day 1 {heaps[day1]:.1f} MiB, end "
         f"{heaps[-1]:.1f}, max {max(heaps):.1f}: growth after day 1 {heaps[-1] - heaps[day1]:+.1f}"
+    )
+    print(
+        f"  Python's allocated blocks (its objects): after day 1 {blocks[day1]:,}, end "
+        f"{blocks[-1]:,}, max {max(blocks):,}"
     )
     fds, threads = [s[2] for s in after_day], [s[3] for s in after_day]
     print(
