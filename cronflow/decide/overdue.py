@@ -24,7 +24,6 @@ import statistics
 from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from cronflow.decide.schedule import schedule_of
@@ -134,22 +133,23 @@ def watch(
     if not watches(jobfile):
         return Watch([], None)
     usual = _Usuals(history)
+    deadlines = _Deadlines(history, now)
     current: list[Overdue] = []
     wakes: list[datetime] = []
     for run in history.unfinished(RunStatus.RUNNING):
         _slow(jobfile, run, now, usual, current, wakes)
     for job in jobfile.jobs.values():
         if job.finish_by is not None and _watched(job, paused):
-            wake = _next_deadline(job.cadence, job.timezone, job.finish_by, now)
+            wake = deadlines.next(job, job.finish_by)
             if wake is not None:
                 wakes.append(wake)
             if not wake_only:
-                _late_job(job, job.finish_by, history, now, current)
+                _late_job(job, job.finish_by, deadlines, current)
     for asset in jobfile.assets.values():
         producer = jobfile.jobs.get(asset.producer or "")
         if asset.deadline is not None and producer is not None and _watched(producer, paused):
             chain = _Chain(jobfile, history, now, usual)
-            _late_asset(asset.name, producer, asset.deadline, chain, current, wakes)
+            _late_asset(asset.name, producer, asset.deadline, deadlines, chain, current, wakes)
     return Watch(current, min((at for at in wakes if at > now), default=None))
 
 
@@ -237,13 +237,49 @@ def deadline_of(deadline: Deadline, tick: datetime, zone: ZoneInfo) -> datetime:
     return due if due > tick else _wall(day + timedelta(days=1), deadline.at, zone)
 
 
-def _passed(job: Job, deadline: Deadline, now: datetime) -> tuple[datetime, datetime] | None:
-    """(tick, its deadline) of the newest tick whose deadline is not after `now`."""
-    return _passed_on(job.cadence, job.timezone, deadline, now)
+class _Deadlines:
+    """Deadlines at `now`, worked out once per cadence and deadline in one decision (the
+    jobs after an upstream share its cadence), and which have passed unmet."""
+
+    def __init__(self, history: RunRecords, now: datetime) -> None:
+        self.history, self.now = history, now
+        self._passed: dict[tuple[Cadence, ZoneInfo, Deadline], tuple[datetime, datetime] | None]
+        self._passed = {}
+        self._next: dict[tuple[Cadence, ZoneInfo, Deadline], datetime | None] = {}
+
+    def passed(self, job: Job, deadline: Deadline) -> tuple[datetime, datetime] | None:
+        """(tick, its deadline) of the newest tick whose deadline is not after now."""
+        key = (job.cadence, job.timezone, deadline)
+        if key not in self._passed:
+            self._passed[key] = _passed(job.cadence, job.timezone, deadline, self.now)
+        return self._passed[key]
+
+    def next(self, job: Job, deadline: Deadline) -> datetime | None:
+        """The first deadline after now of any tick."""
+        key = (job.cadence, job.timezone, deadline)
+        if key not in self._next:
+            self._next[key] = _next_deadline(job.cadence, job.timezone, deadline, self.now)
+        return self._next[key]
+
+    def missed(
+        self, job: Job, deadline: Deadline
+    ) -> tuple[datetime, datetime, RunEvent | None] | None:
+        """(tick, deadline, its run's latest event) when the newest deadline passed with no
+        success (a skipped tick is not late), and after the job was first seen."""
+        passed = self.passed(job, deadline)
+        if passed is None:
+            return None
+        tick, due = passed
+        latest = self.history.latest(RunKey(job.name, tick))
+        if latest is not None and latest.status in (RunStatus.SUCCESS, RunStatus.SKIPPED):
+            return None
+        first_seen = self.history.first_seen("job", job.name)
+        if first_seen is None or due <= first_seen:
+            return None  # its deadline passed before the job was in the file
+        return tick, due, latest
 
 
-@lru_cache(maxsize=1024)  # jobs share cadences (those after an upstream take its own)
-def _passed_on(
+def _passed(
     cadence: Cadence, zone: ZoneInfo, deadline: Deadline, now: datetime
 ) -> tuple[datetime, datetime] | None:
     schedule = schedule_of(cadence)
@@ -259,11 +295,9 @@ def _passed_on(
     return None if tick is None else (tick, deadline_of(deadline, tick, zone))
 
 
-@lru_cache(maxsize=1024)
 def _next_deadline(
     cadence: Cadence, zone: ZoneInfo, deadline: Deadline, now: datetime
 ) -> datetime | None:
-    """The first deadline after `now` of any tick."""
     if deadline.after is not None:
         tick = schedule_of(cadence).next_after(now - deadline.after)
         return None if tick is None else tick + deadline.after
@@ -273,23 +307,11 @@ def _next_deadline(
     return due if due > now else _wall(day + timedelta(days=1), deadline.at, zone)
 
 
-def _late_job(
-    job: Job,
-    deadline: Deadline,
-    history: RunRecords,
-    now: datetime,
-    current: list[Overdue],
-) -> None:
-    passed = _passed(job, deadline, now)
-    if passed is None:
+def _late_job(job: Job, deadline: Deadline, deadlines: _Deadlines, current: list[Overdue]) -> None:
+    missed = deadlines.missed(job, deadline)
+    if missed is None:
         return
-    tick, due = passed
-    latest = history.latest(RunKey(job.name, tick))
-    if latest is not None and latest.status in (RunStatus.SUCCESS, RunStatus.SKIPPED):
-        return
-    first_seen = history.first_seen("job", job.name)
-    if first_seen is None or due <= first_seen:
-        return  # its deadline passed before the job was in the file
+    tick, due, latest = missed
     current.append(
         Overdue(
             key=f"late:{job.name}",
@@ -309,6 +331,7 @@ def _late_asset(
     name: str,
     producer: Job,
     deadline: Deadline,
+    deadlines: _Deadlines,
     chain: _Chain,
     current: list[Overdue],
     wakes: list[datetime],
@@ -316,17 +339,13 @@ def _late_asset(
     """Late once its deadline passed without the producer's success, or as soon as the
     producer's chain cannot finish before it (see the module)."""
     now, zone = chain.now, producer.timezone
-    passed = _passed(producer, deadline, now)
-    if passed is not None:
-        tick, due = passed
-        first_seen = chain.history.first_seen("job", producer.name)
-        latest = chain.history.latest(RunKey(producer.name, tick))
-        done = latest is not None and latest.status in (RunStatus.SUCCESS, RunStatus.SKIPPED)
-        if first_seen is not None and due > first_seen and not done:
-            why = f"{producer.name} has not succeeded: {_state_of(latest)}"
-            late = f"deadline {_local(due, zone)} passed; {why}"
-            current.append(_asset_late(name, producer, tick, due, now, late))
-            return
+    missed = deadlines.missed(producer, deadline)
+    if missed is not None:
+        tick, due, latest = missed
+        why = f"{producer.name} has not succeeded: {_state_of(latest)}"
+        late = f"deadline {_local(due, zone)} passed; {why}"
+        current.append(_asset_late(name, producer, tick, due, now, late))
+        return
     newest = schedule_of(producer.cadence).latest_at_or_before(now)
     if newest is None:
         return
