@@ -362,6 +362,20 @@ class StopAfter(FakeClock):
         super().sleep_until(when, wake)
 
 
+class StopOnceHeard(StopAfter):
+    """Stops the daemon past `end` only once `heard()` holds (its alert delivered: a stop
+    abandons the deliveries still under way, which a loaded machine can leave)."""
+
+    def __init__(self, start: datetime, end: datetime, stop, heard) -> None:
+        super().__init__(start, end, stop)
+        self.heard = heard
+
+    def sleep_until(self, when, wake) -> None:
+        if when > self.end:
+            wait_for(self.heard, "the alert delivered")
+        super().sleep_until(when, wake)
+
+
 def test_the_daemon_wakes_up_at_a_deadline_and_alerts(tmp_path, receiver):
     """finish_by = "+95s": the deadline is 06:01:35, between two of the daemon's minutes."""
     (tmp_path / "jobs.toml").write_text(
@@ -369,8 +383,12 @@ def test_the_daemon_wakes_up_at_a_deadline_and_alerts(tmp_path, receiver):
         '[jobs.load]\ncommand = "false"\nschedule = "0 6 * * *"\nfinish_by = "+95s"\n'
     )
     holder: list[Daemon] = []
-    clock = StopAfter(
-        SIX + timedelta(seconds=30), SIX + timedelta(minutes=3), lambda: holder[0].request_stop()
+    late = "cronflow: load is late (2026-01-14)"
+    clock = StopOnceHeard(
+        SIX + timedelta(seconds=30),
+        SIX + timedelta(minutes=3),
+        lambda: holder[0].request_stop(),
+        lambda: late in titles(receiver),
     )
     daemon = Daemon(
         jobs_path=tmp_path / "jobs.toml", clock=clock, runner=ShellRunner(), log=lambda line: None

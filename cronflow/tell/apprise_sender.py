@@ -51,6 +51,9 @@ class Delivery:
 # What the alert sender's child process may take to start (Python, then apprise's import)
 # before it is stopped; [alerts] timeout starts once it said it is ready.
 CHILD_START = 10.0
+# On top of [alerts] timeout once it is ready: apprise's own work around the requests (a
+# loaded machine took over a second to report an HTTP 500 within a 1 s timeout).
+SEND_SLACK = 5.0
 _CHILD_BOUND = "CRONFLOW_ALERT_BOUND"  # tells the child its bound, in seconds
 
 
@@ -104,7 +107,7 @@ class AppriseNotifier:
             if started is None:
                 why = f"the sender did not start within {CHILD_START:g}s: it was stopped"
                 return [Delivery(target="(every target)", status=DeliveryStatus.TIMEOUT, why=why)]
-            seconds = self.settings.timeout.total_seconds()
+            seconds = self.settings.timeout.total_seconds() + SEND_SLACK
             answer = _read_within(sender.stdout.fileno(), seconds)
             if answer is None:
                 why = f"no answer within {seconds:g}s: the sending was stopped"
