@@ -19,6 +19,7 @@ tick sends the heartbeat through it before the rest of cronflow loads.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import socket
 import time
@@ -213,59 +214,82 @@ def _without_credentials(url: str) -> tuple[str, str]:
     return parts._replace(netloc=host).geturl(), "Basic " + base64.b64encode(pair).decode()
 
 
-def watched_opener() -> tuple[Any, Any]:
+def watched_opener() -> tuple[Any, Cut]:
     """An opener that follows no redirect (Healthchecks and Cronitor never redirect a ping,
     and a redirect to an inner address must not make cronflow send there), whose
     connections a timer (`opener.cut`, also returned) shuts when the exchange's time is up.
     Proxies from the environment are used as urllib uses them."""
-    import http.client
-    import socket
     import urllib.request
 
-    class Cut:
-        def __init__(self) -> None:
-            self.connections: list[http.client.HTTPConnection] = []
-            self.fired = False
-            self.cancelled = False
-
-        def start(self, seconds: float) -> None:
-            _deadlines().add(seconds, self)
-
-        def cancel(self) -> None:
-            self.cancelled = True
-
-        def shut(self) -> None:
-            if self.cancelled:
-                return
-            self.fired = True
-            for connection in self.connections:
-                if connection.sock is not None:
-                    with contextlib.suppress(OSError):
-                        connection.sock.shutdown(socket.SHUT_RDWR)
-
-        def watched(self, kind: type[http.client.HTTPConnection]) -> Any:
-            def make(*args: Any, **kwargs: Any) -> http.client.HTTPConnection:
-                connection = kind(*args, **kwargs)
-                self.connections.append(connection)
-                return connection
-
-            return make
-
     cut = Cut()
+    no_redirects, watched_http, watched_https = _handler_classes()
+    opener = urllib.request.build_opener(no_redirects, watched_http(cut), watched_https(cut))
+    return opener, cut
+
+
+class Cut:
+    """Shuts an exchange's connections when its time is up, unless cancelled first."""
+
+    def __init__(self) -> None:
+        self.connections: list[Any] = []  # http.client connections opened for the exchange
+        self.fired = False
+        self.cancelled = False
+
+    def start(self, seconds: float) -> None:
+        _deadlines().add(seconds, self)
+
+    def cancel(self) -> None:
+        """The exchange ended: the timer, when it comes, does nothing (the deadline thread
+        keeps this object until then, so it lets go of the connections now)."""
+        self.cancelled = True
+        self.connections = []
+
+    def shut(self) -> None:
+        if self.cancelled:
+            return
+        self.fired = True
+        for connection in self.connections:
+            if connection.sock is not None:
+                with contextlib.suppress(OSError):
+                    connection.sock.shutdown(socket.SHUT_RDWR)
+
+    def watched(self, kind: Any) -> Any:
+        def make(*args: Any, **kwargs: Any) -> Any:
+            connection = kind(*args, **kwargs)
+            self.connections.append(connection)
+            return connection
+
+        return make
+
+
+@functools.cache
+def _handler_classes() -> tuple[Any, Any, Any]:
+    """urllib handlers that follow no redirect, and that register each connection they
+    open with their Cut. Made once: a class made for every ping cost a daemon memory (four
+    classes each, alive until the ping's deadline) and time."""
+    import urllib.request
 
     class NoRedirects(urllib.request.HTTPRedirectHandler):
         def redirect_request(self, *args: Any, **kwargs: Any) -> None:
             return None
 
     class WatchedHTTP(urllib.request.HTTPHandler):
+        def __init__(self, cut: Cut) -> None:
+            super().__init__()
+            self.cut = cut
+
         def do_open(self, http_class: Any, req: Any, **kwargs: Any) -> Any:
-            return super().do_open(cut.watched(http_class), req, **kwargs)
+            return super().do_open(self.cut.watched(http_class), req, **kwargs)
 
     class WatchedHTTPS(urllib.request.HTTPSHandler):
-        def do_open(self, http_class: Any, req: Any, **kwargs: Any) -> Any:
-            return super().do_open(cut.watched(http_class), req, **kwargs)
+        def __init__(self, cut: Cut) -> None:
+            super().__init__()
+            self.cut = cut
 
-    return urllib.request.build_opener(NoRedirects, WatchedHTTP, WatchedHTTPS), cut
+        def do_open(self, http_class: Any, req: Any, **kwargs: Any) -> Any:
+            return super().do_open(self.cut.watched(http_class), req, **kwargs)
+
+    return NoRedirects, WatchedHTTP, WatchedHTTPS
 
 
 def _body_limit(header: str | None) -> int | None:
