@@ -71,6 +71,19 @@ def signalling_jobs_file(folder: Path, count: int, url: str) -> Path:
     return folder / "jobs.toml"
 
 
+def calendared_jobs_file(folder: Path, count: int) -> Path:
+    """The same jobs skipping Bavaria's holidays and weekends, in a pool, with a blackout
+    window (issue 34: an idle tick must cost no more for them)."""
+    folder.mkdir()
+    settings = (
+        '[calendars.holidays]\nholidays = "DE-BY"\n[calendars.weekend]\nweekdays = "sat,sun"\n'
+        '[blackout]\nbackups = "Sat 22:00..Sun 06:00"\n[pools.db]\nslots = 2\n'
+        '[defaults]\nskip_on = ["holidays", "weekend"]\npool = "db"\n\n'
+    )
+    (folder / "jobs.toml").write_text(settings + jobs_file(folder, count).read_text())
+    return folder / "jobs.toml"
+
+
 def median_seconds(commands: dict[str, list[str]], repeat: int, cwd: Path) -> dict[str, float]:
     """Median wall time of each command; the commands take turns, so drift hits all alike."""
     times: dict[str, list[float]] = {name: [] for name in commands}
@@ -102,7 +115,8 @@ def main() -> None:
             *cronflow[:-1],
             str(signalling_jobs_file(folder / "signalling", args.jobs, url)),
         ]
-        for first_sight in (cronflow, signalling):  # writes the watermarks once
+        calendared = [*cronflow[:-1], str(calendared_jobs_file(folder / "calendars", args.jobs))]
+        for first_sight in (cronflow, signalling, calendared):  # writes the watermarks once
             subprocess.run(first_sight, check=True)
         one_request = f"import urllib.request; urllib.request.urlopen({url!r}, b'').read()"
         results = median_seconds(
@@ -111,6 +125,8 @@ def main() -> None:
                 "bare typer app, one command": [sys.executable, "bare_typer.py"],
                 f"cronflow run, {args.jobs} jobs, none due": cronflow,
                 "  the same, decided in full (-v)": [*cronflow, "--verbose"],
+                "  idle, with calendars, blackout, pool": calendared,
+                "  with calendars, decided in full": [*calendared, "--verbose"],
                 "python sending one HTTP request": [sys.executable, "-c", one_request],
                 "  idle run + heartbeat + metrics": signalling,
             },
@@ -126,13 +142,24 @@ def main() -> None:
             f"  x{seconds / typer_app:5.2f} typer"
         )
     print("  targets for the idle run: at most x6 python and x1.15 typer")
-    idle = results[f"cronflow run, {args.jobs} jobs, none due"]
+    plain, calendars = (
+        idle_of(results, args.jobs),
+        results["  idle, with calendars, blackout, pool"],
+    )
+    print(
+        f"  calendars, a blackout and a pool on an idle run: x{calendars / plain:.2f} the idle run"
+    )
+    idle = idle_of(results, args.jobs)
     signalled = results["  idle run + heartbeat + metrics"]
     request = results["python sending one HTTP request"]
     print(
         f"  heartbeat and metrics on an idle run: x{signalled / idle:.2f} the idle run, "
         f"x{signalled / request:.2f} a bare Python request"
     )
+
+
+def idle_of(results: dict[str, float], jobs: int) -> float:
+    return results[f"cronflow run, {jobs} jobs, none due"]
 
 
 if __name__ == "__main__":

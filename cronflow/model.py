@@ -9,6 +9,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from cronflow.calendars import Blackout, Calendar, Days
+from cronflow.pools import Pool, PoolUse
+
 LOG_SCHEMA_VERSION = 1
 
 
@@ -231,15 +234,19 @@ class Cadence:
     expression: str | None
     timezone: ZoneInfo
     day_and: bool = False  # day_rule = "and": both day fields must match (cron: either)
+    days: Days | None = None  # skip_on / run_on / shift: the calendars its ticks obey
 
     def describe(self) -> str:
         both = ", day_rule and" if self.day_and else ""
-        return f"{self.expression or 'unscheduled'} ({self.timezone.key}{both})"
+        days = f", {self.days.describe()}" if self.days else ""
+        return f"{self.expression or 'unscheduled'} ({self.timezone.key}{both}{days})"
 
     @property
     def fingerprint(self) -> str:
-        """What a watermark's cached next tick was computed for: "<expression>|<zone>"."""
-        return f"{self.expression}|{self.timezone.key}" + ("|and" if self.day_and else "")
+        """What a watermark's cached next tick was computed for: "<expression>|<zone>",
+        with the day rule and a digest of the calendars when they apply."""
+        text = f"{self.expression}|{self.timezone.key}" + ("|and" if self.day_and else "")
+        return text + (f"|days:{self.days.fingerprint}" if self.days else "")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -284,6 +291,7 @@ class Job:
     max_runtime: timedelta | None = None  # a run going on longer is `slow` (it is not stopped)
     max_runtime_auto: bool = False  # max_runtime = "auto": learnt from its runs (decide/overdue)
     finish_by: Deadline | None = None  # a run not succeeded by then is `late`
+    pool: PoolUse | None = None  # each try waits for its slots of this pool first
     config_hash: str = ""  # changes whenever anything in this job's definition changes
 
 
@@ -381,6 +389,9 @@ class JobFile:
     jobs: dict[str, Job]  # in the order the file declares them
     assets: dict[str, Asset] = field(default_factory=dict)  # by name, producers first seen
     warnings: tuple[str, ...] = ()  # what is unsafe but allowed, as cronflow does not run as root
+    calendars: dict[str, Calendar] = field(default_factory=dict)  # [calendars.NAME], by name
+    blackouts: tuple[Blackout, ...] = ()  # [blackout] windows: nothing starts inside one
+    pools: dict[str, Pool] = field(default_factory=dict)  # [pools.NAME], by name
     text: str = field(default="", repr=False)  # the file as read: what the idle stamp compares
 
 
@@ -415,6 +426,10 @@ class Watermark:
     # Where the job's history starts: no tick at or before it is ever due, whatever the
     # clock does later (None: not known, for watermarks written before it was kept).
     first_seen: datetime | None = None
+    # Ticks its calendars skipped (skip_on / run_on) since it was first seen, and the newest:
+    # a count, not one event per tick (a minutely job's holiday would be 1,440 events).
+    calendar_skipped: int = 0
+    last_skipped: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

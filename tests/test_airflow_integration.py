@@ -74,6 +74,13 @@ FEATURES = """
     schedule = "0 9 * * 1"
     command = "true"
     catchup = "all"
+    pool = "db"
+    pool_slots = 2
+    pool_priority = 3
+
+    [pools.db]
+    slots = 2
+    description = "the warehouse"
 
     [jobs.broken]
     command = "echo about to fail >&2; exit 3"
@@ -338,6 +345,9 @@ def test_the_loaded_feature_file_matches_the_jobs_file(world):
     assert nightly["tasks"]["summary"]["max_active_tis_per_dag"] is None  # overlap = allow
     weekly = dags["feature_weekly"]
     assert weekly["catchup"] is True and weekly["start_date"] is not None
+    pooled = weekly["tasks"]["weekly"]
+    assert (pooled["pool"], pooled["pool_slots"], pooled["priority_weight"]) == ("db", 2, 3)
+    assert nightly["tasks"]["nightly"]["pool"] == "default_pool"
     assert dags["feature_hourly"]["catchup"] is False
     assert dags["feature_broken"]["timetable"] == "NullTimetable"
     assert dags["feature_parked"]["paused"] is True

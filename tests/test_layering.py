@@ -16,6 +16,8 @@ GROUND = {
     "cronflow",
     "cronflow.model",
     "cronflow.records",
+    "cronflow.calendars",
+    "cronflow.pools",
     "cronflow.errors",
     "cronflow.clock",
     "cronflow.masking",

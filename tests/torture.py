@@ -50,9 +50,13 @@ ping_timeout = 0.5
 retries = 2
 retry_delay = "0s"
 
+[pools.shared]
+slots = 2
+
 [jobs.extract]
-command = 'echo "$CRONFLOW_JOB $CRONFLOW_LOGICAL_TIME" >> effects.txt; sleep 0.2'
+command = '{in_pool} echo "$CRONFLOW_JOB $CRONFLOW_LOGICAL_TIME" >> effects.txt; sleep 0.2 {out_of_pool}'
 schedule = "*/20 * * * *"
+pool = "shared"
 
 [jobs.load]
 command = 'echo "$CRONFLOW_JOB $CRONFLOW_LOGICAL_TIME" >> effects.txt'
@@ -69,15 +73,22 @@ command = 'echo "$CRONFLOW_JOB $CRONFLOW_LOGICAL_TIME" >> effects.txt; sleep 0.0
 depends_on = ["load"]
 
 [jobs.every_minute]
-command = 'echo "$CRONFLOW_JOB $CRONFLOW_LOGICAL_TIME" >> effects.txt; sleep 0.2'
+command = '{in_pool} echo "$CRONFLOW_JOB $CRONFLOW_LOGICAL_TIME" >> effects.txt; sleep 0.2 {out_of_pool}'
 schedule = "* * * * *"
 max_runtime = "5s"
+pool = "shared"
 
 [jobs.two_schedules]
-command = 'echo "$CRONFLOW_JOB $CRONFLOW_LOGICAL_TIME" >> effects.txt'
+command = '{in_pool} echo "$CRONFLOW_JOB $CRONFLOW_LOGICAL_TIME" >> effects.txt {out_of_pool}'
 schedule = ["* * * * *", "*/2 * * * *"]  # every even minute is a tick of both: run once
+pool = "shared"
 {ping}
 """
+# A pooled job marks itself present in live/ while it runs and notes how many are: the most
+# ever noted is the pool's use, counted by the jobs themselves (its slots: 2).
+IN_POOL = "mkdir -p live; touch live/$$; ls live | wc -l >> pool.txt;"
+OUT_OF_POOL = "; rm -f live/$$"
+POOL_SLOTS = 2
 # The clock of some one-shot ticks with --faults: ahead by days, back by an hour.
 CLOCK_STEPS = ("+2d", "-1h")
 QUIET_SECONDS = 15  # after the end: a late duplicate would show up here
@@ -104,6 +115,8 @@ class Figures:
     unbacked: int = 0  # runs recorded as succeeded whose job left no effect
     orphans: int = 0  # attempts finished (recorded) by another invocation than started them
     abandoned: int = 0
+    pool_most: int = 0  # the most pooled jobs that ever ran at once, as they counted
+    pool_over: int = 0  # starts that found more than POOL_SLOTS pooled jobs running
 
     @property
     def clean(self) -> bool:
@@ -114,6 +127,7 @@ class Figures:
             or self.index_shrank
             or self.metrics_torn
             or self.counters_fell
+            or self.pool_over
         )
 
     def report(self, seconds: float, kill: bool, faults: str = "") -> str:
@@ -135,6 +149,8 @@ class Figures:
                 f"{self.index_shrank} times",
                 f"  metrics: {self.metrics_polls} reads, torn {self.metrics_torn}, a counter "
                 f"went down {self.counters_fell} times",
+                f"  pool: at most {self.pool_most} of {POOL_SLOTS} slots in use at once, "
+                f"exceeded {self.pool_over} times",
                 "  verdict: " + ("exactly once" if self.clean else "BROKEN"),
             ]
         )
@@ -177,7 +193,9 @@ class Torture:
             alerts = (
                 f'[alerts]\nurls = ["json://127.0.0.1:{self.trickle.port}/hook"]\ntimeout = "1s"'
             )
-        (folder / "jobs.toml").write_text(JOBS.format(ping=ping, alerts=alerts))
+        (folder / "jobs.toml").write_text(
+            JOBS.format(ping=ping, alerts=alerts, in_pool=IN_POOL, out_of_pool=OUT_OF_POOL)
+        )
 
     # ---- the invocations ----------------------------------------------------------------------
 
@@ -417,6 +435,10 @@ class Torture:
             if e.event is EventType.FINISHED and starters.get((e.run_id, e.attempt), e.pid) != e.pid
         )
         figures.abandoned = sum(e.event is EventType.ABANDONED for e in events)
+        pool_file = self.folder / "pool.txt"
+        seen = [int(n) for n in pool_file.read_text().split()] if pool_file.exists() else []
+        figures.pool_most = max(seen, default=0)
+        figures.pool_over = sum(n > POOL_SLOTS for n in seen)
         for day in self.days:
             midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
             for tick in range(TICKS_PER_DAY):

@@ -17,12 +17,14 @@ import sqlite3
 import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from cronflow.act import pausing, processes
 from cronflow.act.executor import Executor, Outcome
+from cronflow.calendars import blackout_of
 from cronflow.clock import Clock
 from cronflow.decide import due, explain, freshness, overdue, selection
+from cronflow.decide.jitter import start_of
 from cronflow.decide.tick import (
     Housekeeping,
     TickDecision,
@@ -394,6 +396,23 @@ class Engine:
                 explain.with_rule(self.jobfile, verdict, run, to_run, index)
                 for run, verdict in zip(runs, base, strict=True)
             ]
+        verdicts += [
+            explain.Verdict(
+                job=job,
+                logical_time=skipped.tick,
+                action=explain.Action.SKIPPED_BY_CALENDAR,
+                detail=skipped.reason,
+            )
+            for job, skipped in chosen.skipped
+        ]
+
+        def day(verdict: explain.Verdict) -> date:
+            zone = self.jobfile.jobs[verdict.job].timezone
+            return (
+                verdict.logical_time.astimezone(zone).date() if verdict.logical_time else date.max
+            )
+
+        verdicts.sort(key=day)  # stable: each day's runs stay in their order, skips join them
         return verdicts + [explain.not_yet_due_verdict(run) for run in chosen.not_yet_due]
 
     def settle_orphans(self) -> list[RunEvent]:
@@ -430,6 +449,16 @@ class Engine:
         job = self.jobfile.jobs[job_name]
         first, last = (tick.astimezone(job.timezone).isoformat() for tick in (ticks[0], ticks[-1]))
         span = first if len(ticks) == 1 else f"{first} to {last}"
+        zone = self.jobfile.settings.timezone
+        windows = {
+            blackout_of(self.jobfile.blackouts, start_of(self.jobfile, job, t), zone) for t in ticks
+        }
+        held = ", ".join(sorted(w.describe() for w in windows if w is not None))
+        why = (
+            f"{held} held them, then catchup = {job.catchup}"
+            if held
+            else f"catchup = {job.catchup}"
+        )
         event = RunEvent(
             event=EventType.MISSED,
             job=job_name,
@@ -439,7 +468,7 @@ class Engine:
             kind=RunKind.CATCHUP,
             missed_ticks=len(ticks),
             ended_at=self.clock.now(),
-            reason=f"{len(ticks)} tick(s) not run, {span} (catchup = {job.catchup})",
+            reason=f"{len(ticks)} tick(s) not run, {span} ({why})",
             config_hash=job.config_hash,
         )
         event = self.store.append(event)

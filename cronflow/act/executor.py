@@ -20,11 +20,15 @@ from typing import Any
 
 from cronflow.act import pausing, processes, settling
 from cronflow.act.launch import CannotStart, inherited_environment, launch_of
+from cronflow.act.pool_wait import Slots, slots_for
 from cronflow.act.runner import (
     ProcessResult,
     ProcessRunner,
     ProcessSpec,
+    reason_of,
+    status_of,
 )
+from cronflow.calendars import held_until
 from cronflow.clock import Clock
 from cronflow.decide import dag, exit_codes
 from cronflow.decide.explain import FORGOTTEN, is_forgotten
@@ -46,6 +50,7 @@ from cronflow.model import (
     try_owed,
 )
 from cronflow.state.locks import Locks
+from cronflow.state.pool_slots import PoolSlots
 from cronflow.state.store import Store, new_run_id
 from cronflow.tell.alerts import Alerter
 from cronflow.tell.derived_files import Refresher
@@ -89,6 +94,7 @@ class Executor:
         self.jobfile = jobfile
         self.store = store
         self.locks = locks
+        self.pool_slots = PoolSlots(locks.directory)
         self.runner = runner
         self.clock = clock
         self.on_event = on_event or (lambda event: None)
@@ -367,7 +373,14 @@ class Executor:
                     run_id=run_id,
                     reason=f"cronflow stopped before try {attempt}",
                 )
-            finished = self._attempt(planned, job, run_id, attempt, run_lock)
+            held = self._held(planned, job, attempt, run_id)
+            if held:
+                return held
+            with slots_for(self.pool_slots, self.jobfile, job, planned, self.stop) as slots:
+                if slots.stopped:
+                    reason = f"cronflow stopped while try {attempt} waited for pool {job.pool}"
+                    return self._record_interrupted(planned, attempt - 1, run_id, reason)
+                finished = self._attempt(planned, job, run_id, attempt, run_lock, slots)
             if not finished.status.is_failed_try:  # a success, or cronflow's own stop
                 break
             if attempt >= finished.max_attempts:
@@ -376,8 +389,20 @@ class Executor:
                 self._tell_ended(finished)  # a try that will be retried
         return Outcome(key=planned.key, status=finished.status, attempts=attempt, event=finished)
 
+    def _held(self, planned: PlannedRun, job: Job, attempt: int, run_id: str) -> Outcome | None:
+        """A start inside a [blackout] window: a first try waits, a retry is recorded
+        interrupted (its tries counted); the first decision after the window takes it up."""
+        zone = self.jobfile.settings.timezone
+        held = held_until(self.jobfile.blackouts, self.clock.now(), zone)
+        if held is None:
+            return None
+        reason = f"held by {held[0].describe()} until {held[1].astimezone(zone):%Y-%m-%d %H:%M}"
+        if attempt == 1:
+            return self._record_waiting(planned, job, reason)
+        return self._record_interrupted(planned, attempt - 1, run_id, reason)
+
     def _attempt(
-        self, planned: PlannedRun, job: Job, run_id: str, attempt: int, run_lock: int
+        self, planned: PlannedRun, job: Job, run_id: str, attempt: int, run_lock: int, slots: Slots
     ) -> RunEvent:
         output = self.store.output_paths(planned.key, run_id, attempt)
         recorded = {name: str(path) for name, path in output.items()}
@@ -401,6 +426,8 @@ class Executor:
                 self.pinger.started(started[-1])
 
         try:
+            if slots.error:
+                raise CannotStart(slots.error)
             launch = launch_of(planned, job, run_id, attempt, self.environ)
         except CannotStart as problem:
             record_started()
@@ -417,7 +444,7 @@ class Executor:
                     env=launch.env,
                     account=launch.account,
                     secrets=launch.secrets,
-                    inherit=(run_lock,),
+                    inherit=(run_lock, *slots.descriptors),
                     timeout=job.timeout.total_seconds() if job.timeout else None,
                     kill_grace=job.kill_grace.total_seconds(),
                 ),
@@ -425,7 +452,7 @@ class Executor:
             )
             if not started:  # it could not be started at all
                 record_started()
-        status = _status_of(result, job)
+        status = status_of(result, job)
         last_try = status is RunStatus.FAILED and exit_codes.fails_fast(job, result.exit_code)
         return self._record(
             planned,
@@ -444,7 +471,7 @@ class Executor:
             signal=result.signal,
             output=recorded,
             stderr_tail=result.stderr_tail,
-            reason=_reason_of(result, job),
+            reason=reason_of(result, job),
         )
 
     # ---- dependencies ------------------------------------------------------------------------
@@ -555,25 +582,3 @@ def _continued(planned: PlannedRun, latest: RunEvent | None, job: Job) -> Planne
     if latest is None or not try_owed(latest, job.retry.attempts):
         return replace(planned, run_id=None, first_attempt=1)
     return replace(planned, run_id=latest.run_id, first_attempt=latest.attempt + 1)
-
-
-def _status_of(result: ProcessResult, job: Job) -> RunStatus:
-    if result.interrupted:
-        return RunStatus.INTERRUPTED
-    if result.timed_out:
-        return RunStatus.TIMED_OUT
-    return exit_codes.judged(job, result.exit_code)
-
-
-def _reason_of(result: ProcessResult, job: Job) -> str:
-    if result.error:
-        return result.error
-    if result.interrupted:
-        return "cronflow stopped and killed it"
-    if result.timed_out:
-        return f"timed out after {job.timeout}"
-    if result.signal:
-        return f"killed by signal {result.signal}"
-    if result.exit_code:
-        return exit_codes.exit_words(job, result.exit_code)
-    return ""

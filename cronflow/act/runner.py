@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 from cronflow.act import processes
+from cronflow.decide import exit_codes
 from cronflow.load.accounts import Account
-from cronflow.model import JobProcess
+from cronflow.model import Job, JobProcess, RunStatus
 from cronflow.state import outputs
 from cronflow.state.files import NO_LINKS
 from cronflow.state.outputs import OUTPUT_LIMIT_BYTES, tail_of
@@ -349,3 +350,27 @@ def _group_exists(group: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def status_of(result: ProcessResult, job: Job) -> RunStatus:
+    """The status a try ended with, by how its process ended and the job's exit codes."""
+    if result.interrupted:
+        return RunStatus.INTERRUPTED
+    if result.timed_out:
+        return RunStatus.TIMED_OUT
+    return exit_codes.judged(job, result.exit_code)
+
+
+def reason_of(result: ProcessResult, job: Job) -> str:
+    """Why a try ended as it did, in words ("" for a plain success)."""
+    if result.error:
+        return result.error
+    if result.interrupted:
+        return "cronflow stopped and killed it"
+    if result.timed_out:
+        return f"timed out after {job.timeout}"
+    if result.signal:
+        return f"killed by signal {result.signal}"
+    if result.exit_code:
+        return exit_codes.exit_words(job, result.exit_code)
+    return ""

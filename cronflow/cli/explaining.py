@@ -12,6 +12,7 @@ import typer
 from cronflow.cli.options import JobsOption, Text, complete_job, load_jobs, parse_dates
 from cronflow.errors import UsageError
 from cronflow.model import Job
+from cronflow.state.pool_slots import PoolSlots
 
 
 def why(
@@ -82,6 +83,11 @@ def why(
         clock_event=index.clock_set_back(),
         verdicts=[verdict for verdict in engine.preview().verdicts if verdict.job == job],
         episodes=overdue.still_holding(store.overdue(), index),
+        pool=PoolSlots(store.lock_dir).state(
+            chosen.pool.pool, jobfile.pools[chosen.pool.pool].slots
+        )
+        if chosen.pool
+        else None,
     )
     told = explaining.story(jobfile, chosen, asked, now, known, exact=at is not None)
     if day is not None:

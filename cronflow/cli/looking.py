@@ -74,6 +74,8 @@ def next_ticks(
             "starts": tick.starts.isoformat(),
             "dst": tick.dst_note,
             "paused": tick.job in pauses and pauses[tick.job].holds_at(tick.starts),
+            "note": tick.note,
+            "skipped_ticks": tick.skipped,
         }
         for tick in upcoming.upcoming_ticks(
             jobfile, selection.select_jobs(jobfile, job or [], False), after, count
@@ -162,6 +164,10 @@ def status(
             for word, detail in (("late", row.late), ("slow", row.slow)):
                 if detail:
                     print(f"{row.job} is {word}: {detail} (cronflow why {row.job})")
+            if row.calendar:
+                print(f"{row.job}: {row.calendar}")
+            if row.pool_wait:
+                print(f"{row.job}: {row.pool_wait}")
     late = summary.late_assets or any(row.late for row in data.rows)
     if check and (summary.failing or stale or late):
         raise typer.Exit(1)

@@ -9,7 +9,7 @@ import sys
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -215,9 +215,8 @@ def _run_dates(
     chosen = selection.backfill(jobfile, selected, days, now)
     if not choice.include_paused:
         kept = {run.key for run in left_out_paused(jobfile, chosen.all_runs(), now)}
-        chosen = selection.Backfill(
-            by_date=[[run for run in day if run.key in kept] for day in chosen.by_date],
-            not_yet_due=chosen.not_yet_due,
+        chosen = replace(
+            chosen, by_date=[[run for run in day if run.key in kept] for day in chosen.by_date]
         )
     reporter = RunPrinter(jobfile, quiet=False)
     engine = _engine(jobfile, reporter)
@@ -233,6 +232,7 @@ def _run_dates(
     with _stopping_on_signals(engine, jobfile) as stopped:
         outcomes = engine.backfill(chosen, rerun, reporter.progress, choice.include_paused)
     reporter.not_yet_due = len(chosen.not_yet_due)
+    reporter.skipped_by_calendar = len(chosen.skipped)
     if stopped:
         reporter.not_begun = sum(map(len, chosen.by_date)) - len(outcomes)
         ended = {outcome.key: outcome.status for outcome in outcomes}
@@ -329,6 +329,7 @@ class RunPrinter:
         self.jobfile = jobfile
         self.quiet = quiet
         self.not_yet_due = 0  # ticks a backfill left to the scheduler
+        self.skipped_by_calendar = 0  # ticks of a backfill's days its jobs' calendars skip
         self.not_begun = 0  # runs of dates a stopped backfill did not begin
         self.resume = ""  # the command that takes a stopped run up again
         self._bar: Any = None  # a rich Progress while a backfill shows one
@@ -362,7 +363,8 @@ class RunPrinter:
             self._print(f"  {describe_key(self.jobfile, outcome.key)}: not run, {outcome.reason}")
 
     def summary(self, outcomes: list[Outcome], stopped: bool = False) -> None:
-        if (self.quiet and not stopped) or not (outcomes or self.not_yet_due or stopped):
+        said = outcomes or self.not_yet_due or self.skipped_by_calendar or stopped
+        if (self.quiet and not stopped) or not said:
             return
         counts = Counter(_summary_word(outcome) for outcome in outcomes)
         counts["not started"] += self.not_begun
@@ -373,6 +375,10 @@ class RunPrinter:
             )
         if self.not_yet_due:
             self._print(f"{self.not_yet_due} tick(s) not yet due: left to the scheduler")
+        if self.skipped_by_calendar:
+            self._print(
+                f"{self.skipped_by_calendar} tick(s) skipped by calendar (`--dry-run -v` lists them)"
+            )
         if stopped:
             self._print(
                 "stopped: "

@@ -59,7 +59,20 @@ def validate(jobs: JobsOption = None) -> None:
             if job.depends_on
             else "manual only"
         )
-        print(f"  {job.name}: {when}")
+        days = f", {job.cadence.days.describe()}" if job.schedule and job.cadence.days else ""
+        print(f"  {job.name}: {when}{days}")
+    for window in jobfile.blackouts:
+        print(f"  {window.describe()}: nothing starts inside it")
+    for pool in jobfile.pools.values():
+        users = [
+            job.name for job in jobfile.jobs.values() if job.pool and job.pool.pool == pool.name
+        ]
+        print(f"  pool {pool.name}: {pool.slots} slot(s), for {', '.join(users) or 'no job'}")
+    from cronflow.clock import SystemClock
+    from cronflow.tell.overview import calendar_warnings
+
+    for warning in calendar_warnings(jobfile, SystemClock().now()):
+        print(f"cronflow: warning: {warning}", file=sys.stderr)
 
 
 class Mode(StrEnum):

@@ -8,15 +8,22 @@ The newest of them, if at most LATE_AFTER old, runs as `scheduled`. Older ones w
 them all oldest first (at most `max_catchup`), `"none"` runs none that are late. Ticks not
 run are recorded `missed`. A job seen for the first time starts at now minus one minute, so
 installing cronflow never replays history.
+
+Calendars are the schedule's own (decide/calendar_days.py): a tick they skip never comes
+here; the watermark counts them. Inside a [blackout] window nothing is decided at all: the
+ticks wait, and when the window ends they are decided as ticks cronflow was not running
+for (late: the catch-up policy applies).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from cronflow.calendars import Blackout, held_until
 from cronflow.clock import CLOCK_TOLERANCE
+from cronflow.decide.calendar_days import skipped_ticks
 from cronflow.decide.explain import Action, Verdict, not_due_verdict, run_verdicts
 from cronflow.decide.jitter import start_of
 from cronflow.decide.retries import retry_due, tries_owed
@@ -51,6 +58,7 @@ class DueRuns:
     missed: dict[str, list[datetime]] = field(default_factory=dict)  # job -> ticks not run
     watermarks: dict[str, Watermark] = field(default_factory=dict)
     verdicts: list[Verdict] = field(default_factory=list)  # only when asked to explain
+    held: tuple[Blackout, datetime] | None = None  # the blackout holding every start, its end
 
 
 def due_runs(
@@ -68,6 +76,14 @@ def due_runs(
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
+    held = held_until(jobfile.blackouts, now, jobfile.settings.timezone)
+    if held is not None:
+        return DueRuns(
+            runs=[],
+            watermarks=dict(watermarks),
+            verdicts=held_verdicts(jobfile, held) if explain else [],
+            held=held,
+        )
     roots: list[PlannedRun] = []
     missed: dict[str, list[datetime]] = {}
     new_watermarks = dict(watermarks)
@@ -88,11 +104,14 @@ def due_runs(
             since = first_seen  # rewound behind the job's first decision: never before it
         ticks = _started_by(jobfile, job, schedule.ticks(since, now), now)
         decided = ticks[-1] if ticks else min(since, now)  # never ahead: no clock event
+        skipped = skipped_ticks(schedule, since, decided) if ticks else []
         new_watermarks[job.name] = Watermark(
             decided=decided,
             next_tick=schedule.next_after(decided),
             schedule=fingerprint,
             first_seen=first_seen,
+            calendar_skipped=(mark.calendar_skipped if mark else 0) + len(skipped),
+            last_skipped=skipped[-1].tick if skipped else mark.last_skipped if mark else None,
         )
         if not ticks:
             if explain:
@@ -143,6 +162,17 @@ def due_runs(
     return DueRuns(runs=runs, missed=missed, watermarks=new_watermarks, verdicts=verdicts)
 
 
+def held_verdicts(jobfile: JobFile, held: tuple[Blackout, datetime]) -> list[Verdict]:
+    """The dry run's word on every job while a blackout window holds every start."""
+    window, until = held
+    detail = f"{window.describe()}: nothing starts until {until.astimezone(jobfile.settings.timezone):%Y-%m-%d %H:%M}"
+    return [
+        Verdict(job=job.name, logical_time=None, action=Action.HELD, detail=detail)
+        for job in jobfile.jobs.values()
+        if job.enabled and (job.schedule is not None or job.at_boot)
+    ]
+
+
 def clock_set_back(watermarks: Mapping[str, Watermark], now: datetime) -> datetime | None:
     """The newest decided tick when the clock has since gone back behind it (beyond
     CLOCK_TOLERANCE), else None. Nothing would be due until the clock got there again, so
@@ -160,9 +190,7 @@ def rewound(watermarks: Mapping[str, Watermark], now: datetime) -> dict[str, Wat
     return {
         job: mark
         if mark.decided <= now
-        else Watermark(
-            decided=now - FIRST_SIGHT, next_tick=None, schedule="", first_seen=mark.first_seen
-        )
+        else replace(mark, decided=now - FIRST_SIGHT, next_tick=None, schedule="")
         for job, mark in watermarks.items()
     }
 

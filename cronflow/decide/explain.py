@@ -26,6 +26,8 @@ class Action(StrEnum):
     ALREADY_DONE = "already done"
     NOT_DUE = "not due"
     NOT_YET_DUE = "not yet due"
+    HELD = "held"  # a blackout window holds every start
+    SKIPPED_BY_CALENDAR = "skipped by calendar"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -126,7 +128,7 @@ def summarise_verdicts(verdicts: Sequence[Verdict]) -> list[JobPlan]:
                 last=max(times),
                 to_run=actions.count(Action.RUN),
                 already_done=actions.count(Action.ALREADY_DONE),
-                skipped=actions.count(Action.SKIP),
+                skipped=actions.count(Action.SKIP) + actions.count(Action.SKIPPED_BY_CALENDAR),
                 not_yet_due=actions.count(Action.NOT_YET_DUE),
             )
         )

@@ -20,11 +20,13 @@ import heapq
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+from cronflow.calendars import Days, Shift
 from cronflow.decide import day_forms
+from cronflow.decide.wall_times import exists, instant_of_wall, jump_instant
 from cronflow.model import Cadence
 
 MACROS = {
@@ -262,6 +264,16 @@ class Schedule:
     expression: str
     zone: ZoneInfo
     day_and: bool = False  # day_rule = "and": both day fields must match (cron: either)
+    days: Days | None = None  # the calendars its ticks obey (skip_on, run_on, shift)
+
+    @property
+    def raw(self) -> Schedule:
+        """The cron schedule alone, its calendars not applied."""
+        return (
+            self
+            if self.days is None
+            else compile_schedule(self.expression, self.zone, self.day_and)
+        )
 
     @property
     def parts(self) -> tuple[Schedule, ...]:
@@ -347,6 +359,9 @@ class Schedule:
 
     def dst_note(self, tick: datetime) -> str:
         """How daylight saving time shaped this tick, or "" when it did not."""
+        if self.days is not None:  # a tick its calendars moved was not shaped by DST
+            raw = self.raw
+            return raw.dst_note(tick) if raw.next_after(tick - _JUST_BEFORE) == tick else ""
         if len(self.parts) > 1:  # told by the schedule the tick is one of
             mine = [part for part in self.parts if part.next_after(tick - _JUST_BEFORE) == tick]
             return mine[0].dst_note(tick) if mine else ""
@@ -400,10 +415,23 @@ class Schedule:
             yield walls.get_next(datetime)
 
     def _instants(self, after_wall: datetime) -> Iterator[datetime]:
-        """Every tick instant from wall time `after_wall` on, in increasing UTC order; of
-        several schedules, each instant once however many of them have it."""
+        """Every tick instant from wall time `after_wall` on, in increasing UTC order, its
+        calendars applied (see calendar_days.py)."""
+        if self.days is None:
+            return self._cron_instants(after_wall)
+        from cronflow.decide import calendar_days
+
+        if self.days.shift is Shift.NEXT:  # an earlier skipped day's tick may move past it
+            first = self.days.skipped_run_before(after_wall.date())
+            after_wall = min(after_wall, datetime.combine(first, time()) - _JUST_BEFORE)
+        return calendar_days.on_business_days(self.raw, after_wall, self.days)
+
+    def _cron_instants(self, after_wall: datetime) -> Iterator[datetime]:
+        """Every instant of the cron expression(s) from wall time `after_wall` on, in
+        increasing UTC order; of several schedules, each instant once however many have it."""
         if len(self.parts) > 1:
-            yield from _each_once(heapq.merge(*(part._instants(after_wall) for part in self.parts)))
+            merged = heapq.merge(*(part._cron_instants(after_wall) for part in self.parts))
+            yield from _each_once(merged)
             return
         second_passes: list[datetime] = []  # repeated wall times, second occurrence
         last: datetime | None = None
@@ -420,12 +448,12 @@ class Schedule:
         second = wall.replace(tzinfo=self.zone, fold=1)
         if first.utcoffset() == second.utcoffset():
             return [first.astimezone(UTC)]
-        if _exists(first):  # a repeated wall time (fall back)
+        if exists(first):  # a repeated wall time (fall back)
             if not self.is_fixed_time:
                 heapq.heappush(second_passes, second.astimezone(UTC))
             return [first.astimezone(UTC)]
         # A skipped wall time (spring forward): only fixed-time jobs run, at the jump.
-        return [_jump_instant(first, second)] if self.is_fixed_time else []
+        return [jump_instant(first, second)] if self.is_fixed_time else []
 
 
 def _each_once(instants: Iterator[datetime]) -> Iterator[datetime]:
@@ -437,14 +465,20 @@ def _each_once(instants: Iterator[datetime]) -> Iterator[datetime]:
             previous = instant
 
 
-@lru_cache(maxsize=4096)
+# The two caches below are keyed by instants, which keep coming: a long-running daemon fills
+# them. 512 entries hold what one decision or one backfill day asks (a few hundred schedules);
+# 4,096 each grew the daemon by about 4 MiB over its first two days (bench/bench_week.py).
+_INSTANT_CACHE = 512
+
+
+@lru_cache(maxsize=_INSTANT_CACHE)
 def _ticks_between(schedule: Schedule, start: datetime, end: datetime) -> tuple[datetime, ...]:
     """Schedule.ticks, remembered: thousands of jobs share a few hundred schedules, and a
     backfill asks each of them for the same days."""
     return schedule._uncached_ticks(start, end)
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=_INSTANT_CACHE)
 def _next_after(schedule: Schedule, instant: datetime) -> datetime | None:
     """Schedule.next_after, remembered: a decision asks every job whose tick is not cached
     in its watermark (all of them, the first time) from the same instant, and jobs share
@@ -453,44 +487,16 @@ def _next_after(schedule: Schedule, instant: datetime) -> datetime | None:
 
 
 @lru_cache(maxsize=16384)
-def compile_schedule(expression: str, zone: ZoneInfo, day_and: bool = False) -> Schedule:
+def compile_schedule(
+    expression: str, zone: ZoneInfo, day_and: bool = False, days: Days | None = None
+) -> Schedule:
     """A Schedule for an expression already accepted by check()."""
-    return Schedule(expand(expression), zone, day_and)
-
-
-def _exists(local: datetime) -> bool:
-    """True when this wall time really occurs in its zone (is not in a DST gap)."""
-    round_trip = local.astimezone(UTC).astimezone(local.tzinfo)
-    return round_trip.replace(tzinfo=None) == local.replace(tzinfo=None)
-
-
-def _jump_instant(before_offset: datetime, after_offset: datetime) -> datetime:
-    """The instant clocks jump forward across the gap holding this wall time."""
-    assert before_offset.tzinfo is not None
-    return offset_change(
-        before_offset.tzinfo, after_offset.astimezone(UTC), before_offset.astimezone(UTC)
-    )
-
-
-def offset_change(zone: tzinfo, low: datetime, high: datetime) -> datetime:
-    """The first instant, to the second, of `zone`'s new UTC offset, between `low` (which
-    has the old offset) and `high` (which has the new one)."""
-    old_offset = low.astimezone(zone).utcoffset()
-    while high - low > timedelta(seconds=1):
-        middle = low + (high - low) / 2
-        if middle.astimezone(zone).utcoffset() == old_offset:
-            low = middle
-        else:
-            high = middle
-    return high.replace(microsecond=0)
+    return Schedule(expand(expression), zone, day_and, days)
 
 
 def _local_midnight(day: date, zone: ZoneInfo) -> datetime:
     """The first instant of `day` in `zone` (after the jump, if midnight itself is skipped)."""
-    first = datetime.combine(day, time(0), tzinfo=zone)
-    if _exists(first):
-        return first.astimezone(UTC)
-    return _jump_instant(first, first.replace(fold=1))
+    return instant_of_wall(datetime.combine(day, time(0)), zone)
 
 
 def _require_aware(*instants: datetime) -> None:
@@ -505,4 +511,6 @@ _MIDNIGHT = "0 0 * * *"
 
 def schedule_of(cadence: Cadence) -> Schedule:
     """A job's schedule; an unscheduled job's runs fall at midnight of their date."""
-    return compile_schedule(cadence.expression or _MIDNIGHT, cadence.timezone, cadence.day_and)
+    return compile_schedule(
+        cadence.expression or _MIDNIGHT, cadence.timezone, cadence.day_and, cadence.days
+    )

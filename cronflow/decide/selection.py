@@ -5,10 +5,11 @@ waiting for the upstream runs it depends on; and which recorded runs run again (
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 
 from cronflow.decide import dag
+from cronflow.decide.calendar_days import SkippedTick, skipped_on
 from cronflow.decide.dag import dependency_graph
 from cronflow.decide.schedule import schedule_of
 from cronflow.errors import UsageError
@@ -111,6 +112,7 @@ class Backfill:
 
     by_date: list[list[PlannedRun]]
     not_yet_due: list[PlannedRun]  # later than now: left to the scheduler, run when they come
+    skipped: list[tuple[str, SkippedTick]] = field(default_factory=list)  # by the job's calendars
 
     def all_runs(self) -> list[PlannedRun]:
         return [run for day in self.by_date for run in day]
@@ -123,11 +125,18 @@ def backfill(
     than now: run early, it would stand for a time that has not happened (its data is not
     there yet), and the scheduler would then find it done and run nothing when it comes.
     UsageError if every tick of the range is still to come."""
-    by_date, not_yet_due = [], []
+    by_date, not_yet_due, skipped = [], [], []
     for day in days:
         runs = runs_for_date(jobfile, jobs, day, RunKind.BACKFILL)
         by_date.append([run for run in runs if run.logical_time <= now])
         not_yet_due += [run for run in runs if run.logical_time > now]
+        skipped += [
+            (name, tick)
+            for name in jobs
+            if jobfile.jobs[name].schedule is not None  # the jobs after it skip with it
+            for tick in skipped_on(schedule_of(jobfile.jobs[name].cadence), day)
+            if tick.tick <= now
+        ]
     if not_yet_due and not any(by_date):
         first = min(not_yet_due, key=lambda run: run.logical_time)
         raise UsageError(
@@ -136,7 +145,7 @@ def backfill(
             f"{_wait_words(first.logical_time - now)} from now. A backfill runs only ticks "
             "that have come; the scheduler runs the others when they come."
         )
-    return Backfill(by_date=by_date, not_yet_due=not_yet_due)
+    return Backfill(by_date=by_date, not_yet_due=not_yet_due, skipped=skipped)
 
 
 def _wait_words(wait: timedelta) -> str:

@@ -101,7 +101,16 @@ def decide_tick(
         overdue=episodes,
         prune_due=prune_due,
         retention_cutoff=forget_cutoff(jobfile, housekeeping, now) if retention_due else None,
-        wake=next_wake(jobfile, history, due.watermarks, now, asset_states, after, watch.wake),
+        wake=next_wake(
+            jobfile,
+            history,
+            due.watermarks,
+            now,
+            asset_states,
+            after,
+            watch.wake,
+            held_until=due.held[1] if due.held else None,
+        ),
     )
 
 
@@ -113,12 +122,14 @@ def next_wake(
     asset_states: Sequence[AssetState] = (),
     housekeeping: Housekeeping | None = None,
     overdue_at: datetime | None = None,
+    held_until: datetime | None = None,
 ) -> Wake:
     """When a tick can next find something to do, as long as nothing is recorded and the
     jobs file stays as it is (see Wake). A job with no watermark for its schedule yet is
     due for a decision now. `overdue_at`: when a run can next turn slow or late (see
-    overdue.watch)."""
-    instants = [] if overdue_at is None else [overdue_at]
+    overdue.watch). `held_until`: the end of the blackout window holding every start now
+    (no job's time comes before it; alerts about slow and late runs still do)."""
+    instants = []
     for job in jobfile.jobs.values():
         if job.schedule is None or not job.enabled:
             continue
@@ -128,6 +139,9 @@ def next_wake(
         elif mark.next_tick is not None:
             instants.append(start_of(jobfile, job, mark.next_tick))
     instants += [retry_at(job, event, now) for job, event in tries_owed(jobfile, history)]
+    if held_until is not None:
+        instants = [max(instant, held_until) for instant in instants]
+    instants += [] if overdue_at is None else [overdue_at]
     if housekeeping is not None:
         instants += [at for at in _housekeeping_times(jobfile, housekeeping, now) if at]
     instants += [state.stale_at for state in asset_states if state.stale_at is not None]

@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
+from cronflow.calendars import blackout_of
+from cronflow.decide.calendar_days import moved_from
 from cronflow.decide.explain import Verdict
 from cronflow.decide.jitter import start_of
 from cronflow.decide.retries import retry_at
@@ -32,6 +34,7 @@ from cronflow.model import (
     describe_key,
     try_owed,
 )
+from cronflow.pools import PoolState
 from cronflow.records import RunRecords
 
 _MISSED_LOOKAHEAD = 1000  # ticks looked through for the record of a tick missed with others
@@ -72,6 +75,7 @@ class Known:
     clock_event: ClockSetBack | None
     verdicts: Sequence[Verdict]  # the dry run's, for this job, now
     episodes: Sequence[Mapping[str, str | None]] = ()  # slow and late, still holding
+    pool: PoolState | None = None  # the job's pool as it stands now
 
 
 def tick_asked(job: Job, asked: datetime) -> datetime | None:
@@ -109,14 +113,31 @@ def story(
         for episode in known.episodes
         if episode["job"] == job.name and not episode.get("asset")
     ]
+    facts += _pool_facts(job, known.pool)
     facts += _now_facts(job, known)
     facts += _what_to_do(job, tick, latest, now, blocking)
     return told
 
 
+def _pool_facts(job: Job, pool: PoolState | None) -> list[Fact]:
+    """How the job's pool stands: who holds its slots, who waits (this job's run first?)."""
+    if job.pool is None or pool is None:
+        return []
+    takes = f"takes {job.pool.slots} of pool {pool.describe()}"
+    mine = [at for at, w in enumerate(pool.waiting) if w.split(" @ ")[0] == job.name]
+    if mine:
+        takes += f"; its run waits, {mine[0] + 1} of {len(pool.waiting)} in line"
+    elif pool.waiting:
+        takes += f"; {len(pool.waiting)} run(s) wait for it"
+    return [Fact("pool", takes)]
+
+
 def day_fact(job: Job, day: date, history: RunRecords) -> Fact:
     """How that day's ticks stand: "3 ticks: 2 success, 1 failed (06:00)"."""
     ticks = [] if job.at_boot else schedule_of(job.cadence).ticks_on(day)
+    refusal = job.cadence.days.refusal(day) if job.cadence.days else None
+    if refusal is not None and not ticks:
+        return Fact("day", f"{day}: no tick: its calendars skip the day ({refusal})")
     counts: dict[str, list[datetime]] = {}
     for tick in ticks:
         status = history.status(RunKey(job.name, tick))
@@ -142,26 +163,17 @@ def _schedule_facts(
     said = describe(expression, job.cadence.day_and)
     facts = [Fact("schedule", f'"{expression}" ({said}) in {zone.key}{own}')]
     local = asked.astimezone(zone)
+    calendar = _calendar_facts(job, asked, tick)
+    facts += calendar
+    skipped = bool(calendar) and calendar[-1].topic == "skipped"  # a tick its calendars skip
     if tick == asked:
         facts.append(Fact("schedule", f"{local.isoformat()} is one of its ticks"))
     elif not exact and tick is not None:
         when = tick.astimezone(zone).isoformat()
         facts.append(Fact("schedule", f"its newest tick by {local:%Y-%m-%d %H:%M}: {when}"))
     else:
-        for part in expression.split(SEPARATOR):
-            words = []
-            for name, text, matched in field_matches(part, local, job.cadence.day_and):
-                mark = "?" if matched is None else ("matches" if matched else "does not match")
-                words.append(f"{name} {text} {mark}")
-            either = days_or(part) and not job.cadence.day_and
-            combine = "; day-of-month OR day-of-week" if either else ""
-            of = f' of "{part}"' if SEPARATOR in expression else ""
-            facts.append(
-                Fact(
-                    "schedule",
-                    f"{local.isoformat()} is not a tick{of}: {', '.join(words)}{combine}",
-                )
-            )
+        if not skipped:
+            facts += _not_a_tick(expression, local, job.cadence.day_and)
         if tick is not None:
             facts.append(
                 Fact("schedule", f"the tick before it: {tick.astimezone(zone).isoformat()}")
@@ -179,6 +191,58 @@ def _schedule_facts(
             facts.append(
                 Fact("jitter", f"it starts {start.astimezone(zone).isoformat()} ({spread})")
             )
+        window = blackout_of(jobfile.blackouts, start, jobfile.settings.timezone)
+        if window is not None:
+            facts.append(
+                Fact(
+                    "blackout",
+                    f"its start falls in {window.describe()}: nothing starts inside one; the "
+                    f'tick is decided when it ends, as catchup = "{job.catchup}" says',
+                )
+            )
+    return facts
+
+
+def _not_a_tick(expression: str, local: datetime, day_and: bool) -> list[Fact]:
+    """Why `local` is no tick of the expression(s), field by field."""
+    facts = []
+    for part in expression.split(SEPARATOR):
+        words = []
+        for name, text, matched in field_matches(part, local, day_and):
+            mark = "?" if matched is None else ("matches" if matched else "does not match")
+            words.append(f"{name} {text} {mark}")
+        combine = "; day-of-month OR day-of-week" if days_or(part) and not day_and else ""
+        of = f' of "{part}"' if SEPARATOR in expression else ""
+        text = f"{local.isoformat()} is not a tick{of}: {', '.join(words)}{combine}"
+        facts.append(Fact("schedule", text))
+    return facts
+
+
+def _calendar_facts(job: Job, asked: datetime, tick: datetime | None) -> list[Fact]:
+    """What the job's calendars say: which they are, whether they skip the day asked
+    about (last, topic "skipped", when `asked` is a tick they skip), and whether they moved
+    the tick told about."""
+    days = job.cadence.days
+    if days is None:
+        return []
+    schedule = schedule_of(job.cadence)
+    facts = [Fact("calendar", days.describe())]
+    moved = moved_from(schedule, tick) if tick is not None else ""
+    if moved:
+        facts.append(Fact("calendar", f"its tick {tick:%Y-%m-%d %H:%M} UTC was {moved}"))
+    day = asked.astimezone(job.cadence.timezone).date()
+    refusal = days.refusal(day)
+    if refusal is None:
+        return facts
+    shifted = days.shifted(day)
+    where = ""
+    if schedule.raw.ticks_on(day):
+        where = (
+            f"; its ticks that day move to {shifted} ({days.shift})" if shifted else ": not runs"
+        )
+    raw_tick = schedule.raw.next_after(asked - timedelta(microseconds=1)) == asked
+    topic = "skipped" if raw_tick else "calendar"
+    facts.append(Fact(topic, f"{day} is skipped by its calendars ({refusal}){where}"))
     return facts
 
 

@@ -158,6 +158,14 @@ def _header(jobfile: JobFile, flow: Flow, warnings: list[str]) -> str:
         "#",
         *comment(f"Jobs: {chain}. Runs {when}."),
     ]
+    pools = sorted({job.pool.pool for job in flow.jobs if job.pool is not None})
+    if pools:
+        lines += ["#", "# Create its pools in Airflow first (cronflow's [pools] tables):"]
+        for name in pools:
+            pool = jobfile.pools[name]
+            lines.append(
+                f"#   airflow pools set {name} {pool.slots} {shlex.quote(pool.description or name)}"
+            )
     if warnings:
         lines += ["#", "# Not translated exactly (the export printed these as warnings too):"]
         for warning in warnings:
@@ -394,6 +402,15 @@ def _task(jobfile: JobFile, job: Job, variable: str) -> str:
     for key, names in (("outlets", job.produces), ("inlets", job.uses)):  # Airflow Assets
         if names:
             arguments.append((key, "[" + ", ".join(f"Asset({literal(n)})" for n in names) + "]"))
+    if job.pool is not None:  # an Airflow pool of the same name and slots (see _header)
+        arguments.append(("pool", literal(job.pool.pool)))
+        if job.pool.slots != 1:
+            arguments.append(("pool_slots", str(job.pool.slots)))
+        if job.pool.priority:
+            arguments += [
+                ("priority_weight", str(job.pool.priority)),
+                ("weight_rule", '"absolute"'),
+            ]
     if job.user:
         arguments.append(("run_as_user", literal(job.user)))
     for on in alerted_events(jobfile, job):

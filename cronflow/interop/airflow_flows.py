@@ -15,9 +15,9 @@ from cronflow.decide.schedule import (
     SEPARATOR,
     compile_schedule,
     days_or,
-    offset_change,
     schedule_of,
 )
+from cronflow.decide.wall_times import offset_change
 from cronflow.interop.python_source import duration_words
 from cronflow.model import AlertEvent, Cadence, CatchUp, Job, JobFile, Overlap, RunIf
 from cronflow.tell.alerts import alerted_events
@@ -215,6 +215,21 @@ def differences(jobfile: JobFile, flow: Flow) -> list[str]:
                 "day-of-week with AND, as cron does when one of them starts with `*`; "
                 "Airflow (croniter) combines them with OR and runs on more days."
             )
+        if flow.cadence.days is not None:
+            notes.append(
+                f"calendars ({flow.cadence.days.describe()}): not exported; Airflow's cron "
+                "timetable runs on every day the expression names, holidays included. Skip "
+                "them in a custom Timetable, or with a ShortCircuitOperator at the DAG's start."
+            )
+    about(
+        [job for job in flow.jobs if job.pool is not None],
+        "pools ({jobs}): an Airflow pool queues its tasks by priority_weight first, then "
+        "by logical date; cronflow's line goes by logical time first, then pool_priority. "
+        "pool_timeout has no equivalent.",
+    )
+    if jobfile.blackouts:
+        windows = ", ".join(window.describe() for window in jobfile.blackouts)
+        notes.append(f"{windows}: not exported; Airflow starts tasks at any time.")
     for applies, text in JOB_DIFFERENCES:
         about([job for job in flow.jobs if applies(job)], text)
     about(

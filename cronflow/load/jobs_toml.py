@@ -17,14 +17,22 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from cronflow import DEFAULT_JOBS_FILE, DEFAULT_STATE_DIR, JOBS_ENV_VAR, STATE_DIR_ENV_VAR
+from cronflow.calendars import Calendar
 from cronflow.decide import dag, inherit
 from cronflow.errors import ConfigError, Problem
-from cronflow.load import host_checks, monitors, service_units, toml_lines
+from cronflow.load import (
+    asset_tables,
+    calendar_tables,
+    host_checks,
+    monitors,
+    pool_tables,
+    service_units,
+    toml_lines,
+)
 from cronflow.load.bounded import MIB, read_regular
 from cronflow.load.values import (
     ALERT_FIELDS,
     ALERT_KEYS,
-    ASSET_KEYS,
     AT_BOOT,
     JOB_FIELDS,
     JOB_KEYS,
@@ -33,13 +41,11 @@ from cronflow.load.values import (
     SETTINGS_KEYS,
     TABLES,
     Invalid,
-    asset_names,
     close_matches,
     type_name,
 )
 from cronflow.model import (
     AlertSettings,
-    Asset,
     Cadence,
     Job,
     JobFile,
@@ -47,6 +53,7 @@ from cronflow.model import (
     RunIf,
     Settings,
 )
+from cronflow.pools import Pool
 
 JOB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
 # Limits that keep every value usable where it ends up (file names, argv, timedelta, the
@@ -152,17 +159,22 @@ class _Validator:
         self.checks: dict[str, list[tuple[str, str]]] = {}  # ping URL from {job} -> (job, check)
         self.folder = self.path.parent
         self.zone_set: set[str] = set()  # jobs that set `timezone` (or get it from [defaults])
+        self.calendars: dict[str, Calendar] = {}  # [calendars.NAME], before the jobs using them
+        self.pools: dict[str, Pool] = {}  # [pools.NAME], likewise
         self._resolved: dict[str, Path] = {}
 
     def job_file(self) -> JobFile:
         self._check_keys(self.raw, TABLES, ())
         settings = self._settings()
         alerts = self._alerts()
+        self.calendars = calendar_tables.calendars(self)
+        self.pools = pool_tables.pools(self)
+        blackouts = calendar_tables.blackouts(self)
         defaults = self._table(
             ("defaults",), {k: v for k, v in JOB_KEYS.items() if k not in NOT_IN_DEFAULTS}
         )
         jobs = self._jobs(defaults, settings)
-        assets = self._assets(jobs)
+        assets = asset_tables.assets(self, jobs)
         findings, warnings = host_checks.trust_findings(
             self.path, settings, alerts, jobs, self.euid
         )
@@ -177,6 +189,9 @@ class _Validator:
             jobs=jobs,
             assets=assets,
             warnings=tuple(warnings),
+            calendars=self.calendars,
+            pools=self.pools,
+            blackouts=blackouts,
             text=self.text,
         )
 
@@ -429,6 +444,13 @@ class _Validator:
                 None if at_boot else values.get("schedule"),
                 timezone,
                 day_and=values.get("day_rule") == "and",
+                days=calendar_tables.job_days(
+                    self,
+                    name,
+                    values,
+                    self.calendars,
+                    own_schedule="schedule" in values and not at_boot,
+                ),
             ),
             cwd=cwd,
             env_files=env_files,
@@ -438,94 +460,13 @@ class _Validator:
             if values.get("max_runtime", "auto") == "auto"
             else values["max_runtime"],
             max_runtime_auto=values.get("max_runtime") == "auto",
+            pool=pool_tables.job_pool(self, name, values, self.pools),
             **_present(values, JOB_FIELDS),
         )
         digest = hashlib.sha256(repr(definition).encode()).hexdigest()[:12]
         return Job(**definition, config_hash=digest)
 
     # ---- assets ------------------------------------------------------------------------------
-
-    def _producers(self, jobs: dict[str, Job]) -> dict[str, str]:
-        """Asset -> the job that produces it; an asset two jobs produce is reported."""
-        producers: dict[str, str] = {}
-        for job in jobs.values():
-            for asset in job.produces:
-                if asset in producers:
-                    self._report(
-                        ("jobs", job.name, "produces"),
-                        f'"{asset}" is produced by {producers[asset]} too',
-                        "Let one job produce it (others can `use` it), or name the two apart",
-                        job=job.name,
-                    )
-                else:
-                    producers[asset] = job.name
-        return producers
-
-    def _assets(self, jobs: dict[str, Job]) -> dict[str, Asset]:
-        """Every asset named by a job or an [assets.NAME] table, checked: what is used is
-        produced by a job or declared external, and what is declared is one or the other."""
-        producers = self._producers(jobs)
-        tables = self.raw.get("assets", {})
-        if not isinstance(tables, dict):
-            self._report(
-                ("assets",),
-                f"must be a table, not {type_name(tables)}",
-                "Write [assets.NAME] tables",
-            )
-            tables = {}
-        for name in tables:
-            try:
-                asset_names(name)
-            except Invalid as invalid:
-                self._report(("assets", name), invalid.problem, invalid.fix)
-        declared = {name: self._table(("assets", name), ASSET_KEYS) for name in tables}
-        consumers: dict[str, list[str]] = {}
-        for job in jobs.values():
-            for asset in job.uses:
-                consumers.setdefault(asset, []).append(job.name)
-                if asset not in producers and not declared.get(asset, {}).get("external"):
-                    known = sorted({*producers, *declared})
-                    close = close_matches(asset, known)
-                    hint = f'Did you mean "{close[0]}"? ' if close else ""
-                    self._report(
-                        ("jobs", job.name, "uses"),
-                        f'uses "{asset}", which no job produces',
-                        f"{hint}Add it to the producing job's produces, or declare it made "
-                        f'outside cronflow: [assets."{asset}"] external = true',
-                        job=job.name,
-                    )
-        for name, values in declared.items():
-            if values.get("external") and name in producers:
-                self._report(
-                    ("assets", name, "external"),
-                    f'"{name}" is declared external but job {producers[name]} produces it',
-                    "Remove external = true, or remove it from that job's produces",
-                )
-            elif values.get("external") and "deadline" in values:
-                self._report(
-                    ("assets", name, "deadline"),
-                    f'"{name}" is made outside cronflow: no run of it could meet a deadline',
-                    "Remove deadline, or put finish_by on the job that uses it",
-                )
-            elif not values.get("external") and name not in producers:
-                self._report(
-                    ("assets", name),
-                    f'no job produces "{name}"',
-                    "Add it to a job's produces, or declare external = true",
-                )
-        names = [*producers, *(n for n in declared if n not in producers)]
-        names += [n for n in consumers if n not in names]
-        return {
-            name: Asset(
-                name=name,
-                producer=producers.get(name),
-                consumers=tuple(consumers.get(name, ())),
-                fresh_within=declared.get(name, {}).get("fresh_within"),
-                deadline=declared.get(name, {}).get("deadline"),
-                description=declared.get(name, {}).get("description", ""),
-            )
-            for name in names
-        }
 
     # ---- the graph ---------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import SplitResult, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from cronflow.calendars import Shift
 from cronflow.decide import schedule
 from cronflow.model import AlertEvent, CatchUp, DayRule, Deadline, Overlap, PingProtocol, RunIf
 
@@ -217,12 +218,19 @@ def _names(value: Any) -> tuple[str, ...]:
             f'is one string, "{value}", where a list of job names belongs',
             f"Write depends_on = {_as_list(value)}",
         )
+    return _name_list(value, "a job name or a list of job names", 'depends_on = ["extract"]')
+
+
+def _calendar_names(value: Any) -> tuple[str, ...]:
+    example = 'skip_on = ["holidays"] (each a [calendars.NAME] table)'
+    return _name_list(value, "a list of calendar names", example)
+
+
+def _name_list(value: Any, what: str, example: str) -> tuple[str, ...]:
+    """One name or a list of names, each once, in order."""
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
-        raise Invalid(
-            f"must be a job name or a list of job names, not {type_name(value)}",
-            'Write depends_on = ["extract"]',
-        )
+        raise Invalid(f"must be {what}, not {type_name(value)}", f"Write {example}")
     return tuple(dict.fromkeys(items))
 
 
@@ -494,6 +502,13 @@ JOB_KEYS: dict[str, Callable[[Any], Any]] = {
     "ping_protocol": _choice(PingProtocol),
     "max_runtime": _max_runtime,
     "day_rule": _choice(DayRule),
+    "skip_on": _calendar_names,
+    "run_on": _calendar_names,
+    "shift": _choice(Shift),
+    "pool": _non_empty_string,
+    "pool_slots": _integer(1, 10_000),
+    "pool_priority": _integer(-1_000_000, 1_000_000),
+    "pool_timeout": _positive_duration,
     "finish_by": _deadline,
     "success_exit_codes": _success_exit_codes,
     "no_retry_exit_codes": _exit_codes,
@@ -522,7 +537,11 @@ ALERT_KEYS: dict[str, Callable[[Any], Any]] = {
     "repeat": _repeat,
     "timeout": _positive_duration,
 }
-TABLES = ("cronflow", "defaults", "alerts", "jobs", "assets")
+TABLES = ("cronflow", "defaults", "alerts", "jobs", "assets", "calendars", "blackout", "pools")
+POOL_KEYS: dict[str, Callable[[Any], Any]] = {
+    "slots": _integer(1, 10_000),
+    "description": _string,
+}
 ASSET_KEYS: dict[str, Callable[[Any], Any]] = {
     "external": _boolean,
     "fresh_within": _positive_duration,

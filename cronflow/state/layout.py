@@ -39,6 +39,8 @@ RETENTION_LOCK = "@retention"  # one forgetting at a time
 DAEMON_LOCK = "@daemon"  # one daemon per state directory
 METRICS_LOCK = "@metrics"  # every writer of metrics_file, from reading to renaming
 PAGE_LOCK = "@page"  # the same for html_file
+# A pool's slots: locks/POOL@pool.lock (a byte a slot), POOL@pool.slot-N (who holds slot N)
+# and POOL@pool.waiting/ (a file per run waiting): see state/pool_slots.py.
 
 
 def lock_file(name: str) -> str:

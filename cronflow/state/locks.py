@@ -42,7 +42,7 @@ def run_lock_name(key: RunKey) -> str:
 
 RUN_LOCKS_SUFFIX = "@runs.lock"  # JOB@runs.lock: one byte per logical time (see the docstring)
 _SECONDS_BIAS = 2**36  # keeps the byte of any logical time since the year 1 at a positive offset
-_FLOCK = "hhqqi4x"  # struct flock: l_type, l_whence, l_start, l_len, l_pid (0 for OFD locks)
+FLOCK_FORMAT = "hhqqi4x"  # struct flock: l_type, l_whence, l_start, l_len, l_pid (0 for OFD locks)
 
 
 class Locks:
@@ -74,7 +74,7 @@ class Locks:
         path = self.directory / f"{key.job}{RUN_LOCKS_SUFFIX}"
         offset = int(key.logical_time.timestamp()) + _SECONDS_BIAS
         try:
-            descriptor = _lock_run_byte(path, offset)
+            descriptor = lock_byte(path, offset)
         except OSError as error:
             raise self._error(run_lock_name(key), error) from None
         try:
@@ -103,7 +103,7 @@ def _flock_current(path: Path, wait: bool) -> int | None:
     Locking a file that was removed or replaced meanwhile would lock nothing anyone else
     looks at, so the lock is taken again on the current file."""
     while True:
-        descriptor = _open_current(path, os.O_RDONLY)  # flock needs no more
+        descriptor = open_current(path, os.O_RDONLY)  # flock needs no more
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -117,7 +117,7 @@ def _flock_current(path: Path, wait: bool) -> int | None:
         os.close(descriptor)
 
 
-def _lock_run_byte(path: Path, offset: int) -> int | None:
+def lock_byte(path: Path, offset: int) -> int | None:
     """A read-only descriptor of the file now at `path` holding a read lock on byte
     `offset`, that nobody else held any lock on; None if somebody does.
 
@@ -128,7 +128,7 @@ def _lock_run_byte(path: Path, offset: int) -> int | None:
     it, and the writable one is closed. Whoever tries meanwhile asks for a write lock too,
     and finds the byte busy all along."""
     while True:
-        claim = _open_current(path, os.O_RDWR)
+        claim = open_current(path, os.O_RDWR)
         try:
             if not _ofd_lock(claim, fcntl.F_WRLCK, offset):
                 return None
@@ -150,7 +150,7 @@ def _lock_run_byte(path: Path, offset: int) -> int | None:
             os.close(claim)
 
 
-def _open_current(path: Path, mode: int) -> int:
+def open_current(path: Path, mode: int) -> int:
     while True:
         try:
             return os.open(path, mode | os.O_CREAT | NO_LINKS, 0o600)
@@ -169,7 +169,9 @@ def _ofd_lock(descriptor: int, kind: int, offset: int) -> bool:
     """Lock one byte with an open file description lock, never waiting; False if busy."""
     try:
         fcntl.fcntl(
-            descriptor, fcntl.F_OFD_SETLK, struct.pack(_FLOCK, kind, os.SEEK_SET, offset, 1, 0)
+            descriptor,
+            fcntl.F_OFD_SETLK,
+            struct.pack(FLOCK_FORMAT, kind, os.SEEK_SET, offset, 1, 0),
         )
     except OSError as error:
         if error.errno in (errno.EAGAIN, errno.EACCES):

@@ -282,6 +282,8 @@ class Store:
                     next_tick=optional_time(mark["next"]),
                     schedule=str(mark["schedule"]),
                     first_seen=optional_time(mark.get("first")),
+                    calendar_skipped=int(mark.get("skipped", 0)),
+                    last_skipped=optional_time(mark.get("last_skipped")),
                 )
                 for job, mark in document["jobs"].items()
             }
@@ -298,6 +300,14 @@ class Store:
                     "next": time_to_json(mark.next_tick),
                     "schedule": mark.schedule,
                     "first": time_to_json(mark.first_seen),
+                    **(
+                        {
+                            "skipped": mark.calendar_skipped,
+                            "last_skipped": time_to_json(mark.last_skipped),
+                        }
+                        if mark.calendar_skipped
+                        else {}
+                    ),
                 }
                 for job, mark in sorted(watermarks.items())
             },

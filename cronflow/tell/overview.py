@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 
 from cronflow import __version__
+from cronflow.calendars import coverage_gaps, held_until
 from cronflow.decide import dag
 from cronflow.decide.dag import dependency_graph
 from cronflow.decide.jitter import start_of
@@ -27,6 +28,7 @@ from cronflow.model import (
     Watermark,
     describe_key,
 )
+from cronflow.pools import PoolState
 from cronflow.records import RunRecords
 
 STATUS_SCHEMA_VERSION = 2
@@ -78,6 +80,8 @@ class JobStatus:
     paused: PauseCell | None = None  # `cronflow pause`: by whom, since and until when, why
     slow: str | None = None  # a run past max_runtime: "running 41m (try 1), usually 12m ± 3m"
     late: str | None = None  # not succeeded by finish_by: "not succeeded by 07:00 ...: running"
+    calendar: str | None = None  # "3 tick(s) skipped by its calendars, the last ... (why)"
+    pool_wait: str | None = None  # "waiting for pool db (2/2 in use by ...)"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -93,6 +97,8 @@ class Overview:
     clock_warning: str = ""  # the clock went back recently (see `clock_note`)
     ping_warnings: tuple[str, ...] = ()  # the last failed ping and heartbeat (`ping_notes`)
     late_assets: tuple[tuple[str, str], ...] = ()  # (asset, why) past or bound to miss a deadline
+    blackout: str = ""  # the [blackout] window holding every start now, and until when
+    calendar_warnings: tuple[str, ...] = ()  # holiday data that does not cover the next year
 
 
 def summarise(
@@ -105,6 +111,7 @@ def summarise(
     who_runs: Callable[[RunEvent], str] = lambda started: "running",
     pauses: Mapping[str, Pause] | None = None,
     episodes: Sequence[Mapping[str, str | None]] = (),
+    pool_states: Mapping[str, PoolState] | None = None,
 ) -> list[JobStatus]:
     """One JobStatus per job, grouped by flow, each flow in dependency order. `who_runs`
     says who runs a run recorded as running (the CLI asks the kernel: liveness); `pauses`
@@ -128,6 +135,11 @@ def summarise(
             slow, late = said.get((name, AlertEvent.SLOW)), said.get((name, AlertEvent.LATE))
             if slow or late:
                 row = replace(row, slow=slow, late=late)
+            if mark is not None and mark.calendar_skipped and mark.last_skipped:
+                row = replace(row, calendar=_calendar_words(job, mark))
+            state = (pool_states or {}).get(job.pool.pool) if job.pool else None
+            if state is not None and any(w.split(" @ ")[0] == name for w in state.waiting):
+                row = replace(row, pool_wait=f"waiting for pool {state.describe()}")
             rows.append(row)
     return rows
 
@@ -155,7 +167,43 @@ def overview(
         clock_warning=clock_note(clock_event, now),
         ping_warnings=ping_warnings,
         late_assets=tuple((str(e["asset"]), str(e["detail"])) for e in episodes if e.get("asset")),
+        blackout=_blackout_words(jobfile, now),
+        calendar_warnings=calendar_warnings(jobfile, now),
     )
+
+
+def _calendar_words(job: Job, mark: Watermark) -> str:
+    """How many ticks the job's calendars skipped since it was first seen, the last and why."""
+    assert mark.last_skipped is not None
+    last = mark.last_skipped.astimezone(job.timezone)
+    days = job.cadence.days
+    why = days.refusal(last.date()) if days else None
+    return (
+        f"{mark.calendar_skipped} tick(s) skipped by its calendars, the last "
+        f"{last:%Y-%m-%d %H:%M}" + (f" ({why})" if why else "")
+    )
+
+
+def _blackout_words(jobfile: JobFile, now: datetime) -> str:
+    zone = jobfile.settings.timezone
+    held = held_until(jobfile.blackouts, now, zone)
+    if held is None:
+        return ""
+    window, until = held
+    return f"{window.describe()} holds every start until {until.astimezone(zone):%Y-%m-%d %H:%M}"
+
+
+def calendar_warnings(jobfile: JobFile, now: datetime) -> tuple[str, ...]:
+    """What the holiday data of the calendars jobs use does not know of the next 12 months
+    (calendars.coverage_gaps): never silently wrong."""
+    used = {
+        calendar.name: calendar
+        for job in jobfile.jobs.values()
+        if job.cadence.days is not None and job.enabled
+        for calendar in (*job.cadence.days.run_on, *job.cadence.days.skip_on)
+    }
+    today = now.astimezone(jobfile.settings.timezone).date()
+    return tuple(gap for calendar in used.values() for gap in coverage_gaps(calendar, today))
 
 
 def ping_notes(
@@ -276,6 +324,8 @@ def status_json(
             "stale": summary.stale,
             "clock_warning": summary.clock_warning or None,
             "ping_warnings": list(summary.ping_warnings),
+            "blackout": summary.blackout or None,
+            "calendar_warnings": list(summary.calendar_warnings),
         },
         "late_assets": [{"asset": name, "why": why} for name, why in summary.late_assets],
         "summary": {

@@ -29,6 +29,7 @@ from cronflow.state.index import RunIndex
 from cronflow.state.layout import LAST_TICK, PAGE_LOCK
 from cronflow.state.locks import Locks
 from cronflow.state.outputs import tail_of
+from cronflow.state.pool_slots import PoolSlots
 from cronflow.state.store import Store
 from cronflow.tell import overview, ping_requests
 from cronflow.tell.derived_files import Refresher
@@ -69,6 +70,10 @@ def gather(
         jobs=jobs,
         pauses=store.read_pauses(),
         episodes=episodes,
+        pool_states={
+            name: PoolSlots(store.lock_dir).state(name, pool.slots)
+            for name, pool in jobfile.pools.items()
+        },
     )
     summary = overview.overview(
         jobfile,
@@ -200,8 +205,9 @@ def _header(jobfile: JobFile, summary: overview.Overview) -> str:
     badges = " ".join(
         f'<span class="badge {name}"><b>{count}</b> {name}</span>' for name, count in counts
     )
-    warnings = [summary.clock_warning, *summary.ping_warnings]
+    warnings = [summary.clock_warning, *summary.ping_warnings, *summary.calendar_warnings]
     warnings += [f"{name} is late: {why}" for name, why in summary.late_assets]
+    warnings += [f"held: {summary.blackout}"] if summary.blackout else []
     return "\n".join(
         [
             "<header>",
@@ -268,6 +274,8 @@ def _grid_row(
     for word, detail in (("late", row.late), ("slow", row.slow)):
         if detail:
             about += f'<div class="overdue">{word}: {escape(detail)}</div>'
+    if row.pool_wait:
+        about += f'<div class="paused">{escape(row.pool_wait)}</div>'
     next_due = "paused" if row.paused is not None else _time(row.next_due)
     schedule = escape(row.schedule + (f" ({row.schedule_words})" if row.schedule_words else ""))
     return (

@@ -161,6 +161,10 @@ def _header(summary: Overview, now: datetime, never_ran: str) -> Text:
         text.append(f".\nwarning: {warning}", style="bold yellow")
     for name, why in summary.late_assets:
         text.append(f".\nlate: {name}: {why}", style="bold red")
+    if summary.blackout:
+        text.append(f".\nheld: {summary.blackout}", style="bold yellow")
+    for warning in summary.calendar_warnings:
+        text.append(f".\nwarning: {warning}", style="bold yellow")
     return text
 
 
@@ -268,22 +272,26 @@ def history_table(
 def ticks_table(ticks: list[dict[str, Any]], wide: bool = False) -> None:
     """`cronflow next`: each tick in its job's zone and in UTC, when its run starts (when a
     random delay or offset moves it), and how DST shaped it; a paused job's is marked (it
-    will be recorded skipped)."""
+    will be recorded skipped), and so are the days its calendars skip (dim, one row a day),
+    ticks they move and runs a blackout window holds."""
     console = make_console()
     delayed = any(tick["starts"] != tick["logical_time"] for tick in ticks)
     columns = [Column("job"), Column("logical time")]
     columns += [Column("starts")] if delayed else []
     columns += [Column("utc", spill=True), Column("daylight saving time")]
+    noted = any(tick["note"] for tick in ticks)
+    columns += [Column("calendar and blackout", spill=True)] if noted else []
     _print_grid(
         console,
         columns,
         [
             [
                 tick["job"] + (" (paused)" if tick["paused"] else ""),
-                tick["logical_time"],
+                (tick["logical_time"], "dim") if tick["skipped_ticks"] else tick["logical_time"],
                 *([tick["starts"]] if delayed else []),
                 tick["utc"],
                 tick["dst"],
+                *([tick["note"]] if noted else []),
             ]
             for tick in ticks
         ],
