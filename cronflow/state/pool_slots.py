@@ -10,7 +10,7 @@ while the slot's byte is locked.
 
 Runs that find too few slots free wait in line: each has a file in `NAME@pool.waiting/`,
 named so that the line sorts by (logical time, highest pool_priority, arrival), and held
-with flock while it waits. Only the first live waiter takes slots; a waiter whose process
+with flock while it waits (taken before the file joins the line by a rename). Only the first live waiter takes slots; a waiter whose process
 died leaves an unlocked file, removed by whoever finds it. A run that finds no line and
 enough slots free takes them at once.
 """
@@ -22,6 +22,7 @@ import errno
 import fcntl
 import os
 import struct
+import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -85,10 +86,14 @@ class PoolSlots:
         order = int(logical_time.timestamp() * 1000)
         rank = _PRIORITY_BIAS - max(-_PRIORITY_BIAS, min(priority, _PRIORITY_BIAS))
         name = f"{order:015d}.{rank:010d}.{time.time_ns():020d}.{os.getpid()}"
-        descriptor = os.open(line / name, os.O_RDWR | os.O_CREAT | os.O_EXCL | NO_LINKS, 0o600)
+        # Locked before it joins the line under its name (a rename): a file seen in the line
+        # and not locked is a dead waiter's, and is removed.
+        joining = line / f".{name}.{threading.get_ident()}"
+        descriptor = os.open(joining, os.O_RDWR | os.O_CREAT | os.O_EXCL | NO_LINKS, 0o600)
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX)
             os.write(descriptor, holder.encode())
+            os.rename(joining, line / name)
             yield name
         finally:
             with contextlib.suppress(FileNotFoundError):
@@ -103,7 +108,7 @@ class PoolSlots:
         """The waiters whose process still waits, in line order; dead ones are removed."""
         line = self._line(pool)
         try:
-            names = sorted(os.listdir(line))
+            names = sorted(name for name in os.listdir(line) if not name.startswith("."))
         except FileNotFoundError:
             return []
         live = []
