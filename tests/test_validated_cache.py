@@ -203,3 +203,31 @@ def test_a_cache_that_would_run_code_is_refused(project):
     listed = run_cli("validate", cwd=project)
     assert listed.returncode == 0 and "extract" in listed.stdout, listed.stderr
     assert not (project / "pwned").exists()
+
+
+def test_a_cache_of_a_model_with_other_fields_is_validated_again(project, monkeypatch):
+    """An upgrade within one version number added a field to the model: the model pickled
+    by the older cronflow lacks it (its state is shorter), and must not be used (using it
+    failed with AttributeError)."""
+    import copyreg
+    from dataclasses import fields
+
+    from cronflow.model import JobFile
+
+    class Older:  # pickles as a JobFile whose state stops before its last fields
+        def __reduce_ex__(self, protocol: int) -> tuple:
+            state = tuple(getattr(whole, f.name) for f in fields(JobFile))[:-2]
+            return (copyreg._reconstructor, (JobFile, object, None), state)
+
+    monkeypatch.chdir(project)
+    path = project / "jobs.toml"
+    whole = configuration.load(path)
+    cache = project / ".cronflow" / VALIDATED_NAME
+    key = pickle.dumps(key_of(project), protocol=5)
+    sealed = cache.read_bytes()[len(key) :]
+    answers, checks, _ = pickle.loads(configuration._opened(path.read_bytes(), sealed))
+    body = pickle.dumps((answers, checks, Older()), protocol=5)
+    cache.write_bytes(key + configuration._sealed(path.read_bytes(), body))
+    os.chmod(cache, 0o600)
+    assert not cache_hit(project)
+    assert configuration.load(path) == whole

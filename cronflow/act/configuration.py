@@ -21,6 +21,8 @@ SHA-256, who asks) stays in clear, as in the idle stamp.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
 import hashlib
 import io
 import os
@@ -75,6 +77,7 @@ def _key(path: Path, content: bytes) -> dict[str, str]:
     return {
         "format": _FORMAT,
         "version": __version__,
+        "model": _model_shape(),
         "euid": str(os.geteuid()),
         "path": str(path),
         "cwd": os.getcwd(),
@@ -82,6 +85,21 @@ def _key(path: Path, content: bytes) -> dict[str, str]:
         "home": os.environ.get("HOME", ""),
         "sha256": hashlib.sha256(content).hexdigest(),
     }
+
+
+@functools.cache
+def _model_shape() -> str:
+    """A digest of every model class's fields: a cache pickled by a cronflow whose model had
+    other fields (an upgrade within one version number) is not unpickled into this one."""
+    from cronflow import calendars, model, pools
+
+    shapes = [
+        f"{name}:{','.join(field.name for field in dataclasses.fields(value))}"
+        for module in (model, calendars, pools)
+        for name, value in sorted(vars(module).items())
+        if dataclasses.is_dataclass(value) and isinstance(value, type)
+    ]
+    return hashlib.sha256("\n".join(shapes).encode()).hexdigest()[:16]
 
 
 def _model_checks(jobfile: JobFile) -> Any:
@@ -117,13 +135,13 @@ def _cached(cache: Path, key: dict[str, str], text: str) -> JobFile | None:
                 return None
             body = _opened(text.encode(), file.read())
         answers, checks, jobfile = _ModelUnpickler(io.BytesIO(body)).load()
-    except Exception:  # noqa: BLE001 - unreadable, refused, damaged, a zone gone: validate in full
-        return None
-    if not isinstance(jobfile, JobFile) or not host_facts.still_true(answers):
-        return None
-    if _model_checks(jobfile) != checks:
-        return None
-    return replace(jobfile, text=text)
+        if not isinstance(jobfile, JobFile) or not host_facts.still_true(answers):
+            return None
+        if _model_checks(jobfile) != checks:
+            return None
+        return replace(jobfile, text=text)
+    except Exception:  # noqa: BLE001 - unreadable, refused, damaged, a zone gone, a model of
+        return None  # another shape (a field missing): validate in full
 
 
 _NONCE_BYTES = 16
