@@ -27,6 +27,9 @@ demo: $(VENV)/.installed
 	$(BIN)/cronflow run --jobs jobs.toml.example --date $$(date -u -d yesterday +%Y-%m-%d) --rerun all
 	$(BIN)/cronflow status --jobs jobs.toml.example
 	$(BIN)/cronflow logs report --stdout --jobs jobs.toml.example
+	@echo
+	@echo "Watch it live in the terminal: $(BIN)/cronflow top --jobs jobs.toml.example"
+	@echo "or in the browser: $(BIN)/cronflow serve --jobs jobs.toml.example, then open http://127.0.0.1:8080/"
 
 # Lint, format and types first (ruff, mypy --strict), then every test on one worker per CPU.
 test: $(VENV)/.installed-test
@@ -64,6 +67,7 @@ bench: dist
 	$(BIN)/python bench/bench_latency.py
 	$(BIN)/python bench/bench_daemon.py
 	$(BIN)/python bench/bench_status.py
+	$(BIN)/python bench/bench_top.py
 	$(BIN)/python bench/bench_index.py
 	$(BIN)/python bench/bench_many.py
 	$(BIN)/python bench/bench_page.py

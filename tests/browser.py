@@ -34,7 +34,9 @@ def _chromium() -> str | None:
 class Browser:
     """One headless Chromium with one page. Use as a context manager."""
 
-    def __init__(self) -> None:
+    def __init__(self, loopback: bool = False) -> None:
+        """`loopback`: the page may reach servers on 127.0.0.1 (names still resolve to
+        nothing); else the network is off."""
         self._profile = tempfile.mkdtemp(prefix="cronflow-chromium-")
         commands_read, self._commands = os.pipe()
         self._answers, answers_written = os.pipe()
@@ -52,7 +54,9 @@ class Browser:
                 "--disable-background-networking",
                 "--disable-component-update",
                 "--disable-sync",
-                "--host-resolver-rules=MAP * ~NOTFOUND",  # no name resolves: nothing leaves
+                # No name resolves: nothing leaves (but the loopback, when asked for).
+                "--host-resolver-rules=MAP * ~NOTFOUND"
+                + (", EXCLUDE 127.0.0.1" if loopback else ""),
                 f"--user-data-dir={self._profile}",
                 "about:blank",
             ],
@@ -77,7 +81,7 @@ class Browser:
             self.send(f"{domain}.enable")
         self.send(
             "Network.emulateNetworkConditions",
-            offline=True,
+            offline=not loopback,
             latency=0,
             downloadThroughput=0,
             uploadThroughput=0,
@@ -148,6 +152,13 @@ class Browser:
         self.send("Emulation.setScriptExecutionDisabled", value=not scripts)
         seen = len(self.events)
         self.send("Page.navigate", url=url)
+        self.wait_for_event("Page.loadEventFired", after=seen)
+
+    def click(self, selector: str) -> None:
+        """Click the element `selector` finds, as a person would, and wait for the page it
+        leads to to load."""
+        seen = len(self.events)
+        self.evaluate(f"document.querySelector({json.dumps(selector)}).click()")
         self.wait_for_event("Page.loadEventFired", after=seen)
 
     def evaluate(self, expression: str) -> Any:

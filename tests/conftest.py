@@ -59,6 +59,22 @@ def run_cli(
     )
 
 
+def spawn_cli(folder: Path, *args: str) -> subprocess.Popen:
+    """`cronflow ARGS --jobs folder/jobs.toml` in a process of its own, as cron or a person
+    starts it (a strange TZ, no terminal), its output piped."""
+    environment = {**os.environ, "TZ": CHILD_TZ, "CI": "true", "NO_COLOR": "1"}
+    environment.pop(JOBS_ENV_VAR, None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "cronflow", *args, "--jobs", str(folder / "jobs.toml")],
+        cwd=folder,
+        env=environment,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def refused(folder: Path, text: str) -> str:
     """Write `text` as folder/jobs.toml and validate it with the real command: it must be
     refused with exit status 2 and a message, never a traceback. Returns the message."""

@@ -32,6 +32,7 @@ FORBIDDEN = {
     "tell": ({"act", "cli", "interop"}, "telling never acts"),
     "act": ({"cli", "interop"}, "acting never parses a command line"),
     "interop": ({"act", "cli"}, "translations never run anything"),
+    "views": ({"cli", "interop"}, "a view acts only through the commands a person would type"),
     "cli": (set(), ""),
 }
 # Third-party packages and the only modules allowed to import them.
@@ -41,6 +42,10 @@ OWNERS = {
     "rich": "cronflow.tell.terminal",
     "apprise": "cronflow.tell.apprise_sender",
     "croniter": "cronflow.decide.schedule",
+    "textual": "cronflow.views.top_",
+    "starlette": "cronflow.views.web",
+    "uvicorn": "cronflow.views.web",
+    "holidays": "cronflow.calendars",
 }
 
 

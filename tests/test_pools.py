@@ -10,12 +10,11 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import CHILD_TZ, refused, run_cli
+from tests.conftest import refused, run_cli, spawn_cli
 from tests.waiting import wait_for
 
 POOL = """
@@ -31,21 +30,6 @@ description = "the warehouse database: two connections to spare"
 def job(name: str, command: str, **keys: object) -> str:
     extra = "".join(f"{key} = {json.dumps(value)}\n" for key, value in keys.items())
     return f'[jobs.{name}]\ncommand = {json.dumps(command)}\nschedule = "0 6 * * *"\npool = "db"\n{extra}'
-
-
-def spawn(folder: Path, *args: str) -> subprocess.Popen:
-    """`cronflow ARGS` in a process of its own, as cron or a person starts it."""
-    environment = {**os.environ, "TZ": CHILD_TZ, "CI": "true", "NO_COLOR": "1"}
-    environment.pop("CRONFLOW_JOBS", None)
-    return subprocess.Popen(
-        [sys.executable, "-m", "cronflow", *args, "--jobs", str(folder / "jobs.toml")],
-        cwd=folder,
-        env=environment,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def finished(process: subprocess.Popen) -> str:
@@ -75,7 +59,7 @@ def test_slots_are_never_exceeded_across_processes(tmp_path):
     count = "mkdir -p live; touch live/$$; ls live | wc -l >> seen; sleep 0.2; rm live/$$"
     text = POOL.format(slots=2) + "".join(job(f"j{i}", count) for i in range(6))
     (tmp_path / "jobs.toml").write_text(text)
-    runs = [spawn(tmp_path, "run", "--job", f"j{i}", "--job", f"j{i + 3}") for i in range(3)]
+    runs = [spawn_cli(tmp_path, "run", "--job", f"j{i}", "--job", f"j{i + 3}") for i in range(3)]
     for process in runs:
         finished(process)
     seen = [int(line) for line in (tmp_path / "seen").read_text().split()]
@@ -96,13 +80,13 @@ def test_the_line_goes_oldest_logical_time_first_then_by_priority(tmp_path):
         ]
     )
     (tmp_path / "jobs.toml").write_text(text)
-    blocker = spawn(tmp_path, "run", "--job", "blocker")
+    blocker = spawn_cli(tmp_path, "run", "--job", "blocker")
     wait_for(lambda: started(tmp_path) == ["blocker"], "blocker holding the slot")
-    waiting = [spawn(tmp_path, "run", "--date", "2026-01-02", "--job", "late")]
+    waiting = [spawn_cli(tmp_path, "run", "--date", "2026-01-02", "--job", "late")]
     wait_for(lambda: in_line(tmp_path) == 1, "late in line")
-    waiting.append(spawn(tmp_path, "run", "--date", "2026-01-01", "--job", "early"))
+    waiting.append(spawn_cli(tmp_path, "run", "--date", "2026-01-01", "--job", "early"))
     wait_for(lambda: in_line(tmp_path) == 2, "early in line")
-    waiting.append(spawn(tmp_path, "run", "--date", "2026-01-01", "--job", "urgent"))
+    waiting.append(spawn_cli(tmp_path, "run", "--date", "2026-01-01", "--job", "urgent"))
     wait_for(lambda: in_line(tmp_path) == 3, "urgent in line")
     status = json.loads(run_cli("status", "--json", cwd=tmp_path, env=_jobs(tmp_path)).stdout)
     said = {row["job"]: row["pool_wait"] for row in status["jobs"]}
@@ -121,11 +105,11 @@ def test_a_kill_9_of_cronflow_keeps_the_slot_held_until_its_job_ends(tmp_path):
     text = POOL.format(slots=1) + job("blocker", HELD.format(name="blocker"))
     text += job("next", "echo next >> started")
     (tmp_path / "jobs.toml").write_text(text)
-    blocker = spawn(tmp_path, "run", "--job", "blocker")
+    blocker = spawn_cli(tmp_path, "run", "--job", "blocker")
     wait_for(lambda: started(tmp_path) == ["blocker"], "blocker holding the slot")
     blocker.send_signal(signal.SIGKILL)  # cronflow dies; its job goes on
     blocker.communicate(timeout=60)
-    after = spawn(tmp_path, "run", "--job", "next")
+    after = spawn_cli(tmp_path, "run", "--job", "next")
     wait_for(lambda: in_line(tmp_path) == 1, "next in line behind the orphaned job")
     assert started(tmp_path) == ["blocker"]
     (tmp_path / "go-blocker").touch()  # the orphaned job ends: its slot is free
@@ -137,9 +121,9 @@ def test_pool_timeout_ends_the_wait_as_a_failed_try_that_says_why(tmp_path):
     text = POOL.format(slots=1) + job("blocker", HELD.format(name="blocker"))
     text += job("impatient", "echo impatient >> started", pool_timeout="1s")
     (tmp_path / "jobs.toml").write_text(text)
-    blocker = spawn(tmp_path, "run", "--job", "blocker")
+    blocker = spawn_cli(tmp_path, "run", "--job", "blocker")
     wait_for(lambda: started(tmp_path) == ["blocker"], "blocker holding the slot")
-    said = finished(spawn(tmp_path, "run", "--job", "impatient"))
+    said = finished(spawn_cli(tmp_path, "run", "--job", "impatient"))
     (tmp_path / "go-blocker").touch()
     finished(blocker)
     assert started(tmp_path) == ["blocker"]  # it never started

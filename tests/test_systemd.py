@@ -95,6 +95,7 @@ def test_systemd_analyze_verify_accepts_the_units(tmp_path, mode, user, name):
         jobs=jobs,
         shutdown_grace=timedelta(seconds=30),
         name=name,
+        serve=True,  # and the dashboard's unit beside it
     )
     paths = systemd.install(files, tmp_path / "units")
     verify = ["systemd-analyze", "verify", *(["--user"] if user else []), *map(str, paths)]
@@ -105,6 +106,7 @@ def test_systemd_analyze_verify_accepts_the_units(tmp_path, mode, user, name):
     )
     complaints = [line for line in result.stderr.splitlines() if str(tmp_path) in line]
     assert result.returncode == 0 and complaints == [], result.stderr
+    assert [p.name for p in paths if p.name.endswith("-serve.service")]
 
 
 def test_units_keep_state_where_systemd_keeps_it_and_names_tell_files_apart(tmp_path):

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from cronflow import __version__
-from cronflow.cli import explaining, looking, running, setting_up, steering
+from cronflow.cli import explaining, looking, running, setting_up, steering, viewing
 
 DOCS = "https://github.com/cronflow/cronflow/blob/main/docs"
 # Each command's help ends with where its reference is (the page's address on its own line,
@@ -93,6 +93,8 @@ app.command(epilog=REFERENCE)(looking.assets)
 app.command(epilog=REFERENCE)(looking.metrics)
 app.command(epilog=REFERENCE)(looking.logs)
 app.command(epilog=REFERENCE)(looking.graph)
+app.command(epilog=REFERENCE)(viewing.top)
+app.command(epilog=REFERENCE)(viewing.serve)
 app.command("import-crontab", epilog=REFERENCE)(setting_up.import_crontab)
 app.command(epilog=REFERENCE)(setting_up.init)
 app.add_typer(export_app, name="export")

@@ -107,6 +107,12 @@ def systemd_install(
         bool,
         typer.Option("--dry-run", help="Print the units and where they would go; write nothing."),
     ] = False,
+    serve: Annotated[
+        bool,
+        typer.Option(
+            "--serve", help="Also `cronflow serve` (read-only, 127.0.0.1:8080) as a service."
+        ),
+    ] = False,
 ) -> None:
     """Write systemd units that run this cronflow on this jobs file, and say how to enable them.
 
@@ -130,6 +136,7 @@ def systemd_install(
         shutdown_grace=settings.shutdown_grace,
         name=name,
         state_dir=settings.state_dir if settings.state_dir_from == "state_dir" else None,
+        serve=serve,
     )
     directory = service_units.unit_directory(user)
     if dry_run:
@@ -145,7 +152,7 @@ def systemd_install(
                 "(sudo), or install for your user with --user."
             ) from None
     print("then enable it with:")
-    for command in systemd.enable_commands(mode.value, user, name):
+    for command in systemd.enable_commands(mode.value, user, name, serve):
         print(f"  {'sudo ' if not user else ''}{command}")
     if settings.state_dir_from != "state_dir":
         state = service_units.state_root(user) / systemd.unit_base(name)

@@ -54,6 +54,19 @@ Persistent=true
 WantedBy=timers.target
 """
 
+SERVE_SERVICE = """\
+[Unit]
+Description=cronflow{named}: the dashboard in the browser, read-only, on 127.0.0.1:8080
+{after}
+[Service]
+ExecStart={command} serve --listen 127.0.0.1:8080 --jobs {jobs}
+{state}Restart=on-failure
+RestartSec=5s
+
+[Install]
+WantedBy={wanted_by}
+"""
+
 NETWORK = "After=network-online.target\nWants=network-online.target\n"
 # Where systemd keeps a service's state (%S: /var/lib, or $XDG_STATE_HOME for --user):
 # StateDirectory= creates it for the service, CRONFLOW_STATE_DIR points cronflow there.
@@ -77,10 +90,12 @@ def units(
     shutdown_grace: timedelta,
     name: str = "",
     state_dir: Path | None = None,
+    serve: bool = False,
 ) -> dict[str, str]:
     """File name -> text of the units for `mode` ("daemon" or "timer"). `name` tells several
     jobs files on one host apart (cronflow-NAME.service, state in cronflow-NAME); the state
-    goes where systemd keeps services' state, unless the jobs file names its `state_dir`."""
+    goes where systemd keeps services' state, unless the jobs file names its `state_dir`.
+    `serve`: also `cronflow serve` as a service of its own (the same state directory)."""
     base = unit_base(name)
     values = {
         "named": f" {name}" if name else "",
@@ -94,11 +109,15 @@ def units(
         else STATE_IN_FILE.format(path=state_dir),
     }
     if mode == "daemon":
-        return {f"{base}.service": DAEMON_SERVICE.format(**values)}
-    return {
-        f"{base}-run.service": RUN_SERVICE.format(**values),
-        f"{base}-run.timer": RUN_TIMER.format(**values),
-    }
+        found = {f"{base}.service": DAEMON_SERVICE.format(**values)}
+    else:
+        found = {
+            f"{base}-run.service": RUN_SERVICE.format(**values),
+            f"{base}-run.timer": RUN_TIMER.format(**values),
+        }
+    if serve:
+        found[f"{base}-serve.service"] = SERVE_SERVICE.format(**values)
+    return found
 
 
 def unit_base(name: str) -> str:
@@ -106,10 +125,11 @@ def unit_base(name: str) -> str:
     return f"cronflow-{name}" if name else "cronflow"
 
 
-def enable_commands(mode: str, user: bool, name: str = "") -> list[str]:
+def enable_commands(mode: str, user: bool, name: str = "", serve: bool = False) -> list[str]:
     systemctl = "systemctl --user" if user else "systemctl"
     unit = f"{unit_base(name)}.service" if mode == "daemon" else f"{unit_base(name)}-run.timer"
-    return [f"{systemctl} daemon-reload", f"{systemctl} enable --now {unit}"]
+    served = f" {unit_base(name)}-serve.service" if serve else ""
+    return [f"{systemctl} daemon-reload", f"{systemctl} enable --now {unit}{served}"]
 
 
 def installed_state_dirs(jobs: Path) -> list[Path]:
