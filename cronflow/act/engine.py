@@ -230,8 +230,6 @@ class Engine:
                 self._housekeeping_failed(what, error)
             else:
                 self._housekeeping_worked(what)
-        if steps:
-            processes.give_back_memory()
 
     def _housekeeping_failed(self, what: str, error: Exception) -> None:
         why = getattr(error, "strerror", None) or str(error)

@@ -107,17 +107,3 @@ def _stat_fields(pid: int) -> _Stat | None:
     # The command name (field 2) may hold spaces and parentheses: split after its last ")".
     rest = text.rpartition(")")[2].split()
     return _Stat(state=rest[0], ppid=int(rest[1]), pgid=int(rest[2]), start_ticks=int(rest[19]))
-
-
-def give_back_memory() -> None:
-    """Hand the heap memory freed by a big step (retention's SQLite work, pruning) back to
-    the system. glibc keeps freed memory for reuse, so a daemon's resident size would stay
-    at the peak of its largest housekeeping for good (4 MiB over the first days, measured
-    by bench/bench_week.py); malloc_trim(3) returns it. Nothing where libc has no such call."""
-    import ctypes
-
-    try:
-        trim = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):
-        return
-    trim(0)
