@@ -127,13 +127,19 @@ def age(state: Path, now: float) -> None:
 
 
 def sample(pid: int, state: Path) -> tuple[float, int, int, int]:
-    """(RSS MiB, open descriptors, threads, state directory bytes)."""
+    """(RSS MiB, open descriptors, threads, state directory bytes); the anonymous and the
+    file-backed parts of RSS go to RSS_PARTS."""
     status = Path(f"/proc/{pid}/status").read_text()
-    rss = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS")))
+    kib = {line.split(":")[0]: int(line.split()[1]) for line in status.splitlines() if "kB" in line}
+    rss = kib["VmRSS"]
+    RSS_PARTS.append((kib.get("RssAnon", 0) / 1024, kib.get("RssFile", 0) / 1024))
     fds = len(os.listdir(f"/proc/{pid}/fd"))
     threads = len(os.listdir(f"/proc/{pid}/task"))
     size = sum(p.stat().st_size for p in state.rglob("*") if p.is_file())
     return rss / 1024, fds, threads, size
+
+
+RSS_PARTS: list[tuple[float, float]] = []  # (anonymous MiB, file-backed MiB) at each sample
 
 
 def main() -> None:
@@ -208,6 +214,11 @@ def report(
     print(
         f"  Python's allocated blocks (its objects): after day 1 {blocks[day1]:,}, end "
         f"{blocks[-1]:,}, max {max(blocks):,}"
+    )
+    anon, files = RSS_PARTS[day1], RSS_PARTS[-1]
+    print(
+        f"  RSS parts: anonymous {anon[0]:.1f} -> {files[0]:.1f} MiB, file-backed "
+        f"{anon[1]:.1f} -> {files[1]:.1f} MiB (after day 1 -> end)"
     )
     fds, threads = [s[2] for s in after_day], [s[3] for s in after_day]
     print(
