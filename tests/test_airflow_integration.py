@@ -228,7 +228,7 @@ def write_feature_dir(folder: Path, alerts: str) -> Path:
     return folder / "jobs.toml"
 
 
-def airflow(world, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def airflow(world, *args: str) -> subprocess.CompletedProcess:
     command = [str(world.python.parent / "airflow"), *args]
     result = subprocess.run(
         command,
@@ -238,8 +238,7 @@ def airflow(world, *args: str, check: bool = True) -> subprocess.CompletedProces
         timeout=600,
         stdin=subprocess.DEVNULL,
     )
-    if check:
-        assert result.returncode == 0, f"{' '.join(args)}:\n{result.stdout[-4000:]}"
+    assert result.returncode == 0, f"{' '.join(args)}:\n{result.stdout[-4000:]}"
     return result
 
 
@@ -380,9 +379,26 @@ def test_the_generated_files_are_formatted_and_lint_clean(world):
 
 # ---- airflow dags test --------------------------------------------------------------------
 
+# The DAG runs the tests below look at, in the order they must happen (nightly's sensor
+# waits for hourly's run), all in one Airflow process (tests/airflow/dag_tests.py).
+DAG_TESTS = (
+    "example_extract@2026-01-14T06:15:00+00:00",
+    "feature_partial@2026-01-14T00:00:00+00:00",
+    "feature_flaky_step@2026-01-14T00:00:00+00:00",
+    "feature_hourly@2026-01-14T01:05:00+00:00",
+    "feature_nightly@2026-01-14T01:30:00+00:00",
+    "feature_broken@2026-01-13T23:00:00+00:00",
+)
 
-def test_airflow_runs_the_example_flow_as_cronflow_does(world, tmp_path):
-    airflow(world, "dags", "test", "example_extract", "2026-01-14T06:15:00+00:00")
+
+@pytest.fixture(scope="module")
+def dag_tests(world) -> dict[str, str]:
+    """How each `airflow dags test` of DAG_TESTS ended ("ok" or the failure)."""
+    return helper_report(world, "dag_tests.py", *DAG_TESTS)
+
+
+def test_airflow_runs_the_example_flow_as_cronflow_does(world, dag_tests, tmp_path):
+    assert dag_tests["example_extract@2026-01-14T06:15:00+00:00"] == "ok"
     run = run_of(world, "example_extract", "2026-01-14T06:15:00+00:00")
     assert run["state"] == "success"
     assert {task: state["state"] for task, state in run["tasks"].items()} == {
@@ -411,16 +427,16 @@ def test_airflow_runs_the_example_flow_as_cronflow_does(world, tmp_path):
     assert (tmp_path / warehouse).read_text().startswith("2026-01-14,")
 
 
-def test_an_exit_status_cronflow_counts_as_success_succeeds_under_airflow(world):
-    airflow(world, "dags", "test", "feature_partial", "2026-01-14T00:00:00+00:00")
+def test_an_exit_status_cronflow_counts_as_success_succeeds_under_airflow(world, dag_tests):
+    assert dag_tests["feature_partial@2026-01-14T00:00:00+00:00"] == "ok"
     run = run_of(world, "feature_partial", "2026-01-14T00:00:00+00:00")
     assert run["state"] == "success"
     assert run["tasks"]["partial"]["state"] == "success"
 
 
-def test_trigger_rules_decide_under_airflow_as_under_cronflow(world, tmp_path):
+def test_trigger_rules_decide_under_airflow_as_under_cronflow(world, dag_tests, tmp_path):
     when = "2026-01-14T00:00:00+00:00"
-    airflow(world, "dags", "test", "feature_flaky_step", when, check=False)
+    assert dag_tests[f"feature_flaky_step@{when}"] != "ok"  # its flaky step fails
     under_airflow = {
         task: state["state"]
         for task, state in run_of(world, "feature_flaky_step", when)["tasks"].items()
@@ -438,10 +454,10 @@ def test_trigger_rules_decide_under_airflow_as_under_cronflow(world, tmp_path):
     assert under_airflow == {**decided, "on_success": "upstream_failed"}
 
 
-def test_jobs_see_the_same_cronflow_variables_under_airflow(world, tmp_path):
-    airflow(world, "dags", "test", "feature_hourly", "2026-01-14T01:05:00+00:00")
-    # The sensor finds hourly's 02:05 run: the latest tick at or before 02:30 Berlin.
-    airflow(world, "dags", "test", "feature_nightly", "2026-01-14T01:30:00+00:00")
+def test_jobs_see_the_same_cronflow_variables_under_airflow(world, dag_tests, tmp_path):
+    assert dag_tests["feature_hourly@2026-01-14T01:05:00+00:00"] == "ok"
+    # The sensor found hourly's 02:05 run: the latest tick at or before 02:30 Berlin.
+    assert dag_tests["feature_nightly@2026-01-14T01:30:00+00:00"] == "ok"
     run = run_of(world, "feature_nightly", "2026-01-14T01:30:00+00:00")
     assert {task: state["state"] for task, state in run["tasks"].items()} == {
         "wait_for_hourly": "success",
@@ -488,11 +504,8 @@ def test_jobs_see_the_same_cronflow_variables_under_airflow(world, tmp_path):
     assert sorted(message.path for message in retries) == ["/hook", "/ops"]  # tag ops
 
 
-def test_a_failed_job_alerts_through_apprise_from_airflow(world):
-    failed = airflow(
-        world, "dags", "test", "feature_broken", "2026-01-13T23:00:00+00:00", check=False
-    )
-    assert failed.returncode != 0
+def test_a_failed_job_alerts_through_apprise_from_airflow(world, dag_tests):
+    assert dag_tests["feature_broken@2026-01-13T23:00:00+00:00"] != "ok"
     run = run_of(world, "feature_broken", "2026-01-13T23:00:00+00:00")
     assert run["tasks"]["broken"]["state"] == "failed"
     alerts = wait_for_alerts(world, "cronflow: broken failed (2026-01-14)", 3)
