@@ -177,3 +177,35 @@ def test_windows_in_a_row_hold_as_one_and_weekly_windows_cross_the_week_end():
 def test_bad_windows_are_refused_with_the_forms_that_work(tmp_path, value, said):
     message = refused(tmp_path, f'[blackout]\nx = {value}\n[jobs.a]\ncommand = "true"\n')
     assert said in message and "Sat 22:00..Sun 06:00" in message, message
+
+
+def test_next_and_why_say_which_runs_a_window_holds(write_jobs, tmp_path):
+    write_jobs(JOBS)
+    shown = run_cli(
+        "next",
+        "--job",
+        "latest",
+        "--count",
+        "5",
+        "--from",
+        "2026-03-02T00:50+01:00",
+        "--json",
+        "--jobs",
+        "jobs.toml",
+        cwd=tmp_path,
+    )
+    assert shown.returncode == 0, shown.stderr
+    notes = {t["logical_time"][11:16]: t["note"] for t in json.loads(shown.stdout)["ticks"]}
+    assert (
+        notes["01:00"]
+        == notes["01:40"]
+        == ("held by blackout maintenance (01:00..02:00): decided when it ends (catchup = latest)")
+    )
+    assert notes["02:00"] == ""
+    story = run_cli(
+        "why", "latest", "--at", "2026-03-02T01:20", "--json", "--jobs", "jobs.toml", cwd=tmp_path
+    )
+    facts = {f["topic"]: f["text"] for f in json.loads(story.stdout)["facts"]}
+    assert facts["blackout"].startswith(
+        "its start falls in blackout maintenance (01:00..02:00): nothing starts inside one"
+    )
