@@ -18,11 +18,13 @@ from cronflow.model import (
     HostEvent,
     JobProcess,
     LogEvent,
+    Pause,
     PauseAction,
     PauseChange,
     RunEvent,
     RunKind,
     RunStatus,
+    Watermark,
 )
 
 
@@ -274,3 +276,66 @@ def time_from_json(value: Any) -> datetime:
 
 def optional_time(value: Any) -> datetime | None:
     return None if value is None else time_from_json(value)
+
+
+# ---- the small state files: paused.json, watermarks.json ---------------------------------------
+
+
+def pauses_to_json(pauses: dict[str, Pause]) -> dict[str, Any]:
+    return {
+        "v": 1,
+        "jobs": {
+            job: {
+                "by": pause.by,
+                "since": time_to_json(pause.since),
+                "until": time_to_json(pause.until),
+                "reason": pause.reason,
+            }
+            for job, pause in sorted(pauses.items())
+        },
+    }
+
+
+def pauses_from_json(document: Any) -> dict[str, Pause]:
+    """The pauses of a paused.json document (KeyError, TypeError, ...: it is damaged)."""
+    return {
+        job: Pause(
+            job=job,
+            by=str(mark["by"]),
+            since=time_from_json(mark["since"]),
+            until=optional_time(mark.get("until")),
+            reason=str(mark.get("reason", "")),
+        )
+        for job, mark in document["jobs"].items()
+    }
+
+
+def watermarks_to_json(watermarks: dict[str, Watermark]) -> dict[str, Any]:
+    """A watermarks.json document (a calendar's count only where there is one)."""
+    jobs: dict[str, dict[str, Any]] = {}
+    for job, mark in sorted(watermarks.items()):
+        jobs[job] = {
+            "decided": time_to_json(mark.decided),
+            "next": time_to_json(mark.next_tick),
+            "schedule": mark.schedule,
+            "first": time_to_json(mark.first_seen),
+        }
+        if mark.calendar_skipped:
+            jobs[job]["skipped"] = mark.calendar_skipped
+            jobs[job]["last_skipped"] = time_to_json(mark.last_skipped)
+    return {"v": 1, "jobs": jobs}
+
+
+def watermarks_from_json(document: Any) -> dict[str, Watermark]:
+    """The watermarks of a watermarks.json document (KeyError, ...: it is damaged)."""
+    return {
+        job: Watermark(
+            decided=time_from_json(mark["decided"]),
+            next_tick=optional_time(mark["next"]),
+            schedule=str(mark["schedule"]),
+            first_seen=optional_time(mark.get("first")),
+            calendar_skipped=int(mark.get("skipped", 0)),
+            last_skipped=optional_time(mark.get("last_skipped")),
+        )
+        for job, mark in document["jobs"].items()
+    }

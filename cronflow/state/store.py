@@ -28,10 +28,13 @@ from cronflow.model import Boot, LogEvent, Pause, RunEvent, RunKey, Watermark
 from cronflow.state.codec import (
     LogContents,
     line_to_json,
-    optional_time,
     parse_log,
+    pauses_from_json,
+    pauses_to_json,
     time_from_json,
     time_to_json,
+    watermarks_from_json,
+    watermarks_to_json,
 )
 from cronflow.state.files import NO_LINKS, private_dir, read_bytes, replace_whole, write_private
 from cronflow.state.index import RunIndex
@@ -236,16 +239,7 @@ class Store:
                 "paused cannot be told. Fix or remove it (then pause them again)"
             ) from None
         try:
-            return {
-                job: Pause(
-                    job=job,
-                    by=str(mark["by"]),
-                    since=time_from_json(mark["since"]),
-                    until=optional_time(mark.get("until")),
-                    reason=str(mark.get("reason", "")),
-                )
-                for job, mark in document["jobs"].items()
-            }
+            return pauses_from_json(document)
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise StoreError(
                 f"{self.state_dir / PAUSED_NAME} is damaged ({error!r}). Fix or remove it "
@@ -254,19 +248,8 @@ class Store:
 
     def write_pauses(self, pauses: dict[str, Pause]) -> None:
         """Replace the paused jobs durably; call under the @plan lock."""
-        document = {
-            "v": 1,
-            "jobs": {
-                job: {
-                    "by": pause.by,
-                    "since": time_to_json(pause.since),
-                    "until": time_to_json(pause.until),
-                    "reason": pause.reason,
-                }
-                for job, pause in sorted(pauses.items())
-            },
-        }
-        _write_durably(self.state_dir / PAUSED_NAME, json.dumps(document, indent=1).encode())
+        text = json.dumps(pauses_to_json(pauses), indent=1)
+        _write_durably(self.state_dir / PAUSED_NAME, text.encode())
 
     def read_watermarks(self) -> dict[str, Watermark]:
         """How far the scheduler got with each job; {} if the file is missing or unreadable.
@@ -275,44 +258,14 @@ class Store:
         succeeded, and a job without a watermark starts again at now minus one minute.
         """
         try:
-            document = json.loads(read_bytes(self.watermarks_path))
-            return {
-                job: Watermark(
-                    decided=time_from_json(mark["decided"]),
-                    next_tick=optional_time(mark["next"]),
-                    schedule=str(mark["schedule"]),
-                    first_seen=optional_time(mark.get("first")),
-                    calendar_skipped=int(mark.get("skipped", 0)),
-                    last_skipped=optional_time(mark.get("last_skipped")),
-                )
-                for job, mark in document["jobs"].items()
-            }
+            return watermarks_from_json(json.loads(read_bytes(self.watermarks_path)))
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return {}
 
     def write_watermarks(self, watermarks: dict[str, Watermark]) -> None:
         """Replace the watermarks file atomically (temporary file, fsync, rename)."""
-        document = {
-            "v": 1,
-            "jobs": {
-                job: {
-                    "decided": time_to_json(mark.decided),
-                    "next": time_to_json(mark.next_tick),
-                    "schedule": mark.schedule,
-                    "first": time_to_json(mark.first_seen),
-                    **(
-                        {
-                            "skipped": mark.calendar_skipped,
-                            "last_skipped": time_to_json(mark.last_skipped),
-                        }
-                        if mark.calendar_skipped
-                        else {}
-                    ),
-                }
-                for job, mark in sorted(watermarks.items())
-            },
-        }
-        _write_durably(self.watermarks_path, json.dumps(document, indent=1).encode())
+        text = json.dumps(watermarks_to_json(watermarks), indent=1)
+        _write_durably(self.watermarks_path, text.encode())
 
     def boot(self, seen: Boot) -> Boot:
         """This boot as first recorded: its id with the time first estimated for it (an
