@@ -27,6 +27,7 @@ class Receiver:
     mode: str = "ok"
     received: queue.Queue = field(default_factory=queue.Queue)
     release: threading.Event = field(default_factory=threading.Event)
+    taken: list[Received] = field(default_factory=list)  # what messages() has handed out
 
     @property
     def port(self) -> int:
@@ -39,7 +40,13 @@ class Receiver:
         found = []
         while not self.received.empty():
             found.append(self.received.get_nowait())
+        self.taken.extend(found)
         return found
+
+    def everything(self) -> list[Received]:
+        """Every message received so far, including those messages() already handed out."""
+        self.messages()
+        return list(self.taken)
 
 
 def start_receiver() -> Receiver:

@@ -26,20 +26,12 @@ SIX = datetime(2026, 1, 14, 6, 0, tzinfo=UTC)
 HELD = "while [ -e hold ]; do sleep 0.02; done"  # runs until the test removes `hold`
 
 
-_HEARD: dict[int, list] = {}  # receiver -> every message it took (messages() drains it)
-
-
-def heard(receiver) -> list:
-    _HEARD.setdefault(id(receiver), []).extend(receiver.messages())
-    return _HEARD[id(receiver)]
-
-
 def titles(receiver) -> list[str]:
-    return [message.body["title"] for message in heard(receiver)]
+    return [message.body["title"] for message in receiver.everything()]
 
 
 def bodies(receiver) -> list[str]:
-    return [message.body["message"] for message in heard(receiver)]
+    return [message.body["message"] for message in receiver.everything()]
 
 
 class Ticks:
