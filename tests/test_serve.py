@@ -272,6 +272,43 @@ def test_screenshots_of_the_served_pages(read_only):
         assert browser.console_errors() == []
 
 
+def recorded_event(stream) -> str:
+    """The id of the next `recorded` event down an open /events stream (heartbeats pass)."""
+    event: list[str] = []
+    while True:
+        line = stream.readline().decode()
+        assert line, "the stream ended"
+        if line != "\n":
+            event.append(line)
+        elif "event: recorded\n" in event:
+            return next(each[4:].strip() for each in event if each.startswith("id: "))
+        else:
+            event = []
+
+
+def test_every_open_page_is_told_and_none_misses_what_came_before_it_listened(read_only, world):
+    """Two pages open at once are both told of one run (each stream keeps its own last
+    look); a page drawn before the run whose stream opens after it is told too (`since`, the
+    signature the page was drawn at), as is a stream reconnecting with an older event id."""
+    drawn = re.search(r'<body data-seen="([^"]+)"', read_only.get("/")[2])
+    assert drawn
+    streams = [OPENER.open(read_only.url + "events", timeout=60) for _ in range(2)]
+    try:
+        done = run_cli("run", "--job", "later", "--jobs", "jobs.toml", cwd=world)
+        assert done.returncode == 0
+        ids = [recorded_event(stream) for stream in streams]
+        assert ids[0] == ids[1] != drawn[1]
+        late = OPENER.open(f"{read_only.url}events?since={drawn[1]}", timeout=60)
+        again = urllib.request.Request(
+            read_only.url + "events", headers={"Last-Event-ID": drawn[1]}
+        )
+        streams += [late, OPENER.open(again, timeout=60)]
+        assert [recorded_event(stream) for stream in streams[2:]] == ids
+    finally:
+        for stream in streams:
+            stream.close()
+
+
 @needs_chromium
 def test_the_status_page_updates_itself_when_a_run_is_recorded(read_only, world):
     with Browser(loopback=True) as browser:

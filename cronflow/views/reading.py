@@ -2,8 +2,10 @@
 `assets` and `graph` use (tell/): the views share one query layer, never a copy of it.
 
 Reading is cheap enough to repeat: the index takes in only what was appended to the log
-since it last looked. `Reader.changed` tells, from a few stat() calls, whether anything
-was recorded at all, so an idle dashboard reads nothing but file sizes and times.
+since it last looked. `Reader.signature` (a few stat() calls) tells whether anything was
+recorded at all, so an idle dashboard reads nothing but file sizes and times. Each watcher
+(a `top` screen, a `serve` event stream) keeps the signature it last saw: one shared "last
+seen" would let one watcher take a change from another.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ MOST_LOG_BYTES = 1024 * 1024  # of a run's output shown (the end of it)
 MOST_TIMELINE_RUNS = 5000  # runs of a day drawn on the timeline
 
 
+Signature = str  # "SIZE.MTIME_NS" of each file, joined by "_" (the live page's event id)
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     rows: list[overview.JobStatus]
@@ -42,17 +47,14 @@ class Reader:
 
     def __init__(self, jobfile: JobFile, store: Store, now: Callable[[], datetime]) -> None:
         self.jobfile, self.store, self.now = jobfile, store, now
-        self._seen: tuple[tuple[int, int], ...] | None = None
 
-    def changed(self) -> bool:
-        """Whether anything was recorded since the last call (the log, pauses, watermarks,
-        slow and late episodes): sizes and times of a few files."""
+    def signature(self) -> Signature:
+        """Sizes and times of what is recorded (the log, pauses, watermarks, slow and late
+        episodes): a watcher whose last signature differs has something new to read."""
         paths = [self.store.log_path] + [
             self.store.state_dir / name for name in (PAUSED_NAME, WATERMARKS_NAME, OVERDUE_NAME)
         ]
-        seen = tuple(_size_and_time(path) for path in paths)
-        changed, self._seen = seen != self._seen, seen
-        return changed
+        return "_".join(_size_and_time(path) for path in paths)
 
     def snapshot(self) -> Snapshot:
         now = self.now()
@@ -141,9 +143,9 @@ def _state_word(row: overview.JobStatus) -> str:
     return f"({row.status or 'never run'})"
 
 
-def _size_and_time(path: Path) -> tuple[int, int]:
+def _size_and_time(path: Path) -> str:
     try:
         status = os.stat(path)
     except OSError:
-        return (-1, 0)
-    return (status.st_size, status.st_mtime_ns)
+        return "-"
+    return f"{status.st_size}.{status.st_mtime_ns}"

@@ -15,9 +15,9 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, RichLog, Static
 
-from cronflow.model import RunEvent
+from cronflow.model import RunEvent, RunStatus
 from cronflow.views import actions
-from cronflow.views.reading import Reader, Snapshot
+from cronflow.views.reading import Reader, Signature, Snapshot
 
 
 class Dashboard(Protocol):
@@ -40,6 +40,7 @@ class Refreshing(Screen[None]):
 
     def on_mount(self) -> None:
         self._drawn_at = 0.0
+        self._seen: Signature | None = None
         self.reload()
         self.set_interval(REFRESH_SECONDS, self._look)
 
@@ -48,12 +49,13 @@ class Refreshing(Screen[None]):
         return self.app  # type: ignore[return-value]
 
     def _look(self) -> None:
-        if self.top.reader.changed() or time.monotonic() - self._drawn_at > REDRAW_SECONDS:
+        seen = self.top.reader.signature()
+        if seen != self._seen or time.monotonic() - self._drawn_at > REDRAW_SECONDS:
             self.reload()
 
     def reload(self) -> None:
         self._drawn_at = time.monotonic()
-        self.top.reader.changed()  # what is read now counts as seen
+        self._seen = self.top.reader.signature()  # what is read now counts as seen
         self.draw()
 
     def draw(self) -> None:
@@ -182,8 +184,6 @@ def _job_cells(row: Any, now: datetime) -> list[str]:
 
 
 def _letter(status: str) -> str:
-    from cronflow.model import RunStatus
-
     return RunStatus(status).letter
 
 

@@ -22,7 +22,7 @@ import secrets
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import asdict
-from html import escape
+from html import escape, unescape
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -32,6 +32,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from cronflow.act.processes import describe_running
 from cronflow.state.files import read_bytes, replace_whole
 from cronflow.tell import graphs, overview, status_page
 from cronflow.tell.page_assets import POLICY as STATUS_POLICY
@@ -48,7 +49,9 @@ HEARTBEAT_SECONDS = 15.0  # a comment down the stream, so proxies keep it open
 LIVE_SCRIPT = """
 (function () {
   "use strict";
-  var events = new EventSource("/events");
+  // From what the page shows: a change between its drawing and the stream is not lost (a
+  // stream that reconnects goes on from the last event's id, which the browser sends).
+  var events = new EventSource("/events?since=" + encodeURIComponent(document.body.dataset.seen));
   events.addEventListener("recorded", function () {
     fetch("/", {headers: {"Accept": "text/html"}, credentials: "same-origin"})
       .then(function (answer) { return answer.text(); })
@@ -100,20 +103,20 @@ class Site:
 
     async def status(self, request: Request) -> Response:
         jobfile, store = self.reader.jobfile, self.reader.store
-        now = self.reader.now()
-        data = status_page.gather(jobfile, store, now, who_runs=_running_words)
+        now, seen = self.reader.now(), self.reader.signature()
+        data = status_page.gather(jobfile, store, now, who_runs=describe_running)
         html = status_page.page_from(jobfile, store, data, now)
         html = re.sub(
             r'<b class="name">([^<]*)</b>',
             lambda m: (
-                f'<b class="name"><a href="/jobs/{quote(_unescaped(m[1]), safe="")}">{m[1]}</a></b>'
+                f'<b class="name"><a href="/jobs/{quote(unescape(m[1]), safe="")}">{m[1]}</a></b>'
             ),
             html,
         )
         html = html.replace(STATUS_POLICY, LIVE_POLICY).replace(
             "</body>", f"<script>{LIVE_SCRIPT}</script></body>"
         )
-        html = html.replace("<body>", f"<body>{NAVIGATION}", 1).replace(
+        html = html.replace("<body>", f'<body data-seen="{seen}">{NAVIGATION}', 1).replace(
             "This page loads nothing: everything on it is in this one file.",
             "This page keeps itself current (cronflow serve).",
         )
@@ -163,13 +166,18 @@ class Site:
         return _html(web_pages.assets_page(graphs.assets_text(self.reader.jobfile), table))
 
     async def events(self, request: Request) -> Response:
-        """Server-sent events: `recorded` whenever something was recorded."""
+        """Server-sent events: `recorded` whenever something was recorded since what the
+        client saw last (`Last-Event-ID` on a reconnection, else `?since=`, else now). Each
+        stream keeps its own last signature, so any number of pages are told."""
+        seen = request.headers.get("last-event-id") or request.query_params.get("since")
+        seen = seen or self.reader.signature()  # before the answer's headers go out
 
         async def stream() -> AsyncIterator[str]:
-            quiet = 0.0
+            quiet, last = 0.0, seen
             while not await request.is_disconnected():
-                if self.reader.changed():
-                    yield "event: recorded\ndata: {}\n\n"
+                if (now := self.reader.signature()) != last:
+                    last = now
+                    yield f"id: {now}\nevent: recorded\ndata: {{}}\n\n"
                     quiet = 0.0
                 elif quiet >= HEARTBEAT_SECONDS:
                     yield ": still here\n\n"
@@ -183,7 +191,7 @@ class Site:
 
     async def api_status(self, request: Request) -> Response:
         jobfile, now = self.reader.jobfile, self.reader.now()
-        data = status_page.gather(jobfile, self.reader.store, now, who_runs=_running_words)
+        data = status_page.gather(jobfile, self.reader.store, now, who_runs=describe_running)
         return JSONResponse(overview.status_json(jobfile, data.rows, data.summary, now))
 
     async def api_runs(self, request: Request) -> Response:
@@ -361,15 +369,3 @@ def _headers(policy: str) -> dict[str, str]:
 
 def _problem(status: int, detail: str) -> JSONResponse:
     return JSONResponse({"v": 1, "error": detail}, status_code=status)
-
-
-def _unescaped(text: str) -> str:
-    import html
-
-    return html.unescape(text)
-
-
-def _running_words(started: Any) -> str:
-    from cronflow.act import processes
-
-    return processes.describe_running(started)
