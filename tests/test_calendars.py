@@ -248,14 +248,19 @@ def cli(folder: Path, *args: str) -> str:
     return done.stdout
 
 
-def test_the_clock_runs_business_days_only_and_counts_the_skipped_ticks(write_jobs, tmp_path):
-    path = write_jobs(JOBS)
-    clock = FakeClock(berlin(2026, 12, 22, 5, 59, 30))
+def tick_hourly(path: Path, start: datetime, days: int) -> None:
+    """The engine's clock from `start`, a tick every hour for `days` days."""
+    clock = FakeClock(start)
     engine = real_engine(load(path), clock)
     engine.tick()
-    for _ in range(8 * 24):  # every hour of 22 .. 29 December
+    for _ in range(days * 24):
         clock.advance(timedelta(hours=1))
         engine.tick()
+
+
+def test_the_clock_runs_business_days_only_and_counts_the_skipped_ticks(write_jobs, tmp_path):
+    path = write_jobs(JOBS)
+    tick_hourly(path, berlin(2026, 12, 22, 5, 59, 30), days=8)  # 22 .. 29 December
     assert effects(tmp_path) == [
         "report 2026-12-22",
         "publish 2026-12-22",
@@ -378,11 +383,6 @@ schedule = "0 7 * * *"
 depends_on = ["report"]
 """
     )
-    clock = FakeClock(berlin(2026, 12, 23, 5, 59, 30))
-    engine = real_engine(load(path), clock)
-    engine.tick()
-    for _ in range(3 * 24):  # every hour of 23 .. 25 December
-        clock.advance(timedelta(hours=1))
-        engine.tick()
+    tick_hourly(path, berlin(2026, 12, 23, 5, 59, 30), days=3)  # 23 .. 25 December
     digests = [line for line in effects(tmp_path) if line.startswith("digest")]
     assert digests == ["digest 2026-12-23", "digest 2026-12-24", "digest 2026-12-25"]

@@ -3,8 +3,8 @@ tables, checked (the model: model.Asset)."""
 
 from __future__ import annotations
 
-from cronflow.load.checker import Checker
-from cronflow.load.values import ASSET_KEYS, Invalid, asset_names, close_matches, type_name
+from cronflow.load.checker import Checker, section_of
+from cronflow.load.values import ASSET_KEYS, Invalid, asset_names, close_matches
 from cronflow.model import Asset, Job
 
 
@@ -29,14 +29,7 @@ def assets(checker: Checker, jobs: dict[str, Job]) -> dict[str, Asset]:
     """Every asset named by a job or an [assets.NAME] table, checked: what is used is
     produced by a job or declared external, and what is declared is one or the other."""
     producers = _producers(checker, jobs)
-    tables = checker.raw.get("assets", {})
-    if not isinstance(tables, dict):
-        checker._report(
-            ("assets",),
-            f"must be a table, not {type_name(tables)}",
-            "Write [assets.NAME] tables",
-        )
-        tables = {}
+    tables = section_of(checker, "assets", "Write [assets.NAME] tables")
     for name in tables:
         try:
             asset_names(name)

@@ -17,7 +17,7 @@ from cronflow.calendars import (
     Days,
     holidays_problem,
 )
-from cronflow.load.checker import Checker
+from cronflow.load.checker import Checker, section_of
 from cronflow.load.values import Invalid, close_matches, type_name
 
 CALENDAR_EXAMPLE = '[calendars.holidays] holidays = "DE-BY", dates = ["2026-12-24"]'
@@ -104,10 +104,7 @@ CALENDAR_KEYS: dict[str, Callable[[Any], Any]] = {
 
 def calendars(checker: Checker) -> dict[str, Calendar]:
     """Every [calendars.NAME] table, checked; each must name some days."""
-    tables = checker.raw.get("calendars", {})
-    if not isinstance(tables, dict):
-        checker._report(("calendars",), "must be a table of calendars", f"Write {CALENDAR_EXAMPLE}")
-        return {}
+    tables = section_of(checker, "calendars", f"Write {CALENDAR_EXAMPLE}")
     found = {}
     for name in tables:
         values = checker._table(("calendars", name), CALENDAR_KEYS)
@@ -228,12 +225,7 @@ def _window(name: str, text: Any) -> Blackout:
 
 def blackouts(checker: Checker) -> tuple[Blackout, ...]:
     """Every [blackout] window: NAME = "window" or NAME = ["window", ...]."""
-    table = checker.raw.get("blackout", {})
-    if not isinstance(table, dict):
-        checker._report(
-            ("blackout",), "must be a table of windows", f"{BLACKOUT_FIX}, as name = ..."
-        )
-        return ()
+    table = section_of(checker, "blackout", f"{BLACKOUT_FIX}, as name = ...")
     found = []
     for name, value in table.items():
         for text in value if isinstance(value, list) else [value]:

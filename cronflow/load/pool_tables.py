@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from cronflow.load.checker import Checker
+from cronflow.load.checker import Checker, section_of
 from cronflow.load.values import POOL_KEYS, close_matches
 from cronflow.pools import Pool, PoolUse
 
@@ -18,10 +18,7 @@ _USE_KEYS = ("pool_slots", "pool_priority", "pool_timeout")
 
 def pools(checker: Checker) -> dict[str, Pool]:
     """Every [pools.NAME] table; each must say its slots."""
-    tables = checker.raw.get("pools", {})
-    if not isinstance(tables, dict):
-        checker._report(("pools",), "must be a table of pools", f"Write {POOL_EXAMPLE}")
-        return {}
+    tables = section_of(checker, "pools", f"Write {POOL_EXAMPLE}")
     found = {}
     for name, table in tables.items():
         if not POOL_NAME.match(name) or len(name) > 100:
