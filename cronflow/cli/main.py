@@ -11,7 +11,15 @@ from typing import Annotated
 import typer
 
 from cronflow import __version__
-from cronflow.cli import explaining, looking, running, setting_up, steering, viewing
+from cronflow.cli import (
+    explaining,
+    exporting,
+    looking,
+    running,
+    setting_up,
+    steering,
+    viewing,
+)
 
 DOCS = "https://github.com/cronflow/cronflow/blob/main/docs"
 # Each command's help ends with where its reference is (the page's address on its own line,
@@ -98,7 +106,8 @@ app.command(epilog=REFERENCE)(viewing.serve)
 app.command("import-crontab", epilog=REFERENCE)(setting_up.import_crontab)
 app.command(epilog=REFERENCE)(setting_up.init)
 app.add_typer(export_app, name="export")
-export_app.command("airflow", epilog=REFERENCE)(setting_up.export_airflow)
+export_app.command("airflow", epilog=REFERENCE)(exporting.export_airflow)
+export_app.command("dagster", epilog=REFERENCE)(exporting.export_dagster)
 app.add_typer(alerts_app, name="alerts")
 alerts_app.command("test", epilog=REFERENCE)(setting_up.alerts_test)
 app.add_typer(monitors_app, name="monitors")

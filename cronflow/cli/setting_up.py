@@ -1,5 +1,5 @@
 """The commands that set cronflow up or move it: validate, init, systemd install,
-import-crontab, export airflow, alerts test, monitors sync."""
+import-crontab, alerts test, monitors sync."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from cronflow.cli.options import (
     complete_job,
     load_jobs,
     own_command,
-    store_of,
 )
 from cronflow.errors import ConfigError, Problem, UsageError, printable
 
@@ -298,64 +297,6 @@ def _write_new(path: Path, text: str) -> None:
         ) from None
     except OSError as error:
         raise UsageError(f"cannot write {path}: {error.strerror}.") from None
-
-
-def export_airflow(
-    jobs: JobsOption = None,
-    out: Annotated[
-        Path,
-        typer.Option(
-            "--out",
-            metavar="DIR",
-            file_okay=False,
-            help="Directory to write the DAG files into (Airflow's "
-            "dags folder, or a place to review them first).",
-        ),
-    ] = Path("dags"),
-    dag_id_prefix: Annotated[
-        str,
-        typer.Option(
-            "--dag-id-prefix",
-            metavar="PREFIX",
-            help="Put this in front of every DAG id (and file name), e.g. "
-            '"sales_", to keep several jobs files apart in one Airflow.',
-        ),
-    ] = "",
-) -> None:
-    """Write one Apache Airflow 3 DAG file per flow; warn about what does not translate exactly.
-
-    Example:  cronflow export airflow --jobs jobs.toml --out ~/airflow/dags
-    """
-    from cronflow.clock import SystemClock
-    from cronflow.interop.airflow import export_airflow as export
-    from cronflow.interop.airflow import write_dag_files
-
-    jobfile = load_jobs(jobs)
-    watermarks = store_of(jobfile).read_watermarks()
-    files = export(
-        jobfile,
-        now=SystemClock().now(),
-        dag_id_prefix=dag_id_prefix,
-        decided={job: mark.decided for job, mark in watermarks.items()},
-    )
-    try:
-        written, stale = write_dag_files(files, out, jobfile.path)
-    except OSError as error:
-        raise UsageError(
-            f"cannot write to {out}: {error.strerror}. Choose another --out."
-        ) from None
-    for dag_file, (path, changed) in zip(files, written, strict=False):
-        count = len(dag_file.tasks)
-        done = "wrote" if changed else "unchanged:"
-        print(f"{done} {path} (DAG {dag_file.dag_id}: {count} task{'s' if count != 1 else ''})")
-        for warning in dag_file.warnings:
-            print(f"warning: {path.name}: {printable(warning)}", file=sys.stderr)
-    for path in stale:
-        print(
-            f"warning: {path} was exported from {jobfile.path} earlier but holds no flow of "
-            "it now; delete it if that flow is gone.",
-            file=sys.stderr,
-        )
 
 
 def alerts_test(

@@ -29,11 +29,11 @@ from cronflow.interop.airflow_flows import (
     start_of_flow,
 )
 from cronflow.interop.python_source import (
-    LINE_LENGTH,
     argument_lines,
     call,
     comment,
     dict_literal,
+    formatted_call,
     list_literal,
     literal,
     timedelta_literal,
@@ -324,7 +324,7 @@ def _dag_block(
         kind = "MultipleCronTriggerTimetable" if SEPARATOR in spelled else "CronTriggerTimetable"
         parts = [literal(cron) for cron in spelled.split(SEPARATOR)]
         parts.append(f"timezone={literal(cadence.timezone.key)}")
-        arguments.append(("schedule", _formatted_call(kind, parts, "schedule=", indent=4)))
+        arguments.append(("schedule", formatted_call(kind, parts, "schedule=", indent=4)))
         arguments.append(("catchup", str(root.catchup is CatchUp.ALL)))
         if start is not None:  # cronflow's first undecided tick, or the export's time
             arguments.append(
@@ -520,16 +520,3 @@ def _origin_line(source: Path) -> str:
 def _sensor_cron(expression: str | None) -> str:
     """The upstream's schedule as the sensor's croniter reads it ("" for none: midnight)."""
     return (airflow_cron(expression)[0] or "") if expression else ""
-
-
-def _formatted_call(function: str, parts: list[str], before: str, indent: int) -> str:
-    """`function(parts)` as ruff formats it as an argument at `indent` after `before`: on
-    one line, else its arguments on one line of their own, else one a line."""
-    one_line = f"{function}({', '.join(parts)})"
-    if indent + len(before) + len(one_line) + 1 <= LINE_LENGTH:
-        return one_line
-    inner = " " * (indent + 4)
-    if len(inner) + len(", ".join(parts)) <= LINE_LENGTH:
-        return f"{function}(\n{inner}{', '.join(parts)}\n{' ' * indent})"
-    lines = "".join(f"{inner}{part},\n" for part in parts)
-    return f"{function}(\n{lines}{' ' * indent})"

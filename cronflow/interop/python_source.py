@@ -96,3 +96,26 @@ def timedelta_literal(duration: timedelta) -> str:
 def duration_words(duration: timedelta) -> str:
     count, unit = in_largest_unit(duration)
     return f"{count:g} {unit.removesuffix('s') if count == 1 else unit}"
+
+
+def formatted_call(function: str, parts: list[str], before: str, indent: int) -> str:
+    """`function(parts)` as ruff formats it as an argument at `indent` after `before`: on
+    one line, else its arguments on one line of their own, else one a line."""
+    one_line = f"{function}({', '.join(parts)})"
+    if indent + len(before) + len(one_line) + 1 <= LINE_LENGTH:
+        return one_line
+    inner = " " * (indent + 4)
+    if len(inner) + len(", ".join(parts)) <= LINE_LENGTH:
+        return f"{function}(\n{inner}{', '.join(parts)}\n{' ' * indent})"
+    lines = "".join(f"{inner}{part},\n" for part in parts)
+    return f"{function}(\n{lines}{' ' * indent})"
+
+
+def sequence_literal(items: list[str], indent: int, start: int) -> str:
+    """A list display of already-written items, on one line when it fits in LINE_LENGTH
+    after `start` columns (and a comma), else one item per line as a formatter would."""
+    one_line = "[" + ", ".join(items) + "]"
+    if start + len(one_line) + 1 <= LINE_LENGTH:
+        return one_line
+    inner = " " * (indent + 4)
+    return "[\n" + "".join(f"{inner}{item},\n" for item in items) + " " * indent + "]"

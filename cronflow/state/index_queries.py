@@ -66,6 +66,19 @@ class IndexQueries:
         )
         return None if row is None else EPOCH + timedelta(microseconds=row[0])
 
+    def success_times(self, job: str) -> list[datetime]:
+        """The logical times of every successful run of the job the index holds, oldest
+        first (what retention forgot is not among them)."""
+        rows = self._all(
+            "SELECT at FROM runs WHERE job = ? AND status = 'success' ORDER BY at", (job,)
+        )
+        return [EPOCH + timedelta(microseconds=row[0]) for row in rows]
+
+    def oldest_run(self, job: str) -> datetime | None:
+        """The logical time of the job's oldest run the index holds."""
+        row = self._one("SELECT min(at) FROM runs WHERE job = ?", (job,))
+        return None if row is None or row[0] is None else EPOCH + timedelta(microseconds=row[0])
+
     def success_durations(self, job: str, limit: int) -> list[float]:
         """How long the job's newest `limit` successful runs took (seconds, newest first):
         what its usual duration is learnt from (decide/overdue.py)."""

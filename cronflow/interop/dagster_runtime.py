@@ -1,0 +1,163 @@
+"""The part of the generated Dagster code location that is the same for every jobs file:
+how a cronflow job's command runs inside a Dagster asset (with the CRONFLOW_* variables, the
+env_files read at run time, the timeout, the exit-code rules and cronflow's retry delays),
+the factories for the assets and schedules, and the history reporter. Text only: cronflow
+never imports Dagster."""
+
+RUNTIME = '''
+HERE = Path(__file__).resolve().parent
+# A run's logical time when it has no partition: the tick, set by its schedule.
+LOGICAL_TIME_TAG = "cronflow/logical_time"
+TIMED_OUT = 124  # what coreutils `timeout` exits with when it stopped the command
+# How Dagster's subprocess client says a command failed, and with which exit status.
+EXITED = re.compile(r"failed with code (-?\\d+)")
+
+
+def cronflow_env(
+    context: dg.AssetExecutionContext, job: str, zone: str
+) -> dict[str, str]:
+    """The CRONFLOW_* variables cronflow gives a run. The logical time is the partition's
+    start (its tick), else the tick the schedule tagged the run with, else this minute."""
+    tags = context.run.tags
+    if context.has_partition_key:
+        logical = context.partition_time_window.start
+    elif LOGICAL_TIME_TAG in tags:
+        logical = datetime.fromisoformat(tags[LOGICAL_TIME_TAG])
+    else:
+        logical = datetime.now(ZoneInfo(zone)).replace(second=0, microsecond=0)
+    logical = logical.astimezone(ZoneInfo(zone))
+    if "dagster/schedule_name" in tags:
+        kind = "scheduled"
+    elif context.has_partition_key or LOGICAL_TIME_TAG in tags:
+        kind = "backfill"  # a run for a chosen logical date, as `cronflow run --date`
+    else:
+        kind = "manual"
+    return {
+        "CRONFLOW_JOB": job,
+        "CRONFLOW_LOGICAL_TIME": logical.isoformat(),
+        "CRONFLOW_DATE": logical.date().isoformat(),
+        "CRONFLOW_RUN_ID": context.run_id,
+        "CRONFLOW_ATTEMPT": str(context.retry_number + 1),
+        "CRONFLOW_RUN_KIND": kind,
+    }
+
+
+def retry_delay(job: dict, attempt: int) -> float:
+    """Seconds before try `attempt` (2: the first retry), as cronflow waits: delay x
+    backoff^(attempt - 2), at most max_delay."""
+    retry = job["retry"]
+    return min(retry["delay"] * retry["backoff"] ** (attempt - 2), retry["max_delay"])
+
+
+def run_job(context: dg.AssetExecutionContext, name: str):
+    """Run the job's command as cronflow would: SHELL -c COMMAND in its cwd, with the
+    variables of its env_files (read now, never copied into this file), its env and
+    CRONFLOW_*; stopped (the whole process group) after its timeout."""
+    job = JOBS[name]
+    env = {}
+    for path in job["env_files"]:
+        if not Path(path).is_file():
+            raise dg.Failure(f"{name}: env_file {path} cannot be read")
+        found = dotenv_values(path, interpolate=False)
+        env.update({key: value or "" for key, value in found.items()})
+    env.update(job["env"])
+    env.update(cronflow_env(context, name, job["zone"]))
+    script = job["command"]
+    if job["success_exit_codes"]:  # these exit statuses count as success, as 0 does
+        codes = "|".join(str(code) for code in job["success_exit_codes"])
+        script = f"({script}\\n)\\nstatus=$?\\ncase $status in {codes}) exit 0;; esac\\nexit $status"
+    command = [job["shell"], "-c", script]
+    if job["timeout"] is not None:
+        grace = f"--kill-after={job['kill_grace']:g}s"
+        command = ["timeout", grace, f"{job['timeout']:g}s", *command]
+    try:
+        done = dg.PipesSubprocessClient().run(
+            context=context, command=command, cwd=job["cwd"], env=env
+        )
+    except Exception as error:
+        found = EXITED.search(str(error))
+        if found is None:
+            raise
+        code = int(found[1])
+        said = f"{name} exited {code}"
+        if job["timeout"] is not None and code == TIMED_OUT:
+            said = f"{name} timed out after {job['timeout']:g}s"
+        attempt, attempts = context.retry_number + 1, job["retry"]["attempts"]
+        if code in job["no_retry_exit_codes"] or attempt >= attempts:
+            raise dg.Failure(said, allow_retries=False) from None
+        raise dg.RetryRequested(
+            max_retries=attempts - 1, seconds_to_wait=retry_delay(job, attempt + 1)
+        ) from error
+    return done.get_results()
+
+
+def job_assets(job: str, **options) -> dg.AssetsDefinition:
+    """The multi-asset of one cronflow job: one run of its command materialises them all."""
+
+    @dg.multi_asset(**options)
+    def run(context: dg.AssetExecutionContext):
+        return run_job(context, job)
+
+    return run
+
+
+def flow_schedule(
+    job,
+    cron: str | list[str],
+    zone: str,
+    partitions: dg.TimeWindowPartitionsDefinition | None,
+    running: bool,
+) -> dg.ScheduleDefinition:
+    """A run at each tick of the flow, for the partition that starts at the tick (cronflow
+    runs a tick at the tick, where Dagster's partitioned schedules wait for its end)."""
+    status = dg.DefaultScheduleStatus.STOPPED
+    if running:
+        status = dg.DefaultScheduleStatus.RUNNING
+
+    @dg.schedule(
+        name=f"{job.name}_schedule",
+        cron_schedule=cron,
+        execution_timezone=zone,
+        job=job,
+        default_status=status,
+    )
+    def at_each_tick(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        tick = context.scheduled_execution_time
+        tags = {LOGICAL_TIME_TAG: tick.isoformat()}
+        if partitions is None:
+            return dg.RunRequest(tags=tags)
+        key = partitions.get_partition_key_for_timestamp(tick.timestamp())
+        return dg.RunRequest(partition_key=key, tags=tags)
+
+    return at_each_tick
+
+
+def report_history(
+    instance: dg.DagsterInstance, path: Path = HERE / "history.json"
+) -> int:
+    """Mark in Dagster what cronflow already made (`cronflow export dagster --history`
+    wrote `path`): one materialisation per partition it produced, or its newest run's for
+    an asset without partitions, so a backfill of the missing ones runs nothing twice.
+    Partitions Dagster already has are left alone. Returns how many were reported."""
+    reported = 0
+    for name, made in json.loads(path.read_text(encoding="utf-8"))["assets"].items():
+        key = dg.AssetKey(made["key"])
+        wanted = made["partitions"] or [None]
+        if made["partitions"]:
+            wanted = sorted(set(wanted) - instance.get_materialized_partitions(key))
+        elif instance.get_latest_materialization_event(key) is not None:
+            wanted = []
+        for partition in wanted:
+            metadata = {"cronflow asset": name, "cronflow newest success": made["last"]}
+            event = dg.AssetMaterialization(key, partition=partition, metadata=metadata)
+            instance.report_runless_asset_event(event)
+            reported += 1
+    return reported
+'''.strip("\n")
+
+MAIN = """
+if __name__ == "__main__":  # python definitions.py report-history
+    if sys.argv[1:] != ["report-history"]:
+        sys.exit(f"usage: {sys.argv[0]} report-history (reads history.json)")
+    print(f"reported {report_history(dg.DagsterInstance.get())} materialisation(s)")
+""".strip("\n")

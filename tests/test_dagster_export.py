@@ -1,0 +1,365 @@
+"""`cronflow export dagster`, proven by Dagster itself.
+
+Dagster is installed once per machine into a cache outside the checkout (pinned in
+tests/dagster/requirements.txt; tests/cached_venvs.py). `dagster definitions validate` loads
+the exports of the example, of a file that uses every job key and of a pipeline; the pipeline
+is then materialised in-process for two partitions (tests/dagster/proof.py), after cronflow
+itself ran the day before and the export's history marked it in Dagster; Dagster's own
+freshness daemon is asked, on a frozen clock, what cronflow's assets say for the same times.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import textwrap
+from datetime import timedelta
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from cronflow.decide import freshness
+from cronflow.interop.dagster_plan import MAPPED_KEYS
+from cronflow.load import jobs_toml
+from cronflow.load.values import ASSET_KEYS, JOB_KEYS
+from cronflow.state.store import Store
+from tests.cached_venvs import Unreachable, cached_venv
+from tests.conftest import run_cli
+
+ROOT = Path(__file__).resolve().parent.parent
+HELPERS = ROOT / "tests" / "dagster"
+REQUIREMENTS = HELPERS / "requirements.txt"
+
+PIPELINE = """
+[cronflow]
+timezone = "Europe/Berlin"
+
+[assets.raw]
+fresh_within = "2h"
+
+[jobs.extract]
+schedule = "0 6 * * *"
+produces = ["raw"]
+retries = 1
+retry_delay = "1s"
+env = { OUT = "effects" }
+command = '''
+echo "extract $CRONFLOW_DATE $CRONFLOW_ATTEMPT $CRONFLOW_LOGICAL_TIME $CRONFLOW_RUN_KIND" >> "$OUT"
+[ "$CRONFLOW_ATTEMPT" -ge 2 ]  # the first try of every run fails
+'''
+
+[jobs.transform]
+uses = ["raw"]
+produces = ["sales"]
+env_file = "secret.env"
+command = 'echo "transform $CRONFLOW_DATE $TOKEN" >> effects'
+
+[jobs.publish]
+depends_on = ["transform"]
+retries = 2
+no_retry_exit_codes = [3]
+command = '''
+echo "publish $CRONFLOW_DATE" >> effects
+[ "$CRONFLOW_DATE" != 2026-01-15 ] || exit 3  # fails for good on the 15th
+'''
+
+[jobs.notify]
+depends_on = ["publish"]
+success_exit_codes = [4]
+command = 'echo "notify $CRONFLOW_DATE" >> effects; exit 4'
+
+[jobs.stuck]
+schedule = "0 6 * * *"
+timeout = "1s"
+kill_grace = "1s"
+command = 'echo "stuck $CRONFLOW_DATE" >> effects; sleep 60'
+"""
+
+# A value for every job key (tests fail when a key is added without one here): each job of
+# the every-key file uses one of them, and the export must map it or name it in a warning.
+EVERY_KEY = {
+    "command": '"true"',
+    "description": '"says what it does"',
+    "schedule": '"*/15 * * * *"',
+    "timezone": '"America/New_York"',
+    "cwd": '"/tmp"',
+    "shell": '"/bin/bash"',
+    "env": '{ A = "1" }',
+    "env_file": '"secret.env"',
+    "user": '"nobody"',
+    "group": '"nogroup"',
+    "depends_on": '["base"]',
+    "produces": '["made"]',
+    "uses": '["outside"]',
+    "run_if": '"all_done"',
+    "retries": "2",
+    "retry_delay": '"5s"',
+    "retry_backoff": "3.0",
+    "retry_max_delay": '"1m"',
+    "timeout": '"1m"',
+    "kill_grace": '"5s"',
+    "random_delay": '"1m"',
+    "random_offset": '"1m"',
+    "catchup": '"all"',
+    "max_catchup": "5",
+    "overlap": '"allow"',
+    "enabled": "false",
+    "alerts": "false",
+    "alert_on": '["failure"]',
+    "alert_tags": '["ops"]',
+    "alert_after_failures": "3",
+    "pause_after_failures": "3",
+    "ping_url": '"https://hc-ping.com/5d1b2c3e-0000-4000-8000-000000000000"',
+    "ping_protocol": '"healthchecks"',
+    "max_runtime": '"10m"',
+    "day_rule": '"and"',
+    "skip_on": '["closed"]',
+    "run_on": '["open"]',
+    "shift": '"next_business_day"',
+    "pool": '"db"',
+    "pool_slots": "2",
+    "pool_priority": "5",
+    "pool_timeout": '"1h"',
+    "finish_by": '"07:00"',
+    "success_exit_codes": "[4]",
+    "no_retry_exit_codes": "[3]",
+}
+NEEDS = {  # what a key needs beside it to be valid or to matter
+    "group": {"user": '"nobody"'},
+    "run_if": {"depends_on": '["base"]'},
+    "day_rule": {"schedule": '"0 6 1-7 * 1"'},
+    "shift": {"skip_on": '["closed"]'},
+    "pool_slots": {"pool": '"db"'},
+    "pool_priority": {"pool": '"db"'},
+    "pool_timeout": {"pool": '"db"'},
+    "ping_protocol": {"ping_url": EVERY_KEY["ping_url"]},
+    "kill_grace": {"timeout": '"1m"'},
+    "retry_delay": {"retries": "2"},
+    "retry_backoff": {"retries": "2"},
+    "retry_max_delay": {"retries": "2"},
+}
+EVERY_KEY_HEAD = """
+[alerts]
+urls = ["json://127.0.0.1:9/hook"]
+[pools.db]
+slots = 2
+[calendars.closed]
+dates = ["2026-12-25"]
+[calendars.open]
+weekdays = ["Mon", "Tue", "Wed", "Thu", "Fri"]
+[assets.outside]
+external = true
+description = "made by another team"
+fresh_within = "1d"
+[assets.made]
+description = "what k_produces makes"
+fresh_within = "2d"
+deadline = "07:00"
+[jobs.base]
+schedule = "0 6 * * *"
+command = "true"
+"""
+
+
+def every_key_file() -> str:
+    jobs = []
+    for key, value in EVERY_KEY.items():
+        values = {"schedule": '"0 6 * * *"', "command": '"true"', **NEEDS.get(key, {})}
+        values[key] = value
+        if "depends_on" in values:
+            del values["schedule"]
+        lines = "".join(f"{name} = {text}\n" for name, text in values.items())
+        jobs.append(f"[jobs.k_{key}]\n{lines}")
+    return EVERY_KEY_HEAD + "\n".join(jobs)
+
+
+@pytest.fixture(scope="module")
+def dagster_python() -> Path:
+    """The Python of the machine's cached Dagster environment (tests/cached_venvs.py)."""
+    try:
+        return cached_venv("dagster", REQUIREMENTS)
+    except Unreachable as error:
+        pytest.skip(
+            "PyPI cannot be reached, so Dagster cannot be installed to load and run the "
+            f"exported code location: {error}"
+        )
+    except RuntimeError as error:
+        pytest.fail(f"installing Dagster failed:\n{error}")
+
+
+def export(folder: Path, *options: str) -> subprocess.CompletedProcess:
+    done = run_cli(
+        "export", "dagster", "--jobs", "jobs.toml", "--out", "dagster", *options, cwd=folder
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    return done
+
+
+def in_dagster(python: Path, folder: Path, *command: str) -> subprocess.CompletedProcess:
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    env.update(NO_COLOR="1", DAGSTER_HOME="")
+    done = subprocess.run(
+        [str(python.parent / command[0]), *command[1:]],
+        cwd=folder,
+        env={k: v for k, v in env.items() if v},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+    )
+    return done
+
+
+@pytest.fixture(scope="module")
+def world(dagster_python, tmp_path_factory) -> SimpleNamespace:
+    """The example, the every-key file and the pipeline, each exported; cronflow itself ran
+    the pipeline for 2026-01-13 before the export (its history)."""
+    base = tmp_path_factory.mktemp("dagster")
+    folders = {name: base / name for name in ("example", "every_key", "pipeline")}
+    for folder in folders.values():
+        folder.mkdir()
+        (folder / "secret.env").write_text("TOKEN=s3cr3t-from-the-env-file\n")
+    shutil.copy(ROOT / "jobs.toml.example", folders["example"] / "jobs.toml")
+    (folders["every_key"] / "jobs.toml").write_text(every_key_file())
+    pipeline = folders["pipeline"]
+    (pipeline / "jobs.toml").write_text(textwrap.dedent(PIPELINE))
+    ran = run_cli("run", "--jobs", "jobs.toml", "--date", "2026-01-13", cwd=pipeline)
+    assert ran.returncode == 1, ran.stderr  # publish and stuck ran as they do in Dagster
+    cronflow_saw = (pipeline / "effects").read_text().splitlines()
+    (pipeline / "effects").unlink()
+    said = {name: export(folder) for name, folder in folders.items() if name != "pipeline"}
+    said["pipeline"] = export(pipeline, "--history")
+    return SimpleNamespace(
+        python=dagster_python, folders=folders, said=said, cronflow_saw=cronflow_saw
+    )
+
+
+def test_dagster_validates_every_export_and_ruff_finds_them_formatted(world):
+    files = [str(folder / "dagster" / "definitions.py") for folder in world.folders.values()]
+    options = [part for path in files for part in ("-f", path)]
+    validated = in_dagster(
+        world.python, world.folders["example"], "dagster", "definitions", "validate", *options
+    )
+    assert validated.returncode == 0, validated.stdout + validated.stderr
+    assert "All code locations passed validation" in validated.stdout + validated.stderr
+    formatted = in_dagster(
+        world.python, world.folders["example"], "ruff", "format", "--check", "--no-cache", *files
+    )
+    assert formatted.returncode == 0, formatted.stdout + formatted.stderr
+
+
+def test_every_key_is_carried_over_or_named_in_a_warning(world):
+    assert set(EVERY_KEY) == set(JOB_KEYS), "give every job key a value in EVERY_KEY"
+    warnings = world.said["every_key"].stderr
+    text = (world.folders["every_key"] / "dagster" / "definitions.py").read_text()
+    dropped = [
+        key for key in [*JOB_KEYS, *ASSET_KEYS] if key not in MAPPED_KEYS and key not in warnings
+    ]
+    assert dropped == [], warnings
+    for line in warnings.splitlines():  # each warning is also in the file, as a comment
+        first_words = line.split(": ", 2)[-1][:40]
+        assert first_words in " ".join(text.replace("#  ", "").split()), line
+    assert "s3cr3t" not in text  # an env_file's values are read at run time, never copied
+
+
+def steps(world, *listed: dict) -> list:
+    folder = world.folders["pipeline"]
+    (folder / "steps.json").write_text(json.dumps(listed))
+    done = in_dagster(
+        world.python,
+        folder,
+        "python",
+        str(HELPERS / "proof.py"),
+        "dagster/definitions.py",
+        "steps.json",
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_the_pipeline_runs_in_dagster_as_under_cronflow(world):
+    history, runs, stuck, materialised, scheduled, fresh = steps(
+        world,
+        {"report_history": True},
+        {"materialise": "extract_flow", "partitions": ["2026-01-14", "2026-01-15"]},
+        {"materialise": "stuck_flow", "partitions": ["2026-01-14"]},
+        {"materialised": ["raw"]},
+        {"schedule": "extract_flow_schedule", "at": "2026-01-16T06:00:00+01:00"},
+        {"freshness": [["raw"]], "after": [3600, 7200 + 60]},
+    )
+    effects = (world.folders["pipeline"] / "effects").read_text().splitlines()
+    # Dependency order, the logical date from the partition, the retry as configured:
+    assert [line for line in effects if "2026-01-14" in line] == [
+        "extract 2026-01-14 1 2026-01-14T06:00:00+01:00 backfill",
+        "extract 2026-01-14 2 2026-01-14T06:00:00+01:00 backfill",
+        "transform 2026-01-14 s3cr3t-from-the-env-file",
+        "publish 2026-01-14",
+        "notify 2026-01-14",
+        "stuck 2026-01-14",
+    ]
+    # What cronflow's own run of the 13th saw, the same:
+    assert [line for line in world.cronflow_saw if not line.startswith("stuck")] == [
+        "extract 2026-01-13 1 2026-01-13T06:00:00+01:00 backfill",
+        "extract 2026-01-13 2 2026-01-13T06:00:00+01:00 backfill",
+        "transform 2026-01-13 s3cr3t-from-the-env-file",
+        "publish 2026-01-13",
+        "notify 2026-01-13",
+    ]
+    assert runs["2026-01-14"]["success"]
+    extract_steps = runs["2026-01-14"]["steps"]["extract"]
+    assert extract_steps.count("STEP_UP_FOR_RETRY") == 1 and extract_steps[-1] == "STEP_SUCCESS"
+    # A failure for good (a no-retry exit status) stops the downstream:
+    fifteenth = runs["2026-01-15"]
+    assert not fifteenth["success"]
+    assert fifteenth["steps"]["publish"][-1].endswith("Failure: publish exited 3")
+    assert "STEP_UP_FOR_RETRY" not in fifteenth["steps"]["publish"]
+    assert "notify" not in fifteenth["steps"]
+    assert "notify 2026-01-15" not in effects
+    # The timeout stops the command (and its sleep) and says so:
+    assert stuck["2026-01-14"]["steps"]["stuck"][-1].endswith("Failure: stuck timed out after 1s")
+    # History: the 13th, which cronflow made, is marked once; the 14th and 15th made above.
+    assert history == [4, 0]  # raw, sales, jobs/publish, jobs/notify; then nothing new
+    assert materialised == ["2026-01-13", "2026-01-14", "2026-01-15"]
+    # The schedule runs a tick at the tick, for the partition of that date:
+    (request,) = scheduled
+    assert request["partition"] == "2026-01-16"
+    assert request["tags"]["cronflow/logical_time"] == "2026-01-16T06:00:00+01:00"
+    # Freshness: Dagster's daemon and cronflow agree, 1h and 2h01m after a run.
+    assert fresh == {"raw": ["PASS", "FAIL"]}
+    jobfile = jobs_toml.load(world.folders["pipeline"] / "jobs.toml")
+    store = Store(jobfile.settings.state_dir)
+    made = store.index().newest_success("extract")
+    assert made is not None
+    said = [
+        {
+            state.name: state.state
+            for state in freshness.states(jobfile, store.index(), made + after)
+        }["raw"]
+        for after in (timedelta(hours=1), timedelta(hours=2, minutes=1))
+    ]
+    assert said == [freshness.Freshness.FRESH, freshness.Freshness.STALE]
+
+
+def test_history_lists_what_cronflow_made_per_asset(world):
+    history = json.loads((world.folders["pipeline"] / "dagster" / "history.json").read_text())
+    assert history["assets"]["raw"] == {
+        "key": ["raw"],
+        "producer": "extract",
+        "partitions": ["2026-01-13"],
+        "last": "2026-01-13T06:00:00+01:00",
+    }
+    assert set(history["assets"]) == {"raw", "sales", "jobs/publish", "jobs/notify"}  # not stuck
+    assert (
+        "history: raw: newest success 2026-01-13T06:00:00+01:00, 1 partition(s)"
+        in world.said["pipeline"].stdout
+    )
+
+
+def test_the_generated_file_names_its_source_and_never_imports_cronflow(world):
+    text = (world.folders["example"] / "dagster" / "definitions.py").read_text()
+    assert f"# from {world.folders['example'] / 'jobs.toml'}." in text
+    assert "import cronflow" not in text and "from cronflow" not in text
