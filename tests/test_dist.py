@@ -7,6 +7,7 @@ the build tests are skipped, saying so.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -28,8 +29,21 @@ JOBS = '[jobs.hello]\ncommand = "echo hello from $CRONFLOW_JOB on $CRONFLOW_DATE
 
 
 @pytest.fixture(scope="module")
-def dist() -> Path:
-    """dist/ as `make dist` leaves it, built once for this module."""
+def dist(tmp_path_factory) -> Path:
+    """dist/ as `make dist` leaves it, built once per test run: the test workers that need it
+    take turns under a lock in the run's own temporary folder, and the first one builds."""
+    run_folder = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        run_folder = run_folder.parent  # shared by this run's workers, and only by them
+    with open(run_folder / "dist.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (run_folder / "dist.built").exists():
+            _make_dist()
+            (run_folder / "dist.built").touch()
+    return DIST
+
+
+def _make_dist() -> None:
     built = subprocess.run(["make", "dist"], cwd=ROOT, capture_output=True, text=True, timeout=1200)
     if built.returncode != 0:
         probe = subprocess.run(
@@ -43,7 +57,6 @@ def dist() -> Path:
                 f"PyPI cannot be reached, so `make dist` cannot build: {probe.stderr[-300:]}"
             )
         pytest.fail(f"make dist failed:\n{built.stdout[-3000:]}\n{built.stderr[-3000:]}")
-    return DIST
 
 
 def pythons() -> list[str]:
