@@ -76,13 +76,16 @@ def start_receiver() -> Receiver:
     return receiver
 
 
+TRICKLE_SECONDS = 0.1  # between two bytes of a trickling answer
+
+
 def trickle(handler: BaseHTTPRequestHandler, release: threading.Event) -> None:
-    """Answer a byte at a time, one every half second, for as long as anyone listens (or
-    until released): every read gets something, so only a bound on the whole exchange
+    """Answer a byte at a time, one every TRICKLE_SECONDS, for as long as anyone listens
+    (or until released): every read gets something, so only a bound on the whole exchange
     ends it."""
     answer = b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"x" * 100_000
     for byte in answer:
-        if release.wait(0.5):
+        if release.wait(TRICKLE_SECONDS):
             return
         try:
             handler.wfile.write(bytes([byte]))

@@ -44,7 +44,7 @@ fresh_within = "2h"
 schedule = "0 6 * * *"
 produces = ["raw"]
 retries = 1
-retry_delay = "1s"
+retry_delay = "200ms"
 env = { OUT = "effects" }
 command = '''
 echo "extract $CRONFLOW_DATE $CRONFLOW_ATTEMPT $CRONFLOW_LOGICAL_TIME $CRONFLOW_RUN_KIND" >> "$OUT"
@@ -73,8 +73,8 @@ command = 'echo "notify $CRONFLOW_DATE" >> effects; exit 4'
 
 [jobs.stuck]
 schedule = "0 6 * * *"
-timeout = "1s"
-kill_grace = "1s"
+timeout = "500ms"
+kill_grace = "200ms"
 command = 'echo "stuck $CRONFLOW_DATE" >> effects; sleep 60'
 """
 
@@ -160,6 +160,24 @@ fresh_within = "2d"
 deadline = "07:00"
 [jobs.base]
 schedule = "0 6 * * *"
+command = "true"
+[jobs.hourly]
+schedule = "5 * * * *"
+command = "true"
+[jobs.weekly]
+schedule = "30 7 * * 1"
+command = "true"
+[jobs.monthly]
+schedule = "0 3 1 * *"
+command = "true"
+[jobs.workdays]
+schedule = "0 6 * * 1-5"
+command = "true"
+[jobs.month_end]
+schedule = "0 22 L * *"
+command = "true"
+[jobs.twice]
+schedule = ["0 6 * * *", "30 18 * * 5"]
 command = "true"
 """
 
@@ -252,6 +270,26 @@ def test_dagster_validates_every_export_and_ruff_finds_them_formatted(world):
     assert formatted.returncode == 0, formatted.stdout + formatted.stderr
 
 
+def test_each_plain_cron_shape_gets_its_partitions(world):
+    said = world.said["every_key"].stdout
+    for flow, partitions in (
+        ("base_flow", "daily"),
+        ("hourly_flow", "hourly"),
+        ("weekly_flow", "weekly"),
+        ("monthly_flow", "monthly"),
+        ("workdays_flow", "timewindow"),
+        ("month_end_flow", "none"),
+        ("twice_flow", "none"),
+    ):
+        assert (
+            f"flow {flow}: " in said
+            and f"(partitions: {partitions})" in said.split(f"flow {flow}: ")[1].split("\n")[0]
+        )
+    assert (
+        'month_end_flow: schedule "0 22 L * *": not partitioned' in world.said["every_key"].stderr
+    )
+
+
 def test_every_key_is_carried_over_or_named_in_a_warning(world):
     assert set(EVERY_KEY) == set(JOB_KEYS), "give every job key a value in EVERY_KEY"
     warnings = world.said["every_key"].stderr
@@ -320,7 +358,7 @@ def test_the_pipeline_runs_in_dagster_as_under_cronflow(world):
     assert "notify" not in fifteenth["steps"]
     assert "notify 2026-01-15" not in effects
     # The timeout stops the command (and its sleep) and says so:
-    assert stuck["2026-01-14"]["steps"]["stuck"][-1].endswith("Failure: stuck timed out after 1s")
+    assert stuck["2026-01-14"]["steps"]["stuck"][-1].endswith("Failure: stuck timed out after 0.5s")
     # History: the 13th, which cronflow made, is marked once; the 14th and 15th made above.
     assert history == [4, 0]  # raw, sales, jobs/publish, jobs/notify; then nothing new
     assert materialised == ["2026-01-13", "2026-01-14", "2026-01-15"]

@@ -92,8 +92,17 @@ def plain(python: str, *args: str, cwd: Path, home: Path) -> subprocess.Complete
     )
 
 
+@pytest.fixture(scope="module")
+def shared_home(tmp_path_factory) -> Path:
+    """One HOME for every Python that runs the single file, as for a user with several:
+    shiv unpacks it into ~/.shiv once (2 s), and each Python then runs from there."""
+    return tmp_path_factory.mktemp("home")
+
+
 @pytest.mark.parametrize("python", pythons())
-def test_the_single_file_runs_on_a_plain_python_in_an_empty_folder(dist, tmp_path, python):
+def test_the_single_file_runs_on_a_plain_python_in_an_empty_folder(
+    dist, tmp_path, python, shared_home
+):
     assert (
         plain(python, "-c", "import cronflow", cwd=tmp_path, home=tmp_path).returncode != 0
     )  # nothing of cronflow is installed there
@@ -102,7 +111,7 @@ def test_the_single_file_runs_on_a_plain_python_in_an_empty_folder(dist, tmp_pat
     shutil.copy(dist / "cronflow.pyz", empty)
     jobs = tmp_path / "jobs.toml"
     jobs.write_text(JOBS)
-    home = tmp_path / "home"
+    home = shared_home
 
     shown = plain(python, "cronflow.pyz", "--version", cwd=empty, home=home)
     assert shown.stdout == f"cronflow {__version__}\n", shown.stderr

@@ -206,11 +206,11 @@ def test_a_ping_url_with_a_user_and_password_sends_them_as_basic_auth(write_jobs
     assert "p%40ss" not in log_text and "ops:" not in log_text
 
 
-@pytest.mark.parametrize("mode, timeout", [("hang", 0.3), ("trickle", 1.0)])
+@pytest.mark.parametrize("mode, timeout", [("hang", 0.3), ("trickle", 0.3)])
 def test_a_hanging_monitor_delays_nothing_but_the_end_of_the_invocation(
     write_jobs, monitor, clock, mode, timeout
 ):
-    """Silent, or answering a byte every half second (within the timeout: every read gets
+    """Silent, or answering a byte every 0.1 s (within the timeout: every read gets
     something, so only a bound on the whole exchange ends it), a monitor costs each ping its
     timeout at most."""
     monitor.mode = mode
