@@ -176,6 +176,10 @@ command = "true"
 [jobs.month_end]
 schedule = "0 22 L * *"
 command = "true"
+[jobs.secretive]
+schedule = "0 6 * * *"
+env = { API_TOKEN = "tok-0123456789" }
+command = "true"
 [jobs.twice]
 schedule = ["0 6 * * *", "30 18 * * 5"]
 command = "true"
@@ -302,6 +306,7 @@ def test_every_key_is_carried_over_or_named_in_a_warning(world):
         first_words = line.split(": ", 2)[-1][:40]
         assert first_words in " ".join(text.replace("#  ", "").split()), line
     assert "s3cr3t" not in text  # an env_file's values are read at run time, never copied
+    assert "env (secretive): values whose names look secret are written into this file" in warnings
 
 
 def steps(world, *listed: dict) -> list:

@@ -77,6 +77,7 @@ class ExportedFlow:
     name: str  # the Dagster job's name
     jobs: tuple[str, ...]
     partitions: str  # "Daily", ..., or "none"
+    when: str  # '"15 6 * * *" in UTC', or that it runs only when launched
     warnings: tuple[str, ...]
     variables: tuple[str, str | None]  # the job's and its schedule's (None: no schedule)
 
@@ -119,6 +120,7 @@ def export_dagster(
                 name=flow_name,
                 jobs=tuple(job.name for job in flow.jobs),
                 partitions=partitions.kind if partitions else "none",
+                when=_when(flow),
                 warnings=tuple(warnings),
                 variables=names,
             )
@@ -202,12 +204,23 @@ def _header(jobfile: JobFile, exported: list[ExportedFlow]) -> str:
         for name in pools:
             lines.append(f"#   dagster instance concurrency set {name} {jobfile.pools[name].slots}")
     for flow in exported:
-        lines += ["#", *comment(f"Flow {flow.name}: {' -> '.join(flow.jobs)}.")]
+        partitions = (
+            f"{flow.partitions} partitions" if flow.partitions != "none" else "no partitions"
+        )
+        said = f"Flow {flow.name}: {' -> '.join(flow.jobs)}; runs {flow.when}, {partitions}."
+        lines += ["#", *comment(said)]
         if flow.warnings:
             lines.append("# Not translated exactly (the export printed these as warnings too):")
             for warning in flow.warnings:
                 lines += comment(warning, bullet=True)
     return "\n".join(lines)
+
+
+def _when(flow: Flow) -> str:
+    cadence = flow.cadence
+    if cadence.expression is None or airflow_cron(cadence.expression)[0] is None:
+        return "only when launched (no schedule Dagster can run)"
+    return f'"{cadence.expression}" in {cadence.timezone.key}'
 
 
 def origin_line(jobfile: JobFile) -> str:

@@ -18,6 +18,7 @@ from datetime import datetime
 from cronflow.decide import day_forms
 from cronflow.decide.schedule import SEPARATOR, schedule_of
 from cronflow.interop.airflow_flows import Flow, airflow_cron, days_differ, dst_differs
+from cronflow.masking import looks_secret
 from cronflow.model import CatchUp, Job, JobFile, Overlap, RunIf
 from cronflow.tell.alerts import alerted_events
 
@@ -155,6 +156,11 @@ JOB_DIFFERENCES: tuple[tuple[Callable[[Job], bool], str], ...] = (
         lambda job: job.run_if is not RunIf.ALL_SUCCESS,
         "run_if ({jobs}): Dagster runs a step only after all its upstream steps succeeded "
         "(all_success); other rules are not exported.",
+    ),
+    (
+        lambda job: any(looks_secret(name) for name in job.env),
+        "env ({jobs}): values whose names look secret are written into this file; move them "
+        "to an env_file, which the generated code reads at each run instead.",
     ),
     (
         lambda job: job.user is not None or job.group is not None,
