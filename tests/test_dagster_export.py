@@ -71,6 +71,11 @@ depends_on = ["publish"]
 success_exit_codes = [4]
 command = 'echo "notify $CRONFLOW_DATE" >> effects; exit 4'
 
+[jobs.summary]
+schedule = "0 7 * * *"
+depends_on = ["extract"]
+command = 'echo "summary $CRONFLOW_DATE" >> effects'
+
 [jobs.stuck]
 schedule = "0 6 * * *"
 timeout = "500ms"
@@ -325,10 +330,13 @@ def steps(world, *listed: dict) -> list:
 
 
 def test_the_pipeline_runs_in_dagster_as_under_cronflow(world):
-    history, runs, stuck, materialised, scheduled, fresh = steps(
+    history, _, early, runs, late, stuck, materialised, scheduled, fresh = steps(
         world,
         {"report_history": True},
+        {"set": {"UPSTREAM_WAIT": 0.3, "UPSTREAM_POLL": 0.1}},
+        {"materialise": "summary_flow", "partitions": ["2026-01-14"]},
         {"materialise": "extract_flow", "partitions": ["2026-01-14", "2026-01-15"]},
+        {"materialise": "summary_flow", "partitions": ["2026-01-14"]},
         {"materialise": "stuck_flow", "partitions": ["2026-01-14"]},
         {"materialised": ["raw"]},
         {"schedule": "extract_flow_schedule", "at": "2026-01-16T06:00:00+01:00"},
@@ -336,7 +344,7 @@ def test_the_pipeline_runs_in_dagster_as_under_cronflow(world):
     )
     effects = (world.folders["pipeline"] / "effects").read_text().splitlines()
     # Dependency order, the logical date from the partition, the retry as configured:
-    assert [line for line in effects if "2026-01-14" in line] == [
+    assert [line for line in effects if "2026-01-14" in line and "summary" not in line] == [
         "extract 2026-01-14 1 2026-01-14T06:00:00+01:00 backfill",
         "extract 2026-01-14 2 2026-01-14T06:00:00+01:00 backfill",
         "transform 2026-01-14 s3cr3t-from-the-env-file",
@@ -345,7 +353,8 @@ def test_the_pipeline_runs_in_dagster_as_under_cronflow(world):
         "stuck 2026-01-14",
     ]
     # What cronflow's own run of the 13th saw, the same:
-    assert [line for line in world.cronflow_saw if not line.startswith("stuck")] == [
+    skipped = ("stuck", "summary")
+    assert [line for line in world.cronflow_saw if not line.startswith(skipped)] == [
         "extract 2026-01-13 1 2026-01-13T06:00:00+01:00 backfill",
         "extract 2026-01-13 2 2026-01-13T06:00:00+01:00 backfill",
         "transform 2026-01-13 s3cr3t-from-the-env-file",
@@ -362,10 +371,17 @@ def test_the_pipeline_runs_in_dagster_as_under_cronflow(world):
     assert "STEP_UP_FOR_RETRY" not in fifteenth["steps"]["publish"]
     assert "notify" not in fifteenth["steps"]
     assert "notify 2026-01-15" not in effects
+    # A job after an upstream on another schedule waits for the upstream's partition (here
+    # for 0.3 s, then it fails without running), and runs once it is there:
+    assert early["2026-01-14"]["steps"]["summary"][-1].endswith(
+        "summary: its upstream raw has not been made for 2026-01-14T07:00:00+01:00 (waited 0.3s)"
+    )
+    assert late["2026-01-14"]["success"]
+    assert effects.count("summary 2026-01-14") == 1
     # The timeout stops the command (and its sleep) and says so:
     assert stuck["2026-01-14"]["steps"]["stuck"][-1].endswith("Failure: stuck timed out after 0.5s")
     # History: the 13th, which cronflow made, is marked once; the 14th and 15th made above.
-    assert history == [4, 0]  # raw, sales, jobs/publish, jobs/notify; then nothing new
+    assert history == [5, 0]  # raw, sales, jobs/publish, jobs/notify, jobs/summary; then none
     assert materialised == ["2026-01-13", "2026-01-14", "2026-01-15"]
     # The schedule runs a tick at the tick, for the partition of that date:
     (request,) = scheduled
@@ -395,7 +411,8 @@ def test_history_lists_what_cronflow_made_per_asset(world):
         "partitions": ["2026-01-13"],
         "last": "2026-01-13T06:00:00+01:00",
     }
-    assert set(history["assets"]) == {"raw", "sales", "jobs/publish", "jobs/notify"}  # not stuck
+    made = {"raw", "sales", "jobs/publish", "jobs/notify", "jobs/summary"}
+    assert set(history["assets"]) == made  # not stuck: it timed out
     assert (
         "history: raw: newest success 2026-01-13T06:00:00+01:00, 1 partition(s)"
         in world.said["pipeline"].stdout

@@ -48,26 +48,33 @@ DEFINITIONS_FILE = "definitions.py"
 HISTORY_FILE = "history.json"
 # Names the generated module defines itself, which no generated variable may take.
 _RESERVED = {
-    "HERE",
-    "JOBS",
-    "LOGICAL_TIME_TAG",
-    "TIMED_OUT",
-    "EXITED",
     "cronflow_env",
     "datetime",
     "defs",
     "dg",
     "dotenv_values",
+    "EXITED",
     "flow_schedule",
+    "HERE",
     "job_assets",
+    "JOBS",
     "json",
+    "logical_time",
+    "LOGICAL_TIME_TAG",
+    "made_for",
     "Path",
     "re",
     "report_history",
     "retry_delay",
     "run_job",
     "sys",
+    "time",
+    "TIMED_OUT",
     "timedelta",
+    "UPSTREAM_POLL",
+    "UPSTREAM_WAIT",
+    "wait_for_upstreams",
+    "WAITS_FOR",
     "ZoneInfo",
 }
 
@@ -107,6 +114,7 @@ def export_dagster(
     variables = {job.name: dagster_name(job.name, taken) for job in jobfile.jobs.values()}
     dagster_names = set(variables.values())  # op and job names share one namespace
     parts, exported = [], []
+    partitions_of: dict[str, str] = {}  # job -> its flow's partitions variable ("None")
     for flow in planned:
         partitions, note = partitioning(flow)
         oldest = [at for at in map(oldest_run, (job.name for job in flow.jobs)) if at]
@@ -115,6 +123,7 @@ def export_dagster(
         warnings = differences(jobfile, flow, note)
         block, names = _flow_block(jobfile, flow, flow_name, variables, partitions, start, taken)
         parts.append(block)
+        partitions_of.update({job.name: names[2] for job in flow.jobs})
         exported.append(
             ExportedFlow(
                 name=flow_name,
@@ -122,7 +131,7 @@ def export_dagster(
                 partitions=partitions.kind if partitions else "none",
                 when=_when(flow),
                 warnings=tuple(warnings),
-                variables=names,
+                variables=names[:2],
             )
         )
     text = "\n\n\n".join(
@@ -130,6 +139,7 @@ def export_dagster(
             _header(jobfile, exported) + "\n\n" + _IMPORTS + "\n\n" + _jobs_table(jobfile),
             RUNTIME,
             *parts,
+            _waits_for(jobfile, planned, partitions_of),
             _definitions(jobfile, variables, exported),
             MAIN,
         ]
@@ -182,6 +192,7 @@ _IMPORTS = """\
 import json
 import re
 import sys
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -285,9 +296,9 @@ def _flow_block(
     partitions: Partitioning | None,
     start: datetime | None,
     taken: set[str],
-) -> tuple[str, tuple[str, str | None]]:
-    """The flow's partitions, assets, asset job and schedule; and the job's and schedule's
-    variables."""
+) -> tuple[str, tuple[str, str | None, str]]:
+    """The flow's partitions, assets, asset job and schedule; and the variables of the job,
+    the schedule (None: none) and the partitions ("None": none)."""
     blocks = [f"# ---- flow {name}: {' -> '.join(job.name for job in flow.jobs)}"]
     partitions_var = "None"
     if partitions is not None and start is not None:
@@ -307,7 +318,7 @@ def _flow_block(
     schedule = _schedule(flow, job_var, partitions_var, taken)
     if schedule:
         blocks.append(schedule[0])
-    return "\n\n".join(blocks), (job_var, schedule[1] if schedule else None)
+    return "\n\n".join(blocks), (job_var, schedule[1] if schedule else None, partitions_var)
 
 
 def _partitions(partitions: Partitioning, start: datetime) -> str:
@@ -437,6 +448,27 @@ def _schedule(
     ]
     text = f"{variable} = flow_schedule(\n" + "".join(f"    {a},\n" for a in arguments) + ")"
     return text, variable
+
+
+def _waits_for(jobfile: JobFile, planned: list[Flow], partitions_of: dict[str, str]) -> str:
+    """WAITS_FOR: per job, its upstreams on other schedules (an asset each of them makes,
+    and their partitions), which its step waits for (see wait_for_upstreams)."""
+    entries = []
+    for flow in planned:
+        for name, upstreams in flow.external.items():
+            pairs = [
+                f"({list_literal(_products(upstream)[0][1])}, {partitions_of[upstream.name]})"
+                for upstream in upstreams
+            ]
+            items = sequence_literal(pairs, indent=4, start=4 + len(literal(name)) + 2)
+            entries.append(f"    {literal(name)}: {items},\n")
+    body = "{\n" + "".join(entries) + "}" if entries else "{}"
+    return (
+        "# cronflow runs a job only after its upstreams on other schedules succeeded for\n"
+        "# their newest tick at or before its logical time; Dagster's schedules do not wait,\n"
+        "# so the step does (wait_for_upstreams).\n"
+        f"WAITS_FOR = {body}"
+    )
 
 
 def _definitions(jobfile: JobFile, variables: dict[str, str], exported: list[ExportedFlow]) -> str:

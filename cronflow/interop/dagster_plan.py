@@ -239,9 +239,9 @@ def differences(jobfile: JobFile, flow: Flow, partition_note: str) -> list[str]:
     external = sorted({up.name for ups in flow.external.values() for up in ups})
     if external:
         notes.append(
-            f"upstreams on other schedules ({', '.join(external)}): their assets are this "
-            "flow's dependencies in the asset graph, but its schedule does not wait for "
-            "their runs as cronflow does."
+            f"upstreams on other schedules ({', '.join(external)}): a step waits for their "
+            "partition of the newest tick at or before its own (as cronflow does) for at "
+            "most a day (UPSTREAM_WAIT), holding its executor slot meanwhile."
         )
     notes += _asset_differences(jobfile, flow)
     notes += _alert_differences(jobfile, flow)

@@ -9,15 +9,15 @@ HERE = Path(__file__).resolve().parent
 # A run's logical time when it has no partition: the tick, set by its schedule.
 LOGICAL_TIME_TAG = "cronflow/logical_time"
 TIMED_OUT = 124  # what coreutils `timeout` exits with when it stopped the command
+UPSTREAM_WAIT = 24 * 3600  # seconds a step waits for an upstream on another schedule
+UPSTREAM_POLL = 30  # seconds between two looks
 # How Dagster's subprocess client says a command failed, and with which exit status.
 EXITED = re.compile(r"failed with code (-?\\d+)")
 
 
-def cronflow_env(
-    context: dg.AssetExecutionContext, job: str, zone: str
-) -> dict[str, str]:
-    """The CRONFLOW_* variables cronflow gives a run. The logical time is the partition's
-    start (its tick), else the tick the schedule tagged the run with, else this minute."""
+def logical_time(context: dg.AssetExecutionContext, zone: str) -> datetime:
+    """The run's logical time, in the job's zone: the partition's start (its tick), else
+    the tick the schedule tagged the run with, else this minute."""
     tags = context.run.tags
     if context.has_partition_key:
         logical = context.partition_time_window.start
@@ -25,7 +25,14 @@ def cronflow_env(
         logical = datetime.fromisoformat(tags[LOGICAL_TIME_TAG])
     else:
         logical = datetime.now(ZoneInfo(zone)).replace(second=0, microsecond=0)
-    logical = logical.astimezone(ZoneInfo(zone))
+    return logical.astimezone(ZoneInfo(zone))
+
+
+def cronflow_env(
+    context: dg.AssetExecutionContext, job: str, logical: datetime
+) -> dict[str, str]:
+    """The CRONFLOW_* variables cronflow gives a run for its logical time."""
+    tags = context.run.tags
     if "dagster/schedule_name" in tags:
         kind = "scheduled"
     elif context.has_partition_key or LOGICAL_TIME_TAG in tags:
@@ -40,6 +47,36 @@ def cronflow_env(
         "CRONFLOW_ATTEMPT": str(context.retry_number + 1),
         "CRONFLOW_RUN_KIND": kind,
     }
+
+
+def wait_for_upstreams(
+    context: dg.AssetExecutionContext, name: str, logical: datetime
+) -> None:
+    """Wait until each upstream on another schedule has made its partition for the newest
+    tick at or before `logical` (what cronflow waits for; Dagster's schedules do not), at
+    most UPSTREAM_WAIT seconds, then fail without running the command."""
+    give_up = time.monotonic() + UPSTREAM_WAIT
+    for key, partitions in WAITS_FOR.get(name, []):
+        asset = dg.AssetKey(key)
+        while not made_for(context.instance, asset, partitions, logical):
+            left = give_up - time.monotonic()
+            if left <= 0:
+                raise dg.Failure(
+                    f"{name}: its upstream {asset.to_user_string()} has not been made for "
+                    f"{logical.isoformat()} (waited {UPSTREAM_WAIT:g}s)",
+                    allow_retries=False,
+                )
+            context.log.info(f"{name} waits for {asset.to_user_string()}")
+            time.sleep(min(UPSTREAM_POLL, left))
+
+
+def made_for(instance, asset: dg.AssetKey, partitions, logical: datetime) -> bool:
+    """Whether `asset` was made for its newest tick at or before `logical` (an asset
+    without partitions: whether it was ever made)."""
+    if partitions is None:
+        return instance.get_latest_materialization_event(asset) is not None
+    wanted = partitions.get_partition_key_for_timestamp(logical.timestamp())
+    return wanted in instance.get_materialized_partitions(asset)
 
 
 def retry_delay(job: dict, attempt: int) -> float:
@@ -61,7 +98,9 @@ def run_job(context: dg.AssetExecutionContext, name: str):
         found = dotenv_values(path, interpolate=False)
         env.update({key: value or "" for key, value in found.items()})
     env.update(job["env"])
-    env.update(cronflow_env(context, name, job["zone"]))
+    logical = logical_time(context, job["zone"])
+    env.update(cronflow_env(context, name, logical))
+    wait_for_upstreams(context, name, logical)
     script = job["command"]
     if job["success_exit_codes"]:  # these exit statuses count as success, as 0 does
         codes = "|".join(str(code) for code in job["success_exit_codes"])

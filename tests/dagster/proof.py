@@ -4,6 +4,7 @@ a JSON file lists; print what Dagster said as one JSON line.
 
 Steps:
   {"report_history": true}                       report_history() twice: how many each time
+  {"set": {NAME: VALUE}}                         set the module's constants (UPSTREAM_WAIT)
   {"materialise": FLOW, "partitions": [KEY...]}  execute_in_process per partition
   {"materialised": [PATH...]}                    the partitions Dagster holds as materialised
   {"schedule": NAME, "at": ISO}                  the run request the schedule makes at a tick
@@ -97,7 +98,11 @@ def main(path, steps_file):
     said = []
     with instance_for_test() as instance:
         for step in json.loads(Path(steps_file).read_text()):
-            if "report_history" in step:
+            if "set" in step:
+                for name, value in step["set"].items():
+                    setattr(module, name, value)
+                said.append(None)
+            elif "report_history" in step:
                 first = module.report_history(instance)
                 said.append([first, module.report_history(instance)])
             elif "materialise" in step:
