@@ -52,10 +52,28 @@ class FastClock:
         wake.wait(self.wait)
         self._now = max(self._now, when)
         print(
-            f"clock {self._now.timestamp()} {sqlite_heap()} {sys.getallocatedblocks()}",
+            f"clock {self._now.timestamp()} {sqlite_heap()} {sys.getallocatedblocks()} "
+            f"{pymalloc_arenas()}",
             file=sys.stderr,
             flush=True,
         )
+
+def pymalloc_arenas():
+    # Python's small-object arenas (1 MiB each) in use: fragmentation pins them
+    import os, tempfile
+    with tempfile.TemporaryFile() as out:
+        saved = os.dup(2)
+        os.dup2(out.fileno(), 2)
+        try:
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        out.seek(0)
+        for line in out.read().decode(errors="replace").splitlines():
+            if line.startswith("# arenas allocated current"):
+                return int(line.split("=")[1].replace(",", ""))
+    return -1
 
 def sqlite_heap():
     # what SQLite holds in this process (its page caches above all)
@@ -126,6 +144,35 @@ def age(state: Path, now: float) -> None:
                     os.utime(entry.path, (now, now), follow_symlinks=False)
 
 
+SMAPS: list[dict[str, float]] = []
+
+
+def anonymous_by_kind(pid: int) -> dict[str, float]:
+    """Anonymous resident MiB by the kind of mapping: the brk heap, thread stacks (8 MiB),
+    glibc's thread arenas (64 MiB reservations), other anonymous maps."""
+    kinds: dict[str, float] = {}
+    kind = None
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        parts = line.split()
+        if "-" in parts[0] and len(parts) >= 5 and ":" in parts[3]:
+            start, end = (int(x, 16) for x in parts[0].split("-"))
+            size = (end - start) / 2**20
+            name = parts[5] if len(parts) > 5 else ""
+            if name == "[heap]":
+                kind = "heap"
+            elif name:
+                kind = None  # a file or [stack]/[vdso]
+            elif 7.9 <= size <= 8.1:
+                kind = "stack8M"
+            elif 60 <= size <= 64.1:
+                kind = "arena64M"
+            else:
+                kind = f"anon{'>1M' if size > 1 else '<=1M'}"
+        elif parts[0] == "Anonymous:" and kind is not None:
+            kinds[kind] = kinds.get(kind, 0) + int(parts[1]) / 1024
+    return kinds
+
+
 def sample(pid: int, state: Path) -> tuple[float, int, int, int]:
     """(RSS MiB, open descriptors, threads, state directory bytes); the anonymous and the
     file-backed parts of RSS go to RSS_PARTS."""
@@ -176,14 +223,19 @@ def main() -> None:
             if now >= next_hour:
                 age(folder / ".cronflow", now)
                 samples.append((now, *sample(daemon.pid, folder / ".cronflow")))
+                SMAPS.append(anonymous_by_kind(daemon.pid))
                 heaps.append(int(line.split()[2]) / 2**20)
                 blocks.append(int(line.split()[3]))
+                ARENAS.append(int(line.split()[4]))
                 next_hour += 3600
             if now >= end:
                 break
         daemon.terminate()
         daemon.wait(timeout=120)
     report(samples, heaps, blocks, options.days, time.monotonic() - began)
+
+
+ARENAS: list[int] = []
 
 
 def report(
@@ -207,6 +259,13 @@ def report(
     trend = ", ".join(f"{(s[0] - first) / 3600:.0f}h {s[1]:.0f}" for s in samples[::12])
     print(f"  RSS (MiB) every 12 simulated hours: {trend}")
     day1 = len(samples) - len(after_day)
+    for hour in (24, 72, 84, 90, 94, 95, 96, 97, 98, 100, 108, 119):
+        if hour < len(SMAPS):
+            row = ", ".join(f"{k} {v:.1f}" for k, v in sorted(SMAPS[hour].items()))
+            print(f"  anon by mapping at {hour}h: {row}; threads {samples[hour][3]}")
+    pairs = list(zip(samples, ARENAS, strict=True))[::12]
+    arenas = ", ".join(f"{(s[0] - first) / 3600:.0f}h {a}" for s, a in pairs)
+    print(f"  pymalloc arenas (1 MiB each) every 12 simulated hours: {arenas}")
     print(
         f"  SQLite's heap (sqlite3_memory_used): after day 1 {heaps[day1]:.1f} MiB, end "
         f"{heaps[-1]:.1f}, max {max(heaps):.1f}: growth after day 1 {heaps[-1] - heaps[day1]:+.1f}"
