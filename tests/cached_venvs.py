@@ -70,3 +70,17 @@ def cached_venv(name: str, requirements: Path) -> Path:
             if old != venv:
                 shutil.rmtree(old, ignore_errors=True)
         return python
+
+
+def python_for_the_proof(name: str, requirements: Path, tool: str, to_do: str) -> Path:
+    """cached_venv for a test: skipped (saying why) when PyPI cannot be reached, failed when
+    the install fails for another reason. `tool` and `to_do` make the reason read: "PyPI
+    cannot be reached, so Dagster cannot be installed to load and run the export"."""
+    import pytest
+
+    try:
+        return cached_venv(name, requirements)
+    except Unreachable as error:
+        pytest.skip(f"PyPI cannot be reached, so {tool} cannot be installed to {to_do}: {error}")
+    except RuntimeError as error:
+        pytest.fail(f"installing {tool} failed:\n{error}")

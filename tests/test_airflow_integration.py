@@ -22,7 +22,7 @@ import pytest
 
 from cronflow.load import jobs_toml
 from cronflow.state.store import Store
-from tests.cached_venvs import Unreachable, cached_venv
+from tests.cached_venvs import python_for_the_proof
 from tests.conftest import CHILD_TZ, run_cli
 from tests.receivers import start_receiver
 
@@ -149,15 +149,9 @@ env | grep ^CRONFLOW_ | sort > "$OUT/$CRONFLOW_JOB-$CRONFLOW_LOGICAL_TIME"
 @pytest.fixture(scope="module")
 def airflow_python() -> Path:
     """The Python of the machine's cached Airflow environment (tests/cached_venvs.py)."""
-    try:
-        return cached_venv("airflow", REQUIREMENTS)
-    except Unreachable as error:
-        pytest.skip(
-            "PyPI cannot be reached, so Apache Airflow cannot be installed to load and run "
-            f"the exported DAGs: {error}"
-        )
-    except RuntimeError as error:
-        pytest.fail(f"installing Apache Airflow failed:\n{error}")
+    return python_for_the_proof(
+        "airflow", REQUIREMENTS, "Apache Airflow", "load and run the exported DAGs"
+    )
 
 
 @pytest.fixture(scope="module")

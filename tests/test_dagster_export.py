@@ -26,7 +26,7 @@ from cronflow.interop.dagster_plan import MAPPED_KEYS
 from cronflow.load import jobs_toml
 from cronflow.load.values import ASSET_KEYS, JOB_KEYS
 from cronflow.state.store import Store
-from tests.cached_venvs import Unreachable, cached_venv
+from tests.cached_venvs import python_for_the_proof
 from tests.conftest import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -206,15 +206,9 @@ def every_key_file() -> str:
 @pytest.fixture(scope="module")
 def dagster_python() -> Path:
     """The Python of the machine's cached Dagster environment (tests/cached_venvs.py)."""
-    try:
-        return cached_venv("dagster", REQUIREMENTS)
-    except Unreachable as error:
-        pytest.skip(
-            "PyPI cannot be reached, so Dagster cannot be installed to load and run the "
-            f"exported code location: {error}"
-        )
-    except RuntimeError as error:
-        pytest.fail(f"installing Dagster failed:\n{error}")
+    return python_for_the_proof(
+        "dagster", REQUIREMENTS, "Dagster", "load and run the exported code location"
+    )
 
 
 def export(folder: Path, *options: str) -> subprocess.CompletedProcess:

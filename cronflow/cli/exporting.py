@@ -107,6 +107,7 @@ def export_dagster(
     """
     from cronflow.clock import SystemClock
     from cronflow.interop import dagster
+    from cronflow.interop.python_source import write_generated
 
     jobfile = load_jobs(jobs)
     index = store_of(jobfile).index()
@@ -118,7 +119,7 @@ def export_dagster(
     if history:
         files[dagster.HISTORY_FILE] = dagster.history_text(jobfile, made)
     try:
-        written = dagster.write_files(files, out)
+        written = write_generated(files, out)
     except OSError as error:
         raise UsageError(
             f"cannot write to {out}: {error.strerror}. Choose another --out."

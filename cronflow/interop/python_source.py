@@ -6,6 +6,9 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Iterable
 from datetime import timedelta
+from pathlib import Path
+
+from cronflow.state.files import replace_whole
 
 LINE_LENGTH = 88  # the generated files are formatted as ruff and black format them
 _JINJA_MARKERS = ("{{", "{%", "{#")
@@ -119,3 +122,23 @@ def sequence_literal(items: list[str], indent: int, start: int) -> str:
         return one_line
     inner = " " * (indent + 4)
     return "[\n" + "".join(f"{inner}{item},\n" for item in items) + " " * indent + "]"
+
+
+def origin_line(source: Path) -> str:
+    """The comment that names the jobs file a generated file came from (and finds the files
+    an earlier export of it left)."""
+    return f"# from {source.absolute()}. Edit the jobs file and export again rather than this file."
+
+
+def write_generated(files: dict[str, str], out: Path) -> list[tuple[Path, bool]]:
+    """Write each file (name -> text) into `out` (made if needed), each whole or not at all;
+    an unchanged file is left untouched. Returns each path and whether it changed."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in files.items():
+        path = out / name
+        changed = not path.exists() or path.read_text(encoding="utf-8") != text
+        if changed:
+            replace_whole(path, text.encode(), mode=0o644)
+        written.append((path, changed))
+    return written
