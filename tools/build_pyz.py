@@ -67,7 +67,7 @@ def main(dist: Path) -> Path:
     build = dist.parent / "build" / "pyz"
     shutil.rmtree(build, ignore_errors=True)
     site = build / "site-packages"
-    pip("install", "--target", str(site), str(wheel))
+    pip("install", "--no-compile", "--target", str(site), str(wheel))  # shiv compiles at unpacking
     compiled = compiled_distributions(site)
     for version in OTHER_PYTHONS:
         add_compiled_modules(site, build / f"cp{version}", version, compiled)
@@ -130,6 +130,7 @@ def add_compiled_modules(site: Path, scratch: Path, version: str, compiled: list
     platforms = [argument for tag in platform_tags() for argument in ("--platform", tag)]
     pip(
         "install",
+        "--no-compile",
         "--target",
         str(scratch),
         "--no-deps",
