@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import textwrap
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -28,6 +29,7 @@ from cronflow.load.values import ASSET_KEYS, JOB_KEYS
 from cronflow.state.store import Store
 from tests.cached_venvs import python_for_the_proof
 from tests.conftest import run_cli
+from tests.receivers import start_receiver
 
 ROOT = Path(__file__).resolve().parent.parent
 HELPERS = ROOT / "tests" / "dagster"
@@ -36,6 +38,11 @@ REQUIREMENTS = HELPERS / "requirements.txt"
 PIPELINE = """
 [cronflow]
 timezone = "Europe/Berlin"
+
+[alerts]
+urls = ["ALERTS_URL"]
+config = "apprise.yml"
+on = ["failure", "retry"]
 
 [assets.raw]
 fresh_within = "2h"
@@ -60,6 +67,7 @@ command = 'echo "transform $CRONFLOW_DATE $TOKEN" >> effects'
 [jobs.publish]
 depends_on = ["transform"]
 retries = 2
+alert_tags = ["other"]
 no_retry_exit_codes = [3]
 command = '''
 echo "publish $CRONFLOW_DATE" >> effects
@@ -69,6 +77,7 @@ echo "publish $CRONFLOW_DATE" >> effects
 [jobs.notify]
 depends_on = ["publish"]
 success_exit_codes = [4]
+alert_on = ["success"]
 command = 'echo "notify $CRONFLOW_DATE" >> effects; exit 4'
 
 [jobs.summary]
@@ -78,9 +87,19 @@ command = 'echo "summary $CRONFLOW_DATE" >> effects'
 
 [jobs.stuck]
 schedule = "0 6 * * *"
+alert_tags = ["dead"]
 timeout = "500ms"
 kill_grace = "200ms"
 command = 'echo "stuck $CRONFLOW_DATE" >> effects; sleep 60'
+"""
+
+# The config file's targets hear of the jobs that carry their tag: nothing answers on port 9.
+APPRISE_CONFIG = """\
+urls:
+  - json://127.0.0.1:9/dead:
+      tag: dead
+  - {other}:
+      tag: other
 """
 
 # A value for every job key (tests fail when a key is added without one here): each job of
@@ -236,7 +255,7 @@ def in_dagster(python: Path, folder: Path, *command: str) -> subprocess.Complete
 
 
 @pytest.fixture(scope="module")
-def world(dagster_python, tmp_path_factory) -> SimpleNamespace:
+def world(dagster_python, tmp_path_factory) -> Iterator[SimpleNamespace]:
     """The example, the every-key file and the pipeline, each exported; cronflow itself ran
     the pipeline for 2026-01-13 before the export (its history)."""
     base = tmp_path_factory.mktemp("dagster")
@@ -247,16 +266,25 @@ def world(dagster_python, tmp_path_factory) -> SimpleNamespace:
     shutil.copy(ROOT / "jobs.toml.example", folders["example"] / "jobs.toml")
     (folders["every_key"] / "jobs.toml").write_text(every_key_file())
     pipeline = folders["pipeline"]
-    (pipeline / "jobs.toml").write_text(textwrap.dedent(PIPELINE))
+    receiver = start_receiver()
+    jobs = textwrap.dedent(PIPELINE).replace("ALERTS_URL", receiver.url(path="alerts"))
+    (pipeline / "jobs.toml").write_text(jobs)
+    (pipeline / "apprise.yml").write_text(APPRISE_CONFIG.format(other=receiver.url(path="other")))
     ran = run_cli("run", "--jobs", "jobs.toml", "--date", "2026-01-13", cwd=pipeline)
     assert ran.returncode == 1, ran.stderr  # publish and stuck ran as they do in Dagster
     cronflow_saw = (pipeline / "effects").read_text().splitlines()
     (pipeline / "effects").unlink()
     said = {name: export(folder) for name, folder in folders.items() if name != "pipeline"}
     said["pipeline"] = export(pipeline, "--history")
-    return SimpleNamespace(
-        python=dagster_python, folders=folders, said=said, cronflow_saw=cronflow_saw
+    yield SimpleNamespace(
+        python=dagster_python,
+        folders=folders,
+        said=said,
+        cronflow_saw=cronflow_saw,
+        cronflow_alerts=[message.body["title"] for message in receiver.messages()],
+        receiver=receiver,
     )
+    receiver.server.shutdown()
 
 
 def test_dagster_validates_every_export_and_ruff_finds_them_formatted(world):
@@ -374,6 +402,36 @@ def test_the_pipeline_runs_in_dagster_as_under_cronflow(world):
     assert effects.count("summary 2026-01-14") == 1
     # The timeout stops the command (and its sleep) and says so:
     assert stuck["2026-01-14"]["steps"]["stuck"][-1].endswith("Failure: stuck timed out after 0.5s")
+    # Alerts, through apprise from the step, as cronflow words them (its own run of the 13th
+    # said "extract try 1 failed, retrying" too): a retry to come, a failure for good (also
+    # the upstream that was not there, and the timeout), notify's success.
+    assert "cronflow: extract try 1 failed, retrying (2026-01-13)" in world.cronflow_alerts
+    received = world.receiver.messages()
+    alerts = {message.body["title"]: message.body["message"] for message in received}
+    titles = {
+        path: sorted(m.body["title"] for m in received if m.path == path)
+        for path in ("/alerts", "/other")
+    }
+    # The config file's targets hear of the jobs without alert_tags and of those with theirs:
+    # "other" of all but stuck (tagged "dead": nothing answers there, and the failed
+    # deliveries change no step's outcome).
+    assert titles["/other"] == [title for title in titles["/alerts"] if "stuck" not in title]
+    assert titles["/alerts"] == [
+        "cronflow: extract try 1 failed, retrying (2026-01-14)",
+        "cronflow: extract try 1 failed, retrying (2026-01-15)",
+        "cronflow: notify succeeded (2026-01-14)",
+        "cronflow: publish failed (2026-01-15)",
+        "cronflow: stuck failed (2026-01-14)",
+        "cronflow: summary failed (2026-01-14)",
+    ]
+    publish = alerts["cronflow: publish failed (2026-01-15)"]
+    assert "**Logical time:** 2026-01-15T06:00:00+01:00" in publish
+    assert "**Attempt:** 1 of 3" in publish and "**Error:** publish exited 3" in publish
+    assert (
+        "**Error:** extract exited 1"
+        in alerts["cronflow: extract try 1 failed, retrying (2026-01-14)"]
+    )
+    assert "timed out after 0.5s" in alerts["cronflow: stuck failed (2026-01-14)"]
     # History: the 13th, which cronflow made, is marked once; the 14th and 15th made above.
     assert history == [5, 0]  # raw, sales, jobs/publish, jobs/notify, jobs/summary; then none
     assert materialised == ["2026-01-13", "2026-01-14", "2026-01-15"]

@@ -21,9 +21,11 @@ from cronflow.decide.schedule import SEPARATOR
 from cronflow.decide.schedule_words import describe
 from cronflow.errors import UsageError
 from cronflow.interop.airflow_flows import (
+    APPRISE_TARGETS,
     CALLBACKS,
     Flow,
     airflow_cron,
+    alert_constants,
     differences,
     flows,
     start_of_flow,
@@ -57,6 +59,7 @@ _RESERVED = {
     "ZoneInfo",
     "annotations",
     "apprise_alert",
+    "apprise_targets",
     "croniter",
     "cronflow_env",
     "cronflow_run_kind",
@@ -252,16 +255,7 @@ def apprise_alert(on: str, tags: list[str]):
         import apprise
 
         ti = context["ti"]
-        targets = apprise.Apprise()
-        for url in ALERT_URLS:  # these hear of every job
-            targets.add(url)
-        if ALERT_CONFIG:  # its targets hear of jobs whose alert_tags they carry
-            from_file = apprise.Apprise()
-            config = apprise.AppriseConfig()
-            config.add(ALERT_CONFIG)
-            from_file.add(config)
-            for service in from_file.find(tag=tags or "all"):
-                targets.add(service)
+        targets = apprise_targets(apprise, tags)
         local = cronflow_time(context["dag_run"], ZONES[ti.task_id])
         verb = {
             "failure": "failed",
@@ -293,11 +287,8 @@ def _helpers(flow: Flow, alerting: JobFile | None) -> str:
     if flow.external:
         parts.append(_SENSOR_HELPER)
     if alerting is not None:
-        settings = alerting.alerts
         constants = [
-            f"ALERT_URLS = {list_literal(settings.urls)}",
-            f"ALERT_CONFIG = {literal(str(settings.config)) if settings.config else None}",
-            f"ALERT_TIMEOUT = {settings.timeout.total_seconds():g}  # seconds per delivery",
+            *alert_constants(alerting.alerts),
             "ZONES = "
             + dict_literal(
                 {literal(job.name): literal(job.timezone.key) for job in flow.jobs},
@@ -306,7 +297,7 @@ def _helpers(flow: Flow, alerting: JobFile | None) -> str:
             ),
         ]
         parts.insert(0, "\n".join(constants))
-        parts.append(_ALERT_HELPER)
+        parts += [APPRISE_TARGETS, _ALERT_HELPER]
     return "\n\n\n".join(parts)
 
 

@@ -18,8 +18,8 @@ from cronflow.decide.schedule import (
     schedule_of,
 )
 from cronflow.decide.wall_times import offset_change
-from cronflow.interop.python_source import duration_words
-from cronflow.model import AlertEvent, Cadence, CatchUp, Job, JobFile, Overlap, RunIf
+from cronflow.interop.python_source import duration_words, list_literal, literal
+from cronflow.model import AlertEvent, AlertSettings, Cadence, CatchUp, Job, JobFile, Overlap, RunIf
 from cronflow.tell.alerts import alerted_events
 
 # Callbacks Airflow offers for cronflow's alert events; the others have no equivalent.
@@ -260,11 +260,57 @@ def differences(jobfile: JobFile, flow: Flow) -> list[str]:
             "enabled = false ({jobs}): Airflow has no per-task switch; these tasks "
             "run with their DAG. Remove them or keep the DAG paused.",
         )
-    notes.extend(alert_differences(jobfile, flow))
+    notes.extend(alert_differences(jobfile, flow, AIRFLOW_ALERTS))
     return notes
 
 
-def alert_differences(jobfile: JobFile, flow: Flow) -> list[str]:
+# The generated files' way to the alert targets of a job (both exports send alerts with it).
+APPRISE_TARGETS = '''
+def apprise_targets(apprise, tags: list[str]):
+    """The apprise targets of an alert about a job with `tags`: every ALERT_URLS one, and
+    those of ALERT_CONFIG that carry one of its tags (all of them for a job without)."""
+    targets = apprise.Apprise()
+    for url in ALERT_URLS:
+        targets.add(url)
+    if ALERT_CONFIG:
+        from_file = apprise.Apprise()
+        config = apprise.AppriseConfig()
+        config.add(ALERT_CONFIG)
+        from_file.add(config)
+        for service in from_file.find(tag=tags or "all"):
+            targets.add(service)
+    return targets
+'''.strip("\n")
+
+
+def alert_constants(settings: AlertSettings) -> list[str]:
+    """The lines of a generated file that tell its apprise sender where alerts go (both
+    exports send them as cronflow does; see CALLBACKS)."""
+    return [
+        f"ALERT_URLS = {list_literal(settings.urls)}",
+        f"ALERT_CONFIG = {literal(str(settings.config)) if settings.config else None}",
+        f"ALERT_TIMEOUT = {settings.timeout.total_seconds():g}  # seconds per delivery",
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class AlertWords:
+    """What an export says of the alerts it sends differently from cronflow."""
+
+    unsent: str  # of the events it cannot send
+    every_failure: str  # who alerts on every failed run (cronflow: once per failing streak)
+    urls: str  # where the alert URLs written into the file can be read
+
+
+AIRFLOW_ALERTS = AlertWords(
+    unsent="Airflow has no callback for these; they are not sent.",
+    every_failure="Airflow calls on_failure_callback for every failed run",
+    urls="Airflow shows DAG source in its UI; prefer [alerts] config = an apprise config "
+    "file kept on the workers.",
+)
+
+
+def alert_differences(jobfile: JobFile, flow: Flow, words: AlertWords) -> list[str]:
     settings = jobfile.alerts
     alerted = [job for job in flow.jobs if alerted_events(jobfile, job)]
     if not alerted:
@@ -274,26 +320,16 @@ def alert_differences(jobfile: JobFile, flow: Flow) -> list[str]:
         {on.value for job in alerted for on in alerted_events(jobfile, job) if on not in CALLBACKS}
     )
     if untranslated:
-        notes.append(
-            f"alerts on {', '.join(untranslated)}: Airflow has no callback for "
-            "these; they are not sent."
-        )
+        notes.append(f"alerts on {', '.join(untranslated)}: {words.unsent}")
     if any(AlertEvent.FAILURE in alerted_events(jobfile, job) for job in alerted):
         streak = (
             "once per failing streak"
             if settings.repeat is None
             else (f"once per failing streak and every {duration_words(settings.repeat)}")
         )
-        notes.append(
-            f"failure alerts: Airflow calls on_failure_callback for every failed run; "
-            f"cronflow alerts {streak}."
-        )
+        notes.append(f"failure alerts: {words.every_failure}; cronflow alerts {streak}.")
     if settings.urls:
-        notes.append(
-            "alert URLs are written into this file with their secrets, and Airflow "
-            "shows DAG source in its UI; prefer [alerts] config = an apprise config "
-            "file kept on the workers."
-        )
+        notes.append(f"alert URLs are written into this file with their secrets, and {words.urls}")
     return notes
 
 

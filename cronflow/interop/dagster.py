@@ -19,7 +19,14 @@ from typing import Any
 from cronflow import __version__
 from cronflow.decide.freshness import fresh_within
 from cronflow.decide.schedule import SEPARATOR
-from cronflow.interop.airflow_flows import Flow, airflow_cron, flows
+from cronflow.interop.airflow_flows import (
+    APPRISE_TARGETS,
+    CALLBACKS,
+    Flow,
+    airflow_cron,
+    alert_constants,
+    flows,
+)
 from cronflow.interop.dagster_plan import (
     JOB_KEY_PREFIX,
     Partitioning,
@@ -42,11 +49,16 @@ from cronflow.interop.python_source import (
     timedelta_literal,
 )
 from cronflow.model import Asset, Job, JobFile
+from cronflow.tell.alerts import alerted_events
 
 DEFINITIONS_FILE = "definitions.py"
 HISTORY_FILE = "history.json"
 # Names the generated module defines itself, which no generated variable may take.
 _RESERVED = {
+    "ALERT_CONFIG",
+    "ALERT_TIMEOUT",
+    "ALERT_URLS",
+    "apprise_targets",
     "cronflow_env",
     "datetime",
     "defs",
@@ -56,6 +68,7 @@ _RESERVED = {
     "flow_schedule",
     "HERE",
     "job_assets",
+    "JobFailed",
     "JOBS",
     "json",
     "logical_time",
@@ -65,7 +78,10 @@ _RESERVED = {
     "re",
     "report_history",
     "retry_delay",
+    "run_and_alert",
     "run_job",
+    "send_alert",
+    "socket",
     "sys",
     "time",
     "TIMED_OUT",
@@ -140,6 +156,7 @@ def export_dagster(
         [
             _header(jobfile, exported) + "\n\n" + _IMPORTS + "\n\n" + _jobs_table(jobfile),
             RUNTIME,
+            APPRISE_TARGETS,
             *parts,
             _waits_for(jobfile, planned, partitions_of),
             _definitions(jobfile, variables, exported, policies),
@@ -179,6 +196,7 @@ def history_text(jobfile: JobFile, assets: dict[str, dict[str, Any]]) -> str:
 _IMPORTS = """\
 import json
 import re
+import socket
 import sys
 import time
 from datetime import datetime, timedelta
@@ -197,6 +215,10 @@ def _header(jobfile: JobFile, exported: list[ExportedFlow]) -> str:
         "# Load it: dagster dev -f definitions.py  (check it: dagster definitions validate -f ...)",
         "# Mark what cronflow already made (after --history): python definitions.py report-history",
     ]
+    if any(alerted_events(jobfile, job) for job in jobfile.jobs.values()):
+        lines.append(
+            "# Its steps send cronflow's alerts through apprise: pip install apprise there too."
+        )
     pools = sorted({job.pool.pool for job in jobfile.jobs.values() if job.pool is not None})
     if pools:
         lines += ["#", "# Create its pools first (cronflow's [pools] tables):"]
@@ -223,19 +245,22 @@ def _when(flow: Flow) -> str:
 
 
 def _jobs_table(jobfile: JobFile) -> str:
-    """JOBS: what each job runs, as cronflow would run it (env_file paths, not values)."""
-    entries = {literal(job.name): _job_entry(job) for job in jobfile.jobs.values()}
+    """JOBS: what each job runs, as cronflow would run it (env_file paths, not values), and
+    where its alerts go."""
+    entries = {literal(job.name): _job_entry(jobfile, job) for job in jobfile.jobs.values()}
     body = "".join(f"    {name}: {entry},\n" for name, entry in entries.items())
     return (
         "# What each cronflow job runs and how: its command under its shell in its cwd, its\n"
         "# env on top of its env_files (read at each run, never copied here), its timeout and\n"
-        "# kill_grace, the exit statuses that count as success or fail at once, its retries.\n"
-        "JOBS = {\n" + body + "}"
+        "# kill_grace, the exit statuses that count as success or fail at once, its retries,\n"
+        "# the outcomes it alerts on (through apprise, to the targets below) and its tags.\n"
+        "JOBS = {\n" + body + "}\n" + "\n".join(alert_constants(jobfile.alerts))
     )
 
 
-def _job_entry(job: Job) -> str:
+def _job_entry(jobfile: JobFile, job: Job) -> str:
     retry = job.retry
+    alerted = [on.value for on in alerted_events(jobfile, job) if on in CALLBACKS]
     values = {
         '"command"': literal(job.command),
         '"shell"': literal(job.shell),
@@ -265,6 +290,8 @@ def _job_entry(job: Job) -> str:
             indent=8,
             start=8 + len('"retry": '),
         ),
+        '"alert_on"': list_literal(alerted),
+        '"alert_tags"': list_literal(list(job.alert_tags)),
     }
     return dict_literal(values, indent=4, start=LINE_LENGTH)  # one item a line
 

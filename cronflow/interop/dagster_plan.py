@@ -17,10 +17,16 @@ from datetime import datetime
 
 from cronflow.decide import day_forms
 from cronflow.decide.schedule import SEPARATOR, schedule_of
-from cronflow.interop.airflow_flows import Flow, airflow_cron, days_differ, dst_differs
+from cronflow.interop.airflow_flows import (
+    AlertWords,
+    Flow,
+    airflow_cron,
+    alert_differences,
+    days_differ,
+    dst_differs,
+)
 from cronflow.masking import looks_secret
 from cronflow.model import CatchUp, Job, JobFile, Overlap, RunIf
-from cronflow.tell.alerts import alerted_events
 
 JOB_KEY_PREFIX = "jobs"  # the asset key of a job that produces nothing: jobs/NAME
 DAY_FORMAT = "%Y-%m-%d"  # a partition a day at most: its key is CRONFLOW_DATE
@@ -138,6 +144,9 @@ MAPPED_KEYS = frozenset(
         "success_exit_codes",
         "no_retry_exit_codes",
         "pool",
+        "alerts",
+        "alert_on",
+        "alert_tags",
         "external",
         "fresh_within",
     }
@@ -180,10 +189,6 @@ JOB_DIFFERENCES: tuple[tuple[Callable[[Job], bool], str], ...] = (
         lambda job: job.ping_url is not None,
         "ping_url, ping_protocol ({jobs}): Dagster does not ping monitors; these checks go late once "
         "Dagster replaces cronflow. Ping from the command, or alert from Dagster.",
-    ),
-    (
-        lambda job: not job.alerts,
-        "alerts = false ({jobs}): nothing to export; Dagster sends no alerts of its own.",
     ),
     (
         lambda job: job.pause_after_failures is not None,
@@ -292,20 +297,20 @@ def _asset_differences(jobfile: JobFile, flow: Flow) -> list[str]:
     return notes
 
 
+DAGSTER_ALERTS = AlertWords(
+    unsent="the export sends failure, retry and success alerts only (from the step); "
+    "these are not sent.",
+    every_failure="the step alerts for every run that fails for good",
+    urls="anyone who reads the code location reads them; prefer [alerts] config = an "
+    "apprise config file kept where Dagster runs.",
+)
+
+
 def _alert_differences(jobfile: JobFile, flow: Flow) -> list[str]:
-    alerted = [job for job in flow.jobs if alerted_events(jobfile, job)]
-    if not alerted:
-        return []
-    events = sorted({on.value for job in alerted for on in alerted_events(jobfile, job)})
-    names = ", ".join(job.name for job in alerted)
-    streak = [job.name for job in alerted if job.alert_after_failures > 1]
-    return [
-        f"alerts, alert_on, alert_tags: alerts on {', '.join(events)} ({names}) are not "
-        "exported; Dagster sends no apprise "
-        "alerts. Use a run_failure_sensor (or Dagster+ alert policies) with the same targets."
-        + (
-            f" alert_after_failures ({', '.join(streak)}) would count failed runs in a row there."
-            if streak
-            else ""
+    notes = alert_differences(jobfile, flow, DAGSTER_ALERTS)
+    streak = [job.name for job in flow.jobs if job.alert_after_failures > 1]
+    if notes and streak:
+        notes.append(
+            f"alert_after_failures ({', '.join(streak)}): not exported; the first failure alerts."
         )
-    ]
+    return notes

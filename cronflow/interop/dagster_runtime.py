@@ -1,7 +1,8 @@
 """The part of the generated Dagster code location that is the same for every jobs file:
 how a cronflow job's command runs inside a Dagster asset (with the CRONFLOW_* variables, the
 env_files read at run time, the timeout, the exit-code rules and cronflow's retry delays),
-the factories for the assets and schedules, and the history reporter. Text only: cronflow
+the alerts through apprise, the factories for the assets and schedules, and the history
+reporter. Text only: cronflow
 never imports Dagster."""
 
 RUNTIME = '''
@@ -79,6 +80,10 @@ def made_for(instance, asset: dg.AssetKey, partitions, logical: datetime) -> boo
     return wanted in instance.get_materialized_partitions(asset)
 
 
+class JobFailed(Exception):
+    """Why a try failed ("load exited 1"), as the cause of the RetryRequested after it."""
+
+
 def retry_delay(job: dict, attempt: int) -> float:
     """Seconds before try `attempt` (2: the first retry), as cronflow waits: delay x
     backoff^(attempt - 2), at most max_delay."""
@@ -126,8 +131,67 @@ def run_job(context: dg.AssetExecutionContext, name: str):
             raise dg.Failure(said, allow_retries=False) from None
         raise dg.RetryRequested(
             max_retries=attempts - 1, seconds_to_wait=retry_delay(job, attempt + 1)
-        ) from error
+        ) from JobFailed(said)
     return done.get_results()
+
+
+def run_and_alert(context: dg.AssetExecutionContext, name: str):
+    """run_job, then the job's alert for how the step ended: succeeded, failed with a try
+    to come (retry), or failed for good (failure)."""
+    try:
+        results = run_job(context, name)
+    except dg.RetryRequested as retrying:
+        send_alert(context, name, "retry", str(retrying.__cause__ or ""))
+        raise
+    except Exception as error:
+        retried = not isinstance(error, dg.Failure) or error.allow_retries
+        tries_left = context.retry_number + 1 < JOBS[name]["retry"]["attempts"]
+        on = "retry" if retried and tries_left else "failure"
+        send_alert(context, name, on, str(error))
+        raise
+    send_alert(context, name, "success", "")
+    return results
+
+
+def send_alert(
+    context: dg.AssetExecutionContext, name: str, on: str, error: str
+) -> None:
+    """cronflow's `on` alert about `name`, when its alert_on asks for it, through apprise
+    (in Dagster's environment) to its targets (apprise_targets). A delivery that fails is
+    logged; the step's outcome stays."""
+    job = JOBS[name]
+    if on not in job["alert_on"]:
+        return
+    try:
+        import apprise
+    except ImportError:
+        context.log.error(f"{name}: its {on} alert needs apprise (pip install apprise)")
+        return
+    targets = apprise_targets(apprise, job["alert_tags"])
+    logical = logical_time(context, job["zone"])
+    attempt = context.retry_number + 1
+    title, severity = {
+        "failure": (f"{name} failed", "failure"),
+        "retry": (f"{name} try {attempt} failed, retrying", "warning"),
+        "success": (f"{name} succeeded", "success"),
+    }[on]
+    body = [
+        f"**Job:** {name} (Dagster run {context.run_id})",
+        f"**Logical time:** {logical.isoformat()}",
+        f"**Attempt:** {attempt} of {job['retry']['attempts']}",
+        f"**Host:** {socket.gethostname()}",
+    ]
+    if error:
+        body.append(f"**Error:** {error}")
+    sent = targets.notify(
+        title=f"cronflow: {title} ({logical.date()})",
+        body="\\n".join(body),
+        notify_type=severity,
+        body_format=apprise.NotifyFormat.MARKDOWN,
+        timeout=ALERT_TIMEOUT,
+    )
+    if not sent:
+        context.log.warning(f"{name}: its {on} alert was not delivered to every target")
 
 
 def job_assets(job: str, **options) -> dg.AssetsDefinition:
@@ -135,7 +199,7 @@ def job_assets(job: str, **options) -> dg.AssetsDefinition:
 
     @dg.multi_asset(**options)
     def run(context: dg.AssetExecutionContext):
-        return run_job(context, job)
+        return run_and_alert(context, job)
 
     return run
 
