@@ -58,6 +58,7 @@ _RESERVED = {
     "ALERT_CONFIG",
     "ALERT_TIMEOUT",
     "ALERT_URLS",
+    "apprise_notify",
     "apprise_targets",
     "cronflow_env",
     "datetime",

@@ -308,7 +308,7 @@ DAGSTER_ALERTS = AlertWords(
 
 def _alert_differences(jobfile: JobFile, flow: Flow) -> list[str]:
     notes = alert_differences(jobfile, flow, DAGSTER_ALERTS)
-    streak = [job.name for job in flow.jobs if job.alert_after_failures > 1]
+    streak = [job.name for job in flow.jobs if job.alerts and job.alert_after_failures > 1]
     if notes and streak:
         notes.append(
             f"alert_after_failures ({', '.join(streak)}): not exported; the first failure alerts."

@@ -2,8 +2,7 @@
 how a cronflow job's command runs inside a Dagster asset (with the CRONFLOW_* variables, the
 env_files read at run time, the timeout, the exit-code rules and cronflow's retry delays),
 the alerts through apprise, the factories for the assets and schedules, and the history
-reporter. Text only: cronflow
-never imports Dagster."""
+reporter. Text only: cronflow never imports Dagster."""
 
 RUNTIME = '''
 HERE = Path(__file__).resolve().parent
@@ -156,18 +155,29 @@ def run_and_alert(context: dg.AssetExecutionContext, name: str):
 def send_alert(
     context: dg.AssetExecutionContext, name: str, on: str, error: str
 ) -> None:
-    """cronflow's `on` alert about `name`, when its alert_on asks for it, through apprise
-    (in Dagster's environment) to its targets (apprise_targets). A delivery that fails is
-    logged; the step's outcome stays."""
-    job = JOBS[name]
-    if on not in job["alert_on"]:
+    """cronflow's `on` alert about `name`, when its alert_on asks for it. Whatever becomes
+    of it is logged; it never changes how the step ended."""
+    if on not in JOBS[name]["alert_on"]:
         return
     try:
-        import apprise
+        sent = apprise_notify(context, name, on, error)
     except ImportError:
         context.log.error(f"{name}: its {on} alert needs apprise (pip install apprise)")
-        return
-    targets = apprise_targets(apprise, job["alert_tags"])
+    except Exception as problem:
+        context.log.error(f"{name}: its {on} alert could not be sent: {problem}")
+    else:
+        if not sent:
+            context.log.warning(f"{name}: its {on} alert did not reach every target")
+
+
+def apprise_notify(
+    context: dg.AssetExecutionContext, name: str, on: str, error: str
+) -> bool:
+    """Send the alert through apprise (in Dagster's environment) to the job's targets, in
+    cronflow's words; whether every target took it."""
+    import apprise
+
+    job = JOBS[name]
     logical = logical_time(context, job["zone"])
     attempt = context.retry_number + 1
     title, severity = {
@@ -183,15 +193,15 @@ def send_alert(
     ]
     if error:
         body.append(f"**Error:** {error}")
-    sent = targets.notify(
-        title=f"cronflow: {title} ({logical.date()})",
-        body="\\n".join(body),
-        notify_type=severity,
-        body_format=apprise.NotifyFormat.MARKDOWN,
-        timeout=ALERT_TIMEOUT,
+    return bool(
+        apprise_targets(apprise, job["alert_tags"]).notify(
+            title=f"cronflow: {title} ({logical.date()})",
+            body="\\n".join(body),
+            notify_type=severity,
+            body_format=apprise.NotifyFormat.MARKDOWN,
+            timeout=ALERT_TIMEOUT,
+        )
     )
-    if not sent:
-        context.log.warning(f"{name}: its {on} alert was not delivered to every target")
 
 
 def job_assets(job: str, **options) -> dg.AssetsDefinition:
