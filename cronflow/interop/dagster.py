@@ -218,7 +218,7 @@ def _header(jobfile: JobFile, exported: list[ExportedFlow]) -> str:
     ]
     if any(alerted_events(jobfile, job) for job in jobfile.jobs.values()):
         lines.append(
-            "# Its steps send cronflow's alerts through apprise: pip install apprise there too."
+            "# Its steps send alerts through apprise: pip install 'apprise>=2.3' there too."
         )
     pools = sorted({job.pool.pool for job in jobfile.jobs.values() if job.pool is not None})
     if pools:

@@ -162,7 +162,8 @@ def send_alert(
     try:
         sent = apprise_notify(context, name, on, error)
     except ImportError:
-        context.log.error(f"{name}: its {on} alert needs apprise (pip install apprise)")
+        needs = "pip install 'apprise>=2.3'"
+        context.log.error(f"{name}: its {on} alert needs apprise ({needs})")
     except Exception as problem:
         context.log.error(f"{name}: its {on} alert could not be sent: {problem}")
     else:
