@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import textwrap
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -165,13 +165,18 @@ NEEDS = {  # what a key needs beside it to be valid or to matter
     "retry_backoff": {"retries": "2"},
     "retry_max_delay": {"retries": "2"},
 }
+# A day the every-key file's calendar "closed" lists: ahead of the export's day, so inside
+# its partitions whatever the date.
+CLOSED = date.today() + timedelta(days=20)
 EVERY_KEY_HEAD = """
+[cronflow]
+timezone = "UTC"
 [alerts]
 urls = ["json://127.0.0.1:9/hook"]
 [pools.db]
 slots = 2
 [calendars.closed]
-dates = ["2026-12-25"]
+dates = ["CLOSED"]
 [calendars.open]
 weekdays = ["Mon", "Tue", "Wed", "Thu", "Fri"]
 [assets.outside]
@@ -219,7 +224,7 @@ def every_key_file() -> str:
             del values["schedule"]
         lines = "".join(f"{name} = {text}\n" for name, text in values.items())
         jobs.append(f"[jobs.k_{key}]\n{lines}")
-    return EVERY_KEY_HEAD + "\n".join(jobs)
+    return EVERY_KEY_HEAD.replace("CLOSED", CLOSED.isoformat()) + "\n".join(jobs)
 
 
 @pytest.fixture(scope="module")
@@ -336,8 +341,8 @@ def test_every_key_is_carried_over_or_named_in_a_warning(world):
     assert "env (secretive): values whose names look secret are written into this file" in warnings
 
 
-def steps(world, *listed: dict) -> list:
-    folder = world.folders["pipeline"]
+def steps(world, *listed: dict, of: str = "pipeline") -> list:
+    folder = world.folders[of]
     (folder / "steps.json").write_text(json.dumps(listed))
     done = in_dagster(
         world.python,
@@ -453,6 +458,32 @@ def test_the_pipeline_runs_in_dagster_as_under_cronflow(world):
         for after in (timedelta(hours=1), timedelta(hours=2, minutes=1))
     ]
     assert said == [freshness.Freshness.FRESH, freshness.Freshness.STALE]
+
+
+def test_calendars_become_partition_exclusions_and_the_schedule_skips_their_ticks(world):
+    days = [CLOSED + timedelta(days=offset) for offset in range(-7, 8)]
+    until = f"{days[-1].isoformat()}T12:00:00+00:00"
+    skip_on, run_on, *ticks = steps(
+        world,
+        {"partition_keys": "k_skip_on_flow", "until": until},
+        {"partition_keys": "k_run_on_flow", "until": until},
+        *(
+            {"schedule": "k_skip_on_flow_schedule", "at": f"{day.isoformat()}T06:00:00+00:00"}
+            for day in (CLOSED, CLOSED + timedelta(days=1))
+        ),
+        of="every_key",
+    )
+    # skip_on = ["closed"] (a listed date): that day's tick is not a partition, nor a run.
+    wanted = [day.isoformat() for day in days]
+    assert [key for key in skip_on if key in wanted] == [
+        key for key in wanted if key != CLOSED.isoformat()
+    ]
+    assert ticks[0] == [] and ticks[1][0]["partition"] == (CLOSED + timedelta(days=1)).isoformat()
+    # run_on = ["open"] (Monday to Friday): no weekend partition, by a cron exclusion.
+    assert {date.fromisoformat(key).isoweekday() for key in run_on} == {1, 2, 3, 4, 5}
+    said = world.said["every_key"].stderr
+    assert "k_run_on_flow: skip_on, run_on (only on days of open): the partitions exclude" in said
+    assert "k_shift_flow: skip_on, run_on, shift (" in said and "not exported (a shift" in said
 
 
 def test_history_lists_what_cronflow_made_per_asset(world):

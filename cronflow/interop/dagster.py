@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from cronflow import __version__
 from cronflow.decide.freshness import fresh_within
@@ -27,6 +28,7 @@ from cronflow.interop.airflow_flows import (
     alert_constants,
     flows,
 )
+from cronflow.interop.dagster_calendars import Exclusions, exclusions
 from cronflow.interop.dagster_plan import (
     JOB_KEY_PREFIX,
     Partitioning,
@@ -136,10 +138,13 @@ def export_dagster(
         partitions, note = partitioning(flow)
         oldest = [at for at in map(oldest_run, (job.name for job in flow.jobs)) if at]
         start = first_partition(flow, min(oldest, default=None), now) if partitions else None
+        excluded = None
+        if partitions is not None and start is not None:
+            excluded = exclusions(flow, partitions.cron, start, now)
         flow_name = dagster_name(f"{flow.dag_id}_flow", dagster_names)
-        warnings = differences(jobfile, flow, note)
+        warnings = differences(jobfile, flow, note, excluded)
         block, names = _flow_block(
-            jobfile, flow, flow_name, variables, (partitions, start), policies, taken
+            jobfile, flow, flow_name, variables, (partitions, start, excluded), policies, taken
         )
         parts.append(block)
         partitions_of.update({job.name: names[2] for job in flow.jobs})
@@ -302,18 +307,18 @@ def _flow_block(
     flow: Flow,
     name: str,
     variables: dict[str, str],
-    partitioned: tuple[Partitioning | None, datetime | None],
+    partitioned: tuple[Partitioning | None, datetime | None, Exclusions | None],
     policies: dict[str, str | None],
     taken: set[str],
 ) -> tuple[str, tuple[str, str | None, str]]:
     """The flow's partitions, assets, asset job and schedule; and the variables of the job,
     the schedule (None: none) and the partitions ("None": none)."""
     blocks = [f"# ---- flow {name}: {' -> '.join(job.name for job in flow.jobs)}"]
-    partitions, start = partitioned
+    partitions, start, excluded = partitioned
     partitions_var = "None"
     if partitions is not None and start is not None:
         partitions_var = dagster_name(f"{name}_partitions", taken)
-        blocks.append(f"{partitions_var} = {_partitions(partitions, start)}")
+        blocks.append(f"{partitions_var} = {_partitions(partitions, start, excluded)}")
     for job in flow.jobs:
         specs = [_spec(jobfile, job, key, name, policies) for _, key in _products(job)]
         blocks.append(_job_assets(job, specs, variables[job.name], partitions_var))
@@ -332,7 +337,7 @@ def _flow_block(
     return "\n\n".join(blocks), (job_var, schedule[1] if schedule else None, partitions_var)
 
 
-def _partitions(partitions: Partitioning, start: datetime) -> str:
+def _partitions(partitions: Partitioning, start: datetime, excluded: Exclusions | None) -> str:
     named = partitions.kind != "TimeWindow"  # Daily, Hourly...: start_date, in their format
     arguments = [("start_date" if named else "start", literal(partitions.key_of(start)))]
     if not named:
@@ -342,6 +347,14 @@ def _partitions(partitions: Partitioning, start: datetime) -> str:
         ("timezone", literal(partitions.zone)),
         ("end_offset", "1"),  # the partition whose window starts at the newest tick
     ]
+    if excluded is not None:  # the ticks the calendars refuse
+        zone = ZoneInfo(partitions.zone)
+        items = [literal(excluded.cron)] if excluded.cron else []
+        items += [
+            f"datetime.fromisoformat({literal(tick.astimezone(zone).isoformat())})"
+            for tick in excluded.ticks
+        ]
+        arguments.append(("exclusions", sequence_literal(items, 4, 4 + len("exclusions="))))
     return f"dg.{partitions.kind}PartitionsDefinition(\n" + _arguments(arguments, 4) + ")"
 
 

@@ -25,6 +25,7 @@ from cronflow.interop.airflow_flows import (
     days_differ,
     dst_differs,
 )
+from cronflow.interop.dagster_calendars import Exclusions
 from cronflow.masking import looks_secret
 from cronflow.model import CatchUp, Job, JobFile, Overlap, RunIf
 
@@ -217,8 +218,11 @@ JOB_DIFFERENCES: tuple[tuple[Callable[[Job], bool], str], ...] = (
 )
 
 
-def differences(jobfile: JobFile, flow: Flow, partition_note: str) -> list[str]:
-    """One sentence per thing Dagster will do differently from cronflow for this flow."""
+def differences(
+    jobfile: JobFile, flow: Flow, partition_note: str, excluded: Exclusions | None
+) -> list[str]:
+    """One sentence per thing Dagster will do differently from cronflow for this flow
+    (`excluded`: its calendars as its partitions' exclusions, if they are)."""
     notes: list[str] = [partition_note] if partition_note else []
 
     def about(jobs: list[Job], text: str) -> None:
@@ -228,7 +232,7 @@ def differences(jobfile: JobFile, flow: Flow, partition_note: str) -> list[str]:
 
     cadence, root = flow.cadence, flow.jobs[0]
     if cadence.expression is not None:
-        notes += _schedule_differences(flow)
+        notes += _schedule_differences(flow, excluded)
         if root.catchup is not CatchUp.LATEST or root.max_catchup != DEFAULT_MAX_CATCHUP:
             notes.append(
                 f'catchup = "{root.catchup.value}", max_catchup = {root.max_catchup}: '
@@ -256,7 +260,7 @@ def differences(jobfile: JobFile, flow: Flow, partition_note: str) -> list[str]:
     return notes
 
 
-def _schedule_differences(flow: Flow) -> list[str]:
+def _schedule_differences(flow: Flow, excluded: Exclusions | None) -> list[str]:
     cadence = flow.cadence
     expression = str(cadence.expression)
     notes = []
@@ -269,11 +273,16 @@ def _schedule_differences(flow: Flow) -> list[str]:
             "repeated hour; cronflow runs them as cronie does (`cronflow next` shows each), "
             "Dagster as its own cron does (a skipped time after the jump)."
         )
-    if cadence.days is not None:
+    if cadence.days is not None and excluded is not None:
+        notes.append(excluded.note(cadence.days))
+    elif cadence.days is not None:
+        why = "a shift moves ticks to other days, which partitions cannot say"
+        if cadence.days.shift is None:
+            why = "the flow has no partitions, or its calendars refuse too many ticks to list"
         notes.append(
-            f"skip_on, run_on, shift ({cadence.days.describe()}): not exported; the schedule runs on every "
-            "day the cron expression names, holidays included. Skip them in the schedule "
-            "function (the `holidays` package), or add the dates to the partitions' exclusions."
+            f"skip_on, run_on, shift ({cadence.days.describe()}): not exported ({why}); the "
+            "schedule runs on every day the cron expression names, holidays included. Skip "
+            "them in the schedule function (the `holidays` package)."
         )
     return notes
 

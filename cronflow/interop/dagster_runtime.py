@@ -223,7 +223,8 @@ def flow_schedule(
     running: bool,
 ) -> dg.ScheduleDefinition:
     """A run at each tick of the flow, for the partition that starts at the tick (cronflow
-    runs a tick at the tick, where Dagster's partitioned schedules wait for its end)."""
+    runs a tick at the tick, where Dagster's partitioned schedules wait for its end); none
+    at a tick the partitions exclude (a day the job's calendars skip)."""
     status = dg.DefaultScheduleStatus.STOPPED
     if running:
         status = dg.DefaultScheduleStatus.RUNNING
@@ -235,12 +236,14 @@ def flow_schedule(
         job=job,
         default_status=status,
     )
-    def at_each_tick(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    def at_each_tick(context: dg.ScheduleEvaluationContext):
         tick = context.scheduled_execution_time
         tags = {LOGICAL_TIME_TAG: tick.isoformat()}
         if partitions is None:
             return dg.RunRequest(tags=tags)
         key = partitions.get_partition_key_for_timestamp(tick.timestamp())
+        if partitions.time_window_for_partition_key(key).start != tick:
+            return dg.SkipReason(f"{tick.isoformat()}: its calendars skip this day")
         return dg.RunRequest(partition_key=key, tags=tags)
 
     return at_each_tick

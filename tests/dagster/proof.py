@@ -8,6 +8,8 @@ Steps:
   {"materialise": FLOW, "partitions": [KEY...]}  execute_in_process per partition
   {"materialised": [PATH...]}                    the partitions Dagster holds as materialised
   {"schedule": NAME, "at": ISO}                  the run request the schedule makes at a tick
+                                                 ([] when it skips the tick)
+  {"partition_keys": FLOW, "until": ISO}         the flow's partition keys at that time
   {"freshness": [PATH...], "after": [SECONDS...]}
       Dagster's own freshness daemon, its clock frozen SECONDS after the asset's newest
       materialisation: the state it records (PASS, WARN, FAIL, UNKNOWN)
@@ -110,6 +112,10 @@ def main(path, steps_file):
             elif "materialised" in step:
                 key = dg.AssetKey(step["materialised"])
                 said.append(sorted(instance.get_materialized_partitions(key)))
+            elif "partition_keys" in step:
+                partitions = module.defs.resolve_job_def(step["partition_keys"]).partitions_def
+                until = datetime.fromisoformat(step["until"])
+                said.append(partitions.get_partition_keys(current_time=until))
             elif "schedule" in step:
                 said.append(schedule(module, instance, step["schedule"], step["at"]))
             elif "freshness" in step:
