@@ -357,7 +357,7 @@ def steps(world, *listed: dict, of: str = "pipeline") -> list:
 
 
 def test_the_pipeline_runs_in_dagster_as_under_cronflow(world):
-    history, _, early, runs, late, stuck, materialised, scheduled, fresh = steps(
+    history, _, early, runs, late, stuck, materialised, scheduled, fresh, _, overlapped = steps(
         world,
         {"report_history": True},
         {"set": {"UPSTREAM_WAIT": 0.3, "UPSTREAM_POLL": 0.1}},
@@ -368,6 +368,8 @@ def test_the_pipeline_runs_in_dagster_as_under_cronflow(world):
         {"materialised": ["raw"]},
         {"schedule": "extract_flow_schedule", "at": "2026-01-16T06:00:00+01:00"},
         {"freshness": [["raw"]], "after": [3600, 7200 + 60]},
+        {"going": "extract_flow"},
+        {"schedule": "extract_flow_schedule", "at": "2026-01-17T06:00:00+01:00"},
     )
     effects = (world.folders["pipeline"] / "effects").read_text().splitlines()
     # Dependency order, the logical date from the partition, the retry as configured:
@@ -444,6 +446,8 @@ def test_the_pipeline_runs_in_dagster_as_under_cronflow(world):
     (request,) = scheduled
     assert request["partition"] == "2026-01-16"
     assert request["tags"]["cronflow/logical_time"] == "2026-01-16T06:00:00+01:00"
+    # ... and none while a run of the flow is still going (overlap = "skip", the default):
+    assert overlapped == []
     # Freshness: Dagster's daemon and cronflow agree, 1h and 2h01m after a run.
     assert fresh == {"raw": ["PASS", "FAIL"]}
     jobfile = jobs_toml.load(world.folders["pipeline"] / "jobs.toml")

@@ -35,6 +35,7 @@ from cronflow.interop.dagster_plan import (
     dagster_name,
     differences,
     first_partition,
+    overlap_skipped,
     partitioning,
 )
 from cronflow.interop.dagster_runtime import MAIN, RUNTIME
@@ -85,11 +86,13 @@ _RESERVED = {
     "run_job",
     "send_alert",
     "socket",
+    "still_going",
     "sys",
     "time",
     "TIMED_OUT",
     "timedelta",
     "UPSTREAM_POLL",
+    "UNFINISHED",
     "UPSTREAM_WAIT",
     "wait_for_upstreams",
     "WAITS_FOR",
@@ -470,6 +473,7 @@ def _schedule(
         literal(flow.cadence.timezone.key),
         partitions_var,
         f"running={running}",
+        f"skip_while_running={overlap_skipped(flow)}",
     ]
     text = f"{variable} = flow_schedule(\n" + "".join(f"    {a},\n" for a in arguments) + ")"
     return text, variable

@@ -154,6 +154,19 @@ MAPPED_KEYS = frozenset(
 )
 
 
+OVERLAP_SKIPPED = (
+    'overlap = "skip" ({jobs}): the schedule skips a tick while a run of the flow is queued '
+    "or going; cronflow skips a job's run while that job still runs, so a tick that "
+    "overlaps only the last jobs of the previous run is skipped whole here."
+)
+
+
+def overlap_skipped(flow: Flow) -> bool:
+    """Whether the flow's schedule skips a tick while a run of the flow has not ended: when
+    every job of it says overlap = "skip" (cronflow's default)."""
+    return all(job.overlap is Overlap.SKIP for job in flow.jobs)
+
+
 # What Dagster does differently for a job, by the jobs it applies to ({jobs} lists them).
 JOB_DIFFERENCES: tuple[tuple[Callable[[Job], bool], str], ...] = (
     (
@@ -240,7 +253,10 @@ def differences(
                 'the missing partitions as a backfill ("Materialize missing" in the UI).'
             )
     for applies, text in JOB_DIFFERENCES:
-        if "overlap" in text:
+        if "overlap" in text and overlap_skipped(flow):
+            if len(flow.jobs) > 1:  # one job: what cronflow does
+                about(flow.jobs, OVERLAP_SKIPPED)
+        elif "overlap" in text:
             for mode in (Overlap.SKIP, Overlap.QUEUE):
                 about([job for job in flow.jobs if job.overlap is mode], text)
         else:

@@ -11,6 +11,14 @@ LOGICAL_TIME_TAG = "cronflow/logical_time"
 TIMED_OUT = 124  # what coreutils `timeout` exits with when it stopped the command
 UPSTREAM_WAIT = 24 * 3600  # seconds a step waits for an upstream on another schedule
 UPSTREAM_POLL = 30  # seconds between two looks
+# The states of a run that has not ended (overlap = "skip" waits for none of them).
+UNFINISHED = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
 # How Dagster's subprocess client says a command failed, and with which exit status.
 EXITED = re.compile(r"failed with code (-?\\d+)")
 
@@ -221,10 +229,12 @@ def flow_schedule(
     zone: str,
     partitions: dg.TimeWindowPartitionsDefinition | None,
     running: bool,
+    skip_while_running: bool,
 ) -> dg.ScheduleDefinition:
     """A run at each tick of the flow, for the partition that starts at the tick (cronflow
     runs a tick at the tick, where Dagster's partitioned schedules wait for its end); none
-    at a tick the partitions exclude (a day the job's calendars skip)."""
+    at a tick the partitions exclude (a day the job's calendars skip), nor, with
+    `skip_while_running` (overlap = "skip"), while a run of the flow is queued or going."""
     status = dg.DefaultScheduleStatus.STOPPED
     if running:
         status = dg.DefaultScheduleStatus.RUNNING
@@ -239,6 +249,8 @@ def flow_schedule(
     def at_each_tick(context: dg.ScheduleEvaluationContext):
         tick = context.scheduled_execution_time
         tags = {LOGICAL_TIME_TAG: tick.isoformat()}
+        if skip_while_running and still_going(context.instance, job.name):
+            return dg.SkipReason(f"{tick.isoformat()}: {job.name} is still going")
         if partitions is None:
             return dg.RunRequest(tags=tags)
         key = partitions.get_partition_key_for_timestamp(tick.timestamp())
@@ -247,6 +259,12 @@ def flow_schedule(
         return dg.RunRequest(partition_key=key, tags=tags)
 
     return at_each_tick
+
+
+def still_going(instance: dg.DagsterInstance, job_name: str) -> bool:
+    """Whether a run of the Dagster job is queued, starting, running or being cancelled."""
+    going = dg.RunsFilter(job_name=job_name, statuses=UNFINISHED)
+    return bool(instance.get_run_records(filters=going, limit=1))
 
 
 def report_history(

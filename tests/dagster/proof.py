@@ -10,6 +10,7 @@ Steps:
   {"schedule": NAME, "at": ISO}                  the run request the schedule makes at a tick
                                                  ([] when it skips the tick)
   {"partition_keys": FLOW, "until": ISO}         the flow's partition keys at that time
+  {"going": FLOW}                                record a run of the flow as started
   {"freshness": [PATH...], "after": [SECONDS...]}
       Dagster's own freshness daemon, its clock frozen SECONDS after the asset's newest
       materialisation: the state it records (PASS, WARN, FAIL, UNKNOWN)
@@ -25,6 +26,7 @@ import dagster as dg
 from dagster._core.remote_origin import InProcessCodeLocationOrigin
 from dagster._core.test_utils import (
     InProcessTestWorkspaceLoadTarget,
+    create_run_for_test,
     freeze_time,
     instance_for_test,
 )
@@ -112,6 +114,11 @@ def main(path, steps_file):
             elif "materialised" in step:
                 key = dg.AssetKey(step["materialised"])
                 said.append(sorted(instance.get_materialized_partitions(key)))
+            elif "going" in step:
+                create_run_for_test(
+                    instance, job_name=step["going"], status=dg.DagsterRunStatus.STARTED
+                )
+                said.append(None)
             elif "partition_keys" in step:
                 partitions = module.defs.resolve_job_def(step["partition_keys"]).partitions_def
                 until = datetime.fromisoformat(step["until"])
