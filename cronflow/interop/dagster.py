@@ -300,7 +300,7 @@ def _job_entry(jobfile: JobFile, job: Job) -> str:
             start=8 + len('"retry": '),
         ),
         '"alert_on"': list_literal(alerted),
-        '"alert_tags"': list_literal(list(job.alert_tags)),
+        '"alert_tags"': list_literal(job.alert_tags),
     }
     return dict_literal(values, indent=4, start=LINE_LENGTH)  # one item a line
 
