@@ -357,7 +357,21 @@ def steps(world, *listed: dict, of: str = "pipeline") -> list:
 
 
 def test_the_pipeline_runs_in_dagster_as_under_cronflow(world):
-    history, _, early, runs, late, stuck, materialised, scheduled, fresh, _, overlapped = steps(
+    (
+        history,
+        _,
+        early,
+        runs,
+        late,
+        stuck,
+        materialised,
+        scheduled,
+        fresh,
+        _,
+        overlapped,
+        _,
+        blind,
+    ) = steps(
         world,
         {"report_history": True},
         {"set": {"UPSTREAM_WAIT": 0.3, "UPSTREAM_POLL": 0.1}},
@@ -370,6 +384,8 @@ def test_the_pipeline_runs_in_dagster_as_under_cronflow(world):
         {"freshness": [["raw"]], "after": [3600, 7200 + 60]},
         {"going": "extract_flow"},
         {"schedule": "extract_flow_schedule", "at": "2026-01-17T06:00:00+01:00"},
+        {"hide": "apprise"},
+        {"materialise": "stuck_flow", "partitions": ["2026-01-15"]},
     )
     effects = (world.folders["pipeline"] / "effects").read_text().splitlines()
     # Dependency order, the logical date from the partition, the retry as configured:
@@ -439,6 +455,12 @@ def test_the_pipeline_runs_in_dagster_as_under_cronflow(world):
         in alerts["cronflow: extract try 1 failed, retrying (2026-01-14)"]
     )
     assert "timed out after 0.5s" in alerts["cronflow: stuck failed (2026-01-14)"]
+    ours = [said for said in stuck["2026-01-14"]["warned"] if said.startswith("stuck:")]
+    assert ours == ["stuck: its failure alert did not reach every target"]
+    # Without apprise in Dagster's environment the step says so and ends as it would:
+    assert blind["2026-01-15"]["steps"]["stuck"][-1].endswith("Failure: stuck timed out after 0.5s")
+    ours = [said for said in blind["2026-01-15"]["warned"] if said.startswith("stuck:")]
+    assert ours == ["stuck: its failure alert needs apprise (pip install 'apprise>=2.3')"]
     # History: the 13th, which cronflow made, is marked once; the 14th and 15th made above.
     assert history == [5, 0]  # raw, sales, jobs/publish, jobs/notify, jobs/summary; then none
     assert materialised == ["2026-01-13", "2026-01-14", "2026-01-15"]

@@ -11,6 +11,7 @@ Steps:
                                                  ([] when it skips the tick)
   {"partition_keys": FLOW, "until": ISO}         the flow's partition keys at that time
   {"going": FLOW}                                record a run of the flow as started
+  {"hide": MODULE}                               make importing MODULE fail from now on
   {"freshness": [PATH...], "after": [SECONDS...]}
       Dagster's own freshness daemon, its clock frozen SECONDS after the asset's newest
       materialisation: the state it records (PASS, WARN, FAIL, UNKNOWN)
@@ -18,6 +19,7 @@ Steps:
 
 import importlib.util
 import json
+import logging
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -63,7 +65,12 @@ def materialise(module, instance, flow, partitions):
                 if event.event_type_value == "STEP_FAILURE":
                     said += ": " + (event.step_failure_data.error.message or "").strip()
                 steps.setdefault(event.step_key, []).append(said)
-        runs[key] = {"success": result.success, "steps": steps}
+        warned = [
+            entry.user_message
+            for entry in instance.all_logs(result.run_id)
+            if entry.level >= logging.WARNING and not entry.is_dagster_event
+        ]
+        runs[key] = {"success": result.success, "steps": steps, "warned": warned}
     return runs
 
 
@@ -114,6 +121,9 @@ def main(path, steps_file):
             elif "materialised" in step:
                 key = dg.AssetKey(step["materialised"])
                 said.append(sorted(instance.get_materialized_partitions(key)))
+            elif "hide" in step:
+                sys.modules[step["hide"]] = None  # import raises ImportError
+                said.append(None)
             elif "going" in step:
                 create_run_for_test(
                     instance, job_name=step["going"], status=dg.DagsterRunStatus.STARTED
