@@ -515,3 +515,51 @@ def test_slow_and_late_keys_are_warned_per_key(write_jobs):
     assert "only kills" in warning_about(flow, "max_runtime (extract)")
     assert "DAGRUN_LOGICAL_DATE" in warning_about(flow, "finish_by (load)")
     assert "predicts no lateness" in warning_about(flow, "deadline (sales)")
+
+
+def test_calendars_become_a_first_task_that_skips_the_days_they_refuse(write_jobs):
+    files = export(
+        write_jobs("""
+        [cronflow]
+        timezone = "Europe/Berlin"
+        [calendars.closed]
+        holidays = "DE-BY"
+        dates = ["2026-12-31"]
+        [calendars.workdays]
+        weekdays = ["Mon", "Tue", "Wed", "Thu", "Fri"]
+        [jobs.payroll]
+        schedule = "0 7 * * *"
+        skip_on = ["closed"]
+        run_on = ["workdays"]
+        command = "true"
+        [jobs.ledger]
+        command = "true"
+        depends_on = ["payroll"]
+        [jobs.moved]
+        schedule = "0 8 * * *"
+        skip_on = ["closed"]
+        shift = "next_business_day"
+        command = "true"
+    """)
+    )
+    payroll = DagSource(files["payroll"].text)
+    assert files["payroll"].tasks[0] == "_calendars"
+    assert payroll.operator["_calendars"] == "ShortCircuitOperator"
+    assert ("_calendars", "payroll") in payroll.edges and ("payroll", "ledger") in payroll.edges
+    refused = {}
+    for line in payroll.text.splitlines():  # the two constants the check reads
+        if line.startswith(("REFUSED_WEEKDAYS = ", "REFUSED_DAYS = ")):
+            name, _, value = line.partition(" = ")
+            refused[name] = value
+    assert refused["REFUSED_WEEKDAYS"] == "[6, 7]"  # outside the weekday-only run_on
+    days = payroll.text.split("REFUSED_DAYS = ")[1].split("]")[0]
+    # Bavaria's holidays and the listed date, from 2025 (backfills) through next year; a
+    # holiday on a weekend is left to the weekdays.
+    for listed in ("2025-01-06", "2026-12-25", "2026-12-31", "2027-01-06"):
+        assert f'"{listed}"' in days
+    assert '"2026-12-26"' not in days  # a Saturday: REFUSED_WEEKDAYS says it
+    assert '"2028-01-06"' not in days
+    said = warning_about(files["payroll"], "calendars (")
+    assert "listed for 2025-01-01..2027-12-31 (export again before its end" in said
+    assert "not exported (a shift" in warning_about(files["moved"], "calendars (")
+    assert "ShortCircuitOperator" not in files["moved"].text

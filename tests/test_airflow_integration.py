@@ -131,6 +131,19 @@ FEATURES = """
     command = "true"
     depends_on = ["flaky_step"]
     run_if = "none_failed"
+
+    [calendars.weekend]
+    weekdays = ["Sat", "Sun"]
+
+    [jobs.workday]
+    schedule = "0 7 * * *"
+    skip_on = ["weekend"]
+    command = 'mkdir -p "$OUT"; echo "$CRONFLOW_DATE" >> "$OUT/workdays"'
+
+    [jobs.workday_report]
+    depends_on = ["workday"]
+    run_if = "all_done"
+    command = "true"
 """
 
 ALERTS = """
@@ -276,6 +289,7 @@ def test_airflow_loads_every_exported_file_without_errors(world):
             "feature_partial",
             "feature_flaky_step",
             "feature_two_shifts",
+            "feature_workday",
         ]
     )
 
@@ -382,6 +396,8 @@ DAG_TESTS = (
     "feature_hourly@2026-01-14T01:05:00+00:00",
     "feature_nightly@2026-01-14T01:30:00+00:00",
     "feature_broken@2026-01-13T23:00:00+00:00",
+    "feature_workday@2026-01-16T06:00:00+00:00",
+    "feature_workday@2026-01-17T06:00:00+00:00",
 )
 
 
@@ -426,6 +442,23 @@ def test_an_exit_status_cronflow_counts_as_success_succeeds_under_airflow(world,
     run = run_of(world, "feature_partial", "2026-01-14T00:00:00+00:00")
     assert run["state"] == "success"
     assert run["tasks"]["partial"]["state"] == "success"
+
+
+def test_a_day_the_calendars_refuse_skips_every_task_under_airflow(world, dag_tests):
+    friday, saturday = (f"2026-01-{day}T06:00:00+00:00" for day in (16, 17))
+    states = {}
+    for when in (friday, saturday):
+        assert dag_tests[f"feature_workday@{when}"] == "ok"
+        tasks = run_of(world, "feature_workday", when)["tasks"]
+        states[when] = {task: state["state"] for task, state in tasks.items()}
+    assert states[friday] == dict.fromkeys(["_calendars", "workday", "workday_report"], "success")
+    # skip_on = ["weekend"]: skipped, the all_done report with it, as cronflow skips the day.
+    assert states[saturday] == {
+        "_calendars": "success",
+        "workday": "skipped",
+        "workday_report": "skipped",
+    }
+    assert (world.features / "seen" / "workdays").read_text() == "2026-01-16\n"
 
 
 def test_trigger_rules_decide_under_airflow_as_under_cronflow(world, dag_tests, tmp_path):

@@ -336,7 +336,9 @@ def test_the_airflow_export_warns_about_calendars_and_blackout_windows(write_job
     exported = {f.dag_id: f for f in export_airflow(load(path), now=datetime.now(UTC), decided={})}
     warnings = exported["report"].warnings
     assert any(
-        w.startswith("calendars (skipping days of holidays and weekend): not exported")
+        w.startswith(
+            "calendars (skipping days of holidays and weekend): the DAG's first task, _calendars"
+        )
         for w in warnings
     ), warnings
     assert "blackout backups (Sat 22:00..Sun 06:00): not exported" in " ".join(warnings)

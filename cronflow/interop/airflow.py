@@ -30,6 +30,7 @@ from cronflow.interop.airflow_flows import (
     flows,
     start_of_flow,
 )
+from cronflow.interop.calendar_exclusions import RefusedDays, refused_days
 from cronflow.interop.python_source import (
     argument_lines,
     call,
@@ -39,6 +40,7 @@ from cronflow.interop.python_source import (
     list_literal,
     literal,
     origin_line,
+    sequence_literal,
     timedelta_literal,
     verbatim,
     write_generated,
@@ -49,6 +51,7 @@ from cronflow.tell.alerts import alerted_events
 DAG_ID_PREFIX = re.compile(r"[A-Za-z0-9_.-]*\Z")  # what Airflow allows in a dag_id
 SENSOR_POKE_INTERVAL = 60  # seconds between an ExternalTaskSensor's checks
 _SENSOR = "sensor:"  # key prefix of a sensor's task in _variable_names
+CALENDAR_TASK = "_calendars"  # the calendars' check (no job name starts with "_")
 _TEMPLATE_FILE_ENDINGS = (".sh", ".bash")  # BashOperator reads such a command as a file
 # Names the generated module defines itself, which a task variable must not shadow.
 _RESERVED = {
@@ -58,6 +61,9 @@ _RESERVED = {
     "ExternalTaskSensor",
     "ZoneInfo",
     "annotations",
+    "REFUSED_DAYS",
+    "REFUSED_WEEKDAYS",
+    "ShortCircuitOperator",
     "apprise_alert",
     "apprise_targets",
     "croniter",
@@ -67,6 +73,7 @@ _RESERVED = {
     "dag",
     "datetime",
     "latest_tick",
+    "on_calendar_days",
     "timedelta",
     "ALERT_URLS",
     "ALERT_CONFIG",
@@ -103,7 +110,9 @@ def export_airflow(
         )
     planned = flows(jobfile, dag_id_prefix)
     dag_of = {job.name: flow.dag_id for flow in planned for job in flow.jobs}
-    return [_render(jobfile, flow, dag_of, start_of_flow(flow, now, decided)) for flow in planned]
+    return [
+        _render(jobfile, flow, dag_of, start_of_flow(flow, now, decided), now) for flow in planned
+    ]
 
 
 # ---- grouping jobs into DAGs ------------------------------------------------------------
@@ -116,15 +125,20 @@ def export_airflow(
 
 
 def _render(
-    jobfile: JobFile, flow: Flow, dag_of: dict[str, str], start: datetime | None
+    jobfile: JobFile, flow: Flow, dag_of: dict[str, str], start: datetime | None, now: datetime
 ) -> DagFile:
-    warnings = differences(jobfile, flow)
-    names = _variable_names(flow)
+    days = flow.cadence.days
+    refused = None
+    if days is not None and days.shift is None and flow.cadence.expression is not None:
+        first = min(start or now, now).astimezone(flow.cadence.timezone).date()
+        refused = refused_days(days, first, now)
+    warnings = differences(jobfile, flow, refused)
+    names = _variable_names(flow, refused is not None)
     has_alerts = any(alerted_events(jobfile, job) for job in flow.jobs)
     body = "\n\n\n".join(
         [
-            _helpers(flow, jobfile if has_alerts else None),
-            _dag_block(jobfile, flow, names, dag_of, start),
+            _helpers(flow, jobfile if has_alerts else None, refused),
+            _dag_block(jobfile, flow, names, dag_of, start, refused),
         ]
     )
     # isort's rule: one blank line after the imports before a constant, two before a def
@@ -138,6 +152,8 @@ def _render(
         + "\n"
     )
     tasks = [_sensor_task_id(flow, upstream) for upstream in flow.sensors]
+    if refused is not None:
+        tasks.insert(0, CALENDAR_TASK)
     return DagFile(
         dag_id=flow.dag_id,
         filename=f"{flow.dag_id}.py",
@@ -188,6 +204,11 @@ def _imports(flow: Flow, body: str) -> str:
         stdlib.insert(0, "import socket")
     third_party = [
         "from airflow.providers.standard.operators.bash import BashOperator",
+        *(
+            ["from airflow.providers.standard.operators.python import ShortCircuitOperator"]
+            if "ShortCircuitOperator(" in body
+            else []
+        ),
         "from airflow.sdk import DAG"
         + (", Asset" if "Asset(" in body else "")
         + (
@@ -198,7 +219,7 @@ def _imports(flow: Flow, body: str) -> str:
         + (", MultipleCronTriggerTimetable" if "MultipleCronTriggerTimetable(" in body else ""),
     ]
     if flow.external:
-        third_party[1:1] = [
+        third_party[-1:-1] = [
             "from airflow.providers.standard.sensors.external_task import ExternalTaskSensor"
         ]
         third_party.append("from croniter import croniter")
@@ -247,6 +268,19 @@ def latest_tick(cron: str, zone: str):
     return at_or_before
 '''.strip("\n")
 
+_CALENDAR_HELPER = '''
+def on_calendar_days(weekdays: list[int], days: list[str], zone: str):
+    """The test of the DAG's first task: whether the run's logical day in the jobs' zone is
+    one their calendars allow (not one of `weekdays`, 1 = Monday, nor of `days`). When it is
+    not, every task of the run is skipped, as cronflow skips the day."""
+
+    def allowed(dag_run) -> bool:
+        day = cronflow_time(dag_run, zone).date()
+        return day.isoweekday() not in weekdays and day.isoformat() not in days
+
+    return allowed
+'''.strip("\n")
+
 _ALERT_HELPER = '''
 def apprise_alert(on: str, tags: list[str]):
     """A task callback that sends cronflow's `on` alert through apprise (needed on workers)."""
@@ -282,10 +316,12 @@ def apprise_alert(on: str, tags: list[str]):
 '''.strip("\n")
 
 
-def _helpers(flow: Flow, alerting: JobFile | None) -> str:
+def _helpers(flow: Flow, alerting: JobFile | None, refused: RefusedDays | None) -> str:
     parts = [_TIME_HELPERS]
     if flow.external:
         parts.append(_SENSOR_HELPER)
+    if refused is not None:
+        parts += [_refused_constants(refused), _CALENDAR_HELPER]
     if alerting is not None:
         constants = [
             *alert_constants(alerting.alerts),
@@ -307,6 +343,7 @@ def _dag_block(
     names: dict[str, str],
     dag_of: dict[str, str],
     start: datetime | None,
+    refused: RefusedDays | None,
 ) -> str:
     cadence = flow.cadence
     root = flow.jobs[0]
@@ -339,7 +376,7 @@ def _dag_block(
     if not any(job.enabled for job in flow.jobs):
         arguments.append(("is_paused_upon_creation", "True"))
     lines = ["with DAG(", *argument_lines(arguments, indent=4), ") as dag:"]
-    blocks = []
+    blocks = [] if refused is None else [_calendar_check(flow, names[CALENDAR_TASK])]
     for upstream in flow.sensors:
         blocks.append(_sensor(flow, upstream, names[_SENSOR + upstream.name], dag_of))
     for job in flow.jobs:
@@ -445,6 +482,7 @@ def _sensor_task_id(flow: Flow, upstream: Job) -> str:
 def _dependencies(flow: Flow, names: dict[str, str]) -> str:
     lines = []
     members = {job.name for job in flow.jobs}
+    roots = [names[_SENSOR + upstream.name] for upstream in flow.sensors]
     for job in flow.jobs:
         upstreams = [names[u] for u in job.depends_on if u in members]
         upstreams += [names[_SENSOR + u.name] for u in flow.external.get(job.name, ())]
@@ -452,13 +490,44 @@ def _dependencies(flow: Flow, names: dict[str, str]) -> str:
             lines.append(f"    {upstreams[0]} >> {names[job.name]}")
         elif upstreams:
             lines.append(f"    [{', '.join(upstreams)}] >> {names[job.name]}")
+        else:
+            roots.append(names[job.name])
+    if CALENDAR_TASK in names:  # the calendars' check comes before everything else
+        after = roots[0] if len(roots) == 1 else "[" + ", ".join(roots) + "]"
+        lines.insert(0, f"    {names[CALENDAR_TASK]} >> {after}")
     return "\n".join(lines)
 
 
-def _variable_names(flow: Flow) -> dict[str, str]:
+def _calendar_check(flow: Flow, variable: str) -> str:
+    zone = literal(flow.cadence.timezone.key)
+    test = formatted_call(
+        "on_calendar_days",
+        ["REFUSED_WEEKDAYS", "REFUSED_DAYS", zone],
+        "python_callable=",
+        indent=8,
+    )
+    arguments = [
+        ("task_id", literal(CALENDAR_TASK)),
+        ("python_callable", test),
+        ("ignore_downstream_trigger_rules", "True"),  # skip them all, whatever their run_if
+    ]
+    return call(variable, "ShortCircuitOperator", arguments)
+
+
+def _refused_constants(refused: RefusedDays) -> str:
+    days = [literal(day.isoformat()) for day in refused.days]
+    return (
+        "# The days the jobs' calendars refuse: these weekdays (1 = Monday), and these days.\n"
+        f"REFUSED_WEEKDAYS = [{', '.join(map(str, refused.weekdays))}]\n"
+        f"REFUSED_DAYS = {sequence_literal(days, indent=0, start=len('REFUSED_DAYS = '))}"
+    )
+
+
+def _variable_names(flow: Flow, calendars: bool) -> dict[str, str]:
     """A Python name for each task (job names may hold '.' and '-'); sensors are keyed
-    by _SENSOR + the upstream's name."""
-    wanted = [(job.name, job.name) for job in flow.jobs]
+    by _SENSOR + the upstream's name, the calendars' check by CALENDAR_TASK."""
+    wanted = [(CALENDAR_TASK, "calendars")] if calendars else []
+    wanted += [(job.name, job.name) for job in flow.jobs]
     wanted += [
         (_SENSOR + upstream.name, _sensor_task_id(flow, upstream)) for upstream in flow.sensors
     ]

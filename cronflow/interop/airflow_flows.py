@@ -18,6 +18,7 @@ from cronflow.decide.schedule import (
     schedule_of,
 )
 from cronflow.decide.wall_times import offset_change
+from cronflow.interop.calendar_exclusions import RefusedDays
 from cronflow.interop.python_source import duration_words, list_literal, literal
 from cronflow.model import AlertEvent, AlertSettings, Cadence, CatchUp, Job, JobFile, Overlap, RunIf
 from cronflow.tell.alerts import alerted_events
@@ -172,8 +173,9 @@ JOB_DIFFERENCES: tuple[tuple[Callable[[Job], bool], str], ...] = (
 )
 
 
-def differences(jobfile: JobFile, flow: Flow) -> list[str]:
-    """One sentence per thing Airflow will do differently from cronflow for this flow."""
+def differences(jobfile: JobFile, flow: Flow, refused: RefusedDays | None = None) -> list[str]:
+    """One sentence per thing Airflow will do differently from cronflow for this flow
+    (`refused`: the days its calendars refuse, when the DAG skips them)."""
     notes: list[str] = []
 
     def about(jobs: list[Job], text: str) -> None:
@@ -215,11 +217,13 @@ def differences(jobfile: JobFile, flow: Flow) -> list[str]:
                 "day-of-week with AND, as cron does when one of them starts with `*`; "
                 "Airflow (croniter) combines them with OR and runs on more days."
             )
-        if flow.cadence.days is not None:
+        if flow.cadence.days is not None and refused is not None:
+            notes.append(refused.note(flow.cadence.days.describe()))
+        elif flow.cadence.days is not None:
             notes.append(
-                f"calendars ({flow.cadence.days.describe()}): not exported; Airflow's cron "
-                "timetable runs on every day the expression names, holidays included. Skip "
-                "them in a custom Timetable, or with a ShortCircuitOperator at the DAG's start."
+                f"calendars ({flow.cadence.days.describe()}): not exported (a shift moves "
+                "ticks to other days); Airflow's cron timetable runs on every day the "
+                "expression names, holidays included. Move them in a custom Timetable."
             )
     about(
         [job for job in flow.jobs if job.pool is not None],

@@ -28,7 +28,7 @@ from cronflow.interop.airflow_flows import (
     alert_constants,
     flows,
 )
-from cronflow.interop.dagster_calendars import Exclusions, exclusions
+from cronflow.interop.calendar_exclusions import Exclusions, exclusions
 from cronflow.interop.dagster_plan import (
     JOB_KEY_PREFIX,
     Partitioning,
@@ -143,7 +143,7 @@ def export_dagster(
         start = first_partition(flow, min(oldest, default=None), now) if partitions else None
         excluded = None
         if partitions is not None and start is not None:
-            excluded = exclusions(flow, partitions.cron, start, now)
+            excluded = exclusions(flow.cadence, partitions.cron, start, now)
         flow_name = dagster_name(f"{flow.dag_id}_flow", dagster_names)
         warnings = differences(jobfile, flow, note, excluded)
         block, names = _flow_block(

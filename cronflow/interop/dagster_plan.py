@@ -25,7 +25,7 @@ from cronflow.interop.airflow_flows import (
     days_differ,
     dst_differs,
 )
-from cronflow.interop.dagster_calendars import Exclusions
+from cronflow.interop.calendar_exclusions import Exclusions
 from cronflow.masking import looks_secret
 from cronflow.model import CatchUp, Job, JobFile, Overlap, RunIf
 
