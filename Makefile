@@ -31,9 +31,9 @@ demo: $(VENV)/.installed
 	@echo "Watch it live in the terminal: $(BIN)/cronflow top --jobs jobs.toml.example"
 	@echo "or in the browser: $(BIN)/cronflow serve --jobs jobs.toml.example, then open http://127.0.0.1:8080/"
 
-# Lint, format and types first (ruff, mypy --strict), then every test on one worker per CPU.
-# One pytest worker per CPU and one more: the tests wait on the processes they start for about
-# a quarter of their time (2 CPUs: 3 workers 187 s, 2 workers 208 s, 4 workers 193 s).
+# Lint, format and types first (ruff, mypy --strict), then every test on one pytest worker per
+# CPU and one more: the tests wait on the processes they start for about a quarter of their
+# time (2 CPUs: 3 workers 187 s, 2 workers 208 s, 4 workers 193 s).
 TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 
 test: $(VENV)/.installed-test

@@ -24,23 +24,21 @@ _JUST_BEFORE = timedelta(microseconds=1)
 
 @dataclass(frozen=True, slots=True)
 class Exclusions:
-    """The ticks a flow's calendars refuse: those on `weekdays` as the cron expression
-    `cron`, the others listed as `ticks` (aware, UTC) up to the end of `until`."""
+    """The ticks a flow's calendars refuse (`refused`): those on its weekdays as the cron
+    expression `cron`, the others listed as `ticks` (aware, UTC)."""
 
+    refused: RefusedDays
     cron: str | None
-    weekdays: tuple[int, ...]  # 1 = Monday ... 7 = Sunday
     ticks: tuple[datetime, ...]
-    until: date
-    open_ended: bool  # the calendars refuse more days after `until` than the weekdays
 
     def note(self, days: Days) -> str:
         """What the export did with the calendars, for the file's header and the warnings."""
         parts = []
-        if self.weekdays:
-            parts.append(f"each {weekday_names(self.weekdays)} by a cron exclusion")
-        if self.open_ended:
+        if self.refused.weekdays:
+            parts.append(f"each {weekday_names(self.refused.weekdays)} by a cron exclusion")
+        if self.refused.open_ended:
             parts.append(
-                f"{len(self.ticks)} other tick(s) listed through {self.until.isoformat()} "
+                f"{len(self.ticks)} other tick(s) listed through {self.refused.until} "
                 "(export again before then: later holidays and dates are not excluded)"
             )
         return (
@@ -57,27 +55,20 @@ def exclusions(cadence: Cadence, cron: str, start: datetime, now: datetime) -> E
     if days is None or days.shift is not None:
         return None
     schedule = schedule_of(cadence)
-    until = date(now.year + LISTED_YEARS, 12, 31)
-    end = datetime.combine(until + timedelta(days=1), time(), schedule.zone)
-    runs = set(schedule.ticks(start - _JUST_BEFORE, end))
-    weekly = _refused_every_week(days)
+    refused = refused_days(days, start.astimezone(schedule.zone).date(), now)
+    listed_days = set(refused.days)
+    end = datetime.combine(refused.until + timedelta(days=1), time(), schedule.zone)
     listed = tuple(
         tick
         for tick in schedule.raw.ticks(start - _JUST_BEFORE, end)
-        if tick not in runs and tick.astimezone(schedule.zone).isoweekday() not in weekly
+        if tick.astimezone(schedule.zone).date() in listed_days
     )
     if len(listed) > MOST_LISTED:
         return None
     minute, hour = cron.split(" ")[:2]
-    weekdays = tuple(sorted(weekly))
-    every_week = f"{minute} {hour} * * {','.join(str(day % 7) for day in weekdays)}"
-    return Exclusions(
-        cron=every_week if weekdays else None,
-        weekdays=weekdays,
-        ticks=listed,
-        until=until,
-        open_ended=open_ended(days),
-    )
+    weekdays = ",".join(str(day % 7) for day in refused.weekdays)  # cron: 0 = Sunday
+    every_week = f"{minute} {hour} * * {weekdays}" if weekdays else None
+    return Exclusions(refused=refused, cron=every_week, ticks=listed)
 
 
 @dataclass(frozen=True, slots=True)
